@@ -1,0 +1,105 @@
+"""From a variance to tests and intervals: t with design df, bootstrap bands."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def _check_alpha(alpha: float) -> float:
+    if not isinstance(alpha, (int, float, np.floating)) or not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def valid_df(df: float | None) -> bool:
+    """A usable degrees-of-freedom value: ``None``/inf (normal) or a positive number."""
+    if df is None:
+        return True
+    return bool(not np.isnan(df) and df > 0)
+
+
+def t_inference(
+    estimate: np.ndarray,
+    se: np.ndarray,
+    df: float | None,
+    alpha: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """t statistics, two-sided p-values and (1-alpha) intervals.
+
+    Uses Student t with ``df`` degrees of freedom (normal when ``df`` is None
+    or infinite). Where the standard error is not finite or not positive, or
+    ``df`` is not usable, t, p and both interval ends are NaN together; the
+    estimate itself is never altered.
+
+    Returns ``(t, p, conf_low, conf_high)`` as arrays shaped like ``estimate``.
+    """
+    alpha = _check_alpha(alpha)
+    estimate = np.asarray(estimate, dtype=float)
+    se = np.broadcast_to(np.asarray(se, dtype=float), estimate.shape)
+    ok = np.isfinite(se) & (se > 0) & np.isfinite(estimate) & valid_df(df)
+    dist = stats.norm if df is None or np.isinf(df) else stats.t(df) if valid_df(df) else None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(ok, estimate / np.where(ok, se, 1.0), np.nan)
+    if dist is None:
+        nan = np.full(estimate.shape, np.nan)
+        return nan, nan.copy(), nan.copy(), nan.copy()
+    p = np.where(ok, 2.0 * dist.sf(np.abs(t)), np.nan)
+    crit = dist.ppf(1.0 - alpha / 2.0)
+    low = np.where(ok, estimate - crit * se, np.nan)
+    high = np.where(ok, estimate + crit * se, np.nan)
+    return t, p, low, high
+
+
+def bootstrap_se(draws: np.ndarray, method: str = "sd") -> np.ndarray:
+    """Standard errors from bootstrap deviations (B x k).
+
+    ``sd``: the standard deviation of the draws. ``iqr``: the interquartile
+    range divided by that of the standard normal, robust to a few extreme
+    draws (R ``did``'s choice).
+    """
+    draws = np.asarray(draws, dtype=float)
+    if method == "sd":
+        return draws.std(axis=0, ddof=1)
+    if method == "iqr":
+        q75, q25 = np.quantile(draws, [0.75, 0.25], axis=0)
+        return (q75 - q25) / (stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
+    raise ValueError(f"bootstrap se method must be 'sd' or 'iqr', got {method!r}")
+
+
+def percentile_interval(
+    estimate: np.ndarray, draws: np.ndarray, alpha: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval ``theta_hat + quantiles of (theta*_b - theta_hat)``."""
+    alpha = _check_alpha(alpha)
+    lo, hi = np.quantile(np.asarray(draws, dtype=float), [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
+    estimate = np.asarray(estimate, dtype=float)
+    return estimate + lo, estimate + hi
+
+
+def bootstrap_p_value(estimate: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of ``theta = 0``: share of ``|theta*_b - theta_hat| >= |theta_hat|``.
+
+    Uses ``(1 + count) / (B + 1)`` so it is never exactly zero.
+    """
+    draws = np.asarray(draws, dtype=float)
+    estimate = np.asarray(estimate, dtype=float)
+    count = (np.abs(draws) >= np.abs(estimate)[None, ...]).sum(axis=0)
+    return (1.0 + count) / (draws.shape[0] + 1.0)
+
+
+def sup_t_critical(draws: np.ndarray, se: np.ndarray, alpha: float = 0.05) -> float:
+    """Critical value for a uniform (sup-t) band over the k estimates.
+
+    The (1-alpha) quantile over draws of ``max_j |delta_bj| / se_j``; columns
+    with a zero or non-finite standard error are left out. The band is
+    ``theta_hat_j +- c * se_j`` (Montiel Olea & Plagborg-Moller 2019).
+    """
+    alpha = _check_alpha(alpha)
+    draws = np.asarray(draws, dtype=float)
+    se = np.asarray(se, dtype=float)
+    keep = np.isfinite(se) & (se > 0)
+    if not keep.any():
+        return float("nan")
+    t_max = np.max(np.abs(draws[:, keep]) / se[keep], axis=1)
+    return float(np.quantile(t_max, 1.0 - alpha))

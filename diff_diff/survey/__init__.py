@@ -1,0 +1,19 @@
+"""Survey designs: description, resolution against data, metadata, descriptives."""
+
+from .descriptive import survey_mean, survey_total
+from .design import LONELY_PSU_RULES, REPLICATE_METHODS, WEIGHT_TYPES, SurveyDesign
+from .metadata import SurveyMetadata
+from .resolved import ReplicateSpec, ResolvedDesign, trivial_design
+
+__all__ = [
+    "LONELY_PSU_RULES",
+    "REPLICATE_METHODS",
+    "WEIGHT_TYPES",
+    "ReplicateSpec",
+    "ResolvedDesign",
+    "SurveyDesign",
+    "SurveyMetadata",
+    "survey_mean",
+    "survey_total",
+    "trivial_design",
+]

@@ -1,0 +1,547 @@
+"""A survey design resolved against data: validated arrays for the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .design import SurveyDesign
+
+# Relative tolerance of R's ``degf()`` rank of the replicate weights.
+REPLICATE_RANK_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True, eq=False)
+class ReplicateSpec:
+    """Replicate weights and their variance multipliers.
+
+    ``weights`` are analysis replicate weights (n x R) on the same scale as
+    :attr:`ResolvedDesign.weights`; the replicate variance of an estimator
+    ``theta`` is ``scale * sum_r rscales[r] * (theta_r - centre)^2``.
+    """
+
+    method: str
+    weights: np.ndarray
+    scale: float
+    rscales: np.ndarray
+    mse: bool
+    fay_rho: float = 0.0
+
+    @property
+    def n_replicates(self) -> int:
+        return int(self.weights.shape[1])
+
+    @cached_property
+    def rank(self) -> int:
+        """Rank of the replicate weight matrix, as R's ``degf()`` counts it."""
+        return _sequential_rank(self.weights, REPLICATE_RANK_TOLERANCE)
+
+
+@dataclass(frozen=True, eq=False)
+class ResolvedDesign:
+    """A survey design validated against a data frame, as arrays.
+
+    Attributes
+    ----------
+    weights : ndarray (n,)
+        Analysis weights; pweights and aweights are rescaled to mean 1.
+    raw_weights : ndarray (n,)
+        The weights as supplied (ones when the design has no weights).
+    weight_type : str
+    psu : ndarray of int (n,)
+        PSU code of each row, 0..n_psu-1 (each row is its own PSU when the
+        design names no PSU column).
+    psu_stratum : ndarray of int (n_psu,)
+        Stratum code of each PSU.
+    stratum_n_psu : ndarray of int (n_strata,)
+        Sampled PSUs per stratum in the full design.
+    stratum_fpc : ndarray of float (n_strata,)
+        Finite population correction factor ``1 - n_h / N_h`` per stratum
+        (1 without FPC).
+    lonely_psu : str
+    replicate : ReplicateSpec or None
+    psu_multiplicity : ndarray of float (n_psu,) or None
+        For frequency weights without a PSU column: how many sampled
+        observations each row stands for (each is its own PSU).
+    """
+
+    weights: np.ndarray
+    raw_weights: np.ndarray
+    weight_type: str
+    psu: np.ndarray
+    psu_stratum: np.ndarray
+    stratum_n_psu: np.ndarray
+    stratum_fpc: np.ndarray
+    lonely_psu: str = "remove"
+    has_strata: bool = False
+    has_psu: bool = False
+    has_fpc: bool = False
+    replicate: ReplicateSpec | None = None
+    psu_multiplicity: np.ndarray | None = None
+    source: "SurveyDesign | None" = field(default=None, repr=False)
+
+    # ----------------------------------------------------------- basic sizes
+    @property
+    def n_obs(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def n_psu(self) -> int:
+        return int(self.psu_stratum.shape[0])
+
+    @property
+    def n_strata(self) -> int:
+        return int(self.stratum_n_psu.shape[0])
+
+    @property
+    def strata(self) -> np.ndarray:
+        """Stratum code of each row."""
+        return self.psu_stratum[self.psu]
+
+    @property
+    def weight_scale(self) -> float:
+        """Factor ``c`` with ``weights == c * raw_weights`` (rows with weight)."""
+        total_raw = float(self.raw_weights.sum())
+        return float(self.weights.sum()) / total_raw if total_raw > 0 else 1.0
+
+    @property
+    def uses_replicates(self) -> bool:
+        return self.replicate is not None
+
+    @property
+    def is_trivial(self) -> bool:
+        """No strata, no PSU column, no FPC and no replicates."""
+        return not (self.has_strata or self.has_psu or self.has_fpc or self.uses_replicates)
+
+    @cached_property
+    def df(self) -> float:
+        """Design degrees of freedom (R's ``degf``).
+
+        Taylor designs: PSUs minus strata among rows with non-zero weight.
+        Replicate designs: rank of the replicate analysis weights minus one.
+        """
+        if self.replicate is not None:
+            return float(self.replicate.rank - 1)
+        inset = self.weights != 0
+        psus = np.unique(self.psu[inset])
+        strata = np.unique(self.psu_stratum[psus])
+        n_psu = psus.size if self.psu_multiplicity is None else self.psu_multiplicity[psus].sum()
+        return float(n_psu - strata.size)
+
+    # -------------------------------------------------------------- subsets
+    def take(self, rows: np.ndarray) -> "ResolvedDesign":
+        """The design restricted to ``rows`` (indices or a boolean mask).
+
+        PSU and stratum structure (sampled PSUs per stratum, FPC) stay those of
+        the full design, as R's ``subset()`` keeps them: dropping rows makes a
+        domain, not a new sample.
+        """
+        rows = np.asarray(rows)
+        rep = self.replicate
+        if rep is not None:
+            rep = replace(rep, weights=rep.weights[rows])
+        return replace(
+            self,
+            weights=self.weights[rows],
+            raw_weights=self.raw_weights[rows],
+            psu=self.psu[rows],
+            replicate=rep,
+        )
+
+    def with_clusters(self, cluster: np.ndarray) -> "ResolvedDesign":
+        """Use ``cluster`` labels (one per row) as the PSUs of this design.
+
+        For a design without a PSU column, e.g. to cluster by unit: the
+        clusters become the PSUs within the design's strata (a cluster seen in
+        two strata is an error unless the design has ``nest=True``, which
+        splits it by stratum).
+        """
+        if self.replicate is not None:
+            raise ValueError(
+                "clusters cannot be added to a replicate-weight design: the replicate "
+                "weights already encode the clustering"
+            )
+        if self.has_psu:
+            raise ValueError(
+                "the survey design already names PSUs; its PSU column defines the clustering"
+            )
+        if self.has_fpc:
+            raise ValueError(
+                "clusters cannot be added to a design with an FPC: the FPC counts the "
+                "design's own PSUs; name the PSU column in the SurveyDesign instead"
+            )
+        cluster = np.asarray(cluster)
+        if cluster.shape != (self.n_obs,):
+            raise ValueError(
+                f"cluster must have one label per row ({self.n_obs}), got shape {cluster.shape}"
+            )
+        codes, labels = pd.factorize(cluster, sort=True)
+        if (codes < 0).any():
+            raise ValueError(f"cluster contains {int((codes < 0).sum())} missing values")
+        codes = codes.astype(np.int64)
+        strata = self.strata
+        if self.has_strata:
+            nest = bool(self.source.nest) if self.source is not None else False
+            if nest:
+                codes, _ = pd.factorize(strata * np.int64(labels.shape[0]) + codes, sort=True)
+                codes = codes.astype(np.int64)
+            else:
+                _check_nested(codes, strata, np.asarray(labels), "cluster")
+        n_psu = int(codes.max()) + 1
+        psu_stratum = np.zeros(n_psu, dtype=np.int64)
+        psu_stratum[codes] = strata
+        stratum_n_psu = np.bincount(psu_stratum, minlength=self.n_strata).astype(np.int64)
+        return replace(
+            self,
+            psu=codes,
+            psu_stratum=psu_stratum,
+            stratum_n_psu=stratum_n_psu,
+            has_psu=True,
+            psu_multiplicity=None,
+        )
+
+    def restrict(self, inside: np.ndarray) -> "ResolvedDesign":
+        """A domain: zero weight (and replicate weight) outside ``inside``."""
+        inside = np.asarray(inside, dtype=bool)
+        rep = self.replicate
+        if rep is not None:
+            rep = replace(rep, weights=np.where(inside[:, None], rep.weights, 0.0))
+        return replace(
+            self,
+            weights=np.where(inside, self.weights, 0.0),
+            raw_weights=np.where(inside, self.raw_weights, 0.0),
+            replicate=rep,
+        )
+
+
+# ---------------------------------------------------------------------------
+# resolution
+# ---------------------------------------------------------------------------
+def trivial_design(n: int, frequency_weights: np.ndarray | None = None) -> ResolvedDesign:
+    """Independent, equally weighted observations (or frequency-weighted rows)."""
+    if frequency_weights is None:
+        weights = np.ones(n)
+        multiplicity = None
+        n_units = n
+        weight_type = "pweight"
+    else:
+        weights = np.asarray(frequency_weights, dtype=float)
+        if weights.shape != (n,):
+            raise ValueError(f"frequency weights must have shape ({n},), got {weights.shape}")
+        _check_weight_values(weights, "frequency weights")
+        multiplicity = weights
+        n_units = int(np.rint(weights.sum()))
+        weight_type = "fweight"
+    return ResolvedDesign(
+        weights=weights,
+        raw_weights=weights.copy(),
+        weight_type=weight_type,
+        psu=np.arange(n, dtype=np.int64),
+        psu_stratum=np.zeros(n, dtype=np.int64),
+        stratum_n_psu=np.array([n_units], dtype=np.int64),
+        stratum_fpc=np.ones(1),
+        psu_multiplicity=multiplicity,
+    )
+
+
+def resolve_design(design: "SurveyDesign", data: pd.DataFrame) -> ResolvedDesign:
+    """Validate ``design`` against ``data``; see :meth:`SurveyDesign.resolve`."""
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    n = len(data)
+    if n == 0:
+        raise ValueError("SurveyDesign.resolve: data has no rows")
+    raw = _weights(design, data)
+    total = raw.sum()
+    if design.weight_type in ("pweight", "aweight"):
+        weights = raw * (n / total)
+    else:
+        weights = raw.copy()
+
+    if design.replicate_weights is not None:
+        replicate = _replicates(design, data, raw, weights)
+        return ResolvedDesign(
+            weights=weights,
+            raw_weights=raw,
+            weight_type=design.weight_type,
+            psu=np.arange(n, dtype=np.int64),
+            psu_stratum=np.zeros(n, dtype=np.int64),
+            stratum_n_psu=np.array([n], dtype=np.int64),
+            stratum_fpc=np.ones(1),
+            lonely_psu=design.lonely_psu,
+            replicate=replicate,
+            source=design,
+        )
+
+    if design.strata is not None:
+        strata, strata_labels = _labels(data, design.strata, "strata")
+    else:
+        strata, strata_labels = np.zeros(n, dtype=np.int64), np.array([0])
+    n_strata = strata_labels.shape[0]
+
+    if design.psu is not None:
+        psu, psu_labels = _labels(data, design.psu, "psu")
+        if design.strata is not None:
+            if design.nest:
+                psu, _ = pd.factorize(strata * np.int64(psu_labels.shape[0]) + psu, sort=True)
+                psu = psu.astype(np.int64)
+            else:
+                _check_nested(psu, strata, psu_labels, design.psu)
+    else:
+        psu = np.arange(n, dtype=np.int64)
+    n_psu = int(psu.max()) + 1
+    psu_stratum = np.zeros(n_psu, dtype=np.int64)
+    psu_stratum[psu] = strata
+    multiplicity = None
+    if design.weight_type == "fweight" and design.psu is None:
+        # each of the w_i identical observations a row stands for is a PSU
+        multiplicity = weights
+        stratum_n_psu = np.rint(np.bincount(psu_stratum, weights, minlength=n_strata))
+        stratum_n_psu = stratum_n_psu.astype(np.int64)
+    else:
+        stratum_n_psu = np.bincount(psu_stratum, minlength=n_strata).astype(np.int64)
+
+    if design.fpc is not None:
+        stratum_fpc = _fpc_factor(data, design.fpc, strata, strata_labels, stratum_n_psu)
+    else:
+        stratum_fpc = np.ones(n_strata)
+
+    return ResolvedDesign(
+        weights=weights,
+        raw_weights=raw,
+        weight_type=design.weight_type,
+        psu=psu,
+        psu_stratum=psu_stratum,
+        stratum_n_psu=stratum_n_psu,
+        stratum_fpc=stratum_fpc,
+        lonely_psu=design.lonely_psu,
+        has_strata=design.strata is not None,
+        has_psu=design.psu is not None,
+        has_fpc=design.fpc is not None,
+        psu_multiplicity=multiplicity,
+        source=design,
+    )
+
+
+def _column(data: pd.DataFrame, column: str, field_name: str) -> pd.Series:
+    if column not in data.columns:
+        raise ValueError(f"SurveyDesign.{field_name}: column {column!r} not found in data")
+    return data[column]
+
+
+def _numeric(data: pd.DataFrame, column: str, field_name: str) -> np.ndarray:
+    series = _column(data, column, field_name)
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        raise ValueError(
+            f"SurveyDesign.{field_name}: column {column!r} must be numeric, got dtype {series.dtype}"
+        )
+    return series.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _check_weight_values(values: np.ndarray, what: str) -> None:
+    n_nan = int(np.isnan(values).sum())
+    if n_nan:
+        raise ValueError(f"{what} contains {n_nan} missing (NaN) values")
+    if np.isinf(values).any():
+        raise ValueError(f"{what} contains infinite values")
+    if (values < 0).any():
+        raise ValueError(f"{what} contains negative values (min {values.min():g})")
+
+
+def _weights(design: "SurveyDesign", data: pd.DataFrame) -> np.ndarray:
+    if design.weights is None:
+        return np.ones(len(data))
+    values = _numeric(data, design.weights, "weights")
+    what = f"SurveyDesign.weights: column {design.weights!r}"
+    _check_weight_values(values, what)
+    if not (values > 0).any():
+        raise ValueError(f"{what} has all weights equal to zero")
+    if design.weight_type == "fweight":
+        fractional = np.abs(values - np.round(values)) > 1e-10
+        if fractional.any():
+            raise ValueError(
+                f"{what}: frequency weights (fweight) must be whole numbers, found "
+                f"{values[fractional][0]!r}; use weight_type='pweight' for sampling weights"
+            )
+    return values
+
+
+def _labels(data: pd.DataFrame, column: str, field_name: str) -> tuple[np.ndarray, np.ndarray]:
+    series = _column(data, column, field_name)
+    n_missing = int(series.isna().sum())
+    if n_missing:
+        raise ValueError(
+            f"SurveyDesign.{field_name}: column {column!r} contains {n_missing} missing values"
+        )
+    codes, labels = pd.factorize(series, sort=True)
+    return codes.astype(np.int64), np.asarray(labels)
+
+
+def _check_nested(psu: np.ndarray, strata: np.ndarray, psu_labels: np.ndarray, column: str) -> None:
+    n_psu = psu_labels.shape[0]
+    pairs = np.unique(strata * np.int64(n_psu) + psu)
+    per_psu = np.bincount(pairs % n_psu, minlength=n_psu)
+    shared = np.flatnonzero(per_psu > 1)
+    if shared.size:
+        shown = ", ".join(repr(v) for v in psu_labels[shared[:5]].tolist())
+        raise ValueError(
+            f"SurveyDesign.psu: column {column!r} has labels that appear in more than one "
+            f"stratum ({shown}{', ...' if shared.size > 5 else ''}); set nest=True if PSU "
+            "labels are only unique within strata"
+        )
+
+
+def _fpc_factor(
+    data: pd.DataFrame,
+    column: str,
+    strata: np.ndarray,
+    strata_labels: np.ndarray,
+    stratum_n_psu: np.ndarray,
+) -> np.ndarray:
+    """Per-stratum correction ``1 - n_h/N_h`` from counts or fractions (R rules)."""
+    values = _numeric(data, column, "fpc")
+    what = f"SurveyDesign.fpc: column {column!r}"
+    if np.isnan(values).any():
+        raise ValueError(f"{what} contains missing (NaN) values")
+    if np.isinf(values).any():
+        raise ValueError(f"{what} contains infinite values")
+    if (values < 0).any():
+        raise ValueError(f"{what} contains negative values (min {values.min():g})")
+    n_strata = strata_labels.shape[0]
+    first = np.empty(n_strata)
+    first[strata[::-1]] = values[::-1]
+    varies = values != first[strata]
+    if varies.any():
+        label = strata_labels[strata[np.flatnonzero(varies)[0]]]
+        raise ValueError(
+            f"{what} is not constant within stratum {label!r}; the FPC is a property of "
+            "the stratum"
+        )
+    is_count = (first > 1).any()
+    if is_count and (first < 1).any():
+        raise ValueError(
+            f"{what} mixes population counts (> 1) and sampling fractions (< 1); use one "
+            "form for every stratum"
+        )
+    if is_count:
+        too_small = first < stratum_n_psu
+        if too_small.any():
+            h = int(np.flatnonzero(too_small)[0])
+            raise ValueError(
+                f"{what}: population size {first[h]:g} in stratum {strata_labels[h]!r} is "
+                f"smaller than its {stratum_n_psu[h]} sampled PSUs"
+            )
+        return 1.0 - stratum_n_psu / first
+    # sampling fractions: N_h = n_h / f_h, so 1 - n_h/N_h = 1 - f_h (f_h = 0: no FPC)
+    return 1.0 - first
+
+
+def _replicates(
+    design: "SurveyDesign", data: pd.DataFrame, raw: np.ndarray, weights: np.ndarray
+) -> ReplicateSpec:
+    columns = list(design.replicate_weights)
+    if len(columns) < 2:
+        raise ValueError(
+            f"SurveyDesign.replicate_weights: at least 2 replicate columns are needed, got {columns!r}"
+        )
+    reps = np.empty((len(data), len(columns)))
+    for j, col in enumerate(columns):
+        values = _numeric(data, col, "replicate_weights")
+        _check_weight_values(values, f"SurveyDesign.replicate_weights: column {col!r}")
+        if design.combined_weights:
+            bad = (values > 0) & (raw == 0)
+            if bad.any():
+                raise ValueError(
+                    f"SurveyDesign.replicate_weights: column {col!r} has a positive weight in "
+                    f"{int(bad.sum())} rows where the full-sample weight {design.weights!r} is 0 "
+                    "(combined_weights=True expects replicate analysis weights)"
+                )
+        reps[:, j] = values
+    if design.combined_weights:
+        total = raw.sum()
+        reps *= weights.sum() / total
+    else:
+        reps *= weights[:, None]
+    n_rep = len(columns)
+    scale, rscales = _replicate_scaling(design, n_rep)
+    return ReplicateSpec(
+        method=design.replicate_method,
+        weights=reps,
+        scale=scale,
+        rscales=rscales,
+        mse=bool(design.mse),
+        fay_rho=float(design.fay_rho),
+    )
+
+
+def _replicate_scaling(design: "SurveyDesign", n_rep: int) -> tuple[float, np.ndarray]:
+    """Default multipliers of R's ``svrepdesign`` with user overrides."""
+    method = design.replicate_method
+    rscales = np.ones(n_rep)
+    if method == "BRR":
+        scale = 1.0 / n_rep
+    elif method == "Fay":
+        scale = 1.0 / (n_rep * (1.0 - design.fay_rho) ** 2)
+    elif method == "SDR":
+        scale = 4.0 / n_rep
+    elif method == "JK1":
+        scale = (n_rep - 1.0) / n_rep
+    elif method == "bootstrap":
+        scale = 1.0 / (n_rep - 1.0)
+    elif design.replicate_strata is not None:  # JKn
+        scale = 1.0
+        _, codes, counts = np.unique(
+            np.asarray(design.replicate_strata), return_inverse=True, return_counts=True
+        )
+        n_h = counts[codes].astype(float)
+        rscales = (n_h - 1.0) / n_h
+    else:  # JKn with explicit rscales
+        scale = 1.0
+    if design.replicate_scale is not None:
+        scale = float(design.replicate_scale)
+    if design.replicate_rscales is not None:
+        rscales = np.asarray(design.replicate_rscales, dtype=float)
+    return scale, rscales
+
+
+def _sequential_rank(matrix: np.ndarray, tol: float) -> int:
+    """Rank by left-to-right elimination with column deferral (R's LINPACK ``qr``).
+
+    A column counts when the part of it not explained by the columns accepted
+    before it has a norm of at least ``tol`` times its own norm. Works on the
+    Gram matrix, so the cost is one ``X'X`` product.
+    """
+    gram = matrix.T @ matrix
+    accepted: list[int] = []
+    chol = np.zeros((0, 0))
+    for j in range(gram.shape[0]):
+        g_jj = gram[j, j]
+        if g_jj <= 0:
+            continue
+        if accepted:
+            v = _forward_solve(chol, gram[accepted, j])
+            resid = g_jj - v @ v
+        else:
+            v = np.zeros(0)
+            resid = g_jj
+        if resid <= 0 or np.sqrt(resid) < tol * np.sqrt(g_jj):
+            continue
+        k = len(accepted)
+        grown = np.zeros((k + 1, k + 1))
+        grown[:k, :k] = chol
+        grown[k, :k] = v
+        grown[k, k] = np.sqrt(resid)
+        chol = grown
+        accepted.append(j)
+    return len(accepted)
+
+
+def _forward_solve(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(lower, rhs, lower=True, check_finite=False)
