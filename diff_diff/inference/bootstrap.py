@@ -39,7 +39,9 @@ def draw_multipliers(rng: np.random.Generator, shape: tuple[int, int], kind: str
     ``webb``: the six points +-sqrt(1/2), +-1, +-sqrt(3/2), each 1/6.
     """
     if kind == "rademacher":
-        return rng.integers(0, 2, size=shape, dtype=np.int8) * 2.0 - 1.0
+        size = int(np.prod(shape))
+        bits = np.unpackbits(rng.integers(0, 256, size=(size + 7) // 8, dtype=np.uint8))
+        return (bits[:size].reshape(shape) * 2.0) - 1.0
     if kind == "mammen":
         low = rng.random(shape) < _MAMMEN_P_LOW
         return np.where(low, _MAMMEN_LOW, _MAMMEN_HIGH)
@@ -53,7 +55,10 @@ def scaled_psu_deviations(psi: np.ndarray, design) -> np.ndarray:
     psi = np.asarray(psi, dtype=float)
     if psi.ndim == 1:
         psi = psi[:, None]
-    totals = psu_totals(psi, design.psu, design.n_psu)
+    if design.n_psu == psi.shape[0] and not design.has_psu:
+        totals = psi  # each row is its own PSU, in row order
+    else:
+        totals = psu_totals(psi, design.psu, design.n_psu)
     scale, centred, lonely = stratum_weights(
         design.stratum_n_psu, design.stratum_fpc, design.lonely_psu
     )
@@ -64,7 +69,8 @@ def scaled_psu_deviations(psi: np.ndarray, design) -> np.ndarray:
     c = scale[design.psu_stratum] * inflation
     if design.psu_multiplicity is not None:
         c = c * design.psu_multiplicity
-    return dev * np.sqrt(c)[:, None]
+    dev *= np.sqrt(c)[:, None]
+    return dev
 
 
 def multiplier_bootstrap(
@@ -77,22 +83,24 @@ def multiplier_bootstrap(
     """Bootstrap deviations ``theta*_b - theta_hat`` (n_draws x k).
 
     Deterministic given ``seed``: one ``numpy.random.Generator`` draws the
-    multipliers PSU by PSU in blocks whose size depends only on the number of
-    PSUs.
+    multipliers in blocks of PSUs (all draws for a block at once), whose size
+    depends only on ``n_draws``, so memory stays bounded however many PSUs
+    there are.
     """
     if multiplier not in MULTIPLIERS:
         raise ValueError(
             f"bootstrap multipliers must be one of {list(MULTIPLIERS)}, got {multiplier!r}"
         )
-    if not isinstance(n_draws, (int, np.integer)) or n_draws < 2:
+    if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 2:
         raise ValueError(f"n_draws must be an integer >= 2, got {n_draws!r}")
+    n_draws = int(n_draws)
     rng = np.random.default_rng(seed)
     dev = scaled_psu_deviations(psi, design)
     n_psu, k = dev.shape
-    out = np.empty((int(n_draws), k))
-    block = max(1, _BLOCK_ELEMENTS // max(n_psu, 1))
-    for start in range(0, int(n_draws), block):
-        stop = min(start + block, int(n_draws))
-        v = draw_multipliers(rng, (stop - start, n_psu), multiplier)
-        out[start:stop] = v @ dev
+    out = np.zeros((n_draws, k))
+    block = max(1, _BLOCK_ELEMENTS // n_draws)
+    for start in range(0, n_psu, block):
+        stop = min(start + block, n_psu)
+        v = draw_multipliers(rng, (n_draws, stop - start), multiplier)
+        out += v @ dev[start:stop]
     return out

@@ -76,9 +76,9 @@ def replicate_estimates_from_influence(
     psi = np.asarray(psi, dtype=float)
     if psi.ndim == 1:
         psi = psi[:, None]
-    w = weights[:, None]
-    per_weight = np.divide(psi, w, out=np.zeros_like(psi), where=w > 0)
-    shift = replicate_weights.T @ per_weight - psi[weights > 0].sum(axis=0)
+    positive = weights > 0
+    inverse = np.divide(1.0, weights, out=np.zeros(weights.shape), where=positive)
+    shift = replicate_weights.T @ (psi * inverse[:, None]) - positive.astype(float) @ psi
     return np.atleast_1d(theta_full)[None, :] + shift
 
 

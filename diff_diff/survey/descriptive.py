@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._grouping import group_codes
 from ..inference.intervals import t_inference
 from ..inference.replicate import replicate_vcov_from_estimates
 from ..inference.tsl import domain_tsl_variance
@@ -129,16 +130,7 @@ def _outcomes(data: pd.DataFrame, variables: list[str]) -> np.ndarray:
 def _domains(data: pd.DataFrame, by: list[str] | None) -> tuple[np.ndarray, pd.DataFrame | None]:
     if by is None:
         return np.zeros(len(data), dtype=np.int64), None
-    for col in by:
-        if col not in data.columns:
-            raise ValueError(f"by column {col!r} not found in data")
-        n_missing = int(data[col].isna().sum())
-        if n_missing:
-            raise ValueError(f"by column {col!r} contains {n_missing} missing values")
-    grouped = data.groupby(by, sort=True)
-    codes = grouped.ngroup().to_numpy(dtype=np.int64)
-    keys = grouped.size().reset_index()[by]
-    return codes, keys
+    return group_codes(data, by)
 
 
 def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd.DataFrame:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .resolved import numeric_column
+
 if TYPE_CHECKING:  # pragma: no cover
     from .resolved import ResolvedDesign
 
@@ -322,7 +324,7 @@ class SurveyDesign:
         base = (
             np.ones(len(data))
             if self.weights is None
-            else _numeric_column(data, self.weights, "weights")
+            else numeric_column(data, self.weights, "weights")
         )
         out[weight_column] = np.where(inside, base, 0.0)
         new_reps = None
@@ -330,7 +332,7 @@ class SurveyDesign:
             new_reps = []
             for col in self.replicate_weights:
                 name = f"{col}_subpop"
-                values = _numeric_column(data, col, "replicate_weights")
+                values = numeric_column(data, col, "replicate_weights")
                 out[name] = np.where(inside, values, 0.0)
                 new_reps.append(name)
         return replace(self, weights=weight_column, replicate_weights=new_reps), out
@@ -341,17 +343,6 @@ def _check_choice(field: str, value: Any, allowed: Sequence[str]) -> None:
         raise ValueError(
             f"SurveyDesign.{field} must be one of {list(allowed)}, got {value!r}"
         )
-
-
-def _numeric_column(data: pd.DataFrame, column: str, field: str) -> np.ndarray:
-    if column not in data.columns:
-        raise ValueError(f"SurveyDesign.{field}: column {column!r} not found in data")
-    series = data[column]
-    if not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
-        raise ValueError(
-            f"SurveyDesign.{field}: column {column!r} must be numeric, got dtype {series.dtype}"
-        )
-    return series.to_numpy(dtype=float, na_value=np.nan)
 
 
 def _domain_mask(data: pd.DataFrame, mask: Any) -> np.ndarray:

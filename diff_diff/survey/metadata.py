@@ -80,7 +80,7 @@ class SurveyMetadata:
         sum_w2 = float(np.square(w).sum())
         n = int(inset.sum())
         if design.replicate is None:
-            psus = np.unique(design.psu[inset])
+            psus = design.psus_with_weight()
             n_strata = int(np.unique(design.psu_stratum[psus]).size)
             n_psu = int(psus.size)
             if design.psu_multiplicity is not None:

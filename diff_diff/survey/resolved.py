@@ -127,11 +127,15 @@ class ResolvedDesign:
         """
         if self.replicate is not None:
             return float(self.replicate.rank - 1)
-        inset = self.weights != 0
-        psus = np.unique(self.psu[inset])
-        strata = np.unique(self.psu_stratum[psus])
+        psus = self.psus_with_weight()
+        strata = np.bincount(self.psu_stratum[psus], minlength=self.n_strata) > 0
         n_psu = psus.size if self.psu_multiplicity is None else self.psu_multiplicity[psus].sum()
-        return float(n_psu - strata.size)
+        return float(n_psu - strata.sum())
+
+    def psus_with_weight(self) -> np.ndarray:
+        """Codes of the PSUs that hold at least one row with non-zero weight."""
+        counts = np.bincount(self.psu, weights=self.weights != 0, minlength=self.n_psu)
+        return np.flatnonzero(counts)
 
     # -------------------------------------------------------------- subsets
     def take(self, rows: np.ndarray) -> "ResolvedDesign":
@@ -291,7 +295,7 @@ def resolve_design(design: "SurveyDesign", data: pd.DataFrame) -> ResolvedDesign
                 psu, _ = pd.factorize(strata * np.int64(psu_labels.shape[0]) + psu, sort=True)
                 psu = psu.astype(np.int64)
             else:
-                _check_nested(psu, strata, psu_labels, design.psu)
+                _check_nested(psu, strata, psu_labels, f"SurveyDesign.psu: column {design.psu!r}")
     else:
         psu = np.arange(n, dtype=np.int64)
     n_psu = int(psu.max()) + 1
@@ -334,7 +338,8 @@ def _column(data: pd.DataFrame, column: str, field_name: str) -> pd.Series:
     return data[column]
 
 
-def _numeric(data: pd.DataFrame, column: str, field_name: str) -> np.ndarray:
+def numeric_column(data: pd.DataFrame, column: str, field_name: str) -> np.ndarray:
+    """A design column as floats; ValueError naming the field if missing or not numeric."""
     series = _column(data, column, field_name)
     if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         raise ValueError(
@@ -356,7 +361,7 @@ def _check_weight_values(values: np.ndarray, what: str) -> None:
 def _weights(design: "SurveyDesign", data: pd.DataFrame) -> np.ndarray:
     if design.weights is None:
         return np.ones(len(data))
-    values = _numeric(data, design.weights, "weights")
+    values = numeric_column(data, design.weights, "weights")
     what = f"SurveyDesign.weights: column {design.weights!r}"
     _check_weight_values(values, what)
     if not (values > 0).any():
@@ -382,15 +387,17 @@ def _labels(data: pd.DataFrame, column: str, field_name: str) -> tuple[np.ndarra
     return codes.astype(np.int64), np.asarray(labels)
 
 
-def _check_nested(psu: np.ndarray, strata: np.ndarray, psu_labels: np.ndarray, column: str) -> None:
+def _check_nested(psu: np.ndarray, strata: np.ndarray, psu_labels: np.ndarray, what: str) -> None:
+    """Every PSU label must sit in one stratum (O(n), no sort)."""
     n_psu = psu_labels.shape[0]
-    pairs = np.unique(strata * np.int64(n_psu) + psu)
-    per_psu = np.bincount(pairs % n_psu, minlength=n_psu)
-    shared = np.flatnonzero(per_psu > 1)
-    if shared.size:
+    first = np.empty(n_psu, dtype=np.int64)
+    first[psu[::-1]] = strata[::-1]
+    crossing = strata != first[psu]
+    if crossing.any():
+        shared = np.unique(psu[crossing])
         shown = ", ".join(repr(v) for v in psu_labels[shared[:5]].tolist())
         raise ValueError(
-            f"SurveyDesign.psu: column {column!r} has labels that appear in more than one "
+            f"{what} has labels that appear in more than one "
             f"stratum ({shown}{', ...' if shared.size > 5 else ''}); set nest=True if PSU "
             "labels are only unique within strata"
         )
@@ -404,7 +411,7 @@ def _fpc_factor(
     stratum_n_psu: np.ndarray,
 ) -> np.ndarray:
     """Per-stratum correction ``1 - n_h/N_h`` from counts or fractions (R rules)."""
-    values = _numeric(data, column, "fpc")
+    values = numeric_column(data, column, "fpc")
     what = f"SurveyDesign.fpc: column {column!r}"
     if np.isnan(values).any():
         raise ValueError(f"{what} contains missing (NaN) values")
@@ -449,9 +456,9 @@ def _replicates(
         raise ValueError(
             f"SurveyDesign.replicate_weights: at least 2 replicate columns are needed, got {columns!r}"
         )
-    reps = np.empty((len(data), len(columns)))
+    reps = np.empty((len(data), len(columns)), order="F")
     for j, col in enumerate(columns):
-        values = _numeric(data, col, "replicate_weights")
+        values = numeric_column(data, col, "replicate_weights")
         _check_weight_values(values, f"SurveyDesign.replicate_weights: column {col!r}")
         if design.combined_weights:
             bad = (values > 0) & (raw == 0)
