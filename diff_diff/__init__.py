@@ -1,11 +1,12 @@
 """diff-diff: difference-in-differences with complex survey data as a first-class input."""
 
 from ._version import __version__
-from .survey import SurveyDesign, SurveyMetadata, survey_mean, survey_total
+from .survey import SurveyDesign, SurveyMetadata, aggregate_survey, survey_mean, survey_total
 
 __all__ = [
     "SurveyDesign",
     "SurveyMetadata",
+    "aggregate_survey",
     "__version__",
     "survey_mean",
     "survey_total",

@@ -12,42 +12,43 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-def valid_df(df: float | None) -> bool:
-    """A usable degrees-of-freedom value: ``None``/inf (normal) or a positive number."""
+def valid_df(df) -> np.ndarray:
+    """Usable degrees of freedom: ``None``/inf (normal) or a positive number."""
     if df is None:
-        return True
-    return bool(not np.isnan(df) and df > 0)
+        return np.asarray(True)
+    df = np.asarray(df, dtype=float)
+    return ~np.isnan(df) & (df > 0)
 
 
 def t_inference(
     estimate: np.ndarray,
     se: np.ndarray,
-    df: float | None,
+    df,
     alpha: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """t statistics, two-sided p-values and (1-alpha) intervals.
 
-    Uses Student t with ``df`` degrees of freedom (normal when ``df`` is None
-    or infinite). Where the standard error is not finite or not positive, or
-    ``df`` is not usable, t, p and both interval ends are NaN together; the
-    estimate itself is never altered.
+    Uses Student t with ``df`` degrees of freedom (a number, or one per
+    estimate; normal when ``None`` or infinite). Where the standard error is
+    not finite or not positive, or ``df`` is not usable, t, p and both
+    interval ends are NaN together; the estimate itself is never altered.
 
     Returns ``(t, p, conf_low, conf_high)`` as arrays shaped like ``estimate``.
     """
     alpha = _check_alpha(alpha)
     estimate = np.asarray(estimate, dtype=float)
-    se = np.broadcast_to(np.asarray(se, dtype=float), estimate.shape)
-    ok = np.isfinite(se) & (se > 0) & np.isfinite(estimate) & valid_df(df)
-    dist = stats.norm if df is None or np.isinf(df) else stats.t(df) if valid_df(df) else None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(ok, estimate / np.where(ok, se, 1.0), np.nan)
-    if dist is None:
-        nan = np.full(estimate.shape, np.nan)
-        return nan, nan.copy(), nan.copy(), nan.copy()
-    p = np.where(ok, 2.0 * dist.sf(np.abs(t)), np.nan)
-    crit = dist.ppf(1.0 - alpha / 2.0)
-    low = np.where(ok, estimate - crit * se, np.nan)
-    high = np.where(ok, estimate + crit * se, np.nan)
+    shape = np.broadcast_shapes(estimate.shape, np.shape(se), np.shape(df) if df is not None else ())
+    estimate = np.broadcast_to(estimate, shape)
+    se = np.broadcast_to(np.asarray(se, dtype=float), shape)
+    dof = np.broadcast_to(np.inf if df is None else np.asarray(df, dtype=float), shape)
+    ok = np.isfinite(se) & (se > 0) & np.isfinite(estimate) & valid_df(dof)
+    safe_se = np.where(ok, se, 1.0)
+    safe_df = np.where(ok, dof, 1.0)
+    t = np.where(ok, estimate / safe_se, np.nan)
+    p = np.where(ok, 2.0 * stats.t.sf(np.abs(np.where(ok, t, 0.0)), safe_df), np.nan)
+    crit = stats.t.ppf(1.0 - alpha / 2.0, safe_df)
+    low = np.where(ok, estimate - crit * safe_se, np.nan)
+    high = np.where(ok, estimate + crit * safe_se, np.nan)
     return t, p, low, high
 
 

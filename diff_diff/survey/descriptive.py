@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -102,7 +103,7 @@ def survey_total(
     return _describe("total", data, variable, survey_design, by, deff, na_rm, alpha)
 
 
-def _as_list(value, name: str) -> list[str]:
+def as_column_list(value, name: str) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
@@ -110,7 +111,7 @@ def _as_list(value, name: str) -> list[str]:
     raise TypeError(f"{name} must be a column name or a non-empty list of column names, got {value!r}")
 
 
-def _outcomes(data: pd.DataFrame, variables: list[str]) -> np.ndarray:
+def numeric_matrix(data: pd.DataFrame, variables: list[str]) -> np.ndarray:
     columns = []
     for col in variables:
         if col not in data.columns:
@@ -140,8 +141,8 @@ def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd
         raise TypeError(
             f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}"
         )
-    variables = _as_list(variable, "variable")
-    by_cols = None if by is None else _as_list(by, "by")
+    variables = as_column_list(variable, "variable")
+    by_cols = None if by is None else as_column_list(by, "by")
     design = survey_design.resolve(data)
     if design.weight_type == "aweight":
         raise ValueError(
@@ -150,7 +151,7 @@ def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd
         )
     if deff and design.weight_type != "pweight":
         raise ValueError("deff compares with simple random sampling and needs a pweight design")
-    y = _outcomes(data, variables)
+    y = numeric_matrix(data, variables)
     complete = ~np.isnan(y).any(axis=1)
     if not complete.all() and not na_rm:
         bad = [v for v, col in zip(variables, y.T) if np.isnan(col).any()]
@@ -158,11 +159,57 @@ def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd
             f"variable(s) {bad} contain {int((~complete).sum())} rows with missing values; "
             "pass na_rm=True to leave those rows out of the domains"
         )
-    y = np.where(complete[:, None], y, 0.0)
     domain, keys = _domains(data, by_cols)
     domain = np.where(complete, domain, -1)
     n_domains = 1 if keys is None else len(keys)
+    stats = domain_statistics(kind, design, y, domain, n_domains)
+    est, var, df, n_pos = stats.estimate, stats.variance, stats.df, stats.n
+    se = np.where(np.isnan(var), np.nan, np.sqrt(np.clip(var, 0.0, None)))
+    keep = np.flatnonzero(stats.sum_w > 0)
+    k = len(variables)
+    cells = np.repeat(keep, k)
+    var_index = np.tile(np.arange(k), keep.size)
+    t, p, lo, hi = t_inference(est[cells, var_index], se[cells, var_index], df[cells], alpha)
+    out = {} if keys is None else {c: keys[c].to_numpy()[cells] for c in by_cols}
+    out.update(
+        variable=np.asarray(variables, dtype=object)[var_index],
+        estimate=est[cells, var_index],
+        se=se[cells, var_index],
+        df=df[cells],
+        conf_low=lo,
+        conf_high=hi,
+        n=n_pos[cells].astype(np.int64),
+    )
+    if deff:
+        out["deff"] = _deff(kind, design, np.where(complete[:, None], y, 0.0), domain, n_domains,
+                            var)[cells, var_index]
+    return pd.DataFrame(out)
 
+
+@dataclass(frozen=True, eq=False)
+class DomainStatistics:
+    """Means or totals of k variables in D domains with their design variances."""
+
+    estimate: np.ndarray  # (D, k)
+    variance: np.ndarray  # (D, k)
+    df: np.ndarray  # (D,)
+    n: np.ndarray  # (D,) rows with positive weight
+    sum_w: np.ndarray  # (D,) sum of the weights used (analysis weights for means, raw for totals)
+    influence: np.ndarray  # (n, k) each row's influence value for its own domain
+
+
+def domain_statistics(
+    kind: str, design: ResolvedDesign, y: np.ndarray, domain: np.ndarray, n_domains: int
+) -> DomainStatistics:
+    """Domain means (``kind="mean"``) or totals of ``y`` (n x k) with design variances.
+
+    ``domain`` holds each row's domain code (-1: in no domain; such rows and
+    rows with zero weight contribute nothing but keep their place in the
+    design). NaN values of ``y`` are only allowed in rows outside every domain.
+    Taylor linearization for strata/PSU designs (R ``svyby``), exact replicate
+    means or totals for replicate designs.
+    """
+    y = np.where((domain >= 0)[:, None], y, 0.0)
     weights = design.weights if kind == "mean" else design.raw_weights
     inset = (domain >= 0) & (design.weights > 0)
     d_in = domain[inset]
@@ -173,51 +220,22 @@ def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd
          for j in range(y.shape[1])]
     )
     has = sum_w > 0
-    if kind == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            est = est / sum_w[:, None]
     in_dom = domain >= 0
     row_dom = np.where(in_dom, domain, 0)
     if kind == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            est = est / sum_w[:, None]
         psi = weights[:, None] * (y - est[row_dom]) / np.where(has, sum_w, 1.0)[row_dom][:, None]
     else:
         psi = weights[:, None] * y
     psi = np.where(in_dom[:, None], psi, 0.0)
-
     if design.replicate is None:
         var = domain_tsl_variance(psi, domain, n_domains, design)
         df = _domain_df(design, domain, n_domains)
     else:
         var = _replicate_domain_variance(kind, design, y, domain, n_domains, est)
         df = np.full(n_domains, float(design.df))
-    se = np.sqrt(np.clip(var, 0.0, None))
-    se = np.where(np.isnan(var), np.nan, se)
-
-    deff_values = None
-    if deff:
-        deff_values = _deff(kind, design, y, domain, n_domains, var)
-
-    rows = []
-    for d in np.flatnonzero(has):
-        for j, name in enumerate(variables):
-            t, p, lo, hi = t_inference(est[d, j], se[d, j], df[d], alpha)
-            row = {} if keys is None else keys.iloc[d].to_dict()
-            row.update(
-                variable=name,
-                estimate=est[d, j],
-                se=se[d, j],
-                df=df[d],
-                conf_low=float(lo),
-                conf_high=float(hi),
-                n=int(n_pos[d]),
-            )
-            if deff_values is not None:
-                row["deff"] = deff_values[d, j]
-            rows.append(row)
-    columns = (by_cols or []) + ["variable", "estimate", "se", "df", "conf_low", "conf_high", "n"]
-    if deff:
-        columns.append("deff")
-    return pd.DataFrame(rows, columns=columns)
+    return DomainStatistics(est, var, df, n_pos, sum_w, psi)
 
 
 def _domain_df(design: ResolvedDesign, domain: np.ndarray, n_domains: int) -> np.ndarray:
