@@ -55,6 +55,8 @@ def scaled_psu_deviations(psi: np.ndarray, design) -> np.ndarray:
     psi = np.asarray(psi, dtype=float)
     if psi.ndim == 1:
         psi = psi[:, None]
+    if design.calibration is not None:
+        psi = design.calibration.residualize(psi)
     if design.n_psu == psi.shape[0] and not design.has_psu:
         totals = psi  # each row is its own PSU, in row order
     else:

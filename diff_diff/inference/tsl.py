@@ -161,11 +161,14 @@ def tsl_vcov(psi: np.ndarray, design) -> np.ndarray:
     """Taylor-linearization covariance (k x k) of ``psi.sum(0)`` under ``design``.
 
     ``design`` is a :class:`~diff_diff.survey.ResolvedDesign`; ``psi`` has one
-    row per design row.
+    row per design row. A calibrated design first replaces ``psi`` by its
+    calibration residuals.
     """
     psi = np.asarray(psi, dtype=float)
     if psi.ndim == 1:
         psi = psi[:, None]
+    if design.calibration is not None:
+        psi = design.calibration.residualize(psi)
     totals = psu_totals(psi, design.psu, design.n_psu)
     return tsl_vcov_from_totals(
         totals,
@@ -182,25 +185,29 @@ def domain_tsl_variance(
     domain: np.ndarray,
     n_domains: int,
     design,
+    rows: np.ndarray | None = None,
+    all_strata_present: bool = False,
 ) -> np.ndarray:
     """Taylor-linearization variances of many domain estimates at once.
 
-    Each row belongs to at most one domain (``domain`` codes 0..n_domains-1,
-    -1 for none) and ``psi`` (n x k) holds its influence values for its own
-    domain's k estimates. The result (n_domains x k) equals
-    ``diag(tsl_vcov(psi_d, design))`` for every domain d, with ``psi_d`` the
-    influence matrix zero outside d, without forming it: only the PSUs a
-    domain touches are summed, and the untouched PSUs of a stratum enter as
-    zeros in closed form. Strata count as present for the ``average`` rule
-    when the domain has a row in them.
+    Each entry ``e`` carries influence values ``psi[e]`` (k,) of design row
+    ``rows[e]`` for domain ``domain[e]`` (codes 0..n_domains-1, -1 for none).
+    Without ``rows``, entry e is row e: one domain per row. The result
+    (n_domains x k) equals ``diag(tsl_vcov(psi_d, design))`` for every domain
+    d, with ``psi_d`` the influence matrix of d (zero elsewhere), without
+    forming it: only the PSUs a domain touches are summed, and the untouched
+    PSUs of a stratum enter as zeros in closed form. Strata count as present
+    for the ``average`` rule when the domain has an entry in them (or all,
+    with ``all_strata_present``, as for a calibrated design in R).
     """
     psi = np.asarray(psi, dtype=float)
     if psi.ndim == 1:
         psi = psi[:, None]
     k = psi.shape[1]
+    psu = design.psu if rows is None else design.psu[rows]
     keep = domain >= 0
     n_psu, n_strata = design.n_psu, design.n_strata
-    key = domain[keep].astype(np.int64) * np.int64(n_psu) + design.psu[keep]
+    key = domain[keep].astype(np.int64) * np.int64(n_psu) + psu[keep]
     pair, pair_key = pd.factorize(key)
     pair_key = np.asarray(pair_key, dtype=np.int64)
     n_pairs = pair_key.shape[0]
@@ -234,6 +241,9 @@ def domain_tsl_variance(
         ss = np.bincount(group, weights=dev2, minlength=n_groups)
         ss += (n_h - units_present) * mean**2
         out[:, j] = np.bincount(g_domain, weights=scale[g_stratum] * ss, minlength=n_domains)
-    present = np.zeros((n_strata, n_domains), dtype=bool)
-    present[g_stratum, g_domain] = True
+    if all_strata_present:
+        present = np.ones((n_strata, n_domains), dtype=bool)
+    else:
+        present = np.zeros((n_strata, n_domains), dtype=bool)
+        present[g_stratum, g_domain] = True
     return out * lonely_inflation(present, lonely, design.lonely_psu)[:, None]

@@ -230,7 +230,12 @@ def domain_statistics(
         psi = weights[:, None] * y
     psi = np.where(in_dom[:, None], psi, 0.0)
     if design.replicate is None:
-        var = domain_tsl_variance(psi, domain, n_domains, design)
+        if design.calibration is None:
+            var = domain_tsl_variance(psi, domain, n_domains, design)
+        else:
+            rows, doms, values = design.calibration.residualize_domains(psi, domain)
+            var = domain_tsl_variance(values, doms, n_domains, design, rows=rows,
+                                      all_strata_present=True)
         df = _domain_df(design, domain, n_domains)
     else:
         var = _replicate_domain_variance(kind, design, y, domain, n_domains, est)

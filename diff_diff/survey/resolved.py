@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .calibration_model import CalibrationProjection
     from .design import SurveyDesign
 
 # Relative tolerance of R's ``degf()`` rank of the replicate weights.
@@ -68,6 +69,9 @@ class ResolvedDesign:
     psu_multiplicity : ndarray of float (n_psu,) or None
         For frequency weights without a PSU column: how many sampled
         observations each row stands for (each is its own PSU).
+    calibration : CalibrationProjection or None
+        For calibrated designs: turns influence values into calibration
+        residuals before Taylor linearization.
     """
 
     weights: np.ndarray
@@ -83,6 +87,7 @@ class ResolvedDesign:
     has_fpc: bool = False
     replicate: ReplicateSpec | None = None
     psu_multiplicity: np.ndarray | None = None
+    calibration: "CalibrationProjection | None" = None
     source: "SurveyDesign | None" = field(default=None, repr=False)
 
     # ----------------------------------------------------------- basic sizes
@@ -146,6 +151,11 @@ class ResolvedDesign:
         domain, not a new sample.
         """
         rows = np.asarray(rows)
+        if self.calibration is not None:
+            raise ValueError(
+                "a calibrated design cannot be cut to a subset of rows: the calibration "
+                "residuals involve every row; restrict() it to a domain instead"
+            )
         rep = self.replicate
         if rep is not None:
             rep = replace(rep, weights=rep.weights[rows])
@@ -314,6 +324,12 @@ def resolve_design(design: "SurveyDesign", data: pd.DataFrame) -> ResolvedDesign
         stratum_fpc = _fpc_factor(data, design.fpc, strata, strata_labels, stratum_n_psu)
     else:
         stratum_fpc = np.ones(n_strata)
+    calibration = None
+    info = getattr(design, "calibration", None)
+    if info is not None and info.account_for_calibration:
+        from .calibration import calibration_projection
+
+        calibration = calibration_projection(info, data, weights)
 
     return ResolvedDesign(
         weights=weights,
@@ -328,6 +344,7 @@ def resolve_design(design: "SurveyDesign", data: pd.DataFrame) -> ResolvedDesign
         has_psu=design.psu is not None,
         has_fpc=design.fpc is not None,
         psu_multiplicity=multiplicity,
+        calibration=calibration,
         source=design,
     )
 

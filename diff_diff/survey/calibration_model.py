@@ -1,0 +1,231 @@
+"""The calibration model matrix, kept in structured form, and its grouped products.
+
+A calibration constrains, within each group (e.g. state-year), the weighted
+sums of auxiliary columns: indicators of the levels of categorical margins
+and numeric auxiliaries. The model matrix is never formed densely: categorical
+blocks are level codes and products are grouped ``np.bincount`` calls, so a
+Newton step costs a few passes over the data whatever the number of groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """One margin: ``codes`` (-1: no column) for categorical, ``values`` for numeric."""
+
+    name: str
+    offset: int
+    width: int
+    codes: np.ndarray | None = None
+    values: np.ndarray | None = None
+
+    @property
+    def categorical(self) -> bool:
+        return self.codes is not None
+
+
+@dataclass(frozen=True, eq=False)
+class ModelMatrix:
+    """Grouped, block-structured calibration model matrix (n rows, p columns)."""
+
+    group: np.ndarray  # (n,) group code of each row
+    n_groups: int
+    blocks: tuple[Block, ...]
+    n_cols: int
+
+    def linear_predictor(self, coef: np.ndarray) -> np.ndarray:
+        """``x_i' coef[group_i]`` for every row; ``coef`` is (G, p)."""
+        eta = np.zeros(self.group.shape[0])
+        for b in self.blocks:
+            if b.categorical:
+                has = b.codes >= 0
+                eta[has] += coef[self.group[has], b.offset + b.codes[has]]
+            else:
+                eta += coef[self.group, b.offset] * b.values
+        return eta
+
+    def row_products(self, coef: np.ndarray) -> np.ndarray:
+        """``x_i' coef[group_i]`` for coefficients with a trailing axis: (G, p, k) -> (n, k)."""
+        out = np.zeros((self.group.shape[0], coef.shape[2]))
+        for b in self.blocks:
+            if b.categorical:
+                has = b.codes >= 0
+                out[has] += coef[self.group[has], b.offset + b.codes[has]]
+            else:
+                out += coef[self.group, b.offset] * b.values[:, None]
+        return out
+
+    def grouped_xtv(self, v: np.ndarray) -> np.ndarray:
+        """``sum_{i in g} v_i x_i`` for every group: (G, p)."""
+        g, n_groups = self.group, self.n_groups
+        out = np.zeros((n_groups, self.n_cols))
+        for b in self.blocks:
+            if b.categorical:
+                has = b.codes >= 0
+                key = g[has] * b.width + b.codes[has]
+                out[:, b.offset:b.offset + b.width] = np.bincount(
+                    key, weights=v[has], minlength=n_groups * b.width
+                ).reshape(n_groups, b.width)
+            else:
+                out[:, b.offset] = np.bincount(g, weights=v * b.values, minlength=n_groups)
+        return out
+
+    def grouped_xtvx(self, v: np.ndarray) -> np.ndarray:
+        """``sum_{i in g} v_i x_i x_i'`` for every group: (G, p, p)."""
+        g, n_groups = self.group, self.n_groups
+        out = np.zeros((n_groups, self.n_cols, self.n_cols))
+        for i, a in enumerate(self.blocks):
+            for b in self.blocks[i:]:
+                block = self._cross(a, b, v, g, n_groups)
+                out[:, a.offset:a.offset + a.width, b.offset:b.offset + b.width] = block
+                out[:, b.offset:b.offset + b.width, a.offset:a.offset + a.width] = (
+                    block.transpose(0, 2, 1)
+                )
+        return out
+
+    @staticmethod
+    def _cross(a: Block, b: Block, v, g, n_groups) -> np.ndarray:
+        if a.categorical and b.categorical:
+            has = (a.codes >= 0) & (b.codes >= 0)
+            key = (g[has] * a.width + a.codes[has]) * b.width + b.codes[has]
+            size = n_groups * a.width * b.width
+            return np.bincount(key, weights=v[has], minlength=size).reshape(
+                n_groups, a.width, b.width
+            )
+        if a.categorical or b.categorical:
+            cat, num = (a, b) if a.categorical else (b, a)
+            has = cat.codes >= 0
+            key = g[has] * cat.width + cat.codes[has]
+            block = np.bincount(
+                key, weights=(v * num.values)[has], minlength=n_groups * cat.width
+            ).reshape(n_groups, cat.width, 1)
+            return block if a.categorical else block.transpose(0, 2, 1)
+        return np.bincount(g, weights=v * a.values * b.values, minlength=n_groups).reshape(
+            n_groups, 1, 1
+        )
+
+
+def solve_grouped(matrices: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``matrices[g] x = rhs[g]`` for every group, by pseudo-inverse.
+
+    Columns that are zero in a group (a level without respondents, or rows
+    clipped at a bound) are left out of that group's system, as a generalized
+    inverse does; ``rhs`` may be (G, p) or (G, p, k).
+    """
+    squeeze = rhs.ndim == 2
+    if squeeze:
+        rhs = rhs[:, :, None]
+    scale = np.sqrt(np.abs(np.einsum("gii->gi", matrices)))
+    scale = np.where(scale > 0, scale, 1.0)
+    scaled = matrices / scale[:, :, None] / scale[:, None, :]
+    pinv = np.linalg.pinv(scaled, rcond=1e-12, hermitian=True)
+    out = (pinv @ (rhs / scale[:, :, None])) / scale[:, :, None]
+    return out[:, :, 0] if squeeze else out
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationProjection:
+    """Calibration residuals of influence values (Deville-Sarndal linearization).
+
+    With design weights ``d``, calibrated analysis weights ``w`` and model
+    matrix ``X`` (block-diagonal by calibration group), an influence value
+    ``psi_i = w_i u_i`` is replaced by ``w_i (u_i - x_i' b_g)`` where ``b_g``
+    is the ``d``-weighted least-squares fit of ``u`` on ``X`` in group g (R
+    ``survey``'s g-calibration: ``qr.resid`` on ``X sqrt(d)``).
+    """
+
+    model: ModelMatrix
+    design_weights: np.ndarray  # d
+    weights: np.ndarray  # w (analysis scale, as at calibration)
+    gram_inverse: np.ndarray  # (G, p, p) generalized inverse of X_g' D X_g
+
+    @classmethod
+    def build(cls, model: ModelMatrix, design_weights: np.ndarray, weights: np.ndarray):
+        gram = model.grouped_xtvx(design_weights)
+        eye = np.broadcast_to(np.eye(model.n_cols), gram.shape)
+        return cls(model, design_weights, weights, solve_grouped(gram, eye.copy()))
+
+    def _per_unit(self, psi: np.ndarray) -> np.ndarray:
+        w = self.weights[:, None]
+        return np.divide(psi, w, out=np.zeros_like(psi), where=w > 0)
+
+    def residualize(self, psi: np.ndarray) -> np.ndarray:
+        """Calibration residuals of an (n, k) influence matrix."""
+        u = self._per_unit(psi)
+        du = self.design_weights[:, None] * u
+        xtu = np.stack([self.model.grouped_xtv(du[:, j]) for j in range(u.shape[1])], axis=2)
+        coef = self.gram_inverse @ xtu  # (G, p, k)
+        return psi - self.weights[:, None] * self.model.row_products(coef)
+
+    def residualize_domains(
+        self, psi: np.ndarray, domain: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Residuals of domain influence values, as (rows, domains, values) triples.
+
+        ``psi`` (n, k) holds each row's influence for its own domain ``domain``
+        (-1: none). After calibration a domain's residuals spread over every
+        row of the calibration groups it touches, so a row can carry values for
+        several domains: the result lists, for every (group, domain) pair, the
+        correction of all rows of that group, plus the rows' own values.
+        """
+        model = self.model
+        inside = np.flatnonzero(domain >= 0)
+        n_domains = int(domain.max()) + 1 if inside.size else 0
+        pair_key = model.group[inside] * np.int64(max(n_domains, 1)) + domain[inside]
+        pair_of_row, keys = _factorize(pair_key)
+        n_pairs = keys.shape[0]
+        pair_group = keys // max(n_domains, 1)
+        pair_domain = keys % max(n_domains, 1)
+        u = self._per_unit(psi[inside])
+        du = self.design_weights[inside, None] * u
+        by_pair = ModelMatrix(
+            group=pair_of_row,
+            n_groups=n_pairs,
+            blocks=tuple(_take_block(b, inside) for b in model.blocks),
+            n_cols=model.n_cols,
+        )
+        xtu = np.stack([by_pair.grouped_xtv(du[:, j]) for j in range(u.shape[1])], axis=2)
+        coef = self.gram_inverse[pair_group] @ xtu  # (pairs, p, k)
+        # every row of the pair's group receives the pair's correction
+        order = np.argsort(model.group, kind="stable")
+        sizes = np.bincount(model.group, minlength=model.n_groups)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        reps = sizes[pair_group]
+        m = int(reps.sum())
+        first = np.repeat(np.cumsum(reps) - reps, reps)
+        rows = order[np.repeat(starts[pair_group], reps) + (np.arange(m) - first)]
+        pair_of_triple = np.repeat(np.arange(n_pairs), reps)
+        correction = -self.weights[rows, None] * _products_at(model, rows, coef, pair_of_triple)
+        all_rows = np.concatenate([inside, rows])
+        all_domains = np.concatenate([domain[inside], pair_domain[pair_of_triple]])
+        values = np.concatenate([psi[inside], correction])
+        return all_rows, all_domains, values
+
+
+def _factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return inverse.astype(np.int64), uniq.astype(np.int64)
+
+
+def _take_block(block: Block, rows: np.ndarray) -> Block:
+    if block.categorical:
+        return Block(block.name, block.offset, block.width, codes=block.codes[rows])
+    return Block(block.name, block.offset, block.width, values=block.values[rows])
+
+
+def _products_at(model: ModelMatrix, rows: np.ndarray, coef: np.ndarray, index: np.ndarray):
+    """``x_rows' coef[index]`` for explicit coefficient indices: -> (m, k)."""
+    out = np.zeros((rows.shape[0], coef.shape[2]))
+    for b in model.blocks:
+        if b.categorical:
+            codes = b.codes[rows]
+            has = codes >= 0
+            out[has] += coef[index[has], b.offset + codes[has]]
+        else:
+            out += coef[index, b.offset] * b.values[rows, None]
+    return out
