@@ -205,7 +205,8 @@ def calibrate(
     _raise_unconverged(err, tol, keys, model, d * g, targets, margins, "the full-sample weights")
     n_trimmed = 0
     if trim is not None:
-        g, n_trimmed = _trim(g, d, group, model.n_groups, trim)
+        g, n_trimmed = _trim(g, d, group, model.n_groups, trim,
+                             lambda i: _group_label(keys, i, by_cols))
     weights = d * g
 
     out = data.copy()
@@ -226,7 +227,8 @@ def calibrate(
                 _raise_unconverged(err_r, tol, keys, model, rep * g_r, targets, margins,
                                    f"replicate {col!r}")
                 if trim is not None:
-                    g_r, _ = _trim(g_r, rep, group, model.n_groups, trim)
+                    g_r, _ = _trim(g_r, rep, group, model.n_groups, trim,
+                                   lambda i: _group_label(keys, i, by_cols))
                 n_rep_cal += 1
             else:
                 g_r = g
@@ -400,14 +402,15 @@ def _build_model(data, long, by_cols, group, keys, method):
             raise CalibrationError(f"calibrate: margin {m!r} lists a level twice for a group")
         if (part["total"] < 0).any():
             raise CalibrationError(f"calibrate: margin {m!r} has negative population totals")
-        levels = pd.unique(pd.concat([part["level"], data[m].dropna()], ignore_index=True))
+        data_codes, seen = pd.factorize(data[m])
+        if (data_codes < 0).any():
+            raise CalibrationError(f"calibrate: margin column {m!r} has missing values")
+        levels = pd.unique(pd.concat([part["level"], pd.Series(seen)], ignore_index=True))
         try:
             levels = np.sort(levels)
         except TypeError:
             levels = np.asarray(levels, dtype=object)
-        codes = pd.Categorical(data[m], categories=levels).codes.astype(np.int64)
-        if (codes < 0).any():
-            raise CalibrationError(f"calibrate: margin column {m!r} has missing values")
+        codes = pd.Index(levels).get_indexer(seen)[data_codes].astype(np.int64)
         table = np.full((n_groups, len(levels)), np.nan)
         lev_idx = pd.Categorical(part["level"], categories=levels).codes
         table[part["_g"].to_numpy(), lev_idx] = part["total"].to_numpy()
@@ -529,14 +532,15 @@ def _link(eta, method, bounds):
             raw = np.exp(eta)
         return np.clip(raw, low, high), np.where((raw > low) & (raw < high), raw, 0.0)
     a = (high - low) / ((high - 1.0) * (1.0 - low))
+    c, dd = high - 1.0, 1.0 - low
+    t = a * eta
     with np.errstate(over="ignore"):
-        e = np.exp(a * eta)
-    denom = (high - 1.0) + (1.0 - low) * e
-    g = (low * (high - 1.0) + high * (1.0 - low) * e) / denom
-    dg = a * (high - 1.0) * (1.0 - low) * (high - low) * e / denom**2
-    big = ~np.isfinite(e)
-    g = np.where(big, high, g)
-    dg = np.where(big, 0.0, dg)
+        r = np.exp(-np.abs(t))  # in (0, 1]: e = exp(t) for t <= 0, 1/e for t > 0
+    up = t > 0
+    num = np.where(up, low * c * r + high * dd, low * c + high * dd * r)
+    den = np.where(up, c * r + dd, c + dd * r)
+    g = num / den
+    dg = a * c * dd * (high - low) * r / den**2
     return g, dg
 
 
@@ -546,25 +550,24 @@ def _solve(model, d, targets, method, bounds, max_iter, tol):
     coef = np.zeros((n_groups, model.n_cols))
     scale = 1.0 + np.abs(targets)
     g, dg = _link(model.linear_predictor(coef), method, bounds)
-    err = np.max(np.abs(targets - model.grouped_xtv(d * g)) / scale, axis=1)
+    misfit = targets - model.grouped_xtv(d * g)
+    err = np.max(np.abs(misfit) / scale, axis=1)
     iterations = 0
     while iterations < max_iter and (err >= tol).any():
         iterations += 1
-        active = err >= tol
-        misfit = targets - model.grouped_xtv(d * g)
-        hessian = model.grouped_xtvx(d * dg)
-        step = solve_grouped(hessian, misfit)
-        step[~active] = 0.0
+        step = solve_grouped(model.grouped_xtvx(d * dg), misfit)
+        step[err < tol] = 0.0
         for _ in range(60):  # halve steps that overflow (R's rule)
             trial = coef + step
             g_new, dg_new = _link(model.linear_predictor(trial), method, bounds)
             bad_rows = ~(np.isfinite(g_new) & np.isfinite(dg_new))
-            bad = np.bincount(model.group[bad_rows], minlength=n_groups) > 0
-            if not bad.any():
+            if not bad_rows.any():
                 break
+            bad = np.bincount(model.group[bad_rows], minlength=n_groups) > 0
             step[bad] /= 2.0
         coef, g, dg = trial, g_new, dg_new
-        err = np.max(np.abs(targets - model.grouped_xtv(d * g)) / scale, axis=1)
+        misfit = targets - model.grouped_xtv(d * g)
+        err = np.max(np.abs(misfit) / scale, axis=1)
     return g, iterations, err
 
 
@@ -583,7 +586,7 @@ def _raise_unconverged(err, tol, keys, model, weights, targets, margins, what):
     )
 
 
-def _trim(g, d, group, n_groups, trim):
+def _trim(g, d, group, n_groups, trim, describe=str):
     """Clip g and spread the removed weight over the untrimmed rows of each group."""
     low, high = trim
     clipped = np.clip(g, low, high)
@@ -592,6 +595,15 @@ def _trim(g, d, group, n_groups, trim):
     inside_w = np.bincount(group, weights=np.where(outside, 0.0, d), minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         shift = np.where(inside_w > 0, removed / inside_w, 0.0)
+    stuck = (inside_w == 0) & (removed != 0)
+    if stuck.any():
+        warnings.warn(
+            f"calibrate: trim={trim} clips every weight of {int(stuck.sum())} group(s)"
+            + "; ".join(describe(i) for i in np.flatnonzero(stuck)[:5])
+            + ", so their totals are not preserved; widen trim",
+            UserWarning,
+            stacklevel=3,
+        )
     return np.where(outside, clipped, clipped + shift[group]), int(outside.sum())
 
 

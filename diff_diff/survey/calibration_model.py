@@ -10,6 +10,7 @@ Newton step costs a few passes over the data whatever the number of groups.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -31,31 +32,65 @@ class Block:
 
 @dataclass(frozen=True, eq=False)
 class ModelMatrix:
-    """Grouped, block-structured calibration model matrix (n rows, p columns)."""
+    """Grouped, block-structured calibration model matrix (n rows, p columns).
+
+    Rows whose categorical code is -1 have no column in that block; they are
+    routed to a discarded slot, so no product needs a boolean mask.
+    """
 
     group: np.ndarray  # (n,) group code of each row
     n_groups: int
     blocks: tuple[Block, ...]
     n_cols: int
 
+    @cached_property
+    def _slots(self) -> dict:
+        """Per categorical block: ``group * (width + 1) + code + 1`` (slot 0 discarded)."""
+        return {
+            i: self.group * (b.width + 1) + (b.codes + 1)
+            for i, b in enumerate(self.blocks)
+            if b.categorical
+        }
+
+    @cached_property
+    def _coef_index(self) -> dict:
+        """Per categorical block: index into ``coef.ravel()`` with a trailing zero slot."""
+        size = self.n_groups * self.n_cols
+        return {
+            i: np.where(b.codes >= 0, self.group * self.n_cols + b.offset + b.codes, size)
+            for i, b in enumerate(self.blocks)
+            if b.categorical
+        }
+
+    @cached_property
+    def _pair_keys(self) -> dict:
+        keys = {}
+        for i, a in enumerate(self.blocks):
+            for j in range(i, len(self.blocks)):
+                b = self.blocks[j]
+                if a.categorical and b.categorical:
+                    keys[i, j] = self._slots[i] * (b.width + 1) + (b.codes + 1)
+        return keys
+
     def linear_predictor(self, coef: np.ndarray) -> np.ndarray:
         """``x_i' coef[group_i]`` for every row; ``coef`` is (G, p)."""
+        flat = np.append(coef.ravel(), 0.0)
         eta = np.zeros(self.group.shape[0])
-        for b in self.blocks:
+        for i, b in enumerate(self.blocks):
             if b.categorical:
-                has = b.codes >= 0
-                eta[has] += coef[self.group[has], b.offset + b.codes[has]]
+                eta += flat[self._coef_index[i]]
             else:
                 eta += coef[self.group, b.offset] * b.values
         return eta
 
     def row_products(self, coef: np.ndarray) -> np.ndarray:
         """``x_i' coef[group_i]`` for coefficients with a trailing axis: (G, p, k) -> (n, k)."""
-        out = np.zeros((self.group.shape[0], coef.shape[2]))
-        for b in self.blocks:
+        k = coef.shape[2]
+        flat = np.vstack([coef.reshape(-1, k), np.zeros((1, k))])
+        out = np.zeros((self.group.shape[0], k))
+        for i, b in enumerate(self.blocks):
             if b.categorical:
-                has = b.codes >= 0
-                out[has] += coef[self.group[has], b.offset + b.codes[has]]
+                out += flat[self._coef_index[i]]
             else:
                 out += coef[self.group, b.offset] * b.values[:, None]
         return out
@@ -64,46 +99,46 @@ class ModelMatrix:
         """``sum_{i in g} v_i x_i`` for every group: (G, p)."""
         g, n_groups = self.group, self.n_groups
         out = np.zeros((n_groups, self.n_cols))
-        for b in self.blocks:
+        for i, b in enumerate(self.blocks):
             if b.categorical:
-                has = b.codes >= 0
-                key = g[has] * b.width + b.codes[has]
-                out[:, b.offset:b.offset + b.width] = np.bincount(
-                    key, weights=v[has], minlength=n_groups * b.width
-                ).reshape(n_groups, b.width)
+                sums = np.bincount(self._slots[i], weights=v, minlength=n_groups * (b.width + 1))
+                out[:, b.offset:b.offset + b.width] = sums.reshape(n_groups, b.width + 1)[:, 1:]
             else:
                 out[:, b.offset] = np.bincount(g, weights=v * b.values, minlength=n_groups)
         return out
 
     def grouped_xtvx(self, v: np.ndarray) -> np.ndarray:
         """``sum_{i in g} v_i x_i x_i'`` for every group: (G, p, p)."""
-        g, n_groups = self.group, self.n_groups
-        out = np.zeros((n_groups, self.n_cols, self.n_cols))
+        out = np.zeros((self.n_groups, self.n_cols, self.n_cols))
         for i, a in enumerate(self.blocks):
-            for b in self.blocks[i:]:
-                block = self._cross(a, b, v, g, n_groups)
+            for j in range(i, len(self.blocks)):
+                b = self.blocks[j]
+                block = self._cross(i, j, v)
                 out[:, a.offset:a.offset + a.width, b.offset:b.offset + b.width] = block
                 out[:, b.offset:b.offset + b.width, a.offset:a.offset + a.width] = (
                     block.transpose(0, 2, 1)
                 )
         return out
 
-    @staticmethod
-    def _cross(a: Block, b: Block, v, g, n_groups) -> np.ndarray:
+    def _cross(self, i: int, j: int, v: np.ndarray) -> np.ndarray:
+        a, b = self.blocks[i], self.blocks[j]
+        g, n_groups = self.group, self.n_groups
         if a.categorical and b.categorical:
-            has = (a.codes >= 0) & (b.codes >= 0)
-            key = (g[has] * a.width + a.codes[has]) * b.width + b.codes[has]
-            size = n_groups * a.width * b.width
-            return np.bincount(key, weights=v[has], minlength=size).reshape(
-                n_groups, a.width, b.width
-            )
+            if i == j:  # indicators of one margin: diagonal
+                diag = np.bincount(self._slots[i], weights=v, minlength=n_groups * (a.width + 1))
+                diag = diag.reshape(n_groups, a.width + 1)[:, 1:]
+                out = np.zeros((n_groups, a.width, a.width))
+                idx = np.arange(a.width)
+                out[:, idx, idx] = diag
+                return out
+            size = n_groups * (a.width + 1) * (b.width + 1)
+            full = np.bincount(self._pair_keys[i, j], weights=v, minlength=size)
+            return full.reshape(n_groups, a.width + 1, b.width + 1)[:, 1:, 1:]
         if a.categorical or b.categorical:
-            cat, num = (a, b) if a.categorical else (b, a)
-            has = cat.codes >= 0
-            key = g[has] * cat.width + cat.codes[has]
+            c, cat, num = (i, a, b) if a.categorical else (j, b, a)
             block = np.bincount(
-                key, weights=(v * num.values)[has], minlength=n_groups * cat.width
-            ).reshape(n_groups, cat.width, 1)
+                self._slots[c], weights=v * num.values, minlength=n_groups * (cat.width + 1)
+            ).reshape(n_groups, cat.width + 1, 1)[:, 1:, :]
             return block if a.categorical else block.transpose(0, 2, 1)
         return np.bincount(g, weights=v * a.values * b.values, minlength=n_groups).reshape(
             n_groups, 1, 1
