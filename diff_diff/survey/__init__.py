@@ -5,9 +5,11 @@ from .calibration import CalibrationError, CalibrationInfo, CalibrationReport, c
 from .descriptive import survey_mean, survey_total
 from .design import LONELY_PSU_RULES, REPLICATE_METHODS, WEIGHT_TYPES, SurveyDesign
 from .metadata import SurveyMetadata
+from .replicate_weights import as_replicate_design
 from .resolved import ReplicateSpec, ResolvedDesign, trivial_design
 
 __all__ = [
+    "as_replicate_design",
     "CalibrationError",
     "CalibrationInfo",
     "CalibrationReport",
