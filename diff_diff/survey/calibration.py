@@ -223,6 +223,8 @@ def calibrate(
             if not survey_design.combined_weights:
                 rep = rep * d
             if account_for_calibration:
+                _check_feasible(model, rep, targets, keys, margins, method, bounds,
+                                f" in replicate {col!r}")
                 g_r, _, err_r = _solve(model, rep, targets, method, bounds, max_iter, tol)
                 _raise_unconverged(err_r, tol, keys, model, rep * g_r, targets, margins,
                                    f"replicate {col!r}")
@@ -478,8 +480,13 @@ def _build_model(data, long, by_cols, group, keys, method):
 def _group_label(keys, g, by_cols) -> str:
     if not by_cols:
         return ""
-    values = ", ".join(f"{c}={keys.iloc[int(g)][c]!r}" for c in by_cols)
+    row = keys.iloc[int(g)]
+    values = ", ".join(f"{c}={_plain(row[c])!r}" for c in by_cols)
     return f" in group ({values})"
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _column_label(model, margins, col) -> str:
@@ -492,7 +499,7 @@ def _column_label(model, margins, col) -> str:
     return f"column {col}"
 
 
-def _check_feasible(model, d, targets, keys, margins, method, bounds):
+def _check_feasible(model, d, targets, keys, margins, method, bounds, what=""):
     by_cols = list(keys.columns) if len(keys.columns) else []
     sample = model.grouped_xtv(d)
     reach = model.grouped_xtv((d > 0).astype(float))
@@ -501,7 +508,7 @@ def _check_feasible(model, d, targets, keys, margins, method, bounds):
         g0, c0 = np.argwhere(empty)[0]
         raise CalibrationError(
             f"calibrate: {_column_label(model, margins, c0)} has a population total of "
-            f"{targets[g0, c0]:g} but no respondents with positive weight"
+            f"{targets[g0, c0]:g} but no respondents with positive weight{what}"
             f"{_group_label(keys, g0, by_cols)}"
         )
     positive_only = method == "raking" or (bounds is not None and bounds[0] > 0)
