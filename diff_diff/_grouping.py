@@ -37,3 +37,19 @@ def group_codes(data: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataF
     parts = np.unravel_index(occurring, sizes) if len(codes) > 1 else (occurring,)
     keys = pd.DataFrame({col: lab.take(part) for col, lab, part in zip(by, labels, parts)})
     return group.astype(np.int64), keys
+
+
+def dense_rank(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..K-1 of non-negative integer ``keys`` below ``size``, and the K distinct keys.
+
+    Ranks by a counting pass when ``size`` is comparable to the number of keys
+    (no hashing, no sort), else by hashing. Distinct keys come out sorted in
+    the counting path and in order of first appearance otherwise.
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    if size <= 4 * keys.size + 1024:
+        present = np.bincount(keys, minlength=size) > 0
+        rank = np.cumsum(present) - 1
+        return rank[keys], np.flatnonzero(present)
+    codes, uniques = pd.factorize(keys)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=np.int64)

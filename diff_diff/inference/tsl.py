@@ -16,8 +16,9 @@ The functions here are pure: arrays in, arrays out.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
+
+from .._grouping import dense_rank
 
 # R's survey package: a stratum whose correction factor is below this is a census.
 CENSUS_TOLERANCE = 1e-7
@@ -208,11 +209,11 @@ def domain_tsl_variance(
     keep = domain >= 0
     n_psu, n_strata = design.n_psu, design.n_strata
     key = domain[keep].astype(np.int64) * np.int64(n_psu) + psu[keep]
-    pair, pair_key = pd.factorize(key)
-    pair_key = np.asarray(pair_key, dtype=np.int64)
+    pair, pair_key = dense_rank(key, n_domains * n_psu)
     n_pairs = pair_key.shape[0]
+    values = np.asfortranarray(psi if keep.all() else psi[keep])
     z = np.column_stack(
-        [np.bincount(pair, weights=psi[keep, j], minlength=n_pairs) for j in range(k)]
+        [np.bincount(pair, weights=values[:, j], minlength=n_pairs) for j in range(k)]
     )
     pair_domain = pair_key // n_psu
     pair_psu = pair_key % n_psu
@@ -221,8 +222,8 @@ def domain_tsl_variance(
         design.stratum_n_psu, design.stratum_fpc, design.lonely_psu
     )
     # group = (stratum, domain) cell
-    group, group_key = pd.factorize(pair_domain * np.int64(n_strata) + pair_stratum)
-    group_key = np.asarray(group_key, dtype=np.int64)
+    group, group_key = dense_rank(pair_domain * np.int64(n_strata) + pair_stratum,
+                                  n_domains * n_strata)
     n_groups = group_key.shape[0]
     g_domain = group_key // n_strata
     g_stratum = group_key % n_strata

@@ -123,8 +123,9 @@ def aggregate_survey(
     panel = keys.copy()
     y = numeric_matrix(data, outcome_cols)
     fallback = np.zeros(n_cells, dtype=bool)
-    for j, name in enumerate(outcome_cols):
-        mean, se, n_valid, used_srs = _outcome_cells(design, y[:, j], cell, n_cells, min_n)
+    for name, (mean, se, n_valid, used_srs) in zip(
+        outcome_cols, _outcome_cells(design, y, cell, n_cells, min_n)
+    ):
         fallback |= used_srs
         with np.errstate(divide="ignore"):
             precision = np.where(se > 0, 1.0 / se**2, np.nan)
@@ -196,18 +197,31 @@ def _check_arguments(data, by, outcomes, survey_design, covariates, min_n, lonel
 
 
 def _outcome_cells(design, y, cell, n_cells, min_n):
-    """Cell means, SEs and valid counts of one outcome, with the SRS fallback."""
-    valid = ~np.isnan(y)
-    domain = np.where(valid, cell, -1)
-    stats = domain_statistics("mean", design, y[:, None], domain, n_cells)
-    mean = stats.estimate[:, 0]
-    var = stats.variance[:, 0]
-    n_valid = stats.n
-    srs_var = _independent_variance(stats.influence[:, 0], domain, design.weights, n_cells, n_valid)
-    use_srs = (stats.sum_w > 0) & ((n_valid < min_n) | ~np.isfinite(var))
-    var = np.where(use_srs, srs_var, var)
-    se = np.where(np.isnan(var), np.nan, np.sqrt(np.clip(var, 0.0, None)))
-    return mean, se, n_valid, use_srs
+    """Cell means, SEs, valid counts and fallback flags of every outcome column.
+
+    Outcomes without missing values share one pass over the design; each
+    outcome with missing values gets its own domains (valid respondents only).
+    """
+    missing = np.isnan(y)
+    complete = np.flatnonzero(~missing.any(axis=0))
+    batches = ([complete] if complete.size else []) + [
+        np.array([j]) for j in np.flatnonzero(missing.any(axis=0))
+    ]
+    results = [None] * y.shape[1]
+    for cols in batches:
+        valid = ~missing[:, cols].any(axis=1)
+        domain = np.where(valid, cell, -1)
+        stats = domain_statistics("mean", design, y[:, cols], domain, n_cells, with_df=False)
+        for i, j in enumerate(cols):
+            var = stats.variance[:, i]
+            use_srs = (stats.sum_w > 0) & ((stats.n < min_n) | ~np.isfinite(var))
+            if use_srs.any():
+                srs = _independent_variance(stats.influence[:, i], domain, design.weights,
+                                            n_cells, stats.n)
+                var = np.where(use_srs, srs, var)
+            se = np.where(np.isnan(var), np.nan, np.sqrt(np.clip(var, 0.0, None)))
+            results[j] = (stats.estimate[:, i], se, stats.n, use_srs)
+    return results
 
 
 def _independent_variance(psi, domain, weights, n_cells, n_valid):

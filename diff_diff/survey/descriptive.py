@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._grouping import group_codes
+from .._grouping import dense_rank, group_codes
 from ..inference.intervals import t_inference
 from ..inference.replicate import replicate_vcov_from_estimates
 from ..inference.tsl import domain_tsl_variance
@@ -199,7 +199,12 @@ class DomainStatistics:
 
 
 def domain_statistics(
-    kind: str, design: ResolvedDesign, y: np.ndarray, domain: np.ndarray, n_domains: int
+    kind: str,
+    design: ResolvedDesign,
+    y: np.ndarray,
+    domain: np.ndarray,
+    n_domains: int,
+    with_df: bool = True,
 ) -> DomainStatistics:
     """Domain means (``kind="mean"``) or totals of ``y`` (n x k) with design variances.
 
@@ -207,28 +212,30 @@ def domain_statistics(
     rows with zero weight contribute nothing but keep their place in the
     design). NaN values of ``y`` are only allowed in rows outside every domain.
     Taylor linearization for strata/PSU designs (R ``svyby``), exact replicate
-    means or totals for replicate designs.
+    means or totals for replicate designs. ``with_df=False`` skips the
+    per-domain degrees of freedom (NaN).
     """
-    y = np.where((domain >= 0)[:, None], y, 0.0)
     weights = design.weights if kind == "mean" else design.raw_weights
     inset = (domain >= 0) & (design.weights > 0)
-    d_in = domain[inset]
-    sum_w = np.bincount(d_in, weights=weights[inset], minlength=n_domains)
+    rows = np.flatnonzero(inset)
+    d_in = domain[rows]
+    w_in = weights[rows]
+    y_in = y[rows]
+    sum_w = np.bincount(d_in, weights=w_in, minlength=n_domains)
     n_pos = np.bincount(d_in, minlength=n_domains)
     est = np.column_stack(
-        [np.bincount(d_in, weights=(weights * y[:, j])[inset], minlength=n_domains)
+        [np.bincount(d_in, weights=w_in * y_in[:, j], minlength=n_domains)
          for j in range(y.shape[1])]
     )
-    has = sum_w > 0
-    in_dom = domain >= 0
-    row_dom = np.where(in_dom, domain, 0)
+    psi = np.zeros(y.shape)
     if kind == "mean":
+        has = sum_w > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             est = est / sum_w[:, None]
-        psi = weights[:, None] * (y - est[row_dom]) / np.where(has, sum_w, 1.0)[row_dom][:, None]
+        scale = (w_in / np.where(has, sum_w, 1.0)[d_in])[:, None]
+        psi[rows] = scale * (y_in - est[d_in])
     else:
-        psi = weights[:, None] * y
-    psi = np.where(in_dom[:, None], psi, 0.0)
+        psi[rows] = w_in[:, None] * y_in
     if design.replicate is None:
         if design.calibration is None:
             var = domain_tsl_variance(psi, domain, n_domains, design)
@@ -236,9 +243,10 @@ def domain_statistics(
             rows, doms, values = design.calibration.residualize_domains(psi, domain)
             var = domain_tsl_variance(values, doms, n_domains, design, rows=rows,
                                       all_strata_present=True)
-        df = _domain_df(design, domain, n_domains)
+        df = _domain_df(design, domain, n_domains) if with_df else np.full(n_domains, np.nan)
     else:
-        var = _replicate_domain_variance(kind, design, y, domain, n_domains, est)
+        y_clean = np.where((domain >= 0)[:, None], y, 0.0)
+        var = _replicate_domain_variance(kind, design, y_clean, domain, n_domains, est)
         df = np.full(n_domains, float(design.df))
     return DomainStatistics(est, var, df, n_pos, sum_w, psi)
 
@@ -247,10 +255,12 @@ def _domain_df(design: ResolvedDesign, domain: np.ndarray, n_domains: int) -> np
     """R's ``degf`` of each domain subset: PSUs minus strata with positive weight."""
     inset = (domain >= 0) & (design.weights > 0)
     d = domain[inset].astype(np.int64)
-    psu_pairs = np.unique(d * np.int64(design.n_psu) + design.psu[inset])
+    _, psu_pairs = dense_rank(d * np.int64(design.n_psu) + design.psu[inset],
+                              n_domains * design.n_psu)
     psu_dom = psu_pairs // design.n_psu
     stratum = design.psu_stratum[psu_pairs % design.n_psu]
-    strata_pairs = np.unique(psu_dom * np.int64(design.n_strata) + stratum)
+    _, strata_pairs = dense_rank(psu_dom * np.int64(design.n_strata) + stratum,
+                                 n_domains * design.n_strata)
     if design.psu_multiplicity is None:
         n_psu = np.bincount(psu_dom, minlength=n_domains).astype(float)
     else:
