@@ -1,6 +1,8 @@
 """diff-diff: difference-in-differences with complex survey data as a first-class input."""
 
 from ._version import __version__
+from .datasets import load_mpdta
+from .estimators import CallawaySantAnna
 from .survey import (
     CalibrationError,
     SurveyDesign,
@@ -13,13 +15,19 @@ from .survey import (
     survey_total,
 )
 
+# short aliases
+CS = CallawaySantAnna
+
 __all__ = [
+    "CS",
+    "CallawaySantAnna",
     "SurveyDesign",
     "CalibrationError",
     "SurveyMetadata",
     "aggregate_survey",
     "as_replicate_design",
     "calibrate",
+    "load_mpdta",
     "rake",
     "__version__",
     "survey_mean",

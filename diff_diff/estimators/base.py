@@ -1,0 +1,73 @@
+"""Common estimator behaviour: parameters stored in ``__init__``, validated in ``fit``."""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from typing import Any
+
+
+class Estimator:
+    """Base class: scikit-learn style parameters.
+
+    Subclasses list their settings as ``__init__`` keyword arguments stored
+    unchanged, and describe allowed values in ``_allowed`` (choices) and
+    ``_checks`` (name -> (predicate, description)); :meth:`_validate`, called
+    at the start of ``fit``, raises one kind of ``ValueError`` for any bad
+    value.
+    """
+
+    _allowed: dict[str, tuple] = {}
+    _checks: dict[str, tuple] = {}
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor settings as a dict."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "Estimator":
+        """Change settings (validated at the next ``fit``); returns ``self``."""
+        valid = self._param_names()
+        for name in params:
+            if name not in valid:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {name!r}; valid: {valid}"
+                )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def _validate(self) -> None:
+        name = type(self).__name__
+        for param, choices in self._allowed.items():
+            value = getattr(self, param)
+            if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+                raise ValueError(f"{name}: {param} must be one of {list(choices)}, got {value!r}")
+        for param, (check, description) in self._checks.items():
+            value = getattr(self, param)
+            if not check(value):
+                raise ValueError(f"{name}: {param} must be {description}, got {value!r}")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def is_int(value, low: int = 0) -> bool:
+    return (
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+    )
+
+
+def is_prob(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < 1
+
+
+def is_seed(value) -> bool:
+    import numpy as np
+
+    return value is None or is_int(value) or isinstance(value, np.random.Generator)

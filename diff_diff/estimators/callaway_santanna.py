@@ -1,0 +1,389 @@
+"""Callaway & Sant'Anna (2021) group-time average treatment effects."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..inference import design_variance
+from ..survey.design import SurveyDesign
+from ..survey.metadata import SurveyMetadata
+from ..survey.resolved import trivial_design
+from .base import Estimator, is_int, is_prob, is_seed
+from .drdid import ESTIMATORS, EstimationError, difference_in_means
+from .panel import build_unit_panel, require_columns, unit_level_design
+
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """The (g, t) cells: cohort, period, base period (indices into ``times``)."""
+
+    group: np.ndarray
+    time: np.ndarray
+    base: np.ndarray  # index of the base period
+    current: np.ndarray  # index of the period
+    post: np.ndarray  # bool: t >= g
+
+
+class CallawaySantAnna(Estimator):
+    """Group-time ATTs and their aggregations (Callaway & Sant'Anna 2021).
+
+    ATT(g, t) compares the outcome change from a base period to period t of
+    the cohort first treated in g with that of a comparison group (never
+    treated, or not yet treated by t), using outcome regression (``reg``),
+    inverse probability weighting (``ipw``) or the doubly robust combination
+    (``dr``) of Sant'Anna & Zhao (2020), with covariates from the base period.
+    Every standard error comes from the unit-level influence functions through
+    the library's inference engine: independent units, clusters, a survey
+    design (Taylor linearization, replicate weights) or a multiplier
+    bootstrap. Point estimates and aggregations follow R ``did::att_gt`` and
+    ``did::aggte``.
+
+    Parameters
+    ----------
+    control_group : {"never_treated", "not_yet_treated"}
+    anticipation : int
+        Periods of anticipation (base period ``g - anticipation - 1``).
+    estimation_method : {"dr", "ipw", "reg"}
+    alpha : float
+        1 - confidence level.
+    cluster : str, optional
+        Column (constant within unit) to cluster on, without a survey design.
+    n_bootstrap : int
+        Multiplier bootstrap draws (0: analytic standard errors). Draws are
+        taken per PSU within strata (per unit without a design); standard
+        errors are the standard deviations of the draws, whose expectation is
+        the analytic (Taylor) variance, and uniform bands use the sup-t
+        critical value. (R ``did`` reports an interquartile-range based
+        standard error instead.)
+    bootstrap_weights : {"rademacher", "mammen", "webb"}
+    seed : int, optional
+    base_period : {"varying", "universal"}
+    cband : bool
+        Uniform (sup-t) bands from the bootstrap (needs ``n_bootstrap > 0``).
+    pscore_trim : float
+        Comparison units with an estimated propensity above ``1 - pscore_trim``
+        are left out (ipw, dr), as R ``DRDID`` does.
+    panel : bool
+        Panel data (True). Repeated cross-sections (``panel=False``) are not
+        supported yet and raise.
+    allow_unbalanced_panel : bool
+        False: units missing a period are dropped (with a warning) to balance
+        the panel, as R ``did`` does. True is not supported yet and raises.
+
+    Examples
+    --------
+    >>> from diff_diff import CallawaySantAnna, load_mpdta
+    >>> res = CallawaySantAnna(estimation_method="reg").fit(
+    ...     load_mpdta(), outcome="lemp", unit="countyreal", time="year",
+    ...     first_treat="first.treat")
+    >>> round(res.overall_att, 4)
+    -0.04
+    """
+
+    _allowed = {
+        "control_group": ("never_treated", "not_yet_treated"),
+        "estimation_method": ("dr", "ipw", "reg"),
+        "bootstrap_weights": ("rademacher", "mammen", "webb"),
+        "base_period": ("varying", "universal"),
+        "cband": (True, False),
+        "panel": (True, False),
+        "allow_unbalanced_panel": (True, False),
+    }
+    _checks = {
+        "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
+        "alpha": (is_prob, "in (0, 1)"),
+        "n_bootstrap": (lambda v: is_int(v, 0) and v != 1, "0 or an integer >= 2"),
+        "seed": (is_seed, "None, an integer or a numpy Generator"),
+        "pscore_trim": (lambda v: is_prob(v) and v < 0.5, "in (0, 0.5)"),
+        "cluster": (lambda v: v is None or isinstance(v, str), "None or a column name"),
+    }
+
+    def __init__(
+        self,
+        control_group: str = "never_treated",
+        anticipation: int = 0,
+        estimation_method: str = "dr",
+        alpha: float = 0.05,
+        cluster: str | None = None,
+        n_bootstrap: int = 0,
+        bootstrap_weights: str = "rademacher",
+        seed: int | None = None,
+        base_period: str = "varying",
+        cband: bool = True,
+        pscore_trim: float = 0.01,
+        panel: bool = True,
+        allow_unbalanced_panel: bool = False,
+    ):
+        self.control_group = control_group
+        self.anticipation = anticipation
+        self.estimation_method = estimation_method
+        self.alpha = alpha
+        self.cluster = cluster
+        self.n_bootstrap = n_bootstrap
+        self.bootstrap_weights = bootstrap_weights
+        self.seed = seed
+        self.base_period = base_period
+        self.cband = cband
+        self.pscore_trim = pscore_trim
+        self.panel = panel
+        self.allow_unbalanced_panel = allow_unbalanced_panel
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        data: pd.DataFrame,
+        outcome: str,
+        unit: str,
+        time: str,
+        first_treat: str,
+        covariates: list[str] | None = None,
+        survey_design: SurveyDesign | None = None,
+    ):
+        """Estimate every ATT(g, t) and the overall, event-study and group aggregations.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Long panel: one row per unit and period. Not modified.
+        outcome, unit, time, first_treat : str
+            Columns; ``first_treat`` is the first treated period, 0 or inf for
+            never-treated units, constant within unit.
+        covariates : list of str, optional
+            Covariates (values from each comparison's base period).
+        survey_design : SurveyDesign, optional
+            A ``pweight`` design whose columns are constant within unit.
+
+        Returns
+        -------
+        CallawaySantAnnaResults
+        """
+        from ..results.callaway_santanna import CallawaySantAnnaResults
+
+        self._validate()
+        if not self.panel:
+            raise NotImplementedError(
+                "CallawaySantAnna(panel=False) (repeated cross-sections) is not implemented "
+                "yet; pass a panel"
+            )
+        if self.allow_unbalanced_panel:
+            raise NotImplementedError(
+                "CallawaySantAnna(allow_unbalanced_panel=True) is not implemented yet; with "
+                "the default False, incomplete units are dropped to balance the panel"
+            )
+        if isinstance(covariates, str):
+            covariates = [covariates]
+        require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
+                        covariates=list(covariates or []), cluster=self.cluster)
+        if self.cband and self.n_bootstrap == 0:
+            cband = False  # uniform bands need the bootstrap; pointwise intervals otherwise
+        else:
+            cband = self.cband
+        panel = build_unit_panel(data, outcome, unit, time, first_treat, covariates,
+                                 "CallawaySantAnna")
+        panel, dropped = _drop_always_treated(panel, self.anticipation)
+        design, metadata = self._design(data, panel, unit, survey_design)
+        cells = _cells(panel, self.anticipation, self.base_period)
+        if cells.group.size == 0:
+            raise ValueError("CallawaySantAnna: no treated cohort has a pre-treatment period")
+        core = _Core(panel, cells, self.control_group, self.anticipation,
+                     self.estimation_method, self.pscore_trim)
+        weights = design.weights
+        att, psi, n_treated, n_control = core.estimate(weights, with_influence=True)
+        pg = core.cohort_shares(weights)
+        refit = None
+        if design.replicate is not None:
+            def refit(rep_w):
+                a, _, _, _ = core.estimate(rep_w, with_influence=False, strict=False)
+                return np.concatenate([a, core.cohort_shares(rep_w)])
+        return CallawaySantAnnaResults._from_fit(
+            estimator=self,
+            panel=panel,
+            cells=cells,
+            att=att,
+            psi=psi,
+            pg=pg,
+            weights=weights,
+            design=design,
+            survey=survey_design is not None,
+            refit=refit,
+            n_treated=n_treated,
+            n_control=n_control,
+            cband=cband,
+            metadata=metadata,
+            dropped_always_treated=dropped,
+        )
+
+    def _design(self, data, panel, unit, survey_design):
+        if survey_design is not None:
+            design = unit_level_design(data, survey_design, unit, panel.unit_rows,
+                                       "CallawaySantAnna")
+            if self.cluster is not None:
+                if design.has_psu or design.replicate is not None:
+                    raise ValueError(
+                        "CallawaySantAnna: cluster= cannot be combined with a survey design "
+                        "that has PSUs or replicate weights; the design defines the clustering"
+                    )
+                design = design.with_clusters(data[self.cluster].to_numpy()[panel.unit_rows])
+            if self.n_bootstrap and design.replicate is not None:
+                raise ValueError(
+                    "CallawaySantAnna: n_bootstrap > 0 cannot be combined with replicate "
+                    "weights; the replicate weights already provide the variance"
+                )
+            return design, SurveyMetadata.from_design(design)
+        design = trivial_design(panel.y.shape[0])
+        if self.cluster is not None:
+            _check_unit_constant(data, unit, self.cluster)
+            design = design.with_clusters(data[self.cluster].to_numpy()[panel.unit_rows])
+        return design, None
+
+
+def _check_unit_constant(data, unit, column):
+    per_unit = data.groupby(unit, sort=False)[column].nunique(dropna=False)
+    if (per_unit > 1).any():
+        raise ValueError(
+            f"cluster column {column!r} varies within unit(s) {list(per_unit.index[per_unit > 1][:3])}"
+        )
+
+
+def _drop_always_treated(panel, anticipation):
+    """Units treated by the first period (plus anticipation) have no pre-period: drop them."""
+    g = panel.first_treat
+    first = panel.times[0]
+    bad = (g > 0) & (g <= first + anticipation)
+    late = g > panel.times[-1]
+    if late.any():  # first treated after the last period: never treated within the window
+        g = np.where(late, 0.0, g)
+    if bad.any():
+        warnings.warn(
+            f"CallawaySantAnna: dropped {int(bad.sum())} unit(s) already treated in the first "
+            "period (no pre-treatment period)",
+            UserWarning,
+            stacklevel=3,
+        )
+    keep = ~bad
+    from dataclasses import replace
+
+    return (
+        replace(
+            panel,
+            units=panel.units[keep],
+            y=panel.y[keep],
+            first_treat=g[keep],
+            x=None if panel.x is None else panel.x[keep],
+            unit_rows=panel.unit_rows[keep],
+        ),
+        int(bad.sum()),
+    )
+
+
+def _cells(panel, anticipation, base_period) -> Cells:
+    """Enumerate (g, t) cells and their base periods as R ``did`` does."""
+    times = panel.times
+    n_t = times.size
+    groups = np.unique(panel.first_treat[panel.first_treat > 0])
+    rows = []
+    for g in groups:
+        pre = np.flatnonzero(times + anticipation < g)
+        if pre.size == 0:
+            continue
+        last_pre = int(pre[-1])
+        start = 1 if base_period == "varying" else 0
+        for j in range(start, n_t):
+            post = g <= times[j]
+            if post or base_period == "universal":
+                base = last_pre
+            else:
+                base = j - 1
+            rows.append((g, times[j], base, j, post))  # base == j: the reference period
+    if not rows:
+        empty = np.zeros(0)
+        return Cells(empty, empty, empty.astype(int), empty.astype(int), empty.astype(bool))
+    arr = list(zip(*rows))
+    return Cells(
+        group=np.array(arr[0], dtype=float),
+        time=np.array(arr[1], dtype=float),
+        base=np.array(arr[2], dtype=np.int64),
+        current=np.array(arr[3], dtype=np.int64),
+        post=np.array(arr[4], dtype=bool),
+    )
+
+
+class _Core:
+    """Estimation of every cell given unit weights (reused by replicate refits)."""
+
+    def __init__(self, panel, cells, control_group, anticipation, method, trim):
+        self.panel = panel
+        self.cells = cells
+        self.method = method
+        self.trim = trim
+        g = panel.first_treat
+        times = panel.times
+        self.treated = [g == gc for gc in cells.group]
+        if control_group == "never_treated":
+            never = g == 0
+            self.control = [never] * cells.group.size
+        else:
+            self.control = []
+            for gc, cur, base in zip(cells.group, cells.current, cells.base):
+                cutoff = times[max(cur, base)] + anticipation
+                self.control.append((g == 0) | ((g > cutoff) & (g != gc)))
+        self.groups = np.unique(g[g > 0])
+
+    def cohort_shares(self, weights):
+        w = weights / weights.mean()
+        g = self.panel.first_treat
+        return np.array([np.mean(w * (g == gc)) for gc in self.groups])
+
+    def estimate(self, weights, with_influence=True, strict=True):
+        panel, cells = self.panel, self.cells
+        n = panel.y.shape[0]
+        k = cells.group.size
+        att = np.full(k, np.nan)
+        psi = np.zeros((n, k)) if with_influence else None
+        n_treated = np.zeros(k, dtype=np.int64)
+        n_control = np.zeros(k, dtype=np.int64)
+        estimator = ESTIMATORS[self.method]
+        problems = []
+        for c in range(k):
+            if cells.base[c] == cells.current[c]:  # universal base period: ATT 0 by definition
+                att[c] = 0.0
+                continue
+            use = (self.treated[c] | self.control[c]) & (weights > 0)
+            d = self.treated[c][use].astype(float)
+            n_treated[c] = int(d.sum())
+            n_control[c] = int(use.sum() - d.sum())
+            if n_treated[c] == 0 or n_control[c] == 0:
+                problems.append((cells.group[c], cells.time[c], "no treated or comparison units"))
+                continue
+            dy = panel.y[use, cells.current[c]] - panel.y[use, cells.base[c]]
+            w = weights[use]
+            try:
+                if panel.x is None:
+                    res = difference_in_means(dy, d, w)
+                else:
+                    x = np.column_stack([np.ones(dy.size), panel.x[use, cells.base[c], :]])
+                    if self.method == "reg":
+                        res = estimator(dy, d, x, w)
+                    else:
+                        res = estimator(dy, d, x, w, self.trim)
+            except EstimationError as err:
+                if strict:
+                    raise EstimationError(
+                        f"CallawaySantAnna: ATT(g={cells.group[c]:g}, t={cells.time[c]:g}): {err}"
+                    ) from None
+                continue
+            att[c] = res.att
+            if with_influence:
+                psi[use, c] = res.inf / use.sum()
+        if problems and strict:
+            shown = "; ".join(f"(g={g:g}, t={t:g}): {why}" for g, t, why in problems[:5])
+            warnings.warn(
+                f"CallawaySantAnna: {len(problems)} cell(s) not estimable and left out: {shown}",
+                UserWarning,
+                stacklevel=4,
+            )
+        return att, psi, n_treated, n_control

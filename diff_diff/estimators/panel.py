@@ -1,0 +1,164 @@
+"""Long panel data to unit x period arrays, and the unit-level survey design."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..survey.design import SurveyDesign
+from ..survey.resolved import ResolvedDesign
+
+
+@dataclass(frozen=True, eq=False)
+class UnitPanel:
+    """A balanced panel as arrays: ``y[i, j]`` is unit i's outcome in period ``times[j]``."""
+
+    units: np.ndarray  # unit labels (n,)
+    times: np.ndarray  # sorted periods (T,)
+    y: np.ndarray  # (n, T)
+    first_treat: np.ndarray  # (n,) first treated period, 0 for never treated
+    x: np.ndarray | None  # (n, T, p) covariates, or None
+    unit_rows: np.ndarray  # (n,) a row of ``data`` for each unit (its first)
+    n_rows: int  # rows of data used
+
+
+def require_columns(data: pd.DataFrame, **columns) -> None:
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError("data has no rows")
+    for role, col in columns.items():
+        if col is None:
+            continue
+        cols = col if isinstance(col, list) else [col]
+        for c in cols:
+            if not isinstance(c, str):
+                raise TypeError(f"{role} must be a column name, got {c!r}")
+            if c not in data.columns:
+                raise ValueError(f"{role} column {c!r} not found in data")
+
+
+def numeric(data: pd.DataFrame, col: str, role: str, allow_nan: bool = False) -> np.ndarray:
+    series = data[col]
+    if pd.api.types.is_bool_dtype(series):
+        series = series.astype(float)
+    if not pd.api.types.is_numeric_dtype(series):
+        raise ValueError(f"{role} column {col!r} must be numeric, got dtype {series.dtype}")
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    if not allow_nan and np.isnan(values).any():
+        raise ValueError(f"{role} column {col!r} has {int(np.isnan(values).sum())} missing values")
+    return values
+
+
+def build_unit_panel(
+    data: pd.DataFrame,
+    outcome: str,
+    unit: str,
+    time: str,
+    first_treat: str,
+    covariates: list[str] | None,
+    name: str,
+) -> UnitPanel:
+    """Validate a long panel and pivot it; incomplete units are dropped with a warning."""
+    y = numeric(data, outcome, "outcome", allow_nan=True)
+    t = numeric(data, time, "time")
+    g = numeric(data, first_treat, "first_treat", allow_nan=True)
+    if np.isnan(g).any():
+        raise ValueError(f"first_treat column {first_treat!r} has missing values; use 0 or inf "
+                         "for never-treated units")
+    g = np.where(np.isinf(g) & (g > 0), 0.0, g)
+    if (g < 0).any():
+        raise ValueError(f"first_treat column {first_treat!r} has negative values")
+    if data[unit].isna().any():
+        raise ValueError(f"unit column {unit!r} has missing values")
+    unit_code, units = pd.factorize(data[unit], sort=False)
+    time_code, times = pd.factorize(t, sort=True)
+    n, n_t = len(units), len(times)
+    first_row = np.full(n, len(data), dtype=np.int64)
+    np.minimum.at(first_row, unit_code, np.arange(len(data)))
+    if (g != g[first_row][unit_code]).any():
+        bad = units[np.unique(unit_code[g != g[first_row][unit_code]])[:3]]
+        raise ValueError(
+            f"first_treat column {first_treat!r} varies within unit(s) {list(bad)}; it must be "
+            "constant within each unit"
+        )
+    cell = unit_code * n_t + time_code
+    counts = np.bincount(cell, minlength=n * n_t)
+    if (counts > 1).any():
+        dup = np.flatnonzero(counts > 1)[0]
+        raise ValueError(
+            f"{name}: unit {units[dup // n_t]!r} appears more than once in period "
+            f"{times[dup % n_t]!r}; the panel needs one row per unit and period"
+        )
+    y_wide = np.full(n * n_t, np.nan)
+    y_wide[cell] = y
+    y_wide = y_wide.reshape(n, n_t)
+    x_wide = None
+    if covariates:
+        x_wide = np.full((n * n_t, len(covariates)), np.nan)
+        for j, c in enumerate(covariates):
+            x_wide[cell, j] = numeric(data, c, "covariate", allow_nan=True)
+        x_wide = x_wide.reshape(n, n_t, len(covariates))
+    complete = ~np.isnan(y_wide).any(axis=1)
+    if x_wide is not None:
+        complete &= ~np.isnan(x_wide).any(axis=(1, 2))
+    if not complete.all():
+        dropped = int((~complete).sum())
+        warnings.warn(
+            f"{name}: dropped {dropped} unit(s) not observed (with outcome and covariates) in "
+            f"every period, to balance the panel",
+            UserWarning,
+            stacklevel=3,
+        )
+        if not complete.any():
+            raise ValueError(f"{name}: no unit is observed in every period")
+    keep = np.flatnonzero(complete)
+    return UnitPanel(
+        units=np.asarray(units)[keep],
+        times=np.asarray(times, dtype=float),
+        y=y_wide[keep],
+        first_treat=g[first_row][keep],
+        x=None if x_wide is None else x_wide[keep],
+        unit_rows=first_row[keep],
+        n_rows=int(np.isin(unit_code, keep).sum()),
+    )
+
+
+def unit_level_design(
+    data: pd.DataFrame,
+    survey_design: SurveyDesign,
+    unit: str,
+    unit_rows: np.ndarray,
+    name: str,
+) -> ResolvedDesign:
+    """Resolve a survey design at the unit level (design columns constant within unit)."""
+    if not isinstance(survey_design, SurveyDesign):
+        raise TypeError(
+            f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}"
+        )
+    if survey_design.weight_type != "pweight":
+        raise ValueError(
+            f"{name} survey support requires weight_type='pweight' (probability weights), "
+            f"got {survey_design.weight_type!r}"
+        )
+    codes = pd.factorize(data[unit], sort=False)[0]
+    all_first = np.full(codes.max() + 1, len(data), dtype=np.int64)
+    np.minimum.at(all_first, codes, np.arange(len(data)))
+    for col in survey_design.columns():
+        if col not in data.columns:
+            raise ValueError(f"SurveyDesign column {col!r} not found in data")
+        values = data[col].to_numpy()
+        rep = values[all_first][codes]
+        same = (rep == values) | (pd.isna(rep) & pd.isna(values))
+        if not np.all(same):
+            n_units = int(np.unique(codes[~same]).size)
+            raise ValueError(
+                f"Survey column {col!r} varies within units ({n_units} units have more than "
+                f"one value); {name} needs survey design columns that are constant within "
+                f"each unit"
+            )
+    unit_frame = data.iloc[unit_rows].reset_index(drop=True)
+    return survey_design.resolve(unit_frame)

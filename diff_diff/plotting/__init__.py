@@ -1,0 +1,55 @@
+"""Plots (matplotlib, imported only when a plot is drawn)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "plotting needs matplotlib: pip install 'diff-diff[plot]'"
+        ) from err
+    return plt
+
+
+def plot_event_study(
+    effects: pd.DataFrame,
+    ax=None,
+    label: str | None = None,
+    color: str | None = None,
+    offset: float = 0.0,
+    band: bool = True,
+    title: str | None = "Event study",
+):
+    """Plot effects by event time with confidence intervals (and uniform bands).
+
+    ``effects`` is a tidy table with ``event_time``, ``estimate``,
+    ``conf_low``, ``conf_high`` (and optionally ``cband_low``/``cband_high``).
+    Several estimates can share one axis with ``offset`` and ``label``.
+    Returns the axis.
+    """
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    x = effects["event_time"].to_numpy(dtype=float) + offset
+    y = effects["estimate"].to_numpy(dtype=float)
+    lo = effects["conf_low"].to_numpy(dtype=float)
+    hi = effects["conf_high"].to_numpy(dtype=float)
+    line = ax.errorbar(x, y, yerr=np.vstack([y - lo, hi - y]), fmt="o", capsize=3,
+                       color=color, label=label)
+    if band and "cband_low" in effects:
+        ax.vlines(x, effects["cband_low"], effects["cband_high"], alpha=0.35, linewidth=6,
+                  color=line[0].get_color())
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.axvline(-0.5, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("Periods since treatment")
+    ax.set_ylabel("Effect")
+    if title:
+        ax.set_title(title)
+    if label:
+        ax.legend()
+    return ax

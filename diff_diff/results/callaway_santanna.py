@@ -1,0 +1,469 @@
+"""Results of :class:`~diff_diff.CallawaySantAnna` and their aggregations (R ``did::aggte``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..inference import (
+    bootstrap_se,
+    design_variance,
+    multiplier_bootstrap,
+    replicate_vcov_from_estimates,
+    sup_t_critical,
+)
+from ..inference.intervals import t_inference
+from .table import format_summary, tidy
+
+KINDS = ("simple", "dynamic", "group", "calendar")
+_ALIASES = {"event_study": "dynamic", "overall": "simple"}
+
+
+@dataclass(frozen=True, eq=False)
+class _Parts:
+    """Weighted averages of cells: which cells, with which weights, and whether weights are estimated."""
+
+    labels: np.ndarray  # one per aggregate
+    members: list  # cell indices per aggregate
+    estimated_weights: bool  # cohort-share weights (with their influence) or equal weights
+
+
+class AggregationResults:
+    """An aggregation of group-time ATTs: a table of effects and an overall effect.
+
+    Attributes
+    ----------
+    kind : str
+        ``simple``, ``dynamic`` (event study), ``group`` or ``calendar``.
+    effects : DataFrame
+        One row per event time / group / period (empty for ``simple``), tidy
+        columns and, with the bootstrap, uniform-band columns.
+    vcov : DataFrame
+        Covariance of the effects.
+    overall_att, overall_se, overall_t_stat, overall_p_value, overall_conf_int
+        The overall effect of this aggregation (R ``aggte``'s ``overall.att``).
+    """
+
+    def __init__(self, kind, label_name, effects, vcov, overall, alpha):
+        self.kind = kind
+        self.label_name = label_name
+        self.effects = effects
+        self.vcov = vcov
+        self._overall = overall
+        self.alpha = alpha
+
+    overall_att = property(lambda self: self._overall["estimate"])
+    overall_se = property(lambda self: self._overall["se"])
+    overall_t_stat = property(lambda self: self._overall["t_stat"])
+    overall_p_value = property(lambda self: self._overall["p_value"])
+    overall_conf_int = property(lambda self: (self._overall["conf_low"], self._overall["conf_high"]))
+    att = overall_att
+    se = overall_se
+    t_stat = overall_t_stat
+    p_value = overall_p_value
+    conf_int = overall_conf_int
+
+    def to_dataframe(self) -> pd.DataFrame:
+        return self.effects.copy()
+
+    def summary(self) -> str:
+        tables = [("Overall", pd.DataFrame([self._overall]).assign(term="ATT"), ["term"])]
+        if len(self.effects):
+            tables.append((f"By {self.label_name}", self.effects, [self.label_name]))
+        return format_summary(f"Callaway-Sant'Anna aggregation: {self.kind}", [], tables,
+                              alpha=self.alpha)
+
+    def __repr__(self) -> str:
+        return (f"AggregationResults(kind={self.kind!r}, overall_att={self.overall_att:.6g}, "
+                f"overall_se={self.overall_se:.6g})")
+
+
+class CallawaySantAnnaResults:
+    """Group-time ATTs with influence functions; aggregations derive from them.
+
+    Read-only headline fields (``att``, ``se``, ``t_stat``, ``p_value``,
+    ``conf_int``) are the ``simple`` aggregation (cohort-size weighted average
+    of post-treatment ATT(g, t), R ``aggte(type="simple")``); other attributes
+    may be attached freely.
+    """
+
+    @classmethod
+    def _from_fit(cls, **kw) -> "CallawaySantAnnaResults":
+        self = cls.__new__(cls)
+        est = kw["estimator"]
+        self.estimator_params = est.get_params()
+        self.alpha = est.alpha
+        self.control_group = est.control_group
+        self.estimation_method = est.estimation_method
+        self.base_period = est.base_period
+        self.anticipation = est.anticipation
+        self.n_bootstrap = est.n_bootstrap
+        self._multiplier = est.bootstrap_weights
+        self._seed = est.seed
+        self._cband = kw["cband"]
+        panel, cells = kw["panel"], kw["cells"]
+        self._cells = cells
+        self._att = kw["att"]
+        self._psi = kw["psi"]
+        self._pg = kw["pg"]
+        self._design = kw["design"]
+        self._survey = kw["survey"]
+        w = kw["weights"]
+        self._w = w / w.mean()
+        g = panel.first_treat
+        self._groups = np.unique(g[g > 0])
+        self._unit_group = np.searchsorted(self._groups, g)
+        self._unit_group[g == 0] = -1
+        self._times = panel.times
+        self.n_obs = panel.n_rows
+        self.n_units = int(g.size)
+        self.n_treated_units = int((g > 0).sum())
+        self.n_control_units = int((g == 0).sum())
+        self.n_dropped_always_treated = kw["dropped_always_treated"]
+        self._n_treated = kw["n_treated"]
+        self._n_control = kw["n_control"]
+        self.survey_metadata = kw["metadata"]
+        self._replicates = None
+        if kw["refit"] is not None:
+            from ..inference.replicate import replicate_estimates_by_refit
+
+            self._replicates = replicate_estimates_by_refit(
+                self._design.replicate.weights, refit=kw["refit"]
+            )
+        self.groups = self._groups.copy()
+        self.time_periods = panel.times.copy()
+        return self
+
+    # ---------------------------------------------------------------- engine
+    @property
+    def df(self):
+        """Degrees of freedom of t inference (design df with a survey design, else normal)."""
+        if not self._survey:
+            return None
+        if self._replicates is not None:
+            return self._variance_of(self._psi[:, :1], self._att[:1], lambda a, p: a[:1])["df"]
+        return float(self._design.df)
+
+    def _variance_of(self, psi, estimate, point_fn):
+        """Variance of estimates that are linear maps of the cells (psi: n x J)."""
+        design = self._design
+        if self._replicates is not None:
+            k = self._att.size
+            reps = np.vstack([point_fn(r[:k], r[k:]) for r in self._replicates])
+            spec = design.replicate
+            vcov, n_valid = replicate_vcov_from_estimates(
+                reps, estimate, spec.scale, spec.rscales, spec.mse
+            )
+            df = float(min(spec.rank, n_valid) - 1)
+            return {"vcov": vcov, "se": _sqrt_diag(vcov), "df": df, "crit": None}
+        df = float(design.df) if self._survey else None
+        if self.n_bootstrap:
+            draws = multiplier_bootstrap(psi, design, self.n_bootstrap, self._multiplier,
+                                         self._seed)
+            se = bootstrap_se(draws, "sd")
+            vcov = np.cov(draws, rowvar=False).reshape(psi.shape[1], psi.shape[1])
+            crit = sup_t_critical(draws, se, self.alpha) if self._cband else None
+            return {"vcov": vcov, "se": se, "df": df, "crit": crit}
+        vcov = design_variance(psi, design).vcov
+        return {"vcov": vcov, "se": _sqrt_diag(vcov), "df": df, "crit": None}
+
+    # ----------------------------------------------------------- group-time
+    @cached_property
+    def _gt(self):
+        cells = self._cells
+        ok = np.isfinite(self._att)
+        var = self._variance_of(self._psi[:, ok], self._att[ok], lambda a, p: a[ok])
+        se = np.full(self._att.size, np.nan)
+        se[ok] = var["se"]
+        table = tidy(
+            {"group": _label(cells.group), "time": _label(cells.time),
+             "event_time": _label(cells.time - cells.group)},
+            self._att, se, var["df"], self.alpha, var["crit"],
+        )
+        table["post"] = cells.post
+        table["n_treated"] = self._n_treated
+        table["n_control"] = self._n_control
+        return table, var
+
+    @property
+    def group_time_effects(self) -> pd.DataFrame:
+        """ATT(g, t) per cohort and period, with standard errors and intervals."""
+        return self._gt[0].copy()
+
+    @property
+    def influence_functions(self) -> np.ndarray:
+        """Unit x cell influence values on the sum scale (``att - ATT ~ psi.sum(0)``)."""
+        return self._psi.copy()
+
+    # ------------------------------------------------------------ aggregate
+    def aggregate(
+        self,
+        kind: str = "simple",
+        min_e: float = -np.inf,
+        max_e: float = np.inf,
+        balance_e: int | None = None,
+    ) -> AggregationResults:
+        """Aggregate the group-time ATTs, as R ``did::aggte``.
+
+        ``simple``: cohort-size weighted average of post-treatment cells.
+        ``dynamic`` (``event_study``): one effect per event time ``e = t - g``
+        (cohort-size weights), overall = mean over ``e >= 0``; ``min_e``,
+        ``max_e`` restrict event times and ``balance_e`` keeps cohorts
+        observed at least ``balance_e`` periods after treatment.
+        ``group``: mean of each cohort's post-treatment cells, overall weighted
+        by cohort size. ``calendar``: per period, cohort-size weighted over
+        treated cohorts; overall = mean over periods.
+        Standard errors come from the stored influence functions, including
+        the influence of the estimated cohort-size weights; nothing is refit.
+        """
+        kind = _ALIASES.get(kind, kind)
+        if kind not in KINDS:
+            raise ValueError(f"aggregate kind must be one of {list(KINDS) + list(_ALIASES)}, got {kind!r}")
+        parts, overall_mode, label_name = self._parts(kind, min_e, max_e, balance_e)
+
+        def points(att, pg):
+            est = np.array([self._combine(att, pg, m, parts.estimated_weights) for m in parts.members])
+            return np.append(est, self._overall_point(est, pg, parts, overall_mode))
+
+        estimate = points(self._att, self._pg)
+        psi = np.column_stack(
+            [self._combine_psi(m, parts.estimated_weights) for m in parts.members]
+            + [self._overall_psi(estimate[:-1], parts, overall_mode)]
+        ) if parts.members else self._overall_psi(estimate[:-1], parts, overall_mode)[:, None]
+        var = self._variance_of(psi, estimate, points)
+        n = len(parts.members)
+        effects = tidy({label_name: _label(parts.labels)}, estimate[:n], var["se"][:n], var["df"],
+                       self.alpha, var["crit"] if n else None)
+        if kind == "simple":
+            effects = effects.iloc[0:0]
+        overall = tidy({"term": ["overall"]}, estimate[n:], var["se"][n:], var["df"],
+                       self.alpha).iloc[0].to_dict()
+        vcov = pd.DataFrame(var["vcov"][:n, :n], index=_label(parts.labels),
+                            columns=_label(parts.labels))
+        return AggregationResults(kind, label_name, effects, vcov, overall, self.alpha)
+
+    def _parts(self, kind, min_e, max_e, balance_e):
+        cells = self._cells
+        ok = np.isfinite(self._att)
+        e = cells.time - cells.group
+        if kind == "simple":
+            keep = np.flatnonzero(ok & cells.post & (e <= max_e))
+            return _Parts(np.array(["overall"]), [keep], True), "single", "term"
+        if kind == "dynamic":
+            include = ok.copy()
+            events = np.unique(e[ok])
+            if balance_e is not None:
+                include &= (self._times[-1] - cells.group) >= balance_e
+                events = np.unique(e[include])
+                events = events[(events <= balance_e)
+                                & (events >= balance_e - self._times[-1] + self._times[0])]
+            events = events[(events >= min_e) & (events <= max_e)]
+            members = [np.flatnonzero(include & (e == ev)) for ev in events]
+            return _Parts(events, members, True), "mean_post_events", "event_time"
+        if kind == "group":
+            members, labels = [], []
+            for g in self._groups:
+                m = np.flatnonzero(ok & (cells.group == g) & cells.post & (e <= max_e))
+                if m.size:
+                    members.append(m)
+                    labels.append(g)
+            return _Parts(np.array(labels), members, False), "cohort_weighted", "group"
+        members, labels = [], []
+        for t in np.unique(cells.time[cells.post & ok]):
+            m = np.flatnonzero(ok & cells.post & (cells.time == t))
+            members.append(m)
+            labels.append(t)
+        return _Parts(np.array(labels), members, True), "mean_all", "time"
+
+    def _cell_pg(self, pg, members):
+        return pg[np.searchsorted(self._groups, self._cells.group[members])]
+
+    def _combine(self, att, pg, members, estimated):
+        if not estimated:
+            return float(np.mean(att[members]))
+        weights = self._cell_pg(pg, members)
+        return float(weights @ att[members] / weights.sum())
+
+    def _combine_psi(self, members, estimated):
+        if not estimated:
+            return self._psi[:, members].mean(axis=1)
+        pg = self._cell_pg(self._pg, members)
+        total = pg.sum()
+        theta = pg @ self._att[members] / total
+        psi = self._psi[:, members] @ (pg / total)
+        return psi + self._weight_influence(self._cells.group[members], self._att[members],
+                                            theta, total)
+
+    def _weight_influence(self, cell_groups, att, theta, total):
+        """Influence of estimated cohort shares on a share-weighted average (sum scale).
+
+        With ``pg_g = mean(w 1{G=g})``, a unit in cohort g contributes
+        ``w_i (s_g - c_g theta) / S / n``: ``s_g`` sums the ATTs of cells of g,
+        ``c_g`` counts them, ``S`` is the sum of the cells' shares.
+        """
+        idx = np.searchsorted(self._groups, cell_groups)
+        s = np.bincount(idx, weights=att, minlength=self._groups.size)
+        c = np.bincount(idx, minlength=self._groups.size).astype(float)
+        member = self._unit_group >= 0
+        out = np.zeros(self._w.size)
+        ug = self._unit_group[member]
+        out[member] = self._w[member] * (s[ug] - c[ug] * theta) / total
+        return out / self._w.size
+
+    def _overall_point(self, est, pg, parts, mode):
+        if mode == "single":
+            return est[0]
+        if mode == "mean_post_events":
+            post = parts.labels >= 0
+            return float(np.mean(est[post])) if post.any() else np.nan
+        if mode == "mean_all":
+            return float(np.mean(est)) if est.size else np.nan
+        weights = pg[np.searchsorted(self._groups, parts.labels)]
+        return float(weights @ est / weights.sum())
+
+    def _overall_psi(self, est, parts, mode):
+        if mode == "single":
+            return self._combine_psi(parts.members[0], True)
+        cols = [self._combine_psi(m, parts.estimated_weights) for m in parts.members]
+        if mode == "mean_post_events":
+            post = np.flatnonzero(parts.labels >= 0)
+            return np.mean([cols[i] for i in post], axis=0)
+        if mode == "mean_all":
+            return np.mean(cols, axis=0)
+        pg = self._pg[np.searchsorted(self._groups, parts.labels)]
+        total = pg.sum()
+        theta = pg @ est / total
+        psi = np.column_stack(cols) @ (pg / total)
+        return psi + self._weight_influence(parts.labels, est, theta, total)
+
+    # --------------------------------------------------------------- headline
+    @cached_property
+    def _simple(self) -> AggregationResults:
+        return self.aggregate("simple")
+
+    @cached_property
+    def _dynamic(self) -> AggregationResults:
+        return self.aggregate("dynamic")
+
+    @cached_property
+    def _group(self) -> AggregationResults:
+        return self.aggregate("group")
+
+    overall_att = property(lambda self: self._simple.overall_att)
+    overall_se = property(lambda self: self._simple.overall_se)
+    overall_t_stat = property(lambda self: self._simple.overall_t_stat)
+    overall_p_value = property(lambda self: self._simple.overall_p_value)
+    overall_conf_int = property(lambda self: self._simple.overall_conf_int)
+    att = property(lambda self: self._simple.overall_att, doc="Overall ATT (simple aggregation).")
+    se = property(lambda self: self._simple.overall_se, doc="Standard error of ``att``.")
+    t_stat = property(lambda self: self._simple.overall_t_stat)
+    p_value = property(lambda self: self._simple.overall_p_value)
+    conf_int = property(lambda self: self._simple.overall_conf_int)
+
+    @property
+    def event_study_effects(self) -> pd.DataFrame:
+        """Effects by event time ``e = t - g`` (R ``aggte(type="dynamic")``)."""
+        return self._dynamic.effects.copy()
+
+    @property
+    def event_study_vcov(self) -> pd.DataFrame:
+        """Covariance of the event-study effects (for joint pre-trend tests)."""
+        return self._dynamic.vcov.copy()
+
+    @property
+    def group_effects(self) -> pd.DataFrame:
+        """Effects by cohort (R ``aggte(type="group")``)."""
+        return self._group.effects.copy()
+
+    def pretrend_test(self) -> dict:
+        """Wald test that all pre-treatment event-study effects are zero.
+
+        Returns ``statistic`` (F form: Wald / q), ``df1`` (q), ``df2`` (design
+        df, or None: chi-square) and ``p_value``.
+        """
+        from scipy import stats
+
+        es = self._dynamic.effects
+        pre = es["event_time"].to_numpy() < 0
+        if not pre.any():
+            return {"statistic": np.nan, "df1": 0, "df2": None, "p_value": np.nan}
+        est = es["estimate"].to_numpy()[pre]
+        vcov = self._dynamic.vcov.to_numpy()[np.ix_(pre, pre)]
+        q = int(pre.sum())
+        wald = float(est @ np.linalg.pinv(vcov) @ est)
+        df2 = self.df
+        if df2 is None:
+            p = float(stats.chi2.sf(wald, q))
+        else:
+            p = float(stats.f.sf(wald / q, q, df2)) if df2 > 0 else np.nan
+        return {"statistic": wald / q, "df1": q, "df2": df2, "p_value": p}
+
+    # ----------------------------------------------------------------- output
+    def to_dataframe(self, level: str = "group_time") -> pd.DataFrame:
+        """Tidy table: ``group_time`` (default), ``event_study``, ``group`` or ``calendar``."""
+        if level == "group_time":
+            return self.group_time_effects
+        if level in ("event_study", "dynamic"):
+            return self.event_study_effects
+        if level == "group":
+            return self.group_effects
+        if level == "calendar":
+            return self.aggregate("calendar").effects
+        raise ValueError(
+            f"level must be 'group_time', 'event_study', 'group' or 'calendar', got {level!r}"
+        )
+
+    def summary(self) -> str:
+        info = [
+            ("Estimation method", self.estimation_method),
+            ("Control group", self.control_group),
+            ("Base period", self.base_period),
+            ("Anticipation", self.anticipation),
+            ("Units (treated / never treated)",
+             f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
+            ("Observations", self.n_obs),
+            ("Inference", self._inference_label()),
+        ]
+        overall = pd.DataFrame([self._simple._overall]).assign(term="ATT")
+        tables = [("Overall ATT (simple)", overall, ["term"]),
+                  ("Event study", self._dynamic.effects, ["event_time"])]
+        return format_summary("Callaway-Sant'Anna group-time ATTs", info, tables,
+                              self.survey_metadata, self.alpha)
+
+    def _inference_label(self) -> str:
+        if self._replicates is not None:
+            return f"replicate weights ({self._design.replicate.method})"
+        base = "survey design (Taylor linearization)" if self._survey else "influence functions"
+        if self.n_bootstrap:
+            base += f", multiplier bootstrap ({self.n_bootstrap} draws)"
+        return base
+
+    def print_summary(self) -> None:
+        print(self.summary())
+
+    def plot_event_study(self, ax=None, **kwargs):
+        """Event-study plot of the dynamic aggregation (matplotlib)."""
+        from ..plotting import plot_event_study
+
+        return plot_event_study(self.event_study_effects, ax=ax, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"CallawaySantAnnaResults(overall_att={self.overall_att:.6g}, "
+                f"overall_se={self.overall_se:.6g}, cells={self._att.size}, units={self.n_units})")
+
+
+def _label(values):
+    """Periods and cohorts as integers when they are whole numbers."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    return values
+
+
+def _sqrt_diag(vcov):
+    d = np.diag(vcov)
+    with np.errstate(invalid="ignore"):
+        return np.where(d >= 0, np.sqrt(np.abs(d)), np.nan)

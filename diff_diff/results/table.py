@@ -1,0 +1,97 @@
+"""One tidy schema and one text formatter for every result in the library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..inference.intervals import t_inference
+
+TIDY_COLUMNS = ("estimate", "se", "t_stat", "p_value", "conf_low", "conf_high")
+
+
+def tidy(
+    labels: dict[str, np.ndarray],
+    estimate: np.ndarray,
+    se: np.ndarray,
+    df,
+    alpha: float,
+    band_crit: float | None = None,
+) -> pd.DataFrame:
+    """A tidy table: label columns, then estimate, se, t_stat, p_value, conf_low, conf_high.
+
+    With ``band_crit`` (a sup-t critical value), ``cband_low``/``cband_high``
+    give the uniform band ``estimate +- band_crit * se``.
+    """
+    estimate = np.asarray(estimate, dtype=float)
+    se = np.asarray(se, dtype=float)
+    t, p, lo, hi = t_inference(estimate, se, df, alpha)
+    out = pd.DataFrame({k: np.asarray(v) for k, v in labels.items()})
+    out["estimate"] = estimate
+    out["se"] = se
+    out["t_stat"] = t
+    out["p_value"] = p
+    out["conf_low"] = lo
+    out["conf_high"] = hi
+    if band_crit is not None:
+        ok = np.isfinite(lo)
+        out["cband_low"] = np.where(ok, estimate - band_crit * se, np.nan)
+        out["cband_high"] = np.where(ok, estimate + band_crit * se, np.nan)
+    return out
+
+
+def significance_stars(p: float) -> str:
+    if not np.isfinite(p):
+        return ""
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return ""
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return "NaN"
+        return f"{value:.4f}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def format_summary(
+    title: str,
+    info: list[tuple[str, object]],
+    tables: list[tuple[str, pd.DataFrame, list[str]]],
+    metadata=None,
+    alpha: float = 0.05,
+) -> str:
+    """Text summary: a title, key-value lines, tables and the survey design block."""
+    width = 78
+    lines = ["=" * width, title.center(width), "=" * width]
+    for key, value in info:
+        lines.append(f"{key + ':':<32}{_fmt(value)}")
+    if metadata is not None:
+        lines += ["", "Survey design".center(width), "-" * width]
+        lines.append(f"{'Weight type:':<32}{metadata.weight_type}")
+        if metadata.replicate_method is not None:
+            lines.append(f"{'Replicates:':<32}{metadata.n_replicates} ({metadata.replicate_method})")
+        else:
+            lines.append(f"{'Strata / PSUs:':<32}{metadata.n_strata} / {metadata.n_psu}")
+        lines.append(f"{'Sum of weights:':<32}{_fmt(metadata.sum_weights)}")
+        lines.append(f"{'Kish effective n:':<32}{_fmt(metadata.effective_n)}")
+        lines.append(f"{'Kish design effect (weights):':<32}{_fmt(metadata.design_effect)}")
+        lines.append(f"{'Design degrees of freedom:':<32}{_fmt(metadata.df_survey)}")
+    level = f"{100 * (1 - alpha):g}%"
+    for name, table, label_cols in tables:
+        lines += ["", name.center(width), "-" * width]
+        cols = label_cols + ["estimate", "se", "t_stat", "p_value", "conf_low", "conf_high"]
+        head = [c if c not in ("conf_low", "conf_high") else f"{level} {c[5:]}" for c in cols]
+        rows = [[_fmt(v) for v in row] for row in table[cols].itertuples(index=False)]
+        for row, p in zip(rows, table["p_value"]):
+            row.append(significance_stars(p))
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+                  for i, h in enumerate(head)]
+        lines.append("  ".join(h.rjust(w) for h, w in zip(head, widths)))
+        for row in rows:
+            lines.append("  ".join(v.rjust(w) for v, w in zip(row, widths)) + " " + row[-1])
+    lines += ["-" * width, "Signif. codes: '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1", "=" * width]
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""CallawaySantAnna: behaviour, survey handling, aggregation invariants."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import diff_diff as dd
+from diff_diff import CallawaySantAnna, SurveyDesign, load_mpdta
+
+ARGS = dict(outcome="lemp", unit="countyreal", time="year", first_treat="first.treat")
+
+
+@pytest.fixture(scope="module")
+def mpdta():
+    df = load_mpdta()
+    rng = np.random.default_rng(0)
+    units = df["countyreal"].unique()
+    for name, values in {
+        "cl": rng.integers(0, 40, units.size),
+        "st": rng.integers(0, 5, units.size),
+        "w": rng.uniform(1, 3, units.size),
+    }.items():
+        df[name] = df["countyreal"].map(dict(zip(units, values)))
+    return df
+
+
+def test_no_covariates_all_methods_agree_and_alias(mpdta):
+    fits = [CallawaySantAnna(estimation_method=m).fit(mpdta, **ARGS) for m in ("reg", "ipw", "dr")]
+    for res in fits[1:]:
+        np.testing.assert_allclose(res.group_time_effects["estimate"],
+                                   fits[0].group_time_effects["estimate"], rtol=1e-12)
+        np.testing.assert_allclose(res.overall_se, fits[0].overall_se, rtol=1e-10)
+    assert dd.CS is CallawaySantAnna
+
+
+def test_overall_is_cohort_weighted_mean_of_post_cells(mpdta):
+    res = CallawaySantAnna().fit(mpdta, **ARGS)
+    gt = res.group_time_effects
+    post = gt[gt["time"] >= gt["group"]]
+    units = mpdta.drop_duplicates("countyreal")
+    size = units["first.treat"].value_counts()
+    w = post["group"].map(size)
+    assert res.overall_att == pytest.approx(np.average(post["estimate"], weights=w), rel=1e-12)
+    es = res.event_study_effects
+    assert res.aggregate("dynamic").overall_att == pytest.approx(
+        es.loc[es["event_time"] >= 0, "estimate"].mean(), rel=1e-12)
+    grp = res.group_effects
+    assert res.aggregate("group").overall_att == pytest.approx(
+        np.average(grp["estimate"], weights=grp["group"].map(size)), rel=1e-12)
+
+
+def test_headline_read_only_and_provenance_settable(mpdta):
+    res = CallawaySantAnna().fit(mpdta, **ARGS)
+    with pytest.raises(AttributeError):
+        res.att = 1.0
+    setattr(res, "_balance_adjustment", {"method": "ipw"})
+    assert res._balance_adjustment["method"] == "ipw"
+    assert res.att == res.overall_att and res.se == res.overall_se
+    lo, hi = res.conf_int
+    assert lo < res.att < hi and 0 <= res.p_value <= 1
+
+
+def test_survey_psu_equal_unit_cluster_equals_clustered(mpdta):
+    plain = CallawaySantAnna().fit(mpdta, **ARGS)
+    by_unit = CallawaySantAnna().fit(mpdta, **ARGS, survey_design=SurveyDesign(psu="countyreal"))
+    assert by_unit.overall_se == pytest.approx(plain.overall_se, rel=1e-12)
+    clustered = CallawaySantAnna(cluster="cl").fit(mpdta, **ARGS)
+    by_psu = CallawaySantAnna().fit(mpdta, **ARGS, survey_design=SurveyDesign(psu="cl"))
+    assert by_psu.overall_se == pytest.approx(clustered.overall_se, rel=1e-12)
+    np.testing.assert_allclose(by_psu.event_study_effects["se"],
+                               clustered.event_study_effects["se"], rtol=1e-12)
+
+
+def test_survey_metadata_and_df(mpdta):
+    design = SurveyDesign(weights="w", strata="st", psu="cl", nest=True)
+    res = CallawaySantAnna().fit(mpdta, **ARGS, survey_design=design)
+    meta = res.survey_metadata
+    for value in (meta.design_effect, meta.effective_n, meta.sum_weights):
+        assert np.isfinite(value)
+    assert meta.sum_weights == pytest.approx(mpdta.drop_duplicates("countyreal")["w"].sum())
+    assert res.df == meta.df_survey == meta.n_psu - meta.n_strata
+
+
+def test_pweight_only_and_unit_constant_design(mpdta):
+    with pytest.raises(ValueError, match="pweight"):
+        CallawaySantAnna().fit(mpdta, **ARGS,
+                               survey_design=SurveyDesign(weights="w", weight_type="aweight"))
+    varying = mpdta.assign(w2=mpdta["w"] + mpdta["year"] % 2)
+    with pytest.raises(ValueError, match="'w2'.*constant within"):
+        CallawaySantAnna().fit(varying, **ARGS, survey_design=SurveyDesign(weights="w2"))
+
+
+def test_replicate_and_bootstrap(mpdta):
+    units = mpdta.drop_duplicates("countyreal")
+    design = SurveyDesign(weights="w", strata="st", psu="cl", nest=True)
+    out, rep = dd.as_replicate_design(units, design, "JKn")
+    df = mpdta.merge(out[["countyreal"] + rep.replicate_weights], on="countyreal")
+    tsl = CallawaySantAnna().fit(df, **ARGS, survey_design=design)
+    jk = CallawaySantAnna().fit(df, **ARGS, survey_design=rep)
+    assert jk.overall_att == pytest.approx(tsl.overall_att, rel=1e-12)
+    assert jk.overall_se == pytest.approx(tsl.overall_se, rel=0.1)
+    with pytest.raises(ValueError, match="replicate"):
+        CallawaySantAnna(n_bootstrap=99).fit(df, **ARGS, survey_design=rep)
+    boot = CallawaySantAnna(n_bootstrap=4000, seed=3).fit(df, **ARGS, survey_design=design)
+    assert boot.overall_se == pytest.approx(tsl.overall_se, rel=0.08)
+    es = boot.event_study_effects
+    assert {"cband_low", "cband_high"} <= set(es.columns)
+    wide = (es["cband_high"] - es["cband_low"]) >= (es["conf_high"] - es["conf_low"]) - 1e-12
+    assert wide.all()
+    again = CallawaySantAnna(n_bootstrap=4000, seed=3).fit(df, **ARGS, survey_design=design)
+    assert again.overall_se == boot.overall_se
+
+
+def test_tiny_panel_works():
+    rows = []
+    for i in range(8):
+        g = 3 if i < 3 else 0
+        for t in (1, 2, 3):
+            rows.append({"id": i, "t": t, "g": g, "y": i * 0.1 + t + (g == 3 and t == 3) * 1.0,
+                         "w": 1.0 + i % 2})
+    df = pd.DataFrame(rows)
+    res = CallawaySantAnna().fit(df, "y", "id", "t", "g", survey_design=SurveyDesign(weights="w"))
+    assert res.overall_att == pytest.approx(1.0)
+    assert np.isfinite(res.survey_metadata.design_effect)
+
+
+def test_never_treated_as_inf_and_input_untouched(mpdta):
+    before = mpdta.copy()
+    inf = mpdta.assign(**{"first.treat": mpdta["first.treat"].replace(0, np.inf)})
+    a = CallawaySantAnna().fit(mpdta, **ARGS)
+    b = CallawaySantAnna().fit(inf, **ARGS)
+    assert a.overall_att == b.overall_att
+    pd.testing.assert_frame_equal(mpdta, before)
+
+
+def test_row_order_and_weight_scale_invariance(mpdta):
+    design = SurveyDesign(weights="w", strata="st", psu="cl", nest=True)
+    a = CallawaySantAnna().fit(mpdta, **ARGS, survey_design=design)
+    shuffled = mpdta.sample(frac=1.0, random_state=1).assign(w=lambda d: d["w"] * 17.0)
+    b = CallawaySantAnna().fit(shuffled, **ARGS, survey_design=design)
+    assert b.overall_att == pytest.approx(a.overall_att, rel=1e-10)
+    assert b.overall_se == pytest.approx(a.overall_se, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(control_group="everyone"), "control_group"),
+        (dict(estimation_method="ols"), "estimation_method"),
+        (dict(anticipation=-1), "anticipation"),
+        (dict(anticipation=True), "anticipation"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(n_bootstrap=1), "n_bootstrap"),
+        (dict(pscore_trim=0.7), "pscore_trim"),
+        (dict(base_period="fixed"), "base_period"),
+    ],
+)
+def test_bad_settings_fail_in_fit(mpdta, kwargs, fragment):
+    est = CallawaySantAnna(**kwargs)  # the constructor only stores
+    with pytest.raises(ValueError, match=fragment):
+        est.fit(mpdta, **ARGS)
+
+
+def test_bad_data(mpdta):
+    with pytest.raises(ValueError, match="not found"):
+        CallawaySantAnna().fit(mpdta, outcome="nope", unit="countyreal", time="year",
+                               first_treat="first.treat")
+    dup = pd.concat([mpdta, mpdta.iloc[:1]])
+    with pytest.raises(ValueError, match="more than once"):
+        CallawaySantAnna().fit(dup, **ARGS)
+    varying = mpdta.copy()
+    varying.loc[0, "first.treat"] = 2006
+    with pytest.raises(ValueError, match="varies within"):
+        CallawaySantAnna().fit(varying, **ARGS)
+    with pytest.raises(ValueError, match="cluster"):
+        CallawaySantAnna(cluster="cl").fit(mpdta, **ARGS, survey_design=SurveyDesign(psu="cl"))
+
+
+def test_get_set_params():
+    est = CallawaySantAnna(estimation_method="reg")
+    assert est.get_params()["estimation_method"] == "reg"
+    est.set_params(anticipation=1)
+    assert est.anticipation == 1
+    with pytest.raises(ValueError, match="no parameter"):
+        est.set_params(method="x")
+
+
+def test_unbalanced_units_dropped_and_aggregate_kinds(mpdta):
+    short = mpdta.drop(index=mpdta.index[:2])
+    with pytest.warns(UserWarning, match="balance"):
+        res = CallawaySantAnna().fit(short, **ARGS)
+    assert res.n_units == 499
+    assert set(res.to_dataframe("calendar")["time"]) == {2004, 2005, 2006, 2007}
+    assert list(res.to_dataframe("group")["group"]) == [2004, 2006, 2007]
+    with pytest.raises(ValueError, match="kind"):
+        res.aggregate("weekly")
+    bal = res.aggregate("event_study", balance_e=1)
+    assert list(bal.effects["event_time"]) == [-2, -1, 0, 1]
+    trimmed = res.aggregate("dynamic", min_e=-1, max_e=1)
+    assert list(trimmed.effects["event_time"]) == [-1, 0, 1]
+    assert "Event study" in res.summary()
+    test = res.pretrend_test()
+    assert test["df1"] == 3 and 0 <= test["p_value"] <= 1
