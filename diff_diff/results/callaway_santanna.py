@@ -118,6 +118,7 @@ class CallawaySantAnnaResults:
         self._unit_group = np.searchsorted(self._groups, g)
         self._unit_group[g == 0] = -1
         self._times = panel.times
+        self._unit_ids = panel.units
         self.n_obs = panel.n_rows
         self.n_units = int(g.size)
         self.n_treated_units = int((g > 0).sum())

@@ -1,0 +1,28 @@
+# Taylor-linearization SE of Callaway-Sant'Anna influence values with R survey.
+#
+# Input:  tests/parity/fixtures/cs_influence_input.csv, written by
+#         tests/parity/r/cs_influence_input.py (mpdta units, a stratified
+#         design with nested PSUs and FPC, and diff_diff's unit influence
+#         values of the overall ATT for reg, ipw and dr with covariate lpop).
+# Output: tests/parity/fixtures/cs_svytotal.json: svytotal(~psi) SE and the
+#         design degrees of freedom for each method.
+# Run from the repository root:
+#   python tests/parity/r/cs_influence_input.py && Rscript tests/parity/r/cs_svytotal.R
+suppressPackageStartupMessages({library(survey); library(jsonlite)})
+options(survey.lonely.psu = "remove")
+d <- read.csv("tests/parity/fixtures/cs_influence_input.csv")
+des <- svydesign(ids = ~psu, strata = ~stratum, fpc = ~fpc, nest = TRUE, weights = ~w, data = d)
+cases <- lapply(c("reg", "ipw", "dr"), function(m) {
+  # the influence values are already weighted and on the sum scale: total them with unit weights
+  des1 <- update(des, one = 1)
+  tot <- svytotal(as.formula(paste0("~I(psi_", m, " / w)")), des1)
+  list(method = m, total = unname(coef(tot)), se = unname(SE(tot)), df = degf(des))
+})
+out <- list(
+  meta = list(script = "tests/parity/r/cs_svytotal.R", R_version = R.version.string,
+              survey_version = as.character(packageVersion("survey")), rtol = 1e-8,
+              generated = as.character(Sys.Date()),
+              notes = "svytotal of psi/w with weights w equals the design total of psi."),
+  cases = cases)
+write_json(out, "tests/parity/fixtures/cs_svytotal.json", auto_unbox = TRUE, digits = NA, pretty = TRUE)
+cat("wrote tests/parity/fixtures/cs_svytotal.json\n")
