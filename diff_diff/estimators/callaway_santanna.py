@@ -13,7 +13,7 @@ from ..survey.design import SurveyDesign
 from ..survey.metadata import SurveyMetadata
 from ..survey.resolved import trivial_design
 from .base import Estimator, is_int, is_prob, is_seed
-from .drdid import ESTIMATORS, EstimationError, difference_in_means
+from .drdid import ESTIMATORS, EstimationError
 from .panel import build_unit_panel, require_columns, unit_level_design
 
 
@@ -322,28 +322,95 @@ class _Core:
         self.trim = trim
         g = panel.first_treat
         times = panel.times
-        self.treated = [g == gc for gc in cells.group]
-        if control_group == "never_treated":
-            never = g == 0
-            self.control = [never] * cells.group.size
-        else:
-            self.control = []
-            for gc, cur, base in zip(cells.group, cells.current, cells.base):
-                cutoff = times[max(cur, base)] + anticipation
-                self.control.append((g == 0) | ((g > cutoff) & (g != gc)))
         self.groups = np.unique(g[g > 0])
+        self.unit_group = np.where(g > 0, np.searchsorted(self.groups, g), -1)
+        self.cell_group = np.searchsorted(self.groups, cells.group)
+        # control[c, 1 + j]: cohort j is a comparison for cell c; column 0: never treated
+        k, n_groups = cells.group.size, self.groups.size
+        control = np.zeros((k, n_groups + 1), dtype=bool)
+        control[:, 0] = True
+        if control_group == "not_yet_treated":
+            for c, (gc, cur, base) in enumerate(zip(cells.group, cells.current, cells.base)):
+                cutoff = times[max(cur, base)] + anticipation
+                control[c, 1:] = (self.groups > cutoff) & (self.groups != gc)
+        self.control = control
+        order = np.argsort(self.unit_group, kind="stable")
+        bounds = np.searchsorted(self.unit_group[order], np.arange(-1, n_groups + 1))
+        self.rows_of = [order[bounds[j]:bounds[j + 1]] for j in range(n_groups + 1)]
 
     def cohort_shares(self, weights):
         w = weights / weights.mean()
-        g = self.panel.first_treat
-        return np.array([np.mean(w * (g == gc)) for gc in self.groups])
+        total = np.bincount(self.unit_group + 1, weights=w, minlength=self.groups.size + 1)
+        return total[1:] / w.size
+
+    def _rows(self, c):
+        treated = self.rows_of[self.cell_group[c] + 1]
+        controls = [self.rows_of[j] for j in np.flatnonzero(self.control[c])]
+        return treated, np.concatenate(controls)
 
     def estimate(self, weights, with_influence=True, strict=True):
+        if self.panel.x is None:
+            return self._estimate_means(weights, with_influence, strict)
+        return self._estimate_covariates(weights, with_influence, strict)
+
+    def _report(self, problems, strict):
+        if problems and strict:
+            shown = "; ".join(f"(g={g:g}, t={t:g}): {why}" for g, t, why in problems[:5])
+            warnings.warn(
+                f"CallawaySantAnna: {len(problems)} cell(s) not estimable and left out: {shown}",
+                UserWarning,
+                stacklevel=5,
+            )
+
+    def _estimate_means(self, weights, with_influence, strict):
+        """Without covariates every method is a difference of weighted mean changes.
+
+        Cohort-by-period weighted sums give every cell's means in one pass; the
+        influence matrix is a cohort-level lookup times each unit's change.
+        """
         panel, cells = self.panel, self.cells
-        n = panel.y.shape[0]
-        k = cells.group.size
+        n_cols = self.groups.size + 1  # column 0: never treated
+        member = self.unit_group + 1
+        positive = weights > 0
+        w = np.where(positive, weights, 0.0)
+        mass = np.bincount(member, weights=w, minlength=n_cols)  # (G+1,)
+        count = np.bincount(member, weights=positive.astype(float), minlength=n_cols)
+        level = np.vstack(
+            [np.bincount(member, weights=w * panel.y[:, j], minlength=n_cols)
+             for j in range(panel.y.shape[1])]
+        ).T  # (G+1, T) weighted sums of outcomes
+        change = level[:, cells.current] - level[:, cells.base]  # (G+1, K)
+        treated = np.zeros((n_cols, cells.group.size), dtype=bool)
+        treated[self.cell_group + 1, np.arange(cells.group.size)] = True
+        control = self.control.T  # (G+1, K)
+        s_t, s_c = (treated * mass[:, None]).sum(0), (control * mass[:, None]).sum(0)
+        n_treated = (treated * count[:, None]).sum(0).astype(np.int64)
+        n_control = (control * count[:, None]).sum(0).astype(np.int64)
+        reference = cells.base == cells.current
+        ok = (s_t > 0) & (s_c > 0) & ~reference
+        with np.errstate(invalid="ignore", divide="ignore"):
+            eta_t = (treated * change).sum(0) / s_t
+            eta_c = (control * change).sum(0) / s_c
+        att = np.where(ok, eta_t - eta_c, np.nan)
+        att[reference] = 0.0
+        psi = None
+        if with_influence:
+            safe_t, safe_c = np.where(ok, s_t, 1.0), np.where(ok, s_c, 1.0)
+            scale = np.where(treated, 1.0 / safe_t, 0.0) - np.where(control, 1.0 / safe_c, 0.0)
+            centre = np.where(treated, np.where(ok, eta_t, 0.0), np.where(ok, eta_c, 0.0))
+            scale[:, ~ok] = 0.0
+            dy = panel.y[:, cells.current] - panel.y[:, cells.base]
+            psi = (dy - centre[member]) * scale[member] * w[:, None]
+        bad = ~ok & ~reference
+        self._report([(cells.group[c], cells.time[c], "no treated or comparison units")
+                      for c in np.flatnonzero(bad)], strict)
+        return att, psi, n_treated, n_control
+
+    def _estimate_covariates(self, weights, with_influence, strict):
+        panel, cells = self.panel, self.cells
+        n, k = panel.y.shape[0], cells.group.size
         att = np.full(k, np.nan)
-        psi = np.zeros((n, k)) if with_influence else None
+        psi = np.zeros((n, k), order="F") if with_influence else None
         n_treated = np.zeros(k, dtype=np.int64)
         n_control = np.zeros(k, dtype=np.int64)
         estimator = ESTIMATORS[self.method]
@@ -352,24 +419,23 @@ class _Core:
             if cells.base[c] == cells.current[c]:  # universal base period: ATT 0 by definition
                 att[c] = 0.0
                 continue
-            use = (self.treated[c] | self.control[c]) & (weights > 0)
-            d = self.treated[c][use].astype(float)
-            n_treated[c] = int(d.sum())
-            n_control[c] = int(use.sum() - d.sum())
-            if n_treated[c] == 0 or n_control[c] == 0:
+            treated, controls = self._rows(c)
+            treated = treated[weights[treated] > 0]
+            controls = controls[weights[controls] > 0]
+            n_treated[c], n_control[c] = treated.size, controls.size
+            if treated.size == 0 or controls.size == 0:
                 problems.append((cells.group[c], cells.time[c], "no treated or comparison units"))
                 continue
+            use = np.concatenate([treated, controls])
+            d = np.zeros(use.size)
+            d[: treated.size] = 1.0
             dy = panel.y[use, cells.current[c]] - panel.y[use, cells.base[c]]
-            w = weights[use]
+            x = np.column_stack([np.ones(use.size), panel.x[use, cells.base[c], :]])
             try:
-                if panel.x is None:
-                    res = difference_in_means(dy, d, w)
+                if self.method == "reg":
+                    res = estimator(dy, d, x, weights[use])
                 else:
-                    x = np.column_stack([np.ones(dy.size), panel.x[use, cells.base[c], :]])
-                    if self.method == "reg":
-                        res = estimator(dy, d, x, w)
-                    else:
-                        res = estimator(dy, d, x, w, self.trim)
+                    res = estimator(dy, d, x, weights[use], self.trim)
             except EstimationError as err:
                 if strict:
                     raise EstimationError(
@@ -378,12 +444,6 @@ class _Core:
                 continue
             att[c] = res.att
             if with_influence:
-                psi[use, c] = res.inf / use.sum()
-        if problems and strict:
-            shown = "; ".join(f"(g={g:g}, t={t:g}): {why}" for g, t, why in problems[:5])
-            warnings.warn(
-                f"CallawaySantAnna: {len(problems)} cell(s) not estimable and left out: {shown}",
-                UserWarning,
-                stacklevel=4,
-            )
+                psi[use, c] = res.inf / use.size
+        self._report(problems, strict)
         return att, psi, n_treated, n_control

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._grouping import dense_rank
 from ..survey.design import SurveyDesign
 from ..survey.resolved import ResolvedDesign
 
@@ -53,6 +54,27 @@ def numeric(data: pd.DataFrame, col: str, role: str, allow_nan: bool = False) ->
     return values
 
 
+def codes_of(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes 0..K-1 and sorted labels; integer labels in a compact range avoid hashing."""
+    values = series.to_numpy()
+    if values.dtype.kind in "iu" or (
+        values.dtype.kind == "f" and np.isfinite(values).all() and (values == np.round(values)).all()
+    ):
+        low = values.min()
+        offset = (values - low).astype(np.int64)
+        codes, present = dense_rank(offset, int(offset.max()) + 1)
+        return codes, (present + low).astype(values.dtype)
+    codes, labels = pd.factorize(series, sort=True)
+    return codes.astype(np.int64), np.asarray(labels)
+
+
+def any_occurrence(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """One row index per code (which one is unspecified): a representative row of each unit."""
+    rows = np.empty(n_codes, dtype=np.int64)
+    rows[codes] = np.arange(codes.size)
+    return rows
+
+
 def build_unit_panel(
     data: pd.DataFrame,
     outcome: str,
@@ -74,11 +96,10 @@ def build_unit_panel(
         raise ValueError(f"first_treat column {first_treat!r} has negative values")
     if data[unit].isna().any():
         raise ValueError(f"unit column {unit!r} has missing values")
-    unit_code, units = pd.factorize(data[unit], sort=False)
-    time_code, times = pd.factorize(t, sort=True)
+    unit_code, units = codes_of(data[unit])
+    time_code, times = codes_of(pd.Series(t))
     n, n_t = len(units), len(times)
-    first_row = np.full(n, len(data), dtype=np.int64)
-    np.minimum.at(first_row, unit_code, np.arange(len(data)))
+    first_row = any_occurrence(unit_code, n)
     if (g != g[first_row][unit_code]).any():
         bad = units[np.unique(unit_code[g != g[first_row][unit_code]])[:3]]
         raise ValueError(
@@ -123,7 +144,7 @@ def build_unit_panel(
         first_treat=g[first_row][keep],
         x=None if x_wide is None else x_wide[keep],
         unit_rows=first_row[keep],
-        n_rows=int(np.isin(unit_code, keep).sum()),
+        n_rows=int(np.bincount(unit_code, minlength=n)[keep].sum()),
     )
 
 
@@ -144,9 +165,8 @@ def unit_level_design(
             f"{name} survey support requires weight_type='pweight' (probability weights), "
             f"got {survey_design.weight_type!r}"
         )
-    codes = pd.factorize(data[unit], sort=False)[0]
-    all_first = np.full(codes.max() + 1, len(data), dtype=np.int64)
-    np.minimum.at(all_first, codes, np.arange(len(data)))
+    codes, labels = codes_of(data[unit])
+    all_first = any_occurrence(codes, len(labels))
     for col in survey_design.columns():
         if col not in data.columns:
             raise ValueError(f"SurveyDesign column {col!r} not found in data")

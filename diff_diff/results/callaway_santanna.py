@@ -45,9 +45,12 @@ class AggregationResults:
         Covariance of the effects.
     overall_att, overall_se, overall_t_stat, overall_p_value, overall_conf_int
         The overall effect of this aggregation (R ``aggte``'s ``overall.att``).
+    influence_functions : ndarray (n_units, J + 1)
+        Unit influence values (sum scale) of the J effects and, last, the overall.
     """
 
-    def __init__(self, kind, label_name, effects, vcov, overall, alpha):
+    def __init__(self, kind, label_name, effects, vcov, overall, alpha, influence=None):
+        self.influence_functions = influence
         self.kind = kind
         self.label_name = label_name
         self.effects = effects
@@ -230,10 +233,7 @@ class CallawaySantAnnaResults:
             return np.append(est, self._overall_point(est, pg, parts, overall_mode))
 
         estimate = points(self._att, self._pg)
-        psi = np.column_stack(
-            [self._combine_psi(m, parts.estimated_weights) for m in parts.members]
-            + [self._overall_psi(estimate[:-1], parts, overall_mode)]
-        ) if parts.members else self._overall_psi(estimate[:-1], parts, overall_mode)[:, None]
+        psi = self._aggregate_psi(parts, estimate, overall_mode)
         var = self._variance_of(psi, estimate, points)
         n = len(parts.members)
         effects = tidy({label_name: _label(parts.labels)}, estimate[:n], var["se"][:n], var["df"],
@@ -244,7 +244,7 @@ class CallawaySantAnnaResults:
                        self.alpha).iloc[0].to_dict()
         vcov = pd.DataFrame(var["vcov"][:n, :n], index=_label(parts.labels),
                             columns=_label(parts.labels))
-        return AggregationResults(kind, label_name, effects, vcov, overall, self.alpha)
+        return AggregationResults(kind, label_name, effects, vcov, overall, self.alpha, psi)
 
     def _parts(self, kind, min_e, max_e, balance_e):
         cells = self._cells
@@ -288,30 +288,61 @@ class CallawaySantAnnaResults:
         weights = self._cell_pg(pg, members)
         return float(weights @ att[members] / weights.sum())
 
-    def _combine_psi(self, members, estimated):
-        if not estimated:
-            return self._psi[:, members].mean(axis=1)
-        pg = self._cell_pg(self._pg, members)
-        total = pg.sum()
-        theta = pg @ self._att[members] / total
-        psi = self._psi[:, members] @ (pg / total)
-        return psi + self._weight_influence(self._cells.group[members], self._att[members],
-                                            theta, total)
+    def _aggregate_psi(self, parts, estimate, mode):
+        """Influence values (n x (J + 1)) of the J aggregates and the overall effect.
 
-    def _weight_influence(self, cell_groups, att, theta, total):
-        """Influence of estimated cohort shares on a share-weighted average (sum scale).
-
-        With ``pg_g = mean(w 1{G=g})``, a unit in cohort g contributes
-        ``w_i (s_g - c_g theta) / S / n``: ``s_g`` sums the ATTs of cells of g,
-        ``c_g`` counts them, ``S`` is the sum of the cells' shares.
+        Every aggregate is a weighted average of cells, so its influence is
+        ``psi @ weights`` plus, for cohort-share weights, the influence of the
+        estimated shares (:meth:`_weight_influence`); one matrix product for all.
         """
-        idx = np.searchsorted(self._groups, cell_groups)
-        s = np.bincount(idx, weights=att, minlength=self._groups.size)
-        c = np.bincount(idx, minlength=self._groups.size).astype(float)
+        k, n_parts = self._att.size, len(parts.members)
+        weights = np.zeros((k, n_parts))
+        influence_terms = []
+        for j, members in enumerate(parts.members):
+            if parts.estimated_weights:
+                pg = self._cell_pg(self._pg, members)
+                weights[members, j] = pg / pg.sum()
+                influence_terms.append((self._cells.group[members], self._att[members],
+                                        estimate[j], pg.sum()))
+            else:
+                weights[members, j] = 1.0 / members.size
+        psi_parts = self._psi @ weights
+        if influence_terms:
+            psi_parts += self._weight_influence_matrix(influence_terms)
+        if mode == "single":
+            overall = psi_parts[:, 0]
+        elif mode == "mean_post_events":
+            post = np.flatnonzero(parts.labels >= 0)
+            overall = psi_parts[:, post].mean(axis=1) if post.size else np.zeros(self._w.size)
+        elif mode == "mean_all":
+            overall = psi_parts.mean(axis=1)
+        else:  # cohort-share weighted average of the group effects
+            pg = self._pg[np.searchsorted(self._groups, parts.labels)]
+            total = pg.sum()
+            overall = psi_parts @ (pg / total)
+            overall = overall + self._weight_influence_matrix(
+                [(parts.labels, estimate[:n_parts], estimate[n_parts], total)]
+            )[:, 0]
+        return np.column_stack([psi_parts, overall])
+
+    def _weight_influence_matrix(self, terms):
+        """Influence of estimated cohort shares on share-weighted averages (sum scale).
+
+        For an average ``theta = sum_k pg_k att_k / S`` with ``pg_g = mean(w 1{G=g})``,
+        a unit of cohort g contributes ``w_i (s_g - c_g theta) / (S n)``, where
+        ``s_g`` sums and ``c_g`` counts the averaged cells of cohort g (R
+        ``did``'s weight influence function). One column per term.
+        """
+        n_groups = self._groups.size
+        table = np.zeros((n_groups, len(terms)))
+        for j, (cell_groups, att, theta, total) in enumerate(terms):
+            idx = np.searchsorted(self._groups, cell_groups)
+            s = np.bincount(idx, weights=att, minlength=n_groups)
+            c = np.bincount(idx, minlength=n_groups)
+            table[:, j] = (s - c * theta) / total
+        out = np.zeros((self._w.size, len(terms)))
         member = self._unit_group >= 0
-        out = np.zeros(self._w.size)
-        ug = self._unit_group[member]
-        out[member] = self._w[member] * (s[ug] - c[ug] * theta) / total
+        out[member] = self._w[member, None] * table[self._unit_group[member]]
         return out / self._w.size
 
     def _overall_point(self, est, pg, parts, mode):
@@ -324,21 +355,6 @@ class CallawaySantAnnaResults:
             return float(np.mean(est)) if est.size else np.nan
         weights = pg[np.searchsorted(self._groups, parts.labels)]
         return float(weights @ est / weights.sum())
-
-    def _overall_psi(self, est, parts, mode):
-        if mode == "single":
-            return self._combine_psi(parts.members[0], True)
-        cols = [self._combine_psi(m, parts.estimated_weights) for m in parts.members]
-        if mode == "mean_post_events":
-            post = np.flatnonzero(parts.labels >= 0)
-            return np.mean([cols[i] for i in post], axis=0)
-        if mode == "mean_all":
-            return np.mean(cols, axis=0)
-        pg = self._pg[np.searchsorted(self._groups, parts.labels)]
-        total = pg.sum()
-        theta = pg @ est / total
-        psi = np.column_stack(cols) @ (pg / total)
-        return psi + self._weight_influence(parts.labels, est, theta, total)
 
     # --------------------------------------------------------------- headline
     @cached_property

@@ -35,8 +35,7 @@ def influence(df, method):
     res = CallawaySantAnna(estimation_method=method).fit(
         df, "lemp", "countyreal", "year", "first.treat", covariates=["lpop"], survey_design=DESIGN
     )
-    parts, _, _ = res._parts("simple", -np.inf, np.inf, None)
-    return res, res._combine_psi(parts.members[0], True)
+    return res, res.aggregate("simple").influence_functions[:, -1]
 
 
 if __name__ == "__main__":
