@@ -6,6 +6,10 @@ from importlib import resources
 
 import pandas as pd
 
+from .brfss import SimulatedSurvey, simulate_brfss
+
+__all__ = ["SimulatedSurvey", "load_mpdta", "simulate_brfss"]
+
 
 def load_mpdta() -> pd.DataFrame:
     """County teen employment panel used by R's ``did`` package (Callaway & Sant'Anna 2021).

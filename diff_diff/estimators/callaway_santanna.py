@@ -66,7 +66,8 @@ class CallawaySantAnna(Estimator):
         Uniform (sup-t) bands from the bootstrap (needs ``n_bootstrap > 0``).
     pscore_trim : float
         Comparison units with an estimated propensity above ``1 - pscore_trim``
-        are left out (ipw, dr), as R ``DRDID`` does.
+        are left out (ipw, dr). R ``DRDID`` trims the same way at 0.995, i.e.
+        ``pscore_trim=0.005``.
     panel : bool
         Panel data (True). Repeated cross-sections (``panel=False``) are not
         supported yet and raise.

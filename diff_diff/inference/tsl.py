@@ -186,14 +186,14 @@ def domain_tsl_variance(
     domain: np.ndarray,
     n_domains: int,
     design,
-    rows: np.ndarray | None = None,
+    psu: np.ndarray | None = None,
     all_strata_present: bool = False,
 ) -> np.ndarray:
     """Taylor-linearization variances of many domain estimates at once.
 
-    Each entry ``e`` carries influence values ``psi[e]`` (k,) of design row
-    ``rows[e]`` for domain ``domain[e]`` (codes 0..n_domains-1, -1 for none).
-    Without ``rows``, entry e is row e: one domain per row. The result
+    Each entry ``e`` carries influence values ``psi[e]`` (k,) in PSU
+    ``psu[e]`` for domain ``domain[e]`` (codes 0..n_domains-1, -1 for none).
+    Without ``psu``, entry e is design row e: one domain per row. The result
     (n_domains x k) equals ``diag(tsl_vcov(psi_d, design))`` for every domain
     d, with ``psi_d`` the influence matrix of d (zero elsewhere), without
     forming it: only the PSUs a domain touches are summed, and the untouched
@@ -205,7 +205,7 @@ def domain_tsl_variance(
     if psi.ndim == 1:
         psi = psi[:, None]
     k = psi.shape[1]
-    psu = design.psu if rows is None else design.psu[rows]
+    psu = design.psu if psu is None else psu
     keep = domain >= 0
     n_psu, n_strata = design.n_psu, design.n_strata
     key = domain[keep].astype(np.int64) * np.int64(n_psu) + psu[keep]

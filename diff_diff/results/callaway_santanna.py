@@ -395,21 +395,33 @@ class CallawaySantAnnaResults:
         """Effects by cohort (R ``aggte(type="group")``)."""
         return self._group.effects.copy()
 
-    def pretrend_test(self) -> dict:
-        """Wald test that all pre-treatment event-study effects are zero.
+    def pretrend_test(self, level: str = "event_study") -> dict:
+        """Wald test that all pre-treatment effects are zero.
 
-        Returns ``statistic`` (F form: Wald / q), ``df1`` (q), ``df2`` (design
-        df, or None: chi-square) and ``p_value``.
+        ``level="event_study"`` tests the pre-treatment event-study effects;
+        ``"group_time"`` tests every pre-treatment ATT(g, t), as the p-value R
+        ``did`` prints. Returns ``statistic`` (Wald / q), ``df1`` (q), ``df2``
+        (design df, or None: chi-square) and ``p_value``.
         """
         from scipy import stats
 
-        es = self._dynamic.effects
-        pre = es["event_time"].to_numpy() < 0
-        if not pre.any():
+        if level == "event_study":
+            es = self._dynamic.effects
+            pre = es["event_time"].to_numpy() < 0
+            est = es["estimate"].to_numpy()[pre]
+            vcov = self._dynamic.vcov.to_numpy()[np.ix_(pre, pre)]
+        elif level == "group_time":
+            gt, var = self._gt
+            ok = np.isfinite(self._att)
+            pre_all = (~self._cells.post) & ok & (self._cells.base != self._cells.current)
+            est = self._att[pre_all]
+            index = np.flatnonzero(pre_all[ok])
+            vcov = var["vcov"][np.ix_(index, index)]
+        else:
+            raise ValueError(f"level must be 'event_study' or 'group_time', got {level!r}")
+        q = int(est.size)
+        if q == 0:
             return {"statistic": np.nan, "df1": 0, "df2": None, "p_value": np.nan}
-        est = es["estimate"].to_numpy()[pre]
-        vcov = self._dynamic.vcov.to_numpy()[np.ix_(pre, pre)]
-        q = int(pre.sum())
         wald = float(est @ np.linalg.pinv(vcov) @ est)
         df2 = self.df
         if df2 is None:

@@ -198,24 +198,26 @@ class CalibrationProjection:
         return psi - self.weights[:, None] * self.model.row_products(coef)
 
     def residualize_domains(
-        self, psi: np.ndarray, domain: np.ndarray
+        self, psi: np.ndarray, domain: np.ndarray, psu: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Residuals of domain influence values, as (rows, domains, values) triples.
+        """Residuals of domain influence values, as (PSU, domain, value) entries.
 
         ``psi`` (n, k) holds each row's influence for its own domain ``domain``
-        (-1: none). After calibration a domain's residuals spread over every
-        row of the calibration groups it touches, so a row can carry values for
-        several domains: the result lists, for every (group, domain) pair, the
-        correction of all rows of that group, plus the rows' own values.
+        (-1: none); ``psu`` is each row's PSU code. After calibration a
+        domain's residuals spread over every row of the calibration groups it
+        touches; only their PSU totals matter for the variance, so for every
+        (group, domain) pair the correction is summed per PSU of the group:
+        ``-(sum_{i in PSU, group} w_i x_i)' b_{group, domain}``. The rows' own
+        values are returned as entries too (the variance kernel sums entries
+        by PSU).
         """
         model = self.model
         inside = np.flatnonzero(domain >= 0)
-        n_domains = int(domain.max()) + 1 if inside.size else 0
-        pair_key = model.group[inside] * np.int64(max(n_domains, 1)) + domain[inside]
-        pair_of_row, keys = _factorize(pair_key)
+        n_domains = int(domain.max()) + 1 if inside.size else 1
+        pair_of_row, keys = _factorize(model.group[inside] * np.int64(n_domains) + domain[inside])
         n_pairs = keys.shape[0]
-        pair_group = keys // max(n_domains, 1)
-        pair_domain = keys % max(n_domains, 1)
+        pair_group = keys // n_domains
+        pair_domain = keys % n_domains
         u = self._per_unit(psi[inside])
         du = self.design_weights[inside, None] * u
         by_pair = ModelMatrix(
@@ -226,20 +228,27 @@ class CalibrationProjection:
         )
         xtu = np.stack([by_pair.grouped_xtv(du[:, j]) for j in range(u.shape[1])], axis=2)
         coef = self.gram_inverse[pair_group] @ xtu  # (pairs, p, k)
-        # every row of the pair's group receives the pair's correction
-        order = np.argsort(model.group, kind="stable")
-        sizes = np.bincount(model.group, minlength=model.n_groups)
+        # PSU totals of w x within each calibration group: (group, PSU) cells
+        n_psu = int(psu.max()) + 1
+        cell_of_row, cell_keys = _factorize(model.group * np.int64(n_psu) + psu)
+        by_cell = ModelMatrix(group=cell_of_row, n_groups=cell_keys.shape[0],
+                              blocks=model.blocks, n_cols=model.n_cols)
+        wx = by_cell.grouped_xtv(self.weights)  # (cells, p)
+        cell_group = cell_keys // n_psu
+        cell_psu = cell_keys % n_psu
+        order = np.argsort(cell_group, kind="stable")
+        sizes = np.bincount(cell_group, minlength=model.n_groups)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         reps = sizes[pair_group]
         m = int(reps.sum())
         first = np.repeat(np.cumsum(reps) - reps, reps)
-        rows = order[np.repeat(starts[pair_group], reps) + (np.arange(m) - first)]
-        pair_of_triple = np.repeat(np.arange(n_pairs), reps)
-        correction = -self.weights[rows, None] * _products_at(model, rows, coef, pair_of_triple)
-        all_rows = np.concatenate([inside, rows])
-        all_domains = np.concatenate([domain[inside], pair_domain[pair_of_triple]])
+        cells = order[np.repeat(starts[pair_group], reps) + (np.arange(m) - first)]
+        pair_of_entry = np.repeat(np.arange(n_pairs), reps)
+        correction = -np.einsum("mp,mpk->mk", wx[cells], coef[pair_of_entry])
+        psus = np.concatenate([psu[inside], cell_psu[cells]])
+        domains = np.concatenate([domain[inside], pair_domain[pair_of_entry]])
         values = np.concatenate([psi[inside], correction])
-        return all_rows, all_domains, values
+        return psus, domains, values
 
 
 def _factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,16 +260,3 @@ def _take_block(block: Block, rows: np.ndarray) -> Block:
     if block.categorical:
         return Block(block.name, block.offset, block.width, codes=block.codes[rows])
     return Block(block.name, block.offset, block.width, values=block.values[rows])
-
-
-def _products_at(model: ModelMatrix, rows: np.ndarray, coef: np.ndarray, index: np.ndarray):
-    """``x_rows' coef[index]`` for explicit coefficient indices: -> (m, k)."""
-    out = np.zeros((rows.shape[0], coef.shape[2]))
-    for b in model.blocks:
-        if b.categorical:
-            codes = b.codes[rows]
-            has = codes >= 0
-            out[has] += coef[index[has], b.offset + codes[has]]
-        else:
-            out += coef[index, b.offset] * b.values[rows, None]
-    return out

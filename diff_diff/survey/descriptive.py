@@ -240,8 +240,8 @@ def domain_statistics(
         if design.calibration is None:
             var = domain_tsl_variance(psi, domain, n_domains, design)
         else:
-            rows, doms, values = design.calibration.residualize_domains(psi, domain)
-            var = domain_tsl_variance(values, doms, n_domains, design, rows=rows,
+            psus, doms, values = design.calibration.residualize_domains(psi, domain, design.psu)
+            var = domain_tsl_variance(values, doms, n_domains, design, psu=psus,
                                       all_strata_present=True)
         df = _domain_df(design, domain, n_domains) if with_df else np.full(n_domains, np.nan)
     else:
