@@ -552,29 +552,40 @@ def _link(eta, method, bounds):
 
 
 def _solve(model, d, targets, method, bounds, max_iter, tol):
-    """Newton iterations in every group at once; returns (g, iterations, rel error per group)."""
+    """Damped Newton iterations in every group at once.
+
+    Each group's step is halved until its misfit shrinks (a plain Newton
+    step can overshoot when a cell has few respondents and a target far from
+    its sample total). Returns ``(g, iterations, relative error per group)``.
+    """
     n_groups = model.n_groups
     coef = np.zeros((n_groups, model.n_cols))
     scale = 1.0 + np.abs(targets)
     g, dg = _link(model.linear_predictor(coef), method, bounds)
     misfit = targets - model.grouped_xtv(d * g)
     err = np.max(np.abs(misfit) / scale, axis=1)
+    size = np.sqrt(np.sum((misfit / scale) ** 2, axis=1))
     iterations = 0
     while iterations < max_iter and (err >= tol).any():
         iterations += 1
         step = solve_grouped(model.grouped_xtvx(d * dg), misfit)
         step[err < tol] = 0.0
-        for _ in range(60):  # halve steps that overflow (R's rule)
+        pending = err >= tol
+        for _ in range(60):
             trial = coef + step
             g_new, dg_new = _link(model.linear_predictor(trial), method, bounds)
-            bad_rows = ~(np.isfinite(g_new) & np.isfinite(dg_new))
-            if not bad_rows.any():
+            finite_rows = np.isfinite(g_new) & np.isfinite(dg_new)
+            finite = np.bincount(model.group[~finite_rows], minlength=n_groups) == 0
+            with np.errstate(invalid="ignore", over="ignore"):
+                new_misfit = targets - model.grouped_xtv(d * np.where(finite_rows, g_new, 0.0))
+                new_size = np.sqrt(np.sum((new_misfit / scale) ** 2, axis=1))
+            worse = pending & (~finite | ~(new_size < size))
+            if not worse.any():
                 break
-            bad = np.bincount(model.group[bad_rows], minlength=n_groups) > 0
-            step[bad] /= 2.0
-        coef, g, dg = trial, g_new, dg_new
-        misfit = targets - model.grouped_xtv(d * g)
+            step[worse] /= 2.0
+        coef, g, dg, misfit = trial, g_new, dg_new, new_misfit
         err = np.max(np.abs(misfit) / scale, axis=1)
+        size = np.sqrt(np.sum((misfit / scale) ** 2, axis=1))
     return g, iterations, err
 
 
