@@ -248,7 +248,7 @@ def _sample(rng, states, year_list, pop, age_share, sex_share, educ_share, respo
     fall = np.where((adopt > 0) & (e == 0), drift * ramp, 0.0)
     respond = rng.random(n) < _RESPONSE_AGE[a] * (1.0 - fall)
     keep = np.flatnonzero(respond)
-    labels = states["state"].to_numpy()
+    labels = states["state"].to_numpy().astype(str)
     stratum = np.char.add(labels[s], np.where(h == 0, "-A", "-B"))
     psu = np.char.add(np.char.add(stratum, "-"), (t * 5 + rows[:, 3]).astype(str))
     return {

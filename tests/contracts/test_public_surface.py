@@ -1,0 +1,77 @@
+"""The public surface clients call (Meta's balance.interop.diff_diff), pinned without balance."""
+
+import dataclasses
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import diff_diff as dd
+
+
+def test_survey_design_field_names():
+    names = [f.name for f in dataclasses.fields(dd.SurveyDesign)]
+    assert names == [
+        "weights", "strata", "psu", "fpc", "weight_type", "nest", "lonely_psu",
+        "replicate_weights", "replicate_method", "fay_rho", "replicate_strata",
+        "combined_weights", "replicate_scale", "replicate_rscales", "mse",
+    ]
+    # balance builds designs by keyword from these names
+    dd.SurveyDesign(weights="w", strata="stratum", psu="psu", fpc=None, weight_type="pweight",
+                    lonely_psu="adjust", nest=True)
+
+
+def test_aggregate_survey_keywords_and_outputs():
+    params = list(inspect.signature(dd.aggregate_survey).parameters)
+    assert params == ["data", "by", "outcomes", "survey_design", "covariates", "min_n",
+                      "lonely_psu", "second_stage_weights"]
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({
+        "state": np.repeat(["a", "b", "c"], 40), "year": np.tile([1, 2], 60),
+        "stratum": np.repeat([1, 2, 3], 40), "psu": np.arange(120) // 5,
+        "weight": rng.uniform(1, 2, 120), "y": rng.normal(size=120), "x": rng.normal(size=120),
+    })
+    panel, design = dd.aggregate_survey(
+        data=df, by=["state", "year"], outcomes=["y"],
+        survey_design=dd.SurveyDesign(weights="weight", strata="stratum", psu="psu"),
+        covariates=["x"], min_n=2, second_stage_weights="pweight",
+    )
+    for col in ("y_mean", "y_se", "y_n", "y_precision", "x_mean", "y_weight"):
+        assert col in panel.columns
+    assert isinstance(design, dd.SurveyDesign)
+    assert design.weights == "y_weight" and design.weights in panel.columns
+    assert design.psu == "state"
+
+
+def test_estimators_by_name_and_alias_accept_survey_design():
+    for name in ("CallawaySantAnna", "CS"):
+        cls = getattr(dd, name)
+        assert inspect.isclass(cls)
+        assert "survey_design" in inspect.signature(cls.fit).parameters
+        for kw in ("outcome", "unit", "time", "first_treat", "covariates"):
+            assert kw in inspect.signature(cls.fit).parameters
+    assert "CallawaySantAnna" in dd.__all__ and "CS" in dd.__all__
+
+
+def test_results_provenance_read_only_headline_and_metadata():
+    df = dd.load_mpdta()
+    df["w"] = 1.0 + (df["countyreal"] % 3)
+    res = dd.CS().fit(df, outcome="lemp", unit="countyreal", time="year",
+                      first_treat="first.treat", survey_design=dd.SurveyDesign(weights="w"))
+    setattr(res, "_balance_adjustment", object())
+    assert hasattr(res, "_balance_adjustment")
+    for name in ("att", "se", "t_stat", "p_value", "conf_int"):
+        with pytest.raises(AttributeError):
+            setattr(res, name, 0.0)
+    meta = res.survey_metadata
+    for name in ("design_effect", "effective_n", "sum_weights"):
+        assert np.isfinite(getattr(meta, name))
+
+
+def test_pweight_only_guard_message():
+    df = dd.load_mpdta().assign(w=1.0)
+    for weight_type in ("aweight", "fweight"):
+        with pytest.raises(ValueError, match="pweight"):
+            dd.CS().fit(df, "lemp", "countyreal", "year", "first.treat",
+                        survey_design=dd.SurveyDesign(weights="w", weight_type=weight_type))
