@@ -461,15 +461,17 @@ def main(argv=None) -> int:
     df = float(table.loc[table["variant"] == VARIANTS["a"], "mean df"].iloc[0])
     print("\nReference SEs from the census influence values (exact design variance of the "
           "linearized estimator; no Monte Carlo):")
-    print(f"{'':14}{'design SE':>10}{'E[TSL] fpc':>12}{'no fpc':>9}"
+    print(f"{'':14}{'design SE':>10}{'2nd-stage share':>17}{'E[TSL] fpc':>12}{'no fpc':>9}"
           f"{'cov. fpc':>10}{'no fpc':>8}")
     for key, label in (("a", "reg"), ("b", "dr + x")):
         ref = refs[key][1]
-        print(f"{label:14}{ref['true']:>10.4f}{ref['fpc']:>12.4f}{ref['nofpc']:>9.4f}"
+        print(f"{label:14}{ref['true']:>10.4f}{ref['second_share']:>17.3f}"
+              f"{ref['fpc']:>12.4f}{ref['nofpc']:>9.4f}"
               f"{expected_coverage(ref['fpc'] / ref['true'], df):>10.3f}"
               f"{expected_coverage(ref['nofpc'] / ref['true'], df):>8.3f}")
-    print("(cov.: coverage of a t interval whose SE equals its expectation; the SE's own "
-          "sampling noise lowers it slightly)")
+    print("(2nd-stage share: part of the design variance from sampling units within PSUs, "
+          "which a first-stage fpc wrongly shrinks too; cov.: coverage of a t interval whose SE "
+          "equals its expectation, the SE's own sampling noise lowers it slightly)")
 
     print()
     judged = table.set_index(table["variant"].map({lab: k for k, lab in VARIANTS.items()}))
