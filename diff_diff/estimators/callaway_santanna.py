@@ -13,8 +13,8 @@ from ..survey.design import SurveyDesign
 from ..survey.metadata import SurveyMetadata
 from ..survey.resolved import trivial_design
 from .base import Estimator, is_int, is_prob, is_seed
-from .drdid import ESTIMATORS, EstimationError
-from .panel import build_unit_panel, require_columns, unit_level_design
+from .drdid import ESTIMATORS, ESTIMATORS_RC, EstimationError, means_did_rc
+from .panel import UnitPanel, build_rows, build_unit_panel, require_columns, unit_level_design
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,11 +69,16 @@ class CallawaySantAnna(Estimator):
         are left out (ipw, dr). R ``DRDID`` trims the same way at 0.995, i.e.
         ``pscore_trim=0.005``.
     panel : bool
-        Panel data (True). Repeated cross-sections (``panel=False``) are not
-        supported yet and raise.
+        Panel data (True), or repeated cross-sections (False): every row is a
+        separately sampled unit and each ATT(g, t) uses the
+        repeated-cross-section estimators of Sant'Anna & Zhao (R
+        ``DRDID::reg_did_rc``, ``std_ipw_did_rc``, ``drdid_rc``); ``unit`` may
+        then be None.
     allow_unbalanced_panel : bool
         False: units missing a period are dropped (with a warning) to balance
-        the panel, as R ``did`` does. True is not supported yet and raises.
+        the panel, as R ``did`` does. True: keep every observation and use the
+        repeated-cross-section estimators, with influence values summed by
+        unit (so standard errors are clustered by unit).
 
     Examples
     --------
@@ -138,7 +143,7 @@ class CallawaySantAnna(Estimator):
         self,
         data: pd.DataFrame,
         outcome: str,
-        unit: str,
+        unit: str | None,
         time: str,
         first_treat: str,
         covariates: list[str] | None = None,
@@ -165,36 +170,41 @@ class CallawaySantAnna(Estimator):
         from ..results.callaway_santanna import CallawaySantAnnaResults
 
         self._validate()
-        if not self.panel:
-            raise NotImplementedError(
-                "CallawaySantAnna(panel=False) (repeated cross-sections) is not implemented "
-                "yet; pass a panel"
-            )
-        if self.allow_unbalanced_panel:
-            raise NotImplementedError(
-                "CallawaySantAnna(allow_unbalanced_panel=True) is not implemented yet; with "
-                "the default False, incomplete units are dropped to balance the panel"
-            )
         if isinstance(covariates, str):
             covariates = [covariates]
-        require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
-                        covariates=list(covariates or []), cluster=self.cluster)
-        if self.cband and self.n_bootstrap == 0:
-            cband = False  # uniform bands need the bootstrap; pointwise intervals otherwise
+        unit_needed = self.panel
+        require_columns(data, outcome=outcome, unit=unit if unit_needed else None, time=time,
+                        first_treat=first_treat, covariates=list(covariates or []),
+                        cluster=self.cluster)
+        cband = self.cband and self.n_bootstrap > 0  # uniform bands need the bootstrap
+        if self.panel and not self.allow_unbalanced_panel:
+            panel = build_unit_panel(data, outcome, unit, time, first_treat, covariates,
+                                     "CallawaySantAnna")
+            panel, dropped = _drop_always_treated(panel, self.anticipation)
+            design, metadata = self._design(data, panel, unit, survey_design)
+            cells = _cells(panel, self.anticipation, self.base_period)
+            core = _Core(panel, cells, self.control_group, self.anticipation,
+                         self.estimation_method, self.pscore_trim)
+            fit_weights = design.weights
+            expand = None
         else:
-            cband = self.cband
-        panel = build_unit_panel(data, outcome, unit, time, first_treat, covariates,
-                                 "CallawaySantAnna")
-        panel, dropped = _drop_always_treated(panel, self.anticipation)
-        design, metadata = self._design(data, panel, unit, survey_design)
-        cells = _cells(panel, self.anticipation, self.base_period)
+            rows = build_rows(data, outcome, unit if self.panel else None, time, first_treat,
+                              covariates, "CallawaySantAnna")
+            rows, dropped = _drop_always_treated_rows(rows, self.anticipation)
+            panel = _unit_view(rows)
+            if self.panel:  # unbalanced panel: units sampled, rows are their observations
+                design, metadata = self._design(data, panel, unit, survey_design)
+            else:  # repeated cross-sections: every row is a sampled unit
+                design, metadata = self._row_design(data, rows, survey_design)
+            cells = _cells(panel, self.anticipation, self.base_period)
+            core = _RCCore(rows, cells, self.control_group, self.anticipation,
+                           self.estimation_method, self.pscore_trim)
+            expand = rows.unit_code
+            fit_weights = design.weights
         if cells.group.size == 0:
             raise ValueError("CallawaySantAnna: no treated cohort has a pre-treatment period")
-        core = _Core(panel, cells, self.control_group, self.anticipation,
-                     self.estimation_method, self.pscore_trim)
-        weights = design.weights
-        att, psi, n_treated, n_control = core.estimate(weights, with_influence=True)
-        pg = core.cohort_shares(weights)
+        att, psi, n_treated, n_control = core.estimate(fit_weights, with_influence=True)
+        pg = core.cohort_shares(fit_weights)
         refit = None
         if design.replicate is not None:
             def refit(rep_w):
@@ -207,7 +217,7 @@ class CallawaySantAnna(Estimator):
             att=att,
             psi=psi,
             pg=pg,
-            weights=weights,
+            weights=fit_weights,
             design=design,
             survey=survey_design is not None,
             refit=refit,
@@ -217,6 +227,32 @@ class CallawaySantAnna(Estimator):
             metadata=metadata,
             dropped_always_treated=dropped,
         )
+
+    def _row_design(self, data, rows, survey_design):
+        if survey_design is None:
+            design = trivial_design(rows.y.size)
+            metadata = None
+        else:
+            if survey_design.weight_type != "pweight":
+                raise ValueError(
+                    "CallawaySantAnna survey support requires weight_type='pweight' "
+                    f"(probability weights), got {survey_design.weight_type!r}"
+                )
+            design = survey_design.resolve(data.iloc[rows.rows].reset_index(drop=True))
+            metadata = SurveyMetadata.from_design(design)
+        if self.cluster is not None:
+            if design.has_psu or design.replicate is not None:
+                raise ValueError(
+                    "CallawaySantAnna: cluster= cannot be combined with a survey design that has "
+                    "PSUs or replicate weights; the design defines the clustering"
+                )
+            design = design.with_clusters(data[self.cluster].to_numpy()[rows.rows])
+        if self.n_bootstrap and design.replicate is not None:
+            raise ValueError(
+                "CallawaySantAnna: n_bootstrap > 0 cannot be combined with replicate weights; "
+                "the replicate weights already provide the variance"
+            )
+        return design, metadata
 
     def _design(self, data, panel, unit, survey_design):
         if survey_design is not None:
@@ -279,6 +315,38 @@ def _drop_always_treated(panel, anticipation):
         ),
         int(bad.sum()),
     )
+
+
+def _drop_always_treated_rows(rows, anticipation):
+    g = rows.first_treat
+    bad = (g > 0) & (g <= rows.times[0] + anticipation)
+    g = np.where(g > rows.times[-1], 0.0, g)
+    if bad.any():
+        warnings.warn(
+            f"CallawaySantAnna: dropped {int(bad.sum())} observation(s) of units already treated "
+            "in the first period (no pre-treatment period)", UserWarning, stacklevel=3)
+    keep = ~bad
+    unit_code, units = pd.factorize(rows.unit_code[keep], sort=True)
+    from dataclasses import replace
+
+    from .panel import any_occurrence
+
+    unit_code = unit_code.astype(np.int64)
+    return replace(
+        rows, y=rows.y[keep], time_code=rows.time_code[keep], first_treat=g[keep],
+        x=None if rows.x is None else rows.x[keep], unit_code=unit_code,
+        units=rows.units[units], unit_rows=rows.rows[keep][any_occurrence(unit_code, units.size)],
+        rows=rows.rows[keep],
+    ), int(bad.sum())
+
+
+def _unit_view(rows) -> UnitPanel:
+    """The unit-level view the results need: cohort and a data row per unit."""
+    n_units = rows.units.size
+    first = np.empty(n_units)
+    first[rows.unit_code] = rows.first_treat
+    return UnitPanel(units=rows.units, times=rows.times, y=np.zeros((n_units, 0)),
+                     first_treat=first, x=None, unit_rows=rows.unit_rows, n_rows=rows.y.size)
 
 
 def _cells(panel, anticipation, base_period) -> Cells:
@@ -446,5 +514,69 @@ class _Core:
             att[c] = res.att
             if with_influence:
                 psi[use, c] = res.inf / use.size
+        self._report(problems, strict)
+        return att, psi, n_treated, n_control
+
+
+class _RCCore(_Core):
+    """Cells estimated from rows (repeated cross-sections or an unbalanced panel)."""
+
+    def __init__(self, rows, cells, control_group, anticipation, method, trim):
+        self.rows = rows
+        unit_view = _unit_view(rows)
+        super().__init__(unit_view, cells, control_group, anticipation, method, trim)
+        self.row_group = self.unit_group[rows.unit_code]
+        self.n_units = rows.units.size
+
+    def cohort_shares(self, weights):
+        return super().cohort_shares(weights)
+
+    def estimate(self, weights, with_influence=True, strict=True):
+        """``weights`` are unit weights; influence values come back summed by unit."""
+        rows, cells = self.rows, self.cells
+        row_w = weights[rows.unit_code]
+        k = cells.group.size
+        att = np.full(k, np.nan)
+        psi = np.zeros((self.n_units, k), order="F") if with_influence else None
+        n_treated = np.zeros(k, dtype=np.int64)
+        n_control = np.zeros(k, dtype=np.int64)
+        estimator = ESTIMATORS_RC[self.method]
+        problems = []
+        for c in range(k):
+            if cells.base[c] == cells.current[c]:
+                att[c] = 0.0
+                continue
+            in_period = (rows.time_code == cells.current[c]) | (rows.time_code == cells.base[c])
+            treated = self.row_group == self.cell_group[c]
+            control = self.control[c][self.row_group + 1]
+            use = np.flatnonzero(in_period & (treated | control) & (row_w > 0))
+            d = treated[use].astype(float)
+            post = (rows.time_code[use] == cells.current[c]).astype(float)
+            n_treated[c], n_control[c] = int(d.sum()), int(use.size - d.sum())
+            groups_present = [np.any((d == a) & (post == b)) for a in (0, 1) for b in (0, 1)]
+            if not all(groups_present):
+                problems.append((cells.group[c], cells.time[c],
+                                 "a treated or comparison group is empty in one of the periods"))
+                continue
+            y, w = rows.y[use], row_w[use]
+            try:
+                if rows.x is None:
+                    res = means_did_rc(y, post, d, w)
+                else:
+                    x = np.column_stack([np.ones(use.size), rows.x[use]])
+                    if self.method == "reg":
+                        res = estimator(y, post, d, x, w)
+                    else:
+                        res = estimator(y, post, d, x, w, self.trim)
+            except EstimationError as err:
+                if strict:
+                    raise EstimationError(
+                        f"CallawaySantAnna: ATT(g={cells.group[c]:g}, t={cells.time[c]:g}): {err}"
+                    ) from None
+                continue
+            att[c] = res.att
+            if with_influence:
+                psi[:, c] = np.bincount(rows.unit_code[use], weights=res.inf / use.size,
+                                        minlength=self.n_units)
         self._report(problems, strict)
         return att, psi, n_treated, n_control

@@ -145,3 +145,124 @@ def difference_in_means(dy, d, w) -> TwoByTwo:
 
 
 ESTIMATORS = {"reg": reg_did, "ipw": ipw_did, "dr": dr_did}
+
+
+# ---------------------------------------------------------------------------
+# repeated cross-sections: y observed once per unit, post marks the later period
+# ---------------------------------------------------------------------------
+def _wls(y, x, w, mask):
+    """WLS fit among ``mask`` rows: fitted values for every row and the linear representation."""
+    n = y.shape[0]
+    wm = w * mask
+    gram = (x * wm[:, None]).T @ x / n
+    coef = _solve(gram, (x * wm[:, None]).T @ y / n, "outcome regression")
+    fitted = x @ coef
+    lin_rep = (x * (wm * (y - fitted))[:, None]) @ np.linalg.inv(gram)
+    return fitted, lin_rep
+
+
+def reg_did_rc(y, post, d, x, w) -> TwoByTwo:
+    """Outcome-regression DiD for repeated cross-sections (R ``DRDID::reg_did_rc``)."""
+    w = _normalized(w)
+    n = y.shape[0]
+    cont = 1.0 - d
+    fit_pre, rep_pre = _wls(y, x, w, cont * (1 - post))
+    fit_post, rep_post = _wls(y, x, w, cont * post)
+    w_tpre, w_tpost, w_c = w * d * (1 - post), w * d * post, w * d
+    eta_tpre = (w_tpre * y).mean() / w_tpre.mean()
+    eta_tpost = (w_tpost * y).mean() / w_tpost.mean()
+    change = fit_post - fit_pre
+    eta_c = (w_c * change).mean() / w_c.mean()
+    inf_treat = w_tpost * (y - eta_tpost) / w_tpost.mean() - w_tpre * (y - eta_tpre) / w_tpre.mean()
+    m1 = w_c @ x / n
+    inf_cont = (w_c * (change - eta_c) + rep_post @ m1 - rep_pre @ m1) / w_c.mean()
+    return TwoByTwo((eta_tpost - eta_tpre) - eta_c, inf_treat - inf_cont)
+
+
+def _ps_weights_rc(d, post, x, w, trim):
+    prob, lin_rep = logit(d, x, w)
+    prob = np.minimum(prob, 1.0 - 1e-6)
+    keep = np.where(d == 1, True, prob < 1.0 - trim)
+    odds = keep * w * prob * (1.0 - d) / (1.0 - prob)
+    return keep * w, odds, lin_rep, int((~keep).sum())
+
+
+def ipw_did_rc(y, post, d, x, w, trim: float = 0.01) -> TwoByTwo:
+    """Normalized IPW DiD for repeated cross-sections (R ``DRDID::std_ipw_did_rc``)."""
+    w = _normalized(w)
+    n = y.shape[0]
+    base, odds, ps_rep, n_trim = _ps_weights_rc(d, post, x, w, trim)
+    parts = {
+        "tpre": base * d * (1 - post), "tpost": base * d * post,
+        "cpre": odds * (1 - post), "cpost": odds * post,
+    }
+    eta = {k: (v * y).mean() / v.mean() for k, v in parts.items()}
+    inf = {k: v * (y - eta[k]) / v.mean() for k, v in parts.items()}
+    m2 = {k: (parts[k] * (y - eta[k])) @ x / n / parts[k].mean() for k in ("cpre", "cpost")}
+    inf_cont = inf["cpost"] - inf["cpre"] + ps_rep @ (m2["cpost"] - m2["cpre"])
+    att = (eta["tpost"] - eta["tpre"]) - (eta["cpost"] - eta["cpre"])
+    return TwoByTwo(att, inf["tpost"] - inf["tpre"] - inf_cont, n_trim)
+
+
+def dr_did_rc(y, post, d, x, w, trim: float = 0.01) -> TwoByTwo:
+    """Locally efficient doubly robust DiD for repeated cross-sections (R ``DRDID::drdid_rc``)."""
+    w = _normalized(w)
+    n = y.shape[0]
+    base, odds, ps_rep, n_trim = _ps_weights_rc(d, post, x, w, trim)
+    cont = 1.0 - d
+    fit_cpre, rep_cpre = _wls(y, x, w, cont * (1 - post))
+    fit_cpost, rep_cpost = _wls(y, x, w, cont * post)
+    fit_tpre, rep_tpre = _wls(y, x, w, d * (1 - post))
+    fit_tpost, rep_tpost = _wls(y, x, w, d * post)
+    fit_c = post * fit_cpost + (1 - post) * fit_cpre
+    resid = y - fit_c
+    w_tpre, w_tpost = base * d * (1 - post), base * d * post
+    w_cpre, w_cpost = odds * (1 - post), odds * post
+    w_d, w_dt1, w_dt0 = base * d, base * d * post, base * d * (1 - post)
+
+    def mean_of(v, weights):
+        return (weights * v).mean() / weights.mean()
+
+    a_tpre, a_tpost = mean_of(resid, w_tpre), mean_of(resid, w_tpost)
+    a_cpre, a_cpost = mean_of(resid, w_cpre), mean_of(resid, w_cpost)
+    gap_post, gap_pre = fit_tpost - fit_cpost, fit_tpre - fit_cpre
+    a_dpost, a_dt1 = mean_of(gap_post, w_d), mean_of(gap_post, w_dt1)
+    a_dpre, a_dt0 = mean_of(gap_pre, w_d), mean_of(gap_pre, w_dt0)
+    att = (a_tpost - a_tpre) - (a_cpost - a_cpre) + (a_dpost - a_dt1) - (a_dpre - a_dt0)
+
+    def lead(v, weights, centre):
+        return weights * (v - centre) / weights.mean()
+
+    inf_treat = lead(resid, w_tpost, a_tpost) - lead(resid, w_tpre, a_tpre)
+    m1_post = -(w_tpost * post) @ x / n / w_tpost.mean()
+    m1_pre = -(w_tpre * (1 - post)) @ x / n / w_tpre.mean()
+    inf_treat = inf_treat + rep_cpost @ m1_post + rep_cpre @ m1_pre
+    inf_cont = lead(resid, w_cpost, a_cpost) - lead(resid, w_cpre, a_cpre)
+    m2_pre = (w_cpre * (resid - a_cpre)) @ x / n / w_cpre.mean()
+    m2_post = (w_cpost * (resid - a_cpost)) @ x / n / w_cpost.mean()
+    m3_post = -(w_cpost * post) @ x / n / w_cpost.mean()
+    m3_pre = -(w_cpre * (1 - post)) @ x / n / w_cpre.mean()
+    inf_cont = inf_cont + ps_rep @ (m2_post - m2_pre) + rep_cpost @ m3_post + rep_cpre @ m3_pre
+    inf_eff = (lead(gap_post, w_d, a_dpost) - lead(gap_post, w_dt1, a_dt1)) - (
+        lead(gap_pre, w_d, a_dpre) - lead(gap_pre, w_dt0, a_dt0)
+    )
+    mom_post = (w_d / w_d.mean() - w_dt1 / w_dt1.mean()) @ x / n
+    mom_pre = (w_d / w_d.mean() - w_dt0 / w_dt0.mean()) @ x / n
+    inf_or = (rep_tpost - rep_cpost) @ mom_post - (rep_tpre - rep_cpre) @ mom_pre
+    return TwoByTwo(att, inf_treat - inf_cont + inf_eff + inf_or, n_trim)
+
+
+def means_did_rc(y, post, d, w) -> TwoByTwo:
+    """All three repeated cross-section estimators without covariates: four weighted means."""
+    w = _normalized(w)
+    att, inf = 0.0, np.zeros(y.shape[0])
+    for sign, mask in ((1, d * post), (-1, d * (1 - post)), (-1, (1 - d) * post),
+                       (1, (1 - d) * (1 - post))):
+        wk = w * mask
+        mean = (wk * y).sum() / wk.sum()
+        att += sign * mean
+        inf += sign * wk * (y - mean) / wk.mean()
+    return TwoByTwo(att, inf)
+
+
+ESTIMATORS_RC = {"reg": reg_did_rc, "ipw": ipw_did_rc, "dr": dr_did_rc}

@@ -182,3 +182,72 @@ def unit_level_design(
             )
     unit_frame = data.iloc[unit_rows].reset_index(drop=True)
     return survey_design.resolve(unit_frame)
+
+
+@dataclass(frozen=True, eq=False)
+class RowData:
+    """Observations as rows (repeated cross-sections or an unbalanced panel)."""
+
+    y: np.ndarray  # (N,)
+    time_code: np.ndarray  # (N,) index into times
+    times: np.ndarray  # (T,)
+    first_treat: np.ndarray  # (N,) 0 for never treated
+    x: np.ndarray | None  # (N, p)
+    unit_code: np.ndarray  # (N,) sampling unit of each row (the row itself for cross-sections)
+    units: np.ndarray  # unit labels
+    unit_rows: np.ndarray  # a row of the kept data for each unit
+    rows: np.ndarray  # positions of the kept rows in ``data``
+
+
+def build_rows(
+    data: pd.DataFrame,
+    outcome: str,
+    unit: str | None,
+    time: str,
+    first_treat: str,
+    covariates: list[str] | None,
+    name: str,
+) -> RowData:
+    """Validate rows; drop rows with a missing outcome or covariate (with a warning)."""
+    y = numeric(data, outcome, "outcome", allow_nan=True)
+    t = numeric(data, time, "time")
+    g = numeric(data, first_treat, "first_treat", allow_nan=True)
+    if np.isnan(g).any():
+        raise ValueError(f"first_treat column {first_treat!r} has missing values; use 0 or inf "
+                         "for never-treated units")
+    g = np.where(np.isinf(g) & (g > 0), 0.0, g)
+    if (g < 0).any():
+        raise ValueError(f"first_treat column {first_treat!r} has negative values")
+    x = None
+    if covariates:
+        x = np.column_stack([numeric(data, c, "covariate", allow_nan=True) for c in covariates])
+    ok = ~np.isnan(y)
+    if x is not None:
+        ok &= ~np.isnan(x).any(axis=1)
+    if not ok.all():
+        warnings.warn(f"{name}: dropped {int((~ok).sum())} row(s) with a missing outcome or "
+                      "covariate", UserWarning, stacklevel=3)
+    keep = np.flatnonzero(ok)
+    if keep.size == 0:
+        raise ValueError(f"{name}: no row has the outcome and covariates")
+    time_code, times = codes_of(pd.Series(t[keep]))
+    if unit is None:
+        unit_code = np.arange(keep.size)
+        units = keep.copy()
+    else:
+        if data[unit].isna().any():
+            raise ValueError(f"unit column {unit!r} has missing values")
+        unit_code, units = codes_of(data[unit].iloc[keep])
+        gk = g[keep]
+        rep = any_occurrence(unit_code, len(units))
+        if (gk != gk[rep][unit_code]).any():
+            raise ValueError(f"first_treat column {first_treat!r} varies within a unit; it must "
+                             "be constant within each unit")
+        cell = unit_code * len(times) + time_code
+        if np.bincount(cell).max() > 1:
+            raise ValueError(f"{name}: a unit appears more than once in a period")
+    return RowData(
+        y=y[keep], time_code=time_code, times=np.asarray(times, dtype=float),
+        first_treat=g[keep], x=None if x is None else x[keep], unit_code=unit_code,
+        units=np.asarray(units), unit_rows=any_occurrence(unit_code, len(units)), rows=keep,
+    )

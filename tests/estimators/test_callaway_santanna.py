@@ -201,3 +201,37 @@ def test_unbalanced_units_dropped_and_aggregate_kinds(mpdta):
     assert "Event study" in res.summary()
     test = res.pretrend_test()
     assert test["df1"] == 3 and 0 <= test["p_value"] <= 1
+
+
+def test_repeated_cross_sections_equal_panel_means_without_covariates(mpdta):
+    panel = CallawaySantAnna().fit(mpdta, **ARGS)
+    for method in ("reg", "ipw", "dr"):
+        rc = CallawaySantAnna(panel=False, estimation_method=method).fit(
+            mpdta, outcome="lemp", unit=None, time="year", first_treat="first.treat")
+        np.testing.assert_allclose(rc.group_time_effects["estimate"],
+                                   panel.group_time_effects["estimate"], rtol=1e-10)
+        assert rc.n_units == len(mpdta)
+        assert rc.overall_se > panel.overall_se  # levels, not changes: no within-unit pairing
+
+
+def test_repeated_cross_sections_with_survey_design_and_covariates(mpdta):
+    design = SurveyDesign(weights="w", strata="st", psu="cl", nest=True)
+    for method in ("reg", "ipw", "dr"):
+        res = CallawaySantAnna(panel=False, estimation_method=method).fit(
+            mpdta, outcome="lemp", unit=None, time="year", first_treat="first.treat",
+            covariates=["lpop"], survey_design=design)
+        assert np.isfinite(res.overall_att) and np.isfinite(res.overall_se)
+        assert res.df == res.survey_metadata.df_survey
+
+
+def test_unbalanced_panel_clusters_by_unit(mpdta):
+    short = mpdta.drop(index=mpdta.sample(150, random_state=3).index)
+    res = CallawaySantAnna(allow_unbalanced_panel=True).fit(short, **ARGS)
+    assert res.n_units == short["countyreal"].nunique()
+    assert res.n_obs == len(short)
+    # a balanced panel run this way is the repeated cross-section estimator clustered by unit
+    full = CallawaySantAnna(allow_unbalanced_panel=True).fit(mpdta, **ARGS)
+    rc = CallawaySantAnna(panel=False, cluster="countyreal").fit(
+        mpdta, outcome="lemp", unit=None, time="year", first_treat="first.treat")
+    assert full.overall_att == pytest.approx(rc.overall_att, rel=1e-10)
+    assert full.overall_se == pytest.approx(rc.overall_se, rel=1e-10)
