@@ -2,7 +2,12 @@
 
 from ._version import __version__
 from .datasets import load_mpdta
-from .estimators import CallawaySantAnna
+from .estimators import (
+    CallawaySantAnna,
+    DifferenceInDifferences,
+    MultiPeriodDiD,
+    TwoWayFixedEffects,
+)
 from .survey import (
     CalibrationError,
     SurveyDesign,
@@ -17,10 +22,19 @@ from .survey import (
 
 # short aliases
 CS = CallawaySantAnna
+DiD = DifferenceInDifferences
+TWFE = TwoWayFixedEffects
+EventStudy = MultiPeriodDiD
 
 __all__ = [
     "CS",
     "CallawaySantAnna",
+    "DiD",
+    "DifferenceInDifferences",
+    "EventStudy",
+    "MultiPeriodDiD",
+    "TWFE",
+    "TwoWayFixedEffects",
     "SurveyDesign",
     "CalibrationError",
     "SurveyMetadata",

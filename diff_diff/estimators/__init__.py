@@ -1,5 +1,11 @@
 """Estimators: each turns data into estimates and influence functions (no variance code)."""
 
 from .callaway_santanna import CallawaySantAnna
+from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
 
-__all__ = ["CallawaySantAnna"]
+__all__ = [
+    "CallawaySantAnna",
+    "DifferenceInDifferences",
+    "MultiPeriodDiD",
+    "TwoWayFixedEffects",
+]

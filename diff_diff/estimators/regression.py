@@ -1,0 +1,410 @@
+"""Regression DiD estimators on the one WLS core: 2x2 DiD, TWFE, event study."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..inference.regression import VCOV_TYPES, regression_variance
+from ..linalg.wls import RANK_ACTIONS, wls
+from ..survey.design import SurveyDesign
+from ..survey.metadata import SurveyMetadata
+from .base import Estimator, is_prob
+from .panel import codes_of, numeric, require_columns
+
+
+class _Regression(Estimator):
+    """Shared machinery: data checks, design, weights, fit, variance."""
+
+    _allowed = {"vcov_type": VCOV_TYPES, "rank_deficient_action": RANK_ACTIONS}
+    _checks = {
+        "alpha": (is_prob, "in (0, 1)"),
+        "cluster": (lambda v: v is None or isinstance(v, str), "None or a column name"),
+    }
+
+    def __init__(self, vcov_type="hc1", cluster=None, alpha=0.05, rank_deficient_action="warn"):
+        self.vcov_type = vcov_type
+        self.cluster = cluster
+        self.alpha = alpha
+        self.rank_deficient_action = rank_deficient_action
+
+    # -------------------------------------------------------------- helpers
+    @staticmethod
+    def _binary(data, col, role):
+        values = numeric(data, col, role)
+        if not np.isin(values, (0.0, 1.0)).all():
+            bad = np.unique(values[~np.isin(values, (0.0, 1.0))])[:3]
+            raise ValueError(f"{role} column {col!r} must be binary 0/1, found {list(bad)}")
+        return values
+
+    def _weights(self, data, survey_design):
+        """Analysis weights, frequency flag, resolved design, metadata."""
+        if survey_design is None:
+            return None, False, None, None
+        if not isinstance(survey_design, SurveyDesign):
+            raise TypeError(
+                f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}"
+            )
+        design = survey_design.resolve(data)
+        meta = SurveyMetadata.from_design(design)
+        return design.weights, design.weight_type == "fweight", design, meta
+
+    @staticmethod
+    def _dummies(data, cols):
+        """Indicator columns for ``fixed_effects`` (first level dropped)."""
+        blocks, names = [], []
+        for col in cols or []:
+            codes, labels = codes_of(data[col])
+            for j in range(1, len(labels)):
+                blocks.append((codes == j).astype(float))
+                names.append(f"{col}[{labels[j]}]")
+        return blocks, names
+
+    @staticmethod
+    def _absorb(data, cols):
+        return [codes_of(data[c])[0] for c in cols or []]
+
+    def _fit(self, y, x, names, weights, frequency, absorb, expected_collinear=()):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = wls(y, x, names, weights, absorb, self.rank_deficient_action, frequency)
+        for w in caught:
+            dropped = [n for n, k in zip(names, fit.kept) if not k]
+            if set(dropped) <= set(expected_collinear):
+                continue
+            warnings.warn(w.message, w.category, stacklevel=4)
+        return fit
+
+    def _variance(self, fit, design, cluster_codes, contrasts=None, nested=False, single=None,
+                  refit=None):
+        return regression_variance(
+            fit,
+            vcov_type=self.vcov_type if cluster_codes is None or self.vcov_type != "hc1" else "cr1",
+            cluster=cluster_codes,
+            design=design,
+            contrasts=contrasts,
+            absorbed_nested_in_cluster=nested,
+            single_absorbed=single,
+            refit=refit,
+        )
+
+    def _refit(self, y, x, names, frequency, absorb, kept):
+        def refit(w):
+            fit = wls(y, x, names, w, absorb, "silent", frequency)
+            return fit.coef[kept]
+        return refit
+
+
+class DifferenceInDifferences(_Regression):
+    """The 2x2 difference-in-differences regression.
+
+    ``y = a + b treat + c post + ATT treat*post (+ X g + fixed effects) + e``,
+    by (weighted) least squares; the ATT is the interaction coefficient.
+    Standard errors: ``vcov_type`` ``classical``, ``hc1`` (default), ``hc2``,
+    ``hc3``, ``cr1`` (with ``cluster``), or ``hc2_bm`` (HC2/CR2 with
+    Bell-McCaffrey / Satterthwaite degrees of freedom, R ``clubSandwich``);
+    with a survey design, Taylor linearization or replicate refits.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from diff_diff import DifferenceInDifferences
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"treat": np.repeat([0, 1], 100), "post": np.tile([0, 1], 100)})
+    >>> df["y"] = 1 + df["treat"] + 0.5 * df["post"] + 2 * df["treat"] * df["post"] + rng.normal(0, 0.1, 200)
+    >>> res = DifferenceInDifferences().fit(df, "y", "treat", "post")
+    >>> round(res.att, 1)
+    2.0
+    """
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        outcome: str,
+        treatment: str,
+        time: str | None = None,
+        covariates: list[str] | None = None,
+        fixed_effects: list[str] | None = None,
+        absorb: list[str] | None = None,
+        survey_design: SurveyDesign | None = None,
+        post: str | None = None,
+    ):
+        """Fit; ``treatment`` and ``time`` (or ``post``) are binary 0/1 columns."""
+        from ..results.regression import RegressionResults
+
+        self._validate()
+        if time is None and post is None:
+            raise ValueError("DifferenceInDifferences: give the post-period indicator as time=")
+        if time is not None and post is not None and time != post:
+            raise ValueError("give either time= or post= (synonyms), not both")
+        time = time if time is not None else post
+        covariates = _as_list(covariates)
+        fixed_effects, absorb = _as_list(fixed_effects), _as_list(absorb)
+        require_columns(data, outcome=outcome, treatment=treatment, time=time,
+                        covariates=covariates, fixed_effects=fixed_effects, absorb=absorb,
+                        cluster=self.cluster)
+        d = self._binary(data, treatment, "treatment")
+        p = self._binary(data, time, "time")
+        y = numeric(data, outcome, "outcome")
+        blocks = [np.ones(len(data)), d, p, d * p] + [numeric(data, c, "covariate") for c in covariates]
+        names = ["(Intercept)", treatment, time, f"{treatment}:{time}"] + covariates
+        dummies, dummy_names = self._dummies(data, fixed_effects)
+        x = np.column_stack(blocks + dummies)
+        names += dummy_names
+        weights, frequency, design, meta = self._weights(data, survey_design)
+        codes = self._absorb(data, absorb)
+        fit = self._fit(y, x, names, weights, frequency, codes,
+                        expected_collinear=("(Intercept)", treatment, time) + tuple(dummy_names))
+        target = names.index(f"{treatment}:{time}")
+        if not fit.kept[target]:
+            raise ValueError(
+                "DifferenceInDifferences: the treatment x time interaction is not identified "
+                "(collinear with the covariates or fixed effects)"
+            )
+        cluster = None if self.cluster is None else codes_of(data[self.cluster])[0]
+        refit = None
+        if design is not None and design.replicate is not None:
+            refit = self._refit(y, x, names, frequency, codes, fit.kept)
+        nested = bool(codes) and cluster is not None and _nested(codes, cluster)
+        var = self._variance(fit, design, cluster, nested=nested,
+                             single=codes[0] if len(codes) == 1 else None, refit=refit)
+        positive = fit.weights > 0
+        return RegressionResults._build(
+            self, fit, var, target, meta,
+            n_treated=int(((d == 1) & positive).sum()), n_control=int(((d == 0) & positive).sum()),
+            title="Difference-in-differences (2x2)",
+        )
+
+
+class TwoWayFixedEffects(_Regression):
+    """Two-way fixed-effects DiD: ``y_it = a_i + l_t + ATT D_it (+ X g) + e``.
+
+    Unit and time effects are absorbed; ``D`` is the unit-period treatment
+    status (or ``treatment * post`` when ``post`` is given). Standard errors
+    are clustered by unit by default (``cr1``). With staggered adoption the
+    TWFE coefficient is a weighted average of comparisons that can have
+    negative weights (Goodman-Bacon 2021): a warning points to
+    :class:`~diff_diff.CallawaySantAnna`.
+    """
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        outcome: str,
+        treatment: str,
+        unit: str,
+        time: str,
+        covariates: list[str] | None = None,
+        survey_design: SurveyDesign | None = None,
+        post: str | None = None,
+    ):
+        from ..results.regression import RegressionResults
+
+        self._validate()
+        covariates = _as_list(covariates)
+        require_columns(data, outcome=outcome, treatment=treatment, unit=unit, time=time,
+                        covariates=covariates, cluster=self.cluster, post=post)
+        d = self._binary(data, treatment, "treatment")
+        if post is not None:
+            d = d * self._binary(data, post, "post")
+        y = numeric(data, outcome, "outcome")
+        unit_codes, _ = codes_of(data[unit])
+        time_codes, times = codes_of(data[time])
+        _warn_staggered(d, unit_codes, time_codes)
+        names = ["treatment"] + covariates
+        blocks = [d] + [numeric(data, c, "covariate") for c in covariates]
+        weights, frequency, design, meta = self._weights(data, survey_design)
+        cluster_col = self.cluster if self.cluster is not None else unit
+        cluster = codes_of(data[cluster_col])[0]
+        if design is not None and (design.has_psu or design.replicate is not None):
+            if self.cluster is not None:
+                raise ValueError(
+                    "TwoWayFixedEffects: cluster= cannot be combined with a survey design that "
+                    "names PSUs or replicate weights; the design defines the clustering"
+                )
+            cluster = None
+        absorb = [unit_codes, time_codes]
+        if self.vcov_type in ("hc2", "hc3", "hc2_bm"):
+            # leverages/CR2 need the time effects in the design: absorb units only
+            time_dummies = [(time_codes == j).astype(float) for j in range(1, len(times))]
+            blocks += time_dummies
+            names += [f"{time}[{t}]" for t in times[1:]]
+            absorb = [unit_codes]
+        x = np.column_stack(blocks)
+        fit = self._fit(y, x, names, weights, frequency, absorb,
+                        expected_collinear=tuple(n for n in names if n.startswith(f"{time}[")))
+        if not fit.kept[0]:
+            raise ValueError("TwoWayFixedEffects: the treatment is collinear with the fixed effects")
+        refit = None
+        if design is not None and design.replicate is not None:
+            refit = self._refit(y, x, names, frequency, absorb, fit.kept)
+        nested = cluster is not None and _nested([unit_codes], cluster)
+        if self.vcov_type in ("classical", "hc2", "hc3") and self.cluster is None:
+            cluster = None  # an explicit one-way type without cluster=: no clustering
+        var = self._variance(fit, design, cluster, nested=nested,
+                             single=unit_codes if len(absorb) == 1 else None, refit=refit)
+        positive = fit.weights > 0
+        treated_units = np.unique(unit_codes[(d == 1) & positive])
+        return RegressionResults._build(
+            self, fit, var, 0, meta,
+            n_treated=int(treated_units.size),
+            n_control=int(np.unique(unit_codes[positive]).size - treated_units.size),
+            title="Two-way fixed effects DiD",
+        )
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _nested(absorb, cluster) -> bool:
+    """Every absorbed level sits in one cluster."""
+    for codes in absorb:
+        first = np.empty(int(codes.max()) + 1, dtype=np.int64)
+        first[codes] = cluster
+        if (first[codes] != cluster).any():
+            return False
+    return True
+
+
+def _warn_staggered(d, unit_codes, time_codes):
+    treated = d == 1
+    if not treated.any():
+        return
+    start = np.full(int(unit_codes.max()) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(start, unit_codes[treated], time_codes[treated])
+    starts = np.unique(start[start < np.iinfo(np.int64).max])
+    if starts.size > 1:
+        warnings.warn(
+            f"TwoWayFixedEffects: treatment starts in {starts.size} different periods "
+            "(staggered adoption); the TWFE coefficient can weight some comparisons negatively "
+            "(Goodman-Bacon 2021). Consider CallawaySantAnna for heterogeneity-robust effects.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+class MultiPeriodDiD(_Regression):
+    """Event-study regression with one coefficient per period.
+
+    ``y = a + b treat + sum_t l_t 1{t} + sum_{t != r} d_t treat 1{t} (+ X g) + e``:
+    ``d_t`` is the effect in period t relative to the reference period r
+    (default: the last period before the first post period); the average
+    post-period ATT is the mean of ``d_t`` over ``post_periods`` with its
+    standard error from the coefficient covariance (and, with
+    ``vcov_type="hc2_bm"``, the Satterthwaite df of that contrast).
+    """
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        outcome: str,
+        treatment: str,
+        time: str,
+        post_periods: list | None = None,
+        reference_period=None,
+        unit: str | None = None,
+        covariates: list[str] | None = None,
+        fixed_effects: list[str] | None = None,
+        absorb: list[str] | None = None,
+        survey_design: SurveyDesign | None = None,
+    ):
+        """Fit; ``treatment`` is the (time-invariant) treated-group indicator."""
+        from ..results.regression import MultiPeriodResults
+
+        self._validate()
+        covariates = _as_list(covariates)
+        fixed_effects, absorb = _as_list(fixed_effects), _as_list(absorb)
+        require_columns(data, outcome=outcome, treatment=treatment, time=time, unit=unit,
+                        covariates=covariates, fixed_effects=fixed_effects, absorb=absorb,
+                        cluster=self.cluster)
+        d = self._binary(data, treatment, "treatment")
+        if unit is not None:
+            per_unit = pd.Series(d).groupby(data[unit].to_numpy()).nunique()
+            if (per_unit > 1).any():
+                raise ValueError(
+                    f"treatment column {treatment!r} varies within unit(s) "
+                    f"{list(per_unit.index[per_unit > 1][:3])}; MultiPeriodDiD needs the "
+                    "treated-group indicator (constant within unit)"
+                )
+        y = numeric(data, outcome, "outcome")
+        time_codes, periods = codes_of(data[time])
+        periods = list(periods)
+        post_periods, reference = _event_periods(periods, post_periods, reference_period)
+        ref_code = periods.index(reference)
+        blocks = [np.ones(len(data)), d]
+        names = ["(Intercept)", treatment]
+        for j in range(1, len(periods)):
+            blocks.append((time_codes == j).astype(float))
+            names.append(f"{time}[{periods[j]}]")
+        effect_names = []
+        for j, period in enumerate(periods):
+            if j == ref_code:
+                continue
+            blocks.append(d * (time_codes == j))
+            effect_names.append(f"{treatment}:{time}[{period}]")
+        names += effect_names + covariates
+        blocks += [numeric(data, c, "covariate") for c in covariates]
+        dummies, dummy_names = self._dummies(data, fixed_effects)
+        x = np.column_stack(blocks + dummies)
+        names += dummy_names
+        weights, frequency, design, meta = self._weights(data, survey_design)
+        codes = self._absorb(data, absorb)
+        fit = self._fit(y, x, names, weights, frequency, codes,
+                        expected_collinear=tuple(names[:2 + len(periods) - 1]) + tuple(dummy_names))
+        kept_names = [n for n, k in zip(names, fit.kept) if k]
+        missing = [n for n in effect_names if n not in kept_names]
+        if missing:
+            warnings.warn(f"MultiPeriodDiD: period effects {missing} are not identified",
+                          UserWarning, stacklevel=2)
+        effect_idx = [kept_names.index(n) if n in kept_names else -1 for n in effect_names]
+        effect_periods = [p for p in periods if p != reference]
+        contrast = np.zeros((1, fit.rank))
+        post_idx = [i for i, p in zip(effect_idx, effect_periods) if p in post_periods]
+        if any(i < 0 for i in post_idx) or not post_idx:
+            contrast[:] = np.nan
+        else:
+            contrast[0, post_idx] = 1.0 / len(post_idx)
+        cluster = None if self.cluster is None else codes_of(data[self.cluster])[0]
+        refit = None
+        if design is not None and design.replicate is not None:
+            refit = self._refit(y, x, names, frequency, codes, fit.kept)
+        contrasts = np.vstack([np.eye(fit.rank), np.nan_to_num(contrast)])
+        nested = bool(codes) and cluster is not None and _nested(codes, cluster)
+        var = self._variance(fit, design, cluster, contrasts=contrasts, nested=nested,
+                             single=codes[0] if len(codes) == 1 else None, refit=refit)
+        positive = fit.weights > 0
+        return MultiPeriodResults._build_event(
+            self, fit, var, meta, effect_idx, effect_periods, reference, post_periods, contrast,
+            n_treated=int(((d == 1) & positive).sum()), n_control=int(((d == 0) & positive).sum()),
+        )
+
+
+def _event_periods(periods, post_periods, reference):
+    if post_periods is None and reference is None:
+        raise ValueError(
+            "MultiPeriodDiD: give post_periods (the treated periods) or reference_period"
+        )
+    if post_periods is not None:
+        post_periods = list(post_periods)
+        unknown = [p for p in post_periods if p not in periods]
+        if unknown:
+            raise ValueError(f"post_periods {unknown} are not periods of the data")
+    if reference is None:
+        before = [p for p in periods if p < min(post_periods)]
+        if not before:
+            raise ValueError("MultiPeriodDiD: no period before the first post period")
+        reference = before[-1]
+    if reference not in periods:
+        raise ValueError(f"reference_period {reference!r} is not a period of the data")
+    if post_periods is None:
+        post_periods = [p for p in periods if p > reference]
+    if reference in post_periods:
+        raise ValueError("reference_period cannot be one of the post_periods")
+    if not post_periods:
+        raise ValueError("MultiPeriodDiD: no post period after the reference period")
+    return post_periods, reference

@@ -1,0 +1,149 @@
+"""Variance of regression coefficients: the ``vcov_type`` menu, on top of the engine.
+
+Every type is computed from the fit's scores and bread. ``hc1`` and ``cr1``
+(and survey designs) go through the same engine as every other estimator,
+with the regression small-sample factor ``(n - 1)/(n - k)``; ``classical``,
+``hc2``, ``hc3`` and ``hc2_bm`` (CR2 with Bell-McCaffrey/Satterthwaite
+degrees of freedom) are regression-specific.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..linalg.wls import WLSFit
+from ..survey.resolved import ResolvedDesign, trivial_design
+from .cr2 import cr2
+from .engine import design_variance
+
+VCOV_TYPES = ("classical", "hc1", "hc2", "hc3", "cr1", "hc2_bm")
+
+
+@dataclass(frozen=True, eq=False)
+class RegressionVariance:
+    """Covariance of the kept coefficients, degrees of freedom, and contrast dfs."""
+
+    vcov: np.ndarray
+    df: float | None
+    vcov_type: str
+    n_clusters: int | None = None
+    contrast_df: np.ndarray | None = None  # Satterthwaite df per requested contrast (hc2_bm)
+
+
+def regression_variance(
+    fit: WLSFit,
+    vcov_type: str = "hc1",
+    cluster: np.ndarray | None = None,
+    design: ResolvedDesign | None = None,
+    contrasts: np.ndarray | None = None,
+    absorbed_nested_in_cluster: bool = False,
+    single_absorbed: np.ndarray | None = None,
+    refit=None,
+) -> RegressionVariance:
+    """Variance of ``fit``'s kept coefficients.
+
+    Parameters
+    ----------
+    vcov_type : {"classical", "hc1", "hc2", "hc3", "cr1", "hc2_bm"}
+        ``cr1`` needs ``cluster``; ``hc2_bm`` uses ``cluster`` when given.
+    cluster : array of codes, optional
+    design : ResolvedDesign, optional
+        A survey design: Taylor linearization of the scores (``hc1``/``cr1``
+        only), or replicate refits with ``refit``.
+    contrasts : ndarray (q, k_kept), optional
+        Linear contrasts whose Satterthwaite df ``hc2_bm`` should compute
+        (default: each coefficient).
+    absorbed_nested_in_cluster : bool
+        Absorbed fixed effects are nested in the clusters (needed for
+        ``hc2_bm`` with absorbed effects).
+    single_absorbed : array of codes, optional
+        The one absorbed fixed-effect dimension (for ``hc2``/``hc3``
+        leverages with absorbed effects).
+    refit : callable, optional
+        Replicate designs: weights -> kept coefficients.
+    """
+    if vcov_type not in VCOV_TYPES:
+        raise ValueError(f"vcov_type must be one of {list(VCOV_TYPES)}, got {vcov_type!r}")
+    k_total = fit.rank + fit.df_absorbed
+    n = fit.n_obs
+    if design is not None:
+        return _survey(fit, vcov_type, cluster, design, refit)
+    if vcov_type == "cr1" and cluster is None:
+        raise ValueError("vcov_type='cr1' needs cluster= (the cluster column)")
+    if cluster is not None and vcov_type in ("classical", "hc2", "hc3"):
+        raise ValueError(
+            f"vcov_type={vcov_type!r} ignores clustering; with cluster= use 'cr1' or 'hc2_bm'"
+        )
+    if vcov_type == "classical":
+        sigma2 = float(np.sum(fit.weights * fit.resid**2)) / (n - k_total)
+        return RegressionVariance(sigma2 * fit.bread_inv, n - k_total, vcov_type)
+    freq = fit.weights if fit.frequency else None
+    if vcov_type in ("hc1", "cr1"):
+        psi = fit.influence()
+        if cluster is None:
+            base = trivial_design(psi.shape[0], freq)
+            var = design_variance(psi, base)
+            factor = (n - 1.0) / (n - k_total)
+            return RegressionVariance(var.vcov * factor, n - k_total, "hc1")
+        base = trivial_design(psi.shape[0]).with_clusters(cluster)
+        var = design_variance(psi, base)
+        g = base.n_psu
+        factor = (n - 1.0) / (n - k_total)
+        return RegressionVariance(var.vcov * factor, float(g - 1), "cr1", n_clusters=g)
+    if fit.frequency:
+        raise ValueError(f"vcov_type={vcov_type!r} is not available with frequency weights")
+    if vcov_type in ("hc2", "hc3"):
+        h = _leverage(fit, single_absorbed)
+        power = 0.5 if vcov_type == "hc2" else 1.0
+        adj = fit.scores() / (1.0 - h)[:, None] ** power
+        vcov = fit.bread_inv @ (adj.T @ adj) @ fit.bread_inv
+        return RegressionVariance(vcov, n - k_total, vcov_type)
+    # hc2_bm
+    if fit.df_absorbed and not (cluster is not None and absorbed_nested_in_cluster):
+        raise ValueError(
+            "vcov_type='hc2_bm' with absorbed fixed effects needs clusters that nest them "
+            "(e.g. unit effects with cluster=unit); include other effects as dummies "
+            "(fixed_effects=) instead"
+        )
+    c = np.eye(fit.rank) if contrasts is None else np.atleast_2d(contrasts)
+    vcov, df = cr2(fit.x, fit.resid, fit.weights, fit.bread_inv, cluster, c)
+    n_clusters = None if cluster is None else int(np.unique(cluster).size)
+    return RegressionVariance(vcov, None, "hc2_bm", n_clusters=n_clusters, contrast_df=df)
+
+
+def _leverage(fit: WLSFit, single_absorbed) -> np.ndarray:
+    xs = fit.x * np.sqrt(fit.weights)[:, None]
+    h = np.einsum("ij,jk,ik->i", xs, fit.bread_inv, xs)
+    if fit.df_absorbed:
+        if single_absorbed is None:
+            raise ValueError(
+                "hc2/hc3 leverages with more than one absorbed fixed-effect dimension are not "
+                "available; include the effects as dummies (fixed_effects=)"
+            )
+        totals = np.bincount(single_absorbed, weights=fit.weights)
+        h = h + fit.weights / totals[single_absorbed]
+    return h
+
+
+def _survey(fit, vcov_type, cluster, design, refit) -> RegressionVariance:
+    if vcov_type not in ("hc1", "cr1"):
+        raise ValueError(
+            f"vcov_type={vcov_type!r} cannot be combined with a survey design: the design "
+            "defines the variance (Taylor linearization or replicate weights); use the "
+            "default 'hc1'"
+        )
+    if cluster is not None:
+        if design.has_psu or design.replicate is not None:
+            raise ValueError(
+                "cluster= cannot be combined with a survey design that names PSUs or replicate "
+                "weights: the design already defines the clustering"
+            )
+        design = design.with_clusters(cluster)
+    if design.replicate is not None:
+        estimate = fit.coef[fit.kept]
+        var = design_variance(None, design, estimate=estimate, refit=refit)
+        return RegressionVariance(var.vcov, var.df, "replicate")
+    var = design_variance(fit.influence(), design)
+    return RegressionVariance(var.vcov, var.df, "tsl", n_clusters=design.n_psu)

@@ -1,0 +1,260 @@
+"""Weighted least squares with absorbed fixed effects: the one regression core.
+
+``wls`` fits ``y = X b + FE + e`` by weighted least squares. Fixed-effect
+dimensions given in ``absorb`` are projected out (exactly, by weighted group
+demeaning, for one dimension; by alternating projections to a tight tolerance
+for more), so they never enter ``X``. Collinear columns are detected in column
+order, as R's ``lm`` does (later columns explained by earlier ones are dropped
+with NaN coefficients). The fit hands the inference engine what it needs: the
+demeaned design, residuals, weights and the bread ``(X'WX)^-1``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+RANK_ACTIONS = ("warn", "error", "silent")
+RANK_TOLERANCE = 1e-7
+
+
+class RankDeficientError(ValueError):
+    """Collinear regressors with ``rank_deficient_action="error"``."""
+
+
+@dataclass(frozen=True, eq=False)
+class WLSFit:
+    """A weighted least-squares fit.
+
+    Attributes
+    ----------
+    coef : ndarray (k,)
+        Coefficients in the order of ``names`` (NaN for dropped columns).
+    names : list of str
+    kept : ndarray of bool (k,)
+        Columns that were identified.
+    x : ndarray (n, k_kept)
+        Design of the kept columns after projecting out absorbed effects.
+    resid, fitted : ndarray (n,)
+    weights : ndarray (n,)
+        Weights used (ones when unweighted).
+    bread_inv : ndarray (k_kept, k_kept)
+        ``(X'WX)^-1`` of the kept columns.
+    n_obs : float
+        Observations with positive weight (the sum of frequency weights).
+    df_absorbed : int
+        Parameters absorbed by the fixed effects (levels minus redundancies).
+    r_squared : float
+        Weighted R^2 of the full model (absorbed effects included).
+    """
+
+    coef: np.ndarray
+    names: list
+    kept: np.ndarray
+    x: np.ndarray
+    resid: np.ndarray
+    fitted: np.ndarray
+    weights: np.ndarray
+    bread_inv: np.ndarray
+    n_obs: float
+    df_absorbed: int
+    r_squared: float
+    frequency: bool = False
+
+    @property
+    def rank(self) -> int:
+        return int(self.kept.sum())
+
+    @property
+    def df_resid(self) -> float:
+        """Residual degrees of freedom ``n - k - absorbed``."""
+        return float(self.n_obs - self.rank - self.df_absorbed)
+
+    def scores(self) -> np.ndarray:
+        """``w_i x_i e_i`` (n x k_kept): the estimating-equation contributions."""
+        return self.x * (self.weights * self.resid)[:, None]
+
+    def influence(self) -> np.ndarray:
+        """Influence values of the kept coefficients on the sum scale."""
+        return self.scores() @ self.bread_inv
+
+
+def _group_means(values: np.ndarray, codes: np.ndarray, n_groups: int, w: np.ndarray,
+                 w_sum: np.ndarray) -> np.ndarray:
+    """Weighted group means of every column of ``values`` (n x m), per row."""
+    out = np.empty_like(values)
+    for j in range(values.shape[1]):
+        sums = np.bincount(codes, weights=w * values[:, j], minlength=n_groups)
+        out[:, j] = (sums / w_sum)[codes]
+    return out
+
+
+def demean(
+    values: np.ndarray,
+    absorb: list[np.ndarray],
+    weights: np.ndarray,
+    tol: float = 1e-11,
+    max_iter: int = 10_000,
+) -> np.ndarray:
+    """Project the columns of ``values`` off the absorbed fixed effects (weighted).
+
+    One dimension: subtract weighted group means (exact). Several: alternate
+    such projections until the largest change is below ``tol`` times the
+    column scale. Rows with zero weight are carried along but do not
+    influence the means.
+    """
+    values = np.array(values, dtype=float, order="F")
+    if not absorb:
+        return values
+    sizes = [int(c.max()) + 1 for c in absorb]
+    w_sums = []
+    for codes, size in zip(absorb, sizes):
+        s = np.bincount(codes, weights=weights, minlength=size)
+        w_sums.append(np.where(s > 0, s, 1.0))
+    if len(absorb) == 1:
+        return values - _group_means(values, absorb[0], sizes[0], weights, w_sums[0])
+    scale = np.maximum(np.abs(values).max(axis=0), 1.0)
+    for _ in range(max_iter):
+        change = np.zeros(values.shape[1])
+        for codes, size, w_sum in zip(absorb, sizes, w_sums):
+            means = _group_means(values, codes, size, weights, w_sum)
+            values -= means
+            change = np.maximum(change, np.abs(means).max(axis=0))
+        if np.all(change < tol * scale):
+            return values
+    warnings.warn(
+        f"fixed-effect projections did not converge in {max_iter} iterations "
+        f"(largest change {np.max(change / scale):.2e})", UserWarning, stacklevel=3
+    )
+    return values
+
+
+def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray) -> int:
+    """Number of identified fixed-effect parameters.
+
+    Levels with positive weight, minus one per additional dimension for
+    every connected component of the first two dimensions (exact for one or
+    two dimensions; assumes a connected design beyond two).
+    """
+    if not absorb:
+        return 0
+    positive = weights > 0
+    levels = [np.unique(c[positive]) for c in absorb]
+    total = sum(lev.size for lev in levels)
+    if len(absorb) == 1:
+        return total
+    a, b = absorb[0][positive], absorb[1][positive]
+    na, nb = int(absorb[0].max()) + 1, int(absorb[1].max()) + 1
+    graph = sp.coo_matrix((np.ones(a.size), (a, na + b)), shape=(na + nb, na + nb))
+    n_comp, labels = connected_components(graph, directed=False)
+    used = np.zeros(na + nb, dtype=bool)
+    used[a] = True
+    used[na + b] = True
+    components = np.unique(labels[used]).size
+    return total - components - (len(absorb) - 2)
+
+
+def independent_columns(gram: np.ndarray, tol: float = RANK_TOLERANCE) -> np.ndarray:
+    """Columns kept in order: each must add at least ``tol`` of its own norm (R ``lm``).
+
+    Works on the Gram matrix ``X'WX``; a column whose residual norm, after the
+    columns accepted before it, is below ``tol`` times its norm is dropped.
+    """
+    from scipy.linalg import solve_triangular
+
+    accepted: list[int] = []
+    chol = np.zeros((0, 0))
+    for j in range(gram.shape[0]):
+        g_jj = gram[j, j]
+        if not g_jj > 0:
+            continue
+        if accepted:
+            v = solve_triangular(chol, gram[accepted, j], lower=True, check_finite=False)
+            resid = g_jj - v @ v
+        else:
+            v, resid = np.zeros(0), g_jj
+        if resid <= 0 or np.sqrt(resid) < tol * np.sqrt(g_jj):
+            continue
+        k = len(accepted)
+        grown = np.zeros((k + 1, k + 1))
+        grown[:k, :k] = chol
+        grown[k, :k] = v
+        grown[k, k] = np.sqrt(resid)
+        chol = grown
+        accepted.append(j)
+    keep = np.zeros(gram.shape[0], dtype=bool)
+    keep[accepted] = True
+    return keep
+
+
+def wls(
+    y: np.ndarray,
+    x: np.ndarray,
+    names: list[str],
+    weights: np.ndarray | None = None,
+    absorb: list[np.ndarray] | None = None,
+    rank_deficient_action: str = "warn",
+    frequency: bool = False,
+) -> WLSFit:
+    """Weighted least squares of ``y`` on ``x`` with absorbed fixed effects.
+
+    Parameters
+    ----------
+    y : ndarray (n,)
+    x : ndarray (n, k)
+    names : list of str
+        Column names (for messages and results).
+    weights : ndarray (n,), optional
+        Non-negative weights; rows with zero weight do not count.
+    absorb : list of int ndarrays, optional
+        Fixed-effect codes (0..G-1) per dimension.
+    rank_deficient_action : {"warn", "error", "silent"}
+        Collinear columns are dropped (coefficient NaN) with a warning, raise
+        :class:`RankDeficientError`, or are dropped silently.
+    frequency : bool
+        Weights are frequency weights: ``n`` is their sum.
+    """
+    if rank_deficient_action not in RANK_ACTIONS:
+        raise ValueError(
+            f"rank_deficient_action must be one of {list(RANK_ACTIONS)}, got {rank_deficient_action!r}"
+        )
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    n, k = x.shape
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    absorb = list(absorb or [])
+    both = demean(np.column_stack([y, x]), absorb, w)
+    y_t, x_t = both[:, 0], both[:, 1:]
+    gram = (x_t * w[:, None]).T @ x_t
+    keep = independent_columns(gram)
+    if not keep.all():
+        dropped = [names[j] for j in np.flatnonzero(~keep)]
+        message = (f"regressors {dropped} are collinear with earlier regressors or the fixed "
+                   "effects and were dropped")
+        if rank_deficient_action == "error":
+            raise RankDeficientError(message)
+        if rank_deficient_action == "warn":
+            warnings.warn(message, UserWarning, stacklevel=3)
+    if not keep.any():
+        raise RankDeficientError("no identified regressor: every column is collinear")
+    x_k = x_t[:, keep]
+    bread_inv = np.linalg.inv(gram[np.ix_(keep, keep)])
+    coef_k = bread_inv @ (x_k * w[:, None]).T @ y_t
+    coef = np.full(k, np.nan)
+    coef[keep] = coef_k
+    resid = y_t - x_k @ coef_k
+    fitted = y - resid
+    positive = w > 0
+    n_obs = float(w[positive].sum()) if frequency else float(positive.sum())
+    y_mean = np.average(y, weights=w)
+    tss = float(np.sum(w * (y - y_mean) ** 2))
+    r2 = 1.0 - float(np.sum(w * resid**2)) / tss if tss > 0 else np.nan
+    return WLSFit(
+        coef=coef, names=list(names), kept=keep, x=x_k, resid=resid, fitted=fitted, weights=w,
+        bread_inv=bread_inv, n_obs=n_obs, df_absorbed=absorbed_parameters(absorb, w),
+        r_squared=r2, frequency=frequency,
+    )

@@ -1,0 +1,169 @@
+"""Results of the regression DiD estimators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..inference.intervals import t_inference
+from .table import format_summary, tidy
+
+
+class RegressionResults:
+    """A regression DiD fit: the ATT coefficient, all coefficients and their covariance.
+
+    ``att``, ``se``, ``t_stat``, ``p_value`` and ``conf_int`` are read-only;
+    other attributes may be attached (clients record provenance).
+    """
+
+    @classmethod
+    def _build(cls, estimator, fit, var, target, metadata, n_treated, n_control, title):
+        self = cls.__new__(cls)
+        self.estimator_params = estimator.get_params()
+        self.alpha = estimator.alpha
+        self.vcov_type = var.vcov_type
+        self.n_clusters = var.n_clusters
+        self.title = title
+        kept_names = [n for n, k in zip(fit.names, fit.kept) if k]
+        self._kept_names = kept_names
+        self._fit = fit
+        self._var = var
+        self._index = kept_names.index(fit.names[target])
+        self.coefficients = pd.Series(fit.coef, index=fit.names, name="estimate")
+        self.vcov = pd.DataFrame(var.vcov, index=kept_names, columns=kept_names)
+        self.n_obs = int(round(fit.n_obs))
+        self.n_treated = n_treated
+        self.n_control = n_control
+        self.r_squared = fit.r_squared
+        self.residuals = fit.resid
+        self.fitted_values = fit.fitted
+        self.survey_metadata = metadata
+        df = var.df
+        if var.contrast_df is not None:
+            df = float(var.contrast_df[self._index])
+        self.df = df
+        return self
+
+    def _row(self, index, df):
+        est = self._fit.coef[self._fit.kept][index]
+        se = float(np.sqrt(max(self._var.vcov[index, index], 0.0)))
+        t, p, lo, hi = t_inference(est, se, df, self.alpha)
+        return {"estimate": float(est), "se": se, "t_stat": float(t), "p_value": float(p),
+                "conf_low": float(lo), "conf_high": float(hi), "df": df}
+
+    @property
+    def _headline(self):
+        return self._row(self._index, self.df)
+
+    att = property(lambda self: self._headline["estimate"], doc="The ATT coefficient.")
+    se = property(lambda self: self._headline["se"])
+    t_stat = property(lambda self: self._headline["t_stat"])
+    p_value = property(lambda self: self._headline["p_value"])
+    conf_int = property(lambda self: (self._headline["conf_low"], self._headline["conf_high"]))
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Every coefficient, tidy (``term, estimate, se, t_stat, p_value, conf_low, conf_high``)."""
+        kept = self._fit.kept
+        est = self._fit.coef[kept]
+        se = np.sqrt(np.clip(np.diag(self._var.vcov), 0, None))
+        if self._var.contrast_df is not None:
+            rows = [dict(term=n, **self._row(i, float(self._var.contrast_df[i])))
+                    for i, n in enumerate(self._kept_names)]
+            return pd.DataFrame(rows).drop(columns="df")
+        return tidy({"term": self._kept_names}, est, se, self._var.df, self.alpha)
+
+    def summary(self) -> str:
+        head = pd.DataFrame([self._headline]).assign(term="ATT")
+        info = [("Observations", self.n_obs), ("Treated / control", f"{self.n_treated} / {self.n_control}"),
+                ("Variance", self.vcov_type), ("R-squared", self.r_squared)]
+        if self.n_clusters:
+            info.append(("Clusters", self.n_clusters))
+        if self.df is not None:
+            info.append(("Degrees of freedom", self.df))
+        return format_summary(self.title, info, [("Average treatment effect on the treated", head, ["term"])],
+                              self.survey_metadata, self.alpha)
+
+    def print_summary(self) -> None:
+        print(self.summary())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(att={self.att:.6g}, se={self.se:.6g}, n_obs={self.n_obs})"
+
+
+class MultiPeriodResults(RegressionResults):
+    """Event-study regression results: per-period effects and the average post-period ATT.
+
+    ``att``/``se``/... are the average post-period effect (also ``avg_att``,
+    ``avg_se``, ``avg_t_stat``, ``avg_p_value``, ``avg_conf_int``, ``avg_df``).
+    """
+
+    @classmethod
+    def _build_event(cls, estimator, fit, var, metadata, effect_idx, effect_periods, reference,
+                     post_periods, contrast, n_treated, n_control):
+        target = fit.names.index(fit.names[0])
+        self = cls._build(estimator, fit, var, target, metadata, n_treated, n_control,
+                          "Event-study DiD (multi-period)")
+        self.reference_period = reference
+        self.post_periods = list(post_periods)
+        est = fit.coef[fit.kept]
+        rows = []
+        q = fit.rank
+        for i, period in zip(effect_idx, effect_periods):
+            if i < 0:
+                rows.append(dict(period=period, estimate=np.nan, se=np.nan, df=np.nan))
+                continue
+            df = var.df if var.contrast_df is None else float(var.contrast_df[i])
+            rows.append(dict(period=period, estimate=est[i],
+                             se=float(np.sqrt(max(var.vcov[i, i], 0.0))), df=df))
+        rows.append(dict(period=reference, estimate=0.0, se=np.nan, df=np.nan))
+        table = pd.DataFrame(rows).sort_values("period", kind="stable").reset_index(drop=True)
+        t, p, lo, hi = t_inference(table["estimate"].to_numpy(), table["se"].to_numpy(),
+                                   _df_array(table["df"], var.df), self.alpha)
+        table["t_stat"], table["p_value"], table["conf_low"], table["conf_high"] = t, p, lo, hi
+        table["is_reference"] = table["period"] == reference
+        table["post"] = table["period"].isin(self.post_periods)
+        periods = list(table["period"])
+        first_post = periods.index(min(self.post_periods))
+        table["event_time"] = np.arange(len(periods)) - first_post
+        self.period_effects = table[["period", "event_time", "estimate", "se", "t_stat", "p_value",
+                                     "conf_low", "conf_high", "df", "is_reference", "post"]]
+        c = contrast[0]
+        if np.isnan(c).any():
+            avg = dict(estimate=np.nan, se=np.nan, df=np.nan)
+        else:
+            df = var.df if var.contrast_df is None else float(var.contrast_df[q])
+            avg = dict(estimate=float(c @ est), se=float(np.sqrt(max(c @ var.vcov @ c, 0.0))), df=df)
+        t, p, lo, hi = t_inference(avg["estimate"], avg["se"], avg["df"], self.alpha)
+        self._avg = dict(avg, t_stat=float(t), p_value=float(p), conf_low=float(lo), conf_high=float(hi))
+        self.df = avg["df"]
+        return self
+
+    @property
+    def _headline(self):
+        return self._avg
+
+    avg_att = property(lambda self: self._avg["estimate"])
+    avg_se = property(lambda self: self._avg["se"])
+    avg_t_stat = property(lambda self: self._avg["t_stat"])
+    avg_p_value = property(lambda self: self._avg["p_value"])
+    avg_conf_int = property(lambda self: (self._avg["conf_low"], self._avg["conf_high"]))
+    avg_df = property(lambda self: self._avg["df"])
+
+    def summary(self) -> str:
+        head = pd.DataFrame([self._avg]).assign(term="average post-period ATT")
+        info = [("Observations", self.n_obs), ("Reference period", self.reference_period),
+                ("Variance", self.vcov_type), ("R-squared", self.r_squared)]
+        tables = [("Average post-period effect", head, ["term"]),
+                  ("Period effects (relative to the reference period)", self.period_effects, ["period"])]
+        return format_summary(self.title, info, tables, self.survey_metadata, self.alpha)
+
+    def plot_event_study(self, ax=None, **kwargs):
+        from ..plotting import plot_event_study
+
+        return plot_event_study(self.period_effects, ax=ax, **kwargs)
+
+
+def _df_array(column, default):
+    """Per-row df for t inference (missing: the fit's df, or normal when it has none)."""
+    values = column.to_numpy(dtype=float)
+    return np.where(np.isnan(values), np.inf if default is None else default, values)
