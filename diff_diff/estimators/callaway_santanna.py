@@ -78,7 +78,8 @@ class CallawaySantAnna(Estimator):
         False: units missing a period are dropped (with a warning) to balance
         the panel, as R ``did`` does. True: keep every observation and use the
         repeated-cross-section estimators, with influence values summed by
-        unit (so standard errors are clustered by unit).
+        unit (so standard errors are clustered by unit); a panel that is in
+        fact balanced uses the panel estimators (as R ``did`` >= 2.3).
 
     Examples
     --------
@@ -177,7 +178,11 @@ class CallawaySantAnna(Estimator):
                         first_treat=first_treat, covariates=list(covariates or []),
                         cluster=self.cluster)
         cband = self.cband and self.n_bootstrap > 0  # uniform bands need the bootstrap
-        if self.panel and not self.allow_unbalanced_panel:
+        use_panel = self.panel and (
+            not self.allow_unbalanced_panel
+            or _is_balanced(data, outcome, unit, time, covariates)
+        )
+        if use_panel:
             panel = build_unit_panel(data, outcome, unit, time, first_treat, covariates,
                                      "CallawaySantAnna")
             panel, dropped = _drop_always_treated(panel, self.anticipation)
@@ -315,6 +320,16 @@ def _drop_always_treated(panel, anticipation):
         ),
         int(bad.sum()),
     )
+
+
+def _is_balanced(data, outcome, unit, time, covariates) -> bool:
+    """Every unit observed, with outcome and covariates, in every period (R did >= 2.3 then
+    uses the panel estimators even with allow_unbalanced_panel=True)."""
+    cols = [outcome] + list(covariates or [])
+    if data[cols].isna().any().any():
+        return False
+    n_units, n_times = data[unit].nunique(), data[time].nunique()
+    return len(data) == n_units * n_times and not data.duplicated([unit, time]).any()
 
 
 def _drop_always_treated_rows(rows, anticipation):

@@ -205,7 +205,16 @@ def ipw_did_rc(y, post, d, x, w, trim: float = 0.01) -> TwoByTwo:
 
 
 def dr_did_rc(y, post, d, x, w, trim: float = 0.01) -> TwoByTwo:
-    """Locally efficient doubly robust DiD for repeated cross-sections (R ``DRDID::drdid_rc``)."""
+    """Locally efficient doubly robust DiD for repeated cross-sections (R ``DRDID::drdid_rc``).
+
+    The estimate equals R's. The influence function differs in one place: the
+    estimation effect of the comparison group's pre-period outcome regression
+    enters with a minus sign (the pre-period means are subtracted in the ATT),
+    where R ``DRDID`` adds it; a finite-difference check of the derivative
+    confirms the minus sign, and csdid 0.4.3 and moderndid 0.4.1 agree. The
+    standard errors differ from R's by well under 1% (both terms vanish when
+    the propensity score is correct).
+    """
     w = _normalized(w)
     n = y.shape[0]
     base, odds, ps_rep, n_trim = _ps_weights_rc(d, post, x, w, trim)
@@ -236,13 +245,15 @@ def dr_did_rc(y, post, d, x, w, trim: float = 0.01) -> TwoByTwo:
     inf_treat = lead(resid, w_tpost, a_tpost) - lead(resid, w_tpre, a_tpre)
     m1_post = -(w_tpost * post) @ x / n / w_tpost.mean()
     m1_pre = -(w_tpre * (1 - post)) @ x / n / w_tpre.mean()
-    inf_treat = inf_treat + rep_cpost @ m1_post + rep_cpre @ m1_pre
+    # the pre-period terms enter the ATT with a minus sign, so do their estimation
+    # effects (R DRDID::drdid_rc adds them: see the docstring)
+    inf_treat = inf_treat + rep_cpost @ m1_post - rep_cpre @ m1_pre
     inf_cont = lead(resid, w_cpost, a_cpost) - lead(resid, w_cpre, a_cpre)
     m2_pre = (w_cpre * (resid - a_cpre)) @ x / n / w_cpre.mean()
     m2_post = (w_cpost * (resid - a_cpost)) @ x / n / w_cpost.mean()
     m3_post = -(w_cpost * post) @ x / n / w_cpost.mean()
     m3_pre = -(w_cpre * (1 - post)) @ x / n / w_cpre.mean()
-    inf_cont = inf_cont + ps_rep @ (m2_post - m2_pre) + rep_cpost @ m3_post + rep_cpre @ m3_pre
+    inf_cont = inf_cont + ps_rep @ (m2_post - m2_pre) + rep_cpost @ m3_post - rep_cpre @ m3_pre
     inf_eff = (lead(gap_post, w_d, a_dpost) - lead(gap_post, w_dt1, a_dt1)) - (
         lead(gap_pre, w_d, a_dpre) - lead(gap_pre, w_dt0, a_dt0)
     )

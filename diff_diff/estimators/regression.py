@@ -79,6 +79,10 @@ class _Regression(Estimator):
 
     def _variance(self, fit, design, cluster_codes, contrasts=None, nested=False, single=None,
                   refit=None):
+        if design is not None and design.is_trivial and design.weight_type in ("aweight", "fweight"):
+            # analytic or frequency weights without a sampling design: a weighted
+            # regression whose variance follows vcov_type (R lm(weights=) + sandwich)
+            design = None
         return regression_variance(
             fit,
             vcov_type=self.vcov_type if cluster_codes is None or self.vcov_type != "hc1" else "cr1",
@@ -104,8 +108,13 @@ class DifferenceInDifferences(_Regression):
     by (weighted) least squares; the ATT is the interaction coefficient.
     Standard errors: ``vcov_type`` ``classical``, ``hc1`` (default), ``hc2``,
     ``hc3``, ``cr1`` (with ``cluster``), or ``hc2_bm`` (HC2/CR2 with
-    Bell-McCaffrey / Satterthwaite degrees of freedom, R ``clubSandwich``);
-    with a survey design, Taylor linearization or replicate refits.
+    Bell-McCaffrey / Satterthwaite degrees of freedom, R ``clubSandwich``).
+    Weights come from ``survey_design``: analytic (``aweight``) or frequency
+    (``fweight``) weights alone give a weighted regression with the chosen
+    ``vcov_type`` (R ``lm(weights=)``); probability weights or a design with
+    strata, PSUs, FPC or replicates give design-based variance (Taylor
+    linearization of the scores, R ``svyglm``; or replicate refits), and then
+    only the default ``vcov_type`` is allowed.
 
     Examples
     --------

@@ -229,9 +229,13 @@ def test_unbalanced_panel_clusters_by_unit(mpdta):
     res = CallawaySantAnna(allow_unbalanced_panel=True).fit(short, **ARGS)
     assert res.n_units == short["countyreal"].nunique()
     assert res.n_obs == len(short)
-    # a balanced panel run this way is the repeated cross-section estimator clustered by unit
-    full = CallawaySantAnna(allow_unbalanced_panel=True).fit(mpdta, **ARGS)
+    # the unbalanced path is the repeated cross-section estimator clustered by unit
     rc = CallawaySantAnna(panel=False, cluster="countyreal").fit(
-        mpdta, outcome="lemp", unit=None, time="year", first_treat="first.treat")
-    assert full.overall_att == pytest.approx(rc.overall_att, rel=1e-10)
-    assert full.overall_se == pytest.approx(rc.overall_se, rel=1e-10)
+        short, outcome="lemp", unit=None, time="year", first_treat="first.treat")
+    np.testing.assert_allclose(res.group_time_effects["estimate"],
+                               rc.group_time_effects["estimate"], rtol=1e-10)
+    np.testing.assert_allclose(res.group_time_effects["se"], rc.group_time_effects["se"],
+                               rtol=1e-10)
+    # a balanced panel with allow_unbalanced_panel=True uses the panel estimators (R did >= 2.3)
+    full = CallawaySantAnna(allow_unbalanced_panel=True).fit(mpdta, **ARGS)
+    assert full.overall_se == pytest.approx(CallawaySantAnna().fit(mpdta, **ARGS).overall_se)
