@@ -78,14 +78,15 @@ class _Regression(Estimator):
         return fit
 
     def _variance(self, fit, design, cluster_codes, contrasts=None, nested=False, single=None,
-                  refit=None):
+                  refit=None, vcov_type=None):
         if design is not None and design.is_trivial and design.weight_type in ("aweight", "fweight"):
             # analytic or frequency weights without a sampling design: a weighted
             # regression whose variance follows vcov_type (R lm(weights=) + sandwich)
             design = None
+        vcov_type = vcov_type or self.vcov_type
         return regression_variance(
             fit,
-            vcov_type=self.vcov_type if cluster_codes is None or self.vcov_type != "hc1" else "cr1",
+            vcov_type=vcov_type if cluster_codes is None or vcov_type != "hc1" else "cr1",
             cluster=cluster_codes,
             design=design,
             contrasts=contrasts,
@@ -192,11 +193,20 @@ class TwoWayFixedEffects(_Regression):
 
     Unit and time effects are absorbed; ``D`` is the unit-period treatment
     status (or ``treatment * post`` when ``post`` is given). Standard errors
-    are clustered by unit by default (``cr1``). With staggered adoption the
-    TWFE coefficient is a weighted average of comparisons that can have
-    negative weights (Goodman-Bacon 2021): a warning points to
-    :class:`~diff_diff.CallawaySantAnna`.
+    are clustered by unit by default (``vcov_type=None``: CR1 with
+    ``cluster`` or the unit); an explicit one-way type (``classical``,
+    ``hc1``, ``hc2``, ``hc3``) without ``cluster`` does not cluster, and
+    ``hc2_bm`` is CR2 by ``cluster`` or unit. The small-sample factors count
+    the absorbed effects as the dummy-variable regression does. With
+    staggered adoption the TWFE coefficient is a weighted average of
+    comparisons that can have negative weights (Goodman-Bacon 2021): a
+    warning points to :class:`~diff_diff.CallawaySantAnna`.
     """
+
+    _allowed = {"vcov_type": (None,) + VCOV_TYPES, "rank_deficient_action": RANK_ACTIONS}
+
+    def __init__(self, vcov_type=None, cluster=None, alpha=0.05, rank_deficient_action="warn"):
+        super().__init__(vcov_type, cluster, alpha, rank_deficient_action)
 
     def fit(
         self,
@@ -225,8 +235,10 @@ class TwoWayFixedEffects(_Regression):
         names = ["treatment"] + covariates
         blocks = [d] + [numeric(data, c, "covariate") for c in covariates]
         weights, frequency, design, meta = self._weights(data, survey_design)
+        vcov_type = self.vcov_type or "cr1"
+        one_way = vcov_type in ("classical", "hc1", "hc2", "hc3") and self.cluster is None
         cluster_col = self.cluster if self.cluster is not None else unit
-        cluster = codes_of(data[cluster_col])[0]
+        cluster = None if one_way else codes_of(data[cluster_col])[0]
         if design is not None and (design.has_psu or design.replicate is not None):
             if self.cluster is not None:
                 raise ValueError(
@@ -235,7 +247,7 @@ class TwoWayFixedEffects(_Regression):
                 )
             cluster = None
         absorb = [unit_codes, time_codes]
-        if self.vcov_type in ("hc2", "hc3", "hc2_bm"):
+        if vcov_type in ("hc2", "hc3", "hc2_bm"):
             # leverages/CR2 need the time effects in the design: absorb units only
             time_dummies = [(time_codes == j).astype(float) for j in range(1, len(times))]
             blocks += time_dummies
@@ -250,10 +262,9 @@ class TwoWayFixedEffects(_Regression):
         if design is not None and design.replicate is not None:
             refit = self._refit(y, x, names, frequency, absorb, fit.kept)
         nested = cluster is not None and _nested([unit_codes], cluster)
-        if self.vcov_type in ("classical", "hc2", "hc3") and self.cluster is None:
-            cluster = None  # an explicit one-way type without cluster=: no clustering
         var = self._variance(fit, design, cluster, nested=nested,
-                             single=unit_codes if len(absorb) == 1 else None, refit=refit)
+                             single=unit_codes if len(absorb) == 1 else None, refit=refit,
+                             vcov_type=vcov_type)
         positive = fit.weights > 0
         treated_units = np.unique(unit_codes[(d == 1) & positive])
         return RegressionResults._build(

@@ -121,9 +121,10 @@ def test_fweights_equal_expanded_rows(cross):
     expanded = small.loc[small.index.repeat(small["f"])]
     a = DifferenceInDifferences().fit(small, "y", "treat", "post",
                                       survey_design=SurveyDesign(weights="f", weight_type="fweight"))
-    b = DifferenceInDifferences().fit(expanded, "y", "treat", "post", survey_design=SurveyDesign())
+    b = DifferenceInDifferences().fit(expanded, "y", "treat", "post")
     assert a.att == pytest.approx(b.att, rel=1e-12)
-    assert a.se == pytest.approx(b.se, rel=1e-10)
+    assert a.se == pytest.approx(b.se, rel=1e-10)  # HC1 with n = sum of frequency weights
+    assert a.df == b.df == len(expanded) - 4
 
 
 def test_twfe_staggered_warning_and_clustering(panel):
