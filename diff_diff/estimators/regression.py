@@ -11,24 +11,60 @@ from ..inference.regression import VCOV_TYPES, regression_variance
 from ..linalg.wls import RANK_ACTIONS, wls
 from ..survey.design import SurveyDesign
 from ..survey.metadata import SurveyMetadata
-from .base import Estimator, is_prob
+from .base import Estimator, is_int, is_prob, is_seed
 from .panel import codes_of, numeric, require_columns
 
 
 class _Regression(Estimator):
     """Shared machinery: data checks, design, weights, fit, variance."""
 
-    _allowed = {"vcov_type": VCOV_TYPES, "rank_deficient_action": RANK_ACTIONS}
+    _allowed = {
+        "vcov_type": VCOV_TYPES,
+        "rank_deficient_action": RANK_ACTIONS,
+        "inference": ("analytic", "wild_bootstrap"),
+        "bootstrap_weights": ("rademacher", "mammen", "webb"),
+    }
     _checks = {
         "alpha": (is_prob, "in (0, 1)"),
         "cluster": (lambda v: v is None or isinstance(v, str), "None or a column name"),
+        "n_bootstrap": (lambda v: is_int(v, 2), "an integer >= 2"),
+        "seed": (is_seed, "None, an integer or a numpy Generator"),
     }
 
-    def __init__(self, vcov_type="hc1", cluster=None, alpha=0.05, rank_deficient_action="warn"):
+    def __init__(self, vcov_type="hc1", cluster=None, alpha=0.05, rank_deficient_action="warn",
+                 inference="analytic", n_bootstrap=999, bootstrap_weights="rademacher", seed=None):
         self.vcov_type = vcov_type
         self.cluster = cluster
         self.alpha = alpha
         self.rank_deficient_action = rank_deficient_action
+        self.inference = inference
+        self.n_bootstrap = n_bootstrap
+        self.bootstrap_weights = bootstrap_weights
+        self.seed = seed
+
+    def _wild(self, fit, y, absorb, var, cluster, contrast, design):
+        """Wild cluster bootstrap for ``contrast'b`` when ``inference="wild_bootstrap"``."""
+        if self.inference != "wild_bootstrap":
+            return None
+        if design is not None:
+            raise ValueError(
+                "inference='wild_bootstrap' cannot be combined with a survey design: use the "
+                "design-based (Taylor or replicate) variance"
+            )
+        if cluster is None or var.vcov_type != "cr1":
+            raise ValueError("inference='wild_bootstrap' needs cluster= (CR1 standard errors)")
+        from ..inference.wild import wild_cluster_bootstrap
+        from ..linalg.wls import demean
+
+        y_t = demean(y[:, None], absorb, fit.weights)[:, 0]
+        coef = fit.coef[fit.kept]
+        se = float(np.sqrt(contrast @ var.vcov @ contrast))
+        n, k = fit.n_obs, fit.rank + fit.df_absorbed
+        g = var.n_clusters
+        factor = g / (g - 1.0) * (n - 1.0) / (n - k)
+        return wild_cluster_bootstrap(fit.x, y_t, fit.weights, fit.bread_inv, coef, cluster,
+                                      contrast, se, factor, self.n_bootstrap,
+                                      self.bootstrap_weights, self.seed, self.alpha)
 
     # -------------------------------------------------------------- helpers
     @staticmethod
@@ -180,11 +216,12 @@ class DifferenceInDifferences(_Regression):
         nested = bool(codes) and cluster is not None and _nested(codes, cluster)
         var = self._variance(fit, design, cluster, nested=nested,
                              single=codes[0] if len(codes) == 1 else None, refit=refit)
+        wild = self._wild(fit, y, codes, var, cluster, _unit_vector(fit, target), design)
         positive = fit.weights > 0
         return RegressionResults._build(
             self, fit, var, target, meta,
             n_treated=int(((d == 1) & positive).sum()), n_control=int(((d == 0) & positive).sum()),
-            title="Difference-in-differences (2x2)",
+            title="Difference-in-differences (2x2)", wild=wild,
         )
 
 
@@ -203,10 +240,12 @@ class TwoWayFixedEffects(_Regression):
     warning points to :class:`~diff_diff.CallawaySantAnna`.
     """
 
-    _allowed = {"vcov_type": (None,) + VCOV_TYPES, "rank_deficient_action": RANK_ACTIONS}
+    _allowed = {**_Regression._allowed, "vcov_type": (None,) + VCOV_TYPES}
 
-    def __init__(self, vcov_type=None, cluster=None, alpha=0.05, rank_deficient_action="warn"):
-        super().__init__(vcov_type, cluster, alpha, rank_deficient_action)
+    def __init__(self, vcov_type=None, cluster=None, alpha=0.05, rank_deficient_action="warn",
+                 inference="analytic", n_bootstrap=999, bootstrap_weights="rademacher", seed=None):
+        super().__init__(vcov_type, cluster, alpha, rank_deficient_action, inference,
+                         n_bootstrap, bootstrap_weights, seed)
 
     def fit(
         self,
@@ -265,14 +304,22 @@ class TwoWayFixedEffects(_Regression):
         var = self._variance(fit, design, cluster, nested=nested,
                              single=unit_codes if len(absorb) == 1 else None, refit=refit,
                              vcov_type=vcov_type)
+        wild = self._wild(fit, y, absorb, var, cluster, _unit_vector(fit, 0), design)
         positive = fit.weights > 0
         treated_units = np.unique(unit_codes[(d == 1) & positive])
         return RegressionResults._build(
             self, fit, var, 0, meta,
             n_treated=int(treated_units.size),
             n_control=int(np.unique(unit_codes[positive]).size - treated_units.size),
-            title="Two-way fixed effects DiD",
+            title="Two-way fixed effects DiD", wild=wild,
         )
+
+
+def _unit_vector(fit, target):
+    """Contrast selecting the target column among the kept coefficients."""
+    vec = np.zeros(fit.rank)
+    vec[int(fit.kept[:target].sum())] = 1.0
+    return vec
 
 
 def _as_list(value):
@@ -397,10 +444,14 @@ class MultiPeriodDiD(_Regression):
         nested = bool(codes) and cluster is not None and _nested(codes, cluster)
         var = self._variance(fit, design, cluster, contrasts=contrasts, nested=nested,
                              single=codes[0] if len(codes) == 1 else None, refit=refit)
+        wild = None
+        if not np.isnan(contrast).any():
+            wild = self._wild(fit, y, codes, var, cluster, contrast[0], design)
         positive = fit.weights > 0
         return MultiPeriodResults._build_event(
             self, fit, var, meta, effect_idx, effect_periods, reference, post_periods, contrast,
             n_treated=int(((d == 1) & positive).sum()), n_control=int(((d == 0) & positive).sum()),
+            wild=wild,
         )
 
 

@@ -17,8 +17,10 @@ class RegressionResults:
     """
 
     @classmethod
-    def _build(cls, estimator, fit, var, target, metadata, n_treated, n_control, title):
+    def _build(cls, estimator, fit, var, target, metadata, n_treated, n_control, title, wild=None):
         self = cls.__new__(cls)
+        self.wild_bootstrap = wild
+        self.inference_method = "analytic" if wild is None else "wild_bootstrap"
         self.estimator_params = estimator.get_params()
         self.alpha = estimator.alpha
         self.vcov_type = var.vcov_type
@@ -53,7 +55,7 @@ class RegressionResults:
 
     @property
     def _headline(self):
-        return self._row(self._index, self.df)
+        return _with_wild(self._row(self._index, self.df), self.wild_bootstrap)
 
     att = property(lambda self: self._headline["estimate"], doc="The ATT coefficient.")
     se = property(lambda self: self._headline["se"])
@@ -99,10 +101,10 @@ class MultiPeriodResults(RegressionResults):
 
     @classmethod
     def _build_event(cls, estimator, fit, var, metadata, effect_idx, effect_periods, reference,
-                     post_periods, contrast, n_treated, n_control):
+                     post_periods, contrast, n_treated, n_control, wild=None):
         target = fit.names.index(fit.names[0])
         self = cls._build(estimator, fit, var, target, metadata, n_treated, n_control,
-                          "Event-study DiD (multi-period)")
+                          "Event-study DiD (multi-period)", wild=wild)
         self.reference_period = reference
         self.post_periods = list(post_periods)
         est = fit.coef[fit.kept]
@@ -134,7 +136,10 @@ class MultiPeriodResults(RegressionResults):
             df = var.df if var.contrast_df is None else float(var.contrast_df[q])
             avg = dict(estimate=float(c @ est), se=float(np.sqrt(max(c @ var.vcov @ c, 0.0))), df=df)
         t, p, lo, hi = t_inference(avg["estimate"], avg["se"], avg["df"], self.alpha)
-        self._avg = dict(avg, t_stat=float(t), p_value=float(p), conf_low=float(lo), conf_high=float(hi))
+        self._avg = _with_wild(
+            dict(avg, t_stat=float(t), p_value=float(p), conf_low=float(lo), conf_high=float(hi)),
+            wild,
+        )
         self.df = avg["df"]
         return self
 
@@ -161,6 +166,14 @@ class MultiPeriodResults(RegressionResults):
         from ..plotting import plot_event_study
 
         return plot_event_study(self.period_effects, ax=ax, **kwargs)
+
+
+def _with_wild(row, wild):
+    """Replace p-value and interval by the wild cluster bootstrap's, when there is one."""
+    if wild is None:
+        return row
+    return dict(row, p_value=wild["p_value"], conf_low=wild["conf_int"][0],
+                conf_high=wild["conf_int"][1])
 
 
 def _df_array(column, default):

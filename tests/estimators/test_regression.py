@@ -167,3 +167,41 @@ def test_binary_checks_and_read_only(cross):
     table = res.to_dataframe()
     assert list(table.columns[:3]) == ["term", "estimate", "se"]
     assert "Difference-in-differences" in res.summary()
+
+
+def test_wild_cluster_bootstrap_equals_explicit_refits(cross):
+    from diff_diff.inference.bootstrap import draw_multipliers
+    from diff_diff.inference.regression import regression_variance
+
+    df = cross.assign(cl=cross["cl"] % 12)
+    res = DifferenceInDifferences(cluster="cl", inference="wild_bootstrap", n_bootstrap=99,
+                                  seed=5, bootstrap_weights="webb").fit(df, "y", "treat", "post")
+    n = len(df)
+    x = np.column_stack([np.ones(n), df.treat, df.post, df.treat * df.post])
+    y = df["y"].to_numpy()
+    codes = df["cl"].to_numpy()
+    restricted = wls(y, x[:, :3], ["a", "b", "c"])
+    v = draw_multipliers(np.random.default_rng(5), (99, 12), "webb")
+    t_draws = []
+    for b in range(99):
+        star = wls(restricted.fitted + v[b][codes] * restricted.resid, x, ["a", "b", "c", "d"])
+        var = regression_variance(star, "cr1", cluster=codes)
+        t_draws.append(star.coef[3] / np.sqrt(var.vcov[3, 3]))
+    np.testing.assert_allclose(res.wild_bootstrap["t_draws"], t_draws, rtol=1e-9)
+    assert res.p_value == pytest.approx(np.mean(np.abs(t_draws) >= abs(res.att / res.se)))
+    assert res.conf_int[0] < res.att < res.conf_int[1]
+    assert res.inference_method == "wild_bootstrap"
+
+
+def test_wild_bootstrap_needs_clusters_and_no_design(cross, panel):
+    with pytest.raises(ValueError, match="cluster"):
+        DifferenceInDifferences(inference="wild_bootstrap").fit(cross, "y", "treat", "post")
+    with pytest.raises(ValueError, match="survey design"):
+        DifferenceInDifferences(cluster="cl", inference="wild_bootstrap").fit(
+            cross, "y", "treat", "post", survey_design=SurveyDesign(weights="w"))
+    res = TwoWayFixedEffects(inference="wild_bootstrap", n_bootstrap=199, seed=1).fit(
+        panel, "y", "D", "unit", "year")
+    assert 0 <= res.p_value <= 1 and res.wild_bootstrap["n_clusters"] == 60
+    mp = MultiPeriodDiD(cluster="unit", inference="wild_bootstrap", n_bootstrap=99, seed=1).fit(
+        panel, "y", "treat", "year", post_periods=[2004, 2005, 2006])
+    assert mp.avg_conf_int[0] < mp.avg_att < mp.avg_conf_int[1]
