@@ -143,14 +143,20 @@ def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray) -> int:
     if not absorb:
         return 0
     positive = weights > 0
-    levels = [np.unique(c[positive]) for c in absorb]
-    total = sum(lev.size for lev in levels)
+    counts = [np.bincount(c[positive], minlength=int(c.max()) + 1) for c in absorb]
+    total = sum(int((cnt > 0).sum()) for cnt in counts)
     if len(absorb) == 1:
         return total
     a, b = absorb[0][positive], absorb[1][positive]
-    na, nb = int(absorb[0].max()) + 1, int(absorb[1].max()) + 1
+    na, nb = counts[0].size, counts[1].size
+    n_a = int((counts[0] > 0).sum())
+    if na * nb <= 4 * a.size + 1024:
+        # a level of the second dimension seen with every level of the first connects all
+        present = np.bincount(a * nb + b, minlength=na * nb).reshape(na, nb) > 0
+        if present.sum(axis=0).max() == n_a:
+            return total - 1 - (len(absorb) - 2)
     graph = sp.coo_matrix((np.ones(a.size), (a, na + b)), shape=(na + nb, na + nb))
-    n_comp, labels = connected_components(graph, directed=False)
+    _, labels = connected_components(graph, directed=False)
     used = np.zeros(na + nb, dtype=bool)
     used[a] = True
     used[na + b] = True
