@@ -51,7 +51,14 @@ def test_estimators_by_name_and_alias_accept_survey_design():
         assert "survey_design" in inspect.signature(cls.fit).parameters
         for kw in ("outcome", "unit", "time", "first_treat", "covariates"):
             assert kw in inspect.signature(cls.fit).parameters
-    assert "CallawaySantAnna" in dd.__all__ and "CS" in dd.__all__
+    for name in ("DifferenceInDifferences", "DiD", "TwoWayFixedEffects", "TWFE",
+                 "MultiPeriodDiD", "EventStudy"):
+        cls = getattr(dd, name)
+        params = inspect.signature(cls.fit).parameters
+        for kw in ("outcome", "treatment", "time", "covariates", "survey_design"):
+            assert kw in params, (name, kw)
+    for name in ("CallawaySantAnna", "CS", "DifferenceInDifferences", "DiD", "TWFE"):
+        assert name in dd.__all__
 
 
 def test_results_provenance_read_only_headline_and_metadata():
