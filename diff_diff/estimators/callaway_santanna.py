@@ -309,6 +309,8 @@ def _drop_always_treated(panel, anticipation):
     keep = ~bad
     from dataclasses import replace
 
+    if keep.all():
+        return replace(panel, first_treat=g), 0
     return (
         replace(
             panel,
@@ -483,8 +485,7 @@ class _Core:
             scale = np.where(treated, 1.0 / safe_t, 0.0) - np.where(control, 1.0 / safe_c, 0.0)
             centre = np.where(treated, np.where(ok, eta_t, 0.0), np.where(ok, eta_c, 0.0))
             scale[:, ~ok] = 0.0
-            dy = panel.y[:, cells.current] - panel.y[:, cells.base]
-            psi = (dy - centre[member]) * scale[member] * w[:, None]
+            psi = MeansInfluence(panel.y, member, w, scale, centre, cells.current, cells.base)
         bad = ~ok & ~reference
         self._report([(cells.group[c], cells.time[c], "no treated or comparison units")
                       for c in np.flatnonzero(bad)], strict)
@@ -531,6 +532,49 @@ class _Core:
                 psi[use, c] = res.inf / use.size
         self._report(problems, strict)
         return att, psi, n_treated, n_control
+
+
+class MeansInfluence:
+    """Influence matrix of the no-covariate cells, kept in factored form.
+
+    ``psi[i, c] = w_i scale[m_i, c] (y[i, cur_c] - y[i, base_c] - centre[m_i, c])``
+    with ``m_i`` the unit's cohort column. Products ``psi @ W`` are computed
+    cohort by cohort from the outcome panel, without forming the n x K matrix;
+    :meth:`toarray` forms it when asked.
+    """
+
+    def __init__(self, y, member, weights, scale, centre, current, base):
+        self.y, self.member, self.weights = y, member, weights
+        self.scale, self.centre = scale, centre
+        self.current, self.base = current, base
+        self.shape = (y.shape[0], current.size)
+        order = np.argsort(member, kind="stable")
+        bounds = np.searchsorted(member[order], np.arange(scale.shape[0] + 1))
+        self.rows = [order[bounds[j]:bounds[j + 1]] for j in range(scale.shape[0])]
+        self.blocks = [y[rows] * weights[rows, None] for rows in self.rows]
+        self.block_weights = [weights[rows] for rows in self.rows]
+
+    def __matmul__(self, mapping: np.ndarray) -> np.ndarray:
+        mapping = np.asarray(mapping, dtype=float)
+        squeeze = mapping.ndim == 1
+        mapping = mapping[:, None] if squeeze else mapping
+        n_t = self.y.shape[1]
+        out = np.zeros((self.shape[0], mapping.shape[1]))
+        for m, rows in enumerate(self.rows):
+            if rows.size == 0:
+                continue
+            coef = self.scale[m][:, None] * mapping  # (K, J)
+            periods = np.zeros((n_t, mapping.shape[1]))
+            np.add.at(periods, self.current, coef)
+            np.add.at(periods, self.base, -coef)
+            shift = (self.scale[m] * self.centre[m]) @ mapping
+            out[rows] = self.blocks[m] @ periods - self.block_weights[m][:, None] * shift
+        return out[:, 0] if squeeze else out
+
+    def toarray(self) -> np.ndarray:
+        dy = self.y[:, self.current] - self.y[:, self.base]
+        return ((dy - self.centre[self.member]) * self.scale[self.member]
+                * self.weights[:, None])
 
 
 class _RCCore(_Core):

@@ -75,6 +75,19 @@ def any_occurrence(codes: np.ndarray, n_codes: int) -> np.ndarray:
     return rows
 
 
+def _first_treat(data: pd.DataFrame, column: str) -> np.ndarray:
+    """First treated period per row: 0 for never treated (0 or inf in the data)."""
+    g = numeric(data, column, "first_treat", allow_nan=True)
+    if np.isnan(g).any():
+        raise ValueError(f"first_treat column {column!r} has missing values; use 0 or inf "
+                         "for never-treated units")
+    if np.isinf(g).any():
+        g = np.where(np.isinf(g) & (g > 0), 0.0, g)
+    if (g < 0).any():
+        raise ValueError(f"first_treat column {column!r} has negative values")
+    return g
+
+
 def build_unit_panel(
     data: pd.DataFrame,
     outcome: str,
@@ -86,18 +99,14 @@ def build_unit_panel(
 ) -> UnitPanel:
     """Validate a long panel and pivot it; incomplete units are dropped with a warning."""
     y = numeric(data, outcome, "outcome", allow_nan=True)
-    t = numeric(data, time, "time")
-    g = numeric(data, first_treat, "first_treat", allow_nan=True)
-    if np.isnan(g).any():
-        raise ValueError(f"first_treat column {first_treat!r} has missing values; use 0 or inf "
-                         "for never-treated units")
-    g = np.where(np.isinf(g) & (g > 0), 0.0, g)
-    if (g < 0).any():
-        raise ValueError(f"first_treat column {first_treat!r} has negative values")
+    g = _first_treat(data, first_treat)
     if data[unit].isna().any():
         raise ValueError(f"unit column {unit!r} has missing values")
     unit_code, units = codes_of(data[unit])
-    time_code, times = codes_of(pd.Series(t))
+    if data[time].dtype.kind in "iu":
+        time_code, times = codes_of(data[time])
+    else:
+        time_code, times = codes_of(pd.Series(numeric(data, time, "time")))
     n, n_t = len(units), len(times)
     first_row = any_occurrence(unit_code, n)
     if (g != g[first_row][unit_code]).any():
@@ -107,16 +116,21 @@ def build_unit_panel(
             "constant within each unit"
         )
     cell = unit_code * n_t + time_code
-    counts = np.bincount(cell, minlength=n * n_t)
-    if (counts > 1).any():
-        dup = np.flatnonzero(counts > 1)[0]
-        raise ValueError(
-            f"{name}: unit {units[dup // n_t]!r} appears more than once in period "
-            f"{times[dup % n_t]!r}; the panel needs one row per unit and period"
-        )
-    y_wide = np.full(n * n_t, np.nan)
-    y_wide[cell] = y
-    y_wide = y_wide.reshape(n, n_t)
+    sorted_balanced = cell.size == n * n_t and bool(np.all(cell == np.arange(cell.size)))
+    if not sorted_balanced:
+        counts = np.bincount(cell, minlength=n * n_t)
+        if (counts > 1).any():
+            dup = np.flatnonzero(counts > 1)[0]
+            raise ValueError(
+                f"{name}: unit {units[dup // n_t]!r} appears more than once in period "
+                f"{times[dup % n_t]!r}; the panel needs one row per unit and period"
+            )
+    if sorted_balanced:  # rows already in unit-period order: a reshape
+        y_wide = y.reshape(n, n_t).copy()
+    else:
+        y_wide = np.full(n * n_t, np.nan)
+        y_wide[cell] = y
+        y_wide = y_wide.reshape(n, n_t)
     x_wide = None
     if covariates:
         x_wide = np.full((n * n_t, len(covariates)), np.nan)
@@ -211,13 +225,7 @@ def build_rows(
     """Validate rows; drop rows with a missing outcome or covariate (with a warning)."""
     y = numeric(data, outcome, "outcome", allow_nan=True)
     t = numeric(data, time, "time")
-    g = numeric(data, first_treat, "first_treat", allow_nan=True)
-    if np.isnan(g).any():
-        raise ValueError(f"first_treat column {first_treat!r} has missing values; use 0 or inf "
-                         "for never-treated units")
-    g = np.where(np.isinf(g) & (g > 0), 0.0, g)
-    if (g < 0).any():
-        raise ValueError(f"first_treat column {first_treat!r} has negative values")
+    g = _first_treat(data, first_treat)
     x = None
     if covariates:
         x = np.column_stack([numeric(data, c, "covariate", allow_nan=True) for c in covariates])

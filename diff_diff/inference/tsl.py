@@ -170,6 +170,13 @@ def tsl_vcov(psi: np.ndarray, design) -> np.ndarray:
         psi = psi[:, None]
     if design.calibration is not None:
         psi = design.calibration.residualize(psi)
+    n = psi.shape[0]
+    if (not design.has_psu and design.n_psu == n and design.n_strata == 1
+            and design.psu_multiplicity is None and design.stratum_fpc[0] >= CENSUS_TOLERANCE
+            and n > 1):
+        # every row its own PSU, one stratum: n/(n-1) (1 - f) sum (psi_i - mean)(psi_i - mean)'
+        centred = psi - psi.mean(axis=0)
+        return centred.T @ centred * (n / (n - 1.0) * design.stratum_fpc[0])
     totals = psu_totals(psi, design.psu, design.n_psu)
     return tsl_vcov_from_totals(
         totals,

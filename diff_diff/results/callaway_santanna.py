@@ -50,7 +50,7 @@ class AggregationResults:
     """
 
     def __init__(self, kind, label_name, effects, vcov, overall, alpha, influence=None):
-        self.influence_functions = influence
+        self._influence = influence
         self.kind = kind
         self.label_name = label_name
         self.effects = effects
@@ -68,6 +68,11 @@ class AggregationResults:
     t_stat = overall_t_stat
     p_value = overall_p_value
     conf_int = overall_conf_int
+
+    @property
+    def influence_functions(self) -> np.ndarray:
+        """Unit influence values (sum scale) of the effects and, last column, the overall."""
+        return self._influence()
 
     def to_dataframe(self) -> pd.DataFrame:
         return self.effects.copy()
@@ -148,11 +153,48 @@ class CallawaySantAnnaResults:
         if not self._survey:
             return None
         if self._replicates is not None:
-            return self._variance_of(self._psi[:, :1], self._att[:1], lambda a, p: a[:1])["df"]
+            first = np.zeros((self._att.size + self._groups.size, 1))
+            first[0, 0] = 1.0
+            return self._variance_of(first, self._att[:1], lambda a, p: a[:1])["df"]
         return float(self._design.df)
 
-    def _variance_of(self, psi, estimate, point_fn):
-        """Variance of estimates that are linear maps of the cells (psi: n x J)."""
+    @cached_property
+    def _psi_dense(self) -> np.ndarray:
+        psi = self._psi
+        return psi if isinstance(psi, np.ndarray) else psi.toarray()
+
+    def _basis_times(self, mapping: np.ndarray) -> np.ndarray:
+        """``[psi | E] @ mapping`` without forming the influence matrix when it is factored."""
+        k = self._att.size
+        out = self._psi @ mapping[:k]
+        member = self._unit_group >= 0
+        out[member] += (self._w[member, None] / self._w.size) * mapping[k + self._unit_group[member]]
+        return out
+
+    @cached_property
+    def _basis(self) -> np.ndarray:
+        """Unit influence basis ``[psi | E]``: every aggregate's influence is ``basis @ map``.
+
+        ``psi`` (n x K) holds the cells; ``E`` (n x G), ``w_i 1{G_i = g} / n``,
+        carries the influence of the estimated cohort shares.
+        """
+        n, n_groups = self._w.size, self._groups.size
+        e = np.zeros((n, n_groups))
+        member = self._unit_group >= 0
+        e[np.flatnonzero(member), self._unit_group[member]] = self._w[member] / n
+        return np.hstack([self._psi_dense, e])
+
+    @cached_property
+    def _basis_vcov(self) -> np.ndarray:
+        return design_variance(self._basis, self._design).vcov
+
+    @cached_property
+    def _basis_draws(self) -> np.ndarray:
+        return multiplier_bootstrap(self._basis, self._design, self.n_bootstrap,
+                                    self._multiplier, self._seed)
+
+    def _variance_of(self, mapping, estimate, point_fn):
+        """Variance of estimates ``basis @ mapping`` (mapping: (K + G) x J)."""
         design = self._design
         if self._replicates is not None:
             k = self._att.size
@@ -165,13 +207,15 @@ class CallawaySantAnnaResults:
             return {"vcov": vcov, "se": _sqrt_diag(vcov), "df": df, "crit": None}
         df = float(design.df) if self._survey else None
         if self.n_bootstrap:
-            draws = multiplier_bootstrap(psi, design, self.n_bootstrap, self._multiplier,
-                                         self._seed)
+            draws = self._basis_draws @ mapping
             se = bootstrap_se(draws, "sd")
-            vcov = np.cov(draws, rowvar=False).reshape(psi.shape[1], psi.shape[1])
+            vcov = np.cov(draws, rowvar=False).reshape(mapping.shape[1], mapping.shape[1])
             crit = sup_t_critical(draws, se, self.alpha) if self._cband else None
             return {"vcov": vcov, "se": se, "df": df, "crit": crit}
-        vcov = design_variance(psi, design).vcov
+        if 2 * mapping.shape[1] >= mapping.shape[0] or "_basis_vcov" in self.__dict__:
+            vcov = mapping.T @ self._basis_vcov @ mapping
+        else:  # a few aggregates: the variance of their own influence values is cheaper
+            vcov = design_variance(self._basis_times(mapping), design).vcov
         return {"vcov": vcov, "se": _sqrt_diag(vcov), "df": df, "crit": None}
 
     # ----------------------------------------------------------- group-time
@@ -179,7 +223,9 @@ class CallawaySantAnnaResults:
     def _gt(self):
         cells = self._cells
         ok = np.isfinite(self._att)
-        var = self._variance_of(self._psi[:, ok], self._att[ok], lambda a, p: a[ok])
+        mapping = np.zeros((self._att.size + self._groups.size, int(ok.sum())))
+        mapping[np.flatnonzero(ok), np.arange(int(ok.sum()))] = 1.0
+        var = self._variance_of(mapping, self._att[ok], lambda a, p: a[ok])
         se = np.full(self._att.size, np.nan)
         se[ok] = var["se"]
         table = tidy(
@@ -200,7 +246,7 @@ class CallawaySantAnnaResults:
     @property
     def influence_functions(self) -> np.ndarray:
         """Unit x cell influence values on the sum scale (``att - ATT ~ psi.sum(0)``)."""
-        return self._psi.copy()
+        return self._psi_dense.copy()
 
     # ------------------------------------------------------------ aggregate
     def aggregate(
@@ -233,8 +279,8 @@ class CallawaySantAnnaResults:
             return np.append(est, self._overall_point(est, pg, parts, overall_mode))
 
         estimate = points(self._att, self._pg)
-        psi = self._aggregate_psi(parts, estimate, overall_mode)
-        var = self._variance_of(psi, estimate, points)
+        mapping = self._aggregate_map(parts, estimate, overall_mode)
+        var = self._variance_of(mapping, estimate, points)
         n = len(parts.members)
         effects = tidy({label_name: _label(parts.labels)}, estimate[:n], var["se"][:n], var["df"],
                        self.alpha, var["crit"] if n else None)
@@ -244,7 +290,8 @@ class CallawaySantAnnaResults:
                        self.alpha).iloc[0].to_dict()
         vcov = pd.DataFrame(var["vcov"][:n, :n], index=_label(parts.labels),
                             columns=_label(parts.labels))
-        return AggregationResults(kind, label_name, effects, vcov, overall, self.alpha, psi)
+        return AggregationResults(kind, label_name, effects, vcov, overall, self.alpha,
+                                  lambda: self._basis_times(mapping))
 
     def _parts(self, kind, min_e, max_e, balance_e):
         cells = self._cells
@@ -288,62 +335,51 @@ class CallawaySantAnnaResults:
         weights = self._cell_pg(pg, members)
         return float(weights @ att[members] / weights.sum())
 
-    def _aggregate_psi(self, parts, estimate, mode):
-        """Influence values (n x (J + 1)) of the J aggregates and the overall effect.
+    def _aggregate_map(self, parts, estimate, mode):
+        """Map ((K + G) x (J + 1)) from the influence basis to the J aggregates and the overall.
 
-        Every aggregate is a weighted average of cells, so its influence is
+        Every aggregate is a weighted average of cells: its influence is
         ``psi @ weights`` plus, for cohort-share weights, the influence of the
-        estimated shares (:meth:`_weight_influence`); one matrix product for all.
+        estimated shares. A unit of cohort g contributes ``w_i (s_g - c_g
+        theta) / (S n)`` to an average ``theta = sum_k pg_k att_k / S`` (``s_g``
+        sums and ``c_g`` counts the averaged cells of cohort g; R ``did``'s weight
+        influence function): that is the ``E`` block's row g times
+        ``(s_g - c_g theta) / S``.
         """
-        k, n_parts = self._att.size, len(parts.members)
-        weights = np.zeros((k, n_parts))
-        influence_terms = []
+        k, n_groups, n_parts = self._att.size, self._groups.size, len(parts.members)
+        cells = np.zeros((k, n_parts))
+        shares = np.zeros((n_groups, n_parts))
         for j, members in enumerate(parts.members):
             if parts.estimated_weights:
                 pg = self._cell_pg(self._pg, members)
-                weights[members, j] = pg / pg.sum()
-                influence_terms.append((self._cells.group[members], self._att[members],
-                                        estimate[j], pg.sum()))
+                cells[members, j] = pg / pg.sum()
+                shares[:, j] = self._share_terms(self._cells.group[members], self._att[members],
+                                                 estimate[j], pg.sum())
             else:
-                weights[members, j] = 1.0 / members.size
-        psi_parts = self._psi @ weights
-        if influence_terms:
-            psi_parts += self._weight_influence_matrix(influence_terms)
+                cells[members, j] = 1.0 / members.size
+        parts_map = np.vstack([cells, shares])
         if mode == "single":
-            overall = psi_parts[:, 0]
+            overall = parts_map[:, 0]
         elif mode == "mean_post_events":
             post = np.flatnonzero(parts.labels >= 0)
-            overall = psi_parts[:, post].mean(axis=1) if post.size else np.zeros(self._w.size)
+            overall = parts_map[:, post].mean(axis=1) if post.size else np.zeros(k + n_groups)
         elif mode == "mean_all":
-            overall = psi_parts.mean(axis=1)
+            overall = parts_map.mean(axis=1)
         else:  # cohort-share weighted average of the group effects
             pg = self._pg[np.searchsorted(self._groups, parts.labels)]
             total = pg.sum()
-            overall = psi_parts @ (pg / total)
-            overall = overall + self._weight_influence_matrix(
-                [(parts.labels, estimate[:n_parts], estimate[n_parts], total)]
-            )[:, 0]
-        return np.column_stack([psi_parts, overall])
+            overall = parts_map @ (pg / total)
+            overall[k:] += self._share_terms(parts.labels, estimate[:n_parts],
+                                             estimate[n_parts], total)
+        return np.column_stack([parts_map, overall])
 
-    def _weight_influence_matrix(self, terms):
-        """Influence of estimated cohort shares on share-weighted averages (sum scale).
-
-        For an average ``theta = sum_k pg_k att_k / S`` with ``pg_g = mean(w 1{G=g})``,
-        a unit of cohort g contributes ``w_i (s_g - c_g theta) / (S n)``, where
-        ``s_g`` sums and ``c_g`` counts the averaged cells of cohort g (R
-        ``did``'s weight influence function). One column per term.
-        """
+    def _share_terms(self, cell_groups, att, theta, total):
+        """``(s_g - c_g theta) / S`` per cohort g (the weight-influence coefficients)."""
         n_groups = self._groups.size
-        table = np.zeros((n_groups, len(terms)))
-        for j, (cell_groups, att, theta, total) in enumerate(terms):
-            idx = np.searchsorted(self._groups, cell_groups)
-            s = np.bincount(idx, weights=att, minlength=n_groups)
-            c = np.bincount(idx, minlength=n_groups)
-            table[:, j] = (s - c * theta) / total
-        out = np.zeros((self._w.size, len(terms)))
-        member = self._unit_group >= 0
-        out[member] = self._w[member, None] * table[self._unit_group[member]]
-        return out / self._w.size
+        idx = np.searchsorted(self._groups, cell_groups)
+        s = np.bincount(idx, weights=att, minlength=n_groups)
+        c = np.bincount(idx, minlength=n_groups)
+        return (s - c * theta) / total
 
     def _overall_point(self, est, pg, parts, mode):
         if mode == "single":
