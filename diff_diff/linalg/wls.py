@@ -3,7 +3,13 @@
 ``wls`` fits ``y = X b + FE + e`` by weighted least squares. Fixed-effect
 dimensions given in ``absorb`` are projected out (exactly, by weighted group
 demeaning, for one dimension; by alternating projections to a tight tolerance
-for more), so they never enter ``X``. Collinear columns are detected in column
+for more), so they never enter ``X``. Degrees of freedom count the absorbed
+parameters as the dummy-variable regression would: levels with positive
+weight, less the redundancies between dimensions (connected components of the
+first two dimensions). Singleton levels (one observation) are kept: their
+residual is zero and each counts one parameter, exactly as its dummy would
+(``fixest`` drops singletons by default, which changes the df, not the
+estimates). Collinear columns are detected in column
 order, as R's ``lm`` does (later columns explained by earlier ones are dropped
 with NaN coefficients). The fit hands the inference engine what it needs: the
 demeaned design, residuals, weights and the bread ``(X'WX)^-1``.
