@@ -245,36 +245,32 @@ class CallawaySantAnna(Estimator):
                 )
             design = survey_design.resolve(data.iloc[rows.rows].reset_index(drop=True))
             metadata = SurveyMetadata.from_design(design)
-        if self.cluster is not None:
+        return self._combine(design, data[self.cluster].to_numpy()[rows.rows]
+                             if self.cluster is not None else None), metadata
+
+    def _combine(self, design, clusters):
+        """Add ``cluster=`` to a design, and reject combinations that cannot work."""
+        if clusters is not None:
             if design.has_psu or design.replicate is not None:
                 raise ValueError(
                     "CallawaySantAnna: cluster= cannot be combined with a survey design that has "
                     "PSUs or replicate weights; the design defines the clustering"
                 )
-            design = design.with_clusters(data[self.cluster].to_numpy()[rows.rows])
+            design = design.with_clusters(clusters)
         if self.n_bootstrap and design.replicate is not None:
             raise ValueError(
                 "CallawaySantAnna: n_bootstrap > 0 cannot be combined with replicate weights; "
                 "the replicate weights already provide the variance"
             )
-        return design, metadata
+        return design
 
     def _design(self, data, panel, unit, survey_design):
         if survey_design is not None:
             design = unit_level_design(data, survey_design, unit, panel.unit_rows,
                                        "CallawaySantAnna")
-            if self.cluster is not None:
-                if design.has_psu or design.replicate is not None:
-                    raise ValueError(
-                        "CallawaySantAnna: cluster= cannot be combined with a survey design "
-                        "that has PSUs or replicate weights; the design defines the clustering"
-                    )
-                design = design.with_clusters(data[self.cluster].to_numpy()[panel.unit_rows])
-            if self.n_bootstrap and design.replicate is not None:
-                raise ValueError(
-                    "CallawaySantAnna: n_bootstrap > 0 cannot be combined with replicate "
-                    "weights; the replicate weights already provide the variance"
-                )
+            clusters = (data[self.cluster].to_numpy()[panel.unit_rows]
+                        if self.cluster is not None else None)
+            design = self._combine(design, clusters)
             return design, SurveyMetadata.from_design(design)
         design = trivial_design(panel.y.shape[0])
         if self.cluster is not None:

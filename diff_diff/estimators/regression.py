@@ -102,6 +102,18 @@ class _Regression(Estimator):
     def _absorb(data, cols):
         return [codes_of(data[c])[0] for c in cols or []]
 
+    def _design_fit(self, data, y, blocks, names, fixed_effects, absorb, survey_design,
+                    expected_collinear):
+        """Design matrix (with ``fixed_effects`` dummies), weights and the fit."""
+        dummies, dummy_names = self._dummies(data, fixed_effects)
+        x = np.column_stack(blocks + dummies)
+        names = names + dummy_names
+        weights, frequency, design, meta = self._weights(data, survey_design)
+        codes = self._absorb(data, absorb)
+        fit = self._fit(y, x, names, weights, frequency, codes,
+                        expected_collinear=tuple(expected_collinear) + tuple(dummy_names))
+        return fit, x, names, frequency, design, meta, codes
+
     def _fit(self, y, x, names, weights, frequency, absorb, expected_collinear=()):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -196,13 +208,9 @@ class DifferenceInDifferences(_Regression):
         y = numeric(data, outcome, "outcome")
         blocks = [np.ones(len(data)), d, p, d * p] + [numeric(data, c, "covariate") for c in covariates]
         names = ["(Intercept)", treatment, time, f"{treatment}:{time}"] + covariates
-        dummies, dummy_names = self._dummies(data, fixed_effects)
-        x = np.column_stack(blocks + dummies)
-        names += dummy_names
-        weights, frequency, design, meta = self._weights(data, survey_design)
-        codes = self._absorb(data, absorb)
-        fit = self._fit(y, x, names, weights, frequency, codes,
-                        expected_collinear=("(Intercept)", treatment, time) + tuple(dummy_names))
+        fit, x, names, frequency, design, meta, codes = self._design_fit(
+            data, y, blocks, names, fixed_effects, absorb, survey_design,
+            ("(Intercept)", treatment, time))
         target = names.index(f"{treatment}:{time}")
         if not fit.kept[target]:
             raise ValueError(
@@ -416,13 +424,9 @@ class MultiPeriodDiD(_Regression):
             effect_names.append(f"{treatment}:{time}[{period}]")
         names += effect_names + covariates
         blocks += [numeric(data, c, "covariate") for c in covariates]
-        dummies, dummy_names = self._dummies(data, fixed_effects)
-        x = np.column_stack(blocks + dummies)
-        names += dummy_names
-        weights, frequency, design, meta = self._weights(data, survey_design)
-        codes = self._absorb(data, absorb)
-        fit = self._fit(y, x, names, weights, frequency, codes,
-                        expected_collinear=tuple(names[:2 + len(periods) - 1]) + tuple(dummy_names))
+        fit, x, names, frequency, design, meta, codes = self._design_fit(
+            data, y, blocks, names, fixed_effects, absorb, survey_design,
+            names[:2 + len(periods) - 1])
         kept_names = [n for n, k in zip(names, fit.kept) if k]
         missing = [n for n in effect_names if n not in kept_names]
         if missing:

@@ -534,38 +534,7 @@ def _replicate_scaling(design: "SurveyDesign", n_rep: int) -> tuple[float, np.nd
 
 
 def _sequential_rank(matrix: np.ndarray, tol: float) -> int:
-    """Rank by left-to-right elimination with column deferral (R's LINPACK ``qr``).
+    """Rank by left-to-right elimination with column deferral (R's LINPACK ``qr``)."""
+    from ..linalg.wls import independent_columns
 
-    A column counts when the part of it not explained by the columns accepted
-    before it has a norm of at least ``tol`` times its own norm. Works on the
-    Gram matrix, so the cost is one ``X'X`` product.
-    """
-    gram = matrix.T @ matrix
-    accepted: list[int] = []
-    chol = np.zeros((0, 0))
-    for j in range(gram.shape[0]):
-        g_jj = gram[j, j]
-        if g_jj <= 0:
-            continue
-        if accepted:
-            v = _forward_solve(chol, gram[accepted, j])
-            resid = g_jj - v @ v
-        else:
-            v = np.zeros(0)
-            resid = g_jj
-        if resid <= 0 or np.sqrt(resid) < tol * np.sqrt(g_jj):
-            continue
-        k = len(accepted)
-        grown = np.zeros((k + 1, k + 1))
-        grown[:k, :k] = chol
-        grown[k, :k] = v
-        grown[k, k] = np.sqrt(resid)
-        chol = grown
-        accepted.append(j)
-    return len(accepted)
-
-
-def _forward_solve(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve_triangular
-
-    return solve_triangular(lower, rhs, lower=True, check_finite=False)
+    return int(independent_columns(matrix.T @ matrix, tol).sum())
