@@ -269,6 +269,27 @@ class CallawaySantAnnaResults:
         Standard errors come from the stored influence functions, including
         the influence of the estimated cohort-size weights; nothing is refit.
         """
+        return self._aggregate_many([(kind, min_e, max_e, balance_e)])[0]
+
+    def _aggregate_many(self, specs) -> list:
+        """Several aggregations; with analytic standard errors their variances come
+        from one pass over the influence values."""
+        prepared = [self._prepare(*spec) for spec in specs]
+        if len(prepared) > 1 and self._replicates is None and not self.n_bootstrap:
+            joint = self._variance_of(np.hstack([p["mapping"] for p in prepared]), None, None)
+            variances, start = [], 0
+            for p in prepared:
+                stop = start + p["mapping"].shape[1]
+                block = joint["vcov"][start:stop, start:stop]
+                variances.append({"vcov": block, "se": _sqrt_diag(block), "df": joint["df"],
+                                  "crit": None})
+                start = stop
+        else:
+            variances = [self._variance_of(p["mapping"], p["estimate"], p["points"])
+                         for p in prepared]
+        return [self._finish(p, var) for p, var in zip(prepared, variances)]
+
+    def _prepare(self, kind, min_e, max_e, balance_e) -> dict:
         kind = _ALIASES.get(kind, kind)
         if kind not in KINDS:
             raise ValueError(f"aggregate kind must be one of {list(KINDS) + list(_ALIASES)}, got {kind!r}")
@@ -279,18 +300,22 @@ class CallawaySantAnnaResults:
             return np.append(est, self._overall_point(est, pg, parts, overall_mode))
 
         estimate = points(self._att, self._pg)
-        mapping = self._aggregate_map(parts, estimate, overall_mode)
-        var = self._variance_of(mapping, estimate, points)
+        return dict(kind=kind, parts=parts, label_name=label_name, points=points,
+                    estimate=estimate, mapping=self._aggregate_map(parts, estimate, overall_mode))
+
+    def _finish(self, p, var) -> AggregationResults:
+        parts, estimate, label_name = p["parts"], p["estimate"], p["label_name"]
         n = len(parts.members)
         effects = tidy({label_name: _label(parts.labels)}, estimate[:n], var["se"][:n], var["df"],
                        self.alpha, var["crit"] if n else None)
-        if kind == "simple":
+        if p["kind"] == "simple":
             effects = effects.iloc[0:0]
         overall = tidy({"term": ["overall"]}, estimate[n:], var["se"][n:], var["df"],
                        self.alpha).iloc[0].to_dict()
         vcov = pd.DataFrame(var["vcov"][:n, :n], index=_label(parts.labels),
                             columns=_label(parts.labels))
-        return AggregationResults(kind, label_name, effects, vcov, overall, self.alpha,
+        mapping = p["mapping"]
+        return AggregationResults(p["kind"], label_name, effects, vcov, overall, self.alpha,
                                   lambda: self._basis_times(mapping))
 
     def _parts(self, kind, min_e, max_e, balance_e):
@@ -394,12 +419,18 @@ class CallawaySantAnnaResults:
 
     # --------------------------------------------------------------- headline
     @cached_property
-    def _simple(self) -> AggregationResults:
-        return self.aggregate("simple")
+    def _standard(self) -> list:
+        """The simple and event-study aggregations, computed together."""
+        return self._aggregate_many([("simple", -np.inf, np.inf, None),
+                                     ("dynamic", -np.inf, np.inf, None)])
 
-    @cached_property
+    @property
+    def _simple(self) -> AggregationResults:
+        return self._standard[0]
+
+    @property
     def _dynamic(self) -> AggregationResults:
-        return self.aggregate("dynamic")
+        return self._standard[1]
 
     @cached_property
     def _group(self) -> AggregationResults:
