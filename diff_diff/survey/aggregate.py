@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -104,7 +103,7 @@ def aggregate_survey(
         data, by, outcomes, survey_design, covariates, min_n, lonely_psu, second_stage_weights
     )
     if lonely_psu is not None:
-        survey_design = replace(survey_design, lonely_psu=lonely_psu)
+        survey_design = survey_design.copy_with(lonely_psu=lonely_psu)
     design = survey_design.resolve(data)
     if design.weight_type == "aweight":
         raise ValueError(

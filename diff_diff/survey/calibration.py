@@ -92,6 +92,7 @@ class CalibrationInfo:
     design_weights: str | None
     account_for_calibration: bool
     report: CalibrationReport = field(repr=False)
+    calibrated_weights: str | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -249,6 +250,7 @@ def calibrate(
         design_weights=survey_design.weights,
         account_for_calibration=bool(account_for_calibration),
         report=report,
+        calibrated_weights=name,
     )
     new_design = replace(
         survey_design,
@@ -682,9 +684,16 @@ def _grouped_extreme(group, values, n_groups, ufunc, start):
 # variance after calibration
 # ---------------------------------------------------------------------------
 def calibration_projection(info: CalibrationInfo, data: pd.DataFrame, weights: np.ndarray):
-    """The calibration residual operator of a calibrated design on ``data``."""
+    """The calibration residual operator of a calibrated design on ``data``.
+
+    The calibrated weights come from their own column, so a domain of the
+    design (``subpopulation``: zero weights outside) keeps the full-sample
+    calibration, as R does for a subset of a calibrated design.
+    """
     from .calibration_model import CalibrationProjection
 
+    if info.calibrated_weights is not None and info.calibrated_weights in data.columns:
+        weights = numeric_column(data, info.calibrated_weights, "weights")
     if info.design_weights is None:
         d = np.ones(len(data))
     else:

@@ -335,7 +335,14 @@ class SurveyDesign:
                 values = numeric_column(data, col, "replicate_weights")
                 out[name] = np.where(inside, values, 0.0)
                 new_reps.append(name)
-        return replace(self, weights=weight_column, replicate_weights=new_reps), out
+        return self.copy_with(weights=weight_column, replicate_weights=new_reps), out
+
+    def copy_with(self, **changes) -> "SurveyDesign":
+        """``dataclasses.replace`` that keeps the design's calibration (if any)."""
+        new = replace(self, **changes)
+        if hasattr(self, "calibration"):
+            new.calibration = self.calibration
+        return new
 
 
 def _check_choice(field: str, value: Any, allowed: Sequence[str]) -> None:

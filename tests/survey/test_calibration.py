@@ -199,3 +199,17 @@ def test_aggregate_after_per_cell_raking_accounts_for_calibration(sample):
     fixed = calibrate(sample, design, nat_totals, account_for_calibration=False)[1]
     panel3, _ = aggregate_survey(out2, ["cell"], "y", fixed)
     assert not np.allclose(panel2["y_se"], panel3["y_se"])
+
+
+def test_domains_of_a_calibrated_design_keep_the_calibration(sample):
+    design = SurveyDesign(weights="w", strata="st", psu="psu")
+    out, cal = calibrate(sample, design, _cell_totals(sample), by="cell")
+    by_domain = survey_mean(out, "y", cal, by="sex").set_index("sex")
+    sub_design, sub_data = cal.subpopulation(out, out["sex"] == "F")
+    assert sub_design.calibration is cal.calibration
+    sub = survey_mean(sub_data, "y", sub_design)
+    assert sub["estimate"].iloc[0] == pytest.approx(by_domain.loc["F", "estimate"], rel=1e-12)
+    assert sub["se"].iloc[0] == pytest.approx(by_domain.loc["F", "se"], rel=1e-10)
+    overridden, _ = aggregate_survey(out, ["cell"], "y", cal, lonely_psu="adjust")
+    default, _ = aggregate_survey(out, ["cell"], "y", cal)
+    np.testing.assert_allclose(overridden["y_se"], default["y_se"])  # no lonely strata here
