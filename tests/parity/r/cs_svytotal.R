@@ -8,8 +8,8 @@
 #         design degrees of freedom for each method.
 # Run from the repository root:
 #   python tests/parity/r/cs_influence_input.py && Rscript tests/parity/r/cs_svytotal.R
-suppressPackageStartupMessages({library(survey); library(jsonlite)})
-options(survey.lonely.psu = "remove")
+if (!file.exists("tests/parity/r/_common.R")) stop("Run this script from the repository root")
+source("tests/parity/r/_common.R")  # loads survey and jsonlite; survey.lonely.psu = "remove"
 d <- read.csv("tests/parity/fixtures/cs_influence_input.csv")
 des <- svydesign(ids = ~psu, strata = ~stratum, fpc = ~fpc, nest = TRUE, weights = ~w, data = d)
 cases <- lapply(c("reg", "ipw", "dr"), function(m) {
@@ -19,10 +19,7 @@ cases <- lapply(c("reg", "ipw", "dr"), function(m) {
   list(method = m, total = unname(coef(tot)), se = unname(SE(tot)), df = degf(des))
 })
 out <- list(
-  meta = list(script = "tests/parity/r/cs_svytotal.R", R_version = R.version.string,
-              survey_version = as.character(packageVersion("survey")), rtol = 1e-8,
-              generated = as.character(Sys.Date()),
-              notes = "svytotal of psi/w with weights w equals the design total of psi."),
+  meta = fixture_meta("tests/parity/r/cs_svytotal.R",
+                      notes = "svytotal of psi/w with weights w equals the design total of psi."),
   cases = cases)
-write_json(out, "tests/parity/fixtures/cs_svytotal.json", auto_unbox = TRUE, digits = NA, pretty = TRUE)
-cat("wrote tests/parity/fixtures/cs_svytotal.json\n")
+write_fixture(out, "tests/parity/fixtures/cs_svytotal.json", pretty = TRUE)

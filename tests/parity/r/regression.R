@@ -30,48 +30,23 @@
 ## See tests/parity/r/README.md for the JSON layout.
 ## ---------------------------------------------------------------------------
 
+if (!file.exists("tests/parity/r/_common.R")) stop("Run this script from the repository root")
+source("tests/parity/r/_common.R")
 suppressPackageStartupMessages({
-  library(survey)
   library(estimatr)
   library(sandwich)
   library(lmtest)
   library(clubSandwich)
-  library(jsonlite)
 })
 
 script_path <- "tests/parity/r/regression.R"
 out_path <- "tests/parity/fixtures/regression.json"
-if (!file.exists(script_path)) {
-  stop("Run this script from the repository root: Rscript ", script_path)
-}
-
-options(
-  survey.lonely.psu = "remove",
-  survey.replicates.mse = FALSE,
-  survey.drop.replicates = TRUE,
-  stringsAsFactors = FALSE
-)
 
 set.seed(20241003)
 
 ## ---------------------------------------------------------------------------
 ## Helpers
 ## ---------------------------------------------------------------------------
-
-## jsonlite's digits = NA writes 15 significant digits; pass every data set
-## through the same serialisation so R computes on the stored values.
-json_roundtrip <- function(df) {
-  txt <- toJSON(df, dataframe = "columns", digits = NA, na = "null")
-  back <- as.data.frame(fromJSON(txt), stringsAsFactors = FALSE)
-  stopifnot(identical(names(back), names(df)), nrow(back) == nrow(df))
-  back
-}
-
-no_warn <- function(expr, id) {
-  withCallingHandlers(expr, warning = function(w) {
-    stop("Unexpected R warning in ", id, ": ", conditionMessage(w))
-  })
-}
 
 rel_diff <- function(a, b) max(abs(a - b) / pmax(abs(b), 1e-300))
 
@@ -273,21 +248,13 @@ local({
                     asrep = as.svrepdesign(des_str, type = "bootstrap", replicates = 40,
                                            compress = FALSE))
   for (nm in names(reps)) {
-    rp <- reps[[nm]]$asrep
-    a <- as.matrix(weights(rp, "analysis"))
-    stopifnot(nrow(a) == nrow(d))
-    cols <- sprintf("%s_a_%d", nm, seq_len(ncol(a)))
-    for (r in seq_len(ncol(a))) d[[cols[r]]] <- unname(a[, r])
-    reps[[nm]]$cols <- cols
+    ac <- add_analysis_columns(d, reps[[nm]]$asrep, nm)
+    d <- ac$df
+    reps[[nm]]$cols <- ac$cols
     reps[[nm]]$name <- nm
   }
   ## JKn: stratum of the PSU dropped in each column.
-  f <- as.matrix(unclass(reps$jkn$asrep$repweights))
-  reps$jkn$rstrata <- vapply(seq_len(ncol(f)), function(r) {
-    s <- unique(d$stratum[f[, r] == 0])
-    stopifnot(length(s) == 1)
-    as.integer(s)
-  }, integer(1))
+  reps$jkn$rstrata <- jkn_replicate_strata(reps$jkn$asrep, d$stratum)
   datasets$did_cs <<- json_roundtrip(d)
   rep_variants <<- reps
 })
@@ -295,15 +262,6 @@ local({
 ## ---------------------------------------------------------------------------
 ## Cases
 ## ---------------------------------------------------------------------------
-cases <- list()
-case_ids <- character(0)
-
-push_case <- function(case) {
-  if (case$id %in% case_ids) stop("Duplicate case id: ", case$id)
-  cases[[length(cases) + 1]] <<- case
-  case_ids <<- c(case_ids, case$id)
-}
-
 se_types <- c(classical = "classical", hc1 = "HC1", hc2 = "HC2", hc3 = "HC3", cr1 = "stata")
 sandwich_vcov <- function(fit, vcov_type, cluster_vec) {
   switch(vcov_type,
@@ -546,11 +504,7 @@ for (covs in list(character(0), "x1")) {
   for (nm in names(taylor_specs)) {
     spec <- taylor_specs[[nm]]
     d <- datasets$did_cs
-    des <- svydesign(
-      ids = if (is.null(spec$psu)) ~1 else as.formula(paste0("~", spec$psu)),
-      strata = if (is.null(spec$strata)) NULL else as.formula(paste0("~", spec$strata)),
-      fpc = if (is.null(spec$fpc)) NULL else as.formula(paste0("~", spec$fpc)),
-      weights = ~w, data = d)
+    des <- make_design(spec, d)
     id <- paste0("svy_", nm, if (length(covs)) "_cov" else "")
     fit <- no_warn(svyglm(svy_fml(covs), design = des), id)
     push_case(list(id = id, dataset = "did_cs", estimator = "DifferenceInDifferences",
@@ -560,25 +514,20 @@ for (covs in list(character(0), "x1")) {
   }
 }
 
-r_type <- c(JK1 = "JK1", JKn = "JKn", BRR = "BRR", Fay = "Fay", bootstrap = "bootstrap")
 for (covs in list(character(0), "x1")) {
   for (v in rep_variants) {
     for (mse in c(FALSE, TRUE)) {
       d <- datasets$did_cs
       asrep <- v$asrep
-      args <- list(data = d, repweights = as.matrix(d[, v$cols]), weights = d$w,
-                   type = r_type[[v$method]], combined.weights = TRUE, mse = mse)
-      if (v$method == "Fay") args$rho <- v$rho
-      if (v$method %in% c("JK1", "JKn", "bootstrap")) {
-        args$scale <- asrep$scale
-        args$rscales <- asrep$rscales
-      }
+      jk_boot <- v$method %in% c("JK1", "JKn", "bootstrap")
       id <- sprintf("svy_rep_%s%s_mse%s", v$name, if (length(covs)) "_cov" else "",
                     if (mse) "T" else "F")
-      rep <- no_warn(do.call(svrepdesign, args), id)
-      stopifnot(isTRUE(all.equal(rep$scale, asrep$scale, tolerance = 1e-14)),
-                isTRUE(all.equal(as.numeric(rep$rscales), as.numeric(asrep$rscales),
-                                 tolerance = 1e-14)))
+      rep <- no_warn(rep_design(d, v$cols, weights = d$w, method = v$method,
+                                combined = TRUE, mse = mse,
+                                scale = if (jk_boot) asrep$scale,
+                                rscales = if (jk_boot) asrep$rscales,
+                                rho = if (v$method == "Fay") v$rho), id)
+      check_rep_scales(rep, asrep$scale, asrep$rscales)
       fit <- no_warn(svyglm(svy_fml(covs), design = rep), id)
       res <- svy_result(fit, rep, id)
       ## Cross-check against the as.svrepdesign object itself.
@@ -642,16 +591,11 @@ side <- local({
 ## ---------------------------------------------------------------------------
 ## Write
 ## ---------------------------------------------------------------------------
-pkg <- function(p) as.character(packageVersion(p))
+packages <- c("estimatr", "sandwich", "clubSandwich", "survey", "lmtest", "jsonlite")
 out <- list(
-  meta = list(
-    script = script_path,
-    R_version = R.version.string,
-    packages = list(estimatr = pkg("estimatr"), sandwich = pkg("sandwich"),
-                    clubSandwich = pkg("clubSandwich"), survey = pkg("survey"),
-                    lmtest = pkg("lmtest"), jsonlite = pkg("jsonlite")),
-    rtol = 1e-8,
-    generated = as.character(Sys.Date()),
+  meta = fixture_meta(
+    script_path,
+    versions = list(packages = setNames(lapply(packages, pkg_version), packages)),
     notes = paste(
       "Reference values for regression DiD estimators.",
       "classical/hc1/hc2/hc3/cr1: estimatr::lm_robust (se_type classical/HC1/HC2/HC3;",
@@ -701,11 +645,7 @@ out <- list(
   cases = cases
 )
 
-dir.create(dirname(out_path), showWarnings = FALSE, recursive = TRUE)
-write_json(out, out_path, auto_unbox = TRUE, digits = NA, pretty = FALSE,
-           null = "null", na = "null", dataframe = "columns")
-cat(sprintf("Wrote %d cases to %s (%.1f KB)\n", length(cases), out_path,
-            file.info(out_path)$size / 1024))
+write_fixture(out, out_path)
 cat("Cross-checks (max relative differences):\n")
 for (nm in ls(checks)) cat(sprintf("  %-30s %s\n", nm, format(checks[[nm]], digits = 3)))
 cat("Side comparisons:\n")

@@ -24,24 +24,11 @@
 ## See tests/parity/r/README.md for the JSON layout.
 ## ---------------------------------------------------------------------------
 
-suppressPackageStartupMessages({
-  library(survey)
-  library(jsonlite)
-})
+if (!file.exists("tests/parity/r/_common.R")) stop("Run this script from the repository root")
+source("tests/parity/r/_common.R")
 
 script_path <- "tests/parity/r/survey_calibration.R"
 out_path <- "tests/parity/fixtures/survey_calibration.json"
-if (!file.exists(script_path)) {
-  stop("Run this script from the repository root: Rscript ", script_path)
-}
-
-options(
-  survey.lonely.psu = "remove",
-  survey.adjust.domain.lonely = FALSE,
-  survey.ultimate.cluster = FALSE,
-  survey.replicates.mse = FALSE,
-  stringsAsFactors = FALSE
-)
 
 set.seed(20240921)
 
@@ -56,50 +43,13 @@ MARGIN_TOL <- 1e-10      # required max relative margin error (untrimmed cases)
 ## Helpers
 ## ---------------------------------------------------------------------------
 
-## jsonlite's digits = NA writes 15 significant digits; pass every data set
-## through the same serialisation so R computes on the stored values.
-json_roundtrip <- function(df) {
-  txt <- toJSON(df, dataframe = "columns", digits = NA, na = "null")
-  back <- as.data.frame(fromJSON(txt), stringsAsFactors = FALSE)
-  stopifnot(identical(names(back), names(df)), nrow(back) == nrow(df))
-  back
-}
-
-mk_formula <- function(vars) as.formula(paste("~", paste(vars, collapse = " + ")))
-
-## Fail on any R warning (fixtures must be warning-free).  Messages (e.g.
-## calibrate's "n weights were trimmed") are collected and returned.
-no_warn <- function(expr, id) {
-  msgs <- character(0)
-  val <- withCallingHandlers(expr,
-    warning = function(w) {
-      stop("Unexpected R warning in case ", id, ": ", conditionMessage(w))
-    },
-    message = function(m) {
-      msgs <<- c(msgs, trimws(conditionMessage(m)))
-      invokeRestart("muffleMessage")
-    })
-  attr(val, "r_messages") <- msgs
-  val
-}
-
-## Taylor design from a Python-style SurveyDesign spec.
-make_design <- function(spec, data) {
-  ids <- if (is.null(spec$psu)) ~1 else mk_formula(spec$psu)
-  strata <- if (is.null(spec$strata)) NULL else mk_formula(spec$strata)
-  fpc <- if (is.null(spec$fpc)) NULL else mk_formula(spec$fpc)
-  svydesign(ids = ids, strata = strata, weights = mk_formula(spec$weights),
-            fpc = fpc, nest = isTRUE(spec$nest), data = data)
-}
-
-## Replicate design from exported combined (analysis) weight columns.
-make_rep_design <- function(spec, data, r_type) {
-  args <- list(data = data, repweights = as.matrix(data[, spec$replicate_weights]),
-               weights = data[[spec$weights]], type = r_type,
-               combined.weights = TRUE, mse = isTRUE(spec$mse))
-  if (!is.null(spec$replicate_scale)) args$scale <- spec$replicate_scale
-  if (!is.null(spec$replicate_rscales)) args$rscales <- spec$replicate_rscales
-  do.call(svrepdesign, args)
+## Replicate design from a Python spec with exported combined (analysis)
+## weight columns.
+make_rep_design <- function(spec, data) {
+  rep_design(data, spec$replicate_weights, weights = data[[spec$weights]],
+             method = spec$replicate_method, combined = TRUE,
+             mse = isTRUE(spec$mse), scale = spec$replicate_scale,
+             rscales = spec$replicate_rscales)
 }
 
 ## ---- Totals ------------------------------------------------------------------
@@ -172,11 +122,7 @@ stat_block <- function(FUN, des, vars, id) {
 by_block <- function(des, vars, by, id) {
   r <- no_warn(svyby(mk_formula(vars), mk_formula(by), des, svymean), id)
   nd <- nrow(r)
-  doms <- lapply(seq_len(nd), function(i) lapply(by, function(b) {
-    v <- r[[b]][i]
-    if (is.factor(v)) v <- as.character(v)
-    v
-  }))
+  doms <- svyby_domains(r, by)
   est <- as.matrix(r[, vars, drop = FALSE])
   se <- as.matrix(SE(r))
   stopifnot(identical(dim(est), c(nd, length(vars))), identical(dim(se), dim(est)),
@@ -203,14 +149,9 @@ result_block <- function(des, id) {
   )
 }
 
-cases <- list()
-case_ids <- character(0)
-summary_rows <- list()
-
+## Add a case and print a one-line summary of it.
 register <- function(case, extra_summary = "") {
-  if (case$id %in% case_ids) stop("Duplicate case id: ", case$id)
-  cases[[length(cases) + 1]] <<- case
-  case_ids <<- c(case_ids, case$id)
+  push_case(case)
   g <- case$result$weights / datasets[[case$dataset]][[case$design$weights]]
   cat(sprintf("%-44s err=%.1e  g=[%.3f, %.3f]  mean(y)=%.4f se=%.5f df=%d %s\n",
               case$id, case$max_margin_rel_error, min(g), max(g),
@@ -348,7 +289,6 @@ spec_scf <- list(weights = "w", strata = "stratum", psu = "psu", fpc = "fpc_n")
 ## and svrepdesign() is rebuilt on the stored columns; it must reproduce the
 ## as.svrepdesign() object.
 rep_specs <- list()
-r_types <- list()
 local({
   d <- datasets$strat_clus
   des <- make_design(spec_sc, d)
@@ -356,15 +296,9 @@ local({
   set.seed(777)
   boot <- as.svrepdesign(des, type = "bootstrap", replicates = 30,
                          compress = FALSE, mse = FALSE)
-  add_cols <- function(d, rep, prefix) {
-    a <- as.matrix(weights(rep, "analysis"))
-    cols <- sprintf("%s_a_%d", prefix, seq_len(ncol(a)))
-    for (r in seq_along(cols)) d[[cols[r]]] <- unname(a[, r])
-    list(d = d, cols = cols)
-  }
-  c1 <- add_cols(d, jkn, "jkn")
-  c2 <- add_cols(c1$d, boot, "boot")
-  d2 <- json_roundtrip(c2$d)
+  c1 <- add_analysis_columns(d, jkn, "jkn")
+  c2 <- add_analysis_columns(c1$df, boot, "boot")
+  d2 <- json_roundtrip(c2$df)
   stopifnot(identical(d2[, names(d)], d))
   datasets$strat_clus <<- d2
   stopifnot(jkn$scale == 1, all(boot$rscales == 1))
@@ -378,12 +312,10 @@ local({
   rep_specs$boot <<- list(weights = "w", replicate_weights = I(c2$cols),
                           replicate_method = "bootstrap", combined_weights = TRUE,
                           replicate_scale = num_roundtrip(boot$scale), mse = FALSE)
-  r_types$jkn <<- "JKn"
-  r_types$boot <<- "bootstrap"
   ## Rebuilt designs reproduce as.svrepdesign (uncalibrated) to 1e-9.
   for (nm in c("jkn", "boot")) {
     orig <- list(jkn = jkn, boot = boot)[[nm]]
-    rb <- make_rep_design(rep_specs[[nm]], d2, r_types[[nm]])
+    rb <- make_rep_design(rep_specs[[nm]], d2)
     for (FUN in list(svymean, svytotal)) {
       a <- FUN(~y + z, orig)
       b <- FUN(~y + z, rb)
@@ -397,7 +329,7 @@ local({
 
 build_design <- function(spec, data) {
   if (is.null(spec$replicate_weights)) return(make_design(spec, data))
-  make_rep_design(spec, data, r_type = c(JKn = "JKn", bootstrap = "bootstrap")[[spec$replicate_method]])
+  make_rep_design(spec, data)
 }
 
 ## ---------------------------------------------------------------------------
@@ -418,7 +350,7 @@ add_calibrate_case <- function(id, spec, totals, formula, method, calfun = metho
   ## survey 4.1.1: calibrate() on a svyrep.design with uncompressed replicate
   ## weights fails with the default compress = NA, so pass FALSE.
   if (inherits(des, "svyrep.design")) args$compress <- FALSE
-  cal <- no_warn(do.call(calibrate, args), id)
+  cal <- no_warn(do.call(calibrate, args), id, collect_messages = TRUE)
   msgs <- attr(cal, "r_messages")
   attr(cal, "r_messages") <- NULL
   w <- analysis_weights(cal)
@@ -540,7 +472,6 @@ add_rake_case <- function(id, spec) {
     df
   })
   rk <- no_warn(rake(des, list(~sex, ~age, ~educ), pm, control = RAKE_CONTROL), id)
-  attr(rk, "r_messages") <- NULL
   w <- weights(rk)
   err <- margin_rel_error(w, totals, data)
   if (!(err < MARGIN_TOL)) stop(id, ": margin error ", err)
@@ -598,12 +529,8 @@ for (nm in c("jkn", "boot")) {
 ## Write
 ## ---------------------------------------------------------------------------
 out <- list(
-  meta = list(
-    script = script_path,
-    R_version = R.version.string,
-    survey_version = as.character(packageVersion("survey")),
-    rtol = 1e-8,
-    generated = as.character(Sys.Date()),
+  meta = fixture_meta(
+    script_path,
     notes = paste(
       "Calibration reference values from survey::calibrate / survey::rake,",
       "with calibrate(epsilon = 1e-13, maxit = 500) and",
@@ -643,8 +570,4 @@ out <- list(
   cases = cases
 )
 
-dir.create(dirname(out_path), showWarnings = FALSE, recursive = TRUE)
-write_json(out, out_path, auto_unbox = TRUE, digits = NA, pretty = FALSE,
-           null = "null", na = "null", dataframe = "columns")
-cat(sprintf("Wrote %d cases to %s (%.1f KB)\n", length(cases), out_path,
-            file.info(out_path)$size / 1024))
+write_fixture(out, out_path)

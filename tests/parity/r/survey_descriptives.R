@@ -21,130 +21,26 @@
 ## See tests/parity/r/README.md for the JSON layout.
 ## ---------------------------------------------------------------------------
 
-suppressPackageStartupMessages({
-  library(survey)
-  library(jsonlite)
-})
+if (!file.exists("tests/parity/r/_common.R")) stop("Run this script from the repository root")
+source("tests/parity/r/_common.R")
 
 script_path <- "tests/parity/r/survey_descriptives.R"
 out_path <- "tests/parity/fixtures/survey_descriptives.json"
-if (!file.exists(script_path)) {
-  stop("Run this script from the repository root: Rscript ", script_path)
-}
-
-## Global options, restored per case where changed.
-options(
-  survey.lonely.psu = "remove",
-  survey.adjust.domain.lonely = FALSE,
-  survey.ultimate.cluster = FALSE,
-  survey.replicates.mse = FALSE,
-  stringsAsFactors = FALSE
-)
 
 set.seed(20240917)
 
-## ---------------------------------------------------------------------------
-## Helpers
-## ---------------------------------------------------------------------------
-
-## jsonlite's digits = NA writes 15 significant digits, which is not always
-## enough to round-trip a double.  All data sets are therefore passed through
-## the same JSON serialisation *before* any estimate is computed, so R works on
-## exactly the numbers that the Python side will read.
-json_roundtrip <- function(df) {
-  txt <- toJSON(df, dataframe = "columns", digits = NA, na = "null")
-  back <- as.data.frame(fromJSON(txt), stringsAsFactors = FALSE)
-  stopifnot(identical(names(back), names(df)), nrow(back) == nrow(df))
-  back
-}
-
-mk_formula <- function(vars) as.formula(paste("~", paste(vars, collapse = " + ")))
-
-## Build a svydesign from a Python-style SurveyDesign spec (named list).
-make_design <- function(spec, data) {
-  ids <- if (is.null(spec$psu)) ~1 else mk_formula(spec$psu)
-  strata <- if (is.null(spec$strata)) NULL else mk_formula(spec$strata)
-  fpc <- if (is.null(spec$fpc)) NULL else mk_formula(spec$fpc)
-  weights <- if (is.null(spec$weights)) NULL else mk_formula(spec$weights)
-  svydesign(ids = ids, strata = strata, weights = weights, fpc = fpc,
-            nest = isTRUE(spec$nest), data = data)
-}
-
-## Run fun() failing on any warning (fixtures must be warning-free).
-no_warn <- function(expr, id) {
-  withCallingHandlers(expr, warning = function(w) {
-    stop("Unexpected R warning in case ", id, ": ", conditionMessage(w))
-  })
-}
-
-cases <- list()
-case_ids <- character(0)
-
+## One case: svymean / svytotal (or svyby) on the Taylor design `spec` of
+## data set `dataset`, with the lonely-PSU rule of the spec ("remove" when
+## the spec has none).
 add_case <- function(id, dataset, spec, statistic, variables, by = NULL,
                      na_rm = FALSE, deff = TRUE) {
-  if (id %in% case_ids) stop("Duplicate case id: ", id)
-  data <- datasets[[dataset]]
   lonely <- if (is.null(spec$lonely_psu)) "remove" else spec$lonely_psu
   old <- options(survey.lonely.psu = lonely)
   on.exit(options(old), add = TRUE)
 
-  des <- no_warn(make_design(spec, data), id)
-  fml <- mk_formula(variables)
-  FUN <- switch(statistic, mean = svymean, total = svytotal)
-  k <- length(variables)
-
-  compute <- function(want_deff) {
-    if (is.null(by)) {
-      res <- no_warn(FUN(fml, des, na.rm = na_rm, deff = want_deff), id)
-      V <- unname(as.matrix(vcov(res)))
-      list(
-        domains = NULL,
-        estimate = matrix(unname(coef(res)), nrow = 1),
-        se = matrix(unname(SE(res)), nrow = 1),
-        deff = if (want_deff) matrix(unname(deff(res)), nrow = 1) else NULL,
-        vcov = V
-      )
-    } else {
-      res <- no_warn(svyby(fml, mk_formula(by), des, FUN, na.rm = na_rm,
-                           deff = want_deff), id)
-      nd <- nrow(res)
-      doms <- lapply(seq_len(nd), function(i) {
-        lapply(by, function(b) {
-          v <- res[[b]][i]
-          if (is.factor(v)) v <- as.character(v)
-          v
-        })
-      })
-      ## coef/SE/deff of a svyby object are ordered variable-within-domain
-      ## for k == 1; we only use single-variable svyby calls.
-      stopifnot(k == 1)
-      list(
-        domains = doms,
-        estimate = matrix(unname(coef(res)), ncol = k),
-        se = matrix(unname(SE(res)), ncol = k),
-        deff = if (want_deff) matrix(unname(as.numeric(deff(res))), ncol = k) else NULL,
-        vcov = NULL
-      )
-    }
-  }
-
-  r <- compute(deff)
-  if (deff && any(!is.finite(r$deff))) {
-    deff <- FALSE
-    r <- compute(FALSE)
-  }
-  stopifnot(all(is.finite(r$estimate)), all(is.finite(r$se)))
-  stopifnot(ncol(r$estimate) == k, ncol(r$se) == k)
-
-  result <- list(
-    domains = r$domains,
-    estimate = r$estimate,
-    se = r$se,
-    deff = r$deff,
-    vcov = r$vcov,
-    df = as.integer(degf(des))
-  )
-  case <- list(
+  des <- no_warn(make_design(spec, datasets[[dataset]]), id)
+  r <- svystat_checked(des, statistic, variables, by, deff, id, na_rm = na_rm)
+  push_case(list(
     id = id,
     dataset = dataset,
     design = spec,
@@ -152,12 +48,9 @@ add_case <- function(id, dataset, spec, statistic, variables, by = NULL,
     variables = I(variables),
     by = if (is.null(by)) NULL else I(by),
     na_rm = na_rm,
-    deff = deff,
-    result = result
-  )
-  cases[[length(cases) + 1]] <<- case
-  case_ids <<- c(case_ids, id)
-  invisible(case)
+    deff = !is.null(r$deff),
+    result = c(r, list(df = as.integer(degf(des))))
+  ))
 }
 
 ## ---------------------------------------------------------------------------
@@ -392,12 +285,8 @@ for (lab in names(clus_specs)) {
 ## Write
 ## ---------------------------------------------------------------------------
 out <- list(
-  meta = list(
-    script = script_path,
-    R_version = R.version.string,
-    survey_version = as.character(packageVersion("survey")),
-    rtol = 1e-8,
-    generated = as.character(Sys.Date()),
+  meta = fixture_meta(
+    script_path,
     notes = paste(
       "Taylor-linearisation reference values from survey::svydesign with",
       "svymean/svytotal/svyby (deff=TRUE unless the case says otherwise).",
@@ -416,8 +305,4 @@ out <- list(
   cases = cases
 )
 
-dir.create(dirname(out_path), showWarnings = FALSE, recursive = TRUE)
-write_json(out, out_path, auto_unbox = TRUE, digits = NA, pretty = FALSE,
-           null = "null", na = "null", dataframe = "columns")
-cat(sprintf("Wrote %d cases to %s (%.1f KB)\n", length(cases), out_path,
-            file.info(out_path)$size / 1024))
+write_fixture(out, out_path)

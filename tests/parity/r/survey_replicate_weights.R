@@ -20,44 +20,17 @@
 ## stops if any re-derived value differs from R's.
 ## ---------------------------------------------------------------------------
 
-suppressPackageStartupMessages({
-  library(survey)
-  library(jsonlite)
-})
+if (!file.exists("tests/parity/r/_common.R")) stop("Run this script from the repository root")
+source("tests/parity/r/_common.R")
 
 script_path <- "tests/parity/r/survey_replicate_weights.R"
 out_path <- "tests/parity/fixtures/survey_replicate_weights.json"
-if (!file.exists(script_path)) {
-  stop("Run this script from the repository root: Rscript ", script_path)
-}
-
-options(
-  survey.lonely.psu = "remove",
-  survey.replicates.mse = FALSE,
-  survey.drop.replicates = TRUE,
-  stringsAsFactors = FALSE
-)
 
 set.seed(20240927)
 
 ## ---------------------------------------------------------------------------
 ## Helpers
 ## ---------------------------------------------------------------------------
-
-## jsonlite's digits = NA writes 15 significant digits; pass every data set
-## through the same serialisation so R computes on the stored values.
-json_roundtrip <- function(df) {
-  txt <- toJSON(df, dataframe = "columns", digits = NA, na = "null")
-  back <- as.data.frame(fromJSON(txt), stringsAsFactors = FALSE)
-  stopifnot(identical(names(back), names(df)), nrow(back) == nrow(df))
-  back
-}
-
-no_warn <- function(expr, id) {
-  withCallingHandlers(expr, warning = function(w) {
-    stop("Unexpected R warning in ", id, ": ", conditionMessage(w))
-  })
-}
 
 ## Unit-level columns for m rows of one PSU: w ~ U(1, 25), y continuous.
 unit_rows <- function(m, eff) {
@@ -93,15 +66,6 @@ shuffle_rows <- function(d) {
   d <- d[sample.int(nrow(d)), , drop = FALSE]
   rownames(d) <- NULL
   d
-}
-
-## Build the Taylor design from the Python SurveyDesign keyword list.
-build_design <- function(data, kw) {
-  args <- list(ids = as.formula(paste("~", kw$psu)), weights = ~w, data = data)
-  if (!is.null(kw$strata)) args$strata <- as.formula(paste("~", kw$strata))
-  if (!is.null(kw$fpc)) args$fpc <- as.formula(paste("~", kw$fpc))
-  if (isTRUE(kw$nest)) args$nest <- TRUE
-  do.call(svydesign, args)
 }
 
 ## ---------------------------------------------------------------------------
@@ -271,7 +235,6 @@ for (n in 1:300) {
 ## Cases
 ## ---------------------------------------------------------------------------
 datasets <- list()
-cases <- list()
 
 add_dataset <- function(name, d) {
   if (!is.null(datasets[[name]])) stop("Duplicate data set: ", name)
@@ -279,15 +242,13 @@ add_dataset <- function(name, d) {
 }
 
 add_case <- function(id, dataset, design, type, rho = NULL) {
-  if (id %in% vapply(cases, `[[`, "", "id")) stop("Duplicate case id: ", id)
   d <- datasets[[dataset]]
-  des <- no_warn(build_design(d, design), id)
+  des <- no_warn(make_design(design, d), id)
   rep <- no_warn(as.svrepdesign(des, type = type,
                                 fay.rho = if (is.null(rho)) 0 else rho,
                                 compress = FALSE), id)
   stopifnot(rep$type == type)
-  if (inherits(rep$repweights, "repweights_compressed")) stop("need compress = FALSE")
-  F <- unname(as.matrix(unclass(rep$repweights)))
+  F <- unname(rep_factors(rep))
   storage.mode(F) <- "double"
   stopifnot(nrow(F) == nrow(d))
   R <- ncol(F)
@@ -323,7 +284,7 @@ add_case <- function(id, dataset, design, type, rho = NULL) {
   }
 
   m <- no_warn(svymean(~y, rep), id)
-  cases[[length(cases) + 1]] <<- list(
+  push_case(list(
     id = id,
     dataset = dataset,
     design = design,
@@ -337,7 +298,7 @@ add_case <- function(id, dataset, design, type, rho = NULL) {
     hadamard_order = if (is.null(hinfo)) NULL else nrow(hinfo$M),
     hadamard_construction = if (is.null(hinfo)) NULL else hinfo$label,
     mean_y = list(estimate = unname(coef(m))[1], se = unname(SE(m))[1])
-  )
+  ))
 }
 
 kw <- function(...) Filter(Negate(is.null), list(weights = "w", ...))
@@ -444,13 +405,9 @@ add_case("brr_noncontig_nest", "brr_noncontig",
 ## Write
 ## ---------------------------------------------------------------------------
 out <- list(
-  meta = list(
-    script = script_path,
-    R_version = R.version.string,
-    survey_version = as.character(packageVersion("survey")),
-    rtol = 1e-8,
-    rtol_factors = 1e-13,
-    generated = as.character(Sys.Date()),
+  meta = fixture_meta(
+    script_path,
+    extra = list(rtol_factors = 1e-13),
     notes = paste(
       "Perturbation factors from survey::as.svrepdesign(design, type, fay.rho,",
       "compress = FALSE); factors[i][r] is row i (data-set order) in replicate r.",
@@ -474,8 +431,4 @@ out <- list(
   cases = cases
 )
 
-dir.create(dirname(out_path), showWarnings = FALSE, recursive = TRUE)
-write_json(out, out_path, auto_unbox = TRUE, digits = NA, pretty = FALSE,
-           null = "null", na = "null", dataframe = "columns")
-cat(sprintf("Wrote %d cases to %s (%.1f KB)\n", length(cases), out_path,
-            file.info(out_path)$size / 1024))
+write_fixture(out, out_path)

@@ -33,24 +33,11 @@
 ## See tests/parity/r/README.md for the JSON layout.
 ## ---------------------------------------------------------------------------
 
-suppressPackageStartupMessages({
-  library(survey)
-  library(jsonlite)
-})
+if (!file.exists("tests/parity/r/_common.R")) stop("Run this script from the repository root")
+source("tests/parity/r/_common.R")
 
 script_path <- "tests/parity/r/survey_replicates.R"
 out_path <- "tests/parity/fixtures/survey_replicates.json"
-if (!file.exists(script_path)) {
-  stop("Run this script from the repository root: Rscript ", script_path)
-}
-
-options(
-  survey.lonely.psu = "remove",
-  survey.adjust.domain.lonely = FALSE,
-  survey.replicates.mse = FALSE,
-  survey.drop.replicates = TRUE,
-  stringsAsFactors = FALSE
-)
 
 set.seed(20240918)
 
@@ -58,84 +45,20 @@ set.seed(20240918)
 ## Helpers
 ## ---------------------------------------------------------------------------
 
-## jsonlite's digits = NA writes 15 significant digits; pass every data set
-## through the same serialisation so R computes on the stored values.
-json_roundtrip <- function(df) {
-  txt <- toJSON(df, dataframe = "columns", digits = NA, na = "null")
-  back <- as.data.frame(fromJSON(txt), stringsAsFactors = FALSE)
-  stopifnot(identical(names(back), names(df)), nrow(back) == nrow(df))
-  back
-}
-
-mk_formula <- function(vars) as.formula(paste("~", paste(vars, collapse = " + ")))
-
-no_warn <- function(expr, id) {
-  withCallingHandlers(expr, warning = function(w) {
-    stop("Unexpected R warning in ", id, ": ", conditionMessage(w))
-  })
-}
-
-## Python replicate_method -> svrepdesign type
-r_type <- c(BRR = "BRR", Fay = "Fay", JK1 = "JK1", JKn = "JKn",
-            SDR = "successive-difference", bootstrap = "bootstrap")
-
 ## Build svrepdesign from exported columns.
 ##   v: variant (method, rho, r_scale, r_rscales); form: "factor"/"analysis"
 build_rep <- function(data, v, form, mse) {
-  cols <- if (form == "factor") v$fcols else v$acols
-  type <- r_type[[v$method]]
-  args <- list(data = data, repweights = as.matrix(data[, cols]),
-               weights = data$w, type = type,
-               combined.weights = (form == "analysis"), mse = mse)
-  if (type == "Fay") args$rho <- v$rho
-  if (type %in% c("JK1", "JKn", "bootstrap")) {
-    args$scale <- v$r_scale
-    args$rscales <- v$r_rscales
-  }
-  rep <- no_warn(do.call(svrepdesign, args), paste(v$name, form))
-  stopifnot(isTRUE(all.equal(rep$scale, v$r_scale, tolerance = 1e-14)),
-            isTRUE(all.equal(as.numeric(rep$rscales), as.numeric(v$r_rscales),
-                             tolerance = 1e-14)))
+  jk_boot <- v$method %in% c("JK1", "JKn", "bootstrap")
+  rep <- no_warn(rep_design(data, if (form == "factor") v$fcols else v$acols,
+                            weights = data$w, method = v$method,
+                            combined = (form == "analysis"), mse = mse,
+                            scale = if (jk_boot) v$r_scale,
+                            rscales = if (jk_boot) v$r_rscales,
+                            rho = if (v$method == "Fay") v$rho),
+                 paste(v$name, form))
+  check_rep_scales(rep, v$r_scale, v$r_rscales)
   rep
 }
-
-## Compute one statistic on a replicate design; returns the result block.
-compute_stat <- function(rep, statistic, variables, by, want_deff, id) {
-  FUN <- switch(statistic, mean = svymean, total = svytotal)
-  k <- length(variables)
-  if (is.null(by)) {
-    res <- no_warn(FUN(mk_formula(variables), rep, deff = want_deff), id)
-    out <- list(
-      domains = NULL,
-      estimate = matrix(unname(coef(res)), nrow = 1),
-      se = matrix(unname(SE(res)), nrow = 1),
-      deff = if (want_deff) matrix(unname(deff(res)), nrow = 1) else NULL,
-      vcov = unname(as.matrix(vcov(res)))
-    )
-  } else {
-    stopifnot(k == 1)
-    res <- no_warn(svyby(mk_formula(variables), mk_formula(by), rep, FUN,
-                         deff = want_deff), id)
-    doms <- lapply(seq_len(nrow(res)), function(i) {
-      lapply(by, function(b) {
-        x <- res[[b]][i]
-        if (is.factor(x)) x <- as.character(x)
-        x
-      })
-    })
-    out <- list(
-      domains = doms,
-      estimate = matrix(unname(coef(res)), ncol = k),
-      se = matrix(unname(SE(res)), ncol = k),
-      deff = if (want_deff) matrix(unname(as.numeric(deff(res))), ncol = k) else NULL,
-      vcov = NULL
-    )
-  }
-  out
-}
-
-cases <- list()
-case_ids <- character(0)
 
 add_case <- function(v, form, mse, statistic, variables, by = NULL, deff = TRUE) {
   id <- sprintf("%s%s_%s_%s_%s_mse%s",
@@ -143,15 +66,10 @@ add_case <- function(v, form, mse, statistic, variables, by = NULL, deff = TRUE)
                 statistic, paste(variables, collapse = "_"), v$name,
                 if (form == "factor") "factors" else "combined",
                 if (mse) "T" else "F")
-  if (id %in% case_ids) stop("Duplicate case id: ", id)
   data <- datasets[[v$dataset]]
   rep <- build_rep(data, v, form, mse)
-  r <- compute_stat(rep, statistic, variables, by, deff, id)
-  if (deff && any(!is.finite(r$deff))) {
-    deff <- FALSE
-    r <- compute_stat(rep, statistic, variables, by, FALSE, id)
-  }
-  stopifnot(all(is.finite(r$estimate)), all(is.finite(r$se)))
+  r <- svystat_checked(rep, statistic, variables, by, deff, id)
+  deff <- !is.null(r$deff)
 
   ## Cross-checks: form (a) == as.svrepdesign object, form (a) == form (b).
   ref_objs <- list(build_rep(data, v, if (form == "factor") "analysis" else "factor", mse))
@@ -161,7 +79,7 @@ add_case <- function(v, form, mse, statistic, variables, by = NULL, deff = TRUE)
     ref_objs[[2]] <- a
   }
   for (o in ref_objs) {
-    r2 <- compute_stat(o, statistic, variables, by, deff, id)
+    r2 <- svystat_block(o, statistic, variables, by, deff, id)
     for (key in c("estimate", "se", "deff", "vcov")) {
       if (!is.null(r[[key]])) {
         ok <- isTRUE(all.equal(r[[key]], r2[[key]], tolerance = 1e-9))
@@ -177,7 +95,7 @@ add_case <- function(v, form, mse, statistic, variables, by = NULL, deff = TRUE)
                  mse = mse)
   design <- c(design, v$extra_design)
 
-  case <- list(
+  push_case(list(
     id = id,
     dataset = v$dataset,
     design = design,
@@ -189,25 +107,17 @@ add_case <- function(v, form, mse, statistic, variables, by = NULL, deff = TRUE)
     r_scale = rep$scale,
     r_rscales = I(as.numeric(rep$rscales)),
     result = c(r, list(df = as.integer(degf(rep))))
-  )
-  cases[[length(cases) + 1]] <<- case
-  case_ids <<- c(case_ids, id)
-  invisible(case)
+  ))
 }
 
 ## Add factor / analysis columns of an as.svrepdesign object to a data frame.
 add_rep_columns <- function(df, rep, prefix) {
-  f <- unclass(rep$repweights)
-  if (inherits(rep$repweights, "repweights_compressed")) stop("need compress=FALSE")
-  f <- as.matrix(f)
-  a <- as.matrix(weights(rep, "analysis"))
-  stopifnot(nrow(f) == nrow(df), ncol(f) == ncol(a))
-  R <- ncol(f)
-  fcols <- sprintf("%s_f_%d", prefix, seq_len(R))
-  acols <- sprintf("%s_a_%d", prefix, seq_len(R))
-  for (r in seq_len(R)) df[[fcols[r]]] <- unname(f[, r])
-  for (r in seq_len(R)) df[[acols[r]]] <- unname(a[, r])
-  list(df = df, fcols = fcols, acols = acols)
+  f <- rep_factors(rep)
+  stopifnot(nrow(f) == nrow(df))
+  fc <- add_matrix_columns(df, f, paste0(prefix, "_f"))
+  ac <- add_analysis_columns(fc$df, rep, prefix)
+  stopifnot(length(ac$cols) == length(fc$cols))
+  list(df = ac$df, fcols = fc$cols, acols = ac$cols)
 }
 
 ## Base unit-level columns: w ~ U(2, 20), y continuous, x 0/1, dom A/B/C.
@@ -296,12 +206,7 @@ local({
   stopifnot(max(abs(unclass(rep$repweights) - unclass(rep_fpc$repweights))) == 0)
   cols <- add_rep_columns(d, rep, "jkn")
   ## replicate_strata: stratum of the PSU dropped (factor 0) in each replicate
-  f <- as.matrix(unclass(rep$repweights))
-  rstrata <- vapply(seq_len(ncol(f)), function(r) {
-    s <- unique(d$stratum[f[, r] == 0])
-    stopifnot(length(s) == 1)
-    as.integer(s)
-  }, integer(1))
+  rstrata <- jkn_replicate_strata(rep, d$stratum)
   nh <- as.numeric(table(rstrata)[as.character(rstrata)])
   stopifnot(isTRUE(all.equal(as.numeric(rep$rscales), (nh - 1) / nh)), rep$scale == 1)
   datasets$jkn <<- json_roundtrip(cols$df)
@@ -375,13 +280,11 @@ local({
   k <- 2^(-3 / 2)
   f <- 1 + k * H[2:(n + 1), , drop = FALSE] - k * H[3:(n + 2), , drop = FALSE]
   stopifnot(all(abs(f - 1) < 1e-12 | abs(abs(f - 1) - 2 * k) < 1e-12))
-  fcols <- sprintf("sdr_f_%d", seq_len(R))
-  acols <- sprintf("sdr_a_%d", seq_len(R))
-  for (r in seq_len(R)) d[[fcols[r]]] <- f[, r]
-  for (r in seq_len(R)) d[[acols[r]]] <- f[, r] * d$w
-  datasets$sdr <<- json_roundtrip(d)
-  add_variant(list(name = "sdr", dataset = "sdr", method = "SDR", fcols = fcols,
-                   acols = acols, r_scale = 4 / R, r_rscales = rep(1, R),
+  fc <- add_matrix_columns(d, f, "sdr_f")
+  ac <- add_matrix_columns(fc$df, f * d$w, "sdr_a")
+  datasets$sdr <<- json_roundtrip(ac$df)
+  add_variant(list(name = "sdr", dataset = "sdr", method = "SDR", fcols = fc$cols,
+                   acols = ac$cols, r_scale = 4 / R, r_rscales = rep(1, R),
                    extra_design = list(), asrep = NULL))
 })
 
@@ -409,12 +312,8 @@ for (vn in c(full_variants, light_variants)) {
 ## Write
 ## ---------------------------------------------------------------------------
 out <- list(
-  meta = list(
-    script = script_path,
-    R_version = R.version.string,
-    survey_version = as.character(packageVersion("survey")),
-    rtol = 1e-8,
-    generated = as.character(Sys.Date()),
+  meta = fixture_meta(
+    script_path,
     notes = paste(
       "Replicate-weight reference values from survey::svrepdesign (svymean,",
       "svytotal, svyby; deff=TRUE unless the case says otherwise).",
@@ -436,8 +335,4 @@ out <- list(
   cases = cases
 )
 
-dir.create(dirname(out_path), showWarnings = FALSE, recursive = TRUE)
-write_json(out, out_path, auto_unbox = TRUE, digits = NA, pretty = FALSE,
-           null = "null", na = "null", dataframe = "columns")
-cat(sprintf("Wrote %d cases to %s (%.1f KB)\n", length(cases), out_path,
-            file.info(out_path)$size / 1024))
+write_fixture(out, out_path)
