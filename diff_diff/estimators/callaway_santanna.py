@@ -13,7 +13,7 @@ from ..survey.design import SurveyDesign
 from ..survey.metadata import SurveyMetadata
 from ..survey.resolved import trivial_design
 from .base import Estimator, is_int, is_prob, is_seed
-from .drdid import ESTIMATORS, ESTIMATORS_RC, EstimationError, means_did_rc
+from .drdid import ESTIMATORS, ESTIMATORS_RC, EstimationError, means_did_rc, propensity
 from .panel import UnitPanel, build_rows, build_unit_panel, require_columns, unit_level_design
 
 
@@ -496,6 +496,11 @@ class _Core:
         n_control = np.zeros(k, dtype=np.int64)
         estimator = ESTIMATORS[self.method]
         problems = []
+        # The propensity fit depends on the cell only through its units and the
+        # base-period covariates: cells of one cohort with the same comparison
+        # group share it when the covariates do not change over time.
+        x_fixed = bool(np.all(panel.x == panel.x[:, :1, :]))
+        ps_key, ps = None, None
         for c in range(k):
             if cells.base[c] == cells.current[c]:  # universal base period: ATT 0 by definition
                 att[c] = 0.0
@@ -516,7 +521,12 @@ class _Core:
                 if self.method == "reg":
                     res = estimator(dy, d, x, weights[use])
                 else:
-                    res = estimator(dy, d, x, weights[use], self.trim)
+                    key = (self.cell_group[c], self.control[c].tobytes(),
+                           None if x_fixed else cells.base[c])
+                    if key != ps_key:
+                        ps_key, ps = None, propensity(d, x, weights[use])
+                        ps_key = key
+                    res = estimator(dy, d, x, weights[use], self.trim, ps=ps)
             except EstimationError as err:
                 if strict:
                     raise EstimationError(

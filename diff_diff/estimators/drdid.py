@@ -94,8 +94,17 @@ def reg_did(dy, d, x, w) -> TwoByTwo:
     return TwoByTwo(eta_treat - eta_cont, inf_treat - inf_cont)
 
 
-def _ps_weights(d, x, w, trim):
-    prob, lin_rep = logit(d, x, w)
+def propensity(d, x, w):
+    """The propensity fit that :func:`ipw_did` and :func:`dr_did` use (weights normalized).
+
+    Comparisons that share units, covariates and weights share this fit; pass
+    the result as ``ps=`` to skip refitting it.
+    """
+    return logit(d, x, _normalized(w))
+
+
+def _ps_weights(d, x, w, trim, ps=None):
+    prob, lin_rep = logit(d, x, w) if ps is None else ps
     keep = np.where(d == 1, True, prob < 1.0 - trim)
     prob = np.minimum(prob, 1.0 - 1e-6)
     w_treat = keep * w * d
@@ -103,11 +112,14 @@ def _ps_weights(d, x, w, trim):
     return w_treat, w_cont, lin_rep, int((~keep).sum())
 
 
-def ipw_did(dy, d, x, w, trim: float = 0.01) -> TwoByTwo:
-    """Normalized (Hajek) inverse-probability-weighted DiD (Abadie 2005)."""
+def ipw_did(dy, d, x, w, trim: float = 0.01, ps=None) -> TwoByTwo:
+    """Normalized (Hajek) inverse-probability-weighted DiD (Abadie 2005).
+
+    ``ps``: an optional precomputed :func:`propensity` fit for these ``d, x, w``.
+    """
     w = _normalized(w)
     n = dy.shape[0]
-    w_treat, w_cont, lin_rep, n_trim = _ps_weights(d, x, w, trim)
+    w_treat, w_cont, lin_rep, n_trim = _ps_weights(d, x, w, trim, ps)
     eta_treat = (w_treat * dy).mean() / w_treat.mean()
     eta_cont = (w_cont * dy).mean() / w_cont.mean()
     inf_treat = w_treat * (dy - eta_treat) / w_treat.mean()
@@ -117,11 +129,14 @@ def ipw_did(dy, d, x, w, trim: float = 0.01) -> TwoByTwo:
     return TwoByTwo(eta_treat - eta_cont, inf_treat - inf_cont, n_trim)
 
 
-def dr_did(dy, d, x, w, trim: float = 0.01) -> TwoByTwo:
-    """Doubly robust DiD, locally efficient form (Sant'Anna & Zhao 2020)."""
+def dr_did(dy, d, x, w, trim: float = 0.01, ps=None) -> TwoByTwo:
+    """Doubly robust DiD, locally efficient form (Sant'Anna & Zhao 2020).
+
+    ``ps``: an optional precomputed :func:`propensity` fit for these ``d, x, w``.
+    """
     w = _normalized(w)
     n = dy.shape[0]
-    w_treat, w_cont, ps_rep, n_trim = _ps_weights(d, x, w, trim)
+    w_treat, w_cont, ps_rep, n_trim = _ps_weights(d, x, w, trim, ps)
     fitted, or_rep = outcome_regression(dy, d, x, w)
     resid = dy - fitted
     eta_treat = (w_treat * resid).mean() / w_treat.mean()
