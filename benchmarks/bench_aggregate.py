@@ -59,33 +59,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
-import hashlib
-import json
 import os
-import platform
-import re
-import resource
-import statistics
-import subprocess
 import sys
-import time
-import tracemalloc
-import warnings
 
 import numpy as np
 import pandas as pd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-RESULT_TAG = "@@RESULT "
+if HERE not in sys.path:  # _harness.py lives next to this script (also in the old venv's child)
+    sys.path.insert(0, HERE)
+import _harness as harness  # noqa: E402
+from _harness import OLD_RELEASE, OLD_VERSION  # noqa: E402
+
 CASE_NAMES = ("new", "old")
-OLD_VERSION = "3.13.0"
-OLD_PYTHON_ENV = "DIFF_DIFF_OLD_PYTHON"
-OLD_PYTHON_CANDIDATES = (
-    os.path.join(HERE, ".venv313", "bin", "python"),
-    os.path.join(os.path.dirname(REPO), "venv313", "bin", "python"),
-)
 
 # Full size (``--quick`` divides the respondents by 10; the design stays).
 N_ROWS = 5_000_000
@@ -100,48 +86,6 @@ COVARIATES = ["age", "income"]
 COMPARED_MEANS = ["smoke_mean", "bmi_mean", "age_mean", "income_mean"]
 COMPARED_SES = ["smoke_se", "bmi_se"]
 COMPARED_COUNTS = ["smoke_n", "bmi_n", "cell_n", "srs_fallback"]
-
-MB = 1024.0 * 1024.0
-
-
-# ---------------------------------------------------------------------------
-# memory probes
-# ---------------------------------------------------------------------------
-def _status_kb(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            match = re.search(rf"^{key}:\s+(\d+)\s+kB", fh.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _maxrss_mb() -> float:
-    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
-    return value / (MB if sys.platform == "darwin" else 1024.0)
-
-
-def _reset_hwm() -> bool:
-    """Reset the peak-RSS mark (Linux >= 4.0); False where not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return _status_kb("VmHWM") is not None
-
-
-class RssWindow:
-    """Peak RSS rise over the current RSS between ``start()`` and ``stop()``."""
-
-    def start(self) -> None:
-        gc.collect()
-        self.exact = _reset_hwm()
-        self.base_mb = _status_kb("VmRSS") / 1024.0 if self.exact else _maxrss_mb()
-
-    def stop(self) -> float:
-        peak = _status_kb("VmHWM") / 1024.0 if self.exact else _maxrss_mb()
-        return max(0.0, peak - self.base_mb)
 
 
 # ---------------------------------------------------------------------------
@@ -194,41 +138,13 @@ def make_microdata(n: int, seed: int = SEED) -> pd.DataFrame:
     })
 
 
-def fingerprint(df: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    for col in df.columns:
-        values = df[col].to_numpy()
-        digest.update(f"{col}:{values.dtype.str};".encode())
-        digest.update(np.ascontiguousarray(values).tobytes())
-    return digest.hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------
 # child: one version in one process
 # ---------------------------------------------------------------------------
-def _import_diff_diff(role: str):
-    try:
-        import diff_diff
-    except ImportError:
-        if role != "new":
-            raise
-        sys.path.insert(0, REPO)  # a checkout without an installed package
-        import diff_diff
-    return diff_diff
-
-
 def _versions(diff_diff) -> dict:
-    import scipy
-
-    return dict(
-        diff_diff=getattr(diff_diff, "__version__", "?"),
-        diff_diff_path=os.path.dirname(os.path.abspath(diff_diff.__file__)),
-        python=platform.python_version(),
-        executable=sys.executable,
-        numpy=np.__version__,
-        scipy=scipy.__version__,
-        pandas=pd.__version__,
-    )
+    version = getattr(diff_diff, "__version__", "?")
+    return dict(diff_diff=version, package=f"diff_diff {version}",
+                path=harness.module_dir(diff_diff), **harness.interpreter_versions())
 
 
 def _panel_payload(panel: pd.DataFrame) -> dict:
@@ -249,21 +165,19 @@ def _panel_payload(panel: pd.DataFrame) -> dict:
 
 def run_child(args) -> int:
     role = args.case
-    diff_diff = _import_diff_diff(role)
+    diff_diff = harness.import_diff_diff(checkout_fallback=role == "new")
     versions = _versions(diff_diff)
     if role == "old" and not versions["diff_diff"].startswith(OLD_VERSION):
         print(f"[old] expected diff_diff {OLD_VERSION}, found {versions['diff_diff']} at "
-              f"{versions['diff_diff_path']}", file=sys.stderr)
+              f"{versions['path']}", file=sys.stderr)
         return 3
     from diff_diff import SurveyDesign, aggregate_survey
 
     n = N_ROWS // args.scale
     print(f"[{role}] diff_diff {versions['diff_diff']}: generating {n:,} respondents ...",
           file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    df = make_microdata(n)
-    gen_s = time.perf_counter() - t0
-    fp = fingerprint(df)
+    df, gen_s = harness.timed(make_microdata, n)
+    fp = harness.fingerprint(df)
     design = SurveyDesign(weights="w", strata="stratum", psu="psu")
 
     def call():
@@ -271,106 +185,42 @@ def run_child(args) -> int:
                                 covariates=COVARIATES)
 
     repeats = args.repeats if role == "new" else args.old_repeats
-    budget = float("inf") if role == "new" else args.old_budget
-    caught = []
-    times = []
-    panel = None
-    window = RssWindow()
-    window.start()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for i in range(repeats):
-            t0 = time.perf_counter()
-            out = call()
-            times.append(time.perf_counter() - t0)
-            if panel is None:
-                panel = out[0]
-            del out
-            gc.collect()
-            print(f"  [{role}] call {i + 1}: {times[-1]:.3f} s", file=sys.stderr, flush=True)
-            # Stop early when another call would exceed the budget.
-            if sum(times) + statistics.median(times) > budget and i + 1 < repeats:
-                break
-    rss_rise = window.stop()
-
-    gc.collect()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = call()
-    _, traced_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    del out
-    gc.collect()
-
-    messages = sorted({f"{w.category.__name__}: {str(w.message)[:160]}" for w in caught})
-    row = dict(
-        case=role,
-        n=n,
-        cells=int(len(panel)),
-        versions=versions,
-        fingerprint=fp,
-        gen_s=gen_s,
-        repeats_asked=repeats,
-        times=times,
-        median_s=statistics.median(times),
-        min_s=min(times),
-        traced_mb=traced_peak / MB,
-        rss_rise_mb=rss_rise,
-        rss_exact=window.exact,
-        max_rss_mb=_maxrss_mb(),
-        warnings=messages,
-        panel=_panel_payload(panel),
-    )
-    print(f"  [{role}] median {row['median_s']:.3f} s, min {row['min_s']:.3f} s, tracemalloc "
-          f"{row['traced_mb']:.0f} MB, RSS +{rss_rise:.0f} MB", file=sys.stderr, flush=True)
-    print(RESULT_TAG + json.dumps(row), flush=True)
+    timing = harness.time_calls(
+        call, repeats, budget=float("inf") if role == "new" else args.old_budget,
+        keep=lambda out: out[0], tag=f"[{role}]", warning_chars=160)
+    traced_mb = harness.traced_peak_mb(call)
+    panel = timing.kept
+    row = dict(case=role, n=n, cells=int(len(panel)), versions=versions, fingerprint=fp,
+               gen_s=gen_s, repeats_asked=repeats, **timing.fields(traced_mb),
+               warnings=timing.warnings, panel=_panel_payload(panel))
+    harness.print_summary(f"[{role}]", row)
+    harness.emit_result(row)
     return 0
 
 
 # ---------------------------------------------------------------------------
 # parent
 # ---------------------------------------------------------------------------
-def find_old_python(explicit: str | None) -> tuple[str | None, str]:
-    """The 3.13.0 interpreter and where it came from (None if there is none)."""
-    if explicit:
-        return (explicit if os.path.exists(explicit) else None), "--old-python"
-    env = os.environ.get(OLD_PYTHON_ENV)
-    if env:
-        return (env if os.path.exists(env) else None), f"${OLD_PYTHON_ENV}"
-    for path in OLD_PYTHON_CANDIDATES:
-        if os.path.exists(path):
-            return path, "default location"
-    return None, "default locations"
-
-
 def old_setup_hint(where: str) -> str:
     return (
         f"old release not run: no interpreter found ({where}). Create one with\n"
-        f"    python -m venv /work/venv313 && /work/venv313/bin/pip install "
-        f"diff-diff=={OLD_VERSION}\n"
-        f"and pass --old-python /work/venv313/bin/python (or set {OLD_PYTHON_ENV}, or put the "
-        f"venv at benchmarks/.venv313 or ../venv313 next to the checkout)"
+        f"    {OLD_RELEASE.setup}\n"
+        f"and pass --old-python /work/venv313/bin/python (or set {OLD_RELEASE.env_name}, or put "
+        f"the venv at benchmarks/.venv313 or ../venv313 next to the checkout)"
     )
 
 
 def run_case(name: str, python: str, args, env: dict) -> tuple[dict | None, str | None]:
-    cmd = [python]
-    if name == "old":
-        # -E -s: ignore PYTHONPATH/user site, so the checkout cannot shadow 3.13.0.
-        cmd += ["-E", "-s"]
-    cmd += [os.path.abspath(__file__), "--case", name, "--repeats", str(args.repeats),
-            "--old-repeats", str(args.old_repeats), "--old-budget", str(args.old_budget)]
+    child_args = ["--case", name, "--repeats", str(args.repeats),
+                  "--old-repeats", str(args.old_repeats), "--old-budget", str(args.old_budget)]
     if args.quick:
-        cmd.append("--quick")
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    print(f"[{name}] finished in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    result = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)), None)
-    if proc.returncode != 0 or result is None:
-        return None, f"case {name} failed (exit {proc.returncode}); see its stderr above"
-    return json.loads(result[len(RESULT_TAG):]), None
+        child_args.append("--quick")
+    # old: -E -s, so PYTHONPATH / the user site cannot make it import the checkout.
+    cmd = harness.child_command(python, __file__, child_args, isolated=name == "old")
+    row, code = harness.run_child(cmd, env, name)
+    if row is None:
+        return None, f"case {name} failed (exit {code}); see its stderr above"
+    return row, None
 
 
 def verdict(row: dict, quick: bool) -> str:
@@ -383,30 +233,13 @@ def verdict(row: dict, quick: bool) -> str:
 def print_table(rows: list[dict], missing: dict, quick: bool) -> None:
     header = ["version", "n", "cells", "repeats", "median s", "min s", "tracemalloc MB",
               "RSS +MB", "max RSS MB", "verdict"]
-    body = []
-    for r in rows:
-        reps = f"{len(r['times'])}"
-        if len(r["times"]) < r["repeats_asked"]:
-            reps += f" of {r['repeats_asked']}"
-        body.append([
-            f"{r['case']}: diff_diff {r['versions']['diff_diff']}", f"{r['n']:,}",
-            f"{r['cells']:,}", reps, f"{r['median_s']:.3f}", f"{r['min_s']:.3f}",
-            f"{r['traced_mb']:.0f}", f"{r['rss_rise_mb']:.0f}" + ("" if r["rss_exact"] else "~"),
-            f"{r['max_rss_mb']:.0f}", verdict(r, quick),
-        ])
+    body = [[f"{r['case']}: diff_diff {r['versions']['diff_diff']}", f"{r['n']:,}",
+             f"{r['cells']:,}", harness.repeats_cell(r)] + harness.timing_cells(r)
+            + harness.memory_cells(r) + [verdict(r, quick)] for r in rows]
     for name, reason in missing.items():
         body.append([f"{name}: {'diff_diff ' + OLD_VERSION if name == 'old' else 'checkout'}",
                      "-", "-", "-", "-", "-", "-", "-", "-", reason])
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    align = ["<"] + [">"] * 8 + ["<"]
-
-    def line(cells):
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
-
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for b in body:
-        print(line(b))
+    harness.print_table(header, body, ["<"] + [">"] * 8 + ["<"])
 
 
 def compare(new: dict, old: dict) -> list[str]:
@@ -436,26 +269,18 @@ def compare(new: dict, old: dict) -> list[str]:
     return lines
 
 
-def environment_line(row: dict) -> str:
-    v = row["versions"]
-    return (f"{row['case']}: diff_diff {v['diff_diff']} ({v['diff_diff_path']}) | python "
-            f"{v['python']} ({v['executable']}) | numpy {v['numpy']} | scipy {v['scipy']} | "
-            f"pandas {v['pandas']}")
-
-
 def run_parent(args) -> int:
     cases = args.cases or list(CASE_NAMES)
     n = N_ROWS // (10 if args.quick else 1)
-    print("diff-diff aggregate_survey benchmark" + (" (QUICK: respondents / 10)"
-                                                    if args.quick else ""))
-    print(f"data: {n:,} respondents, {N_STATES} states x {N_YEARS} years, "
-          f"{N_STATES * STRATA_PER_STATE} strata, "
-          f"{N_STATES * STRATA_PER_STATE * PSUS_PER_STRATUM:,} PSUs, outcomes {OUTCOMES}, "
-          f"covariates {COVARIATES}, seed {SEED}")
-    print(f"{os.cpu_count()} CPUs | {platform.machine()} {platform.system()} | criterion: "
-          f"median < {TIME_LIMIT_S:g} s and peak < {MEMORY_LIMIT_MB / 1024:g} GB")
-    env = dict(os.environ)
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 20))
+    harness.print_header(
+        "aggregate_survey", args.quick, "respondents",
+        data=f"{n:,} respondents, {N_STATES} states x {N_YEARS} years, "
+             f"{N_STATES * STRATA_PER_STATE} strata, "
+             f"{N_STATES * STRATA_PER_STATE * PSUS_PER_STRATUM:,} PSUs, outcomes {OUTCOMES}, "
+             f"covariates {COVARIATES}, seed {SEED}",
+        criteria=f"criterion: median < {TIME_LIMIT_S:g} s and peak < "
+                 f"{MEMORY_LIMIT_MB / 1024:g} GB")
+    env = harness.child_environment(1 << 20)
     print(f"each version in a fresh subprocess; MALLOC_MMAP_THRESHOLD_="
           f"{env['MALLOC_MMAP_THRESHOLD_']}; repeats: new {args.repeats}, old "
           f"{args.old_repeats} (budget {args.old_budget:g} s)", flush=True)
@@ -465,9 +290,11 @@ def run_parent(args) -> int:
         if name == "new":
             python = sys.executable
         else:
-            python, where = find_old_python(args.old_python)
+            python, _ = OLD_RELEASE.find(args.old_python)
             if python is None:
-                hint = old_setup_hint(where if not args.old_python else args.old_python)
+                env_name = OLD_RELEASE.env_name
+                hint = old_setup_hint(args.old_python or (
+                    f"${env_name}" if os.environ.get(env_name) else "default locations"))
                 print(hint, file=sys.stderr)
                 notes.append(hint)
                 missing["old"] = "not run"
@@ -499,44 +326,32 @@ def run_parent(args) -> int:
     for name in CASE_NAMES:
         if name in rows:
             r = rows[name]
-            notes.append(environment_line(r))
+            notes.append(harness.environment_line(name, r["versions"]))
             notes.append(f"{name}: data generation {r['gen_s']:.1f} s (not timed); call times "
-                         + " ".join(f"{t:.3f}" for t in r["times"]))
+                         + harness.times_text(r["times"]))
             if len(r["times"]) < r["repeats_asked"]:
                 notes.append(f"{name}: REDUCED to {len(r['times'])} of {r['repeats_asked']} "
                              f"repeats (--old-budget {args.old_budget:g} s)")
             for msg in r["warnings"]:
                 notes.append(f"{name} warned: {msg}")
-    if args.quick:
-        notes.append("QUICK run: 1/10 of the respondents; verdicts are indicative only")
-    notes.append("verdict: median time and max(tracemalloc MB, RSS +MB); tracemalloc MB is the "
-                 "call's own working memory (input frame excluded)")
-    print()
-    for note in notes:
-        print("note: " + note)
-    return 1 if failed else 0
+    return harness.finish(
+        notes, failed, quick_scaled="respondents" if args.quick else None,
+        closing=["verdict: median time and max(tracemalloc MB, RSS +MB); tracemalloc MB is the "
+                 "call's own working memory (input frame excluded)"])
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="respondents / 10 (smoke run)")
+    parser = harness.make_parser(__doc__, "respondents / 10 (smoke run)")
     parser.add_argument("--cases", nargs="+", choices=CASE_NAMES,
                         help="run only these versions (default: both)")
-    parser.add_argument("--old-python", default=None,
-                        help=f"python of an environment with diff-diff=={OLD_VERSION} (default: "
-                             f"${OLD_PYTHON_ENV}, benchmarks/.venv313/bin/python, "
-                             "../venv313/bin/python)")
+    OLD_RELEASE.add_option(parser, prefix="python of an environment with")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls of the new code")
     parser.add_argument("--old-repeats", type=int, default=3, help="timed calls of 3.13.0")
     parser.add_argument("--old-budget", type=float, default=240.0,
                         help="stop the old repeats early once another call would pass this "
                              "many seconds in total")
     parser.add_argument("--case", choices=CASE_NAMES, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.scale = 10 if args.quick else 1
-    if args.case:
-        return run_child(args)
-    return run_parent(args)
+    return harness.dispatch(parser.parse_args(argv), "case", run_child, run_parent)
 
 
 if __name__ == "__main__":

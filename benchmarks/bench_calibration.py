@@ -14,16 +14,18 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_inference import environment, measure  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # _harness.py lives next to this script
+    sys.path.insert(0, HERE)
+from _harness import environment, import_diff_diff, make_parser, measure  # noqa: E402
 
+import_diff_diff(checkout_fallback=True)  # run from a checkout without an installed package
 from diff_diff import SurveyDesign, calibrate  # noqa: E402
 
 MARGINS = {
@@ -63,8 +65,7 @@ def totals(df: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = make_parser(__doc__, None)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     n = 26_500 if args.quick else 265_000

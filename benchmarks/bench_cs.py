@@ -107,44 +107,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import hashlib
 import io
-import json
 import math
 import os
-import platform
-import re
-import resource
 import statistics
-import subprocess
 import sys
-import time
-import tracemalloc
 import warnings
 
 import numpy as np
 import pandas as pd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-RESULT_TAG = "@@RESULT "
-OLD_VERSION = "3.13.0"
+if HERE not in sys.path:  # _harness.py lives next to this script (also in the other venvs' children)
+    sys.path.insert(0, HERE)
+import _harness as harness  # noqa: E402
+from _harness import OLD_RELEASE, OLD_VERSION  # noqa: E402
+
 CSDID_VERSION = "0.4.3"
 
-# Interpreters of the other implementations: (env variable, default locations).
+# Interpreters of the other implementations.
 INTERPRETERS = {
-    "old": ("DIFF_DIFF_OLD_PYTHON", (os.path.join(HERE, ".venv313", "bin", "python"),
-                                     os.path.join(os.path.dirname(REPO), "venv313", "bin",
-                                                  "python"))),
-    "ports": ("DIFF_DIFF_PORTS_PYTHON", (os.path.join(HERE, ".venv_ports", "bin", "python"),
-                                         os.path.join(os.path.dirname(REPO), "venv_ports", "bin",
-                                                      "python"))),
-}
-SETUP_HINT = {
-    "old": f"python -m venv /work/venv313 && /work/venv313/bin/pip install "
-           f"diff-diff=={OLD_VERSION}",
-    "ports": f"python -m venv /work/venv_ports && /work/venv_ports/bin/pip install "
-             f"csdid=={CSDID_VERSION}",
+    "old": OLD_RELEASE,
+    "ports": harness.Interpreter(
+        "ports", "DIFF_DIFF_PORTS_PYTHON", "venv_ports", f"csdid=={CSDID_VERSION}",
+        f"python -m venv /work/venv_ports && /work/venv_ports/bin/pip install "
+        f"csdid=={CSDID_VERSION}"),
 }
 
 # Full size (``--quick`` divides the units by 10).
@@ -174,50 +161,6 @@ IMPLS = {
     "old_fitagg": ("old", f"old: {OLD_VERSION} fit(aggregate=)"),
     "csdid": ("ports", f"csdid {CSDID_VERSION}"),
 }
-
-MB = 1024.0 * 1024.0
-# Set to --threads in the children (BLAS, OpenMP; RAYON for 3.13.0's Rust backend).
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
-
-
-# ---------------------------------------------------------------------------
-# memory probes (as in bench_inference.py / bench_aggregate.py)
-# ---------------------------------------------------------------------------
-def _status_kb(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            match = re.search(rf"^{key}:\s+(\d+)\s+kB", fh.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _maxrss_mb() -> float:
-    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
-    return value / (MB if sys.platform == "darwin" else 1024.0)
-
-
-def _reset_hwm() -> bool:
-    """Reset the peak-RSS mark (Linux >= 4.0); False where not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return _status_kb("VmHWM") is not None
-
-
-class RssWindow:
-    """Peak RSS rise over the current RSS between ``start()`` and ``stop()``."""
-
-    def start(self) -> None:
-        gc.collect()
-        self.exact = _reset_hwm()
-        self.base_mb = _status_kb("VmRSS") / 1024.0 if self.exact else _maxrss_mb()
-
-    def stop(self) -> float:
-        peak = _status_kb("VmHWM") / 1024.0 if self.exact else _maxrss_mb()
-        return max(0.0, peak - self.base_mb)
 
 
 # ---------------------------------------------------------------------------
@@ -265,15 +208,6 @@ def true_simple_att(df: pd.DataFrame) -> float:
     return num / den
 
 
-def fingerprint(df: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    for col in df.columns:
-        values = df[col].to_numpy()
-        digest.update(f"{col}:{values.dtype.str};".encode())
-        digest.update(np.ascontiguousarray(values).tobytes())
-    return digest.hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------
 # the timed calls; each returns a small summary (overall + event study)
 # ---------------------------------------------------------------------------
@@ -288,30 +222,14 @@ def _summary(att, se, event_time, es_att, es_se) -> dict:
                 es_att=_floats(es_att), es_se=_floats(es_se))
 
 
-def _import_diff_diff(role: str):
-    try:
-        import diff_diff
-    except ImportError:
-        if role != "new":
-            raise
-        sys.path.insert(0, REPO)  # a checkout without an installed package
-        import diff_diff
-    return diff_diff
-
-
 def make_calls(impl: str, spec: dict, df: pd.DataFrame):
     """(timed call, extra untimed-in-the-verdict call or None, versions)."""
     method, cov, n_boot = spec["method"], spec["covariates"], spec["n_boot"]
     cols = dict(outcome="y", unit="unit", time="period", first_treat="first_treat")
-    import scipy
-
-    versions = dict(python=platform.python_version(), executable=sys.executable,
-                    numpy=np.__version__, scipy=scipy.__version__, pandas=pd.__version__)
+    versions = harness.interpreter_versions()
 
     if impl == "new":
-        diff_diff = _import_diff_diff("new")
-        versions.update(package=f"diff_diff {diff_diff.__version__}",
-                        path=os.path.dirname(os.path.abspath(diff_diff.__file__)))
+        versions.update(harness.checkout_package()[1])
         from diff_diff import CallawaySantAnna
 
         def call():
@@ -327,14 +245,7 @@ def make_calls(impl: str, spec: dict, df: pd.DataFrame):
         return call, extra, versions
 
     if impl in ("old", "old_fitagg"):
-        diff_diff = _import_diff_diff(impl)
-        version = getattr(diff_diff, "__version__", "?")
-        if not version.startswith(OLD_VERSION):
-            raise RuntimeError(f"expected diff_diff {OLD_VERSION}, found {version} at "
-                               f"{diff_diff.__file__}")
-        versions.update(package=f"diff_diff {version}",
-                        path=os.path.dirname(os.path.abspath(diff_diff.__file__)),
-                        rust_backend=bool(getattr(diff_diff, "HAS_RUST_BACKEND", False)))
+        versions.update(harness.old_package()[1])
         from diff_diff import CallawaySantAnna
 
         if impl == "old":
@@ -364,7 +275,7 @@ def make_calls(impl: str, spec: dict, df: pd.DataFrame):
         from csdid.att_gt import ATTgt
 
         versions.update(package=f"csdid {pkg_version('csdid')}",
-                        path=os.path.dirname(os.path.abspath(sys.modules["csdid"].__file__)),
+                        path=harness.module_dir(sys.modules["csdid"]),
                         drdid=pkg_version("drdid"))
         boot = n_boot > 0
         xformla = ("y~" + "+".join(cov)) if cov else None
@@ -396,36 +307,17 @@ def run_child(args) -> int:
     spec = CASES[case]
     n_units = N_UNITS // args.scale
     tag = f"[{case}/{impl}]"
-    t0 = time.perf_counter()
-    df = make_panel(n_units)
-    gen_s = time.perf_counter() - t0
-    fp = fingerprint(df)
+    df, gen_s = harness.timed(make_panel, n_units)
+    fp = harness.fingerprint(df)
     truth = true_simple_att(df)
     call, extra, versions = make_calls(impl, spec, df)
     print(f"{tag} {versions['package']}: {len(df):,} rows generated in {gen_s:.1f} s",
           file=sys.stderr, flush=True)
 
     repeats = args.repeats if impl == "new" else args.slow_repeats
-    budget = float("inf") if impl == "new" else args.slow_budget
-    times, summary = [], None
-    window = RssWindow()
-    window.start()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for i in range(repeats):
-            t0 = time.perf_counter()
-            out = call()
-            times.append(time.perf_counter() - t0)
-            if summary is None:
-                summary = out[1]
-            del out
-            gc.collect()
-            print(f"  {tag} call {i + 1}: {times[-1]:.3f} s", file=sys.stderr, flush=True)
-            if sum(times) + statistics.median(times) > budget and i + 1 < repeats:
-                break
-    rss_rise = window.stop()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    messages = sorted({f"{w.category.__name__}: {str(w.message)[:160]}" for w in caught})
+    timing = harness.time_calls(
+        call, repeats, budget=float("inf") if impl == "new" else args.slow_budget,
+        keep=lambda out: out[1], tag=tag, warning_chars=160)
 
     # Extra work outside the judged call (new: the lazy group-time SEs).
     extra_times = []
@@ -434,80 +326,42 @@ def run_child(args) -> int:
             warnings.simplefilter("ignore")
             for _ in range(repeats):
                 res, _ = call()
-                t0 = time.perf_counter()
-                extra(res)
-                extra_times.append(time.perf_counter() - t0)
+                extra_times.append(harness.timed(extra, res)[1])
                 del res
                 gc.collect()
 
-    median = statistics.median(times)
-    traced_mb = None
-    if median <= args.traced_limit:
-        gc.collect()
-        tracemalloc.start()
-        tracemalloc.reset_peak()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = call()
-        _, traced_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        traced_mb = traced_peak / MB
-        del out
-        gc.collect()
-
+    median = statistics.median(timing.times)
+    traced_mb = harness.traced_peak_mb(call) if median <= args.traced_limit else None
     row = dict(
         impl=impl, case=case, n_units=n_units, n_rows=len(df), versions=versions,
-        fingerprint=fp, truth=truth, gen_s=gen_s, repeats_asked=repeats, times=times,
-        median_s=median, min_s=min(times),
+        fingerprint=fp, truth=truth, gen_s=gen_s, repeats_asked=repeats,
+        **timing.fields(traced_mb),
         extra_median_s=statistics.median(extra_times) if extra_times else None,
-        traced_mb=traced_mb, rss_rise_mb=rss_rise, rss_exact=window.exact,
-        max_rss_mb=_maxrss_mb(), warnings=messages, summary=summary, load=load,
+        warnings=timing.warnings, summary=timing.kept, load=timing.load,
     )
-    traced = "-" if traced_mb is None else f"{traced_mb:.0f}"
-    print(f"  {tag} median {median:.3f} s, min {row['min_s']:.3f} s, tracemalloc {traced} MB, "
-          f"RSS +{rss_rise:.0f} MB", file=sys.stderr, flush=True)
-    print(RESULT_TAG + json.dumps(row), flush=True)
+    harness.print_summary(tag, row)
+    harness.emit_result(row)
     return 0
 
 
 # ---------------------------------------------------------------------------
 # parent
 # ---------------------------------------------------------------------------
-def find_python(key: str, explicit: str | None) -> tuple[str | None, str]:
-    """An interpreter and where it came from (None if there is none)."""
-    env_name, candidates = INTERPRETERS[key]
-    if explicit:
-        return (explicit if os.path.exists(explicit) else None), explicit
-    env = os.environ.get(env_name)
-    if env:
-        return (env if os.path.exists(env) else None), f"${env_name}={env}"
-    for path in candidates:
-        if os.path.exists(path):
-            return path, path
-    return None, "default locations " + ", ".join(candidates)
-
-
-def run_one(impl: str, case: str, python: str, args, env: dict) -> tuple[dict | None, str | None]:
-    cmd = [python]
-    if impl != "new":
-        cmd += ["-E", "-s"]  # ignore PYTHONPATH / user site: the checkout cannot shadow them
-    cmd += [os.path.abspath(__file__), "--child", impl, "--case", case,
-            "--repeats", str(args.repeats), "--slow-repeats", str(args.slow_repeats),
-            "--slow-budget", str(args.slow_budget), "--traced-limit", str(args.traced_limit)]
-    if args.quick:
-        cmd.append("--quick")
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env,
-                              timeout=args.child_timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"{case}/{impl} timed out after {args.child_timeout:g} s"
-    print(f"[{case}/{impl}] finished in {time.perf_counter() - t0:.0f} s", file=sys.stderr,
-          flush=True)
-    result = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)), None)
-    if proc.returncode != 0 or result is None:
-        return None, f"{case}/{impl} failed (exit {proc.returncode}); see its stderr above"
-    return json.loads(result[len(RESULT_TAG):]), None
+def run_children(cases, impls, pythons, args, env) -> tuple:
+    """Every case x implementation in its own child: rows by (case, impl), missing, failed, errors."""
+    jobs = []
+    for case in cases:
+        for impl in impls:
+            key = IMPLS[impl][0]
+            child_args = ["--child", impl, "--case", case, "--repeats", str(args.repeats),
+                          "--slow-repeats", str(args.slow_repeats),
+                          "--slow-budget", str(args.slow_budget),
+                          "--traced-limit", str(args.traced_limit)] + (
+                              ["--quick"] if args.quick else [])
+            jobs.append(harness.Job(key=(case, impl), tag=f"{case}/{impl}",
+                                    python=sys.executable if key is None else pythons.get(key),
+                                    args=child_args, isolated=impl != "new"))
+    return harness.run_jobs(jobs, __file__, env, args.child_timeout)
 
 
 def memory_mb(row: dict) -> float:
@@ -545,31 +399,13 @@ def print_table(rows: list[dict], missing: list[tuple[str, str, str]], quick: bo
         if r is None:
             body.append([case, CASES[case]["label"], label] + ["-"] * 7 + [reason])
             continue
-        reps = f"{len(r['times'])}"
-        if len(r["times"]) < r["repeats_asked"]:
-            reps += f" of {r['repeats_asked']}"
         extra = "incl." if impl != "new" else (
             "-" if r["extra_median_s"] is None else f"{r['extra_median_s']:.3f}")
-        body.append([
-            case, CASES[case]["label"], label, reps, f"{r['median_s']:.3f}", f"{r['min_s']:.3f}",
-            extra, "-" if r["traced_mb"] is None else f"{r['traced_mb']:.0f}",
-            f"{r['rss_rise_mb']:.0f}" + ("" if r["rss_exact"] else "~"),
-            f"{r['max_rss_mb']:.0f}", verdict(r, quick),
-        ])
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    align = ["<", "<", "<"] + [">"] * 7 + ["<"]
-
-    def line(cells):
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
-
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    previous = None
-    for (case, *_), b in zip(entries, body):
-        if previous is not None and case != previous:
-            print()
-        previous = case
-        print(line(b))
+        body.append([case, CASES[case]["label"], label, harness.repeats_cell(r)]
+                    + harness.timing_cells(r) + [extra] + harness.memory_cells(r)
+                    + [verdict(r, quick)])
+    harness.print_table(header, body, ["<", "<", "<"] + [">"] * 7 + ["<"],
+                        groups=[case for case, *_ in entries])
 
 
 def print_ratios(rows: dict) -> None:
@@ -589,11 +425,8 @@ def print_ratios(rows: dict) -> None:
         body.append(cells)
     if not body:
         return
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     print("ratio of median times, this run (min/min in parentheses):")
-    print("  " + "  ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
-    for b in body:
-        print("  " + "  ".join(f"{c:>{w}}" for c, w in zip(b, widths)))
+    harness.print_table(header, body, [">"] * len(header), indent="  ", rule=False)
 
 
 def _es_diff(a: dict, b: dict) -> tuple[float, float, float, int, int]:
@@ -648,135 +481,50 @@ def print_agreement(rows: dict) -> list[str]:
     return notes
 
 
-def environment_line(row: dict) -> str:
-    v = row["versions"]
-    extra = ""
-    if "rust_backend" in v:
-        extra = f" | rust backend {'yes' if v['rust_backend'] else 'no'}"
-    if "drdid" in v:
-        extra = f" | drdid {v['drdid']}"
-    return (f"{row['impl']}: {v['package']} ({v['path']}) | python {v['python']} "
-            f"({v['executable']}) | numpy {v['numpy']} | scipy {v['scipy']} | pandas "
-            f"{v['pandas']}{extra}")
-
-
-def _load_text() -> str:
-    if not hasattr(os, "getloadavg"):
-        return "unknown"
-    return " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1/5/15 min)"
-
-
 def run_parent(args) -> int:
     cases = args.cases or list(CASES)
     impls = args.impls or list(IMPLS)
     n_units = N_UNITS // args.scale
-    print("diff-diff CallawaySantAnna benchmark" + (" (QUICK: units / 10)" if args.quick else ""))
-    print(f"data: {n_units:,} units x {N_PERIODS} periods = {n_units * N_PERIODS:,} rows, cohorts "
-          f"{', '.join(map(str, COHORTS))} + never treated (~40%), one time-invariant covariate "
-          f"x, seed {SEED}")
-    print(f"{os.cpu_count()} CPUs | {platform.machine()} {platform.system()} | criteria: "
-          f"reg < 0.15 s, dr < 0.5 s, {N_BOOT}-draw bootstrap < 1 s (medians, no covariates), "
-          f"peak < {MEMORY_LIMIT_MB:g} MB")
-    env = dict(os.environ)
-    if args.mmap_threshold > 0:
-        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(args.mmap_threshold))
-    else:
-        env.pop("MALLOC_MMAP_THRESHOLD_", None)  # glibc's dynamic threshold (what users get)
-    if args.threads:
-        for name in THREAD_VARS:
-            env[name] = str(args.threads)
-    threads = ", ".join(f"{v}={env[v]}" for v in THREAD_VARS if v in env) or "library defaults"
-    malloc = env.get("MALLOC_MMAP_THRESHOLD_", "unset (glibc default)")
-    print(f"each case x implementation in a fresh subprocess; MALLOC_MMAP_THRESHOLD_="
-          f"{malloc}; threads: {threads}; repeats: new {args.repeats}, "
-          f"others {args.slow_repeats} (budget {args.slow_budget:g} s per case)")
-    print(f"load average at start: {_load_text()}", flush=True)
+    harness.print_header(
+        "CallawaySantAnna", args.quick, "units",
+        data=f"{n_units:,} units x {N_PERIODS} periods = {n_units * N_PERIODS:,} rows, cohorts "
+             f"{', '.join(map(str, COHORTS))} + never treated (~40%), one time-invariant "
+             f"covariate x, seed {SEED}",
+        criteria=f"criteria: reg < 0.15 s, dr < 0.5 s, {N_BOOT}-draw bootstrap < 1 s (medians, "
+                 f"no covariates), peak < {MEMORY_LIMIT_MB:g} MB")
+    env = harness.child_environment(args.mmap_threshold, args.threads)
+    harness.print_children_setup(
+        "case x implementation", env, f"new {args.repeats}, others {args.slow_repeats} "
+        f"(budget {args.slow_budget:g} s per case)")
 
-    pythons, notes = {}, []
-    for key, explicit in (("old", args.old_python), ("ports", args.ports_python)):
-        if not any(IMPLS[m][0] == key for m in impls):
-            continue
-        python, where = find_python(key, explicit)
-        pythons[key] = python
-        if python is None:
-            hint = (f"{key} interpreter not found ({where}); create it with\n    "
-                    f"{SETUP_HINT[key]}\nand pass --{key}-python")
-            print(hint, file=sys.stderr)
-            notes.append(hint)
+    pythons, notes = harness.locate_interpreters(INTERPRETERS, args,
+                                                 {IMPLS[m][0] for m in impls})
+    rows, missing, failed, errors = run_children(cases, impls, pythons, args, env)
+    notes += errors
 
-    rows, missing, failed = {}, [], []
-    for case in cases:
-        for impl in impls:
-            key = IMPLS[impl][0]
-            python = sys.executable if key is None else pythons.get(key)
-            if python is None:
-                missing.append((case, impl, "not run (no interpreter)"))
-                continue
-            row, error = run_one(impl, case, python, args, env)
-            if row is None:
-                failed.append(f"{case}/{impl}")
-                missing.append((case, impl, "not run (crashed)"))
-                notes.append(error)
-            else:
-                rows[(case, impl)] = row
-
-    load_end = _load_text()
+    load_end = harness.load_text()
     print()
-    print_table(list(rows.values()), missing, args.quick)
+    print_table(list(rows.values()), [(c, m, reason) for (c, m), reason in missing.items()],
+                args.quick)
     print()
     print_ratios(rows)
     print()
     notes = print_agreement(rows) + notes
-    fps = {r["fingerprint"] for r in rows.values()}
-    notes.append(f"same data in every child: {'yes' if len(fps) <= 1 else 'NO'} (fingerprint "
-                 f"{', '.join(sorted(fps))})")
-    seen = set()
-    for (case, impl), r in rows.items():
-        if impl not in seen:
-            seen.add(impl)
-            notes.append(environment_line(r))
-    loads = [r["load"] for r in rows.values() if r.get("load") is not None]
-    if loads:
-        notes.append(f"1-min load average after each child's timed calls: max {max(loads):.2f}, "
-                     f"median {statistics.median(loads):.2f} (at the end: {load_end}; "
-                     f"{os.cpu_count()} CPUs). Other processes on the machine inflate and "
-                     "scatter the times (see README)")
-    for (case, impl), r in rows.items():
-        line = f"{case}/{impl}: call times " + " ".join(f"{t:.3f}" for t in r["times"])
-        if len(r["times"]) < r["repeats_asked"]:
-            line += f" (REDUCED to {len(r['times'])} of {r['repeats_asked']} by --slow-budget)"
-        if r["traced_mb"] is None:
-            line += f"; tracemalloc skipped (median over --traced-limit {args.traced_limit:g} s)"
-        notes.append(line)
-        for msg in r["warnings"]:
-            notes.append(f"{case}/{impl} warned: {msg}")
-    if args.quick:
-        notes.append("QUICK run: 1/10 of the units; verdicts are indicative only")
-    notes.append("verdict: median time of the judged call and max(tracemalloc MB, RSS +MB); "
-                 "covariate rows are information (the issue does not say whether its criteria "
-                 "include covariates)")
-    notes.append("+gt s: median extra time of res.group_time_effects (lazy group-time SEs) after "
-                 "the judged call, not in the verdict; 3.13.0 and csdid compute them inside fit "
-                 "('incl.')")
-    print()
-    for note in notes:
-        print("note: " + note)
-    return 1 if failed else 0
+    skipped = f"; tracemalloc skipped (median over --traced-limit {args.traced_limit:g} s)"
+    notes += harness.child_notes(list(rows.values()), load_end, "--slow-budget",
+                                 name=lambda r: f"{r['case']}/{r['impl']}",
+                                 call_extra=lambda r: skipped if r["traced_mb"] is None else "")
+    return harness.finish(notes, failed, quick_scaled="units" if args.quick else None, closing=(
+        "verdict: median time of the judged call and max(tracemalloc MB, RSS +MB); covariate "
+        "rows are information (the issue does not say whether its criteria include covariates)",
+        "+gt s: median extra time of res.group_time_effects (lazy group-time SEs) after the "
+        "judged call, not in the verdict; 3.13.0 and csdid compute them inside fit ('incl.')"))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="units / 10 (smoke run)")
+    parser = harness.make_parser(__doc__, "units / 10 (smoke run)")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), help="default: all")
-    parser.add_argument("--impls", nargs="+", choices=list(IMPLS), help="default: all")
-    parser.add_argument("--old-python", default=None,
-                        help=f"python with diff-diff=={OLD_VERSION} (default: "
-                             "$DIFF_DIFF_OLD_PYTHON, benchmarks/.venv313/bin/python, "
-                             "../venv313/bin/python)")
-    parser.add_argument("--ports-python", default=None,
-                        help=f"python with csdid=={CSDID_VERSION} (default: "
-                             "$DIFF_DIFF_PORTS_PYTHON, benchmarks/.venv_ports/bin/python, "
-                             "../venv_ports/bin/python)")
+    harness.add_impl_options(parser, IMPLS, INTERPRETERS)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls of new")
     parser.add_argument("--slow-repeats", type=int, default=3,
                         help="timed calls of 3.13.0 and csdid")
@@ -785,20 +533,10 @@ def main(argv=None) -> int:
                              "many seconds in the case")
     parser.add_argument("--traced-limit", type=float, default=20.0,
                         help="skip the tracemalloc call when the median is above this (s)")
-    parser.add_argument("--mmap-threshold", type=int, default=0,
-                        help="MALLOC_MMAP_THRESHOLD_ of the children (default 0: glibc's "
-                             "dynamic threshold, what users run; 1048576 as bench_aggregate.py)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="set OMP/OPENBLAS/MKL/RAYON_NUM_THREADS in every child (default: "
-                             "leave the environment as it is)")
-    parser.add_argument("--child-timeout", type=float, default=1800.0)
+    harness.add_child_options(parser, child_timeout=1800.0)
     parser.add_argument("--child", choices=list(IMPLS), help=argparse.SUPPRESS)
     parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.scale = 10 if args.quick else 1
-    if args.child:
-        return run_child(args)
-    return run_parent(args)
+    return harness.dispatch(parser.parse_args(argv), "child", run_child, run_parent)
 
 
 if __name__ == "__main__":

@@ -47,27 +47,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import os
-import platform
-import re
-import resource
 import signal
-import statistics
-import subprocess
 import sys
 import time
-import tracemalloc
 
 import numpy as np
 import pandas as pd
 
-try:  # run from a checkout without an installed package
-    import diff_diff  # noqa: F401
-except ImportError:  # pragma: no cover
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # _harness.py lives next to this script
+    sys.path.insert(0, HERE)
+import _harness as harness  # noqa: E402
+from _harness import measure  # noqa: E402
 
-RESULT_TAG = "@@RESULT "
+harness.import_diff_diff(checkout_fallback=True)  # run from a checkout without an installed package
+
 CASE_NAMES = ("tsl", "tsl_fpc", "boot_psu", "boot_nopsu", "replicate")
 
 # Full sizes (``--quick`` divides the row counts by 10).
@@ -80,106 +75,10 @@ FPC_POPULATION_PSUS = 40
 N_DRAWS = 999
 TIME_LIMIT_S, MEMORY_LIMIT_MB = 2.0, 1024.0
 
-MB = 1024.0 * 1024.0
-
 
 # ---------------------------------------------------------------------------
-# memory probes
+# measurement helpers (the timing and memory probes are in _harness.py)
 # ---------------------------------------------------------------------------
-def _status_kb(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            match = re.search(rf"^{key}:\s+(\d+)\s+kB", fh.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _maxrss_mb() -> float:
-    # Linux reports kilobytes, macOS bytes.
-    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return value / (MB if sys.platform == "darwin" else 1024.0)
-
-
-def _reset_hwm() -> bool:
-    """Reset the peak-RSS mark (Linux >= 4.0); False where not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return _status_kb("VmHWM") is not None
-
-
-class RssWindow:
-    """Peak RSS rise over the current RSS between ``start()`` and ``stop()``."""
-
-    def start(self) -> None:
-        gc.collect()
-        self.exact = _reset_hwm()
-        if self.exact:
-            self.base_mb = _status_kb("VmRSS") / 1024.0
-        else:  # only visible if the call exceeds every earlier peak
-            self.base_mb = _maxrss_mb()
-
-    def stop(self) -> float:
-        peak = _status_kb("VmHWM") / 1024.0 if self.exact else _maxrss_mb()
-        return max(0.0, peak - self.base_mb)
-
-
-# ---------------------------------------------------------------------------
-# measurement
-# ---------------------------------------------------------------------------
-def measure(label, call, make_input, repeats, *, info=None, criterion=None):
-    """Time ``call(make_input())`` ``repeats`` times, then one tracemalloc run.
-
-    ``make_input`` is not timed. ``criterion`` is ``(seconds, megabytes)``
-    (either may be None) or None for information-only rows.
-    """
-    window = RssWindow()
-    window.start()
-    times = []
-    for _ in range(repeats):
-        arg = make_input()
-        t0 = time.perf_counter()
-        out = call(arg)
-        times.append(time.perf_counter() - t0)
-        del out, arg
-        gc.collect()
-    rss_rise = window.stop()
-
-    arg = make_input()
-    gc.collect()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    out = call(arg)
-    _, traced_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    del out, arg
-    gc.collect()
-
-    row = dict(info or {})
-    row.update(
-        label=label,
-        times=times,
-        median_s=statistics.median(times),
-        min_s=min(times),
-        traced_mb=traced_peak / MB,
-        rss_rise_mb=rss_rise,
-        rss_exact=window.exact,
-        max_rss_mb=_maxrss_mb(),
-        criterion=criterion,
-    )
-    print(
-        f"  {label}: median {row['median_s']:.3f} s, min {row['min_s']:.3f} s, "
-        f"tracemalloc {row['traced_mb']:.0f} MB, RSS +{rss_rise:.0f} MB; "
-        f"times {' '.join(f'{t:.3f}' for t in times)}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return row
-
-
 def cold(resolved):
     """A copy of ``resolved`` without cached df / replicate rank."""
     rep = resolved.replicate
@@ -411,7 +310,7 @@ CASES = {
 def run_child(args) -> int:
     print(f"[{args.case}] generating data ...", file=sys.stderr, flush=True)
     rows, notes = CASES[args.case](args)
-    print(RESULT_TAG + json.dumps({"rows": rows, "notes": notes}), flush=True)
+    harness.emit_result({"rows": rows, "notes": notes})
     return 0
 
 
@@ -442,77 +341,38 @@ def fmt_int(value):
 def print_table(rows, notes, quick):
     header = ["case", "n", "k", "strata", "PSUs", "median s", "min s",
               "tracemalloc MB", "RSS +MB", "max RSS MB", "verdict"]
-    body = []
-    for r in rows:
-        body.append([
-            r["label"], fmt_int(r["n"]), fmt_int(r["k"]), fmt_int(r["strata"]),
-            fmt_int(r["psus"]), f"{r['median_s']:.3f}", f"{r['min_s']:.3f}",
-            f"{r['traced_mb']:.0f}", f"{r['rss_rise_mb']:.0f}" + ("" if r["rss_exact"] else "~"),
-            f"{r['max_rss_mb']:.0f}", verdict(r, quick),
-        ])
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    align = ["<"] + [">"] * 9 + ["<"]
-
-    def line(cells):
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths))
-
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for b in body:
-        print(line(b))
+    body = [[r["label"], fmt_int(r["n"]), fmt_int(r["k"]), fmt_int(r["strata"]),
+             fmt_int(r["psus"])] + harness.timing_cells(r) + harness.memory_cells(r)
+            + [verdict(r, quick)] for r in rows]
+    harness.print_table(header, body, ["<"] + [">"] * 9 + ["<"], rstrip=False)
     if notes:
-        print()
-        for note in notes:
-            print("note: " + note)
-
-
-def environment() -> str:
-    import scipy
-
-    import diff_diff
-
-    blas = ""
-    try:
-        cfg = np.show_config(mode="dicts")
-        blas = cfg["Build Dependencies"]["blas"]["name"]
-    except Exception:  # noqa: BLE001 - informational only
-        pass
-    return (
-        f"diff_diff {getattr(diff_diff, '__version__', '?')} | python {platform.python_version()} | "
-        f"numpy {np.__version__} ({blas}) | scipy {scipy.__version__} | pandas {pd.__version__} | "
-        f"{os.cpu_count()} CPUs | {platform.machine()} {platform.system()}"
-    )
+        harness.print_notes(notes)
 
 
 def run_parent(args) -> int:
     cases = args.cases or list(CASE_NAMES)
-    print("diff-diff inference benchmark" + (" (QUICK: rows / 10)" if args.quick else ""))
-    print(environment())
+    harness.print_header("inference", args.quick, "rows")
+    print(harness.environment())
     print(f"repeats: {args.repeats} (slow cases {args.slow_repeats}); each case in a fresh "
           "subprocess; 'cold' = fresh design copy (df recomputed)")
-    child_env = dict(os.environ)
     # Freed buffers of >= 1 MB go back to the OS at once, so a case's RSS rise is
     # not hidden by glibc reusing heap memory freed earlier in the process.
-    child_env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 20))
+    child_env = harness.child_environment(1 << 20)
     print(f"children: MALLOC_MMAP_THRESHOLD_={child_env['MALLOC_MMAP_THRESHOLD_']}", flush=True)
     rows, notes, failed = [], [], []
     for name in cases:
-        cmd = [sys.executable, os.path.abspath(__file__), "--case", name,
-               "--repeats", str(args.repeats), "--slow-repeats", str(args.slow_repeats)]
+        child_args = ["--case", name, "--repeats", str(args.repeats),
+                      "--slow-repeats", str(args.slow_repeats)]
         if args.quick:
-            cmd.append("--quick")
+            child_args.append("--quick")
         if args.rows is not None:
-            cmd += ["--rows", str(args.rows)]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=child_env)
-        print(f"[{name}] finished in {time.perf_counter() - t0:.0f} s", file=sys.stderr,
-              flush=True)
-        result = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)), None)
-        if proc.returncode != 0 or result is None:
+            child_args += ["--rows", str(args.rows)]
+        payload, code = harness.run_child(
+            harness.child_command(sys.executable, __file__, child_args), child_env, name)
+        if payload is None:
             failed.append(name)
-            notes.append(f"case {name} crashed (exit {proc.returncode})")
+            notes.append(f"case {name} crashed (exit {code})")
             continue
-        payload = json.loads(result[len(RESULT_TAG):])
         rows.extend(payload["rows"])
         notes.extend(payload["notes"])
     if args.quick:
@@ -526,19 +386,14 @@ def run_parent(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="row counts / 10 (smoke run)")
+    parser = harness.make_parser(__doc__, "row counts / 10 (smoke run)")
     parser.add_argument("--cases", nargs="+", choices=CASE_NAMES, help="subset of cases")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of fast calls")
     parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of slow calls")
     parser.add_argument("--case", choices=CASE_NAMES, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=None,
                         help="rows of the no-PSU bootstrap case (skips its 60 s trial)")
-    args = parser.parse_args(argv)
-    args.scale = 10 if args.quick else 1
-    if args.case:
-        return run_child(args)
-    return run_parent(args)
+    return harness.dispatch(parser.parse_args(argv), "case", run_child, run_parent)
 
 
 if __name__ == "__main__":

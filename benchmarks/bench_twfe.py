@@ -107,44 +107,26 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
-import hashlib
 import inspect
-import json
 import math
 import os
-import platform
-import re
-import resource
-import statistics
-import subprocess
 import sys
-import time
-import tracemalloc
-import warnings
 
 import numpy as np
 import pandas as pd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-RESULT_TAG = "@@RESULT "
-OLD_VERSION = "3.13.0"
+if HERE not in sys.path:  # _harness.py lives next to this script (also in the other venvs' children)
+    sys.path.insert(0, HERE)
+import _harness as harness  # noqa: E402
+from _harness import OLD_RELEASE, OLD_VERSION  # noqa: E402
 
-# Interpreters of the other implementations: (env variable, default locations).
+# Interpreters of the other implementations.
 INTERPRETERS = {
-    "old": ("DIFF_DIFF_OLD_PYTHON", (os.path.join(HERE, ".venv313", "bin", "python"),
-                                     os.path.join(os.path.dirname(REPO), "venv313", "bin",
-                                                  "python"))),
-    "pyfixest": ("DIFF_DIFF_PYFIXEST_PYTHON",
-                 (os.path.join(HERE, ".venv_pyfixest", "bin", "python"),
-                  os.path.join(os.path.dirname(REPO), "venv_pyfixest", "bin", "python"))),
-}
-SETUP_HINT = {
-    "old": f"python -m venv /work/venv313 && /work/venv313/bin/pip install "
-           f"diff-diff=={OLD_VERSION}",
-    "pyfixest": "python -m venv /work/venv_pyfixest && /work/venv_pyfixest/bin/pip install "
-                "pyfixest",
+    "old": OLD_RELEASE,
+    "pyfixest": harness.Interpreter(
+        "pyfixest", "DIFF_DIFF_PYFIXEST_PYTHON", "venv_pyfixest", "pyfixest",
+        "python -m venv /work/venv_pyfixest && /work/venv_pyfixest/bin/pip install pyfixest"),
 }
 
 # Full size (``--quick`` divides the units by 10).
@@ -162,49 +144,6 @@ IMPLS = {
     "old_absorb": ("old", f"old: {OLD_VERSION} DiD absorb=unit,period"),
     "pyfixest": ("pyfixest", "pyfixest feols"),
 }
-
-MB = 1024.0 * 1024.0
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
-
-
-# ---------------------------------------------------------------------------
-# memory probes (as in bench_cs.py)
-# ---------------------------------------------------------------------------
-def _status_kb(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            match = re.search(rf"^{key}:\s+(\d+)\s+kB", fh.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _maxrss_mb() -> float:
-    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
-    return value / (MB if sys.platform == "darwin" else 1024.0)
-
-
-def _reset_hwm() -> bool:
-    """Reset the peak-RSS mark (Linux >= 4.0); False where not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return _status_kb("VmHWM") is not None
-
-
-class RssWindow:
-    """Peak RSS rise over the current RSS between ``start()`` and ``stop()``."""
-
-    def start(self) -> None:
-        gc.collect()
-        self.exact = _reset_hwm()
-        self.base_mb = _status_kb("VmRSS") / 1024.0 if self.exact else _maxrss_mb()
-
-    def stop(self) -> float:
-        peak = _status_kb("VmHWM") / 1024.0 if self.exact else _maxrss_mb()
-        return max(0.0, peak - self.base_mb)
 
 
 # ---------------------------------------------------------------------------
@@ -234,44 +173,19 @@ def make_panel(n_units: int, n_periods: int = N_PERIODS, seed: int = SEED) -> pd
     })
 
 
-def fingerprint(df: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    for col in df.columns:
-        values = df[col].to_numpy()
-        digest.update(f"{col}:{values.dtype.str};".encode())
-        digest.update(np.ascontiguousarray(values).tobytes())
-    return digest.hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------
 # the timed calls; each returns (result object, {"coef", "se"})
 # ---------------------------------------------------------------------------
-def _import_diff_diff(role: str):
-    try:
-        import diff_diff
-    except ImportError:
-        if role != "new":
-            raise
-        sys.path.insert(0, REPO)  # a checkout without an installed package
-        import diff_diff
-    return diff_diff
-
-
 def _summary(coef, se) -> dict:
     return dict(coef=float(coef), se=float(se))
 
 
 def make_call(impl: str, df: pd.DataFrame):
     """(timed call, versions)."""
-    import scipy
-
-    versions = dict(python=platform.python_version(), executable=sys.executable,
-                    numpy=np.__version__, scipy=scipy.__version__, pandas=pd.__version__)
+    versions = harness.interpreter_versions()
 
     if impl == "new":
-        diff_diff = _import_diff_diff("new")
-        versions.update(package=f"diff_diff {diff_diff.__version__}",
-                        path=os.path.dirname(os.path.abspath(diff_diff.__file__)))
+        versions.update(harness.checkout_package()[1])
         from diff_diff import TwoWayFixedEffects
 
         def call():
@@ -282,14 +196,7 @@ def make_call(impl: str, df: pd.DataFrame):
         return call, versions
 
     if impl in ("old", "old_absorb"):
-        diff_diff = _import_diff_diff(impl)
-        version = getattr(diff_diff, "__version__", "?")
-        if not version.startswith(OLD_VERSION):
-            raise RuntimeError(f"expected diff_diff {OLD_VERSION}, found {version} at "
-                               f"{diff_diff.__file__}")
-        versions.update(package=f"diff_diff {version}",
-                        path=os.path.dirname(os.path.abspath(diff_diff.__file__)),
-                        rust_backend=bool(getattr(diff_diff, "HAS_RUST_BACKEND", False)))
+        versions.update(harness.old_package()[1])
         if impl == "old":
             from diff_diff import TwoWayFixedEffects
 
@@ -312,7 +219,7 @@ def make_call(impl: str, df: pd.DataFrame):
         import pyfixest
 
         versions.update(package=f"pyfixest {pyfixest.__version__}",
-                        path=os.path.dirname(os.path.abspath(pyfixest.__file__)))
+                        path=harness.module_dir(pyfixest))
         # the documented defaults that decide the SE and the demeaning
         versions["ssc_defaults"] = str(inspect.signature(pyfixest.ssc))
         feols_params = inspect.signature(pyfixest.feols).parameters
@@ -345,96 +252,39 @@ def run_child(args) -> int:
     impl = args.child
     n_units = N_UNITS // args.scale
     tag = f"[{impl}]"
-    t0 = time.perf_counter()
-    df = make_panel(n_units)
-    gen_s = time.perf_counter() - t0
-    fp = fingerprint(df)
+    df, gen_s = harness.timed(make_panel, n_units)
+    fp = harness.fingerprint(df)
     call, versions = make_call(impl, df)
     print(f"{tag} {versions['package']}: {len(df):,} rows generated in {gen_s:.1f} s",
           file=sys.stderr, flush=True)
 
-    times, summary = [], None
-    window = RssWindow()
-    window.start()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for i in range(args.repeats):
-            t0 = time.perf_counter()
-            out = call()
-            times.append(time.perf_counter() - t0)
-            if summary is None:
-                summary = out[1]
-            del out
-            gc.collect()
-            print(f"  {tag} call {i + 1}: {times[-1]:.3f} s", file=sys.stderr, flush=True)
-            if sum(times) + statistics.median(times) > args.budget and i + 1 < args.repeats:
-                break
-    rss_rise = window.stop()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    messages = sorted({f"{w.category.__name__}: {' '.join(str(w.message).split())[:200]}"
-                       for w in caught})
-
-    median = statistics.median(times)
-    gc.collect()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = call()
-    _, traced_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    del out
-    gc.collect()
-
+    timing = harness.time_calls(call, args.repeats, budget=args.budget, keep=lambda out: out[1],
+                                tag=tag, warning_chars=200, squash_warnings=True)
+    traced_mb = harness.traced_peak_mb(call)
     row = dict(
         impl=impl, n_units=n_units, n_periods=N_PERIODS, n_rows=len(df), versions=versions,
-        fingerprint=fp, gen_s=gen_s, repeats_asked=args.repeats, times=times,
-        median_s=median, min_s=min(times), traced_mb=traced_peak / MB, rss_rise_mb=rss_rise,
-        rss_exact=window.exact, max_rss_mb=_maxrss_mb(), warnings=messages, summary=summary,
-        load=load,
+        fingerprint=fp, gen_s=gen_s, repeats_asked=args.repeats, **timing.fields(traced_mb),
+        warnings=timing.warnings, summary=timing.kept, load=timing.load,
     )
-    print(f"  {tag} median {median:.3f} s, min {row['min_s']:.3f} s, tracemalloc "
-          f"{row['traced_mb']:.0f} MB, RSS +{rss_rise:.0f} MB", file=sys.stderr, flush=True)
-    print(RESULT_TAG + json.dumps(row), flush=True)
+    harness.print_summary(tag, row)
+    harness.emit_result(row)
     return 0
 
 
 # ---------------------------------------------------------------------------
 # parent
 # ---------------------------------------------------------------------------
-def find_python(key: str, explicit: str | None) -> tuple[str | None, str]:
-    """An interpreter and where it came from (None if there is none)."""
-    env_name, candidates = INTERPRETERS[key]
-    if explicit:
-        return (explicit if os.path.exists(explicit) else None), explicit
-    env = os.environ.get(env_name)
-    if env:
-        return (env if os.path.exists(env) else None), f"${env_name}={env}"
-    for path in candidates:
-        if os.path.exists(path):
-            return path, path
-    return None, "default locations " + ", ".join(candidates)
-
-
-def run_one(impl: str, python: str, args, env: dict) -> tuple[dict | None, str | None]:
-    cmd = [python]
-    if impl != "new":
-        cmd += ["-E", "-s"]  # ignore PYTHONPATH / user site: the checkout cannot shadow them
-    cmd += [os.path.abspath(__file__), "--child", impl, "--repeats", str(args.repeats),
-            "--budget", str(args.budget)]
-    if args.quick:
-        cmd.append("--quick")
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env,
-                              timeout=args.child_timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"{impl} timed out after {args.child_timeout:g} s"
-    print(f"[{impl}] finished in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    result = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)), None)
-    if proc.returncode != 0 or result is None:
-        return None, f"{impl} failed (exit {proc.returncode}); see its stderr above"
-    return json.loads(result[len(RESULT_TAG):]), None
+def run_children(impls, pythons, args, env) -> tuple:
+    """Every implementation in its own child: rows by impl, missing, failed, errors."""
+    jobs = []
+    for impl in impls:
+        key = IMPLS[impl][0]
+        child_args = ["--child", impl, "--repeats", str(args.repeats),
+                      "--budget", str(args.budget)] + (["--quick"] if args.quick else [])
+        jobs.append(harness.Job(key=impl, tag=impl,
+                                python=sys.executable if key is None else pythons.get(key),
+                                args=child_args, isolated=impl != "new"))
+    return harness.run_jobs(jobs, __file__, env, args.child_timeout)
 
 
 def verdict(row: dict, quick: bool) -> str:
@@ -453,24 +303,9 @@ def print_table(rows: dict, missing: dict, quick: bool) -> None:
             if impl in missing:
                 body.append([label] + ["-"] * 7 + [missing[impl]])
             continue
-        reps = f"{len(r['times'])}"
-        if len(r["times"]) < r["repeats_asked"]:
-            reps += f" of {r['repeats_asked']}"
-        body.append([
-            label, reps, f"{r['times'][0]:.3f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}",
-            f"{r['traced_mb']:.0f}", f"{r['rss_rise_mb']:.0f}" + ("" if r["rss_exact"] else "~"),
-            f"{r['max_rss_mb']:.0f}", verdict(r, quick),
-        ])
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    align = ["<"] + [">"] * 7 + ["<"]
-
-    def line(cells):
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
-
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for b in body:
-        print(line(b))
+        body.append([label, harness.repeats_cell(r), f"{r['times'][0]:.3f}"]
+                    + harness.timing_cells(r) + harness.memory_cells(r) + [verdict(r, quick)])
+    harness.print_table(header, body, ["<"] + [">"] * 7 + ["<"])
 
 
 def print_ratios(rows: dict) -> None:
@@ -527,141 +362,57 @@ def print_agreement(rows: dict) -> list[str]:
     return notes
 
 
-def environment_line(row: dict) -> str:
-    v = row["versions"]
-    extra = ""
-    if "rust_backend" in v:
-        extra = f" | rust backend {'yes' if v['rust_backend'] else 'no'}"
-    return (f"{row['impl']}: {v['package']} ({v['path']}) | python {v['python']} "
-            f"({v['executable']}) | numpy {v['numpy']} | scipy {v['scipy']} | pandas "
-            f"{v['pandas']}{extra}")
-
-
-def _load_text() -> str:
-    if not hasattr(os, "getloadavg"):
-        return "unknown"
-    return " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1/5/15 min)"
-
-
 def run_parent(args) -> int:
     impls = args.impls or list(IMPLS)
     n_units = N_UNITS // args.scale
-    print("diff-diff TwoWayFixedEffects benchmark" + (" (QUICK: units / 10)" if args.quick else ""))
-    print(f"data: {n_units:,} units x {N_PERIODS} periods = {n_units * N_PERIODS:,} rows, half "
-          f"treated from period {ADOPTION} (no staggering), effect {EFFECT:g}, AR(1) errors "
-          f"rho {RHO:g}, seed {SEED}")
-    print(f"{os.cpu_count()} CPUs | {platform.machine()} {platform.system()} | criterion: unit + "
-          f"time FE, CR1 by unit, median < {LIMIT_S:g} s")
-    env = dict(os.environ)
-    if args.mmap_threshold > 0:
-        env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
-    else:
-        env.pop("MALLOC_MMAP_THRESHOLD_", None)  # glibc's dynamic threshold (what users get)
-    if args.threads:
-        for name in THREAD_VARS:
-            env[name] = str(args.threads)
-    threads = ", ".join(f"{v}={env[v]}" for v in THREAD_VARS if v in env) or "library defaults"
-    malloc = env.get("MALLOC_MMAP_THRESHOLD_", "unset (glibc default)")
-    print(f"each implementation in a fresh subprocess; MALLOC_MMAP_THRESHOLD_={malloc}; "
-          f"threads: {threads}; repeats: {args.repeats} (budget {args.budget:g} s each)")
-    print(f"load average at start: {_load_text()}", flush=True)
+    harness.print_header(
+        "TwoWayFixedEffects", args.quick, "units",
+        data=f"{n_units:,} units x {N_PERIODS} periods = {n_units * N_PERIODS:,} rows, half "
+             f"treated from period {ADOPTION} (no staggering), effect {EFFECT:g}, AR(1) errors "
+             f"rho {RHO:g}, seed {SEED}",
+        criteria=f"criterion: unit + time FE, CR1 by unit, median < {LIMIT_S:g} s")
+    env = harness.child_environment(args.mmap_threshold, args.threads, override=True)
+    harness.print_children_setup("implementation", env,
+                                 f"{args.repeats} (budget {args.budget:g} s each)")
 
-    pythons, notes = {}, []
-    for key, explicit in (("old", args.old_python), ("pyfixest", args.pyfixest_python)):
-        if not any(IMPLS[m][0] == key for m in impls):
-            continue
-        python, where = find_python(key, explicit)
-        pythons[key] = python
-        if python is None:
-            hint = (f"{key} interpreter not found ({where}); create it with\n    "
-                    f"{SETUP_HINT[key]}\nand pass --{key}-python")
-            print(hint, file=sys.stderr)
-            notes.append(hint)
+    pythons, notes = harness.locate_interpreters(INTERPRETERS, args,
+                                                 {IMPLS[m][0] for m in impls})
+    rows, missing, failed, errors = run_children(impls, pythons, args, env)
+    notes += errors
 
-    rows, missing, failed = {}, {}, []
-    for impl in impls:
-        key = IMPLS[impl][0]
-        python = sys.executable if key is None else pythons.get(key)
-        if python is None:
-            missing[impl] = "not run (no interpreter)"
-            continue
-        row, error = run_one(impl, python, args, env)
-        if row is None:
-            failed.append(impl)
-            missing[impl] = "not run (crashed)"
-            notes.append(error)
-        else:
-            rows[impl] = row
-
-    load_end = _load_text()
+    load_end = harness.load_text()
     print()
     print_table(rows, missing, args.quick)
     print()
     print_ratios(rows)
     print()
     notes = print_agreement(rows) + notes
-    fps = {r["fingerprint"] for r in rows.values()}
-    notes.append(f"same data in every child: {'yes' if len(fps) <= 1 else 'NO'} (fingerprint "
-                 f"{', '.join(sorted(fps))})")
-    for impl, r in rows.items():
-        notes.append(environment_line(r))
-        if "ssc_defaults" in r["versions"]:
-            notes.append(f"{impl}: ssc{r['versions']['ssc_defaults']}; feols defaults "
-                         f"{r['versions']['feols_defaults']}")
-    loads = [r["load"] for r in rows.values() if r.get("load") is not None]
-    if loads:
-        notes.append(f"1-min load average after each child's timed calls: max {max(loads):.2f}, "
-                     f"median {statistics.median(loads):.2f} (at the end: {load_end}; "
-                     f"{os.cpu_count()} CPUs). Other processes on the machine inflate and "
-                     "scatter the times (see README)")
-    for impl, r in rows.items():
-        line = f"{impl}: call times " + " ".join(f"{t:.3f}" for t in r["times"])
-        if len(r["times"]) < r["repeats_asked"]:
-            line += f" (REDUCED to {len(r['times'])} of {r['repeats_asked']} by --budget)"
-        notes.append(line)
-        for msg in r["warnings"]:
-            notes.append(f"{impl} warned: {msg}")
-    if args.quick:
-        notes.append("QUICK run: 1/10 of the units; verdicts are indicative only")
-    notes.append(f"verdict: median time of the call < {LIMIT_S:g} s, printed for every "
-                 "implementation; the criterion is judged on new. 'first s' is the first call "
-                 "(counted in the median)")
-    notes.append("old (3.13.0 TwoWayFixedEffects) absorbs unit and pre/post effects, not the "
-                 "20 period effects: same coefficient here, different residuals and SE; "
-                 "old_absorb is 3.13.0's unit + period model")
-    print()
-    for note in notes:
-        print("note: " + note)
-    return 1 if failed else 0
+
+    def ssc_notes(r):
+        v = r["versions"]
+        if "ssc_defaults" not in v:
+            return []
+        return [f"{r['impl']}: ssc{v['ssc_defaults']}; feols defaults {v['feols_defaults']}"]
+
+    notes += harness.child_notes(list(rows.values()), load_end, "--budget",
+                                 name=lambda r: r["impl"], impl_notes=ssc_notes)
+    return harness.finish(notes, failed, quick_scaled="units" if args.quick else None, closing=(
+        f"verdict: median time of the call < {LIMIT_S:g} s, printed for every implementation; "
+        "the criterion is judged on new. 'first s' is the first call (counted in the median)",
+        "old (3.13.0 TwoWayFixedEffects) absorbs unit and pre/post effects, not the 20 period "
+        "effects: same coefficient here, different residuals and SE; old_absorb is 3.13.0's "
+        "unit + period model"))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="units / 10 (smoke run)")
-    parser.add_argument("--impls", nargs="+", choices=list(IMPLS), help="default: all")
-    parser.add_argument("--old-python", default=None,
-                        help=f"python with diff-diff=={OLD_VERSION} (default: "
-                             "$DIFF_DIFF_OLD_PYTHON, benchmarks/.venv313/bin/python, "
-                             "../venv313/bin/python)")
-    parser.add_argument("--pyfixest-python", default=None,
-                        help="python with pyfixest (default: $DIFF_DIFF_PYFIXEST_PYTHON, "
-                             "benchmarks/.venv_pyfixest/bin/python, ../venv_pyfixest/bin/python)")
+    parser = harness.make_parser(__doc__, "units / 10 (smoke run)")
+    harness.add_impl_options(parser, IMPLS, INTERPRETERS)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per implementation")
     parser.add_argument("--budget", type=float, default=120.0,
                         help="stop the repeats once another call would pass this many seconds")
-    parser.add_argument("--mmap-threshold", type=int, default=0,
-                        help="MALLOC_MMAP_THRESHOLD_ of the children (default 0: glibc's "
-                             "dynamic threshold, what users run; 1048576 as bench_aggregate.py)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="set OMP/OPENBLAS/MKL/RAYON/NUMBA_NUM_THREADS in every child "
-                             "(default: leave the environment as it is)")
-    parser.add_argument("--child-timeout", type=float, default=900.0)
+    harness.add_child_options(parser, child_timeout=900.0)
     parser.add_argument("--child", choices=list(IMPLS), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.scale = 10 if args.quick else 1
-    if args.child:
-        return run_child(args)
-    return run_parent(args)
+    return harness.dispatch(parser.parse_args(argv), "child", run_child, run_parent)
 
 
 if __name__ == "__main__":

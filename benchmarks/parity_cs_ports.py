@@ -174,6 +174,16 @@ def fit_csdid(data, design, control, method, cov):
     return out
 
 
+def _moderndid_results(md, mp):
+    """ATT(g,t) and the aggregations of one ``moderndid.att_gt`` fit (analytic SEs)."""
+    out = {"group_time": {"group": [int(g) for g in mp.groups], "time": [int(t) for t in mp.times],
+                          "att": _floats(mp.att_gt), "se": _floats(mp.se_gt)}}
+    for kind in KINDS:
+        a = md.aggte(mp, type=kind, boot=False, cband=False)
+        out[kind] = _agg(a.event_times, a.att_by_event, a.se_by_event, a.overall_att, a.overall_se)
+    return out
+
+
 def fit_moderndid(data, design, control, method, cov):
     import moderndid as md
 
@@ -183,12 +193,7 @@ def fit_moderndid(data, design, control, method, cov):
                    est_method=method, control_group=R_CONTROL[control], boot=False,
                    cband=False, base_period="varying", panel=design != "rc",
                    allow_unbalanced_panel=design == "unbal")
-    out = {"group_time": {"group": [int(g) for g in mp.groups], "time": [int(t) for t in mp.times],
-                          "att": _floats(mp.att_gt), "se": _floats(mp.se_gt)}}
-    for kind in KINDS:
-        a = md.aggte(mp, type=kind, boot=False, cband=False)
-        out[kind] = _agg(a.event_times, a.att_by_event, a.se_by_event, a.overall_att, a.overall_se)
-    return out
+    return _moderndid_results(md, mp)
 
 
 def fit_moderndid_rc_route(data, design, control, method, cov):
@@ -208,12 +213,7 @@ def fit_moderndid_rc_route(data, design, control, method, cov):
                    gname="first.treat", xformla=("~" + "+".join(cov)) if cov else None,
                    est_method=method, control_group=R_CONTROL[control], boot=False,
                    cband=False, base_period="varying", panel=False, allow_unbalanced_panel=True)
-    out = {"group_time": {"group": [int(g) for g in mp.groups], "time": [int(t) for t in mp.times],
-                          "att": _floats(mp.att_gt), "se": _floats(mp.se_gt)}}
-    for kind in KINDS:
-        a = md.aggte(mp, type=kind, boot=False, cband=False)
-        out[kind] = _agg(a.event_times, a.att_by_event, a.se_by_event, a.overall_att, a.overall_se)
-    return out
+    return _moderndid_results(md, mp)
 
 
 # name -> (distribution, fit, designs it runs, label suffix, run without --only)
