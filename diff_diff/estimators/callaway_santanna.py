@@ -435,6 +435,19 @@ class _Core:
             return self._estimate_means(weights, with_influence, strict)
         return self._estimate_covariates(weights, with_influence, strict)
 
+    def _fit_cell(self, c, strict, fit, *args, **kwargs):
+        """``fit(*args, **kwargs)`` for cell ``c``; None when the cell cannot be estimated
+        (an error naming the cell when ``strict``)."""
+        try:
+            return fit(*args, **kwargs)
+        except EstimationError as err:
+            if strict:
+                cells = self.cells
+                raise EstimationError(
+                    f"CallawaySantAnna: ATT(g={cells.group[c]:g}, t={cells.time[c]:g}): {err}"
+                ) from None
+            return None
+
     def _report(self, problems, strict):
         if problems and strict:
             shown = "; ".join(f"(g={g:g}, t={t:g}): {why}" for g, t, why in problems[:5])
@@ -517,21 +530,17 @@ class _Core:
             d[: treated.size] = 1.0
             dy = panel.y[use, cells.current[c]] - panel.y[use, cells.base[c]]
             x = np.column_stack([np.ones(use.size), panel.x[use, cells.base[c], :]])
-            try:
-                if self.method == "reg":
-                    res = estimator(dy, d, x, weights[use])
-                else:
-                    key = (self.cell_group[c], self.control[c].tobytes(),
-                           None if x_fixed else cells.base[c])
-                    if key != ps_key:
-                        ps_key, ps = None, propensity(d, x, weights[use])
-                        ps_key = key
-                    res = estimator(dy, d, x, weights[use], self.trim, ps=ps)
-            except EstimationError as err:
-                if strict:
-                    raise EstimationError(
-                        f"CallawaySantAnna: ATT(g={cells.group[c]:g}, t={cells.time[c]:g}): {err}"
-                    ) from None
+            if self.method == "reg":
+                res = self._fit_cell(c, strict, estimator, dy, d, x, weights[use])
+            else:
+                key = (self.cell_group[c], self.control[c].tobytes(),
+                       None if x_fixed else cells.base[c])
+                if key != ps_key:
+                    ps_key, ps = None, self._fit_cell(c, strict, propensity, d, x, weights[use])
+                    ps_key = key if ps is not None else None
+                res = None if ps is None else self._fit_cell(
+                    c, strict, estimator, dy, d, x, weights[use], self.trim, ps=ps)
+            if res is None:
                 continue
             att[c] = res.att
             if with_influence:
@@ -624,20 +633,13 @@ class _RCCore(_Core):
                                  "a treated or comparison group is empty in one of the periods"))
                 continue
             y, w = rows.y[use], row_w[use]
-            try:
-                if rows.x is None:
-                    res = means_did_rc(y, post, d, w)
-                else:
-                    x = np.column_stack([np.ones(use.size), rows.x[use]])
-                    if self.method == "reg":
-                        res = estimator(y, post, d, x, w)
-                    else:
-                        res = estimator(y, post, d, x, w, self.trim)
-            except EstimationError as err:
-                if strict:
-                    raise EstimationError(
-                        f"CallawaySantAnna: ATT(g={cells.group[c]:g}, t={cells.time[c]:g}): {err}"
-                    ) from None
+            if rows.x is None:
+                res = self._fit_cell(c, strict, means_did_rc, y, post, d, w)
+            else:
+                x = np.column_stack([np.ones(use.size), rows.x[use]])
+                extra = () if self.method == "reg" else (self.trim,)
+                res = self._fit_cell(c, strict, estimator, y, post, d, x, w, *extra)
+            if res is None:
                 continue
             att[c] = res.att
             if with_influence:

@@ -261,3 +261,13 @@ def test_cells_equal_direct_two_by_two_fits(mpdta, method, time_varying):
         x = np.column_stack([np.ones(use.sum()), wide["z"][base].to_numpy()[use]])
         direct = ESTIMATORS[method](dy, d, x, units["w"].to_numpy()[use])
         assert row.estimate == pytest.approx(direct.att, rel=1e-10, abs=1e-13)
+
+
+@pytest.mark.parametrize("panel", [True, False])
+@pytest.mark.parametrize("method", ["reg", "ipw", "dr"])
+def test_collinear_covariates_name_the_cell(mpdta, panel, method):
+    df = mpdta.assign(lpop2=2.0 * mpdta["lpop"])
+    args = dict(ARGS, unit="countyreal" if panel else None)
+    with pytest.raises(ValueError, match=r"CallawaySantAnna: ATT\(g=2004, t=2004\): .*collinear"):
+        CallawaySantAnna(estimation_method=method, panel=panel).fit(
+            df, covariates=["lpop", "lpop2"], **args)
