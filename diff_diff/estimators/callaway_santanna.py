@@ -251,11 +251,6 @@ class CallawaySantAnna(Estimator):
     def _combine(self, design, clusters):
         """Add ``cluster=`` to a design, and reject combinations that cannot work."""
         if clusters is not None:
-            if design.has_psu or design.replicate is not None:
-                raise ValueError(
-                    "CallawaySantAnna: cluster= cannot be combined with a survey design that has "
-                    "PSUs or replicate weights; the design defines the clustering"
-                )
             design = design.with_clusters(clusters)
         if self.n_bootstrap and design.replicate is not None:
             raise ValueError(

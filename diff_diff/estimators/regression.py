@@ -287,12 +287,8 @@ class TwoWayFixedEffects(_Regression):
         cluster_col = self.cluster if self.cluster is not None else unit
         cluster = None if one_way else codes_of(data[cluster_col])[0]
         if design is not None and (design.has_psu or design.replicate is not None):
-            if self.cluster is not None:
-                raise ValueError(
-                    "TwoWayFixedEffects: cluster= cannot be combined with a survey design that "
-                    "names PSUs or replicate weights; the design defines the clustering"
-                )
-            cluster = None
+            # the design defines the clustering (an explicit cluster= is refused with it)
+            cluster = None if self.cluster is None else cluster
         absorb = [unit_codes, time_codes]
         if vcov_type in ("hc2", "hc3", "hc2_bm"):
             # leverages/CR2 need the time effects in the design: absorb units only

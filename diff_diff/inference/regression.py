@@ -135,11 +135,6 @@ def _survey(fit, vcov_type, cluster, design, refit) -> RegressionVariance:
             "default 'hc1'"
         )
     if cluster is not None:
-        if design.has_psu or design.replicate is not None:
-            raise ValueError(
-                "cluster= cannot be combined with a survey design that names PSUs or replicate "
-                "weights: the design already defines the clustering"
-            )
         design = design.with_clusters(cluster)
     if design.replicate is not None:
         estimate = fit.coef[fit.kept]

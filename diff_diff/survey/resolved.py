@@ -175,14 +175,10 @@ class ResolvedDesign:
         two strata is an error unless the design has ``nest=True``, which
         splits it by stratum).
         """
-        if self.replicate is not None:
+        if self.has_psu or self.replicate is not None:
             raise ValueError(
-                "clusters cannot be added to a replicate-weight design: the replicate "
-                "weights already encode the clustering"
-            )
-        if self.has_psu:
-            raise ValueError(
-                "the survey design already names PSUs; its PSU column defines the clustering"
+                "cluster= cannot be combined with a survey design that names PSUs or replicate "
+                "weights: the design already defines the clustering"
             )
         if self.has_fpc:
             raise ValueError(

@@ -138,6 +138,12 @@ def test_twfe_staggered_warning_and_clustering(panel):
     via_post = TwoWayFixedEffects().fit(panel.assign(after=(panel["year"] >= 2004) * 1), "y",
                                         "treat", "unit", "year", post="after")
     assert via_post.att == pytest.approx(res.att, rel=1e-12)
+    psu_design = SurveyDesign(weights="w", psu="unit")
+    by_psu = TwoWayFixedEffects().fit(panel, "y", "D", "unit", "year", survey_design=psu_design)
+    assert by_psu.n_clusters == 60
+    with pytest.raises(ValueError, match="cluster= cannot be combined .* names PSUs"):
+        TwoWayFixedEffects(cluster="unit").fit(panel, "y", "D", "unit", "year",
+                                               survey_design=psu_design)
 
 
 def test_multiperiod_reference_and_errors(panel):

@@ -231,7 +231,7 @@ def test_with_clusters(frame):
     stratified = SurveyDesign(weights="w", strata="st").resolve(frame)
     with pytest.raises(ValueError, match="more than one stratum"):
         stratified.with_clusters(frame["p_nest"].to_numpy())
-    with pytest.raises(ValueError, match="already names PSUs"):
+    with pytest.raises(ValueError, match="names PSUs or replicate"):
         SurveyDesign(psu="p").resolve(frame).with_clusters(frame["p"].to_numpy())
     with pytest.raises(ValueError, match="one label per row"):
         base.with_clusters(np.arange(3))
