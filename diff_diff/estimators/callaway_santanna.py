@@ -14,7 +14,14 @@ from ..survey.metadata import SurveyMetadata
 from ..survey.resolved import trivial_design
 from .base import Estimator, is_int, is_prob, is_seed
 from .drdid import ESTIMATORS, ESTIMATORS_RC, EstimationError, means_did_rc, propensity
-from .panel import UnitPanel, build_rows, build_unit_panel, require_columns, unit_level_design
+from .panel import (
+    UnitPanel,
+    build_rows,
+    build_unit_panel,
+    combine_design,
+    require_columns,
+    unit_design,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,6 +240,10 @@ class CallawaySantAnna(Estimator):
             dropped_always_treated=dropped,
         )
 
+    def _design(self, data, panel, unit, survey_design):
+        return unit_design(data, survey_design, unit, panel.unit_rows, self.cluster,
+                           self.n_bootstrap, "CallawaySantAnna")
+
     def _row_design(self, data, rows, survey_design):
         if survey_design is None:
             design = trivial_design(rows.y.size)
@@ -245,41 +256,8 @@ class CallawaySantAnna(Estimator):
                 )
             design = survey_design.resolve(data.iloc[rows.rows].reset_index(drop=True))
             metadata = SurveyMetadata.from_design(design)
-        return self._combine(design, data[self.cluster].to_numpy()[rows.rows]
-                             if self.cluster is not None else None), metadata
-
-    def _combine(self, design, clusters):
-        """Add ``cluster=`` to a design, and reject combinations that cannot work."""
-        if clusters is not None:
-            design = design.with_clusters(clusters)
-        if self.n_bootstrap and design.replicate is not None:
-            raise ValueError(
-                "CallawaySantAnna: n_bootstrap > 0 cannot be combined with replicate weights; "
-                "the replicate weights already provide the variance"
-            )
-        return design
-
-    def _design(self, data, panel, unit, survey_design):
-        if survey_design is not None:
-            design = unit_level_design(data, survey_design, unit, panel.unit_rows,
-                                       "CallawaySantAnna")
-            clusters = (data[self.cluster].to_numpy()[panel.unit_rows]
-                        if self.cluster is not None else None)
-            design = self._combine(design, clusters)
-            return design, SurveyMetadata.from_design(design)
-        design = trivial_design(panel.y.shape[0])
-        if self.cluster is not None:
-            _check_unit_constant(data, unit, self.cluster)
-            design = design.with_clusters(data[self.cluster].to_numpy()[panel.unit_rows])
-        return design, None
-
-
-def _check_unit_constant(data, unit, column):
-    per_unit = data.groupby(unit, sort=False)[column].nunique(dropna=False)
-    if (per_unit > 1).any():
-        raise ValueError(
-            f"cluster column {column!r} varies within unit(s) {list(per_unit.index[per_unit > 1][:3])}"
-        )
+        clusters = None if self.cluster is None else data[self.cluster].to_numpy()[rows.rows]
+        return combine_design(design, clusters, self.n_bootstrap, "CallawaySantAnna"), metadata
 
 
 def _drop_always_treated(panel, anticipation):

@@ -10,7 +10,8 @@ import pandas as pd
 
 from .._grouping import dense_rank
 from ..survey.design import SurveyDesign
-from ..survey.resolved import ResolvedDesign
+from ..survey.metadata import SurveyMetadata
+from ..survey.resolved import ResolvedDesign, trivial_design
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,6 +197,46 @@ def unit_level_design(
             )
     unit_frame = data.iloc[unit_rows].reset_index(drop=True)
     return survey_design.resolve(unit_frame)
+
+
+def combine_design(design: ResolvedDesign, clusters, n_bootstrap: int, name: str) -> ResolvedDesign:
+    """Add ``cluster=`` labels (one per design row) and refuse a bootstrap with replicates."""
+    if clusters is not None:
+        design = design.with_clusters(clusters)
+    if n_bootstrap and design.replicate is not None:
+        raise ValueError(
+            f"{name}: n_bootstrap > 0 cannot be combined with replicate weights; "
+            "the replicate weights already provide the variance"
+        )
+    return design
+
+
+def unit_design(
+    data: pd.DataFrame,
+    survey_design: SurveyDesign | None,
+    unit: str,
+    unit_rows: np.ndarray,
+    cluster: str | None,
+    n_bootstrap: int,
+    name: str,
+) -> tuple[ResolvedDesign, SurveyMetadata | None]:
+    """The design of a panel estimator whose sampling units are the panel's units.
+
+    ``unit_rows`` holds one row of ``data`` per unit (in the estimator's unit
+    order). Without a survey design units are independent; ``cluster`` (a
+    column constant within unit) groups them.
+    """
+    if cluster is not None:
+        per_unit = data.groupby(unit, sort=False)[cluster].nunique(dropna=False)
+        if (per_unit > 1).any():
+            raise ValueError(f"{name}: cluster column {cluster!r} varies within unit(s) "
+                             f"{list(per_unit.index[per_unit > 1][:3])}")
+    clusters = None if cluster is None else data[cluster].to_numpy()[unit_rows]
+    if survey_design is None:
+        return combine_design(trivial_design(len(unit_rows)), clusters, n_bootstrap, name), None
+    design = unit_level_design(data, survey_design, unit, unit_rows, name)
+    design = combine_design(design, clusters, n_bootstrap, name)
+    return design, SurveyMetadata.from_design(design)
 
 
 @dataclass(frozen=True, eq=False)
