@@ -5,6 +5,7 @@ from .datasets import load_mpdta
 from .estimators import (
     CallawaySantAnna,
     DifferenceInDifferences,
+    ImputationDiD,
     MultiPeriodDiD,
     TwoWayFixedEffects,
 )
@@ -21,17 +22,20 @@ from .survey import (
 )
 
 # short aliases
+BJS = ImputationDiD
 CS = CallawaySantAnna
 DiD = DifferenceInDifferences
 TWFE = TwoWayFixedEffects
 EventStudy = MultiPeriodDiD
 
 __all__ = [
+    "BJS",
     "CS",
     "CallawaySantAnna",
     "DiD",
     "DifferenceInDifferences",
     "EventStudy",
+    "ImputationDiD",
     "MultiPeriodDiD",
     "TWFE",
     "TwoWayFixedEffects",

@@ -1,11 +1,13 @@
 """Estimators: each turns data into estimates and influence functions (no variance code)."""
 
 from .callaway_santanna import CallawaySantAnna
+from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
 
 __all__ = [
     "CallawaySantAnna",
     "DifferenceInDifferences",
+    "ImputationDiD",
     "MultiPeriodDiD",
     "TwoWayFixedEffects",
 ]

@@ -45,7 +45,7 @@ def test_aggregate_survey_keywords_and_outputs():
 
 
 def test_estimators_by_name_and_alias_accept_survey_design():
-    for name in ("CallawaySantAnna", "CS"):
+    for name in ("CallawaySantAnna", "CS", "ImputationDiD", "BJS"):
         cls = getattr(dd, name)
         assert inspect.isclass(cls)
         assert "survey_design" in inspect.signature(cls.fit).parameters
@@ -57,15 +57,18 @@ def test_estimators_by_name_and_alias_accept_survey_design():
         params = inspect.signature(cls.fit).parameters
         for kw in ("outcome", "treatment", "time", "covariates", "survey_design"):
             assert kw in params, (name, kw)
-    for name in ("CallawaySantAnna", "CS", "DifferenceInDifferences", "DiD", "TWFE"):
+    for name in ("CallawaySantAnna", "CS", "DifferenceInDifferences", "DiD", "TWFE",
+                 "ImputationDiD", "BJS"):
         assert name in dd.__all__
 
 
-def test_results_provenance_read_only_headline_and_metadata():
+@pytest.mark.parametrize("alias", ["CS", "BJS"])
+def test_results_provenance_read_only_headline_and_metadata(alias):
     df = dd.load_mpdta()
     df["w"] = 1.0 + (df["countyreal"] % 3)
-    res = dd.CS().fit(df, outcome="lemp", unit="countyreal", time="year",
-                      first_treat="first.treat", survey_design=dd.SurveyDesign(weights="w"))
+    res = getattr(dd, alias)().fit(df, outcome="lemp", unit="countyreal", time="year",
+                                   first_treat="first.treat",
+                                   survey_design=dd.SurveyDesign(weights="w"))
     setattr(res, "_balance_adjustment", object())
     assert hasattr(res, "_balance_adjustment")
     for name in ("att", "se", "t_stat", "p_value", "conf_int"):
@@ -76,9 +79,10 @@ def test_results_provenance_read_only_headline_and_metadata():
         assert np.isfinite(getattr(meta, name))
 
 
-def test_pweight_only_guard_message():
+@pytest.mark.parametrize("alias", ["CS", "BJS"])
+def test_pweight_only_guard_message(alias):
     df = dd.load_mpdta().assign(w=1.0)
     for weight_type in ("aweight", "fweight"):
         with pytest.raises(ValueError, match="pweight"):
-            dd.CS().fit(df, "lemp", "countyreal", "year", "first.treat",
+            getattr(dd, alias)().fit(df, "lemp", "countyreal", "year", "first.treat",
                         survey_design=dd.SurveyDesign(weights="w", weight_type=weight_type))

@@ -1,0 +1,538 @@
+"""Borusyak, Jaravel & Spiess (2024) imputation estimator of staggered treatment effects."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.linalg import cho_factor, cho_solve
+from scipy.sparse.csgraph import connected_components
+
+from ..linalg.wls import independent_columns, wls
+from ..survey.design import SurveyDesign
+from .base import Estimator, is_int, is_prob, is_seed
+from .panel import build_rows, require_columns, unit_design
+
+PARTITIONS = ("cohort_horizon", "cohort", "horizon")
+
+
+class ImputationDiD(Estimator):
+    """Imputation estimator for staggered adoption (Borusyak, Jaravel & Spiess 2024).
+
+    A two-way fixed-effects model of the untreated outcome,
+    ``Y_it(0) = alpha_i + lambda_t + x_it' gamma``, is fitted by (survey-)weighted
+    least squares on the untreated observations only (never treated units and
+    the not-yet-treated periods of later cohorts). Each treated observation's
+    effect is imputed as ``tau_it = Y_it - alpha_i - lambda_t - x_it' gamma``
+    and estimands are weighted means of these effects, the weights
+    proportional to the sampling weights:
+
+    * overall ATT: all treated observations with ``t >= g``;
+    * event study: one effect per horizon ``h = t - g`` (``h >= -anticipation``);
+    * group effects: per cohort ``g`` over its treated periods.
+
+    Every estimand ``theta = sum_it w_it tau_it`` is linear in the outcomes,
+    ``theta = sum_it v_it Y_it``; its unit influence value is
+    ``sum_t v_it eps_it`` with the untreated residuals and, on treated
+    observations, ``tau_it`` minus the average effect of its cell of the
+    auxiliary partition (BJS Theorem 3 and Eq. 8, as R ``didimputation``).
+    Standard errors come from these influence values through the library's
+    inference engine: independent units (BJS's unit clustering), ``cluster=``,
+    a survey design (Taylor linearization; replicate weights refit the whole
+    estimator) or a PSU-level multiplier bootstrap. The engine applies the
+    ``G / (G - 1)`` small-sample factor and centres the influence values, so
+    standard errors are ``sqrt(G / (G - 1))`` times those of R
+    ``didimputation`` when the influence values sum to zero (e.g. without
+    sampling weights).
+
+    Parameters
+    ----------
+    anticipation : int
+        Periods before ``first_treat`` in which effects may already occur;
+        they are excluded from the untreated model and reported in the event
+        study at negative horizons.
+    alpha : float
+        1 - confidence level.
+    cluster : str, optional
+        Column, constant within unit, to cluster on (default: units), without
+        a survey design that names PSUs.
+    n_bootstrap : int
+        Multiplier bootstrap draws (0: analytic standard errors), per PSU
+        within strata (per unit or cluster without a design); standard errors
+        are the standard deviations of the draws.
+    bootstrap_weights : {"rademacher", "mammen", "webb"}
+    seed : int, optional
+    horizon_max : int, optional
+        Event-study horizons with ``|h| <= horizon_max`` only (the overall and
+        group effects still use every treated observation).
+    aux_partition : {"cohort_horizon", "cohort", "horizon"}
+        Cells whose average effect re-centres the treated residuals in the
+        variance (BJS Theorem 3): the finest, cohort x horizon, is R
+        ``didimputation``'s choice; coarser cells are more conservative
+        under effect heterogeneity.
+    cband : bool
+        Uniform (sup-t) band for the event study from the bootstrap (needs
+        ``n_bootstrap > 0``).
+
+    Examples
+    --------
+    >>> from diff_diff import ImputationDiD, load_mpdta
+    >>> res = ImputationDiD().fit(load_mpdta(), outcome="lemp", unit="countyreal",
+    ...                           time="year", first_treat="first.treat")
+    >>> round(res.att, 4)
+    -0.0477
+    """
+
+    _allowed = {
+        "bootstrap_weights": ("rademacher", "mammen", "webb"),
+        "aux_partition": PARTITIONS,
+        "cband": (True, False),
+    }
+    _checks = {
+        "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
+        "alpha": (is_prob, "in (0, 1)"),
+        "n_bootstrap": (lambda v: is_int(v, 0) and v != 1, "0 or an integer >= 2"),
+        "seed": (is_seed, "None, an integer or a numpy Generator"),
+        "horizon_max": (lambda v: v is None or is_int(v, 0), "None or a non-negative integer"),
+        "cluster": (lambda v: v is None or isinstance(v, str), "None or a column name"),
+    }
+
+    def __init__(
+        self,
+        anticipation: int = 0,
+        alpha: float = 0.05,
+        cluster: str | None = None,
+        n_bootstrap: int = 0,
+        bootstrap_weights: str = "rademacher",
+        seed: int | None = None,
+        horizon_max: int | None = None,
+        aux_partition: str = "cohort_horizon",
+        cband: bool = True,
+    ):
+        self.anticipation = anticipation
+        self.alpha = alpha
+        self.cluster = cluster
+        self.n_bootstrap = n_bootstrap
+        self.bootstrap_weights = bootstrap_weights
+        self.seed = seed
+        self.horizon_max = horizon_max
+        self.aux_partition = aux_partition
+        self.cband = cband
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        outcome: str,
+        unit: str,
+        time: str,
+        first_treat: str,
+        covariates: list[str] | None = None,
+        survey_design: SurveyDesign | None = None,
+    ):
+        """Impute every treated observation's effect and aggregate.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Long panel (balanced or not): one row per unit and period. Not
+            modified.
+        outcome, unit, time, first_treat : str
+            Columns; ``first_treat`` is the first treated period, 0 or inf for
+            never-treated units, constant within unit.
+        covariates : list of str, optional
+            Time-varying covariates of the untreated model (time-invariant
+            ones are absorbed by the unit effects and dropped).
+        survey_design : SurveyDesign, optional
+            A ``pweight`` design whose columns are constant within unit.
+
+        Returns
+        -------
+        ImputationDiDResults
+        """
+        from ..results.imputation import ImputationDiDResults
+
+        self._validate()
+        if isinstance(covariates, str):
+            covariates = [covariates]
+        covariates = list(covariates or [])
+        require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
+                        covariates=covariates, cluster=self.cluster)
+        if unit is None:
+            raise TypeError("ImputationDiD needs a unit column (unit=)")
+        rows = build_rows(data, outcome, unit, time, first_treat, covariates or None,
+                          "ImputationDiD")
+        design, metadata = unit_design(data, survey_design, unit, rows.rows[rows.unit_rows],
+                                       self.cluster, self.n_bootstrap, "ImputationDiD")
+        problem = ImputationProblem(rows, self.anticipation, self.horizon_max,
+                                    self.aux_partition, covariates)
+        estimate = problem.estimate(design.weights, with_influence=True, strict=True)
+        refit = None
+        if design.replicate is not None:
+            def refit(unit_weights):
+                return problem.estimate(unit_weights, with_influence=False,
+                                        strict=False).theta
+        return ImputationDiDResults._from_fit(
+            estimator=self, problem=problem, estimate=estimate, design=design,
+            survey=survey_design is not None, refit=refit, metadata=metadata,
+            cband=self.cband and self.n_bootstrap > 0,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Estimands:
+    """Which treated observations enter which estimand (columns: overall, horizons, cohorts)."""
+
+    labels: pd.DataFrame  # columns: kind ("overall", "event_study", "group"), label
+    rows: np.ndarray  # (m,) treated-row index of each (row, estimand) entry
+    column: np.ndarray  # (m,) estimand of each entry
+
+
+@dataclass(frozen=True, eq=False)
+class ImputationEstimate:
+    """Imputed effects, estimands and unit influence values of one fit."""
+
+    theta: np.ndarray  # (K,) estimands
+    psi: np.ndarray | None  # (n_units, K) influence values on the sum scale
+    tau: np.ndarray  # (n_treated_rows,) imputed effects (NaN: not imputable)
+    n_obs: np.ndarray  # (K,) treated observations per estimand
+    untreated: "UntreatedFit"
+
+
+@dataclass(frozen=True, eq=False)
+class UntreatedFit:
+    """The two-way fixed-effects model of the untreated outcome, fitted on Omega_0."""
+
+    alpha: np.ndarray  # (n_units,) unit effects (NaN: no untreated observation)
+    lam: np.ndarray  # (T,) period effects (0 at the reference, NaN: not identified)
+    gamma: np.ndarray  # (p,) covariate coefficients (0 for dropped covariates)
+    resid: np.ndarray  # (n_untreated_rows,) residuals
+    solve: object  # (time rhs (T, K), covariate rhs (p, K)) -> (b_time, b_cov)
+    c_over: sp.csr_matrix  # (n_units, T) untreated weight / unit total
+    xu_over: np.ndarray | None  # (n_units, p) weighted covariate sums / unit total
+    kept_covariates: np.ndarray  # bool (p,)
+
+
+class ImputationProblem:
+    """Data of one imputation fit; :meth:`estimate` runs it for any unit weights.
+
+    Replicate designs call :meth:`estimate` once per replicate with the
+    replicate's unit weights; the estimand definitions (horizons, cohorts)
+    stay those of the full sample.
+    """
+
+    def __init__(self, rows, anticipation, horizon_max, partition, covariates):
+        self.rows = rows
+        self.covariates = covariates
+        self.anticipation = anticipation
+        period = rows.times[rows.time_code]
+        g = rows.first_treat
+        # treated (or anticipating) only after the window: untreated throughout it
+        g = np.where(g - anticipation > rows.times[-1], 0.0, g)
+        treated = (g > 0) & (period >= g - anticipation)
+        self.treated_rows = np.flatnonzero(treated)
+        self.untreated_rows = np.flatnonzero(~treated)
+        self.cohort = g[self.treated_rows]
+        self.horizon = (period - g)[self.treated_rows]
+        self.unit_cohort = np.zeros(rows.units.size)
+        self.unit_cohort[rows.unit_code] = g
+        self.horizon_max = horizon_max
+        self.partition = _partition_codes(self.cohort, self.horizon, partition)
+        self._estimands = None
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        """Estimand of each column: ``kind`` and ``label`` (horizon or cohort)."""
+        return self._estimands.labels
+
+    @property
+    def n_units(self) -> int:
+        return int(self.rows.units.size)
+
+    def estimands(self, imputable: np.ndarray) -> Estimands:
+        """Overall, event-study and group estimands over the imputable treated rows."""
+        if self._estimands is not None:  # fixed by the full-sample fit
+            return self._estimands
+        h, g = self.horizon, self.cohort
+        horizons = np.unique(h[imputable])
+        if self.horizon_max is not None:
+            horizons = horizons[np.abs(horizons) <= self.horizon_max]
+        cohorts = np.unique(g[imputable & (h >= 0)])
+        labels = pd.DataFrame({
+            "kind": ["overall"] + ["event_study"] * horizons.size + ["group"] * cohorts.size,
+            "label": np.concatenate([[np.nan], horizons, cohorts]),
+        })
+        idx = np.arange(h.size)
+        post = imputable & (h >= 0)
+        es_col = np.searchsorted(horizons, h)
+        in_es = imputable & (es_col < horizons.size)
+        in_es[in_es] = horizons[es_col[in_es]] == h[in_es]
+        g_col = np.searchsorted(cohorts, g)
+        rows = np.concatenate([idx[post], idx[in_es], idx[post]])
+        column = np.concatenate([np.zeros(int(post.sum()), dtype=np.int64),
+                                 1 + es_col[in_es],
+                                 1 + horizons.size + g_col[post]])
+        self._estimands = Estimands(labels, rows, column)
+        return self._estimands
+
+    def estimate(self, unit_weights, with_influence=True, strict=True) -> ImputationEstimate:
+        rows = self.rows
+        s_rows = unit_weights[rows.unit_code]
+        fit = fit_untreated(rows, self.untreated_rows, s_rows, self.covariates, strict)
+        tr = self.treated_rows
+        unit_tr = rows.unit_code[tr]
+        tau = rows.y[tr] - fit.alpha[unit_tr] - fit.lam[rows.time_code[tr]]
+        if rows.x is not None:
+            tau = tau - rows.x[tr] @ fit.gamma
+        imputable = np.isfinite(tau) & (s_rows[tr] > 0)
+        if strict:
+            self._report_not_imputable(fit, imputable, s_rows[tr] > 0)
+        est = self.estimands(imputable)
+        keep = imputable[est.rows]
+        entry_rows, column = est.rows[keep], est.column[keep]
+        k = len(est.labels)
+        s = s_rows[tr][entry_rows]
+        mass = np.bincount(column, weights=s, minlength=k)
+        n_obs = np.bincount(column, minlength=k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = s / mass[column]
+        theta = np.bincount(column, weights=w * tau[entry_rows], minlength=k)
+        theta[mass <= 0] = np.nan
+        psi = None
+        if with_influence:
+            psi = self._influence(fit, s_rows, tau, entry_rows, column, w, k)
+        return ImputationEstimate(theta=theta, psi=psi, tau=np.where(imputable, tau, np.nan),
+                                  n_obs=n_obs, untreated=fit)
+
+    def _influence(self, fit, s_rows, tau, entry_rows, column, w, k):
+        """Unit influence values ``sum_t v_it eps_it`` of every estimand (n_units x K)."""
+        rows, n_units = self.rows, self.n_units
+        tr = self.treated_rows
+        unit_e = rows.unit_code[tr][entry_rows]
+        time_e = rows.time_code[tr][entry_rows]
+        # Z1' w: unit, period and covariate sums of the estimand weights.
+        u = sp.csr_matrix((w, (unit_e, column)), shape=(n_units, k))
+        n_t = rows.times.size
+        rhs_time = np.bincount(time_e * k + column, weights=w, minlength=n_t * k).reshape(n_t, k)
+        rhs_time -= np.asarray((fit.c_over.T @ u).todense())
+        rhs_cov = None
+        if rows.x is not None:
+            x_e = rows.x[tr][entry_rows]
+            rhs_cov = np.zeros((x_e.shape[1], k))
+            for j in range(x_e.shape[1]):
+                rhs_cov[j] = np.bincount(column, weights=w * x_e[:, j], minlength=k)
+            rhs_cov -= np.asarray((u.T @ fit.xu_over).T)
+        b_time, b_cov = fit.solve(rhs_time, rhs_cov)
+        # Untreated part: -sum_t s eps (lambda_t + x' gamma) of the solution (the unit
+        # effect's part vanishes: each unit's weighted residuals sum to zero).
+        un = self.untreated_rows
+        s_eps = s_rows[un] * fit.resid
+        e = sp.csr_matrix((s_eps, (rows.unit_code[un], rows.time_code[un])),
+                          shape=(n_units, rows.times.size))
+        psi = -(e @ b_time)
+        if rows.x is not None:
+            f = np.column_stack([np.bincount(rows.unit_code[un], weights=s_eps * rows.x[un, j],
+                                             minlength=n_units)
+                                 for j in range(rows.x.shape[1])])
+            psi -= f @ b_cov
+        # Treated part: weights times effects re-centred on their auxiliary cell.
+        centre = _cell_centres(unit_e, self.partition[entry_rows], column, w, tau[entry_rows], k)
+        resid = w * (tau[entry_rows] - centre)
+        psi += np.asarray(sp.csr_matrix((resid, (unit_e, column)), shape=(n_units, k)).todense())
+        return psi
+
+    def _report_not_imputable(self, fit, imputable, positive):
+        lost = positive & ~imputable
+        if not lost.any():
+            return
+        tr = self.treated_rows
+        units = np.unique(self.rows.unit_code[tr][lost & np.isnan(fit.alpha[self.rows.unit_code[tr]])])
+        periods = np.unique(self.rows.times[self.rows.time_code[tr][lost & np.isnan(
+            fit.lam[self.rows.time_code[tr]])]])
+        why = []
+        if units.size:
+            why.append(f"{units.size} unit(s) never untreated (always treated: no unit effect)")
+        if periods.size:
+            why.append(f"period(s) {[_num(t) for t in periods[:5]]} without untreated "
+                       "observations (no period effect)")
+        warnings.warn(
+            f"ImputationDiD: {int(lost.sum())} treated observation(s) cannot be imputed and are "
+            f"left out: {'; '.join(why)}", UserWarning, stacklevel=4)
+
+
+def _num(value):
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _partition_codes(cohort, horizon, partition) -> np.ndarray:
+    if partition == "cohort":
+        keys = cohort
+    elif partition == "horizon":
+        keys = horizon
+    else:
+        keys = np.column_stack([cohort, horizon])
+        return np.unique(keys, axis=0, return_inverse=True)[1].ravel().astype(np.int64) \
+            if keys.size else np.zeros(0, dtype=np.int64)
+    return np.unique(keys, return_inverse=True)[1].astype(np.int64)
+
+
+def _cell_centres(unit, cell, column, w, tau, k):
+    """BJS Eq. 8 per estimand and auxiliary cell: ``sum_i A_i B_i / sum_i A_i^2`` with
+    ``A_i = sum_t w_it`` and ``B_i = sum_t w_it tau_it`` over the unit's observations
+    in the cell; returned per entry."""
+    if unit.size == 0:
+        return np.zeros(0)
+    n_cells = int(cell.max()) + 1
+    key = (column * n_cells + cell) * (int(unit.max()) + 1) + unit
+    pair, pair_code = np.unique(key, return_inverse=True)
+    a = np.bincount(pair_code, weights=w)
+    b = np.bincount(pair_code, weights=w * tau)
+    group_of_pair = pair // (int(unit.max()) + 1)
+    groups, group_code = np.unique(group_of_pair, return_inverse=True)
+    num = np.bincount(group_code, weights=a * b)
+    den = np.bincount(group_code, weights=a * a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = np.where(den > 0, num / den, 0.0)
+    return centre[group_code[pair_code]]
+
+
+def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:
+    """Weighted two-way fixed-effects fit on the untreated rows (exact, no iteration).
+
+    The unit effects are eliminated (Schur complement): the reduced normal
+    equations over the period effects (first identified period as reference)
+    and covariates are ``M b = r`` with ``M = Z'SZ - C' D^-1 C`` for unit
+    totals ``D`` and unit x period weights ``C``. The same factorization of
+    ``M`` gives the influence weights of every estimand.
+    """
+    un = untreated[s_rows[untreated] > 0]
+    n_units, n_t = rows.units.size, rows.times.size
+    u, t, s, y = rows.unit_code[un], rows.time_code[un], s_rows[un], rows.y[un]
+    if un.size == 0:
+        raise ValueError("ImputationDiD: no untreated observation (every unit is treated in "
+                         "every period)")
+    du = np.bincount(u, weights=s, minlength=n_units)
+    dt = np.bincount(t, weights=s, minlength=n_t)
+    inv_du = np.divide(1.0, du, out=np.zeros(n_units), where=du > 0)
+    c = sp.csr_matrix((s, (u, t)), shape=(n_units, n_t))
+    c_over = sp.csr_matrix(c.multiply(inv_du[:, None]))
+    _check_connected(c, rows.times)
+    yu = np.bincount(u, weights=s * y, minlength=n_units)
+    m_tt = np.diag(dt) - np.asarray((c.T @ c_over).todense())
+    r_t = np.bincount(t, weights=s * y, minlength=n_t) - c_over.T @ yu
+    x, p = rows.x, 0 if rows.x is None else rows.x.shape[1]
+    xu_over = None
+    if p:
+        xs = x[un] * s[:, None]
+        xu = np.column_stack([np.bincount(u, weights=xs[:, j], minlength=n_units)
+                              for j in range(p)])
+        xu_over = xu * inv_du[:, None]
+        a_t = np.column_stack([np.bincount(t, weights=xs[:, j], minlength=n_t) for j in range(p)])
+        m_tx = a_t - c_over.T @ xu
+        m_xx = xs.T @ x[un] - xu.T @ xu_over
+        r_x = xs.T @ y - xu_over.T @ yu
+        m = np.block([[m_tt, m_tx], [m_tx.T, m_xx]])
+        r = np.concatenate([r_t, r_x])
+    else:
+        m, r = m_tt, r_t
+    identified = dt > 0
+    free = np.concatenate([identified, np.ones(p, dtype=bool)])
+    free[np.flatnonzero(identified)[0]] = False  # reference period: lambda = 0
+    keep = free.copy()
+    keep[free] = independent_columns(m[np.ix_(free, free)])
+    dropped = np.flatnonzero(free[n_t:] & ~keep[n_t:])
+    if dropped.size and strict:
+        warnings.warn(
+            f"ImputationDiD: covariates {[covariates[j] for j in dropped]} are collinear with "
+            "the unit and period effects (or earlier covariates) among the untreated "
+            "observations and were dropped", UserWarning, stacklevel=4)
+    factor = cho_factor(m[np.ix_(keep, keep)], check_finite=False)
+    coef = np.zeros(n_t + p)
+    coef[keep] = cho_solve(factor, r[keep], check_finite=False)
+    lam = np.where(identified, coef[:n_t], np.nan)
+    gamma = coef[n_t:]
+    alpha = (yu - c @ np.nan_to_num(lam)) * inv_du
+    if p:
+        alpha -= xu_over @ gamma
+    alpha[du <= 0] = np.nan
+    resid = y - alpha[u] - lam[t]
+    if p:
+        resid -= x[un] @ gamma
+    resid_full = np.zeros(untreated.size)
+    resid_full[s_rows[untreated] > 0] = resid
+
+    def solve(rhs_time, rhs_cov):
+        rhs = rhs_time if rhs_cov is None else np.vstack([rhs_time, rhs_cov])
+        out = np.zeros((n_t + p, rhs.shape[1]))
+        out[keep] = cho_solve(factor, rhs[keep], check_finite=False)
+        return out[:n_t], out[n_t:]
+
+    return UntreatedFit(alpha=alpha, lam=lam, gamma=gamma, resid=resid_full, solve=solve,
+                        c_over=c_over, xu_over=xu_over, kept_covariates=keep[n_t:])
+
+
+def _check_connected(c, times):
+    """Unit and period effects are identified only within one connected set of the
+    untreated (unit, period) graph."""
+    n_units, n_t = c.shape
+    graph = sp.bmat([[None, c], [c.T, None]], format="csr")
+    n_comp, label = connected_components(graph, directed=False)
+    present = np.concatenate([np.asarray(c.getnnz(axis=1)) > 0, np.asarray(c.getnnz(axis=0)) > 0])
+    comps = np.unique(label[present])
+    if comps.size > 1:
+        first = label[n_units:]
+        groups = [[_num(times[j]) for j in np.flatnonzero((first == cc) & present[n_units:])][:4]
+                  for cc in comps[:3]]
+        raise ValueError(
+            f"ImputationDiD: the untreated observations split into {comps.size} disconnected "
+            f"sets of units and periods (periods {groups}); unit and period effects are not "
+            "identified across them")
+
+
+def lead_regression(problem, unit_weights, n_leads, with_influence=False, leads=None):
+    """BJS Eq. 9: untreated outcomes on unit and period effects, covariates and lead dummies.
+
+    Returns ``(leads, coefficients, psi)``: the pre-treatment horizons tested
+    (the ``n_leads`` closest to treatment, or with ``None`` all but the
+    closest, unless ``leads`` is given), their
+    coefficients (NaN if collinear) and unit influence values (n_units x q,
+    or None).
+    """
+    rows = problem.rows
+    un = problem.untreated_rows
+    use = un[unit_weights[rows.unit_code[un]] > 0]
+    unit, time = rows.unit_code[use], rows.time_code[use]
+    g = problem.unit_cohort[unit]
+    h = np.where(g > 0, rows.times[time] - g, np.nan)
+    if leads is None:
+        leads = np.unique(h[np.isfinite(h)])[::-1]  # closest to treatment first
+        if n_leads is None:
+            leads = leads[1:]  # the closest horizon is the reference
+        elif n_leads >= leads.size:
+            raise ValueError(
+                f"n_leads={n_leads} leaves no reference: there are {leads.size} pre-treatment "
+                "horizons and leads for all of them are collinear with the unit effects; use "
+                f"n_leads < {leads.size} or None (all but the closest horizon)")
+        else:
+            leads = leads[:n_leads]
+        leads = np.sort(leads)
+    if leads.size == 0:
+        return leads, np.zeros(0), np.zeros((problem.n_units, 0))
+    dummies = (h[:, None] == leads[None, :]).astype(float)
+    x = dummies if rows.x is None else np.column_stack([rows.x[use], dummies])
+    n_cov = 0 if rows.x is None else rows.x.shape[1]
+    names = list(problem.covariates) + [f"lead {_num(v)}" for v in leads]
+    absorb = [np.unique(unit, return_inverse=True)[1], np.unique(time, return_inverse=True)[1]]
+    fit = wls(rows.y[use], x, names, weights=unit_weights[unit], absorb=absorb,
+              rank_deficient_action="warn" if with_influence else "silent")
+    coef = fit.coef[n_cov:]
+    psi = None
+    if with_influence:
+        infl = np.zeros((use.size, len(names)))
+        infl[:, fit.kept] = fit.influence()
+        psi = np.column_stack([np.bincount(unit, weights=infl[:, n_cov + j],
+                                           minlength=problem.n_units)
+                               for j in range(leads.size)])
+    return leads, coef, psi

@@ -1,0 +1,290 @@
+"""Results of :class:`~diff_diff.ImputationDiD` (Borusyak, Jaravel & Spiess 2024)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..inference import (
+    bootstrap_se,
+    design_variance,
+    multiplier_bootstrap,
+    replicate_estimates_by_refit,
+    replicate_vcov_from_estimates,
+    sup_t_critical,
+)
+from .callaway_santanna import _label, _sqrt_diag
+from .table import format_summary, tidy
+
+LEVELS = ("observation", "overall", "event_study", "group")
+
+
+class ImputationDiDResults:
+    """Imputed treatment effects, their aggregations and inference.
+
+    Read-only headline fields (``att``, ``se``, ``t_stat``, ``p_value``,
+    ``conf_int``) are the overall ATT: the (sampling-weighted) mean imputed
+    effect over all treated observations from ``t >= g``. Other attributes may
+    be attached freely.
+
+    Attributes
+    ----------
+    event_study_effects : DataFrame
+        Effects by horizon ``h = t - g`` (``h < 0`` only under anticipation).
+    group_effects : DataFrame
+        Effects by cohort.
+    treatment_effects : DataFrame
+        Each treated observation's imputed effect and its weight in the overall ATT.
+    vcov : DataFrame
+        Covariance of all estimands (overall, event study, groups).
+    influence_functions : ndarray (n_units, K)
+        Unit influence values of the estimands on the sum scale.
+    n_obs, n_treated_obs, n_untreated_obs, n_units, n_treated_units, n_control_units
+        Observations and units used (``n_control_units``: never treated).
+    survey_metadata : SurveyMetadata or None
+    """
+
+    @classmethod
+    def _from_fit(cls, *, estimator, problem, estimate, design, survey, refit, metadata,
+                  cband) -> "ImputationDiDResults":
+        self = cls.__new__(cls)
+        self.estimator_params = estimator.get_params()
+        self.alpha = estimator.alpha
+        self.anticipation = estimator.anticipation
+        self.aux_partition = estimator.aux_partition
+        self.n_bootstrap = estimator.n_bootstrap
+        self._multiplier = estimator.bootstrap_weights
+        self._seed = estimator.seed
+        self._cband = cband
+        self._problem = problem
+        self._estimate = estimate
+        self._design = design
+        self._survey = survey
+        self._refit = refit
+        self.survey_metadata = metadata
+        rows = problem.rows
+        labels = problem.labels
+        self._kinds = labels["kind"].to_numpy()
+        self._labels = labels["label"].to_numpy()
+        tau = estimate.tau
+        self.n_obs = int(rows.y.size)
+        self.n_treated_obs = int(np.isfinite(tau).sum())
+        self.n_untreated_obs = int(problem.untreated_rows.size)
+        cohort = problem.unit_cohort
+        self.n_units = problem.n_units
+        self.n_treated_units = int((cohort > 0).sum())
+        self.n_control_units = int((cohort == 0).sum())
+        self.groups = _label(np.unique(problem.cohort[np.isfinite(tau)]))
+        self.time_periods = _label(rows.times)
+        return self
+
+    # ---------------------------------------------------------------- engine
+    @cached_property
+    def _replicates(self):
+        return replicate_estimates_by_refit(self._design.replicate.weights, refit=self._refit)
+
+    @cached_property
+    def _variance(self) -> dict:
+        """Covariance of all estimands, df and (bootstrap) the sup-t critical value."""
+        theta, psi, design = self._estimate.theta, self._estimate.psi, self._design
+        df = float(design.df) if self._survey else None
+        crit = None
+        if design.replicate is not None:
+            spec = design.replicate
+            vcov, n_valid = replicate_vcov_from_estimates(
+                self._replicates, theta, spec.scale, spec.rscales, spec.mse)
+            df, se = float(min(spec.rank, n_valid) - 1), _sqrt_diag(vcov)
+        elif self.n_bootstrap:
+            draws = multiplier_bootstrap(psi, design, self.n_bootstrap, self._multiplier,
+                                         self._seed)
+            se = bootstrap_se(draws, "sd")
+            vcov = np.cov(draws, rowvar=False).reshape(theta.size, theta.size)
+            es = self._kinds == "event_study"
+            if self._cband and es.any():
+                crit = sup_t_critical(draws[:, es], se[es], self.alpha)
+        else:
+            vcov = design_variance(psi, design).vcov
+            se = _sqrt_diag(vcov)
+        return {"vcov": vcov, "se": se, "df": df, "crit": crit}
+
+    @property
+    def df(self):
+        """Degrees of freedom of t inference (design df with a survey design, else normal)."""
+        return self._variance["df"]
+
+    def _table(self, kind: str, label_name: str, band: bool = False) -> pd.DataFrame:
+        mask = self._kinds == kind
+        var = self._variance
+        table = tidy({label_name: _label(self._labels[mask]) if kind != "overall" else ["ATT"]},
+                     self._estimate.theta[mask], var["se"][mask], var["df"], self.alpha,
+                     var["crit"] if band else None)
+        table["n_obs"] = self._estimate.n_obs[mask]
+        return table
+
+    @cached_property
+    def _overall(self) -> dict:
+        return self._table("overall", "term").iloc[0].to_dict()
+
+    overall_att = property(lambda self: self._overall["estimate"])
+    overall_se = property(lambda self: self._overall["se"])
+    overall_t_stat = property(lambda self: self._overall["t_stat"])
+    overall_p_value = property(lambda self: self._overall["p_value"])
+    overall_conf_int = property(lambda self: (self._overall["conf_low"],
+                                              self._overall["conf_high"]))
+    att = property(lambda self: self._overall["estimate"], doc="Overall ATT.")
+    se = property(lambda self: self._overall["se"], doc="Standard error of ``att``.")
+    t_stat = property(lambda self: self._overall["t_stat"])
+    p_value = property(lambda self: self._overall["p_value"])
+    conf_int = property(lambda self: (self._overall["conf_low"], self._overall["conf_high"]))
+
+    @property
+    def event_study_effects(self) -> pd.DataFrame:
+        """Effects by horizon ``h = t - g`` with intervals (and uniform bands with the bootstrap)."""
+        return self._table("event_study", "event_time", band=True)
+
+    @property
+    def group_effects(self) -> pd.DataFrame:
+        """Effects by cohort (first treated period)."""
+        return self._table("group", "group")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of every estimand (rows: overall, event times, groups)."""
+        index = pd.MultiIndex.from_arrays([self._kinds, self._labels], names=["kind", "label"])
+        return pd.DataFrame(self._variance["vcov"], index=index, columns=index)
+
+    @property
+    def event_study_vcov(self) -> pd.DataFrame:
+        """Covariance of the event-study effects (for joint tests)."""
+        es = self._kinds == "event_study"
+        labels = _label(self._labels[es])
+        return pd.DataFrame(self._variance["vcov"][np.ix_(es, es)], index=labels, columns=labels)
+
+    @property
+    def influence_functions(self) -> np.ndarray:
+        """Unit x estimand influence values on the sum scale (columns as :attr:`vcov`)."""
+        return self._estimate.psi.copy()
+
+    @property
+    def treatment_effects(self) -> pd.DataFrame:
+        """One row per treated observation: unit, time, cohort, horizon, imputed effect
+        ``tau`` (NaN where it cannot be imputed) and its weight in the overall ATT."""
+        problem, est = self._problem, self._estimate
+        rows, tr = problem.rows, problem.treated_rows
+        tau = est.tau
+        post = np.isfinite(tau) & (problem.horizon >= 0)
+        s = self._design.weights[rows.unit_code[tr]]
+        weight = np.where(post, s, 0.0)
+        total = weight.sum()
+        return pd.DataFrame({
+            "unit": rows.units[rows.unit_code[tr]],
+            "time": _label(rows.times[rows.time_code[tr]]),
+            "first_treat": _label(problem.cohort),
+            "event_time": _label(problem.horizon),
+            "tau": tau,
+            "weight": weight / total if total > 0 else weight,
+        })
+
+    # ----------------------------------------------------------- pre-trends
+    def pretrend_test(self, n_leads: int | None = None) -> dict:
+        """Test of parallel pre-trends (BJS 2024, Eq. 9 / Test 1).
+
+        On the untreated observations only, the outcome is regressed on the
+        unit and period effects (and covariates) plus indicators of
+        pre-treatment horizons; their coefficients are jointly tested to be
+        zero with the same variance as the estimates (units, clusters, survey
+        design or replicate weights). ``n_leads=k`` uses the ``k`` horizons
+        closest to treatment (earlier periods and never-treated units are the
+        baseline), as BJS Eq. 9. ``None`` uses every horizon except the
+        closest one, the reference: the test that all pre-treatment horizons
+        share one level (leads for every horizon would be collinear with the
+        unit effects).
+
+        Returns
+        -------
+        dict
+            ``statistic`` (Wald / q), ``df1`` (q), ``df2`` (design df, or None:
+            chi-square), ``p_value`` and ``leads`` (a tidy table by event time).
+        """
+        from scipy import stats
+
+        from ..estimators.imputation import lead_regression
+
+        if n_leads is not None and (isinstance(n_leads, bool) or not isinstance(n_leads, int)
+                                    or n_leads < 1):
+            raise ValueError(f"n_leads must be None or a positive integer, got {n_leads!r}")
+        problem, design = self._problem, self._design
+        leads, coef, psi = lead_regression(problem, design.weights, n_leads, with_influence=True)
+        if leads.size == 0:
+            return {"statistic": np.nan, "df1": 0, "df2": None, "p_value": np.nan,
+                    "leads": tidy({"event_time": []}, [], [], None, self.alpha)}
+        if design.replicate is not None:
+            def refit(w):
+                return lead_regression(problem, w, n_leads, leads=leads)[1]
+            var = design_variance(None, design, estimate=coef, refit=refit)
+        else:
+            var = design_variance(psi, design)
+        df2 = var.df if self._survey or design.replicate is not None else None
+        ok = np.isfinite(coef)
+        est, vcov = coef[ok], var.vcov[np.ix_(ok, ok)]
+        q = int(est.size)
+        wald = float(est @ np.linalg.pinv(vcov) @ est) if q else np.nan
+        if df2 is None:
+            p = float(stats.chi2.sf(wald, q)) if q else np.nan
+        else:
+            p = float(stats.f.sf(wald / q, q, df2)) if q and df2 > 0 else np.nan
+        table = tidy({"event_time": _label(leads)}, coef, var.se, df2, self.alpha)
+        return {"statistic": wald / q if q else np.nan, "df1": q, "df2": df2, "p_value": p,
+                "leads": table}
+
+    # ----------------------------------------------------------------- output
+    def to_dataframe(self, level: str = "observation") -> pd.DataFrame:
+        """Tidy table: ``observation`` (imputed effects, default), ``overall``,
+        ``event_study`` or ``group``."""
+        if level == "observation":
+            return self.treatment_effects
+        if level == "overall":
+            return self._table("overall", "term")
+        if level in ("event_study", "dynamic"):
+            return self.event_study_effects
+        if level == "group":
+            return self.group_effects
+        raise ValueError(f"level must be one of {list(LEVELS)}, got {level!r}")
+
+    def summary(self) -> str:
+        info = [
+            ("Anticipation", self.anticipation),
+            ("Auxiliary partition (variance)", self.aux_partition),
+            ("Units (treated / never treated)",
+             f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
+            ("Observations (treated / untreated)",
+             f"{self.n_obs} ({self.n_treated_obs} / {self.n_untreated_obs})"),
+            ("Inference", self._inference_label()),
+        ]
+        tables = [("Overall ATT", self._table("overall", "term"), ["term"]),
+                  ("Event study", self.event_study_effects, ["event_time"])]
+        return format_summary("Imputation DiD (Borusyak, Jaravel & Spiess)", info, tables,
+                              self.survey_metadata, self.alpha)
+
+    def _inference_label(self) -> str:
+        if self._design.replicate is not None:
+            return f"replicate weights ({self._design.replicate.method}), refit"
+        base = "survey design (Taylor linearization)" if self._survey else "influence functions"
+        if self.n_bootstrap:
+            base += f", multiplier bootstrap ({self.n_bootstrap} draws)"
+        return base
+
+    def print_summary(self) -> None:
+        print(self.summary())
+
+    def plot_event_study(self, ax=None, **kwargs):
+        """Event-study plot (matplotlib)."""
+        from ..plotting import plot_event_study
+
+        return plot_event_study(self.event_study_effects, ax=ax, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"ImputationDiDResults(att={self.att:.6g}, se={self.se:.6g}, "
+                f"treated_obs={self.n_treated_obs}, units={self.n_units})")

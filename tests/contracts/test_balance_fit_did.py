@@ -1,0 +1,33 @@
+"""With Meta's balance installed (CI installs it), its adapter fits our estimators by alias."""
+
+import importlib.util
+import logging
+import os
+
+import pytest
+
+import diff_diff as dd
+
+HAVE_BALANCE = importlib.util.find_spec("balance") is not None
+
+
+@pytest.mark.skipif(not HAVE_BALANCE and not os.environ.get("DIFF_DIFF_REQUIRE_BALANCE"),
+                    reason="balance is not installed")
+@pytest.mark.parametrize("alias", ["CS", "BJS"])
+def test_fit_did_by_alias_equals_native(alias):
+    logging.getLogger("balance").setLevel(logging.WARNING)
+    from balance import Sample
+    from balance.interop import diff_diff as bd
+
+    df = dd.load_mpdta()
+    df["weight"] = 1.0 + df["countyreal"] % 3
+    sample = Sample.from_frame(
+        df.assign(id=df["countyreal"].astype(str) + "-" + df["year"].astype(str)),
+        id_column="id", weight_column="weight")
+    fitted = bd.fit_did(sample, estimator=alias, outcome="lemp", time="year", unit="countyreal",
+                        treatment_first="first.treat")
+    native = getattr(dd, alias)().fit(df, "lemp", "countyreal", "year", "first.treat",
+                                      survey_design=dd.SurveyDesign(weights="weight"))
+    assert type(fitted) is type(native)
+    assert fitted.att == pytest.approx(native.att, rel=1e-12)
+    assert fitted.se == pytest.approx(native.se, rel=1e-12)
