@@ -239,7 +239,8 @@ class ImputationProblem:
         self.unit_cohort = np.zeros(rows.units.size)
         self.unit_cohort[rows.unit_code] = g
         self.horizon_max = horizon_max
-        self.partition = _partition_codes(self.cohort, self.horizon, partition)
+        self.pair, self.pair_cell = _partition_codes(rows.unit_code[self.treated_rows],
+                                                     self.cohort, self.horizon, partition)
         self._estimands = None
 
     @property
@@ -274,7 +275,8 @@ class ImputationProblem:
         column = np.concatenate([np.zeros(int(post.sum()), dtype=np.int64),
                                  1 + es_col[in_es],
                                  1 + horizons.size + g_col[post]])
-        self._estimands = Estimands(labels, rows, column)
+        order = np.argsort(column, kind="stable")  # entries grouped by estimand
+        self._estimands = Estimands(labels, rows[order], column[order])
         return self._estimands
 
     def estimate(self, unit_weights, with_influence=True, strict=True) -> ImputationEstimate:
@@ -338,7 +340,8 @@ class ImputationProblem:
                                  for j in range(rows.x.shape[1])])
             psi -= f @ b_cov
         # Treated part: weights times effects re-centred on their auxiliary cell.
-        centre = _cell_centres(unit_e, self.partition[entry_rows], column, w, tau[entry_rows], k)
+        centre = _cell_centres(self.pair[entry_rows], self.pair_cell, column, w,
+                               tau[entry_rows], k)
         resid = w * (tau[entry_rows] - centre)
         psi += np.asarray(sp.csr_matrix((resid, (unit_e, column)), shape=(n_units, k)).todense())
         return psi
@@ -366,36 +369,42 @@ def _num(value):
     return int(value) if float(value).is_integer() else float(value)
 
 
-def _partition_codes(cohort, horizon, partition) -> np.ndarray:
-    if partition == "cohort":
-        keys = cohort
-    elif partition == "horizon":
-        keys = horizon
-    else:
-        keys = np.column_stack([cohort, horizon])
-        return np.unique(keys, axis=0, return_inverse=True)[1].ravel().astype(np.int64) \
-            if keys.size else np.zeros(0, dtype=np.int64)
-    return np.unique(keys, return_inverse=True)[1].astype(np.int64)
+def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes 0..k-1 of values with few distinct levels (cohorts, horizons)."""
+    levels = np.unique(values)
+    return np.searchsorted(levels, values).astype(np.int64), int(levels.size)
 
 
-def _cell_centres(unit, cell, column, w, tau, k):
+def _partition_codes(unit, cohort, horizon, partition) -> tuple[np.ndarray, np.ndarray]:
+    """Per treated row: its auxiliary cell and its (unit, cell) pair, as codes; and the
+    cell of each pair."""
+    g_code, n_g = _codes(cohort)
+    h_code, n_h = _codes(horizon)
+    cell = {"cohort": g_code, "horizon": h_code}.get(partition, g_code * n_h + h_code)
+    n_cells = {"cohort": n_g, "horizon": n_h}.get(partition, n_g * n_h)
+    pair_key = unit * max(n_cells, 1) + cell
+    pairs, pair = np.unique(pair_key, return_inverse=True)
+    return pair.astype(np.int64).ravel(), (pairs % max(n_cells, 1)).astype(np.int64)
+
+
+def _cell_centres(pair, pair_cell, column, w, tau, k):
     """BJS Eq. 8 per estimand and auxiliary cell: ``sum_i A_i B_i / sum_i A_i^2`` with
     ``A_i = sum_t w_it`` and ``B_i = sum_t w_it tau_it`` over the unit's observations
-    in the cell; returned per entry."""
-    if unit.size == 0:
-        return np.zeros(0)
-    n_cells = int(cell.max()) + 1
-    key = (column * n_cells + cell) * (int(unit.max()) + 1) + unit
-    pair, pair_code = np.unique(key, return_inverse=True)
-    a = np.bincount(pair_code, weights=w)
-    b = np.bincount(pair_code, weights=w * tau)
-    group_of_pair = pair // (int(unit.max()) + 1)
-    groups, group_code = np.unique(group_of_pair, return_inverse=True)
-    num = np.bincount(group_code, weights=a * b)
-    den = np.bincount(group_code, weights=a * a)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centre = np.where(den > 0, num / den, 0.0)
-    return centre[group_code[pair_code]]
+    in the cell; returned per entry. Entries are grouped by estimand (``column``)."""
+    centre = np.zeros(pair.size)
+    n_pairs, n_cells = pair_cell.size, int(pair_cell.max(initial=-1)) + 1
+    bounds = np.searchsorted(column, np.arange(k + 1))
+    for j in range(k):
+        part = slice(bounds[j], bounds[j + 1])
+        p = pair[part]
+        a = np.bincount(p, weights=w[part], minlength=n_pairs)
+        b = np.bincount(p, weights=w[part] * tau[part], minlength=n_pairs)
+        num = np.bincount(pair_cell, weights=a * b, minlength=n_cells)
+        den = np.bincount(pair_cell, weights=a * a, minlength=n_cells)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cell_centre = np.where(den > 0, num / den, 0.0)
+        centre[part] = cell_centre[pair_cell[p]]
+    return centre
 
 
 def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:
@@ -417,10 +426,12 @@ def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:
     dt = np.bincount(t, weights=s, minlength=n_t)
     inv_du = np.divide(1.0, du, out=np.zeros(n_units), where=du > 0)
     c = sp.csr_matrix((s, (u, t)), shape=(n_units, n_t))
-    c_over = sp.csr_matrix(c.multiply(inv_du[:, None]))
-    _check_connected(c, rows.times)
+    c_over = c.copy()
+    c_over.data *= np.repeat(inv_du, np.diff(c.indptr))
+    shared = (c.T @ c_over).toarray()  # (T, T): periods linked through common units
+    _check_connected(shared, dt > 0, rows.times)
     yu = np.bincount(u, weights=s * y, minlength=n_units)
-    m_tt = np.diag(dt) - np.asarray((c.T @ c_over).todense())
+    m_tt = np.diag(dt) - shared
     r_t = np.bincount(t, weights=s * y, minlength=n_t) - c_over.T @ yu
     x, p = rows.x, 0 if rows.x is None else rows.x.shape[1]
     xu_over = None
@@ -473,20 +484,17 @@ def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:
                         c_over=c_over, xu_over=xu_over, kept_covariates=keep[n_t:])
 
 
-def _check_connected(c, times):
+def _check_connected(shared, identified, times):
     """Unit and period effects are identified only within one connected set of the
-    untreated (unit, period) graph."""
-    n_units, n_t = c.shape
-    graph = sp.bmat([[None, c], [c.T, None]], format="csr")
-    n_comp, label = connected_components(graph, directed=False)
-    present = np.concatenate([np.asarray(c.getnnz(axis=1)) > 0, np.asarray(c.getnnz(axis=0)) > 0])
-    comps = np.unique(label[present])
-    if comps.size > 1:
-        first = label[n_units:]
-        groups = [[_num(times[j]) for j in np.flatnonzero((first == cc) & present[n_units:])][:4]
-                  for cc in comps[:3]]
+    untreated (unit, period) graph; every unit joins the set of its periods, so the
+    graph of periods linked by common units tells."""
+    link = sp.csr_matrix(shared[np.ix_(identified, identified)] != 0)
+    n_comp, label = connected_components(link, directed=False)
+    if n_comp > 1:
+        periods = times[identified]
+        groups = [[_num(v) for v in periods[label == cc][:4]] for cc in range(min(n_comp, 3))]
         raise ValueError(
-            f"ImputationDiD: the untreated observations split into {comps.size} disconnected "
+            f"ImputationDiD: the untreated observations split into {n_comp} disconnected "
             f"sets of units and periods (periods {groups}); unit and period effects are not "
             "identified across them")
 
