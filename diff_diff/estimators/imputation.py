@@ -350,10 +350,10 @@ class ImputationProblem:
         lost = positive & ~imputable
         if not lost.any():
             return
-        tr = self.treated_rows
-        units = np.unique(self.rows.unit_code[tr][lost & np.isnan(fit.alpha[self.rows.unit_code[tr]])])
-        periods = np.unique(self.rows.times[self.rows.time_code[tr][lost & np.isnan(
-            fit.lam[self.rows.time_code[tr]])]])
+        unit = self.rows.unit_code[self.treated_rows]
+        period = self.rows.time_code[self.treated_rows]
+        units = np.unique(unit[lost & np.isnan(fit.alpha[unit])])
+        periods = self.rows.times[np.unique(period[lost & np.isnan(fit.lam[period])])]
         why = []
         if units.size:
             why.append(f"{units.size} unit(s) never untreated (always treated: no unit effect)")

@@ -141,7 +141,7 @@ class ImputationDiDResults:
 
     @property
     def event_study_effects(self) -> pd.DataFrame:
-        """Effects by horizon ``h = t - g`` with intervals (and uniform bands with the bootstrap)."""
+        """Effects by horizon ``h = t - g`` with intervals (uniform bands with the bootstrap)."""
         return self._table("event_study", "event_time", band=True)
 
     @property

@@ -68,19 +68,21 @@ def format_summary(
     width = 78
     lines = ["=" * width, title.center(width), "=" * width]
     key_width = max([32] + [len(key) + 2 for key, _ in info])
+    kw = key_width
     for key, value in info:
-        lines.append(f"{key + ':':<{key_width}}{_fmt(value)}")
+        lines.append(f"{key + ':':<{kw}}{_fmt(value)}")
     if metadata is not None:
         lines += ["", "Survey design".center(width), "-" * width]
-        lines.append(f"{'Weight type:':<{key_width}}{metadata.weight_type}")
+        lines.append(f"{'Weight type:':<{kw}}{metadata.weight_type}")
         if metadata.replicate_method is not None:
-            lines.append(f"{'Replicates:':<{key_width}}{metadata.n_replicates} ({metadata.replicate_method})")
+            replicates = f"{metadata.n_replicates} ({metadata.replicate_method})"
+            lines.append(f"{'Replicates:':<{kw}}{replicates}")
         else:
-            lines.append(f"{'Strata / PSUs:':<{key_width}}{metadata.n_strata} / {metadata.n_psu}")
-        lines.append(f"{'Sum of weights:':<{key_width}}{_fmt(metadata.sum_weights)}")
-        lines.append(f"{'Kish effective n:':<{key_width}}{_fmt(metadata.effective_n)}")
-        lines.append(f"{'Kish design effect (weights):':<{key_width}}{_fmt(metadata.design_effect)}")
-        lines.append(f"{'Design degrees of freedom:':<{key_width}}{_fmt(metadata.df_survey)}")
+            lines.append(f"{'Strata / PSUs:':<{kw}}{metadata.n_strata} / {metadata.n_psu}")
+        lines.append(f"{'Sum of weights:':<{kw}}{_fmt(metadata.sum_weights)}")
+        lines.append(f"{'Kish effective n:':<{kw}}{_fmt(metadata.effective_n)}")
+        lines.append(f"{'Kish design effect (weights):':<{kw}}{_fmt(metadata.design_effect)}")
+        lines.append(f"{'Design degrees of freedom:':<{kw}}{_fmt(metadata.df_survey)}")
     level = f"{100 * (1 - alpha):g}%"
     for name, table, label_cols in tables:
         lines += ["", name.center(width), "-" * width]
