@@ -16,7 +16,7 @@ from ..survey.design import SurveyDesign
 from .base import Estimator, is_int, is_prob, is_seed
 from .panel import build_rows, require_columns, unit_design
 
-PARTITIONS = ("cohort_horizon", "cohort", "horizon")
+PARTITIONS = ("cohort_horizon", "cohort", "horizon", "estimand")
 
 
 class ImputationDiD(Estimator):
@@ -68,11 +68,17 @@ class ImputationDiD(Estimator):
     horizon_max : int, optional
         Event-study horizons with ``|h| <= horizon_max`` only (the overall and
         group effects still use every treated observation).
-    aux_partition : {"cohort_horizon", "cohort", "horizon"}
+    aux_partition : {"cohort_horizon", "cohort", "horizon", "estimand"}
         Cells whose average effect re-centres the treated residuals in the
         variance (BJS Theorem 3): the finest, cohort x horizon, is R
         ``didimputation``'s choice; coarser cells are more conservative
-        under effect heterogeneity.
+        under effect heterogeneity. ``"estimand"`` centres every treated
+        effect on the estimate itself, ``w_it (tau_it - theta)``: the
+        design-based linearization of the weighted mean, which also counts
+        the sampling variation of the treated composition (how many sampled
+        units fall in cohorts or horizons with different effects). With a
+        survey sample that stands for a population, this is the variance of
+        the population estimand.
     cband : bool
         Uniform (sup-t) band for the event study from the bootstrap (needs
         ``n_bootstrap > 0``).
@@ -239,8 +245,10 @@ class ImputationProblem:
         self.unit_cohort = np.zeros(rows.units.size)
         self.unit_cohort[rows.unit_code] = g
         self.horizon_max = horizon_max
-        self.pair, self.pair_cell = _partition_codes(rows.unit_code[self.treated_rows],
-                                                     self.cohort, self.horizon, partition)
+        self.pair, self.pair_cell = None, None
+        if partition != "estimand":
+            self.pair, self.pair_cell = _partition_codes(rows.unit_code[self.treated_rows],
+                                                         self.cohort, self.horizon, partition)
         self._estimands = None
 
     @property
@@ -304,11 +312,11 @@ class ImputationProblem:
         theta[mass <= 0] = np.nan
         psi = None
         if with_influence:
-            psi = self._influence(fit, s_rows, tau, entry_rows, column, w, k)
+            psi = self._influence(fit, s_rows, tau, entry_rows, column, w, k, theta)
         return ImputationEstimate(theta=theta, psi=psi, tau=np.where(imputable, tau, np.nan),
                                   n_obs=n_obs, untreated=fit)
 
-    def _influence(self, fit, s_rows, tau, entry_rows, column, w, k):
+    def _influence(self, fit, s_rows, tau, entry_rows, column, w, k, theta):
         """Unit influence values ``sum_t v_it eps_it`` of every estimand (n_units x K)."""
         rows, n_units = self.rows, self.n_units
         tr = self.treated_rows
@@ -340,8 +348,11 @@ class ImputationProblem:
                                  for j in range(rows.x.shape[1])])
             psi -= f @ b_cov
         # Treated part: weights times effects re-centred on their auxiliary cell.
-        centre = _cell_centres(self.pair[entry_rows], self.pair_cell, column, w,
-                               tau[entry_rows], k)
+        if self.pair is None:  # "estimand": the design-based linearization
+            centre = theta[column]
+        else:
+            centre = _cell_centres(self.pair[entry_rows], self.pair_cell, column, w,
+                                   tau[entry_rows], k)
         resid = w * (tau[entry_rows] - centre)
         psi += np.asarray(sp.csr_matrix((resid, (unit_e, column)), shape=(n_units, k)).todense())
         return psi

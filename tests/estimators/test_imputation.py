@@ -72,7 +72,8 @@ def brute_force(df, covariates=(), weights=None, anticipation=0, partition="coho
         groups[("event_study", hh)] = treated & (h == hh)
     for gg in np.unique(g[treated & (h >= 0)]):
         groups[("group", gg)] = treated & (h >= 0) & (g == gg)
-    cell_key = {"cohort_horizon": g * 1000 + h, "cohort": g, "horizon": h}[partition]
+    cell_key = {"cohort_horizon": g * 1000 + h, "cohort": g, "horizon": h,
+                "estimand": np.zeros_like(g)}[partition]
     for key, member in groups.items():
         w = np.where(member, s, 0.0)
         w = w / w.sum()
@@ -84,7 +85,7 @@ def brute_force(df, covariates=(), weights=None, anticipation=0, partition="coho
             in_c = member & (cell_key == c)
             a_u = np.bincount(ui[in_c], weights=w[in_c], minlength=units.size)
             b_u = np.bincount(ui[in_c], weights=(w * tau)[in_c], minlength=units.size)
-            centre = (a_u @ b_u) / (a_u @ a_u)
+            centre = theta if partition == "estimand" else (a_u @ b_u) / (a_u @ a_u)
             np.add.at(psi, ui[in_c], w[in_c] * (tau[in_c] - centre))
         out[key] = (theta, psi)
     return out
@@ -103,6 +104,7 @@ def _keys(res):
     dict(anticipation=1, weights="w"),
     dict(partition="cohort", unbalanced=True),
     dict(partition="horizon", weights="w", covariates=("x",)),
+    dict(partition="estimand", weights="w", unbalanced=True, covariates=("x",)),
 ])
 def test_estimates_and_influence_equal_explicit_dummy_regression(case):
     case = dict(case)
@@ -332,3 +334,15 @@ def test_get_set_params_and_cli_free_repr():
     assert "aux_partition='cohort'" in repr(est)
     with pytest.raises(ValueError, match="no parameter"):
         est.set_params(control_group="never_treated")
+
+
+def test_estimand_centring_is_the_design_linearization():
+    """With aux_partition="estimand" (centring on the estimate) the influence values of
+    each weighted mean sum to zero, also with unequal weights and an unbalanced panel
+    (the brute-force test above checks them value by value)."""
+    df = panel(seed=12, unbalanced=True)
+    res = ImputationDiD(aux_partition="estimand").fit(
+        df, survey_design=SurveyDesign(weights="w"), **PANEL)
+    np.testing.assert_allclose(res.influence_functions.sum(axis=0), 0.0, atol=1e-12)
+    default = ImputationDiD().fit(df, survey_design=SurveyDesign(weights="w"), **PANEL)
+    assert res.att == default.att and res.se != default.se
