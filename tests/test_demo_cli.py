@@ -61,3 +61,26 @@ def test_cli_cs_on_own_data(tmp_path, capsys):
     assert (tmp_path / "out" / "cs_event_study.png").exists()
     assert main(["cs", str(path), "--outcome", "nope", "--unit", "countyreal", "--time", "year",
                  "--first-treat", "first.treat", "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_cli_bjs_on_own_data_with_design(tmp_path, capsys):
+    from diff_diff import ImputationDiD, SurveyDesign, load_mpdta
+
+    df = load_mpdta().assign(w=lambda d: 1.0 + d["countyreal"] % 3)
+    path = tmp_path / "mpdta.csv"
+    df.to_csv(path, index=False)
+    code = main(["bjs", str(path), "--outcome", "lemp", "--unit", "countyreal", "--time",
+                 "year", "--first-treat", "first.treat", "--weights", "w",
+                 "--aux-partition", "estimand", "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert "Imputation DiD" in capsys.readouterr().out
+    overall = pd.read_csv(tmp_path / "out" / "bjs_overall.csv")
+    res = ImputationDiD(aux_partition="estimand").fit(
+        df, "lemp", "countyreal", "year", "first.treat", survey_design=SurveyDesign(weights="w"))
+    assert overall["estimate"].iloc[0] == pytest.approx(res.att, rel=1e-12)
+    assert overall["se"].iloc[0] == pytest.approx(res.se, rel=1e-12)
+    assert len(pd.read_csv(tmp_path / "out" / "bjs_observation.csv")) == 291
+    assert (tmp_path / "out" / "bjs_event_study.png").exists()
+    assert main(["bjs", str(path), "--outcome", "lemp", "--unit", "countyreal", "--time",
+                 "year", "--first-treat", "first.treat", "--anticipation", "-1",
+                 "--out", str(tmp_path / "o2")]) == 2
