@@ -336,6 +336,7 @@ def test_get_set_params_and_cli_free_repr():
         est.set_params(control_group="never_treated")
 
 
+@pytest.mark.filterwarnings("ignore:ImputationDiD.*cannot be imputed")
 def test_estimand_centring_is_the_design_linearization():
     """With aux_partition="estimand" (centring on the estimate) the influence values of
     each weighted mean sum to zero, also with unequal weights and an unbalanced panel
