@@ -79,6 +79,14 @@ class ImputationDiD(Estimator):
         units fall in cohorts or horizons with different effects). With a
         survey sample that stands for a population, this is the variance of
         the population estimand.
+    leave_one_out : bool
+        BJS Appendix A.9 refinement (Stata ``did_imputation``'s leave-out
+        option): each unit's treated residuals are centred on its cell's
+        average effect computed without that unit, which removes the downward
+        bias of the in-sample average (exactly: the unit's cell residual sum is
+        divided by ``1 - A_i^2 / sum_j A_j^2``). A cell with a single unit
+        keeps the in-sample centring, with a warning. Not with
+        ``aux_partition="estimand"``.
     cband : bool
         Uniform (sup-t) band for the event study from the bootstrap (needs
         ``n_bootstrap > 0``).
@@ -95,6 +103,7 @@ class ImputationDiD(Estimator):
     _allowed = {
         "bootstrap_weights": ("rademacher", "mammen", "webb"),
         "aux_partition": PARTITIONS,
+        "leave_one_out": (True, False),
         "cband": (True, False),
     }
     _checks = {
@@ -116,6 +125,7 @@ class ImputationDiD(Estimator):
         seed: int | None = None,
         horizon_max: int | None = None,
         aux_partition: str = "cohort_horizon",
+        leave_one_out: bool = False,
         cband: bool = True,
     ):
         self.anticipation = anticipation
@@ -126,6 +136,7 @@ class ImputationDiD(Estimator):
         self.seed = seed
         self.horizon_max = horizon_max
         self.aux_partition = aux_partition
+        self.leave_one_out = leave_one_out
         self.cband = cband
 
     def fit(
@@ -161,6 +172,9 @@ class ImputationDiD(Estimator):
         from ..results.imputation import ImputationDiDResults
 
         self._validate()
+        if self.leave_one_out and self.aux_partition == "estimand":
+            raise ValueError("ImputationDiD: leave_one_out applies to the auxiliary cells "
+                             "(cohort_horizon, cohort, horizon), not to aux_partition='estimand'")
         if isinstance(covariates, str):
             covariates = [covariates]
         covariates = list(covariates or [])
@@ -173,7 +187,7 @@ class ImputationDiD(Estimator):
         design, metadata = unit_design(data, survey_design, unit, rows.rows[rows.unit_rows],
                                        self.cluster, self.n_bootstrap, "ImputationDiD")
         problem = ImputationProblem(rows, self.anticipation, self.horizon_max,
-                                    self.aux_partition, covariates)
+                                    self.aux_partition, covariates, self.leave_one_out)
         estimate = problem.estimate(design.weights, with_influence=True, strict=True)
         refit = None
         if design.replicate is not None:
@@ -229,8 +243,10 @@ class ImputationProblem:
     stay those of the full sample.
     """
 
-    def __init__(self, rows, anticipation, horizon_max, partition, covariates):
+    def __init__(self, rows, anticipation, horizon_max, partition, covariates,
+                 leave_one_out=False):
         self.rows = rows
+        self.leave_one_out = leave_one_out
         self.covariates = covariates
         self.anticipation = anticipation
         period = rows.times[rows.time_code]
@@ -312,11 +328,11 @@ class ImputationProblem:
         theta[mass <= 0] = np.nan
         psi = None
         if with_influence:
-            psi = self._influence(fit, s_rows, tau, entry_rows, column, w, k, theta)
+            psi = self._influence(fit, s_rows, tau, entry_rows, column, w, k, theta, strict)
         return ImputationEstimate(theta=theta, psi=psi, tau=np.where(imputable, tau, np.nan),
                                   n_obs=n_obs, untreated=fit)
 
-    def _influence(self, fit, s_rows, tau, entry_rows, column, w, k, theta):
+    def _influence(self, fit, s_rows, tau, entry_rows, column, w, k, theta, strict):
         """Unit influence values ``sum_t v_it eps_it`` of every estimand (n_units x K)."""
         rows, n_units = self.rows, self.n_units
         tr = self.treated_rows
@@ -349,11 +365,17 @@ class ImputationProblem:
             psi -= f @ b_cov
         # Treated part: weights times effects re-centred on their auxiliary cell.
         if self.pair is None:  # "estimand": the design-based linearization
-            centre = theta[column]
+            centre, scale = theta[column], 1.0
         else:
-            centre = _cell_centres(self.pair[entry_rows], self.pair_cell, column, w,
-                                   tau[entry_rows], k)
-        resid = w * (tau[entry_rows] - centre)
+            centre, scale, n_single = _cell_centres(self.pair[entry_rows], self.pair_cell,
+                                                    column, w, tau[entry_rows], k,
+                                                    self.leave_one_out)
+            if n_single and strict:
+                warnings.warn(
+                    f"ImputationDiD: leave_one_out is undefined for {n_single} auxiliary "
+                    "cell(s) with a single unit; their residuals keep the in-sample centring",
+                    UserWarning, stacklevel=4)
+        resid = w * (tau[entry_rows] - centre) * scale
         psi += np.asarray(sp.csr_matrix((resid, (unit_e, column)), shape=(n_units, k)).todense())
         return psi
 
@@ -398,11 +420,19 @@ def _partition_codes(unit, cohort, horizon, partition) -> tuple[np.ndarray, np.n
     return pair.astype(np.int64).ravel(), (pairs % max(n_cells, 1)).astype(np.int64)
 
 
-def _cell_centres(pair, pair_cell, column, w, tau, k):
+def _cell_centres(pair, pair_cell, column, w, tau, k, leave_one_out=False):
     """BJS Eq. 8 per estimand and auxiliary cell: ``sum_i A_i B_i / sum_i A_i^2`` with
     ``A_i = sum_t w_it`` and ``B_i = sum_t w_it tau_it`` over the unit's observations
-    in the cell; returned per entry. Entries are grouped by estimand (``column``)."""
+    in the cell; returned per entry. Entries are grouped by estimand (``column``).
+
+    With ``leave_one_out`` also the factor ``1 / (1 - A_i^2 / sum_j A_j^2)`` per entry
+    that turns the unit's in-sample residual sum ``B_i - A_i centre`` into the one
+    centred on the cell average without unit i; returns ``(centre, scale, n_single)``
+    with ``n_single`` the cells (over estimands) where that is undefined.
+    """
     centre = np.zeros(pair.size)
+    scale = np.ones(pair.size)
+    n_single = 0
     n_pairs, n_cells = pair_cell.size, int(pair_cell.max(initial=-1)) + 1
     bounds = np.searchsorted(column, np.arange(k + 1))
     for j in range(k):
@@ -415,7 +445,14 @@ def _cell_centres(pair, pair_cell, column, w, tau, k):
         with np.errstate(invalid="ignore", divide="ignore"):
             cell_centre = np.where(den > 0, num / den, 0.0)
         centre[part] = cell_centre[pair_cell[p]]
-    return centre
+        if leave_one_out:
+            share = np.divide(a * a, den[pair_cell], out=np.zeros(n_pairs),
+                              where=den[pair_cell] > 0)
+            single = share > 1.0 - 1e-12  # the only unit with weight in its cell
+            n_single += int(np.unique(pair_cell[single]).size)
+            pair_scale = np.where(single, 1.0, 1.0 / np.where(single, 1.0, 1.0 - share))
+            scale[part] = pair_scale[p]
+    return centre, scale, n_single
 
 
 def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:

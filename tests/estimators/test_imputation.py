@@ -38,7 +38,8 @@ def panel(seed=0, n=60, periods=7, unbalanced=False, late=True):
     return df
 
 
-def brute_force(df, covariates=(), weights=None, anticipation=0, partition="cohort_horizon"):
+def brute_force(df, covariates=(), weights=None, anticipation=0, partition="cohort_horizon",
+                leave_one_out=False):
     """BJS by explicit dummy regression: estimands and Theorem-3 unit influence values.
 
     Returns ``{(kind, label): (theta, psi_by_unit)}``; written independently of
@@ -86,6 +87,10 @@ def brute_force(df, covariates=(), weights=None, anticipation=0, partition="coho
             a_u = np.bincount(ui[in_c], weights=w[in_c], minlength=units.size)
             b_u = np.bincount(ui[in_c], weights=(w * tau)[in_c], minlength=units.size)
             centre = theta if partition == "estimand" else (a_u @ b_u) / (a_u @ a_u)
+            if leave_one_out:  # each unit's centre from the other units of the cell
+                others = ((a_u @ b_u) - a_u * b_u) / ((a_u @ a_u) - a_u ** 2)
+                alone = (a_u @ a_u) - a_u ** 2 <= 1e-14
+                centre = np.where(alone, centre, others)[ui[in_c]]
             np.add.at(psi, ui[in_c], w[in_c] * (tau[in_c] - centre))
         out[key] = (theta, psi)
     return out
@@ -105,6 +110,8 @@ def _keys(res):
     dict(partition="cohort", unbalanced=True),
     dict(partition="horizon", weights="w", covariates=("x",)),
     dict(partition="estimand", weights="w", unbalanced=True, covariates=("x",)),
+    dict(leave_one_out=True, weights="w", unbalanced=True),
+    dict(leave_one_out=True, partition="cohort", covariates=("x",)),
 ])
 def test_estimates_and_influence_equal_explicit_dummy_regression(case):
     case = dict(case)
@@ -112,11 +119,12 @@ def test_estimates_and_influence_equal_explicit_dummy_regression(case):
     covariates = case.get("covariates", ())
     weights = case.get("weights")
     est = ImputationDiD(anticipation=case.get("anticipation", 0),
-                        aux_partition=case.get("partition", "cohort_horizon"))
+                        aux_partition=case.get("partition", "cohort_horizon"),
+                        leave_one_out=case.get("leave_one_out", False))
     design = SurveyDesign(weights=weights) if weights else None
     res = est.fit(df, covariates=list(covariates) or None, survey_design=design, **PANEL)
     ref = brute_force(df, covariates, weights, case.get("anticipation", 0),
-                      case.get("partition", "cohort_horizon"))
+                      case.get("partition", "cohort_horizon"), case.get("leave_one_out", False))
     keys = _keys(res)
     assert set(keys) == {(k, None if v is None else float(v)) for k, v in ref}
     table = pd.concat([res.to_dataframe("overall"), res.event_study_effects, res.group_effects])
@@ -347,3 +355,15 @@ def test_estimand_centring_is_the_design_linearization():
     np.testing.assert_allclose(res.influence_functions.sum(axis=0), 0.0, atol=1e-12)
     default = ImputationDiD().fit(df, survey_design=SurveyDesign(weights="w"), **PANEL)
     assert res.att == default.att and res.se != default.se
+
+
+def test_leave_one_out_widens_and_rejects_estimand():
+    df = panel(seed=13)
+    base = ImputationDiD().fit(df, **PANEL)
+    loo = ImputationDiD(leave_one_out=True).fit(df, **PANEL)
+    assert loo.att == base.att and loo.se > base.se
+    with pytest.raises(ValueError, match="leave_one_out applies to the auxiliary cells"):
+        ImputationDiD(leave_one_out=True, aux_partition="estimand").fit(df, **PANEL)
+    lone = df[~((df["g"] == 6) & (df["unit"] != df.loc[df["g"] == 6, "unit"].min()))]
+    with pytest.warns(UserWarning, match="leave_one_out is undefined for"):
+        ImputationDiD(leave_one_out=True).fit(lone, **PANEL)

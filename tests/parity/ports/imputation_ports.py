@@ -5,7 +5,8 @@
   not on Debian, so this is the available reference): overall ATT, event
   study and group effects with standard errors, for balanced and unbalanced
   panels, a time-varying covariate, sampling weights, a stratified cluster
-  design, ``cluster=``, anticipation and the three auxiliary partitions.
+  design, ``cluster=``, anticipation, the three auxiliary partitions and the
+  leave-one-out refinement (BJS Appendix A.9).
 * pyfixest ``did2s`` (Gardner's two-stage estimator, whose point estimates
   equal the imputation estimator's): overall and event-study points on the
   balanced panels without the 2004 cohort (pyfixest 0.60.0 fails when a unit
@@ -50,6 +51,9 @@ SCENARIOS = {
     "anticipation": (False, None, {"anticipation": 1}, None),
     "partition_cohort": (True, None, {"aux_partition": "cohort"}, None),
     "partition_horizon": (True, ["x"], {"aux_partition": "horizon"}, None),
+    "leave_one_out": (True, ["x"], {"leave_one_out": True}, None),
+    "leave_one_out_cohort": (False, None, {"leave_one_out": True, "aux_partition": "cohort"},
+                             None),
 }
 
 
