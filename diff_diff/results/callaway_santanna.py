@@ -16,6 +16,7 @@ from ..inference import (
     sup_t_critical,
 )
 from ..inference.intervals import t_inference
+from .base import EventStudyResultsBase, inference_label
 from .table import format_summary, tidy
 
 KINDS = ("simple", "dynamic", "group", "calendar")
@@ -89,7 +90,7 @@ class AggregationResults:
                 f"overall_se={self.overall_se:.6g})")
 
 
-class CallawaySantAnnaResults:
+class CallawaySantAnnaResults(EventStudyResultsBase):
     """Group-time ATTs with influence functions; aggregations derive from them.
 
     Read-only headline fields (``att``, ``se``, ``t_stat``, ``p_value``,
@@ -521,30 +522,13 @@ class CallawaySantAnnaResults:
             ("Units (treated / never treated)",
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations", self.n_obs),
-            ("Inference", self._inference_label()),
+            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap)),
         ]
         overall = pd.DataFrame([self._simple._overall]).assign(term="ATT")
         tables = [("Overall ATT (simple)", overall, ["term"]),
                   ("Event study", self._dynamic.effects, ["event_time"])]
         return format_summary("Callaway-Sant'Anna group-time ATTs", info, tables,
                               self.survey_metadata, self.alpha)
-
-    def _inference_label(self) -> str:
-        if self._replicates is not None:
-            return f"replicate weights ({self._design.replicate.method})"
-        base = "survey design (Taylor linearization)" if self._survey else "influence functions"
-        if self.n_bootstrap:
-            base += f", multiplier bootstrap ({self.n_bootstrap} draws)"
-        return base
-
-    def print_summary(self) -> None:
-        print(self.summary())
-
-    def plot_event_study(self, ax=None, **kwargs):
-        """Event-study plot of the dynamic aggregation (matplotlib)."""
-        from ..plotting import plot_event_study
-
-        return plot_event_study(self.event_study_effects, ax=ax, **kwargs)
 
     def __repr__(self) -> str:
         return (f"CallawaySantAnnaResults(overall_att={self.overall_att:.6g}, "

@@ -16,12 +16,13 @@ from ..inference import (
     sup_t_critical,
 )
 from .callaway_santanna import _label, _sqrt_diag
+from .base import EventStudyResultsBase, inference_label
 from .table import format_summary, tidy
 
 LEVELS = ("observation", "overall", "event_study", "group")
 
 
-class ImputationDiDResults:
+class ImputationDiDResults(EventStudyResultsBase):
     """Imputed treatment effects, their aggregations and inference.
 
     Read-only headline fields (``att``, ``se``, ``t_stat``, ``p_value``,
@@ -261,29 +262,12 @@ class ImputationDiDResults:
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations (treated / untreated)",
              f"{self.n_obs} ({self.n_treated_obs} / {self.n_untreated_obs})"),
-            ("Inference", self._inference_label()),
+            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap)),
         ]
         tables = [("Overall ATT", self._table("overall", "term"), ["term"]),
                   ("Event study", self.event_study_effects, ["event_time"])]
         return format_summary("Imputation DiD (Borusyak, Jaravel & Spiess)", info, tables,
                               self.survey_metadata, self.alpha)
-
-    def _inference_label(self) -> str:
-        if self._design.replicate is not None:
-            return f"replicate weights ({self._design.replicate.method}), refit"
-        base = "survey design (Taylor linearization)" if self._survey else "influence functions"
-        if self.n_bootstrap:
-            base += f", multiplier bootstrap ({self.n_bootstrap} draws)"
-        return base
-
-    def print_summary(self) -> None:
-        print(self.summary())
-
-    def plot_event_study(self, ax=None, **kwargs):
-        """Event-study plot (matplotlib)."""
-        from ..plotting import plot_event_study
-
-        return plot_event_study(self.event_study_effects, ax=ax, **kwargs)
 
     def __repr__(self) -> str:
         return (f"ImputationDiDResults(att={self.att:.6g}, se={self.se:.6g}, "

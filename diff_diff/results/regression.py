@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 
 from ..inference.intervals import t_inference
+from .base import EventStudyResultsBase, ResultsBase
 from .table import format_summary, tidy
 
 
-class RegressionResults:
+class RegressionResults(ResultsBase):
     """A regression DiD fit: the ATT coefficient, all coefficients and their covariance.
 
     ``att``, ``se``, ``t_stat``, ``p_value`` and ``conf_int`` are read-only;
@@ -85,14 +86,11 @@ class RegressionResults:
         return format_summary(self.title, info, [("Average treatment effect on the treated", head, ["term"])],
                               self.survey_metadata, self.alpha)
 
-    def print_summary(self) -> None:
-        print(self.summary())
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(att={self.att:.6g}, se={self.se:.6g}, n_obs={self.n_obs})"
 
 
-class MultiPeriodResults(RegressionResults):
+class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
     """Event-study regression results: per-period effects and the average post-period ATT.
 
     ``att``/``se``/... are the average post-period effect (also ``avg_att``,
@@ -162,10 +160,8 @@ class MultiPeriodResults(RegressionResults):
                   ("Period effects (relative to the reference period)", self.period_effects, ["period"])]
         return format_summary(self.title, info, tables, self.survey_metadata, self.alpha)
 
-    def plot_event_study(self, ax=None, **kwargs):
-        from ..plotting import plot_event_study
-
-        return plot_event_study(self.period_effects, ax=ax, **kwargs)
+    def _event_study_table(self):
+        return self.period_effects
 
 
 def _with_wild(row, wild):
