@@ -1,4 +1,4 @@
-"""Monte Carlo coverage of ImputationDiD's overall-ATT interval under a stratified, clustered survey.
+"""Monte Carlo coverage of ImputationDiD's overall-ATT interval under a stratified cluster survey.
 
 Criterion: with at least 500 replications, the 95% confidence interval of the
 overall ATT (``res.overall_conf_int``: Student t with the design df) covers the
@@ -68,12 +68,18 @@ Reference standard errors (no Monte Carlo)
 ------------------------------------------
 The census fit's influence values with ``aux_partition="estimand"`` linearize
 the estimator, so their exact variance under the two-stage design (the CS
-study's ``reference_ses``) is the estimator's true SD. For each partition,
-the TSL variance of the census influence values of that partition gives the
-expected TSL SE of the variant (the sample centres are estimated rather than
-the census ones; the difference is of lower order), and the coverage a t
-interval would have with that SE. They predict the Monte Carlo before it
-runs.
+study's ``reference_ses``) is the estimator's true SD. For each other
+partition, the sample's influence values centre the treated effects on the
+cell's BJS Eq. 8 average, which weights by squared sampling weights and so
+tends to the design-weighted population cell mean, not the census one: the
+census influence values are re-centred on those limits (see
+``reference_influence``), and the expectation of their TSL variance estimator
+is the variant's expected squared SE. The coverage of a t interval with that
+SE follows. The difference between the estimand and the default influence
+values is the composition term (treated units falling in cohorts and
+horizons with effects away from the overall ATT); its variance and its
+covariance with the rest are printed too. All this predicts the Monte Carlo
+before it runs.
 
 Usage::
 
@@ -257,9 +263,10 @@ def main(argv=None) -> int:
     print(f"population (mc_cs_survey_coverage.py): {cs.N_STRATA} strata x {cs.N_PSU_POP} PSUs x "
           f"{cs.N_UNITS} units = {n_units:,} units, {cs.N_PERIODS} periods; PSUs per cohort "
           + ", ".join(f"{'never' if g == 0 else f'g={g}'}: {c}" for g, c in counts.items()))
-    print(f"sample: {int(cs.sample_sizes().sum())} PSUs (6-8 per stratum), about "
-          f"{int(cs.sample_sizes().sum()) * (cs.N_X1 // cs.RATE_X1 + (cs.N_UNITS - cs.N_X1) // cs.RATE_X0):,} "
-          f"units; seed {args.seed}")
+    n_sampled = int(cs.sample_sizes().sum())
+    per_psu = cs.N_X1 // cs.RATE_X1 + (cs.N_UNITS - cs.N_X1) // cs.RATE_X0
+    print(f"sample: {n_sampled} PSUs (6-8 per stratum), about {n_sampled * per_psu:,} units; "
+          f"seed {args.seed}")
     print(f"truth (finite-population overall ATT, simple aggregation): {pop.truth:.6f}; "
           f"largest parallel-trends adjustment of a cell mean: {pop.max_shift:.4f}")
 
@@ -302,8 +309,8 @@ def main(argv=None) -> int:
     print(paired(results, pop.truth, "bjs_default", "bjs_estimand"))
 
     df = float(table.loc[table["variant"] == VARIANTS["bjs_default"], "mean df"].iloc[0])
-    refs = {part: cs.reference_ses(pop, z)
-            for part, z in reference_influence(pop, census).items()}
+    ref_z = reference_influence(pop, census)
+    refs = {part: cs.reference_ses(pop, z) for part, z in ref_z.items()}
     true_sd = refs["estimand"]["true"]
     print(f"\nReference SEs from the census influence values (no Monte Carlo): true SD of the "
           f"estimator (estimand linearization, exact two-stage design variance) {true_sd:.4f}")
@@ -314,6 +321,13 @@ def main(argv=None) -> int:
         print(f"{part:16}{ref['fpc']:>11.4f}{ref['fpc'] / true_sd:>11.3f}"
               f"{cs.expected_coverage(ref['fpc'] / true_sd, df):>12.3f}"
               f"{ref['nofpc']:>15.4f}{cs.expected_coverage(ref['nofpc'] / true_sd, df):>12.3f}")
+    comp = ref_z["estimand"] - ref_z["cohort_horizon"]
+    v_est, v_def, v_comp = (cs.reference_ses(pop, z)["true"] ** 2
+                            for z in (ref_z["estimand"], ref_z["cohort_horizon"], comp))
+    print(f"composition term (estimand minus cohort_horizon influence values): variance "
+          f"{v_comp / v_est:.1%} of the estimator's, 2 x its covariance with the rest "
+          f"{(v_est - v_def - v_comp) / v_est:+.1%}; net share missing from the default "
+          f"{1 - v_def / v_est:.1%}")
     print("(E[TSL]: expected TSL SE of the variant with that partition; pred. cov.: coverage of "
           "a t interval whose SE equals it; the SE's own sampling noise lowers it slightly. "
           "The MC SD should match the true SD.)")
