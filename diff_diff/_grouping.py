@@ -53,3 +53,10 @@ def dense_rank(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         return rank[keys], np.flatnonzero(present)
     codes, uniques = pd.factorize(keys)
     return codes.astype(np.int64), np.asarray(uniques, dtype=np.int64)
+
+
+def group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Column sums of ``values`` (n x k) by group code: (n_groups x k)."""
+    values = np.asarray(values, dtype=float)
+    return np.column_stack([np.bincount(codes, weights=values[:, j], minlength=n_groups)
+                            for j in range(values.shape[1])]).reshape(n_groups, values.shape[1])

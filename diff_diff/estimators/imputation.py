@@ -11,12 +11,14 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 from scipy.sparse.csgraph import connected_components
 
-from ..linalg.wls import independent_columns, wls
+from .._grouping import group_sums
+from ..linalg.wls import independent_columns
 from ..survey.design import SurveyDesign
 from .base import Estimator, is_int, is_prob, is_seed
 from .panel import build_rows, require_columns, unit_design
 
 PARTITIONS = ("cohort_horizon", "cohort", "horizon", "estimand")
+HORIZON_DECIMALS = 9  # event times t - g are rounded (float periods such as 0.1, 0.2, ...)
 
 
 class ImputationDiD(Estimator):
@@ -223,16 +225,43 @@ class ImputationEstimate:
 
 @dataclass(frozen=True, eq=False)
 class UntreatedFit:
-    """The two-way fixed-effects model of the untreated outcome, fitted on Omega_0."""
+    """The two-way fixed-effects model of the untreated outcome, fitted on Omega_0.
 
-    alpha: np.ndarray  # (n_units,) unit effects (NaN: no untreated observation)
+    Unit effects are kept as within-unit means (``alpha_i = ybar_i - lbar_i -
+    xbar_i' gamma``) so that effects and residuals are formed from centred
+    quantities, without cancelling large levels.
+    """
+
     lam: np.ndarray  # (T,) period effects (0 at the reference, NaN: not identified)
-    gamma: np.ndarray  # (p,) covariate coefficients (0 for dropped covariates)
-    resid: np.ndarray  # (n_untreated_rows,) residuals
+    gamma: np.ndarray  # (p,) coefficients (0 for dropped columns)
+    kept: np.ndarray  # bool (p,): identified columns
+    ybar: np.ndarray  # (n_units,) weighted untreated mean outcome (NaN: none)
+    lbar: np.ndarray  # (n_units,) weighted mean period effect over the unit's untreated rows
+    xbar: np.ndarray | None  # (n_units, p) weighted untreated covariate means
+    rows: np.ndarray  # untreated rows used (positive weight)
+    s_eps: np.ndarray  # weight x residual on those rows
     solve: object  # (time rhs (T, K), covariate rhs (p, K)) -> (b_time, b_cov)
     c_over: sp.csr_matrix  # (n_units, T) untreated weight / unit total
-    xu_over: np.ndarray | None  # (n_units, p) weighted covariate sums / unit total
-    kept_covariates: np.ndarray  # bool (p,)
+
+    def counterfactual_gap(self, y, unit, time, x):
+        """``y - Y(0)-hat`` for rows with these units, periods and covariates."""
+        gap = (y - self.ybar[unit]) - (self.lam[time] - self.lbar[unit])
+        if x is not None:
+            gap = gap - (x - self.xbar[unit]) @ self.gamma
+        return gap
+
+    def influence(self, rows, x, b_time, b_cov):
+        """``sum_t s_it eps_it (b_time[t] + x_it' b_cov)`` per unit (n_units x K): the
+        influence of ``b' (lambda, gamma)`` (the unit effects' part vanishes because
+        each unit's weighted residuals sum to zero; covariates enter centred)."""
+        n_units = rows.units.size
+        u, t = rows.unit_code[self.rows], rows.time_code[self.rows]
+        e = sp.csr_matrix((self.s_eps, (u, t)), shape=(n_units, rows.times.size))
+        out = np.asarray(e @ b_time)
+        if x is not None:
+            f = group_sums(u, (x[self.rows] - self.xbar[u]) * self.s_eps[:, None], n_units)
+            out += f @ b_cov
+        return out
 
 
 class ImputationProblem:
@@ -257,7 +286,7 @@ class ImputationProblem:
         self.treated_rows = np.flatnonzero(treated)
         self.untreated_rows = np.flatnonzero(~treated)
         self.cohort = g[self.treated_rows]
-        self.horizon = (period - g)[self.treated_rows]
+        self.horizon = np.round(period - g, HORIZON_DECIMALS)[self.treated_rows]
         self.unit_cohort = np.zeros(rows.units.size)
         self.unit_cohort[rows.unit_code] = g
         self.horizon_max = horizon_max
@@ -306,25 +335,29 @@ class ImputationProblem:
     def estimate(self, unit_weights, with_influence=True, strict=True) -> ImputationEstimate:
         rows = self.rows
         s_rows = unit_weights[rows.unit_code]
-        fit = fit_untreated(rows, self.untreated_rows, s_rows, self.covariates, strict)
         tr = self.treated_rows
-        unit_tr = rows.unit_code[tr]
-        tau = rows.y[tr] - fit.alpha[unit_tr] - fit.lam[rows.time_code[tr]]
-        if rows.x is not None:
-            tau = tau - rows.x[tr] @ fit.gamma
+        if strict and not (s_rows[tr] > 0).any():
+            raise ValueError("ImputationDiD: no treated observation with positive weight: no "
+                             "unit is treated within the observed periods")
+        fit = fit_untreated(rows, self.untreated_rows, s_rows, self.covariates, strict)
+        tau = fit.counterfactual_gap(rows.y[tr], rows.unit_code[tr], rows.time_code[tr],
+                                     None if rows.x is None else rows.x[tr])
         imputable = np.isfinite(tau) & (s_rows[tr] > 0)
         if strict:
             self._report_not_imputable(fit, imputable, s_rows[tr] > 0)
+            if not imputable.any():
+                raise ValueError("ImputationDiD: no treated observation can be imputed (see "
+                                 "the warning above)")
         est = self.estimands(imputable)
         keep = imputable[est.rows]
         entry_rows, column = est.rows[keep], est.column[keep]
         k = len(est.labels)
         s = s_rows[tr][entry_rows]
-        mass = np.bincount(column, weights=s, minlength=k)
+        mass = np.bincount(column, weights=s, minlength=k).astype(float)
         n_obs = np.bincount(column, minlength=k)
         with np.errstate(invalid="ignore", divide="ignore"):
             w = s / mass[column]
-        theta = np.bincount(column, weights=w * tau[entry_rows], minlength=k)
+        theta = np.bincount(column, weights=w * tau[entry_rows], minlength=k).astype(float)
         theta[mass <= 0] = np.nan
         psi = None
         if with_influence:
@@ -338,31 +371,17 @@ class ImputationProblem:
         tr = self.treated_rows
         unit_e = rows.unit_code[tr][entry_rows]
         time_e = rows.time_code[tr][entry_rows]
-        # Z1' w: unit, period and covariate sums of the estimand weights.
+        # Z1' w: unit, period and (centred) covariate sums of the estimand weights.
         u = sp.csr_matrix((w, (unit_e, column)), shape=(n_units, k))
         n_t = rows.times.size
         rhs_time = np.bincount(time_e * k + column, weights=w, minlength=n_t * k).reshape(n_t, k)
         rhs_time -= np.asarray((fit.c_over.T @ u).todense())
         rhs_cov = None
         if rows.x is not None:
-            x_e = rows.x[tr][entry_rows]
-            rhs_cov = np.zeros((x_e.shape[1], k))
-            for j in range(x_e.shape[1]):
-                rhs_cov[j] = np.bincount(column, weights=w * x_e[:, j], minlength=k)
-            rhs_cov -= np.asarray((u.T @ fit.xu_over).T)
+            x_c = rows.x[tr][entry_rows] - fit.xbar[unit_e]
+            rhs_cov = group_sums(column, x_c * w[:, None], k).T
         b_time, b_cov = fit.solve(rhs_time, rhs_cov)
-        # Untreated part: -sum_t s eps (lambda_t + x' gamma) of the solution (the unit
-        # effect's part vanishes: each unit's weighted residuals sum to zero).
-        un = self.untreated_rows
-        s_eps = s_rows[un] * fit.resid
-        e = sp.csr_matrix((s_eps, (rows.unit_code[un], rows.time_code[un])),
-                          shape=(n_units, rows.times.size))
-        psi = -(e @ b_time)
-        if rows.x is not None:
-            f = np.column_stack([np.bincount(rows.unit_code[un], weights=s_eps * rows.x[un, j],
-                                             minlength=n_units)
-                                 for j in range(rows.x.shape[1])])
-            psi -= f @ b_cov
+        psi = -fit.influence(rows, rows.x, b_time, b_cov)
         # Treated part: weights times effects re-centred on their auxiliary cell.
         if self.pair is None:  # "estimand": the design-based linearization
             centre, scale = theta[column], 1.0
@@ -385,7 +404,7 @@ class ImputationProblem:
             return
         unit = self.rows.unit_code[self.treated_rows]
         period = self.rows.time_code[self.treated_rows]
-        units = np.unique(unit[lost & np.isnan(fit.alpha[unit])])
+        units = np.unique(unit[lost & np.isnan(fit.ybar[unit])])
         periods = self.rows.times[np.unique(period[lost & np.isnan(fit.lam[period])])]
         why = []
         if units.size:
@@ -432,7 +451,7 @@ def _cell_centres(pair, pair_cell, column, w, tau, k, leave_one_out=False):
     """
     centre = np.zeros(pair.size)
     scale = np.ones(pair.size)
-    n_single = 0
+    single_cells = set()
     n_pairs, n_cells = pair_cell.size, int(pair_cell.max(initial=-1)) + 1
     bounds = np.searchsorted(column, np.arange(k + 1))
     for j in range(k):
@@ -449,27 +468,29 @@ def _cell_centres(pair, pair_cell, column, w, tau, k, leave_one_out=False):
             share = np.divide(a * a, den[pair_cell], out=np.zeros(n_pairs),
                               where=den[pair_cell] > 0)
             single = share > 1.0 - 1e-12  # the only unit with weight in its cell
-            n_single += int(np.unique(pair_cell[single]).size)
+            single_cells.update(pair_cell[single].tolist())
             pair_scale = np.where(single, 1.0, 1.0 / np.where(single, 1.0, 1.0 - share))
             scale[part] = pair_scale[p]
-    return centre, scale, n_single
+    return centre, scale, len(single_cells)
 
 
-def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:
+def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFit:
     """Weighted two-way fixed-effects fit on the untreated rows (exact, no iteration).
 
     The unit effects are eliminated (Schur complement): the reduced normal
     equations over the period effects (first identified period as reference)
-    and covariates are ``M b = r`` with ``M = Z'SZ - C' D^-1 C`` for unit
-    totals ``D`` and unit x period weights ``C``. The same factorization of
-    ``M`` gives the influence weights of every estimand.
+    and the columns of ``x`` (default: the covariates) are ``M b = r`` with
+    ``M = Z'SZ - C' D^-1 C`` for unit totals ``D`` and unit x period weights
+    ``C``; their covariate blocks are formed from within-unit centred values.
+    The same factorization of ``M`` gives every estimand's influence weights.
     """
+    x = rows.x if x is None else x
     un = untreated[s_rows[untreated] > 0]
-    n_units, n_t = rows.units.size, rows.times.size
-    u, t, s, y = rows.unit_code[un], rows.time_code[un], s_rows[un], rows.y[un]
     if un.size == 0:
         raise ValueError("ImputationDiD: no untreated observation (every unit is treated in "
                          "every period)")
+    n_units, n_t = rows.units.size, rows.times.size
+    u, t, s, y = rows.unit_code[un], rows.time_code[un], s_rows[un], rows.y[un]
     du = np.bincount(u, weights=s, minlength=n_units)
     dt = np.bincount(t, weights=s, minlength=n_t)
     inv_du = np.divide(1.0, du, out=np.zeros(n_units), where=du > 0)
@@ -478,22 +499,18 @@ def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:
     c_over.data *= np.repeat(inv_du, np.diff(c.indptr))
     shared = (c.T @ c_over).toarray()  # (T, T): periods linked through common units
     _check_connected(shared, dt > 0, rows.times)
-    yu = np.bincount(u, weights=s * y, minlength=n_units)
+    ybar = np.bincount(u, weights=s * y, minlength=n_units) * inv_du
+    y_c = y - ybar[u]
     m_tt = np.diag(dt) - shared
-    r_t = np.bincount(t, weights=s * y, minlength=n_t) - c_over.T @ yu
-    x, p = rows.x, 0 if rows.x is None else rows.x.shape[1]
-    xu_over = None
+    r_t = np.bincount(t, weights=s * y_c, minlength=n_t)
+    p = 0 if x is None else x.shape[1]
+    xbar = None
     if p:
-        xs = x[un] * s[:, None]
-        xu = np.column_stack([np.bincount(u, weights=xs[:, j], minlength=n_units)
-                              for j in range(p)])
-        xu_over = xu * inv_du[:, None]
-        a_t = np.column_stack([np.bincount(t, weights=xs[:, j], minlength=n_t) for j in range(p)])
-        m_tx = a_t - c_over.T @ xu
-        m_xx = xs.T @ x[un] - xu.T @ xu_over
-        r_x = xs.T @ y - xu_over.T @ yu
-        m = np.block([[m_tt, m_tx], [m_tx.T, m_xx]])
-        r = np.concatenate([r_t, r_x])
+        xbar = group_sums(u, x[un] * s[:, None], n_units) * inv_du[:, None]
+        xs_c = (x[un] - xbar[u]) * s[:, None]
+        m_tx = group_sums(t, xs_c, n_t)
+        m = np.block([[m_tt, m_tx], [m_tx.T, xs_c.T @ (x[un] - xbar[u])]])
+        r = np.concatenate([r_t, xs_c.T @ y_c])
     else:
         m, r = m_tt, r_t
     identified = dt > 0
@@ -504,23 +521,19 @@ def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:
     dropped = np.flatnonzero(free[n_t:] & ~keep[n_t:])
     if dropped.size and strict:
         warnings.warn(
-            f"ImputationDiD: covariates {[covariates[j] for j in dropped]} are collinear with "
-            "the unit and period effects (or earlier covariates) among the untreated "
-            "observations and were dropped", UserWarning, stacklevel=4)
+            f"ImputationDiD: {[names[j] for j in dropped]} collinear with the unit and period "
+            "effects (or earlier columns) among the untreated observations: dropped",
+            UserWarning, stacklevel=4)
     factor = cho_factor(m[np.ix_(keep, keep)], check_finite=False)
     coef = np.zeros(n_t + p)
     coef[keep] = cho_solve(factor, r[keep], check_finite=False)
     lam = np.where(identified, coef[:n_t], np.nan)
     gamma = coef[n_t:]
-    alpha = (yu - c @ np.nan_to_num(lam)) * inv_du
+    lbar = np.asarray(c_over @ np.nan_to_num(lam)).ravel()
+    ybar[du <= 0] = np.nan
+    resid = y_c - (lam[t] - lbar[u])
     if p:
-        alpha -= xu_over @ gamma
-    alpha[du <= 0] = np.nan
-    resid = y - alpha[u] - lam[t]
-    if p:
-        resid -= x[un] @ gamma
-    resid_full = np.zeros(untreated.size)
-    resid_full[s_rows[untreated] > 0] = resid
+        resid -= (x[un] - xbar[u]) @ gamma
 
     def solve(rhs_time, rhs_cov):
         rhs = rhs_time if rhs_cov is None else np.vstack([rhs_time, rhs_cov])
@@ -528,8 +541,8 @@ def fit_untreated(rows, untreated, s_rows, covariates, strict) -> UntreatedFit:
         out[keep] = cho_solve(factor, rhs[keep], check_finite=False)
         return out[:n_t], out[n_t:]
 
-    return UntreatedFit(alpha=alpha, lam=lam, gamma=gamma, resid=resid_full, solve=solve,
-                        c_over=c_over, xu_over=xu_over, kept_covariates=keep[n_t:])
+    return UntreatedFit(lam=lam, gamma=gamma, kept=keep[n_t:], ybar=ybar, lbar=lbar, xbar=xbar,
+                        rows=un, s_eps=s * resid, solve=solve, c_over=c_over)
 
 
 def _check_connected(shared, identified, times):
@@ -552,18 +565,18 @@ def lead_regression(problem, unit_weights, n_leads, with_influence=False, leads=
 
     Returns ``(leads, coefficients, psi)``: the pre-treatment horizons tested
     (the ``n_leads`` closest to treatment, or with ``None`` all but the
-    closest, unless ``leads`` is given), their
-    coefficients (NaN if collinear) and unit influence values (n_units x q,
-    or None).
+    closest, unless ``leads`` is given), their coefficients (NaN if collinear,
+    with a warning when ``with_influence``) and unit influence values
+    (n_units x q, or None). The fit is the estimator's own exact two-way
+    solver with the leads as extra columns.
     """
     rows = problem.rows
-    un = problem.untreated_rows
-    use = un[unit_weights[rows.unit_code[un]] > 0]
-    unit, time = rows.unit_code[use], rows.time_code[use]
-    g = problem.unit_cohort[unit]
-    h = np.where(g > 0, rows.times[time] - g, np.nan)
+    g = problem.unit_cohort[rows.unit_code]
+    h = np.where(g > 0, np.round(rows.times[rows.time_code] - g, HORIZON_DECIMALS), np.nan)
+    untreated = problem.untreated_rows
     if leads is None:
-        leads = np.unique(h[np.isfinite(h)])[::-1]  # closest to treatment first
+        used = untreated[unit_weights[rows.unit_code[untreated]] > 0]
+        leads = np.unique(h[used][np.isfinite(h[used])])[::-1]  # closest to treatment first
         if n_leads is None:
             leads = leads[1:]  # the closest horizon is the reference
         elif n_leads >= leads.size:
@@ -577,18 +590,16 @@ def lead_regression(problem, unit_weights, n_leads, with_influence=False, leads=
     if leads.size == 0:
         return leads, np.zeros(0), np.zeros((problem.n_units, 0))
     dummies = (h[:, None] == leads[None, :]).astype(float)
-    x = dummies if rows.x is None else np.column_stack([rows.x[use], dummies])
-    n_cov = 0 if rows.x is None else rows.x.shape[1]
+    x = dummies if rows.x is None else np.column_stack([rows.x, dummies])
+    n_cov = x.shape[1] - leads.size
     names = list(problem.covariates) + [f"lead {_num(v)}" for v in leads]
-    absorb = [np.unique(unit, return_inverse=True)[1], np.unique(time, return_inverse=True)[1]]
-    fit = wls(rows.y[use], x, names, weights=unit_weights[unit], absorb=absorb,
-              rank_deficient_action="warn" if with_influence else "silent")
-    coef = fit.coef[n_cov:]
+    fit = fit_untreated(rows, untreated, unit_weights[rows.unit_code], names,
+                        strict=with_influence, x=x)
+    coef = np.where(fit.kept[n_cov:], fit.gamma[n_cov:], np.nan)
     psi = None
     if with_influence:
-        infl = np.zeros((use.size, len(names)))
-        infl[:, fit.kept] = fit.influence()
-        psi = np.column_stack([np.bincount(unit, weights=infl[:, n_cov + j],
-                                           minlength=problem.n_units)
-                               for j in range(leads.size)])
+        pick = np.zeros((x.shape[1], leads.size))
+        pick[n_cov + np.arange(leads.size), np.arange(leads.size)] = 1.0
+        b_time, b_cov = fit.solve(np.zeros((rows.times.size, leads.size)), pick)
+        psi = fit.influence(rows, x, b_time, b_cov)
     return leads, coef, psi

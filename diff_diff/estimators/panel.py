@@ -43,7 +43,9 @@ def require_columns(data: pd.DataFrame, **columns) -> None:
                 raise ValueError(f"{role} column {c!r} not found in data")
 
 
-def numeric(data: pd.DataFrame, col: str, role: str, allow_nan: bool = False) -> np.ndarray:
+def numeric(data: pd.DataFrame, col: str, role: str, allow_nan: bool = False,
+            allow_inf: bool = False) -> np.ndarray:
+    """A numeric column as floats; missing values and infinities are errors unless allowed."""
     series = data[col]
     if pd.api.types.is_bool_dtype(series):
         series = series.astype(float)
@@ -52,6 +54,8 @@ def numeric(data: pd.DataFrame, col: str, role: str, allow_nan: bool = False) ->
     values = series.to_numpy(dtype=float, na_value=np.nan)
     if not allow_nan and np.isnan(values).any():
         raise ValueError(f"{role} column {col!r} has {int(np.isnan(values).sum())} missing values")
+    if not allow_inf and np.isinf(values).any():
+        raise ValueError(f"{role} column {col!r} has {int(np.isinf(values).sum())} infinite values")
     return values
 
 
@@ -64,6 +68,11 @@ def codes_of(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         low = values.min()
         offset = (values - low).astype(np.int64)
         codes, present = dense_rank(offset, int(offset.max()) + 1)
+        if np.any(np.diff(present) < 0):  # hashed path: labels in order of appearance
+            order = np.argsort(present, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            codes, present = rank[codes], present[order]
         return codes, (present + low).astype(values.dtype)
     codes, labels = pd.factorize(series, sort=True)
     return codes.astype(np.int64), np.asarray(labels)
@@ -78,7 +87,7 @@ def any_occurrence(codes: np.ndarray, n_codes: int) -> np.ndarray:
 
 def _first_treat(data: pd.DataFrame, column: str) -> np.ndarray:
     """First treated period per row: 0 for never treated (0 or inf in the data)."""
-    g = numeric(data, column, "first_treat", allow_nan=True)
+    g = numeric(data, column, "first_treat", allow_nan=True, allow_inf=True)
     if np.isnan(g).any():
         raise ValueError(f"first_treat column {column!r} has missing values; use 0 or inf "
                          "for never-treated units")

@@ -19,6 +19,7 @@ from .intervals import (
     percentile_interval,
     sup_t_critical,
     t_inference,
+    wald_test,
 )
 from .replicate import (
     replicate_estimates_by_refit,
@@ -49,4 +50,5 @@ __all__ = [
     "t_inference",
     "tsl_vcov",
     "tsl_vcov_from_totals",
+    "wald_test",
 ]

@@ -104,3 +104,26 @@ def sup_t_critical(draws: np.ndarray, se: np.ndarray, alpha: float = 0.05) -> fl
         return float("nan")
     t_max = np.max(np.abs(draws[:, keep]) / se[keep], axis=1)
     return float(np.quantile(t_max, 1.0 - alpha))
+
+
+def wald_test(estimate: np.ndarray, vcov: np.ndarray, df=None) -> dict:
+    """Joint test that every ``estimate`` is zero.
+
+    ``W = b' V^+ b`` (pseudo-inverse); with ``df`` (design degrees of freedom)
+    ``W / q ~ F(q, df)``, else ``W ~ chi-square(q)``. Returns ``statistic``
+    (``W / q``), ``df1`` (q), ``df2`` and ``p_value``; NaN when there is
+    nothing to test or the covariance is not finite.
+    """
+    estimate = np.asarray(estimate, dtype=float).ravel()
+    vcov = np.asarray(vcov, dtype=float).reshape(estimate.size, estimate.size)
+    q = int(estimate.size)
+    out = {"statistic": np.nan, "df1": q, "df2": df, "p_value": np.nan}
+    if q == 0 or not (np.isfinite(estimate).all() and np.isfinite(vcov).all()):
+        return out
+    wald = float(estimate @ np.linalg.pinv(vcov) @ estimate)
+    out["statistic"] = wald / q
+    if df is None:
+        out["p_value"] = float(stats.chi2.sf(wald, q))
+    elif df > 0:
+        out["p_value"] = float(stats.f.sf(wald / q, q, df))
+    return out

@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 
+def _field(name: str, doc: str | None = None):
+    return property(lambda self: self._headline[name], doc=doc)
+
+
 class ResultsBase:
-    """Printing from a result's ``summary()``."""
+    """Printing from a result's ``summary()``, and the read-only headline fields.
+
+    ``att``, ``se``, ``t_stat``, ``p_value`` and ``conf_int`` (and their
+    ``overall_*`` names) read the tidy row ``self._headline``; they cannot be
+    assigned, while any other attribute can (clients attach provenance).
+    """
+
+    att = _field("estimate", "The headline treatment effect.")
+    se = _field("se", "Standard error of ``att``.")
+    t_stat = _field("t_stat")
+    p_value = _field("p_value")
+    conf_int = property(lambda self: (self._headline["conf_low"], self._headline["conf_high"]),
+                        doc="Confidence interval of ``att``.")
+    overall_att, overall_se, overall_t_stat = att, se, t_stat
+    overall_p_value, overall_conf_int = p_value, conf_int
 
     def summary(self) -> str:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
@@ -28,11 +46,13 @@ class EventStudyResultsBase(ResultsBase):
         return self.event_study_effects
 
 
-def inference_label(design, survey: bool, n_bootstrap: int) -> str:
+def inference_label(design, survey: bool, n_bootstrap: int, cluster: str | None = None) -> str:
     """How standard errors were obtained, for summaries."""
     if design.replicate is not None:
         return f"replicate weights ({design.replicate.method}), estimator refitted"
     base = "survey design (Taylor linearization)" if survey else "influence functions"
+    if cluster is not None:
+        base += f", clustered by {cluster}"
     if n_bootstrap:
         base += f", multiplier bootstrap ({n_bootstrap} draws)"
     return base

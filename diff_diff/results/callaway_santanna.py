@@ -14,10 +14,11 @@ from ..inference import (
     multiplier_bootstrap,
     replicate_vcov_from_estimates,
     sup_t_critical,
+    wald_test,
 )
 from ..inference.intervals import t_inference
-from .base import EventStudyResultsBase, inference_label
-from .table import format_summary, tidy
+from .base import EventStudyResultsBase, ResultsBase, inference_label
+from .table import format_summary, integer_labels, sqrt_diag, tidy
 
 KINDS = ("simple", "dynamic", "group", "calendar")
 _ALIASES = {"event_study": "dynamic", "overall": "simple"}
@@ -32,7 +33,7 @@ class _Parts:
     estimated_weights: bool  # cohort-share weights (with their influence) or equal weights
 
 
-class AggregationResults:
+class AggregationResults(ResultsBase):
     """An aggregation of group-time ATTs: a table of effects and an overall effect.
 
     Attributes
@@ -59,16 +60,7 @@ class AggregationResults:
         self._overall = overall
         self.alpha = alpha
 
-    overall_att = property(lambda self: self._overall["estimate"])
-    overall_se = property(lambda self: self._overall["se"])
-    overall_t_stat = property(lambda self: self._overall["t_stat"])
-    overall_p_value = property(lambda self: self._overall["p_value"])
-    overall_conf_int = property(lambda self: (self._overall["conf_low"], self._overall["conf_high"]))
-    att = overall_att
-    se = overall_se
-    t_stat = overall_t_stat
-    p_value = overall_p_value
-    conf_int = overall_conf_int
+    _headline = property(lambda self: self._overall)
 
     @property
     def influence_functions(self) -> np.ndarray:
@@ -205,7 +197,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
                 reps, estimate, spec.scale, spec.rscales, spec.mse
             )
             df = float(min(spec.rank, n_valid) - 1)
-            return {"vcov": vcov, "se": _sqrt_diag(vcov), "df": df, "crit": None}
+            return {"vcov": vcov, "se": sqrt_diag(vcov), "df": df, "crit": None}
         df = float(design.df) if self._survey else None
         if self.n_bootstrap:
             draws = self._basis_draws @ mapping
@@ -217,7 +209,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             vcov = mapping.T @ self._basis_vcov @ mapping
         else:  # a few aggregates: the variance of their own influence values is cheaper
             vcov = design_variance(self._basis_times(mapping), design).vcov
-        return {"vcov": vcov, "se": _sqrt_diag(vcov), "df": df, "crit": None}
+        return {"vcov": vcov, "se": sqrt_diag(vcov), "df": df, "crit": None}
 
     # ----------------------------------------------------------- group-time
     @cached_property
@@ -230,8 +222,8 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         se = np.full(self._att.size, np.nan)
         se[ok] = var["se"]
         table = tidy(
-            {"group": _label(cells.group), "time": _label(cells.time),
-             "event_time": _label(cells.time - cells.group)},
+            {"group": integer_labels(cells.group), "time": integer_labels(cells.time),
+             "event_time": integer_labels(_event_time(cells))},
             self._att, se, var["df"], self.alpha, var["crit"],
         )
         table["post"] = cells.post
@@ -282,7 +274,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             for p in prepared:
                 stop = start + p["mapping"].shape[1]
                 block = joint["vcov"][start:stop, start:stop]
-                variances.append({"vcov": block, "se": _sqrt_diag(block), "df": joint["df"],
+                variances.append({"vcov": block, "se": sqrt_diag(block), "df": joint["df"],
                                   "crit": None})
                 start = stop
         else:
@@ -307,14 +299,14 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     def _finish(self, p, var) -> AggregationResults:
         parts, estimate, label_name = p["parts"], p["estimate"], p["label_name"]
         n = len(parts.members)
-        effects = tidy({label_name: _label(parts.labels)}, estimate[:n], var["se"][:n], var["df"],
+        effects = tidy({label_name: integer_labels(parts.labels)}, estimate[:n], var["se"][:n], var["df"],
                        self.alpha, var["crit"] if n else None)
         if p["kind"] == "simple":
             effects = effects.iloc[0:0]
         overall = tidy({"term": ["overall"]}, estimate[n:], var["se"][n:], var["df"],
                        self.alpha).iloc[0].to_dict()
-        vcov = pd.DataFrame(var["vcov"][:n, :n], index=_label(parts.labels),
-                            columns=_label(parts.labels))
+        vcov = pd.DataFrame(var["vcov"][:n, :n], index=integer_labels(parts.labels),
+                            columns=integer_labels(parts.labels))
         mapping = p["mapping"]
         return AggregationResults(p["kind"], label_name, effects, vcov, overall, self.alpha,
                                   lambda: self._basis_times(mapping))
@@ -322,7 +314,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     def _parts(self, kind, min_e, max_e, balance_e):
         cells = self._cells
         ok = np.isfinite(self._att)
-        e = cells.time - cells.group
+        e = _event_time(cells)
         if kind == "simple":
             keep = np.flatnonzero(ok & cells.post & (e <= max_e))
             return _Parts(np.array(["overall"]), [keep], True), "single", "term"
@@ -437,16 +429,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     def _group(self) -> AggregationResults:
         return self.aggregate("group")
 
-    overall_att = property(lambda self: self._simple.overall_att)
-    overall_se = property(lambda self: self._simple.overall_se)
-    overall_t_stat = property(lambda self: self._simple.overall_t_stat)
-    overall_p_value = property(lambda self: self._simple.overall_p_value)
-    overall_conf_int = property(lambda self: self._simple.overall_conf_int)
-    att = property(lambda self: self._simple.overall_att, doc="Overall ATT (simple aggregation).")
-    se = property(lambda self: self._simple.overall_se, doc="Standard error of ``att``.")
-    t_stat = property(lambda self: self._simple.overall_t_stat)
-    p_value = property(lambda self: self._simple.overall_p_value)
-    conf_int = property(lambda self: self._simple.overall_conf_int)
+    _headline = property(lambda self: self._simple._overall)
 
     @property
     def event_study_effects(self) -> pd.DataFrame:
@@ -471,8 +454,6 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         ``did`` prints. Returns ``statistic`` (Wald / q), ``df1`` (q), ``df2``
         (design df, or None: chi-square) and ``p_value``.
         """
-        from scipy import stats
-
         if level == "event_study":
             es = self._dynamic.effects
             pre = es["event_time"].to_numpy() < 0
@@ -487,16 +468,9 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             vcov = var["vcov"][np.ix_(index, index)]
         else:
             raise ValueError(f"level must be 'event_study' or 'group_time', got {level!r}")
-        q = int(est.size)
-        if q == 0:
+        if est.size == 0:
             return {"statistic": np.nan, "df1": 0, "df2": None, "p_value": np.nan}
-        wald = float(est @ np.linalg.pinv(vcov) @ est)
-        df2 = self.df
-        if df2 is None:
-            p = float(stats.chi2.sf(wald, q))
-        else:
-            p = float(stats.f.sf(wald / q, q, df2)) if df2 > 0 else np.nan
-        return {"statistic": wald / q, "df1": q, "df2": df2, "p_value": p}
+        return wald_test(est, vcov, self.df)
 
     # ----------------------------------------------------------------- output
     def to_dataframe(self, level: str = "group_time") -> pd.DataFrame:
@@ -522,7 +496,8 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             ("Units (treated / never treated)",
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations", self.n_obs),
-            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap)),
+            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap,
+                                          self.estimator_params["cluster"])),
         ]
         overall = pd.DataFrame([self._simple._overall]).assign(term="ATT")
         tables = [("Overall ATT (simple)", overall, ["term"]),
@@ -535,15 +510,6 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
                 f"overall_se={self.overall_se:.6g}, cells={self._att.size}, units={self.n_units})")
 
 
-def _label(values):
-    """Periods and cohorts as integers when they are whole numbers."""
-    values = np.asarray(values)
-    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
-        return values.astype(np.int64)
-    return values
-
-
-def _sqrt_diag(vcov):
-    d = np.diag(vcov)
-    with np.errstate(invalid="ignore"):
-        return np.where(d >= 0, np.sqrt(np.abs(d)), np.nan)
+def _event_time(cells) -> np.ndarray:
+    """``t - g``, rounded so that float periods (0.1, 0.2, ...) give one value per event time."""
+    return np.round(cells.time - cells.group, 9)

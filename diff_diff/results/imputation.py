@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 
 import numpy as np
@@ -14,10 +15,10 @@ from ..inference import (
     replicate_estimates_by_refit,
     replicate_vcov_from_estimates,
     sup_t_critical,
+    wald_test,
 )
-from .callaway_santanna import _label, _sqrt_diag
 from .base import EventStudyResultsBase, inference_label
-from .table import format_summary, tidy
+from .table import format_summary, integer_labels, sqrt_diag, tidy
 
 LEVELS = ("observation", "overall", "event_study", "group")
 
@@ -43,7 +44,8 @@ class ImputationDiDResults(EventStudyResultsBase):
     influence_functions : ndarray (n_units, K)
         Unit influence values of the estimands on the sum scale.
     n_obs, n_treated_obs, n_untreated_obs, n_units, n_treated_units, n_control_units
-        Observations and units used (``n_control_units``: never treated).
+        Observations and units used (``n_control_units``: untreated in every
+        observed period, including cohorts first treated after the last one).
     survey_metadata : SurveyMetadata or None
     """
 
@@ -77,8 +79,8 @@ class ImputationDiDResults(EventStudyResultsBase):
         self.n_units = problem.n_units
         self.n_treated_units = int((cohort > 0).sum())
         self.n_control_units = int((cohort == 0).sum())
-        self.groups = _label(np.unique(problem.cohort[np.isfinite(tau)]))
-        self.time_periods = _label(rows.times)
+        self.groups = integer_labels(self._labels[self._kinds == "group"])
+        self.time_periods = integer_labels(rows.times)
         return self
 
     # ---------------------------------------------------------------- engine
@@ -93,10 +95,8 @@ class ImputationDiDResults(EventStudyResultsBase):
         df = float(design.df) if self._survey else None
         crit = None
         if design.replicate is not None:
-            spec = design.replicate
-            vcov, n_valid = replicate_vcov_from_estimates(
-                self._replicates, theta, spec.scale, spec.rscales, spec.mse)
-            df, se = float(min(spec.rank, n_valid) - 1), _sqrt_diag(vcov)
+            vcov, df = self._replicate_vcov()
+            se = sqrt_diag(vcov)
         elif self.n_bootstrap:
             draws = multiplier_bootstrap(psi, design, self.n_bootstrap, self._multiplier,
                                          self._seed)
@@ -107,20 +107,52 @@ class ImputationDiDResults(EventStudyResultsBase):
                 crit = sup_t_critical(draws[:, es], se[es], self.alpha)
         else:
             vcov = design_variance(psi, design).vcov
-            se = _sqrt_diag(vcov)
+            se = sqrt_diag(vcov)
         return {"vcov": vcov, "se": se, "df": df, "crit": crit}
+
+    def _replicate_vcov(self):
+        """Replicate covariance, one estimand kind at a time (and pairs of kinds for the
+        cross blocks): a replicate in which some small cohort or horizon is not
+        estimable is dropped only where that estimand is involved, as CS does per
+        aggregation. Returns the covariance and the df of each estimand."""
+        spec, reps, theta = self._design.replicate, self._replicates, self._estimate.theta
+        kinds = list(dict.fromkeys(self._kinds))
+        vcov = np.full((theta.size, theta.size), np.nan)
+        df = np.full(theta.size, np.nan)
+        dropped = {}
+        for i, a in enumerate(kinds):
+            for b in kinds[i:]:
+                cols = np.flatnonzero((self._kinds == a) | (self._kinds == b))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    block, n_valid = replicate_vcov_from_estimates(
+                        reps[:, cols], theta[cols], spec.scale, spec.rscales, spec.mse)
+                vcov[np.ix_(cols, cols)] = block
+                if a == b:
+                    df[cols] = float(min(spec.rank, n_valid) - 1)
+                    if n_valid < reps.shape[0]:
+                        dropped[a] = reps.shape[0] - n_valid
+        if dropped:
+            shown = ", ".join(f"{k}: {n}" for k, n in dropped.items())
+            warnings.warn(f"ImputationDiD: replicates without an estimate were left out of the "
+                          f"variance of those estimands ({shown} of {reps.shape[0]})",
+                          UserWarning, stacklevel=4)
+        return vcov, df
 
     @property
     def df(self):
-        """Degrees of freedom of t inference (design df with a survey design, else normal)."""
-        return self._variance["df"]
+        """Degrees of freedom of the overall ATT's t inference (design df with a survey
+        design, replicate df with replicate weights, else None: normal)."""
+        df = self._variance["df"]
+        return df if df is None or np.ndim(df) == 0 else float(df[self._kinds == "overall"][0])
 
     def _table(self, kind: str, label_name: str, band: bool = False) -> pd.DataFrame:
         mask = self._kinds == kind
         var = self._variance
-        table = tidy({label_name: _label(self._labels[mask]) if kind != "overall" else ["ATT"]},
-                     self._estimate.theta[mask], var["se"][mask], var["df"], self.alpha,
-                     var["crit"] if band else None)
+        df = var["df"] if var["df"] is None or np.ndim(var["df"]) == 0 else var["df"][mask]
+        labels = integer_labels(self._labels[mask]) if kind != "overall" else ["ATT"]
+        table = tidy({label_name: labels}, self._estimate.theta[mask], var["se"][mask], df,
+                     self.alpha, var["crit"] if band else None)
         table["n_obs"] = self._estimate.n_obs[mask]
         return table
 
@@ -128,17 +160,7 @@ class ImputationDiDResults(EventStudyResultsBase):
     def _overall(self) -> dict:
         return self._table("overall", "term").iloc[0].to_dict()
 
-    overall_att = property(lambda self: self._overall["estimate"])
-    overall_se = property(lambda self: self._overall["se"])
-    overall_t_stat = property(lambda self: self._overall["t_stat"])
-    overall_p_value = property(lambda self: self._overall["p_value"])
-    overall_conf_int = property(lambda self: (self._overall["conf_low"],
-                                              self._overall["conf_high"]))
-    att = property(lambda self: self._overall["estimate"], doc="Overall ATT.")
-    se = property(lambda self: self._overall["se"], doc="Standard error of ``att``.")
-    t_stat = property(lambda self: self._overall["t_stat"])
-    p_value = property(lambda self: self._overall["p_value"])
-    conf_int = property(lambda self: (self._overall["conf_low"], self._overall["conf_high"]))
+    _headline = property(lambda self: self._overall)
 
     @property
     def event_study_effects(self) -> pd.DataFrame:
@@ -160,7 +182,7 @@ class ImputationDiDResults(EventStudyResultsBase):
     def event_study_vcov(self) -> pd.DataFrame:
         """Covariance of the event-study effects (for joint tests)."""
         es = self._kinds == "event_study"
-        labels = _label(self._labels[es])
+        labels = integer_labels(self._labels[es])
         return pd.DataFrame(self._variance["vcov"][np.ix_(es, es)], index=labels, columns=labels)
 
     @property
@@ -181,9 +203,9 @@ class ImputationDiDResults(EventStudyResultsBase):
         total = weight.sum()
         return pd.DataFrame({
             "unit": rows.units[rows.unit_code[tr]],
-            "time": _label(rows.times[rows.time_code[tr]]),
-            "first_treat": _label(problem.cohort),
-            "event_time": _label(problem.horizon),
+            "time": integer_labels(rows.times[rows.time_code[tr]]),
+            "first_treat": integer_labels(problem.cohort),
+            "event_time": integer_labels(problem.horizon),
             "tau": tau,
             "weight": weight / total if total > 0 else weight,
         })
@@ -209,36 +231,31 @@ class ImputationDiDResults(EventStudyResultsBase):
             ``statistic`` (Wald / q), ``df1`` (q), ``df2`` (design df, or None:
             chi-square), ``p_value`` and ``leads`` (a tidy table by event time).
         """
-        from scipy import stats
-
+        from ..estimators.base import is_int
         from ..estimators.imputation import lead_regression
 
-        if n_leads is not None and (isinstance(n_leads, bool) or not isinstance(n_leads, int)
-                                    or n_leads < 1):
+        if n_leads is not None and not is_int(n_leads, 1):
             raise ValueError(f"n_leads must be None or a positive integer, got {n_leads!r}")
         problem, design = self._problem, self._design
         leads, coef, psi = lead_regression(problem, design.weights, n_leads, with_influence=True)
-        if leads.size == 0:
-            return {"statistic": np.nan, "df1": 0, "df2": None, "p_value": np.nan,
-                    "leads": tidy({"event_time": []}, [], [], None, self.alpha)}
-        if design.replicate is not None:
-            def refit(w):
-                return lead_regression(problem, w, n_leads, leads=leads)[1]
-            var = design_variance(None, design, estimate=coef, refit=refit)
-        else:
-            var = design_variance(psi, design)
-        df2 = var.df if self._survey or design.replicate is not None else None
-        ok = np.isfinite(coef)
-        est, vcov = coef[ok], var.vcov[np.ix_(ok, ok)]
-        q = int(est.size)
-        wald = float(est @ np.linalg.pinv(vcov) @ est) if q else np.nan
-        if df2 is None:
-            p = float(stats.chi2.sf(wald, q)) if q else np.nan
-        else:
-            p = float(stats.f.sf(wald / q, q, df2)) if q and df2 > 0 else np.nan
-        table = tidy({"event_time": _label(leads)}, coef, var.se, df2, self.alpha)
-        return {"statistic": wald / q if q else np.nan, "df1": q, "df2": df2, "p_value": p,
-                "leads": table}
+        ok = np.isfinite(coef)  # leads collinear with the effects are dropped (warned)
+        se = np.full(coef.size, np.nan)
+        vcov = np.zeros((0, 0))
+        df2 = float(design.df) if self._survey else None
+        if ok.any():
+            if design.replicate is not None:
+                kept = leads[ok]
+
+                def refit(w):
+                    return lead_regression(problem, w, None, leads=kept)[1]
+                var = design_variance(None, design, estimate=coef[ok], refit=refit)
+                df2 = var.df
+            else:
+                var = design_variance(psi[:, ok], design)
+            vcov, se[ok] = var.vcov, var.se
+        out = wald_test(coef[ok], vcov, df2)
+        out["leads"] = tidy({"event_time": integer_labels(leads)}, coef, se, df2, self.alpha)
+        return out
 
     # ----------------------------------------------------------------- output
     def to_dataframe(self, level: str = "observation") -> pd.DataFrame:
@@ -258,11 +275,12 @@ class ImputationDiDResults(EventStudyResultsBase):
         info = [
             ("Anticipation", self.anticipation),
             ("Auxiliary partition (variance)", self.aux_partition),
-            ("Units (treated / never treated)",
+            ("Units (treated / untreated throughout)",
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations (treated / untreated)",
              f"{self.n_obs} ({self.n_treated_obs} / {self.n_untreated_obs})"),
-            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap)),
+            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap,
+                                          self.estimator_params["cluster"])),
         ]
         tables = [("Overall ATT", self._table("overall", "term"), ["term"]),
                   ("Event study", self.event_study_effects, ["event_time"])]

@@ -58,12 +58,6 @@ class RegressionResults(ResultsBase):
     def _headline(self):
         return _with_wild(self._row(self._index, self.df), self.wild_bootstrap)
 
-    att = property(lambda self: self._headline["estimate"], doc="The ATT coefficient.")
-    se = property(lambda self: self._headline["se"])
-    t_stat = property(lambda self: self._headline["t_stat"])
-    p_value = property(lambda self: self._headline["p_value"])
-    conf_int = property(lambda self: (self._headline["conf_low"], self._headline["conf_high"]))
-
     def to_dataframe(self) -> pd.DataFrame:
         """Every coefficient, tidy (``term, estimate, se, t_stat, p_value, conf_low, conf_high``)."""
         kept = self._fit.kept

@@ -40,6 +40,21 @@ def tidy(
     return out
 
 
+def integer_labels(values) -> np.ndarray:
+    """Periods, cohorts and event times as integers when they are whole numbers."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    return values
+
+
+def sqrt_diag(vcov: np.ndarray) -> np.ndarray:
+    """Standard errors from a covariance matrix (NaN where the diagonal is negative)."""
+    d = np.diag(vcov)
+    with np.errstate(invalid="ignore"):
+        return np.where(d >= 0, np.sqrt(np.abs(d)), np.nan)
+
+
 def significance_stars(p: float) -> str:
     if not np.isfinite(p):
         return ""

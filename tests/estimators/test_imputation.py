@@ -259,7 +259,7 @@ def test_not_imputable_observations_warned_and_dropped():
 def test_collinear_covariate_dropped_with_warning():
     df = panel(seed=8)
     df["fixed"] = df["unit"] % 3
-    with pytest.warns(UserWarning, match=r"covariates \['fixed'\] are collinear"):
+    with pytest.warns(UserWarning, match=r"\['fixed'\] collinear with the unit"):
         res = ImputationDiD().fit(df, covariates=["x", "fixed"], **PANEL)
     ref = ImputationDiD().fit(df, covariates=["x"], **PANEL)
     assert res.att == pytest.approx(ref.att, rel=1e-10)
@@ -367,3 +367,88 @@ def test_leave_one_out_widens_and_rejects_estimand():
     lone = df[~((df["g"] == 6) & (df["unit"] != df.loc[df["g"] == 6, "unit"].min()))]
     with pytest.warns(UserWarning, match="leave_one_out is undefined for"):
         ImputationDiD(leave_one_out=True).fit(lone, **PANEL)
+
+
+def _dates(df):
+    """Periods 1..7 as quarter-end dates (YYYYMMDD), far apart as integers."""
+    stamps = {t: int(d) for t, d in zip(range(1, 8), [20200331, 20200630, 20200930, 20201231,
+                                                       20210331, 20210630, 20210930])}
+    return df.assign(time=df["time"].map(stamps),
+                     g=df["g"].map(lambda v: stamps.get(v, 0 if v == 0 else 20991231)))
+
+
+@pytest.mark.parametrize("estimator", [ImputationDiD, dd.CallawaySantAnna])
+def test_sparse_integer_periods_equal_consecutive_codes(estimator):
+    """Dates coded as YYYYMMDD integers (a range much wider than the data) and rows
+    shuffled so that a late period comes first: same estimates as periods 1..7."""
+    df = panel(seed=14, late=False)
+    shuffled = _dates(df).sample(frac=1.0, random_state=3)
+    shuffled = pd.concat([shuffled[shuffled["time"] == 20210630], shuffled])
+    shuffled = shuffled.drop_duplicates(["unit", "time"])
+    a = estimator().fit(df, **PANEL)
+    b = estimator().fit(shuffled, **PANEL)
+    assert b.att == pytest.approx(a.att, rel=1e-10)
+    assert b.se == pytest.approx(a.se, rel=1e-8)
+
+
+def test_nothing_to_impute_and_infinite_values_are_clear_errors():
+    df = panel(seed=15)
+    with pytest.raises(ValueError, match="no treated observation with positive weight"):
+        ImputationDiD().fit(df.assign(g=0), **PANEL)
+    bad = df.copy()
+    bad.loc[3, "y"] = np.inf
+    with pytest.raises(ValueError, match="outcome column 'y' has 1 infinite values"):
+        ImputationDiD().fit(bad, **PANEL)
+    bad = df.copy()
+    bad.loc[3, "x"] = -np.inf
+    with pytest.raises(ValueError, match="covariate column 'x' has 1 infinite values"):
+        ImputationDiD().fit(bad, covariates=["x"], **PANEL)
+
+
+def test_pretrend_without_never_treated_drops_the_collinear_lead():
+    df = panel(seed=16, late=False)
+    df = df[df["g"] > 0]
+    with pytest.warns(UserWarning):
+        res = ImputationDiD().fit(df, **PANEL)
+    with pytest.warns(UserWarning, match=r"\['lead -\d+'\] collinear with the unit"):
+        test = res.pretrend_test()
+    leads = test["leads"]
+    assert leads["estimate"].isna().sum() == 1 and leads["se"].isna().sum() == 1
+    assert np.isfinite(test["p_value"]) and test["df1"] == len(leads) - 1
+    assert (leads["se"].dropna() < 10).all()
+
+
+def test_replicates_missing_a_small_group_only_affect_that_group():
+    df = panel(seed=17, n=80)
+    units = df.drop_duplicates("unit")
+    # every unit of cohort 6 in one PSU: the replicate dropping it has no cohort-6 effect
+    units = units.assign(psu=np.where(units["g"] == 6, 999, units["psu"]))
+    out, rep = dd.as_replicate_design(units, SurveyDesign(weights="w", psu="psu"), "JK1")
+    data = df.drop(columns="psu").merge(out[["unit", "psu"] + rep.replicate_weights], on="unit")
+    with pytest.warns(UserWarning, match=r"group: 1 of"):
+        res = ImputationDiD().fit(data, survey_design=rep, **PANEL)
+        res.se
+    n = len(rep.replicate_weights)
+    assert res.df == n - 1  # the overall keeps every replicate
+    assert np.isfinite(res.se) and (res.event_study_effects["se"] > 0).all()
+
+
+def test_covariates_with_large_levels_keep_their_accuracy():
+    df = panel(seed=18)
+    base = ImputationDiD().fit(df, covariates=["x"], **PANEL)
+    shifted = ImputationDiD().fit(df.assign(x=df["x"] + 1e8), covariates=["x"], **PANEL)
+    assert shifted.att == pytest.approx(base.att, abs=1e-7)
+    assert shifted.se == pytest.approx(base.se, rel=1e-6)
+    big_y = ImputationDiD().fit(df.assign(y=df["y"] + 1e9), covariates=["x"], **PANEL)
+    assert big_y.att == pytest.approx(base.att, abs=1e-5)
+
+
+def test_float_periods_give_one_row_per_horizon():
+    df = panel(seed=19)
+    scaled = df.assign(time=df["time"] / 10, g=df["g"] / 10)
+    a = ImputationDiD().fit(df, **PANEL)
+    b = ImputationDiD().fit(scaled, **PANEL)
+    assert len(b.event_study_effects) == len(a.event_study_effects)
+    np.testing.assert_allclose(b.event_study_effects["estimate"],
+                               a.event_study_effects["estimate"], rtol=1e-9)
+    assert len(b.pretrend_test()["leads"]) == len(a.pretrend_test()["leads"])
