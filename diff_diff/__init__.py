@@ -5,6 +5,7 @@ from .datasets import load_mpdta
 from .estimators import (
     CallawaySantAnna,
     DifferenceInDifferences,
+    HeterogeneousAdoptionDiD,
     ImputationDiD,
     MultiPeriodDiD,
     TwoWayFixedEffects,
@@ -24,6 +25,7 @@ from .survey import (
 # short aliases
 BJS = ImputationDiD
 CS = CallawaySantAnna
+HAD = HeterogeneousAdoptionDiD
 DiD = DifferenceInDifferences
 TWFE = TwoWayFixedEffects
 EventStudy = MultiPeriodDiD
@@ -35,6 +37,8 @@ __all__ = [
     "DiD",
     "DifferenceInDifferences",
     "EventStudy",
+    "HAD",
+    "HeterogeneousAdoptionDiD",
     "ImputationDiD",
     "MultiPeriodDiD",
     "TWFE",

@@ -1,12 +1,14 @@
 """Estimators: each turns data into estimates and influence functions (no variance code)."""
 
 from .callaway_santanna import CallawaySantAnna
+from .had import HeterogeneousAdoptionDiD
 from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
 
 __all__ = [
     "CallawaySantAnna",
     "DifferenceInDifferences",
+    "HeterogeneousAdoptionDiD",
     "ImputationDiD",
     "MultiPeriodDiD",
     "TwoWayFixedEffects",

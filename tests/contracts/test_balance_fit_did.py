@@ -31,3 +31,27 @@ def test_fit_did_by_alias_equals_native(alias):
     assert type(fitted) is type(native)
     assert fitted.att == pytest.approx(native.att, rel=1e-12)
     assert fitted.se == pytest.approx(native.se, rel=1e-12)
+
+
+@pytest.mark.skipif(not HAVE_BALANCE and not os.environ.get("DIFF_DIFF_REQUIRE_BALANCE"),
+                    reason="balance is not installed")
+def test_fit_did_had_with_the_dose_as_an_estimator_argument():
+    logging.getLogger("balance").setLevel(logging.WARNING)
+    import numpy as np
+    import pandas as pd
+    from balance import Sample
+    from balance.interop import diff_diff as bd
+
+    g = np.arange(1, 301)
+    dose = np.modf(g * 0.6180339887498949)[0]
+    df = pd.DataFrame({"unit": np.repeat(g, 2), "t": np.tile([1, 2], g.size),
+                       "d": np.column_stack([0 * dose, dose]).ravel()})
+    df["y"] = np.sin(df["unit"]) + 2.0 * df["d"] + np.cos(7.0 * df["unit"] * df["t"])
+    df["weight"] = 1.0 + df["unit"] % 3
+    sample = Sample.from_frame(df.assign(id=df["unit"].astype(str) + "-" + df["t"].astype(str)),
+                               id_column="id", weight_column="weight")
+    fitted = bd.fit_did(sample, estimator="HAD", outcome="y", time="t", unit="unit", dose="d")
+    native = dd.HAD().fit(df, outcome="y", dose="d", time="t", unit="unit",
+                          survey_design=dd.SurveyDesign(weights="weight"))
+    assert fitted.att == pytest.approx(native.att, rel=1e-12)
+    assert fitted.se == pytest.approx(native.se, rel=1e-12)

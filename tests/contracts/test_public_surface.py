@@ -45,7 +45,8 @@ def test_aggregate_survey_keywords_and_outputs():
 
 
 def test_estimators_by_name_and_alias_accept_survey_design():
-    for name in ("CallawaySantAnna", "CS", "ImputationDiD", "BJS"):
+    for name in ("CallawaySantAnna", "CS", "ImputationDiD", "BJS", "HeterogeneousAdoptionDiD",
+                 "HAD"):
         cls = getattr(dd, name)
         assert inspect.isclass(cls)
         assert "survey_design" in inspect.signature(cls.fit).parameters
@@ -58,7 +59,7 @@ def test_estimators_by_name_and_alias_accept_survey_design():
         for kw in ("outcome", "treatment", "time", "covariates", "survey_design"):
             assert kw in params, (name, kw)
     for name in ("CallawaySantAnna", "CS", "DifferenceInDifferences", "DiD", "TWFE",
-                 "ImputationDiD", "BJS"):
+                 "ImputationDiD", "BJS", "HeterogeneousAdoptionDiD", "HAD"):
         assert name in dd.__all__
 
 
@@ -86,3 +87,30 @@ def test_pweight_only_guard_message(alias):
         with pytest.raises(ValueError, match="pweight"):
             getattr(dd, alias)().fit(df, "lemp", "countyreal", "year", "first.treat",
                         survey_design=dd.SurveyDesign(weights="w", weight_type=weight_type))
+
+
+def _dose_panel():
+    """Two periods, every unit dosed in the second (a heterogeneous adoption design)."""
+    g = np.arange(1, 301)
+    dose = np.modf(g * 0.6180339887498949)[0]
+    df = pd.DataFrame({"unit": np.repeat(g, 2), "t": np.tile([1, 2], g.size),
+                       "d": np.column_stack([0 * dose, dose]).ravel()})
+    df["y"] = np.sin(df["unit"]) + 2.0 * df["d"] + np.cos(7.0 * df["unit"] * df["t"])
+    df["w"] = 1.0 + df["unit"] % 3
+    return df
+
+
+def test_had_alias_headline_metadata_and_pweight_guard():
+    df = _dose_panel()
+    res = dd.HAD().fit(df, outcome="y", dose="d", time="t", unit="unit",
+                       survey_design=dd.SurveyDesign(weights="w"))
+    setattr(res, "_balance_adjustment", object())
+    for name in ("att", "se", "t_stat", "p_value", "conf_int"):
+        with pytest.raises(AttributeError):
+            setattr(res, name, 0.0)
+    for name in ("design_effect", "effective_n", "sum_weights"):
+        assert np.isfinite(getattr(res.survey_metadata, name))
+    for weight_type in ("aweight", "fweight"):
+        with pytest.raises(ValueError, match="pweight"):
+            dd.HAD().fit(df, outcome="y", dose="d", time="t", unit="unit",
+                         survey_design=dd.SurveyDesign(weights="w", weight_type=weight_type))

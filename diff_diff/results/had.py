@@ -1,0 +1,196 @@
+"""Results of :class:`~diff_diff.HeterogeneousAdoptionDiD`."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..inference import (
+    bootstrap_se,
+    design_variance,
+    multiplier_bootstrap,
+    replicate_estimates_by_refit,
+    replicate_vcov_from_estimates,
+    sup_t_critical,
+)
+from ..inference.intervals import t_inference
+from .base import EventStudyResultsBase, inference_label
+from .table import format_summary, sqrt_diag
+
+
+class HeterogeneousAdoptionResults(EventStudyResultsBase):
+    """Weighted average slopes by horizon, with robust bias-corrected inference.
+
+    The headline (``att``, ``se``, ``t_stat``, ``p_value``, ``conf_int``) is
+    the first effect (the adoption period, event time 0). ``att`` is the
+    conventional estimate; ``att_bias_corrected`` is the centre of the
+    confidence interval, and ``t_stat``/``p_value`` test it (so ``p_value <
+    alpha`` exactly when the interval excludes 0). For the mass-point design
+    the two coincide.
+
+    Attributes
+    ----------
+    design, target_parameter : str
+        The design used and ``"WAS"`` or ``"WAS_d_lower"``.
+    d_lower : float
+    event_study_effects : DataFrame
+        One row per horizon: effects at event times ``0, 1, ...`` and placebos
+        at ``-2, -3, ...`` (``-1`` is the base period), with the bandwidth,
+        units within it, the dose mean and the QUG test of each effect.
+    vcov : DataFrame
+        Covariance of the bias-corrected estimates across horizons.
+    influence_functions : ndarray (n_units, L)
+    survey_metadata : SurveyMetadata or None
+    """
+
+    @classmethod
+    def _from_fit(cls, *, estimator, problem, estimate, design, survey, refit, metadata, cband,
+                  vce):
+        self = cls.__new__(cls)
+        self.estimator_params = estimator.get_params()
+        self.alpha = estimator.alpha
+        self.n_bootstrap = estimator.n_bootstrap
+        self._multiplier = estimator.bootstrap_weights
+        self._seed = estimator.seed
+        self._cband = cband
+        self._problem = problem
+        self._estimate = estimate
+        self._design = design
+        self._survey = survey
+        self._refit = refit
+        self.survey_metadata = metadata
+        self.design = problem.design
+        self.d_lower = problem.d_lower
+        self.target_parameter = "WAS" if problem.d_lower == 0 else "WAS_d_lower"
+        self.vce = vce if problem.design != "mass_point" else None
+        self.n_units = problem.n_units
+        adoption = float(problem.panel.times[problem.panel.adoption])
+        self.adoption_period = int(adoption) if adoption.is_integer() else adoption
+        first = 0  # the first effect is the headline
+        self.att_bias_corrected = float(estimate.att_bc[first])
+        self.bandwidth = float(estimate.bandwidth[first])
+        self.dose_mean = float(estimate.dose_mean[first])
+        self.n_obs = int(estimate.n_obs[first])
+        self.qug_statistic, self.qug_p_value = map(float, estimate.qug[first])
+        return self
+
+    # ---------------------------------------------------------------- engine
+    @cached_property
+    def _variance(self) -> dict:
+        est, design = self._estimate, self._design
+        crit = None
+        df = float(design.df) if self._survey else None
+        if design.replicate is not None:
+            spec = design.replicate
+            reps = replicate_estimates_by_refit(spec.weights, refit=self._refit)
+            vcov, n_valid = replicate_vcov_from_estimates(reps, est.att_bc, spec.scale,
+                                                          spec.rscales, spec.mse)
+            df = float(min(spec.rank, n_valid) - 1)
+            se = sqrt_diag(vcov)
+        elif self.n_bootstrap:
+            draws = multiplier_bootstrap(est.psi, design, self.n_bootstrap, self._multiplier,
+                                         self._seed)
+            se = bootstrap_se(draws, "sd")
+            vcov = np.cov(draws, rowvar=False).reshape(est.att.size, est.att.size)
+            if self._cband and est.att.size > 1:
+                crit = sup_t_critical(draws, se, self.alpha)
+        else:
+            vcov = design_variance(est.psi, design).vcov
+            if self.design == "mass_point" and not self._survey:
+                # HC1 / CR1 of the 2SLS fit: (n - 1)/(n - k) with k = 2 on top of the
+                # engine's n/(n - 1) (AER::ivreg + sandwich conventions)
+                factor = np.sqrt((est.n_obs - 1.0) / (est.n_obs - 2.0))
+                vcov = vcov * np.outer(factor, factor)
+            se = sqrt_diag(vcov)
+        return {"vcov": vcov, "se": se, "df": df, "crit": crit}
+
+    @property
+    def df(self):
+        """Degrees of freedom of t inference (design df with a survey design, else normal)."""
+        return self._variance["df"]
+
+    @cached_property
+    def _table(self) -> pd.DataFrame:
+        est, var = self._estimate, self._variance
+        t, p, lo, hi = t_inference(est.att_bc, var["se"], var["df"], self.alpha)
+        hz = self._problem.horizons
+        table = pd.DataFrame({
+            "event_time": [h.event_time for h in hz],
+            "kind": [h.kind for h in hz],
+            "horizon": [h.lag for h in hz],
+            "estimate": est.att,
+            "estimate_bc": est.att_bc,
+            "se": var["se"],
+            "t_stat": t,
+            "p_value": p,
+            "conf_low": lo,
+            "conf_high": hi,
+            "n_obs": est.n_obs,
+            "bandwidth": est.bandwidth,
+            "n_in_bandwidth": est.n_in_bandwidth,
+            "dose_mean": est.dose_mean,
+            "qug_statistic": est.qug[:, 0],
+            "qug_p_value": est.qug[:, 1],
+        })
+        if var["crit"] is not None:
+            ok = np.isfinite(lo)
+            table["cband_low"] = np.where(ok, est.att_bc - var["crit"] * var["se"], np.nan)
+            table["cband_high"] = np.where(ok, est.att_bc + var["crit"] * var["se"], np.nan)
+        return table.sort_values("event_time", kind="stable").reset_index(drop=True)
+
+    @property
+    def _headline(self) -> dict:
+        row = self._table[(self._table["kind"] == "effect") & (self._table["horizon"] == 1)]
+        return row.iloc[0].to_dict()
+
+    @property
+    def event_study_effects(self) -> pd.DataFrame:
+        """Effects and placebos by event time (bias-corrected intervals)."""
+        return self._table.copy()
+
+    def _event_study_table(self):
+        """For plots: points at the intervals' (bias-corrected) centres."""
+        return self._table.assign(estimate=self._table["estimate_bc"])
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of the bias-corrected estimates, by event time."""
+        labels = [h.event_time for h in self._problem.horizons]
+        return pd.DataFrame(self._variance["vcov"], index=labels, columns=labels)
+
+    @property
+    def influence_functions(self) -> np.ndarray:
+        """Unit x horizon influence values (sum scale), columns as :attr:`vcov`."""
+        return self._estimate.psi.copy()
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The tidy table of :attr:`event_study_effects`."""
+        return self.event_study_effects
+
+    def summary(self) -> str:
+        head = pd.DataFrame([self._headline]).assign(term="WAS")
+        info = [
+            ("Design", self.design),
+            ("Target", self.target_parameter),
+            ("Lowest dose d_lower", self.d_lower),
+            ("Adoption period", self.adoption_period),
+            ("Units", self.n_units),
+            ("Bandwidth (first effect)", self.bandwidth),
+            ("Residuals (local-linear variance)", self.vce or "2SLS"),
+            ("QUG test (first effect) T / p", f"{self.qug_statistic:.4g} / "
+                                             f"{self.qug_p_value:.4g}"),
+            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap,
+                                          self.estimator_params["cluster"])),
+        ]
+        tables = [("First effect (estimate: conventional; interval: bias-corrected)", head,
+                   ["term"])]
+        if len(self._table) > 1:
+            tables.append(("By event time", self._table, ["event_time"]))
+        return format_summary("Heterogeneous adoption DiD (weighted average slope)", info,
+                              tables, self.survey_metadata, self.alpha)
+
+    def __repr__(self) -> str:
+        return (f"HeterogeneousAdoptionResults(att={self.att:.6g}, se={self.se:.6g}, "
+                f"design={self.design!r}, horizons={len(self._problem.horizons)})")
