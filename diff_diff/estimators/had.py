@@ -167,6 +167,7 @@ class HeterogeneousAdoptionDiD(Estimator):
         effects: int | None = None,
         placebo: int = 0,
         dynamic: bool = False,
+        trends_lin: bool = False,
         covariates: list[str] | None = None,
         survey_design: SurveyDesign | None = None,
     ):
@@ -191,6 +192,11 @@ class HeterogeneousAdoptionDiD(Estimator):
             the periods before ``F - 1``).
         dynamic : bool
             Divide effect ``l`` by the mean cumulative dose over its periods.
+        trends_lin : bool
+            Allow unit-specific linear trends (DIDHAD ``trends_lin``): effect
+            ``l`` subtracts ``l (Y_{F-1} - Y_{F-2})`` from its outcome change;
+            placebo ``l`` uses ``Y_{F-2-l} - Y_{F-2} + l (Y_{F-1} - Y_{F-2})``.
+            Needs two periods before adoption.
         covariates : None
             Not supported (the paper's covariate extension needs a
             multivariate nonparametric fit); passing any raises.
@@ -210,8 +216,9 @@ class HeterogeneousAdoptionDiD(Estimator):
         for name, value, low in (("effects", effects, 1), ("placebo", placebo, 0)):
             if value is not None and not is_int(value, low):
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if dynamic not in (True, False):
-            raise ValueError(f"dynamic must be True or False, got {dynamic!r}")
+        for name, value in (("dynamic", dynamic), ("trends_lin", trends_lin)):
+            if value not in (True, False):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         require_columns(data, outcome=outcome, dose=dose, time=time, unit=unit,
                         first_treat=first_treat, cluster=self.cluster)
         panel = _wide_panel(data, outcome, dose, time, unit, first_treat)
@@ -225,7 +232,8 @@ class HeterogeneousAdoptionDiD(Estimator):
             kernel=KERNELS[self.kernel], h=self.h, b=self.b,
             vce=self.vce or ("hc1" if clustered else "nn"),
         )
-        problem = HADProblem(panel, effects, placebo, dynamic, self.design, self.d_lower)
+        problem = HADProblem(panel, effects, placebo, dynamic, self.design, self.d_lower,
+                             trends_lin)
         estimate = problem.estimate(weights, spec)
         refit = None
         if design.replicate is not None:
@@ -347,9 +355,12 @@ class HADEstimate:
 class HADProblem:
     """The horizons of one fit; :meth:`estimate` runs them for any unit weights."""
 
-    def __init__(self, panel: WidePanel, effects, placebo, dynamic, design, d_lower):
+    def __init__(self, panel: WidePanel, effects, placebo, dynamic, design, d_lower,
+                 trends_lin=False):
         f = panel.adoption
         n_t = panel.times.size
+        if trends_lin and f < 2:
+            raise ValueError("trends_lin=True needs two periods before adoption (F >= 3)")
         max_effects = n_t - f
         if effects is None:
             effects = max_effects
@@ -357,10 +368,11 @@ class HADProblem:
             warnings.warn(f"HeterogeneousAdoptionDiD: effects={effects} reduced to "
                           f"{max_effects} (periods after adoption)", UserWarning, stacklevel=3)
             effects = max_effects
-        max_placebo = min(f - 1, effects)
+        max_placebo = min(f - 2 if trends_lin else f - 1, effects)
         if placebo > max_placebo:
             warnings.warn(f"HeterogeneousAdoptionDiD: placebo={placebo} reduced to "
-                          f"{max_placebo} (periods before F - 1, and at most the effects)",
+                          f"{max_placebo} (periods before the base period, and at most the "
+                          "effects)",
                           UserWarning, stacklevel=3)
             placebo = max_placebo
         self.panel = panel
@@ -375,17 +387,24 @@ class HADProblem:
                 "HeterogeneousAdoptionDiD: no dose near 0 - the target is WAS_d_lower (the "
                 "slope relative to the lowest dose), identified under assumptions that "
                 "cannot be tested", UserWarning, stacklevel=3)
-        base = panel.y[:, f - 1]
+        y = panel.y
+        # unit-specific linear trends (DIDHAD trends_lin): remove l times the last pre-period
+        # change from effect l, and compare placebos with F - 2 instead of F - 1
+        slope = y[:, f - 1] - y[:, f - 2] if trends_lin else 0.0
         horizons = []
         for lag in range(1, effects + 1):
             x = panel.d[:, f - 1 + lag]
             den = np.sum(panel.d[:, f:f + lag], axis=1) if dynamic else x
-            horizons.append(Horizon("effect", lag, lag - 1, panel.y[:, f - 1 + lag] - base, x,
-                                    den))
+            change = y[:, f - 1 + lag] - y[:, f - 1] - lag * slope
+            horizons.append(Horizon("effect", lag, lag - 1, change, x, den))
         for lag in range(1, placebo + 1):
             effect = horizons[lag - 1]
-            horizons.append(Horizon("placebo", lag, -1 - lag, panel.y[:, f - 1 - lag] - base,
-                                    effect.regressor, effect.denominator))
+            if trends_lin:
+                change = y[:, f - 2 - lag] - y[:, f - 2] + lag * slope
+            else:
+                change = y[:, f - 1 - lag] - y[:, f - 1]
+            horizons.append(Horizon("placebo", lag, -1 - lag, change, effect.regressor,
+                                    effect.denominator))
         self.horizons = horizons
 
     @property

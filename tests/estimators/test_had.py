@@ -213,3 +213,23 @@ def test_input_unchanged_summary_and_read_only():
         res.att = 0.0
     res._balance_adjustment = "provenance"
     assert res.to_dataframe().shape[0] == 1 and "HeterogeneousAdoptionResults" in repr(res)
+
+
+def test_trends_lin_is_an_outcome_transform():
+    """trends_lin: effect l on Y_{F-1+l} - Y_{F-1} - l (Y_{F-1} - Y_{F-2}); placebo l on
+    Y_{F-2-l} - Y_{F-2} + l (Y_{F-1} - Y_{F-2}); each equals a two-period fit of that
+    change on the dose."""
+    df = event_panel(periods=7, adoption=5)
+    res = HeterogeneousAdoptionDiD().fit(df, effects=2, placebo=2, trends_lin=True, **ARGS)
+    wide_y = df.pivot(index="unit", columns="t", values="y")
+    wide_d = df.pivot(index="unit", columns="t", values="d")
+    slope = wide_y[4] - wide_y[3]
+    es = res.event_study_effects.set_index("event_time")
+    for event_time, change, dose in (
+            (1, wide_y[6] - wide_y[4] - 2 * slope, wide_d[6]),
+            (-3, wide_y[1] - wide_y[3] + 2 * slope, wide_d[6])):
+        fit = local_linear_boundary(dose.to_numpy(), change.to_numpy(), 0.0)
+        assert es.loc[event_time, "estimate"] == pytest.approx(
+            (change.mean() - fit.mu_us) / dose.mean(), rel=1e-12)
+    with pytest.raises(ValueError, match="two periods before adoption"):
+        HeterogeneousAdoptionDiD().fit(event_panel(adoption=2), trends_lin=True, **ARGS)
