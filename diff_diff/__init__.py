@@ -2,6 +2,7 @@
 
 from ._version import __version__
 from .datasets import load_mpdta
+from .diagnostics import qug_test, stute_test, yatchew_test
 from .estimators import (
     CallawaySantAnna,
     DifferenceInDifferences,
@@ -50,8 +51,11 @@ __all__ = [
     "as_replicate_design",
     "calibrate",
     "load_mpdta",
+    "qug_test",
     "rake",
+    "stute_test",
     "__version__",
     "survey_mean",
     "survey_total",
+    "yatchew_test",
 ]
