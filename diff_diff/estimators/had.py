@@ -56,9 +56,9 @@ class HeterogeneousAdoptionDiD(Estimator):
     * ``mass_point`` (many units exactly at ``d_lower``): the Wald ratio
       ``(E[dY | D > d] - E[dY | D = d]) / (E[D | D > d] - E[D | D = d])`` at
       ``d = d_lower`` (2SLS of ``dY`` on ``D`` instrumented by ``1{D > d}``).
-    * ``auto``: a mass point if more than 2% of units share the lowest dose,
-      else at zero if the lowest dose is 0 or below 1% of the median dose,
-      else near ``d_lower``.
+    * ``auto``: a mass point if more than 2% of units (and at least two)
+      share the lowest dose, else at zero if the lowest dose is 0 or below 1%
+      of the median dose, else near ``d_lower`` (positive-weight units only).
 
     With more than two periods, effect ``l`` (event time ``l - 1``) uses
     ``Y_{F-1+l} - Y_{F-1}`` and the dose of period ``F-1+l``; placebo ``l``
@@ -79,7 +79,8 @@ class HeterogeneousAdoptionDiD(Estimator):
     kernel : {"epanechnikov", "triangular", "uniform"}
     h, b : float, optional
         Bandwidths of the local-linear fit and of its bias correction
-        (default: MSE-optimal ``h`` and ``b = h``, as ``nprobust``).
+        (default: MSE-optimal ``h`` and ``b = h``, as ``nprobust``; the
+        selector always uses nearest-neighbour residuals, whatever ``vce``).
     vce : {None, "nn", "hc0", "hc1", "hc2", "hc3"}
         Residuals of the local-linear variance: nearest neighbours (``nn``,
         ``did_had``'s choice) or the fits' residuals. ``None``: ``nn``, or
@@ -94,7 +95,8 @@ class HeterogeneousAdoptionDiD(Estimator):
     bootstrap_weights : {"rademacher", "mammen", "webb"}
     seed : int, optional
     cband : bool
-        Uniform (sup-t) band across horizons from the bootstrap.
+        Uniform (sup-t) band across horizons from the bootstrap (only with
+        ``n_bootstrap > 0``).
 
     Examples
     --------
@@ -191,7 +193,8 @@ class HeterogeneousAdoptionDiD(Estimator):
             Number of pre-adoption placebo horizons (at most ``effects`` and
             the periods before ``F - 1``).
         dynamic : bool
-            Divide effect ``l`` by the mean cumulative dose over its periods.
+            Divide effect ``l`` by the mean cumulative dose over its periods
+            (``continuous_at_zero`` only).
         trends_lin : bool
             Allow unit-specific linear trends (DIDHAD ``trends_lin``): effect
             ``l`` subtracts ``l (Y_{F-1} - Y_{F-2})`` from its outcome change;
@@ -232,8 +235,12 @@ class HeterogeneousAdoptionDiD(Estimator):
             kernel=KERNELS[self.kernel], h=self.h, b=self.b,
             vce=self.vce or ("hc1" if clustered else "nn"),
         )
+        if self.d_lower not in (None, 0) and self.design == "continuous_at_zero":
+            raise ValueError("d_lower is the boundary of the near-d_lower and mass-point "
+                             "designs; continuous_at_zero evaluates at 0")
+        positive = np.ones(panel.y.shape[0], dtype=bool) if weights is None else weights > 0
         problem = HADProblem(panel, effects, placebo, dynamic, self.design, self.d_lower,
-                             trends_lin)
+                             trends_lin, positive)
         estimate = problem.estimate(weights, spec)
         refit = None
         if design.replicate is not None:
@@ -288,12 +295,21 @@ def _wide_panel(data, outcome, dose, time, unit, first_treat) -> WidePanel:
     unit_rows[unit_code] = np.arange(unit_code.size)
     keep = np.ones(n, dtype=bool)
     if first_treat is not None:
+        g_rows = _first_treat(data, first_treat)
         g = np.zeros(n)
-        g[unit_code] = _first_treat(data, first_treat)
-        cohorts = np.unique(g[(g > 0) & (g <= times[-1])])
+        g[unit_code] = g_rows
+        if (g[unit_code] != g_rows).any():
+            raise ValueError(f"first_treat column {first_treat!r} varies within unit(s); it "
+                             "must be constant within each unit")
+        g = np.where(g > times[-1], 0.0, g)  # first treated after the window: untreated in it
+        cohorts = np.unique(g[g > 0])
         if cohorts.size == 0:
             raise ValueError(f"first_treat column {first_treat!r}: no unit is treated within "
                              "the observed periods")
+        unknown = cohorts[~np.isin(cohorts, times)]
+        if unknown.size:
+            raise ValueError(f"first_treat column {first_treat!r} has values that are not "
+                             f"observed periods: {[_num(v) for v in unknown[:5]]}")
         if cohorts.size > 1:
             keep = (g == cohorts[-1]) | (g == 0) | (g > times[-1])
             warnings.warn(
@@ -301,13 +317,22 @@ def _wide_panel(data, outcome, dose, time, unit, first_treat) -> WidePanel:
                 f"kept the last cohort ({_num(cohorts[-1])}) and the never treated "
                 f"({int(keep.sum())} of {n} units)", UserWarning, stacklevel=3)
         adoption = int(np.searchsorted(times, cohorts[-1]))
+        if not (np.nan_to_num(wide_d[keep & (g > 0), adoption]) > 0).any():
+            raise ValueError(f"no unit of the cohort first treated in {_num(cohorts[-1])} has a "
+                             f"positive dose then (dose column {dose!r})")
+        if (np.nan_to_num(wide_d[keep & (g == 0)]) > 0).any():
+            raise ValueError(f"units never treated by first_treat {first_treat!r} have positive "
+                             f"doses in {dose!r}")
     else:
         treated = np.nan_to_num(wide_d) > 0
         if not treated.any():
             raise ValueError(f"dose column {dose!r} is never positive: nothing adopts")
         first = np.where(treated.any(axis=1), treated.argmax(axis=1), n_t)
         adoption = int(first.min())
-        late = (first < n_t) & (first != adoption)
+        # a unit not observed in the adoption period is not a later adopter (its horizons
+        # that need that period are left out)
+        seen_untreated = np.isfinite(wide_d[:, adoption]) & (wide_d[:, adoption] == 0)
+        late = (first < n_t) & (first != adoption) & seen_untreated
         if late.any():
             raise ValueError(
                 f"HeterogeneousAdoptionDiD: units start treatment in different periods "
@@ -356,7 +381,7 @@ class HADProblem:
     """The horizons of one fit; :meth:`estimate` runs them for any unit weights."""
 
     def __init__(self, panel: WidePanel, effects, placebo, dynamic, design, d_lower,
-                 trends_lin=False):
+                 trends_lin=False, positive=None):
         f = panel.adoption
         n_t = panel.times.size
         if trends_lin and f < 2:
@@ -378,8 +403,8 @@ class HADProblem:
         self.panel = panel
         self.dynamic = dynamic
         dose_f = panel.d[:, f]
-        self.design, self.d_lower = _resolve_design(dose_f[np.isfinite(dose_f)], design,
-                                                     d_lower)
+        usable = np.isfinite(dose_f) if positive is None else np.isfinite(dose_f) & positive
+        self.design, self.d_lower = _resolve_design(dose_f[usable], design, d_lower)
         if dynamic and self.design != "continuous_at_zero":
             raise ValueError("dynamic=True is defined for the continuous_at_zero design only")
         if self.design == "continuous_near_d_lower":
@@ -405,7 +430,7 @@ class HADProblem:
                 change = y[:, f - 1 - lag] - y[:, f - 1]
             horizons.append(Horizon("placebo", lag, -1 - lag, change, effect.regressor,
                                     effect.denominator))
-        self.horizons = horizons
+        self.horizons = sorted(horizons, key=lambda hz: hz.event_time)
 
     @property
     def n_units(self) -> int:
@@ -474,13 +499,22 @@ def _resolve_design(dose, design, d_lower):
     low = float(dose.min()) if d_lower is None else float(d_lower)
     if d_lower is not None and (dose < low).any():
         raise ValueError(f"d_lower={d_lower} is above the smallest dose {dose.min():g}")
-    if design != "auto":
-        return design, (0.0 if design == "continuous_at_zero" and d_lower is None else low)
-    if np.mean(dose == low) > MASS_POINT_SHARE:
-        return "mass_point", low
-    if low == 0 or low < NEAR_ZERO * np.median(np.abs(dose)):
-        return "continuous_at_zero", 0.0
-    return "continuous_near_d_lower", low
+    at_low = int(np.sum(dose == low))
+    if design == "auto":
+        if at_low >= 2 and at_low > MASS_POINT_SHARE * dose.size:
+            design = "mass_point"
+        elif low == 0 or low < NEAR_ZERO * np.median(np.abs(dose)):
+            design = "continuous_at_zero"
+        else:
+            design = "continuous_near_d_lower"
+    elif design != "mass_point" and at_low >= 2 and at_low >= 0.1 * dose.size:
+        warnings.warn(
+            f"HeterogeneousAdoptionDiD: {at_low} of {dose.size} units have exactly the lowest "
+            f"dose {low:g}; a local-linear fit at the boundary sees a mass point there - "
+            "consider design='mass_point'", UserWarning, stacklevel=4)
+    if design == "continuous_at_zero":
+        low = 0.0
+    return design, low
 
 
 def _mass_point(dy, x, w, d_lower) -> dict:

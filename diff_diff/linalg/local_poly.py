@@ -122,12 +122,19 @@ def _check_bwcheck(bwcheck, n, nnmatch):
     return int(bwcheck)
 
 
-def _inverse_gram(g, what):
-    """``g^{-1}`` by Cholesky; a clear error when the window is rank deficient."""
+def _inverse_gram(g, what=None):
+    """``g^{-1}`` by Cholesky. When that fails: the pseudo-inverse in the bandwidth
+    selector's pilot stages (``what=None``, as nprobust does), a clear error in the
+    final fits."""
     try:
         chol = np.linalg.cholesky(g)
     except np.linalg.LinAlgError:
-        raise ValueError(f"rank-deficient window: {what}") from None
+        if what is None:
+            return np.linalg.pinv(g)
+        raise ValueError(
+            f"too few distinct x values near the boundary for the {what} (ties or a mass "
+            "point); pass a larger bandwidth h, or, for a mass of units at the boundary, "
+            "use a mass-point estimator") from None
     cinv = np.linalg.inv(chol)
     return cinv.T @ cinv
 
@@ -200,8 +207,7 @@ def _pilot(u, y, w, order, nnmatch=None):
     on = w > 0
     u, y, w = u[on], y[on], w[on]
     design = _poly(u, order)
-    ginv = _inverse_gram((design * w[:, None]).T @ design,
-                         f"order-{order} fit on {on.sum()} observations")
+    ginv = _inverse_gram((design * w[:, None]).T @ design)
     beta = ginv @ ((design * w[:, None]).T @ y)
     if nnmatch is None:
         return beta, None
@@ -219,8 +225,7 @@ def _stage(u, y, s, kernel, order, nu, order_b, h_v, h_b1, h_b2, scale, nnmatch)
     on = w > 0
     uv, yv, wv = u[on], y[on], w[on]
     design = _poly(uv, order)
-    ginv = _inverse_gram((design * wv[:, None]).T @ design,
-                         f"order-{order} variance stage on {on.sum()} observations")
+    ginv = _inverse_gram((design * wv[:, None]).T @ design)
     r = nn_residuals(uv, yv, nnmatch)
     vv = _sandwich(ginv, design, r * wv)[nu, nu]
     t = uv / h_v
@@ -234,8 +239,9 @@ def _stage(u, y, s, kernel, order, nu, order_b, h_v, h_b1, h_b2, scale, nnmatch)
     b1 = bc1 * beta1[order + 1]
     b2 = bc2 * beta2[order + 2]
     v = n * h_v ** (2 * nu + 1) * vv
-    bw = ((2 * nu + 1) * v / (n * 2 * (order + 1 - nu) * (b1 ** 2 + scale * reg))) \
-        ** (1.0 / (2 * order + 3))
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 when y does not vary
+        bw = ((2 * nu + 1) * v / (n * 2 * (order + 1 - nu) * (b1 ** 2 + scale * reg))) \
+            ** (1.0 / (2 * order + 3))
     return v, b1, b2, reg, bw
 
 
@@ -251,6 +257,9 @@ def _mse_dpi_sorted(x, y, s, c, kernel, nnmatch, bwcheck, bwregul):
     c_bw = max(min(_C_KERNEL[kernel] * spread * n ** (-0.2), bw_max), bw_min)
 
     def clip(v):
+        if not np.isfinite(v):
+            raise ValueError("the bandwidth cannot be selected: y does not vary near the "
+                             "evaluation point (pass h=)")
         return max(min(v, bw_max), bw_min)
 
     args = (u, y, s, kernel)
@@ -346,9 +355,11 @@ def _boundary_core(u, y, s, kernel, h, b, vce, nnmatch):
         warnings.warn(f"only {np.unique(u).size} distinct x values in the window "
                       "(fewer than p + 5 = 6)", UserWarning, stacklevel=3)
     rp, rq = _poly(u, 1), _poly(u, 2)
-    gp_inv = _inverse_gram((rp * wh[:, None]).T @ rp, f"local-linear fit on {n_w} observations")
+    if n_w == 0:
+        raise ValueError("no observation with positive kernel weight within the bandwidth")
+    gp_inv = _inverse_gram((rp * wh[:, None]).T @ rp, f"local-linear fit ({n_w} in the window)")
     gq_inv = _inverse_gram((rq * wb[:, None]).T @ rq,
-                           f"local-quadratic fit on {n_w} observations")
+                           f"local-quadratic bias fit ({n_w} in the window)")
     beta_p = gp_inv @ ((rp * wh[:, None]).T @ y)
     beta_q = gq_inv @ ((rq * wb[:, None]).T @ y)
     lvec = (rp * wh[:, None]).T @ u ** 2

@@ -68,7 +68,8 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
         self.n_units = problem.n_units
         adoption = float(problem.panel.times[problem.panel.adoption])
         self.adoption_period = int(adoption) if adoption.is_integer() else adoption
-        first = 0  # the first effect is the headline
+        first = next(j for j, hz in enumerate(problem.horizons)  # the headline: effect 1
+                     if hz.kind == "effect" and hz.lag == 1)
         self.att_bias_corrected = float(estimate.att_bc[first])
         self.bandwidth = float(estimate.bandwidth[first])
         self.dose_mean = float(estimate.dose_mean[first])
@@ -184,8 +185,9 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
             ("Inference", inference_label(self._design, self._survey, self.n_bootstrap,
                                           self.estimator_params["cluster"])),
         ]
-        tables = [("First effect (estimate: conventional; interval: bias-corrected)", head,
-                   ["term"])]
+        title = ("First effect (2SLS)" if self.design == "mass_point" else
+                 "First effect (estimate: conventional; interval: bias-corrected)")
+        tables = [(title, head, ["term"])]
         if len(self._table) > 1:
             tables.append(("By event time", self._table, ["event_time"]))
         return format_summary("Heterogeneous adoption DiD (weighted average slope)", info,

@@ -104,12 +104,12 @@ def test_replicate_weights_refit_with_fixed_bandwidths():
     units = df.drop_duplicates("unit")
     out, rep = dd.as_replicate_design(units, SurveyDesign(weights="w", psu="psu"), "JK1")
     data = df.merge(out[["unit"] + rep.replicate_weights], on="unit")
-    res = HeterogeneousAdoptionDiD().fit(data, survey_design=rep, **ARGS)
-    full = HeterogeneousAdoptionDiD().fit(data, survey_design=SurveyDesign(weights="w"),
-                                          **ARGS)
+    est = HeterogeneousAdoptionDiD(design="continuous_at_zero")
+    res = est.fit(data, survey_design=rep, **ARGS)
+    full = est.fit(data, survey_design=SurveyDesign(weights="w"), **ARGS)
     assert res.att == pytest.approx(full.att, rel=1e-12)
     thetas = np.array([
-        HeterogeneousAdoptionDiD(h=full.bandwidth).fit(
+        HeterogeneousAdoptionDiD(design="continuous_at_zero", h=full.bandwidth).fit(
             data, survey_design=SurveyDesign(weights=c), **ARGS).att_bias_corrected
         for c in rep.replicate_weights])
     n = thetas.size
@@ -233,3 +233,68 @@ def test_trends_lin_is_an_outcome_transform():
             (change.mean() - fit.mu_us) / dose.mean(), rel=1e-12)
     with pytest.raises(ValueError, match="two periods before adoption"):
         HeterogeneousAdoptionDiD().fit(event_panel(adoption=2), trends_lin=True, **ARGS)
+
+
+def test_zero_weight_units_do_not_choose_the_design():
+    df, dose, _ = two_periods(n=300, seed=6)
+    lowest = np.argsort(dose)[:10]
+    df = df.assign(w=np.where(df["unit"].isin(lowest), 0.0, df["w"]))
+    design = SurveyDesign(weights="w")
+    with pytest.warns(UserWarning):
+        sub = HeterogeneousAdoptionDiD().fit(df[df["w"] > 0], survey_design=design, **ARGS)
+    with pytest.warns(UserWarning):
+        dom = HeterogeneousAdoptionDiD().fit(df, survey_design=design, **ARGS)
+    assert dom.design == sub.design and dom.d_lower == sub.d_lower
+    assert dom.att == pytest.approx(sub.att, rel=1e-12)
+
+
+def test_small_samples_need_two_units_for_a_mass_point():
+    df, _, _ = two_periods(n=30, shift=0.3, seed=7)
+    with pytest.warns(UserWarning, match="cannot be tested"):
+        res = HeterogeneousAdoptionDiD().fit(df, **ARGS)
+    assert res.design == "continuous_near_d_lower"
+
+
+def test_tied_doses_and_missing_adoption_rows():
+    df = event_panel(n=300, periods=5, adoption=3, seed=8)
+    df["d"] = np.round(df["d"], 1)
+    with pytest.warns(UserWarning, match="distinct x values in the window"):
+        res = HeterogeneousAdoptionDiD(design="continuous_at_zero").fit(df, effects=1, **ARGS)
+    assert np.isfinite(res.att) and np.isfinite(res.se)
+    df = event_panel(n=300, periods=5, adoption=3, seed=9)
+    missing = df.drop(df.index[(df["unit"] < 20) & (df["t"] == 3)])
+    res = HeterogeneousAdoptionDiD(design="continuous_at_zero").fit(missing, effects=2, **ARGS)
+    counts = res.event_study_effects.set_index("event_time")["n_obs"]
+    assert counts.loc[0] == 280 and counts.loc[1] == 300
+
+
+def test_first_treat_and_design_checks():
+    df = event_panel()
+    df["g"] = 4
+    bad = df.copy()
+    bad.loc[(bad["unit"] == 5) & (bad["t"] == 6), "g"] = 5
+    with pytest.raises(ValueError, match="varies within unit"):
+        HeterogeneousAdoptionDiD().fit(bad, first_treat="g", **ARGS)
+    with pytest.raises(ValueError, match="not observed periods"):
+        HeterogeneousAdoptionDiD().fit(df.assign(g=3.5), first_treat="g", **ARGS)
+    never = df.assign(g=np.where(df["unit"] < 10, 0, 4))
+    with pytest.raises(ValueError, match="never treated by first_treat"):
+        HeterogeneousAdoptionDiD().fit(never, first_treat="g", **ARGS)
+    with pytest.raises(ValueError, match="continuous_at_zero evaluates at 0"):
+        HeterogeneousAdoptionDiD(design="continuous_at_zero", d_lower=0.2).fit(df, **ARGS)
+    flat, _, _ = two_periods(seed=10)
+    flat["y"] = 0.0
+    with pytest.raises(ValueError, match="y does not vary"):
+        HeterogeneousAdoptionDiD(design="continuous_at_zero").fit(flat, **ARGS)
+
+
+def test_vcov_and_influence_columns_follow_the_table():
+    res = HeterogeneousAdoptionDiD().fit(event_panel(), placebo=2, **ARGS)
+    assert list(res.vcov.index) == list(res.event_study_effects["event_time"])
+    np.testing.assert_allclose(np.sqrt(np.diag(res.vcov)), res.event_study_effects["se"])
+
+
+def test_forced_continuous_fit_on_a_mass_point_warns():
+    df, _, _ = two_periods(mass=0.3, seed=11)
+    with pytest.warns(UserWarning, match="exactly the lowest dose 0"):
+        HeterogeneousAdoptionDiD(design="continuous_at_zero").fit(df, **ARGS)
