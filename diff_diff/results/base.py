@@ -30,6 +30,19 @@ class ResultsBase:
     def print_summary(self) -> None:
         print(self.summary())
 
+    def _keep_inference_inputs(self, estimator, design, survey, refit, metadata, cband):
+        """Store what the variance needs later: settings, design, refit, metadata."""
+        self.estimator_params = estimator.get_params()
+        self.alpha = estimator.alpha
+        self.n_bootstrap = estimator.n_bootstrap
+        self._multiplier = estimator.bootstrap_weights
+        self._seed = estimator.seed
+        self._cband = cband
+        self._design = design
+        self._survey = survey
+        self._refit = refit
+        self.survey_metadata = metadata
+
 
 class EventStudyResultsBase(ResultsBase):
     """Results with effects by event time: :meth:`plot_event_study` draws the tidy

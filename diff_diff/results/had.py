@@ -49,18 +49,9 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
     def _from_fit(cls, *, estimator, problem, estimate, design, survey, refit, metadata, cband,
                   vce):
         self = cls.__new__(cls)
-        self.estimator_params = estimator.get_params()
-        self.alpha = estimator.alpha
-        self.n_bootstrap = estimator.n_bootstrap
-        self._multiplier = estimator.bootstrap_weights
-        self._seed = estimator.seed
-        self._cband = cband
+        self._keep_inference_inputs(estimator, design, survey, refit, metadata, cband)
         self._problem = problem
         self._estimate = estimate
-        self._design = design
-        self._survey = survey
-        self._refit = refit
-        self.survey_metadata = metadata
         self.design = problem.design
         self.d_lower = problem.d_lower
         self.target_parameter = "WAS" if problem.d_lower == 0 else "WAS_d_lower"

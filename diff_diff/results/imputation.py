@@ -53,20 +53,11 @@ class ImputationDiDResults(EventStudyResultsBase):
     def _from_fit(cls, *, estimator, problem, estimate, design, survey, refit, metadata,
                   cband) -> "ImputationDiDResults":
         self = cls.__new__(cls)
-        self.estimator_params = estimator.get_params()
-        self.alpha = estimator.alpha
+        self._keep_inference_inputs(estimator, design, survey, refit, metadata, cband)
         self.anticipation = estimator.anticipation
         self.aux_partition = estimator.aux_partition
-        self.n_bootstrap = estimator.n_bootstrap
-        self._multiplier = estimator.bootstrap_weights
-        self._seed = estimator.seed
-        self._cband = cband
         self._problem = problem
         self._estimate = estimate
-        self._design = design
-        self._survey = survey
-        self._refit = refit
-        self.survey_metadata = metadata
         rows = problem.rows
         labels = problem.labels
         self._kinds = labels["kind"].to_numpy()

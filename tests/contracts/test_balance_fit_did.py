@@ -37,17 +37,12 @@ def test_fit_did_by_alias_equals_native(alias):
                     reason="balance is not installed")
 def test_fit_did_had_with_the_dose_as_an_estimator_argument():
     logging.getLogger("balance").setLevel(logging.WARNING)
-    import numpy as np
-    import pandas as pd
     from balance import Sample
     from balance.interop import diff_diff as bd
 
-    g = np.arange(1, 301)
-    dose = np.modf(g * 0.6180339887498949)[0]
-    df = pd.DataFrame({"unit": np.repeat(g, 2), "t": np.tile([1, 2], g.size),
-                       "d": np.column_stack([0 * dose, dose]).ravel()})
-    df["y"] = np.sin(df["unit"]) + 2.0 * df["d"] + np.cos(7.0 * df["unit"] * df["t"])
-    df["weight"] = 1.0 + df["unit"] % 3
+    from tests.contracts.test_public_surface import dose_panel
+
+    df = dose_panel().rename(columns={"w": "weight"})
     sample = Sample.from_frame(df.assign(id=df["unit"].astype(str) + "-" + df["t"].astype(str)),
                                id_column="id", weight_column="weight")
     fitted = bd.fit_did(sample, estimator="HAD", outcome="y", time="t", unit="unit", dose="d")

@@ -89,7 +89,7 @@ def test_pweight_only_guard_message(alias):
                         survey_design=dd.SurveyDesign(weights="w", weight_type=weight_type))
 
 
-def _dose_panel():
+def dose_panel():
     """Two periods, every unit dosed in the second (a heterogeneous adoption design)."""
     g = np.arange(1, 301)
     dose = np.modf(g * 0.6180339887498949)[0]
@@ -101,7 +101,7 @@ def _dose_panel():
 
 
 def test_had_alias_headline_metadata_and_pweight_guard():
-    df = _dose_panel()
+    df = dose_panel()
     res = dd.HAD().fit(df, outcome="y", dose="d", time="t", unit="unit",
                        survey_design=dd.SurveyDesign(weights="w"))
     setattr(res, "_balance_adjustment", object())
