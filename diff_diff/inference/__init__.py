@@ -13,6 +13,7 @@ from .engine import (
     iid_variance,
     influence_from_scores,
 )
+from .estimates import estimates_vcov
 from .intervals import (
     bootstrap_p_value,
     bootstrap_se,
@@ -37,6 +38,7 @@ __all__ = [
     "design_effects",
     "design_variance",
     "domain_tsl_variance",
+    "estimates_vcov",
     "draw_multipliers",
     "iid_variance",
     "influence_from_scores",

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..survey.resolved import ResolvedDesign, trivial_design
 from .bootstrap import MULTIPLIERS, multiplier_bootstrap
-from .intervals import t_inference
+from .intervals import sqrt_diag, t_inference
 from .replicate import (
     replicate_estimates_by_refit,
     replicate_estimates_from_influence,
@@ -56,9 +56,7 @@ class Variance:
     @property
     def se(self) -> np.ndarray:
         """Standard errors: square roots of the diagonal (NaN where negative)."""
-        d = np.diag(self.vcov)
-        with np.errstate(invalid="ignore"):
-            return np.where(d >= 0, np.sqrt(np.abs(d)), np.nan)
+        return sqrt_diag(self.vcov)
 
     def inference(self, estimate: np.ndarray, alpha: float = 0.05):
         """``(t, p, conf_low, conf_high)`` with the design degrees of freedom."""

@@ -12,6 +12,13 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
+def sqrt_diag(vcov: np.ndarray) -> np.ndarray:
+    """Standard errors from a covariance matrix (NaN where the diagonal is negative)."""
+    d = np.diag(vcov)
+    with np.errstate(invalid="ignore"):
+        return np.where(d >= 0, np.sqrt(np.abs(d)), np.nan)
+
+
 def valid_df(df) -> np.ndarray:
     """Usable degrees of freedom: ``None``/inf (normal) or a positive number."""
     if df is None:

@@ -16,9 +16,9 @@ from ..inference import (
     sup_t_critical,
     wald_test,
 )
-from ..inference.intervals import t_inference
+from ..inference.intervals import sqrt_diag, t_inference
 from .base import EventStudyResultsBase, ResultsBase, inference_label
-from .table import format_summary, integer_labels, sqrt_diag, tidy
+from .table import format_summary, integer_labels, tidy
 
 KINDS = ("simple", "dynamic", "group", "calendar")
 _ALIASES = {"event_study": "dynamic", "overall": "simple"}

@@ -7,17 +7,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..inference import (
-    bootstrap_se,
-    design_variance,
-    multiplier_bootstrap,
-    replicate_estimates_by_refit,
-    replicate_vcov_from_estimates,
-    sup_t_critical,
-)
-from ..inference.intervals import t_inference
+from ..inference import estimates_vcov
+from ..inference.intervals import sqrt_diag, t_inference
 from .base import EventStudyResultsBase, inference_label
-from .table import format_summary, sqrt_diag
+from .table import format_summary
 
 
 class HeterogeneousAdoptionResults(EventStudyResultsBase):
@@ -71,32 +64,20 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
     # ---------------------------------------------------------------- engine
     @cached_property
     def _variance(self) -> dict:
-        est, design = self._estimate, self._design
-        crit = None
-        df = float(design.df) if self._survey else None
-        if design.replicate is not None:
-            spec = design.replicate
-            reps = replicate_estimates_by_refit(spec.weights, refit=self._refit)
-            vcov, n_valid = replicate_vcov_from_estimates(reps, est.att_bc, spec.scale,
-                                                          spec.rscales, spec.mse)
-            df = float(min(spec.rank, n_valid) - 1)
-            se = sqrt_diag(vcov)
-        elif self.n_bootstrap:
-            draws = multiplier_bootstrap(est.psi, design, self.n_bootstrap, self._multiplier,
-                                         self._seed)
-            se = bootstrap_se(draws, "sd")
-            vcov = np.cov(draws, rowvar=False).reshape(est.att.size, est.att.size)
-            if self._cband and est.att.size > 1:
-                crit = sup_t_critical(draws, se, self.alpha)
-        else:
-            vcov = design_variance(est.psi, design).vcov
-            if self.design == "mass_point" and not self._survey:
-                # HC1 / CR1 of the 2SLS fit: (n - 1)/(n - k) with k = 2 on top of the
-                # engine's n/(n - 1) (AER::ivreg + sandwich conventions)
-                factor = np.sqrt((est.n_obs - 1.0) / (est.n_obs - 2.0))
-                vcov = vcov * np.outer(factor, factor)
-            se = sqrt_diag(vcov)
-        return {"vcov": vcov, "se": se, "df": df, "crit": crit}
+        est = self._estimate
+        var = estimates_vcov(
+            est.psi, est.att_bc, self._design, survey=self._survey, refit=self._refit,
+            n_bootstrap=self.n_bootstrap, multiplier=self._multiplier, seed=self._seed,
+            alpha=self.alpha, band=np.ones(est.att.size, dtype=bool) if self._cband else None,
+            name="HeterogeneousAdoptionDiD")
+        analytic = self._design.replicate is None and not self.n_bootstrap
+        if analytic and self.design == "mass_point" and not self._survey:
+            # HC1 / CR1 of the 2SLS fit: (n - 1)/(n - k) with k = 2 on top of the
+            # engine's n/(n - 1) (AER::ivreg + sandwich conventions)
+            factor = np.sqrt((est.n_obs - 1.0) / (est.n_obs - 2.0))
+            var["vcov"] = var["vcov"] * np.outer(factor, factor)
+            var["se"] = sqrt_diag(var["vcov"])
+        return var
 
     @property
     def df(self):

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from ..inference import (
-    bootstrap_se,
-    design_variance,
-    multiplier_bootstrap,
-    replicate_estimates_by_refit,
-    replicate_vcov_from_estimates,
-    sup_t_critical,
-    wald_test,
-)
+from ..inference import design_variance, estimates_vcov, wald_test
 from .base import EventStudyResultsBase, inference_label
-from .table import format_summary, integer_labels, sqrt_diag, tidy
+from .table import format_summary, integer_labels, tidy
 
 LEVELS = ("observation", "overall", "event_study", "group")
 
@@ -76,59 +67,14 @@ class ImputationDiDResults(EventStudyResultsBase):
 
     # ---------------------------------------------------------------- engine
     @cached_property
-    def _replicates(self):
-        return replicate_estimates_by_refit(self._design.replicate.weights, refit=self._refit)
-
-    @cached_property
     def _variance(self) -> dict:
         """Covariance of all estimands, df and (bootstrap) the sup-t critical value."""
-        theta, psi, design = self._estimate.theta, self._estimate.psi, self._design
-        df = float(design.df) if self._survey else None
-        crit = None
-        if design.replicate is not None:
-            vcov, df = self._replicate_vcov()
-            se = sqrt_diag(vcov)
-        elif self.n_bootstrap:
-            draws = multiplier_bootstrap(psi, design, self.n_bootstrap, self._multiplier,
-                                         self._seed)
-            se = bootstrap_se(draws, "sd")
-            vcov = np.cov(draws, rowvar=False).reshape(theta.size, theta.size)
-            es = self._kinds == "event_study"
-            if self._cband and es.any():
-                crit = sup_t_critical(draws[:, es], se[es], self.alpha)
-        else:
-            vcov = design_variance(psi, design).vcov
-            se = sqrt_diag(vcov)
-        return {"vcov": vcov, "se": se, "df": df, "crit": crit}
-
-    def _replicate_vcov(self):
-        """Replicate covariance, one estimand kind at a time (and pairs of kinds for the
-        cross blocks): a replicate in which some small cohort or horizon is not
-        estimable is dropped only where that estimand is involved, as CS does per
-        aggregation. Returns the covariance and the df of each estimand."""
-        spec, reps, theta = self._design.replicate, self._replicates, self._estimate.theta
-        kinds = list(dict.fromkeys(self._kinds))
-        vcov = np.full((theta.size, theta.size), np.nan)
-        df = np.full(theta.size, np.nan)
-        dropped = {}
-        for i, a in enumerate(kinds):
-            for b in kinds[i:]:
-                cols = np.flatnonzero((self._kinds == a) | (self._kinds == b))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    block, n_valid = replicate_vcov_from_estimates(
-                        reps[:, cols], theta[cols], spec.scale, spec.rscales, spec.mse)
-                vcov[np.ix_(cols, cols)] = block
-                if a == b:
-                    df[cols] = float(min(spec.rank, n_valid) - 1)
-                    if n_valid < reps.shape[0]:
-                        dropped[a] = reps.shape[0] - n_valid
-        if dropped:
-            shown = ", ".join(f"{k}: {n}" for k, n in dropped.items())
-            warnings.warn(f"ImputationDiD: replicates without an estimate were left out of the "
-                          f"variance of those estimands ({shown} of {reps.shape[0]})",
-                          UserWarning, stacklevel=4)
-        return vcov, df
+        return estimates_vcov(
+            self._estimate.psi, self._estimate.theta, self._design, survey=self._survey,
+            refit=self._refit, n_bootstrap=self.n_bootstrap, multiplier=self._multiplier,
+            seed=self._seed, alpha=self.alpha,
+            band=(self._kinds == "event_study") if self._cband else None,
+            groups=self._kinds, name="ImputationDiD")
 
     @property
     def df(self):

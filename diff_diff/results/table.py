@@ -48,13 +48,6 @@ def integer_labels(values) -> np.ndarray:
     return values
 
 
-def sqrt_diag(vcov: np.ndarray) -> np.ndarray:
-    """Standard errors from a covariance matrix (NaN where the diagonal is negative)."""
-    d = np.diag(vcov)
-    with np.errstate(invalid="ignore"):
-        return np.where(d >= 0, np.sqrt(np.abs(d)), np.nan)
-
-
 def significance_stars(p: float) -> str:
     if not np.isfinite(p):
         return ""
