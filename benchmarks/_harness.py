@@ -495,6 +495,51 @@ class Job:
     isolated: bool = False
 
 
+def case_jobs(cases, impls, interpreter_of: dict, pythons: dict, args, *,
+              extra=lambda case, impl: (), skip=lambda case, impl: None) -> tuple:
+    """One :class:`Job` per case and implementation (``--child IMPL --case CASE`` with the
+    repeat and budget options of ``args``), and ``{(case, impl): reason}`` for the pairs
+    that ``skip`` rules out. ``interpreter_of[impl]`` is None for the checkout."""
+    jobs, skipped = [], {}
+    for case in cases:
+        for impl in impls:
+            reason = skip(case, impl)
+            if reason:
+                skipped[(case, impl)] = reason
+                continue
+            key = interpreter_of[impl]
+            child_args = ["--child", impl, "--case", case, "--repeats", str(args.repeats),
+                          "--slow-repeats", str(args.slow_repeats),
+                          "--slow-budget", str(args.slow_budget),
+                          "--traced-limit", str(args.traced_limit)]
+            child_args += (["--quick"] if args.quick else []) + list(extra(case, impl))
+            jobs.append(Job(key=(case, impl), tag=f"{case}/{impl}",
+                            python=sys.executable if key is None else pythons.get(key),
+                            args=child_args, isolated=impl != "new"))
+    return jobs, skipped
+
+
+def print_ratios(rows: dict, cases, labels: dict) -> None:
+    """Median (and min) time of each other implementation over ``new``, per case;
+    ``labels``: implementation -> column title."""
+    header = ["case"] + [f"{label} / new" for label in labels.values()]
+    body = []
+    for case in cases:
+        new = rows.get((case, "new"))
+        if new is None:
+            continue
+        cells = [case]
+        for impl in labels:
+            r = rows.get((case, impl))
+            cells.append("-" if r is None else f"{r['median_s'] / new['median_s']:.1f}x "
+                         f"(min {r['min_s'] / new['min_s']:.1f}x)")
+        body.append(cells)
+    if not body:
+        return
+    print("ratio of median times, this run (min/min in parentheses):")
+    print_table(header, body, [">"] * len(header), indent="  ", rule=False)
+
+
 def run_jobs(jobs, script: str, env: dict, timeout: float | None) -> tuple:
     """Run the jobs one after another.
 

@@ -286,18 +286,8 @@ def run_child(args) -> int:
 # parent
 # ---------------------------------------------------------------------------
 def run_children(cases, impls, pythons, args, env) -> tuple:
-    jobs = []
-    for case in cases:
-        for impl in impls:
-            key = IMPLS[impl][0]
-            child_args = ["--child", impl, "--case", case, "--repeats", str(args.repeats),
-                          "--slow-repeats", str(args.slow_repeats),
-                          "--slow-budget", str(args.slow_budget),
-                          "--traced-limit", str(args.traced_limit)] + (
-                              ["--quick"] if args.quick else [])
-            jobs.append(harness.Job(key=(case, impl), tag=f"{case}/{impl}",
-                                    python=sys.executable if key is None else pythons.get(key),
-                                    args=child_args, isolated=impl != "new"))
+    """Every case x implementation in its own child: rows by (case, impl), missing, failed, errors."""
+    jobs, _ = harness.case_jobs(cases, impls, {m: IMPLS[m][0] for m in IMPLS}, pythons, args)
     return harness.run_jobs(jobs, __file__, env, args.child_timeout)
 
 
@@ -323,23 +313,7 @@ def print_table(rows: dict, missing: dict) -> None:
 
 def print_ratios(rows: dict, impls) -> None:
     """Median (and min) time of each other implementation over ``new``, per case."""
-    others = [m for m in IMPLS if m != "new" and m in impls]
-    header = ["case"] + [f"{m} / new" for m in others]
-    body = []
-    for case in CASES:
-        new = rows.get((case, "new"))
-        if new is None:
-            continue
-        cells = [case]
-        for m in others:
-            r = rows.get((case, m))
-            cells.append("-" if r is None else f"{r['median_s'] / new['median_s']:.1f}x "
-                         f"(min {r['min_s'] / new['min_s']:.1f}x)")
-        body.append(cells)
-    if not body:
-        return
-    print("ratio of median times, this run (min/min in parentheses):")
-    harness.print_table(header, body, [">"] * len(header), indent="  ", rule=False)
+    harness.print_ratios(rows, CASES, {m: m for m in IMPLS if m != "new" and m in impls})
 
 
 def _fmt(v, spec: str) -> str:

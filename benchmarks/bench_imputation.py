@@ -433,23 +433,12 @@ def run_child(args) -> int:
 # ---------------------------------------------------------------------------
 def run_children(cases, impls, pythons, args, env) -> tuple:
     """Every case x implementation in its own child: rows by (case, impl), missing, failed, errors."""
-    jobs, skipped = [], {}
-    for case in cases:
-        for impl in impls:
-            if not runs(impl, case):
-                skipped[(case, impl)] = "not run (did2s has no bootstrap)"
-                continue
-            key = IMPLS[impl][0]
-            child_args = ["--child", impl, "--case", case, "--repeats", str(args.repeats),
-                          "--slow-repeats", str(args.slow_repeats),
-                          "--slow-budget", str(args.slow_budget),
-                          "--traced-limit", str(args.traced_limit)] + (
-                              ["--quick"] if args.quick else []) + (
-                              [] if args.pyfixest_max_gb is None
-                              else ["--pyfixest-max-gb", str(args.pyfixest_max_gb)])
-            jobs.append(harness.Job(key=(case, impl), tag=f"{case}/{impl}",
-                                    python=sys.executable if key is None else pythons.get(key),
-                                    args=child_args, isolated=impl != "new"))
+    jobs, skipped = harness.case_jobs(
+        cases, impls, {m: IMPLS[m][0] for m in IMPLS}, pythons, args,
+        extra=lambda case, impl: ([] if args.pyfixest_max_gb is None
+                                  else ["--pyfixest-max-gb", str(args.pyfixest_max_gb)]),
+        skip=lambda case, impl: (None if runs(impl, case)
+                                 else "not run (did2s has no bootstrap)"))
     rows, missing, failed, errors = harness.run_jobs(jobs, __file__, env, args.child_timeout)
     for key, row in list(rows.items()):  # pyfixest skipped or failed: a reason, no timings
         if row.get("error"):
@@ -485,23 +474,7 @@ def print_table(rows: dict, missing: dict) -> None:
 
 def print_ratios(rows: dict, impls) -> None:
     """Median (and min) time of each other implementation over ``new``, per case."""
-    others = [m for m in IMPLS if m != "new" and m in impls]
-    header = ["case"] + [f"{m} / new" for m in others]
-    body = []
-    for case in CASES:
-        new = rows.get((case, "new"))
-        if new is None:
-            continue
-        cells = [case]
-        for m in others:
-            r = rows.get((case, m))
-            cells.append("-" if r is None else f"{r['median_s'] / new['median_s']:.1f}x "
-                         f"(min {r['min_s'] / new['min_s']:.1f}x)")
-        body.append(cells)
-    if not body:
-        return
-    print("ratio of median times, this run (min/min in parentheses):")
-    harness.print_table(header, body, [">"] * len(header), indent="  ", rule=False)
+    harness.print_ratios(rows, CASES, {m: m for m in IMPLS if m != "new" and m in impls})
 
 
 def _compare(a: dict, b: dict, key: str, att: str, se: str) -> dict:
