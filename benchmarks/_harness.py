@@ -495,6 +495,26 @@ class Job:
     isolated: bool = False
 
 
+def case_parser(doc: str, cases, impls, interpreters: dict, others: str, *,
+                slow_budget: float, child_timeout: float) -> argparse.ArgumentParser:
+    """The command line of a benchmark with cases run by several implementations in
+    children (``others`` names the slow implementations in the help texts)."""
+    parser = make_parser(doc, "units / 10 (smoke run)")
+    parser.add_argument("--cases", nargs="+", choices=list(cases), help="default: all")
+    add_impl_options(parser, impls, interpreters)
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls of new")
+    parser.add_argument("--slow-repeats", type=int, default=3, help=f"timed calls of {others}")
+    parser.add_argument("--slow-budget", type=float, default=slow_budget,
+                        help=f"stop the {others} repeats once another call would pass this "
+                             "many seconds in the case")
+    parser.add_argument("--traced-limit", type=float, default=20.0,
+                        help="skip the tracemalloc call when the median is above this (s)")
+    add_child_options(parser, child_timeout=child_timeout)
+    parser.add_argument("--child", choices=list(impls), help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=list(cases), help=argparse.SUPPRESS)
+    return parser
+
+
 def case_jobs(cases, impls, interpreter_of: dict, pythons: dict, args, *,
               extra=lambda case, impl: (), skip=lambda case, impl: None) -> tuple:
     """One :class:`Job` per case and implementation (``--child IMPL --case CASE`` with the

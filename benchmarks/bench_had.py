@@ -102,7 +102,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import statistics
@@ -438,20 +437,8 @@ def run_parent(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = harness.make_parser(__doc__, "units / 10 (smoke run)")
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), help="default: all")
-    harness.add_impl_options(parser, IMPLS, INTERPRETERS)
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls of new")
-    parser.add_argument("--slow-repeats", type=int, default=3,
-                        help="timed calls of 3.13.0 and did_had")
-    parser.add_argument("--slow-budget", type=float, default=120.0,
-                        help="stop the 3.13.0/did_had repeats once another call would pass "
-                             "this many seconds in the case")
-    parser.add_argument("--traced-limit", type=float, default=20.0,
-                        help="skip the tracemalloc call when the median is above this (s)")
-    harness.add_child_options(parser, child_timeout=1200.0)
-    parser.add_argument("--child", choices=list(IMPLS), help=argparse.SUPPRESS)
-    parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
+    parser = harness.case_parser(__doc__, CASES, IMPLS, INTERPRETERS, "3.13.0 and did_had",
+                                 slow_budget=120.0, child_timeout=1200.0)
     return harness.dispatch(parser.parse_args(argv), "child", run_child, run_parent)
 
 

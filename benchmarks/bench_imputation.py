@@ -127,7 +127,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import resource
@@ -606,24 +605,12 @@ def run_parent(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = harness.make_parser(__doc__, "units / 10 (smoke run)")
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), help="default: all")
-    harness.add_impl_options(parser, IMPLS, INTERPRETERS)
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls of new")
-    parser.add_argument("--slow-repeats", type=int, default=3,
-                        help="timed calls of 3.13.0 and pyfixest")
-    parser.add_argument("--slow-budget", type=float, default=150.0,
-                        help="stop the 3.13.0/pyfixest repeats once another call would pass "
-                             "this many seconds in the case")
-    parser.add_argument("--traced-limit", type=float, default=20.0,
-                        help="skip the tracemalloc call when the median is above this (s)")
+    parser = harness.case_parser(__doc__, CASES, IMPLS, INTERPRETERS, "3.13.0 and pyfixest",
+                                 slow_budget=150.0, child_timeout=1800.0)
     parser.add_argument("--pyfixest-max-gb", type=float, default=None,
                         help="skip pyfixest did2s when its estimated peak (3x its dense "
                              "first-stage matrix) is above this (default: 70%% of the memory "
                              "available when the child starts)")
-    harness.add_child_options(parser, child_timeout=1800.0)
-    parser.add_argument("--child", choices=list(IMPLS), help=argparse.SUPPRESS)
-    parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
     return harness.dispatch(parser.parse_args(argv), "child", run_child, run_parent)
 
 
