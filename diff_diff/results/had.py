@@ -28,6 +28,13 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
     design, target_parameter : str
         The design used and ``"WAS"`` or ``"WAS_d_lower"``.
     d_lower : float
+    att_bias_corrected, bandwidth, dose_mean : float
+        Of the first effect: the interval's centre, the local-linear bandwidth
+        (NaN for the mass point) and the denominator.
+    n_units, n_obs : int
+        Units in the analysis, and units with the first effect's data.
+    qug_statistic, qug_p_value : float
+        QUG test of the first effect's doses.
     event_study_effects : DataFrame
         One row per horizon: effects at event times ``0, 1, ...`` and placebos
         at ``-2, -3, ...`` (``-1`` is the base period), with the bandwidth,
