@@ -11,9 +11,16 @@ import pandas as pd
 
 def _demo(args) -> int:
     from .demo import run_demo
+    from .survey import CalibrationError
 
-    run_demo(seed=args.seed, respondents=args.respondents, out_dir=args.out,
-             drift_start=args.drift_start)
+    try:
+        run_demo(seed=args.seed, respondents=args.respondents, out_dir=args.out,
+                 drift_start=args.drift_start)
+    except CalibrationError as err:
+        print(f"error: {err}\nThe simulated sample is too small for raking every state-year "
+              "to its population margins; run the demo with more respondents (e.g. "
+              "--respondents 150000, or the default 300000).", file=sys.stderr)
+        return 2
     return 0
 
 

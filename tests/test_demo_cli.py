@@ -84,3 +84,9 @@ def test_cli_bjs_on_own_data_with_design(tmp_path, capsys):
     assert main(["bjs", str(path), "--outcome", "lemp", "--unit", "countyreal", "--time",
                  "year", "--first-treat", "first.treat", "--anticipation", "-1",
                  "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_demo_too_small_for_state_year_raking_explains(tmp_path, capsys):
+    code = main(["demo", "--respondents", "3000", "--out", str(tmp_path)])
+    assert code == 2
+    assert "run the demo with more respondents" in capsys.readouterr().err
