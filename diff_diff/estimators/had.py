@@ -19,7 +19,17 @@ import pandas as pd
 from ..linalg.local_poly import local_linear_boundary
 from ..survey.design import SurveyDesign
 from .base import Estimator, is_int, is_prob, is_seed
-from .panel import _first_treat, codes_of, numeric, require_columns, unit_design
+from .panel import (
+    _first_treat,
+    check_constant_within_unit,
+    check_one_row_per_cell,
+    any_occurrence,
+    codes_of,
+    number_label,
+    numeric,
+    require_columns,
+    unit_design,
+)
 
 DESIGNS = ("auto", "continuous_at_zero", "continuous_near_d_lower", "mass_point")
 KERNELS = {"epanechnikov": "epa", "epa": "epa", "triangular": "tri", "tri": "tri",
@@ -285,22 +295,16 @@ def _wide_panel(data, outcome, dose, time, unit, first_treat) -> WidePanel:
     time_code, times = codes_of(pd.Series(numeric(data, time, "time")))
     n, n_t = len(units), len(times)
     cell = unit_code * n_t + time_code
-    if np.bincount(cell, minlength=n * n_t).max() > 1:
-        raise ValueError("HeterogeneousAdoptionDiD: a unit appears more than once in a period")
+    check_one_row_per_cell(cell, units, times, "HeterogeneousAdoptionDiD")
     wide_y = np.full(n * n_t, np.nan)
     wide_d = np.full(n * n_t, np.nan)
     wide_y[cell], wide_d[cell] = y, d
     wide_y, wide_d = wide_y.reshape(n, n_t), wide_d.reshape(n, n_t)
-    unit_rows = np.empty(n, dtype=np.int64)
-    unit_rows[unit_code] = np.arange(unit_code.size)
+    unit_rows = any_occurrence(unit_code, n)
     keep = np.ones(n, dtype=bool)
     if first_treat is not None:
         g_rows = _first_treat(data, first_treat)
-        g = np.zeros(n)
-        g[unit_code] = g_rows
-        if (g[unit_code] != g_rows).any():
-            raise ValueError(f"first_treat column {first_treat!r} varies within unit(s); it "
-                             "must be constant within each unit")
+        g = g_rows[check_constant_within_unit(g_rows, unit_code, units, first_treat)]
         g = np.where(g > times[-1], 0.0, g)  # first treated after the window: untreated in it
         cohorts = np.unique(g[g > 0])
         if cohorts.size == 0:
@@ -309,17 +313,18 @@ def _wide_panel(data, outcome, dose, time, unit, first_treat) -> WidePanel:
         unknown = cohorts[~np.isin(cohorts, times)]
         if unknown.size:
             raise ValueError(f"first_treat column {first_treat!r} has values that are not "
-                             f"observed periods: {[_num(v) for v in unknown[:5]]}")
+                             f"observed periods: {[number_label(v) for v in unknown[:5]]}")
         if cohorts.size > 1:
             keep = (g == cohorts[-1]) | (g == 0) | (g > times[-1])
             warnings.warn(
                 f"HeterogeneousAdoptionDiD: adoption is staggered ({cohorts.size} cohorts); "
-                f"kept the last cohort ({_num(cohorts[-1])}) and the never treated "
+                f"kept the last cohort ({number_label(cohorts[-1])}) and the never treated "
                 f"({int(keep.sum())} of {n} units)", UserWarning, stacklevel=3)
         adoption = int(np.searchsorted(times, cohorts[-1]))
         if not (np.nan_to_num(wide_d[keep & (g > 0), adoption]) > 0).any():
-            raise ValueError(f"no unit of the cohort first treated in {_num(cohorts[-1])} has a "
-                             f"positive dose then (dose column {dose!r})")
+            raise ValueError(f"no unit of the cohort first treated in "
+                             f"{number_label(cohorts[-1])} has a positive dose then (dose "
+                             f"column {dose!r})")
         if (np.nan_to_num(wide_d[keep & (g == 0)]) > 0).any():
             raise ValueError(f"units never treated by first_treat {first_treat!r} have positive "
                              f"doses in {dose!r}")
@@ -336,22 +341,17 @@ def _wide_panel(data, outcome, dose, time, unit, first_treat) -> WidePanel:
         if late.any():
             raise ValueError(
                 f"HeterogeneousAdoptionDiD: units start treatment in different periods "
-                f"({sorted({_num(times[j]) for j in np.unique(first[first < n_t])})[:5]}); "
+                f"({sorted({number_label(times[j]) for j in np.unique(first[first < n_t])})[:5]}); "
                 "the design needs one adoption period (pass first_treat= to keep the last "
                 "cohort and the never treated)")
     before = np.nan_to_num(wide_d[keep, :adoption])
     if (before != 0).any():
         raise ValueError(f"dose column {dose!r} must be 0 before the adoption period "
-                         f"{_num(times[adoption])}")
+                         f"{number_label(times[adoption])}")
     if adoption < 1:
         raise ValueError("HeterogeneousAdoptionDiD needs a period before adoption")
     return WidePanel(units=units, times=times, y=wide_y[keep], d=wide_d[keep],
                      adoption=adoption, unit_rows=unit_rows, keep=keep)
-
-
-def _num(value):
-    value = float(value)
-    return int(value) if value.is_integer() else value
 
 
 @dataclass(frozen=True, eq=False)

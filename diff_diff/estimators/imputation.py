@@ -15,7 +15,7 @@ from .._grouping import group_sums
 from ..linalg.wls import independent_columns
 from ..survey.design import SurveyDesign
 from .base import Estimator, is_int, is_prob, is_seed
-from .panel import build_rows, require_columns, unit_design
+from .panel import build_rows, number_label, require_columns, unit_design
 
 PARTITIONS = ("cohort_horizon", "cohort", "horizon", "estimand")
 HORIZON_DECIMALS = 9  # event times t - g are rounded (float periods such as 0.1, 0.2, ...)
@@ -410,15 +410,11 @@ class ImputationProblem:
         if units.size:
             why.append(f"{units.size} unit(s) never untreated (always treated: no unit effect)")
         if periods.size:
-            why.append(f"period(s) {[_num(t) for t in periods[:5]]} without untreated "
+            why.append(f"period(s) {[number_label(t) for t in periods[:5]]} without untreated "
                        "observations (no period effect)")
         warnings.warn(
             f"ImputationDiD: {int(lost.sum())} treated observation(s) cannot be imputed and are "
             f"left out: {'; '.join(why)}", UserWarning, stacklevel=4)
-
-
-def _num(value):
-    return int(value) if float(value).is_integer() else float(value)
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -553,7 +549,8 @@ def _check_connected(shared, identified, times):
     n_comp, label = connected_components(link, directed=False)
     if n_comp > 1:
         periods = times[identified]
-        groups = [[_num(v) for v in periods[label == cc][:4]] for cc in range(min(n_comp, 3))]
+        groups = [[number_label(v) for v in periods[label == cc][:4]]
+                  for cc in range(min(n_comp, 3))]
         raise ValueError(
             f"ImputationDiD: the untreated observations split into {n_comp} disconnected "
             f"sets of units and periods (periods {groups}); unit and period effects are not "
@@ -592,7 +589,7 @@ def lead_regression(problem, unit_weights, n_leads, with_influence=False, leads=
     dummies = (h[:, None] == leads[None, :]).astype(float)
     x = dummies if rows.x is None else np.column_stack([rows.x, dummies])
     n_cov = x.shape[1] - leads.size
-    names = list(problem.covariates) + [f"lead {_num(v)}" for v in leads]
+    names = list(problem.covariates) + [f"lead {number_label(v)}" for v in leads]
     fit = fit_untreated(rows, untreated, unit_weights[rows.unit_code], names,
                         strict=with_influence, x=x)
     coef = np.where(fit.kept[n_cov:], fit.gamma[n_cov:], np.nan)

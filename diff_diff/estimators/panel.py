@@ -78,6 +78,34 @@ def codes_of(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(labels)
 
 
+def number_label(value):
+    """A period or cohort for messages: an int when it is a whole number."""
+    value = float(value)
+    return int(value) if value.is_integer() else value
+
+
+def check_constant_within_unit(values, unit_code, units, column: str) -> np.ndarray:
+    """Raise when ``values`` (one per row) vary within a unit; returns a row per unit."""
+    rep = any_occurrence(unit_code, len(units))
+    varies = values != values[rep][unit_code]
+    if varies.any():
+        bad = np.asarray(units)[np.unique(unit_code[varies])[:3]]
+        raise ValueError(f"first_treat column {column!r} varies within unit(s) {list(bad)}; it "
+                         "must be constant within each unit")
+    return rep
+
+
+def check_one_row_per_cell(cell, units, times, name: str) -> None:
+    """Raise when a (unit, period) cell code ``unit * T + period`` occurs twice."""
+    n_t = len(times)
+    counts = np.bincount(cell, minlength=len(units) * n_t)
+    if (counts > 1).any():
+        dup = np.flatnonzero(counts > 1)[0]
+        raise ValueError(
+            f"{name}: unit {units[dup // n_t]!r} appears more than once in period "
+            f"{number_label(times[dup % n_t])}; the panel needs one row per unit and period")
+
+
 def any_occurrence(codes: np.ndarray, n_codes: int) -> np.ndarray:
     """One row index per code (which one is unspecified): a representative row of each unit."""
     rows = np.empty(n_codes, dtype=np.int64)
@@ -118,23 +146,11 @@ def build_unit_panel(
     else:
         time_code, times = codes_of(pd.Series(numeric(data, time, "time")))
     n, n_t = len(units), len(times)
-    first_row = any_occurrence(unit_code, n)
-    if (g != g[first_row][unit_code]).any():
-        bad = units[np.unique(unit_code[g != g[first_row][unit_code]])[:3]]
-        raise ValueError(
-            f"first_treat column {first_treat!r} varies within unit(s) {list(bad)}; it must be "
-            "constant within each unit"
-        )
+    first_row = check_constant_within_unit(g, unit_code, units, first_treat)
     cell = unit_code * n_t + time_code
     sorted_balanced = cell.size == n * n_t and bool(np.all(cell == np.arange(cell.size)))
     if not sorted_balanced:
-        counts = np.bincount(cell, minlength=n * n_t)
-        if (counts > 1).any():
-            dup = np.flatnonzero(counts > 1)[0]
-            raise ValueError(
-                f"{name}: unit {units[dup // n_t]!r} appears more than once in period "
-                f"{times[dup % n_t]!r}; the panel needs one row per unit and period"
-            )
+        check_one_row_per_cell(cell, units, times, name)
     if sorted_balanced:  # rows already in unit-period order: a reshape
         y_wide = y.reshape(n, n_t).copy()
     else:
@@ -296,14 +312,8 @@ def build_rows(
         if data[unit].isna().any():
             raise ValueError(f"unit column {unit!r} has missing values")
         unit_code, units = codes_of(data[unit].iloc[keep])
-        gk = g[keep]
-        rep = any_occurrence(unit_code, len(units))
-        if (gk != gk[rep][unit_code]).any():
-            raise ValueError(f"first_treat column {first_treat!r} varies within a unit; it must "
-                             "be constant within each unit")
-        cell = unit_code * len(times) + time_code
-        if np.bincount(cell).max() > 1:
-            raise ValueError(f"{name}: a unit appears more than once in a period")
+        check_constant_within_unit(g[keep], unit_code, units, first_treat)
+        check_one_row_per_cell(unit_code * len(times) + time_code, units, times, name)
     return RowData(
         y=y[keep], time_code=time_code, times=np.asarray(times, dtype=float),
         first_treat=g[keep], x=None if x is None else x[keep], unit_code=unit_code,
