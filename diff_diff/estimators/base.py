@@ -6,6 +6,8 @@ import inspect
 import numbers
 from typing import Any
 
+from ..inference.bootstrap import MULTIPLIERS
+
 
 class Estimator:
     """Base class: scikit-learn style parameters.
@@ -71,3 +73,25 @@ def is_seed(value) -> bool:
     import numpy as np
 
     return value is None or is_int(value) or isinstance(value, np.random.Generator)
+
+
+def _column_or_none(value) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _bootstrap_draws(value) -> bool:
+    return is_int(value, 0) and value != 1
+
+
+# Settings shared by the estimators whose inference runs on influence values
+# (alpha, clustering, multiplier bootstrap and its band); merged into their tables.
+INFERENCE_ALLOWED = {
+    "bootstrap_weights": MULTIPLIERS,
+    "cband": (True, False),
+}
+INFERENCE_CHECKS = {
+    "alpha": (is_prob, "in (0, 1)"),
+    "cluster": (_column_or_none, "None or a column name"),
+    "n_bootstrap": (_bootstrap_draws, "0 or an integer >= 2"),
+    "seed": (is_seed, "None, an integer or a numpy Generator"),
+}

@@ -12,7 +12,7 @@ from ..inference import design_variance
 from ..survey.design import SurveyDesign
 from ..survey.metadata import SurveyMetadata
 from ..survey.resolved import trivial_design
-from .base import Estimator, is_int, is_prob, is_seed
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int, is_prob
 from .drdid import ESTIMATORS, ESTIMATORS_RC, EstimationError, means_did_rc, propensity
 from .panel import (
     UnitPanel,
@@ -99,21 +99,17 @@ class CallawaySantAnna(Estimator):
     """
 
     _allowed = {
+        **INFERENCE_ALLOWED,
         "control_group": ("never_treated", "not_yet_treated"),
         "estimation_method": ("dr", "ipw", "reg"),
-        "bootstrap_weights": ("rademacher", "mammen", "webb"),
         "base_period": ("varying", "universal"),
-        "cband": (True, False),
         "panel": (True, False),
         "allow_unbalanced_panel": (True, False),
     }
     _checks = {
+        **INFERENCE_CHECKS,
         "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
-        "alpha": (is_prob, "in (0, 1)"),
-        "n_bootstrap": (lambda v: is_int(v, 0) and v != 1, "0 or an integer >= 2"),
-        "seed": (is_seed, "None, an integer or a numpy Generator"),
         "pscore_trim": (lambda v: is_prob(v) and v < 0.5, "in (0, 0.5)"),
-        "cluster": (lambda v: v is None or isinstance(v, str), "None or a column name"),
     }
 
     def __init__(

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..linalg.local_poly import local_linear_boundary
 from ..survey.design import SurveyDesign
-from .base import Estimator, is_int, is_prob, is_seed
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int
 from .panel import (
     _first_treat,
     check_constant_within_unit,
@@ -123,17 +123,13 @@ class HeterogeneousAdoptionDiD(Estimator):
     """
 
     _allowed = {
+        **INFERENCE_ALLOWED,
         "design": DESIGNS,
         "kernel": tuple(KERNELS),
         "vce": (None, "nn", "hc0", "hc1", "hc2", "hc3"),
-        "bootstrap_weights": ("rademacher", "mammen", "webb"),
-        "cband": (True, False),
     }
     _checks = {
-        "alpha": (is_prob, "in (0, 1)"),
-        "n_bootstrap": (lambda v: is_int(v, 0) and v != 1, "0 or an integer >= 2"),
-        "seed": (is_seed, "None, an integer or a numpy Generator"),
-        "cluster": (lambda v: v is None or isinstance(v, str), "None or a column name"),
+        **INFERENCE_CHECKS,
         "d_lower": (lambda v: v is None or (isinstance(v, numbers.Real) and np.isfinite(v)
                                             and v >= 0), "None or a non-negative number"),
         "h": (_positive_or_none, "None or a positive number"),

@@ -14,7 +14,7 @@ from scipy.sparse.csgraph import connected_components
 from .._grouping import group_sums
 from ..linalg.wls import independent_columns
 from ..survey.design import SurveyDesign
-from .base import Estimator, is_int, is_prob, is_seed
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int
 from .panel import build_rows, number_label, require_columns, unit_design
 
 PARTITIONS = ("cohort_horizon", "cohort", "horizon", "estimand")
@@ -103,18 +103,14 @@ class ImputationDiD(Estimator):
     """
 
     _allowed = {
-        "bootstrap_weights": ("rademacher", "mammen", "webb"),
+        **INFERENCE_ALLOWED,
         "aux_partition": PARTITIONS,
         "leave_one_out": (True, False),
-        "cband": (True, False),
     }
     _checks = {
+        **INFERENCE_CHECKS,
         "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
-        "alpha": (is_prob, "in (0, 1)"),
-        "n_bootstrap": (lambda v: is_int(v, 0) and v != 1, "0 or an integer >= 2"),
-        "seed": (is_seed, "None, an integer or a numpy Generator"),
         "horizon_max": (lambda v: v is None or is_int(v, 0), "None or a non-negative integer"),
-        "cluster": (lambda v: v is None or isinstance(v, str), "None or a column name"),
     }
 
     def __init__(
