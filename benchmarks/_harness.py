@@ -495,6 +495,18 @@ class Job:
     isolated: bool = False
 
 
+def parallel_map(func, jobs, workers: int, chunksize: int = 5):
+    """``func`` over ``jobs`` in ``workers`` forked processes (results in completion
+    order), or in this process when ``workers`` is 1 (Monte Carlo replications)."""
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap_unordered(func, jobs, chunksize=chunksize)
+    else:
+        yield from map(func, jobs)
+
+
 def case_parser(doc: str, cases, impls, interpreters: dict, others: str, *,
                 slow_budget: float, child_timeout: float) -> argparse.ArgumentParser:
     """The command line of a benchmark with cases run by several implementations in

@@ -97,7 +97,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one BLAS thread per worker process
 
 import argparse  # noqa: E402
-import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -108,6 +107,7 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # mc_cs_survey_coverage.py lives next to this script
     sys.path.insert(0, HERE)
+import _harness as harness  # noqa: E402
 import mc_cs_survey_coverage as cs  # noqa: E402
 
 from diff_diff import ImputationDiD  # noqa: E402
@@ -288,15 +288,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     jobs = [(r, args.seed, r < boot_reps, args.boot_draws) for r in range(reps)]
-    results = {}
-    if args.workers > 1:
-        with mp.get_context("fork").Pool(args.workers) as pool:
-            for rep, out in pool.imap_unordered(replicate, jobs, chunksize=5):
-                results[rep] = out
-    else:
-        for job in jobs:
-            rep, out = replicate(job)
-            results[rep] = out
+    results = dict(harness.parallel_map(replicate, jobs, args.workers, chunksize=5))
     elapsed = time.perf_counter() - t0
     print(f"{reps} replications ({boot_reps} with the bootstrap, {args.boot_draws} draws) in "
           f"{elapsed:.1f} s on {args.workers} process(es): {elapsed * args.workers / reps:.2f} s "

@@ -112,7 +112,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one BLAS thread per worker process
 
 import argparse  # noqa: E402
-import multiprocessing as mp  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -123,6 +122,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+import _harness as harness  # noqa: E402 (next to this script)
 import diff_diff  # noqa: E402
 from diff_diff import CallawaySantAnna, SurveyDesign  # noqa: E402
 
@@ -439,15 +439,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     jobs = [(r, args.seed, r < boot_reps) for r in range(reps)]
-    results = {}
-    if args.workers > 1:
-        with mp.get_context("fork").Pool(args.workers) as pool:
-            for rep, out in pool.imap_unordered(replicate, jobs, chunksize=5):
-                results[rep] = out
-    else:
-        for job in jobs:
-            rep, out = replicate(job)
-            results[rep] = out
+    results = dict(harness.parallel_map(replicate, jobs, args.workers, chunksize=5))
     elapsed = time.perf_counter() - t0
     print(f"{reps} replications ({boot_reps} with the bootstrap) in {elapsed:.1f} s "
           f"on {args.workers} process(es): {elapsed * args.workers / reps:.2f} s per replication "

@@ -75,7 +75,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one BLAS thread per worker process
 
 import argparse  # noqa: E402
-import multiprocessing as mp  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -86,6 +85,7 @@ from dataclasses import dataclass  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import _harness as harness  # noqa: E402 (next to this script)
 import diff_diff  # noqa: E402
 from diff_diff import HeterogeneousAdoptionDiD, SurveyDesign  # noqa: E402
 
@@ -271,14 +271,6 @@ def environment() -> str:
             f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
 
 
-def run_jobs(func, jobs, workers):
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap_unordered(func, jobs, chunksize=10)
-    else:
-        yield from map(func, jobs)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=500, help="replications per cell (default 500)")
@@ -309,7 +301,8 @@ def main(argv=None) -> int:
         jobs = [(dgp, g, r, args.seed) for dgp in DGPS for g in SIZES
                 for r in range(reps_2500 if g == 2500 else reps)]
         results: dict = {}
-        for key, rep, out, warned in run_jobs(replicate_iid, jobs, args.workers):
+        runs = harness.parallel_map(replicate_iid, jobs, args.workers, chunksize=10)
+        for key, rep, out, warned in runs:
             results.setdefault(key, {})[rep] = out
             warned_all.update(warned)
         elapsed = time.perf_counter() - t0
@@ -344,7 +337,8 @@ def main(argv=None) -> int:
                   f"(att_bc - truth {pop.offset:+.4f}), h {bw:.3f}")
         jobs = [(name, r, args.seed) for name in names for r in range(reps)]
         results = {}
-        for name, rep, out, warned in run_jobs(replicate_survey, jobs, args.workers):
+        runs = harness.parallel_map(replicate_survey, jobs, args.workers, chunksize=10)
+        for name, rep, out, warned in runs:
             results.setdefault(name, {})[rep] = out
             warned_all.update(warned)
         elapsed = time.perf_counter() - t0
