@@ -60,3 +60,29 @@ def group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarr
     values = np.asarray(values, dtype=float)
     return np.column_stack([np.bincount(codes, weights=values[:, j], minlength=n_groups)
                             for j in range(values.shape[1])]).reshape(n_groups, values.shape[1])
+
+
+def codes_of(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes 0..K-1 and sorted labels; integer labels in a compact range avoid hashing."""
+    values = series.to_numpy()
+    if values.dtype.kind in "iu" or (
+        values.dtype.kind == "f" and np.isfinite(values).all() and (values == np.round(values)).all()
+    ):
+        low = values.min()
+        offset = (values - low).astype(np.int64)
+        codes, present = dense_rank(offset, int(offset.max()) + 1)
+        if np.any(np.diff(present) < 0):  # hashed path: labels in order of appearance
+            order = np.argsort(present, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            codes, present = rank[codes], present[order]
+        return codes, (present + low).astype(values.dtype)
+    codes, labels = pd.factorize(series, sort=True)
+    return codes.astype(np.int64), np.asarray(labels)
+
+
+def any_occurrence(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """One row index per code (which one is unspecified): a representative row of each unit."""
+    rows = np.empty(n_codes, dtype=np.int64)
+    rows[codes] = np.arange(codes.size)
+    return rows

@@ -54,6 +54,15 @@ class Estimator:
             if not check(value):
                 raise ValueError(f"{name}: {param} must be {description}, got {value!r}")
 
+    def _inference(self, estimate, design):
+        """The inference of ``estimate`` under ``design`` with this estimator's settings."""
+        from ..inference.estimate import Inference
+
+        return Inference(estimate, design, n_bootstrap=self.n_bootstrap,
+                         bootstrap_weights=self.bootstrap_weights, seed=self.seed,
+                         alpha=self.alpha, cband=bool(self.cband and self.n_bootstrap),
+                         cluster=self.cluster)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"

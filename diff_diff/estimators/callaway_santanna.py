@@ -8,19 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..inference import design_variance
+from ..inference.estimate import Estimate
 from ..survey.design import SurveyDesign
-from ..survey.metadata import SurveyMetadata
-from ..survey.resolved import trivial_design
+from ..survey.units import resolve_unit_design
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int, is_prob
 from .drdid import ESTIMATORS, ESTIMATORS_RC, EstimationError, means_did_rc, propensity
 from .panel import (
     UnitPanel,
     build_rows,
     build_unit_panel,
-    combine_design,
     require_columns,
-    unit_design,
 )
 
 
@@ -180,7 +177,6 @@ class CallawaySantAnna(Estimator):
         require_columns(data, outcome=outcome, unit=unit if unit_needed else None, time=time,
                         first_treat=first_treat, covariates=list(covariates or []),
                         cluster=self.cluster)
-        cband = self.cband and self.n_bootstrap > 0  # uniform bands need the bootstrap
         use_panel = self.panel and (
             not self.allow_unbalanced_panel
             or _is_balanced(data, outcome, unit, time, covariates)
@@ -189,35 +185,36 @@ class CallawaySantAnna(Estimator):
             panel = build_unit_panel(data, outcome, unit, time, first_treat, covariates,
                                      "CallawaySantAnna")
             panel, dropped = _drop_always_treated(panel, self.anticipation)
-            design, metadata = self._design(data, panel, unit, survey_design)
+            design, metadata = self._design(data, unit, panel.unit_rows, survey_design)
             cells = _cells(panel, self.anticipation, self.base_period)
             core = _Core(panel, cells, self.control_group, self.anticipation,
                          self.estimation_method, self.pscore_trim)
             fit_weights = design.weights
-            expand = None
         else:
             rows = build_rows(data, outcome, unit if self.panel else None, time, first_treat,
                               covariates, "CallawaySantAnna")
             rows, dropped = _drop_always_treated_rows(rows, self.anticipation)
             panel = _unit_view(rows)
-            if self.panel:  # unbalanced panel: units sampled, rows are their observations
-                design, metadata = self._design(data, panel, unit, survey_design)
-            else:  # repeated cross-sections: every row is a sampled unit
-                design, metadata = self._row_design(data, rows, survey_design)
+            # unbalanced panel: units sampled, rows are their observations;
+            # repeated cross-sections: every row is a sampled unit
+            design, metadata = self._design(data, unit if self.panel else None,
+                                            panel.unit_rows if self.panel else rows.rows,
+                                            survey_design)
             cells = _cells(panel, self.anticipation, self.base_period)
             core = _RCCore(rows, cells, self.control_group, self.anticipation,
                            self.estimation_method, self.pscore_trim)
-            expand = rows.unit_code
             fit_weights = design.weights
         if cells.group.size == 0:
             raise ValueError("CallawaySantAnna: no treated cohort has a pre-treatment period")
         att, psi, n_treated, n_control = core.estimate(fit_weights, with_influence=True)
         pg = core.cohort_shares(fit_weights)
-        refit = None
-        if design.replicate is not None:
-            def refit(rep_w):
-                a, _, _, _ = core.estimate(rep_w, with_influence=False, strict=False)
-                return np.concatenate([a, core.cohort_shares(rep_w)])
+
+        def reestimate(weights):
+            a, _, _, _ = core.estimate(weights, with_influence=False, strict=False)
+            return np.concatenate([a, core.cohort_shares(weights)])
+        basis = CohortShareBasis(psi, panel.first_treat, fit_weights)
+        estimate = Estimate(np.concatenate([att, pg]), basis, reestimate=reestimate,
+                            name="CallawaySantAnna")
         return CallawaySantAnnaResults._from_fit(
             estimator=self,
             panel=panel,
@@ -225,35 +222,16 @@ class CallawaySantAnna(Estimator):
             att=att,
             psi=psi,
             pg=pg,
-            weights=fit_weights,
-            design=design,
-            survey=survey_design is not None,
-            refit=refit,
+            inference=self._inference(estimate, design),
             n_treated=n_treated,
             n_control=n_control,
-            cband=cband,
             metadata=metadata,
             dropped_always_treated=dropped,
         )
 
-    def _design(self, data, panel, unit, survey_design):
-        return unit_design(data, survey_design, unit, panel.unit_rows, self.cluster,
-                           self.n_bootstrap, "CallawaySantAnna")
-
-    def _row_design(self, data, rows, survey_design):
-        if survey_design is None:
-            design = trivial_design(rows.y.size)
-            metadata = None
-        else:
-            if survey_design.weight_type != "pweight":
-                raise ValueError(
-                    "CallawaySantAnna survey support requires weight_type='pweight' "
-                    f"(probability weights), got {survey_design.weight_type!r}"
-                )
-            design = survey_design.resolve(data.iloc[rows.rows].reset_index(drop=True))
-            metadata = SurveyMetadata.from_design(design)
-        clusters = None if self.cluster is None else data[self.cluster].to_numpy()[rows.rows]
-        return combine_design(design, clusters, self.n_bootstrap, "CallawaySantAnna"), metadata
+    def _design(self, data, unit, unit_rows, survey_design):
+        return resolve_unit_design(data, survey_design, unit, unit_rows, self.cluster,
+                                   "CallawaySantAnna")
 
 
 def _drop_always_treated(panel, anticipation):
@@ -516,6 +494,39 @@ class _Core:
                 psi[use, c] = res.inf / use.size
         self._report(problems, strict)
         return att, psi, n_treated, n_control
+
+
+class CohortShareBasis:
+    """Unit influence basis ``[psi | E]`` of the cells and the estimated cohort shares.
+
+    ``psi`` (n x K) holds the cells (dense or :class:`MeansInfluence`); ``E``
+    (n x G), ``w_i 1{G_i = g} / n``, carries the influence of the cohort
+    shares, so every aggregate's influence is ``basis @ mapping``. Products
+    keep a factored ``psi`` factored; :meth:`toarray` forms the matrix.
+    """
+
+    def __init__(self, psi, first_treat, weights):
+        self.psi = psi
+        self.w = weights / weights.mean()
+        groups = np.unique(first_treat[first_treat > 0])
+        self.unit_group = np.where(first_treat > 0, np.searchsorted(groups, first_treat), -1)
+        self.n_groups = groups.size
+        self.shape = (self.w.size, psi.shape[1] + self.n_groups)
+
+    def __matmul__(self, mapping: np.ndarray) -> np.ndarray:
+        k = self.psi.shape[1]
+        out = self.psi @ mapping[:k]
+        member = self.unit_group >= 0
+        out[member] += (self.w[member, None] / self.w.size) * mapping[k + self.unit_group[member]]
+        return out
+
+    def toarray(self) -> np.ndarray:
+        n = self.w.size
+        e = np.zeros((n, self.n_groups))
+        member = self.unit_group >= 0
+        e[np.flatnonzero(member), self.unit_group[member]] = self.w[member] / n
+        psi = self.psi if isinstance(self.psi, np.ndarray) else self.psi.toarray()
+        return np.hstack([psi, e])
 
 
 class MeansInfluence:

@@ -16,19 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..inference.estimate import Estimate
 from ..linalg.local_poly import local_linear_boundary
 from ..survey.design import SurveyDesign
+from ..survey.units import resolve_unit_design
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int
+from .._grouping import any_occurrence, codes_of
 from .panel import (
     _first_treat,
     check_constant_within_unit,
     check_one_row_per_cell,
-    any_occurrence,
-    codes_of,
     number_label,
     numeric,
     require_columns,
-    unit_design,
 )
 
 DESIGNS = ("auto", "continuous_at_zero", "continuous_near_d_lower", "mass_point")
@@ -231,11 +231,10 @@ class HeterogeneousAdoptionDiD(Estimator):
         require_columns(data, outcome=outcome, dose=dose, time=time, unit=unit,
                         first_treat=first_treat, cluster=self.cluster)
         panel = _wide_panel(data, outcome, dose, time, unit, first_treat)
-        design, metadata = unit_design(data, survey_design, unit, panel.unit_rows[panel.keep],
-                                       self.cluster, self.n_bootstrap,
-                                       "HeterogeneousAdoptionDiD")
-        clustered = self.cluster is not None or (survey_design is not None
-                                                 and survey_design.psu is not None)
+        design, metadata = resolve_unit_design(data, survey_design, unit,
+                                               panel.unit_rows[panel.keep], self.cluster,
+                                               "HeterogeneousAdoptionDiD")
+        clustered = design.clustered
         weights = design.weights if survey_design is not None else None
         spec = _FitSpec(
             kernel=KERNELS[self.kernel], h=self.h, b=self.b,
@@ -248,14 +247,16 @@ class HeterogeneousAdoptionDiD(Estimator):
         problem = HADProblem(panel, effects, placebo, dynamic, self.design, self.d_lower,
                              trends_lin, positive)
         estimate = problem.estimate(weights, spec)
-        refit = None
-        if design.replicate is not None:
-            def refit(unit_weights):
-                return problem.refit(unit_weights, spec, estimate)
+        # 2SLS conventions (AER::ivreg + sandwich) without a survey design: (n - 1)/(n - 2)
+        factor = (estimate.n_obs - 1.0) / (estimate.n_obs - 2.0) if problem.design == "mass_point" \
+            else None
+        inference = self._inference(Estimate(
+            estimate.att_bc, estimate.psi, reestimate=lambda w: problem.refit(w, spec, estimate),
+            small_sample=factor, groups=np.zeros(estimate.att_bc.size),
+            name="HeterogeneousAdoptionDiD"), design)
         return HeterogeneousAdoptionResults._from_fit(
-            estimator=self, problem=problem, estimate=estimate, design=design,
-            survey=survey_design is not None, refit=refit, metadata=metadata,
-            cband=self.cband and self.n_bootstrap > 0, vce=spec.vce,
+            estimator=self, problem=problem, estimate=estimate, inference=inference,
+            metadata=metadata, vce=spec.vce,
         )
 
 

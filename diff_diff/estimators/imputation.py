@@ -12,10 +12,12 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.sparse.csgraph import connected_components
 
 from .._grouping import group_sums
+from ..inference.estimate import Estimate
 from ..linalg.wls import independent_columns
 from ..survey.design import SurveyDesign
+from ..survey.units import resolve_unit_design
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int
-from .panel import build_rows, number_label, require_columns, unit_design
+from .panel import build_rows, number_label, require_columns
 
 PARTITIONS = ("cohort_horizon", "cohort", "horizon", "estimand")
 HORIZON_DECIMALS = 9  # event times t - g are rounded (float periods such as 0.1, 0.2, ...)
@@ -182,21 +184,21 @@ class ImputationDiD(Estimator):
             raise TypeError("ImputationDiD needs a unit column (unit=)")
         rows = build_rows(data, outcome, unit, time, first_treat, covariates or None,
                           "ImputationDiD")
-        design, metadata = unit_design(data, survey_design, unit, rows.rows[rows.unit_rows],
-                                       self.cluster, self.n_bootstrap, "ImputationDiD")
+        design, metadata = resolve_unit_design(data, survey_design, unit,
+                                               rows.rows[rows.unit_rows], self.cluster,
+                                               "ImputationDiD")
         problem = ImputationProblem(rows, self.anticipation, self.horizon_max,
                                     self.aux_partition, covariates, self.leave_one_out)
         estimate = problem.estimate(design.weights, with_influence=True, strict=True)
-        refit = None
-        if design.replicate is not None:
-            def refit(unit_weights):
-                return problem.estimate(unit_weights, with_influence=False,
-                                        strict=False).theta
+
+        def reestimate(unit_weights):
+            return problem.estimate(unit_weights, with_influence=False, strict=False).theta
+        inference = self._inference(Estimate(
+            estimate.theta, estimate.psi, reestimate=reestimate,
+            groups=problem.labels["kind"].to_numpy(), name="ImputationDiD"), design)
         return ImputationDiDResults._from_fit(
-            estimator=self, problem=problem, estimate=estimate, design=design,
-            survey=survey_design is not None, refit=refit, metadata=metadata,
-            cband=self.cband and self.n_bootstrap > 0,
-        )
+            estimator=self, problem=problem, estimate=estimate, inference=inference,
+            metadata=metadata)
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,6 +293,18 @@ class ImputationProblem:
             self.pair, self.pair_cell = _partition_codes(rows.unit_code[self.treated_rows],
                                                          self.cohort, self.horizon, partition)
         self._estimands = None
+
+    def pretrend_estimate(self, unit_weights, n_leads):
+        """BJS Eq. 9: the horizons tested, their lead coefficients (NaN: collinear with
+        the effects, warned) and the identified ones as an :class:`Estimate`."""
+        if n_leads is not None and not is_int(n_leads, 1):
+            raise ValueError(f"n_leads must be None or a positive integer, got {n_leads!r}")
+        leads, coef, psi = lead_regression(self, unit_weights, n_leads, with_influence=True)
+        ok = np.isfinite(coef)
+        kept = leads[ok]
+        estimate = Estimate(coef[ok], psi[:, ok], name="ImputationDiD",
+                            reestimate=lambda w: lead_regression(self, w, None, leads=kept)[1])
+        return leads, coef, estimate
 
     @property
     def labels(self) -> pd.DataFrame:

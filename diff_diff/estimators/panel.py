@@ -8,10 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._grouping import dense_rank
-from ..survey.design import SurveyDesign
-from ..survey.metadata import SurveyMetadata
-from ..survey.resolved import ResolvedDesign, trivial_design
+from .._grouping import any_occurrence, codes_of
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,25 +56,6 @@ def numeric(data: pd.DataFrame, col: str, role: str, allow_nan: bool = False,
     return values
 
 
-def codes_of(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes 0..K-1 and sorted labels; integer labels in a compact range avoid hashing."""
-    values = series.to_numpy()
-    if values.dtype.kind in "iu" or (
-        values.dtype.kind == "f" and np.isfinite(values).all() and (values == np.round(values)).all()
-    ):
-        low = values.min()
-        offset = (values - low).astype(np.int64)
-        codes, present = dense_rank(offset, int(offset.max()) + 1)
-        if np.any(np.diff(present) < 0):  # hashed path: labels in order of appearance
-            order = np.argsort(present, kind="stable")
-            rank = np.empty_like(order)
-            rank[order] = np.arange(order.size)
-            codes, present = rank[codes], present[order]
-        return codes, (present + low).astype(values.dtype)
-    codes, labels = pd.factorize(series, sort=True)
-    return codes.astype(np.int64), np.asarray(labels)
-
-
 def number_label(value):
     """A period or cohort for messages: an int when it is a whole number."""
     value = float(value)
@@ -104,13 +82,6 @@ def check_one_row_per_cell(cell, units, times, name: str) -> None:
         raise ValueError(
             f"{name}: unit {units[dup // n_t]!r} appears more than once in period "
             f"{number_label(times[dup % n_t])}; the panel needs one row per unit and period")
-
-
-def any_occurrence(codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """One row index per code (which one is unspecified): a representative row of each unit."""
-    rows = np.empty(n_codes, dtype=np.int64)
-    rows[codes] = np.arange(codes.size)
-    return rows
 
 
 def _first_treat(data: pd.DataFrame, column: str) -> np.ndarray:
@@ -186,82 +157,6 @@ def build_unit_panel(
         unit_rows=first_row[keep],
         n_rows=int(np.bincount(unit_code, minlength=n)[keep].sum()),
     )
-
-
-def unit_level_design(
-    data: pd.DataFrame,
-    survey_design: SurveyDesign,
-    unit: str,
-    unit_rows: np.ndarray,
-    name: str,
-) -> ResolvedDesign:
-    """Resolve a survey design at the unit level (design columns constant within unit)."""
-    if not isinstance(survey_design, SurveyDesign):
-        raise TypeError(
-            f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}"
-        )
-    if survey_design.weight_type != "pweight":
-        raise ValueError(
-            f"{name} survey support requires weight_type='pweight' (probability weights), "
-            f"got {survey_design.weight_type!r}"
-        )
-    codes, labels = codes_of(data[unit])
-    all_first = any_occurrence(codes, len(labels))
-    for col in survey_design.columns():
-        if col not in data.columns:
-            raise ValueError(f"SurveyDesign column {col!r} not found in data")
-        values = data[col].to_numpy()
-        rep = values[all_first][codes]
-        same = (rep == values) | (pd.isna(rep) & pd.isna(values))
-        if not np.all(same):
-            n_units = int(np.unique(codes[~same]).size)
-            raise ValueError(
-                f"Survey column {col!r} varies within units ({n_units} units have more than "
-                f"one value); {name} needs survey design columns that are constant within "
-                f"each unit"
-            )
-    unit_frame = data.iloc[unit_rows].reset_index(drop=True)
-    return survey_design.resolve(unit_frame)
-
-
-def combine_design(design: ResolvedDesign, clusters, n_bootstrap: int, name: str) -> ResolvedDesign:
-    """Add ``cluster=`` labels (one per design row) and refuse a bootstrap with replicates."""
-    if clusters is not None:
-        design = design.with_clusters(clusters)
-    if n_bootstrap and design.replicate is not None:
-        raise ValueError(
-            f"{name}: n_bootstrap > 0 cannot be combined with replicate weights; "
-            "the replicate weights already provide the variance"
-        )
-    return design
-
-
-def unit_design(
-    data: pd.DataFrame,
-    survey_design: SurveyDesign | None,
-    unit: str,
-    unit_rows: np.ndarray,
-    cluster: str | None,
-    n_bootstrap: int,
-    name: str,
-) -> tuple[ResolvedDesign, SurveyMetadata | None]:
-    """The design of a panel estimator whose sampling units are the panel's units.
-
-    ``unit_rows`` holds one row of ``data`` per unit (in the estimator's unit
-    order). Without a survey design units are independent; ``cluster`` (a
-    column constant within unit) groups them.
-    """
-    if cluster is not None:
-        per_unit = data.groupby(unit, sort=False)[cluster].nunique(dropna=False)
-        if (per_unit > 1).any():
-            raise ValueError(f"{name}: cluster column {cluster!r} varies within unit(s) "
-                             f"{list(per_unit.index[per_unit > 1][:3])}")
-    clusters = None if cluster is None else data[cluster].to_numpy()[unit_rows]
-    if survey_design is None:
-        return combine_design(trivial_design(len(unit_rows)), clusters, n_bootstrap, name), None
-    design = unit_level_design(data, survey_design, unit, unit_rows, name)
-    design = combine_design(design, clusters, n_bootstrap, name)
-    return design, SurveyMetadata.from_design(design)
 
 
 @dataclass(frozen=True, eq=False)

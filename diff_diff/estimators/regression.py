@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..inference.regression import VCOV_TYPES, regression_variance
+from ..inference.regression import VCOV_TYPES, regression_variance, wild_contrast_inference
 from ..linalg.wls import RANK_ACTIONS, wls
 from ..survey.design import SurveyDesign
-from ..survey.metadata import SurveyMetadata
+from ..survey.units import resolve_row_design
 from .base import Estimator, is_int, is_prob, is_seed
 from .panel import codes_of, numeric, require_columns
 
@@ -46,25 +46,9 @@ class _Regression(Estimator):
         """Wild cluster bootstrap for ``contrast'b`` when ``inference="wild_bootstrap"``."""
         if self.inference != "wild_bootstrap":
             return None
-        if design is not None:
-            raise ValueError(
-                "inference='wild_bootstrap' cannot be combined with a survey design: use the "
-                "design-based (Taylor or replicate) variance"
-            )
-        if cluster is None or var.vcov_type != "cr1":
-            raise ValueError("inference='wild_bootstrap' needs cluster= (CR1 standard errors)")
-        from ..inference.wild import wild_cluster_bootstrap
-        from ..linalg.wls import demean
-
-        y_t = demean(y[:, None], absorb, fit.weights)[:, 0]
-        coef = fit.coef[fit.kept]
-        se = float(np.sqrt(contrast @ var.vcov @ contrast))
-        n, k = fit.n_obs, fit.rank + fit.df_absorbed
-        g = var.n_clusters
-        factor = g / (g - 1.0) * (n - 1.0) / (n - k)
-        return wild_cluster_bootstrap(fit.x, y_t, fit.weights, fit.bread_inv, coef, cluster,
-                                      contrast, se, factor, self.n_bootstrap,
-                                      self.bootstrap_weights, self.seed, self.alpha)
+        return wild_contrast_inference(fit, y, absorb, var, cluster, contrast, design,
+                                       self.n_bootstrap, self.bootstrap_weights, self.seed,
+                                       self.alpha)
 
     # -------------------------------------------------------------- helpers
     @staticmethod
@@ -77,14 +61,9 @@ class _Regression(Estimator):
 
     def _weights(self, data, survey_design):
         """Analysis weights, frequency flag, resolved design, metadata."""
-        if survey_design is None:
+        design, meta = resolve_row_design(data, survey_design)
+        if design is None:
             return None, False, None, None
-        if not isinstance(survey_design, SurveyDesign):
-            raise TypeError(
-                f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}"
-            )
-        design = survey_design.resolve(data)
-        meta = SurveyMetadata.from_design(design)
         return design.weights, design.weight_type == "fweight", design, meta
 
     @staticmethod
@@ -218,9 +197,7 @@ class DifferenceInDifferences(_Regression):
                 "(collinear with the covariates or fixed effects)"
             )
         cluster = None if self.cluster is None else codes_of(data[self.cluster])[0]
-        refit = None
-        if design is not None and design.replicate is not None:
-            refit = self._refit(y, x, names, frequency, codes, fit.kept)
+        refit = self._refit(y, x, names, frequency, codes, fit.kept)
         nested = bool(codes) and cluster is not None and _nested(codes, cluster)
         var = self._variance(fit, design, cluster, nested=nested,
                              single=codes[0] if len(codes) == 1 else None, refit=refit)
@@ -286,7 +263,7 @@ class TwoWayFixedEffects(_Regression):
         one_way = vcov_type in ("classical", "hc1", "hc2", "hc3") and self.cluster is None
         cluster_col = self.cluster if self.cluster is not None else unit
         cluster = None if one_way else codes_of(data[cluster_col])[0]
-        if design is not None and (design.has_psu or design.replicate is not None):
+        if design is not None and design.defines_clustering:
             # the design defines the clustering (an explicit cluster= is refused with it)
             cluster = None if self.cluster is None else cluster
         absorb = [unit_codes, time_codes]
@@ -301,9 +278,7 @@ class TwoWayFixedEffects(_Regression):
                         expected_collinear=tuple(n for n in names if n.startswith(f"{time}[")))
         if not fit.kept[0]:
             raise ValueError("TwoWayFixedEffects: the treatment is collinear with the fixed effects")
-        refit = None
-        if design is not None and design.replicate is not None:
-            refit = self._refit(y, x, names, frequency, absorb, fit.kept)
+        refit = self._refit(y, x, names, frequency, absorb, fit.kept)
         nested = cluster is not None and _nested([unit_codes], cluster)
         var = self._variance(fit, design, cluster, nested=nested,
                              single=unit_codes if len(absorb) == 1 else None, refit=refit,
@@ -437,9 +412,7 @@ class MultiPeriodDiD(_Regression):
         else:
             contrast[0, post_idx] = 1.0 / len(post_idx)
         cluster = None if self.cluster is None else codes_of(data[self.cluster])[0]
-        refit = None
-        if design is not None and design.replicate is not None:
-            refit = self._refit(y, x, names, frequency, codes, fit.kept)
+        refit = self._refit(y, x, names, frequency, codes, fit.kept)
         contrasts = np.vstack([np.eye(fit.rank), np.nan_to_num(contrast)])
         nested = bool(codes) and cluster is not None and _nested(codes, cluster)
         var = self._variance(fit, design, cluster, contrasts=contrasts, nested=nested,

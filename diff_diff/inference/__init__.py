@@ -1,7 +1,9 @@
 """The one inference engine: influence values + survey design -> variance, df, t, p, CI.
 
-Estimators never compute a standard error themselves; they hand influence
-values (or a refit function for replicate designs) to :func:`design_variance`.
+Estimators never compute a standard error themselves: they return an
+:class:`Estimate` (estimates, influence values, a re-estimate function) and
+:class:`Inference` turns it into covariances under any design.
+:func:`design_variance` is the same engine for a bare influence matrix.
 """
 
 from .bootstrap import MULTIPLIERS, draw_multipliers, multiplier_bootstrap
@@ -13,7 +15,7 @@ from .engine import (
     iid_variance,
     influence_from_scores,
 )
-from .estimates import estimates_vcov
+from .estimate import Estimate, Inference
 from .intervals import (
     bootstrap_p_value,
     bootstrap_se,
@@ -31,6 +33,8 @@ from .tsl import domain_tsl_variance, psu_totals, tsl_vcov, tsl_vcov_from_totals
 
 __all__ = [
     "MULTIPLIERS",
+    "Estimate",
+    "Inference",
     "Variance",
     "bootstrap_p_value",
     "bootstrap_se",
@@ -38,7 +42,6 @@ __all__ = [
     "design_effects",
     "design_variance",
     "domain_tsl_variance",
-    "estimates_vcov",
     "draw_multipliers",
     "iid_variance",
     "influence_from_scores",

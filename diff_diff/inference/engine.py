@@ -3,64 +3,24 @@
 Every estimator in the library hands this module an (n x k) matrix of
 influence values on the sum scale (``theta_hat - theta ~= psi.sum(0)``) and a
 :class:`~diff_diff.survey.ResolvedDesign`; regressions hand their scores and
-bread, turned into influence values by :func:`influence_from_scores`. One
-function, :func:`design_variance`, chooses the variance type from the design.
+bread, turned into influence values by :func:`influence_from_scores`.
+:func:`design_variance` is the engine for a bare influence matrix (or a refit
+function); it runs :class:`~diff_diff.inference.estimate.Inference`, the one
+place that chooses the variance type from the design.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
 from ..survey.resolved import ResolvedDesign, trivial_design
-from .bootstrap import MULTIPLIERS, multiplier_bootstrap
-from .intervals import sqrt_diag, t_inference
-from .replicate import (
-    replicate_estimates_by_refit,
-    replicate_estimates_from_influence,
-    replicate_vcov_from_estimates,
-)
-from .tsl import tsl_vcov
+from .bootstrap import MULTIPLIERS
+from .estimate import Estimate, Inference, Variance
 
 VARIANCE_METHODS = ("auto", "tsl", "replicate", "bootstrap")
-
-
-@dataclass(frozen=True, eq=False)
-class Variance:
-    """A variance estimate and what inference needs from it.
-
-    Attributes
-    ----------
-    vcov : ndarray (k, k)
-    df : float or None
-        Degrees of freedom for t inference (``None``: normal).
-    method : str
-        ``"tsl"`` (Taylor linearization, including the independent and
-        clustered special cases), ``"replicate"`` or ``"bootstrap"``.
-    replicates : ndarray (R, k) or None
-        Replicate estimates (replicate designs).
-    draws : ndarray (B, k) or None
-        Bootstrap deviations ``theta*_b - theta_hat`` (bootstrap).
-    n_valid_replicates : int or None
-    """
-
-    vcov: np.ndarray
-    df: float | None
-    method: str
-    replicates: np.ndarray | None = None
-    draws: np.ndarray | None = None
-    n_valid_replicates: int | None = None
-
-    @property
-    def se(self) -> np.ndarray:
-        """Standard errors: square roots of the diagonal (NaN where negative)."""
-        return sqrt_diag(self.vcov)
-
-    def inference(self, estimate: np.ndarray, alpha: float = 0.05):
-        """``(t, p, conf_low, conf_high)`` with the design degrees of freedom."""
-        return t_inference(estimate, self.se, self.df, alpha)
 
 
 def influence_from_scores(scores: np.ndarray, bread_inverse: np.ndarray) -> np.ndarray:
@@ -126,20 +86,21 @@ def design_variance(
                 f"method={method!r} cannot be used with a replicate-weight design: its "
                 "replicate weights already define the variance (use method='replicate')"
             )
-        return _replicate(psi, design, estimate, refit, refit_batch)
-    if method == "replicate":
+        if estimate is None:
+            raise ValueError("replicate variance needs the full-sample estimate (estimate=)")
+    elif method == "replicate":
         raise ValueError("method='replicate' needs a design with replicate_weights")
-    if psi is None:
+    elif psi is None:
         raise ValueError("Taylor-linearization and bootstrap variance need influence values psi")
-    if method == "bootstrap":
-        if multiplier not in MULTIPLIERS:
-            raise ValueError(
-                f"multiplier must be one of {list(MULTIPLIERS)}, got {multiplier!r}"
-            )
-        draws = multiplier_bootstrap(psi, design, n_bootstrap, multiplier, seed)
-        vcov = draws.T @ draws / draws.shape[0]
-        return Variance(vcov=vcov, df=design.df, method="bootstrap", draws=draws)
-    return Variance(vcov=tsl_vcov(psi, design), df=design.df, method="tsl")
+    if method == "bootstrap" and multiplier not in MULTIPLIERS:
+        raise ValueError(f"multiplier must be one of {list(MULTIPLIERS)}, got {multiplier!r}")
+    theta = estimate if estimate is not None else np.zeros(psi.shape[1])
+    est = Estimate(theta, psi, reestimate=refit, reestimate_batch=refit_batch)
+    inference = Inference(est, design, n_bootstrap=n_bootstrap if method == "bootstrap" else 0,
+                          bootstrap_weights=multiplier, seed=seed)
+    var = inference.variance()
+    # as a kernel the engine reports the design's df even for independent rows
+    return var if var.method == "replicate" else replace(var, df=design.df)
 
 
 def iid_variance(psi: np.ndarray, frequency_weights: np.ndarray | None = None) -> Variance:
@@ -174,31 +135,6 @@ def _as_matrix(psi: np.ndarray, n_obs: int) -> np.ndarray:
             f"psi must have one row per design row ({n_obs}), got shape {psi.shape}"
         )
     return psi
-
-
-def _replicate(psi, design, estimate, refit, refit_batch) -> Variance:
-    spec = design.replicate
-    if estimate is None:
-        raise ValueError("replicate variance needs the full-sample estimate (estimate=)")
-    estimate = np.atleast_1d(np.asarray(estimate, dtype=float))
-    if refit is not None or refit_batch is not None:
-        thetas = replicate_estimates_by_refit(spec.weights, refit, refit_batch)
-    elif psi is not None:
-        thetas = replicate_estimates_from_influence(psi, estimate, design.weights, spec.weights)
-    else:
-        raise ValueError("replicate variance needs psi or a refit function")
-    if thetas.shape[1] != estimate.shape[0]:
-        raise ValueError(
-            f"replicate estimates have {thetas.shape[1]} columns but estimate has "
-            f"{estimate.shape[0]}"
-        )
-    vcov, n_valid = replicate_vcov_from_estimates(
-        thetas, estimate, spec.scale, spec.rscales, spec.mse
-    )
-    df = float(min(spec.rank, n_valid) - 1)
-    return Variance(
-        vcov=vcov, df=df, method="replicate", replicates=thetas, n_valid_replicates=n_valid
-    )
 
 
 def design_effects(psi: np.ndarray, design: ResolvedDesign, variance: Variance) -> np.ndarray:

@@ -17,6 +17,7 @@ from ..linalg.wls import WLSFit
 from ..survey.resolved import ResolvedDesign, trivial_design
 from .cr2 import cr2
 from .engine import design_variance
+from .estimate import Estimate, Inference
 
 VCOV_TYPES = ("classical", "hc1", "hc2", "hc3", "cr1", "hc2_bm")
 
@@ -136,9 +137,45 @@ def _survey(fit, vcov_type, cluster, design, refit) -> RegressionVariance:
         )
     if cluster is not None:
         design = design.with_clusters(cluster)
-    if design.replicate is not None:
-        estimate = fit.coef[fit.kept]
-        var = design_variance(None, design, estimate=estimate, refit=refit)
-        return RegressionVariance(var.vcov, var.df, "replicate")
-    var = design_variance(fit.influence(), design)
-    return RegressionVariance(var.vcov, var.df, "tsl", n_clusters=design.n_psu)
+    inference = Inference(Estimate(fit.coef[fit.kept], _LazyInfluence(fit), reestimate=refit),
+                          design)
+    var = inference.variance()
+    n_clusters = None if var.method == "replicate" else design.n_psu
+    return RegressionVariance(var.vcov, var.df, var.method, n_clusters=n_clusters)
+
+
+class _LazyInfluence:
+    """A fit's influence values, formed only if the variance needs them."""
+
+    def __init__(self, fit):
+        self.fit = fit
+
+    def toarray(self) -> np.ndarray:
+        return self.fit.influence()
+
+    def __matmul__(self, mapping):
+        return self.toarray() @ mapping
+
+
+def wild_contrast_inference(fit: WLSFit, y, absorb, var: RegressionVariance, cluster, contrast,
+                            design, n_bootstrap, multiplier, seed, alpha):
+    """Wild cluster bootstrap (restricted, CR1 t) for ``contrast'b`` of a fit with
+    absorbed effects ``absorb``; p-value and interval from the bootstrap."""
+    if design is not None:
+        raise ValueError(
+            "inference='wild_bootstrap' cannot be combined with a survey design: use the "
+            "design-based (Taylor or replicate) variance"
+        )
+    if cluster is None or var.vcov_type != "cr1":
+        raise ValueError("inference='wild_bootstrap' needs cluster= (CR1 standard errors)")
+    from ..linalg.wls import demean
+    from .wild import wild_cluster_bootstrap
+
+    y_t = demean(y[:, None], absorb, fit.weights)[:, 0]
+    coef = fit.coef[fit.kept]
+    se = float(np.sqrt(contrast @ var.vcov @ contrast))
+    n, k = fit.n_obs, fit.rank + fit.df_absorbed
+    g = var.n_clusters
+    factor = g / (g - 1.0) * (n - 1.0) / (n - k)
+    return wild_cluster_bootstrap(fit.x, y_t, fit.weights, fit.bread_inv, coef, cluster,
+                                  contrast, se, factor, n_bootstrap, multiplier, seed, alpha)

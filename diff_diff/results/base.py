@@ -30,17 +30,12 @@ class ResultsBase:
     def print_summary(self) -> None:
         print(self.summary())
 
-    def _keep_inference_inputs(self, estimator, design, survey, refit, metadata, cband):
-        """Store what the variance needs later: settings, design, refit, metadata."""
+    def _keep_inference_inputs(self, estimator, inference, metadata):
+        """Store the settings, the inference (estimate + design) and the survey metadata."""
         self.estimator_params = estimator.get_params()
         self.alpha = estimator.alpha
         self.n_bootstrap = estimator.n_bootstrap
-        self._multiplier = estimator.bootstrap_weights
-        self._seed = estimator.seed
-        self._cband = cband
-        self._design = design
-        self._survey = survey
-        self._refit = refit
+        self._inference = inference
         self.survey_metadata = metadata
 
 
@@ -58,14 +53,3 @@ class EventStudyResultsBase(ResultsBase):
     def _event_study_table(self):
         return self.event_study_effects
 
-
-def inference_label(design, survey: bool, n_bootstrap: int, cluster: str | None = None) -> str:
-    """How standard errors were obtained, for summaries."""
-    if design.replicate is not None:
-        return f"replicate weights ({design.replicate.method}), estimator refitted"
-    base = "survey design (Taylor linearization)" if survey else "influence functions"
-    if cluster is not None:
-        base += f", clustered by {cluster}"
-    if n_bootstrap:
-        base += f", multiplier bootstrap ({n_bootstrap} draws)"
-    return base

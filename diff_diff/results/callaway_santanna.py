@@ -8,16 +8,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..inference import (
-    bootstrap_se,
-    design_variance,
-    multiplier_bootstrap,
-    replicate_vcov_from_estimates,
-    sup_t_critical,
-    wald_test,
-)
-from ..inference.intervals import sqrt_diag, t_inference
-from .base import EventStudyResultsBase, ResultsBase, inference_label
+from ..inference import wald_test
+from .base import EventStudyResultsBase, ResultsBase
 from .table import format_summary, integer_labels, tidy
 
 KINDS = ("simple", "dynamic", "group", "calendar")
@@ -102,22 +94,14 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         self.base_period = est.base_period
         self.anticipation = est.anticipation
         self.n_bootstrap = est.n_bootstrap
-        self._multiplier = est.bootstrap_weights
-        self._seed = est.seed
-        self._cband = kw["cband"]
+        self._inference = kw["inference"]
         panel, cells = kw["panel"], kw["cells"]
         self._cells = cells
         self._att = kw["att"]
-        self._psi = kw["psi"]
         self._pg = kw["pg"]
-        self._design = kw["design"]
-        self._survey = kw["survey"]
-        w = kw["weights"]
-        self._w = w / w.mean()
+        self._psi = kw["psi"]
         g = panel.first_treat
         self._groups = np.unique(g[g > 0])
-        self._unit_group = np.searchsorted(self._groups, g)
-        self._unit_group[g == 0] = -1
         self._times = panel.times
         self._unit_ids = panel.units
         self.n_obs = panel.n_rows
@@ -128,13 +112,6 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         self._n_treated = kw["n_treated"]
         self._n_control = kw["n_control"]
         self.survey_metadata = kw["metadata"]
-        self._replicates = None
-        if kw["refit"] is not None:
-            from ..inference.replicate import replicate_estimates_by_refit
-
-            self._replicates = replicate_estimates_by_refit(
-                self._design.replicate.weights, refit=kw["refit"]
-            )
         self.groups = self._groups.copy()
         self.time_periods = panel.times.copy()
         return self
@@ -143,73 +120,18 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     @property
     def df(self):
         """Degrees of freedom of t inference (design df with a survey design, else normal)."""
-        if not self._survey:
-            return None
-        if self._replicates is not None:
-            first = np.zeros((self._att.size + self._groups.size, 1))
-            first[0, 0] = 1.0
-            return self._variance_of(first, self._att[:1], lambda a, p: a[:1])["df"]
-        return float(self._design.df)
+        first = np.zeros((self._att.size + self._groups.size, 1))
+        first[0, 0] = 1.0
+        return self._inference.df_of(first, points=lambda r: r[:1])
 
-    @cached_property
-    def _psi_dense(self) -> np.ndarray:
-        psi = self._psi
-        return psi if isinstance(psi, np.ndarray) else psi.toarray()
+    def _variance_of(self, mapping, point_fn):
+        """Variance of the estimates ``mapping.T @ [att, pg]``; ``point_fn(att, pg)`` gives
+        them from replicate estimates (their weights may be estimated too)."""
+        return self._inference.variance(mapping, points=self._points(point_fn))
 
-    def _basis_times(self, mapping: np.ndarray) -> np.ndarray:
-        """``[psi | E] @ mapping`` without forming the influence matrix when it is factored."""
+    def _points(self, point_fn):
         k = self._att.size
-        out = self._psi @ mapping[:k]
-        member = self._unit_group >= 0
-        out[member] += (self._w[member, None] / self._w.size) * mapping[k + self._unit_group[member]]
-        return out
-
-    @cached_property
-    def _basis(self) -> np.ndarray:
-        """Unit influence basis ``[psi | E]``: every aggregate's influence is ``basis @ map``.
-
-        ``psi`` (n x K) holds the cells; ``E`` (n x G), ``w_i 1{G_i = g} / n``,
-        carries the influence of the estimated cohort shares.
-        """
-        n, n_groups = self._w.size, self._groups.size
-        e = np.zeros((n, n_groups))
-        member = self._unit_group >= 0
-        e[np.flatnonzero(member), self._unit_group[member]] = self._w[member] / n
-        return np.hstack([self._psi_dense, e])
-
-    @cached_property
-    def _basis_vcov(self) -> np.ndarray:
-        return design_variance(self._basis, self._design).vcov
-
-    @cached_property
-    def _basis_draws(self) -> np.ndarray:
-        return multiplier_bootstrap(self._basis, self._design, self.n_bootstrap,
-                                    self._multiplier, self._seed)
-
-    def _variance_of(self, mapping, estimate, point_fn):
-        """Variance of estimates ``basis @ mapping`` (mapping: (K + G) x J)."""
-        design = self._design
-        if self._replicates is not None:
-            k = self._att.size
-            reps = np.vstack([point_fn(r[:k], r[k:]) for r in self._replicates])
-            spec = design.replicate
-            vcov, n_valid = replicate_vcov_from_estimates(
-                reps, estimate, spec.scale, spec.rscales, spec.mse
-            )
-            df = float(min(spec.rank, n_valid) - 1)
-            return {"vcov": vcov, "se": sqrt_diag(vcov), "df": df, "crit": None}
-        df = float(design.df) if self._survey else None
-        if self.n_bootstrap:
-            draws = self._basis_draws @ mapping
-            se = bootstrap_se(draws, "sd")
-            vcov = np.cov(draws, rowvar=False).reshape(mapping.shape[1], mapping.shape[1])
-            crit = sup_t_critical(draws, se, self.alpha) if self._cband else None
-            return {"vcov": vcov, "se": se, "df": df, "crit": crit}
-        if 2 * mapping.shape[1] >= mapping.shape[0] or "_basis_vcov" in self.__dict__:
-            vcov = mapping.T @ self._basis_vcov @ mapping
-        else:  # a few aggregates: the variance of their own influence values is cheaper
-            vcov = design_variance(self._basis_times(mapping), design).vcov
-        return {"vcov": vcov, "se": sqrt_diag(vcov), "df": df, "crit": None}
+        return lambda theta: point_fn(theta[:k], theta[k:])
 
     # ----------------------------------------------------------- group-time
     @cached_property
@@ -218,13 +140,13 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         ok = np.isfinite(self._att)
         mapping = np.zeros((self._att.size + self._groups.size, int(ok.sum())))
         mapping[np.flatnonzero(ok), np.arange(int(ok.sum()))] = 1.0
-        var = self._variance_of(mapping, self._att[ok], lambda a, p: a[ok])
+        var = self._variance_of(mapping, lambda a, p: a[ok])
         se = np.full(self._att.size, np.nan)
-        se[ok] = var["se"]
+        se[ok] = var.se
         table = tidy(
             {"group": integer_labels(cells.group), "time": integer_labels(cells.time),
              "event_time": integer_labels(_event_time(cells))},
-            self._att, se, var["df"], self.alpha, var["crit"],
+            self._att, se, var.df, self.alpha, var.crit,
         )
         table["post"] = cells.post
         table["n_treated"] = self._n_treated
@@ -239,7 +161,8 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     @property
     def influence_functions(self) -> np.ndarray:
         """Unit x cell influence values on the sum scale (``att - ATT ~ psi.sum(0)``)."""
-        return self._psi_dense.copy()
+        psi = self._psi
+        return psi.copy() if isinstance(psi, np.ndarray) else psi.toarray()
 
     # ------------------------------------------------------------ aggregate
     def aggregate(
@@ -268,18 +191,8 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         """Several aggregations; with analytic standard errors their variances come
         from one pass over the influence values."""
         prepared = [self._prepare(*spec) for spec in specs]
-        if len(prepared) > 1 and self._replicates is None and not self.n_bootstrap:
-            joint = self._variance_of(np.hstack([p["mapping"] for p in prepared]), None, None)
-            variances, start = [], 0
-            for p in prepared:
-                stop = start + p["mapping"].shape[1]
-                block = joint["vcov"][start:stop, start:stop]
-                variances.append({"vcov": block, "se": sqrt_diag(block), "df": joint["df"],
-                                  "crit": None})
-                start = stop
-        else:
-            variances = [self._variance_of(p["mapping"], p["estimate"], p["points"])
-                         for p in prepared]
+        variances = self._inference.variances(
+            [(p["mapping"], self._points(p["points"]), None) for p in prepared])
         return [self._finish(p, var) for p, var in zip(prepared, variances)]
 
     def _prepare(self, kind, min_e, max_e, balance_e) -> dict:
@@ -299,17 +212,17 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     def _finish(self, p, var) -> AggregationResults:
         parts, estimate, label_name = p["parts"], p["estimate"], p["label_name"]
         n = len(parts.members)
-        effects = tidy({label_name: integer_labels(parts.labels)}, estimate[:n], var["se"][:n], var["df"],
-                       self.alpha, var["crit"] if n else None)
+        effects = tidy({label_name: integer_labels(parts.labels)}, estimate[:n], var.se[:n],
+                       var.df, self.alpha, var.crit if n else None)
         if p["kind"] == "simple":
             effects = effects.iloc[0:0]
-        overall = tidy({"term": ["overall"]}, estimate[n:], var["se"][n:], var["df"],
+        overall = tidy({"term": ["overall"]}, estimate[n:], var.se[n:], var.df,
                        self.alpha).iloc[0].to_dict()
-        vcov = pd.DataFrame(var["vcov"][:n, :n], index=integer_labels(parts.labels),
+        vcov = pd.DataFrame(var.vcov[:n, :n], index=integer_labels(parts.labels),
                             columns=integer_labels(parts.labels))
         mapping = p["mapping"]
         return AggregationResults(p["kind"], label_name, effects, vcov, overall, self.alpha,
-                                  lambda: self._basis_times(mapping))
+                                  lambda: self._inference.estimate.psi @ mapping)
 
     def _parts(self, kind, min_e, max_e, balance_e):
         cells = self._cells
@@ -465,7 +378,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             pre_all = (~self._cells.post) & ok & (self._cells.base != self._cells.current)
             est = self._att[pre_all]
             index = np.flatnonzero(pre_all[ok])
-            vcov = var["vcov"][np.ix_(index, index)]
+            vcov = var.vcov[np.ix_(index, index)]
         else:
             raise ValueError(f"level must be 'event_study' or 'group_time', got {level!r}")
         if est.size == 0:
@@ -496,8 +409,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             ("Units (treated / never treated)",
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations", self.n_obs),
-            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap,
-                                          self.estimator_params["cluster"])),
+            ("Inference", self._inference.label),
         ]
         overall = pd.DataFrame([self._simple._overall]).assign(term="ATT")
         tables = [("Overall ATT (simple)", overall, ["term"]),

@@ -7,9 +7,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..inference import estimates_vcov
-from ..inference.intervals import sqrt_diag, t_inference
-from .base import EventStudyResultsBase, inference_label
+from ..inference.intervals import t_inference
+from .base import EventStudyResultsBase
 from .table import format_summary
 
 
@@ -46,10 +45,9 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
     """
 
     @classmethod
-    def _from_fit(cls, *, estimator, problem, estimate, design, survey, refit, metadata, cband,
-                  vce):
+    def _from_fit(cls, *, estimator, problem, estimate, inference, metadata, vce):
         self = cls.__new__(cls)
-        self._keep_inference_inputs(estimator, design, survey, refit, metadata, cband)
+        self._keep_inference_inputs(estimator, inference, metadata)
         self._problem = problem
         self._estimate = estimate
         self.design = problem.design
@@ -70,31 +68,18 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
 
     # ---------------------------------------------------------------- engine
     @cached_property
-    def _variance(self) -> dict:
-        est = self._estimate
-        var = estimates_vcov(
-            est.psi, est.att_bc, self._design, survey=self._survey, refit=self._refit,
-            n_bootstrap=self.n_bootstrap, multiplier=self._multiplier, seed=self._seed,
-            alpha=self.alpha, band=np.ones(est.att.size, dtype=bool) if self._cband else None,
-            name="HeterogeneousAdoptionDiD")
-        analytic = self._design.replicate is None and not self.n_bootstrap
-        if analytic and self.design == "mass_point" and not self._survey:
-            # HC1 / CR1 of the 2SLS fit: (n - 1)/(n - k) with k = 2 on top of the
-            # engine's n/(n - 1) (AER::ivreg + sandwich conventions)
-            factor = np.sqrt((est.n_obs - 1.0) / (est.n_obs - 2.0))
-            var["vcov"] = var["vcov"] * np.outer(factor, factor)
-            var["se"] = sqrt_diag(var["vcov"])
-        return var
+    def _variance(self):
+        return self._inference.variance()
 
     @property
     def df(self):
         """Degrees of freedom of t inference (design df with a survey design, else normal)."""
-        return self._variance["df"]
+        return self._variance.df
 
     @cached_property
     def _table(self) -> pd.DataFrame:
         est, var = self._estimate, self._variance
-        t, p, lo, hi = t_inference(est.att_bc, var["se"], var["df"], self.alpha)
+        t, p, lo, hi = t_inference(est.att_bc, var.se, var.df, self.alpha)
         hz = self._problem.horizons
         table = pd.DataFrame({
             "event_time": [h.event_time for h in hz],
@@ -102,7 +87,7 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
             "horizon": [h.lag for h in hz],
             "estimate": est.att,
             "estimate_bc": est.att_bc,
-            "se": var["se"],
+            "se": var.se,
             "t_stat": t,
             "p_value": p,
             "conf_low": lo,
@@ -114,10 +99,10 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
             "qug_statistic": est.qug[:, 0],
             "qug_p_value": est.qug[:, 1],
         })
-        if var["crit"] is not None:
+        if var.crit is not None:
             ok = np.isfinite(lo)
-            table["cband_low"] = np.where(ok, est.att_bc - var["crit"] * var["se"], np.nan)
-            table["cband_high"] = np.where(ok, est.att_bc + var["crit"] * var["se"], np.nan)
+            table["cband_low"] = np.where(ok, est.att_bc - var.crit * var.se, np.nan)
+            table["cband_high"] = np.where(ok, est.att_bc + var.crit * var.se, np.nan)
         return table.sort_values("event_time", kind="stable").reset_index(drop=True)
 
     @property
@@ -138,7 +123,7 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
     def vcov(self) -> pd.DataFrame:
         """Covariance of the bias-corrected estimates, by event time."""
         labels = [h.event_time for h in self._problem.horizons]
-        return pd.DataFrame(self._variance["vcov"], index=labels, columns=labels)
+        return pd.DataFrame(self._variance.vcov, index=labels, columns=labels)
 
     @property
     def influence_functions(self) -> np.ndarray:
@@ -161,8 +146,7 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
             ("Residuals (local-linear variance)", self.vce or "2SLS"),
             ("QUG test (first effect) T / p", f"{self.qug_statistic:.4g} / "
                                              f"{self.qug_p_value:.4g}"),
-            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap,
-                                          self.estimator_params["cluster"])),
+            ("Inference", self._inference.label),
         ]
         title = ("First effect (2SLS)" if self.design == "mass_point" else
                  "First effect (estimate: conventional; interval: bias-corrected)")

@@ -7,8 +7,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..inference import design_variance, estimates_vcov, wald_test
-from .base import EventStudyResultsBase, inference_label
+from ..inference import wald_test
+from .base import EventStudyResultsBase
 from .table import format_summary, integer_labels, tidy
 
 LEVELS = ("observation", "overall", "event_study", "group")
@@ -41,10 +41,10 @@ class ImputationDiDResults(EventStudyResultsBase):
     """
 
     @classmethod
-    def _from_fit(cls, *, estimator, problem, estimate, design, survey, refit, metadata,
-                  cband) -> "ImputationDiDResults":
+    def _from_fit(cls, *, estimator, problem, estimate, inference, metadata
+                  ) -> "ImputationDiDResults":
         self = cls.__new__(cls)
-        self._keep_inference_inputs(estimator, design, survey, refit, metadata, cband)
+        self._keep_inference_inputs(estimator, inference, metadata)
         self.anticipation = estimator.anticipation
         self.aux_partition = estimator.aux_partition
         self._problem = problem
@@ -67,29 +67,24 @@ class ImputationDiDResults(EventStudyResultsBase):
 
     # ---------------------------------------------------------------- engine
     @cached_property
-    def _variance(self) -> dict:
+    def _variance(self):
         """Covariance of all estimands, df and (bootstrap) the sup-t critical value."""
-        return estimates_vcov(
-            self._estimate.psi, self._estimate.theta, self._design, survey=self._survey,
-            refit=self._refit, n_bootstrap=self.n_bootstrap, multiplier=self._multiplier,
-            seed=self._seed, alpha=self.alpha,
-            band=(self._kinds == "event_study") if self._cband else None,
-            groups=self._kinds, name="ImputationDiD")
+        return self._inference.variance(band=self._kinds == "event_study")
 
     @property
     def df(self):
         """Degrees of freedom of the overall ATT's t inference (design df with a survey
         design, replicate df with replicate weights, else None: normal)."""
-        df = self._variance["df"]
+        df = self._variance.df
         return df if df is None or np.ndim(df) == 0 else float(df[self._kinds == "overall"][0])
 
     def _table(self, kind: str, label_name: str, band: bool = False) -> pd.DataFrame:
         mask = self._kinds == kind
         var = self._variance
-        df = var["df"] if var["df"] is None or np.ndim(var["df"]) == 0 else var["df"][mask]
+        df = var.df if var.df is None or np.ndim(var.df) == 0 else var.df[mask]
         labels = integer_labels(self._labels[mask]) if kind != "overall" else ["ATT"]
-        table = tidy({label_name: labels}, self._estimate.theta[mask], var["se"][mask], df,
-                     self.alpha, var["crit"] if band else None)
+        table = tidy({label_name: labels}, self._estimate.theta[mask], var.se[mask], df,
+                     self.alpha, var.crit if band else None)
         table["n_obs"] = self._estimate.n_obs[mask]
         return table
 
@@ -113,14 +108,14 @@ class ImputationDiDResults(EventStudyResultsBase):
     def vcov(self) -> pd.DataFrame:
         """Covariance of every estimand (rows: overall, event times, groups)."""
         index = pd.MultiIndex.from_arrays([self._kinds, self._labels], names=["kind", "label"])
-        return pd.DataFrame(self._variance["vcov"], index=index, columns=index)
+        return pd.DataFrame(self._variance.vcov, index=index, columns=index)
 
     @property
     def event_study_vcov(self) -> pd.DataFrame:
         """Covariance of the event-study effects (for joint tests)."""
         es = self._kinds == "event_study"
         labels = integer_labels(self._labels[es])
-        return pd.DataFrame(self._variance["vcov"][np.ix_(es, es)], index=labels, columns=labels)
+        return pd.DataFrame(self._variance.vcov[np.ix_(es, es)], index=labels, columns=labels)
 
     @property
     def influence_functions(self) -> np.ndarray:
@@ -135,7 +130,7 @@ class ImputationDiDResults(EventStudyResultsBase):
         rows, tr = problem.rows, problem.treated_rows
         tau = est.tau
         post = np.isfinite(tau) & (problem.horizon >= 0)
-        s = self._design.weights[rows.unit_code[tr]]
+        s = self._inference.design.weights[rows.unit_code[tr]]
         weight = np.where(post, s, 0.0)
         total = weight.sum()
         return pd.DataFrame({
@@ -168,29 +163,16 @@ class ImputationDiDResults(EventStudyResultsBase):
             ``statistic`` (Wald / q), ``df1`` (q), ``df2`` (design df, or None:
             chi-square), ``p_value`` and ``leads`` (a tidy table by event time).
         """
-        from ..estimators.base import is_int
-        from ..estimators.imputation import lead_regression
-
-        if n_leads is not None and not is_int(n_leads, 1):
-            raise ValueError(f"n_leads must be None or a positive integer, got {n_leads!r}")
-        problem, design = self._problem, self._design
-        leads, coef, psi = lead_regression(problem, design.weights, n_leads, with_influence=True)
-        ok = np.isfinite(coef)  # leads collinear with the effects are dropped (warned)
-        se = np.full(coef.size, np.nan)
-        vcov = np.zeros((0, 0))
-        df2 = float(design.df) if self._survey else None
+        inference = self._inference
+        leads, coef, estimate = self._problem.pretrend_estimate(inference.design.weights,
+                                                                n_leads)
+        ok = np.isfinite(coef)
+        se = np.full(leads.size, np.nan)
+        vcov, df2 = np.zeros((0, 0)), inference.design_df
         if ok.any():
-            if design.replicate is not None:
-                kept = leads[ok]
-
-                def refit(w):
-                    return lead_regression(problem, w, None, leads=kept)[1]
-                var = design_variance(None, design, estimate=coef[ok], refit=refit)
-                df2 = var.df
-            else:
-                var = design_variance(psi[:, ok], design)
-            vcov, se[ok] = var.vcov, var.se
-        out = wald_test(coef[ok], vcov, df2)
+            var = inference.of(estimate, analytic=True).variance()
+            vcov, se[ok], df2 = var.vcov, var.se, var.df
+        out = wald_test(estimate.theta, vcov, df2)
         out["leads"] = tidy({"event_time": integer_labels(leads)}, coef, se, df2, self.alpha)
         return out
 
@@ -216,8 +198,7 @@ class ImputationDiDResults(EventStudyResultsBase):
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations (treated / untreated)",
              f"{self.n_obs} ({self.n_treated_obs} / {self.n_untreated_obs})"),
-            ("Inference", inference_label(self._design, self._survey, self.n_bootstrap,
-                                          self.estimator_params["cluster"])),
+            ("Inference", self._inference.label),
         ]
         tables = [("Overall ATT", self._table("overall", "term"), ["term"]),
                   ("Event study", self.event_study_effects, ["event_time"])]
@@ -227,3 +208,4 @@ class ImputationDiDResults(EventStudyResultsBase):
     def __repr__(self) -> str:
         return (f"ImputationDiDResults(att={self.att:.6g}, se={self.se:.6g}, "
                 f"treated_obs={self.n_treated_obs}, units={self.n_units})")
+

@@ -81,16 +81,7 @@ def format_summary(
         lines.append(f"{key + ':':<{kw}}{_fmt(value)}")
     if metadata is not None:
         lines += ["", "Survey design".center(width), "-" * width]
-        lines.append(f"{'Weight type:':<{kw}}{metadata.weight_type}")
-        if metadata.replicate_method is not None:
-            replicates = f"{metadata.n_replicates} ({metadata.replicate_method})"
-            lines.append(f"{'Replicates:':<{kw}}{replicates}")
-        else:
-            lines.append(f"{'Strata / PSUs:':<{kw}}{metadata.n_strata} / {metadata.n_psu}")
-        lines.append(f"{'Sum of weights:':<{kw}}{_fmt(metadata.sum_weights)}")
-        lines.append(f"{'Kish effective n:':<{kw}}{_fmt(metadata.effective_n)}")
-        lines.append(f"{'Kish design effect (weights):':<{kw}}{_fmt(metadata.design_effect)}")
-        lines.append(f"{'Design degrees of freedom:':<{kw}}{_fmt(metadata.df_survey)}")
+        lines += [f"{key + ':':<{kw}}{_fmt(value)}" for key, value in metadata.summary_items()]
     level = f"{100 * (1 - alpha):g}%"
     for name, table, label_cols in tables:
         lines += ["", name.center(width), "-" * width]

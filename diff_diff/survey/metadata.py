@@ -66,6 +66,17 @@ class SurveyMetadata:
     variance_method: str | None = None
     estimate_deff: dict | None = field(default=None)
 
+
+    def summary_items(self) -> list[tuple[str, object]]:
+        """The design lines of a result's summary, as (key, value) pairs."""
+        if self.replicate_method is not None:
+            layout = ("Replicates", f"{self.n_replicates} ({self.replicate_method})")
+        else:
+            layout = ("Strata / PSUs", f"{self.n_strata} / {self.n_psu}")
+        return [("Weight type", self.weight_type), layout,
+                ("Sum of weights", self.sum_weights), ("Kish effective n", self.effective_n),
+                ("Kish design effect (weights)", self.design_effect),
+                ("Design degrees of freedom", self.df_survey)]
     @classmethod
     def from_design(
         cls,

@@ -9,7 +9,6 @@ exactly (same PSU order, Hadamard matrix and factors).
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd

@@ -119,6 +119,16 @@ class ResolvedDesign:
         return self.replicate is not None
 
     @property
+    def clustered(self) -> bool:
+        """Rows are grouped into PSUs (the design's own or ``cluster=`` labels)."""
+        return self.has_psu
+
+    @property
+    def defines_clustering(self) -> bool:
+        """PSUs or replicate weights: the design itself says how rows are correlated."""
+        return self.has_psu or self.replicate is not None
+
+    @property
     def is_trivial(self) -> bool:
         """No strata, no PSU column, no FPC and no replicates."""
         return not (self.has_strata or self.has_psu or self.has_fpc or self.uses_replicates)

@@ -1,0 +1,89 @@
+"""The design an estimator's inference runs on: one path from a SurveyDesign (or none)
+to a resolved design whose rows are the estimator's sampling units."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._grouping import any_occurrence, codes_of
+from .design import SurveyDesign
+from .metadata import SurveyMetadata
+from .resolved import ResolvedDesign, trivial_design
+
+
+def check_survey_design(survey_design, name: str, pweight_only: bool = True) -> None:
+    """A ``SurveyDesign`` (TypeError otherwise) with probability weights when required."""
+    if not isinstance(survey_design, SurveyDesign):
+        raise TypeError(
+            f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}"
+        )
+    if pweight_only and survey_design.weight_type != "pweight":
+        raise ValueError(
+            f"{name} survey support requires weight_type='pweight' (probability weights), "
+            f"got {survey_design.weight_type!r}"
+        )
+
+
+def resolve_unit_design(
+    data: pd.DataFrame,
+    survey_design: SurveyDesign | None,
+    unit: str | None,
+    unit_rows: np.ndarray,
+    cluster: str | None,
+    name: str,
+) -> tuple[ResolvedDesign, SurveyMetadata | None]:
+    """The design of an estimator whose sampling units are groups of rows.
+
+    ``unit_rows`` holds one row of ``data`` per sampling unit, in the
+    estimator's unit order; ``unit`` names the column that groups rows into
+    units (``None``: every row is its own unit, as in repeated
+    cross-sections). Survey columns must be constant within unit. Without a
+    survey design units are independent; ``cluster`` (a column constant
+    within unit) groups them. Only ``pweight`` designs are accepted.
+    """
+    unit_rows = np.asarray(unit_rows)
+    if cluster is not None and unit is not None:
+        per_unit = data.groupby(unit, sort=False)[cluster].nunique(dropna=False)
+        if (per_unit > 1).any():
+            raise ValueError(f"{name}: cluster column {cluster!r} varies within unit(s) "
+                             f"{list(per_unit.index[per_unit > 1][:3])}")
+    clusters = None if cluster is None else data[cluster].to_numpy()[unit_rows]
+    if survey_design is None:
+        design = trivial_design(len(unit_rows))
+    else:
+        check_survey_design(survey_design, name)
+        if unit is not None:
+            _check_constant_within_unit(data, survey_design, unit, name)
+        design = survey_design.resolve(data.iloc[unit_rows].reset_index(drop=True))
+    if clusters is not None:
+        design = design.with_clusters(clusters)
+    return design, None if survey_design is None else SurveyMetadata.from_design(design)
+
+
+def resolve_row_design(data: pd.DataFrame, survey_design: SurveyDesign | None,
+                       ) -> tuple[ResolvedDesign | None, SurveyMetadata | None]:
+    """A design over every row of ``data`` (regressions; any weight type), or None."""
+    if survey_design is None:
+        return None, None
+    check_survey_design(survey_design, "", pweight_only=False)
+    design = survey_design.resolve(data)
+    return design, SurveyMetadata.from_design(design)
+
+
+def _check_constant_within_unit(data, survey_design, unit, name) -> None:
+    codes, labels = codes_of(data[unit])
+    all_first = any_occurrence(codes, len(labels))
+    for col in survey_design.columns():
+        if col not in data.columns:
+            raise ValueError(f"SurveyDesign column {col!r} not found in data")
+        values = data[col].to_numpy()
+        rep = values[all_first][codes]
+        same = (rep == values) | (pd.isna(rep) & pd.isna(values))
+        if not np.all(same):
+            n_units = int(np.unique(codes[~same]).size)
+            raise ValueError(
+                f"Survey column {col!r} varies within units ({n_units} units have more than "
+                f"one value); {name} needs survey design columns that are constant within "
+                f"each unit"
+            )
