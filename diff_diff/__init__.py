@@ -15,13 +15,11 @@ from .survey import (
     CalibrationError,
     SurveyDesign,
     SurveyMetadata,
-    aggregate_survey,
     as_replicate_design,
     calibrate,
     rake,
-    survey_mean,
-    survey_total,
 )
+from .statistics import aggregate_survey, survey_mean, survey_total
 
 # short aliases
 BJS = ImputationDiD

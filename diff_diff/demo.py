@@ -18,7 +18,8 @@ import pandas as pd
 
 from .datasets.brfss import SimulatedSurvey, simulate_brfss
 from .estimators import CallawaySantAnna
-from .survey import SurveyDesign, aggregate_survey, calibrate
+from .statistics import aggregate_survey
+from .survey import SurveyDesign, calibrate
 
 VERSIONS = (
     ("design", "design weights"),

@@ -12,11 +12,18 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-def sqrt_diag(vcov: np.ndarray) -> np.ndarray:
-    """Standard errors from a covariance matrix (NaN where the diagonal is negative)."""
-    d = np.diag(vcov)
+def standard_error(variance) -> np.ndarray:
+    """Standard errors from variances, the library's one convention: the square root
+    of a non-negative variance, NaN for a negative or missing one (not identified;
+    t, p and intervals are then NaN too). Nothing is clipped to zero."""
+    variance = np.asarray(variance, dtype=float)
     with np.errstate(invalid="ignore"):
-        return np.where(d >= 0, np.sqrt(np.abs(d)), np.nan)
+        return np.where(variance >= 0, np.sqrt(np.abs(variance)), np.nan)
+
+
+def sqrt_diag(vcov: np.ndarray) -> np.ndarray:
+    """Standard errors from a covariance matrix (:func:`standard_error` of its diagonal)."""
+    return standard_error(np.diag(vcov))
 
 
 def valid_df(df) -> np.ndarray:

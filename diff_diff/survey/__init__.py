@@ -1,8 +1,7 @@
-"""Survey designs: description, resolution against data, metadata, descriptives."""
+"""Survey designs: description, resolution against data, replicate weights, calibration,
+metadata. Design-based statistics from them live in :mod:`diff_diff.statistics`."""
 
-from .aggregate import aggregate_survey
 from .calibration import CalibrationError, CalibrationInfo, CalibrationReport, calibrate, rake
-from .descriptive import survey_mean, survey_total
 from .design import LONELY_PSU_RULES, REPLICATE_METHODS, WEIGHT_TYPES, SurveyDesign
 from .metadata import SurveyMetadata
 from .replicate_weights import as_replicate_design
@@ -15,7 +14,6 @@ __all__ = [
     "CalibrationReport",
     "calibrate",
     "rake",
-    "aggregate_survey",
     "LONELY_PSU_RULES",
     "REPLICATE_METHODS",
     "WEIGHT_TYPES",
@@ -23,7 +21,5 @@ __all__ = [
     "ResolvedDesign",
     "SurveyDesign",
     "SurveyMetadata",
-    "survey_mean",
-    "survey_total",
     "trivial_design",
 ]

@@ -31,7 +31,7 @@ import pandas as pd
 
 from .._grouping import group_codes
 from .calibration_model import Block, ModelMatrix, solve_grouped
-from .descriptive import as_column_list
+from .columns import as_column_list
 from .design import SurveyDesign
 from .resolved import numeric_column
 

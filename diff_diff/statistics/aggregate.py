@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from .._grouping import group_codes
-from .descriptive import as_column_list, numeric_matrix, domain_statistics
-from .design import LONELY_PSU_RULES, SurveyDesign
+from ..inference.domains import domain_statistics
+from ..survey.columns import as_column_list, numeric_matrix
+from ..survey.design import LONELY_PSU_RULES, SurveyDesign
 
 SECOND_STAGE_WEIGHTS = ("pweight", "aweight")
 
