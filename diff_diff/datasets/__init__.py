@@ -7,8 +7,9 @@ from importlib import resources
 import pandas as pd
 
 from .brfss import SimulatedSurvey, simulate_brfss
+from .panel import example_panel
 
-__all__ = ["SimulatedSurvey", "load_mpdta", "simulate_brfss"]
+__all__ = ["SimulatedSurvey", "example_panel", "load_mpdta", "simulate_brfss"]
 
 
 def load_mpdta() -> pd.DataFrame:

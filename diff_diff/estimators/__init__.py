@@ -4,8 +4,12 @@ from .callaway_santanna import CallawaySantAnna
 from .had import HeterogeneousAdoptionDiD
 from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
+from .registry import REGISTRY, Capabilities, registered
 
 __all__ = [
+    "REGISTRY",
+    "Capabilities",
+    "registered",
     "CallawaySantAnna",
     "DifferenceInDifferences",
     "HeterogeneousAdoptionDiD",

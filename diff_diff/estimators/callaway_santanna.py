@@ -19,6 +19,7 @@ from .panel import (
     build_unit_panel,
     require_columns,
 )
+from .registry import register
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +33,9 @@ class Cells:
     post: np.ndarray  # bool: t >= g
 
 
+@register(aliases=("CS",), data="panel or cross-section", inference="influence", event_study=True,
+          example=lambda: dict(outcome="y", unit="unit", time="time", first_treat="first_treat",
+                               covariates=["x1"]))
 class CallawaySantAnna(Estimator):
     """Group-time ATTs and their aggregations (Callaway & Sant'Anna 2021).
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._grouping import any_occurrence, codes_of
 from ..inference.estimate import Estimate
 from ..linalg.local_poly import local_linear_boundary
 from ..survey.design import SurveyDesign
 from ..survey.units import resolve_unit_design
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int
-from .._grouping import any_occurrence, codes_of
 from .panel import (
     _first_treat,
     check_constant_within_unit,
@@ -30,6 +30,7 @@ from .panel import (
     numeric,
     require_columns,
 )
+from .registry import register
 
 DESIGNS = ("auto", "continuous_at_zero", "continuous_near_d_lower", "mass_point")
 KERNELS = {"epanechnikov": "epa", "epa": "epa", "triangular": "tri", "tri": "tri",
@@ -43,6 +44,9 @@ def _positive_or_none(v) -> bool:
                          and np.isfinite(v) and v > 0)
 
 
+@register(aliases=("HAD",), data="panel", inference="influence", event_study=True,
+          example=lambda: dict(outcome="y", dose="dose", time="time", unit="unit",
+                               first_treat="first_treat"))
 class HeterogeneousAdoptionDiD(Estimator):
     """Weighted average slope when every unit adopts with its own dose (HAD).
 

@@ -18,11 +18,14 @@ from ..survey.design import SurveyDesign
 from ..survey.units import resolve_unit_design
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int
 from .panel import build_rows, number_label, require_columns
+from .registry import register
 
 PARTITIONS = ("cohort_horizon", "cohort", "horizon", "estimand")
 HORIZON_DECIMALS = 9  # event times t - g are rounded (float periods such as 0.1, 0.2, ...)
 
 
+@register(aliases=("BJS",), data="panel", inference="influence", event_study=True,
+          example=lambda: dict(outcome="y", unit="unit", time="time", first_treat="first_treat"))
 class ImputationDiD(Estimator):
     """Imputation estimator for staggered adoption (Borusyak, Jaravel & Spiess 2024).
 

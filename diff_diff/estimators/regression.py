@@ -9,10 +9,11 @@ import pandas as pd
 
 from ..inference.regression import VCOV_TYPES, regression_variance, wild_contrast_inference
 from ..linalg.wls import RANK_ACTIONS, wls
-from ..survey.design import SurveyDesign
+from ..survey.design import WEIGHT_TYPES, SurveyDesign
 from ..survey.units import resolve_row_design
 from .base import Estimator, is_int, is_prob, is_seed
 from .panel import codes_of, numeric, require_columns
+from .registry import register
 
 
 class _Regression(Estimator):
@@ -129,6 +130,9 @@ class _Regression(Estimator):
         return refit
 
 
+@register(aliases=("DiD",), data="panel or cross-section", inference="regression",
+          weight_types=WEIGHT_TYPES, bootstrap="wild",
+          example=lambda: dict(outcome="y", treatment="treated", time="post", covariates=["x1"]))
 class DifferenceInDifferences(_Regression):
     """The 2x2 difference-in-differences regression.
 
@@ -210,6 +214,9 @@ class DifferenceInDifferences(_Regression):
         )
 
 
+@register(aliases=("TWFE",), data="panel", inference="regression", weight_types=WEIGHT_TYPES,
+          bootstrap="wild", example=lambda: dict(outcome="y", treatment="d", unit="unit",
+                                                 time="time"))
 class TwoWayFixedEffects(_Regression):
     """Two-way fixed-effects DiD: ``y_it = a_i + l_t + ATT D_it (+ X g) + e``.
 
@@ -334,6 +341,10 @@ def _warn_staggered(d, unit_codes, time_codes):
         )
 
 
+@register(aliases=("EventStudy",), data="panel or cross-section", inference="regression",
+          weight_types=WEIGHT_TYPES, bootstrap="wild", event_study=True,
+          example=lambda: dict(outcome="y", treatment="treated", time="time",
+                               post_periods=[4, 5, 6]))
 class MultiPeriodDiD(_Regression):
     """Event-study regression with one coefficient per period.
 

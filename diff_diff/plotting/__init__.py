@@ -53,3 +53,31 @@ def plot_event_study(
     if label:
         ax.legend()
     return ax
+
+
+def plot_estimates(
+    table: pd.DataFrame,
+    label: str,
+    ax=None,
+    color: str | None = None,
+    title: str | None = None,
+):
+    """Plot estimates with confidence intervals, one row per ``label`` value.
+
+    ``table`` is a tidy table with ``label``, ``estimate``, ``conf_low`` and
+    ``conf_high``. Returns the axis.
+    """
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 2.0), layout="constrained")
+    y = np.arange(len(table))[::-1]
+    est = table["estimate"].to_numpy(dtype=float)
+    lo = table["conf_low"].to_numpy(dtype=float)
+    hi = table["conf_high"].to_numpy(dtype=float)
+    ax.errorbar(est, y, xerr=np.vstack([est - lo, hi - est]), fmt="o", capsize=3, color=color)
+    ax.set_yticks(y, [str(v) for v in table[label]])
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("Effect")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..inference import wald_test
 from .base import EventStudyResultsBase, ResultsBase
-from .table import format_summary, integer_labels, tidy
+from .table import integer_labels, tidy
 
 KINDS = ("simple", "dynamic", "group", "calendar")
 _ALIASES = {"event_study": "dynamic", "overall": "simple"}
@@ -53,25 +53,25 @@ class AggregationResults(ResultsBase):
         self.alpha = alpha
 
     _headline = property(lambda self: self._overall)
+    _levels = {"effects": "_effects", "overall": "_overall_table"}
+    _title = property(lambda self: f"Callaway-Sant'Anna aggregation: {self.kind}")
 
     @property
     def influence_functions(self) -> np.ndarray:
         """Unit influence values (sum scale) of the effects and, last column, the overall."""
         return self._influence()
 
-    def to_dataframe(self) -> pd.DataFrame:
-        return self.effects.copy()
+    def _effects(self) -> pd.DataFrame:
+        return self.effects
 
-    def summary(self) -> str:
-        tables = [("Overall", pd.DataFrame([self._overall]).assign(term="ATT"), ["term"])]
+    def _tables(self) -> list:
+        tables = [("Overall", self._overall_table(), ["term"])]
         if len(self.effects):
             tables.append((f"By {self.label_name}", self.effects, [self.label_name]))
-        return format_summary(f"Callaway-Sant'Anna aggregation: {self.kind}", [], tables,
-                              alpha=self.alpha)
+        return tables
 
-    def __repr__(self) -> str:
-        return (f"AggregationResults(kind={self.kind!r}, overall_att={self.overall_att:.6g}, "
-                f"overall_se={self.overall_se:.6g})")
+    def _repr_fields(self) -> dict:
+        return {"kind": repr(self.kind)}
 
 
 class CallawaySantAnnaResults(EventStudyResultsBase):
@@ -156,7 +156,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     @property
     def group_time_effects(self) -> pd.DataFrame:
         """ATT(g, t) per cohort and period, with standard errors and intervals."""
-        return self._gt[0].copy()
+        return self.to_dataframe("group_time")
 
     @property
     def influence_functions(self) -> np.ndarray:
@@ -347,7 +347,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     @property
     def event_study_effects(self) -> pd.DataFrame:
         """Effects by event time ``e = t - g`` (R ``aggte(type="dynamic")``)."""
-        return self._dynamic.effects.copy()
+        return self.to_dataframe("event_study")
 
     @property
     def event_study_vcov(self) -> pd.DataFrame:
@@ -357,7 +357,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     @property
     def group_effects(self) -> pd.DataFrame:
         """Effects by cohort (R ``aggte(type="group")``)."""
-        return self._group.effects.copy()
+        return self.to_dataframe("group")
 
     def pretrend_test(self, level: str = "event_study") -> dict:
         """Wald test that all pre-treatment effects are zero.
@@ -386,22 +386,24 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         return wald_test(est, vcov, self.df)
 
     # ----------------------------------------------------------------- output
-    def to_dataframe(self, level: str = "group_time") -> pd.DataFrame:
-        """Tidy table: ``group_time`` (default), ``event_study``, ``group`` or ``calendar``."""
-        if level == "group_time":
-            return self.group_time_effects
-        if level in ("event_study", "dynamic"):
-            return self.event_study_effects
-        if level == "group":
-            return self.group_effects
-        if level == "calendar":
-            return self.aggregate("calendar").effects
-        raise ValueError(
-            f"level must be 'group_time', 'event_study', 'group' or 'calendar', got {level!r}"
-        )
+    _title = "Callaway-Sant'Anna group-time ATTs"
+    _levels = {"group_time": "_group_time_table", "event_study": "_event_study_table",
+               "group": "_group_table", "calendar": "_calendar_table", "overall": "_overall_table"}
 
-    def summary(self) -> str:
-        info = [
+    def _group_time_table(self):
+        return self._gt[0]
+
+    def _group_table(self):
+        return self._group.effects
+
+    def _calendar_table(self):
+        return self.aggregate("calendar").effects
+
+    def _event_study_table(self):
+        return self._dynamic.effects
+
+    def _info(self) -> list:
+        return [
             ("Estimation method", self.estimation_method),
             ("Control group", self.control_group),
             ("Base period", self.base_period),
@@ -409,17 +411,14 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             ("Units (treated / never treated)",
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations", self.n_obs),
-            ("Inference", self._inference.label),
         ]
-        overall = pd.DataFrame([self._simple._overall]).assign(term="ATT")
-        tables = [("Overall ATT (simple)", overall, ["term"]),
-                  ("Event study", self._dynamic.effects, ["event_time"])]
-        return format_summary("Callaway-Sant'Anna group-time ATTs", info, tables,
-                              self.survey_metadata, self.alpha)
 
-    def __repr__(self) -> str:
-        return (f"CallawaySantAnnaResults(overall_att={self.overall_att:.6g}, "
-                f"overall_se={self.overall_se:.6g}, cells={self._att.size}, units={self.n_units})")
+    def _tables(self) -> list:
+        return [("Overall ATT (simple)", self._overall_table(), ["term"]),
+                ("Event study", self._dynamic.effects, ["event_time"])]
+
+    def _repr_fields(self) -> dict:
+        return {"cells": self._att.size, "units": self.n_units}
 
 
 def _event_time(cells) -> np.ndarray:

@@ -9,7 +9,6 @@ import pandas as pd
 
 from ..inference.intervals import t_inference
 from .base import EventStudyResultsBase
-from .table import format_summary
 
 
 class HeterogeneousAdoptionResults(EventStudyResultsBase):
@@ -113,7 +112,7 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
     @property
     def event_study_effects(self) -> pd.DataFrame:
         """Effects and placebos by event time (bias-corrected intervals)."""
-        return self._table.copy()
+        return self.to_dataframe("event_study")
 
     def _event_study_table(self):
         """For plots: points at the intervals' (bias-corrected) centres."""
@@ -130,13 +129,15 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
         """Unit x horizon influence values (sum scale), columns as :attr:`vcov`."""
         return self._estimate.psi.copy()
 
-    def to_dataframe(self) -> pd.DataFrame:
-        """The tidy table of :attr:`event_study_effects`."""
-        return self.event_study_effects
+    _title = "Heterogeneous adoption DiD (weighted average slope)"
+    _headline_term = "WAS"
+    _levels = {"event_study": "_event_study_effects", "overall": "_overall_table"}
 
-    def summary(self) -> str:
-        head = pd.DataFrame([self._headline]).assign(term="WAS")
-        info = [
+    def _event_study_effects(self) -> pd.DataFrame:
+        return self._table
+
+    def _info(self) -> list:
+        return [
             ("Design", self.design),
             ("Target", self.target_parameter),
             ("Lowest dose d_lower", self.d_lower),
@@ -146,16 +147,15 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
             ("Residuals (local-linear variance)", self.vce or "2SLS"),
             ("QUG test (first effect) T / p", f"{self.qug_statistic:.4g} / "
                                              f"{self.qug_p_value:.4g}"),
-            ("Inference", self._inference.label),
         ]
+
+    def _tables(self) -> list:
         title = ("First effect (2SLS)" if self.design == "mass_point" else
                  "First effect (estimate: conventional; interval: bias-corrected)")
-        tables = [(title, head, ["term"])]
+        tables = [(title, self._overall_table(), ["term"])]
         if len(self._table) > 1:
             tables.append(("By event time", self._table, ["event_time"]))
-        return format_summary("Heterogeneous adoption DiD (weighted average slope)", info,
-                              tables, self.survey_metadata, self.alpha)
+        return tables
 
-    def __repr__(self) -> str:
-        return (f"HeterogeneousAdoptionResults(att={self.att:.6g}, se={self.se:.6g}, "
-                f"design={self.design!r}, horizons={len(self._problem.horizons)})")
+    def _repr_fields(self) -> dict:
+        return {"design": repr(self.design), "horizons": len(self._problem.horizons)}

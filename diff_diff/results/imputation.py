@@ -9,9 +9,7 @@ import pandas as pd
 
 from ..inference import wald_test
 from .base import EventStudyResultsBase
-from .table import format_summary, integer_labels, tidy
-
-LEVELS = ("observation", "overall", "event_study", "group")
+from .table import integer_labels, tidy
 
 
 class ImputationDiDResults(EventStudyResultsBase):
@@ -97,12 +95,12 @@ class ImputationDiDResults(EventStudyResultsBase):
     @property
     def event_study_effects(self) -> pd.DataFrame:
         """Effects by horizon ``h = t - g`` with intervals (uniform bands with the bootstrap)."""
-        return self._table("event_study", "event_time", band=True)
+        return self.to_dataframe("event_study")
 
     @property
     def group_effects(self) -> pd.DataFrame:
         """Effects by cohort (first treated period)."""
-        return self._table("group", "group")
+        return self.to_dataframe("group")
 
     @property
     def vcov(self) -> pd.DataFrame:
@@ -126,6 +124,9 @@ class ImputationDiDResults(EventStudyResultsBase):
     def treatment_effects(self) -> pd.DataFrame:
         """One row per treated observation: unit, time, cohort, horizon, imputed effect
         ``tau`` (NaN where it cannot be imputed) and its weight in the overall ATT."""
+        return self.to_dataframe("observation")
+
+    def _treatment_effects(self) -> pd.DataFrame:
         problem, est = self._problem, self._estimate
         rows, tr = problem.rows, problem.treated_rows
         tau = est.tau
@@ -177,35 +178,33 @@ class ImputationDiDResults(EventStudyResultsBase):
         return out
 
     # ----------------------------------------------------------------- output
-    def to_dataframe(self, level: str = "observation") -> pd.DataFrame:
-        """Tidy table: ``observation`` (imputed effects, default), ``overall``,
-        ``event_study`` or ``group``."""
-        if level == "observation":
-            return self.treatment_effects
-        if level == "overall":
-            return self._table("overall", "term")
-        if level in ("event_study", "dynamic"):
-            return self.event_study_effects
-        if level == "group":
-            return self.group_effects
-        raise ValueError(f"level must be one of {list(LEVELS)}, got {level!r}")
+    _title = "Imputation DiD (Borusyak, Jaravel & Spiess)"
+    _levels = {"observation": "_treatment_effects", "overall": "_overall_table",
+               "event_study": "_event_study_table", "group": "_group_table"}
+    _raw_levels = ("observation",)
 
-    def summary(self) -> str:
-        info = [
+    def _overall_table(self):
+        return self._table("overall", "term")
+
+    def _event_study_table(self):
+        return self._table("event_study", "event_time", band=True)
+
+    def _group_table(self):
+        return self._table("group", "group")
+
+    def _info(self) -> list:
+        return [
             ("Anticipation", self.anticipation),
             ("Auxiliary partition (variance)", self.aux_partition),
             ("Units (treated / untreated throughout)",
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations (treated / untreated)",
              f"{self.n_obs} ({self.n_treated_obs} / {self.n_untreated_obs})"),
-            ("Inference", self._inference.label),
         ]
-        tables = [("Overall ATT", self._table("overall", "term"), ["term"]),
-                  ("Event study", self.event_study_effects, ["event_time"])]
-        return format_summary("Imputation DiD (Borusyak, Jaravel & Spiess)", info, tables,
-                              self.survey_metadata, self.alpha)
 
-    def __repr__(self) -> str:
-        return (f"ImputationDiDResults(att={self.att:.6g}, se={self.se:.6g}, "
-                f"treated_obs={self.n_treated_obs}, units={self.n_units})")
+    def _tables(self) -> list:
+        return [("Overall ATT", self._overall_table(), ["term"]),
+                ("Event study", self._event_study_table(), ["event_time"])]
 
+    def _repr_fields(self) -> dict:
+        return {"treated_obs": self.n_treated_obs, "units": self.n_units}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..inference.intervals import t_inference
+from ..inference.intervals import sqrt_diag, standard_error, t_inference
 from .base import EventStudyResultsBase, ResultsBase
-from .table import format_summary, tidy
+from .table import tidy
 
 
 class RegressionResults(ResultsBase):
@@ -26,7 +26,7 @@ class RegressionResults(ResultsBase):
         self.alpha = estimator.alpha
         self.vcov_type = var.vcov_type
         self.n_clusters = var.n_clusters
-        self.title = title
+        self._title = title
         kept_names = [n for n, k in zip(fit.names, fit.kept) if k]
         self._kept_names = kept_names
         self._fit = fit
@@ -49,7 +49,7 @@ class RegressionResults(ResultsBase):
 
     def _row(self, index, df):
         est = self._fit.coef[self._fit.kept][index]
-        se = float(np.sqrt(max(self._var.vcov[index, index], 0.0)))
+        se = float(standard_error(self._var.vcov[index, index]))
         t, p, lo, hi = t_inference(est, se, df, self.alpha)
         return {"estimate": float(est), "se": se, "t_stat": float(t), "p_value": float(p),
                 "conf_low": float(lo), "conf_high": float(hi), "df": df}
@@ -58,30 +58,26 @@ class RegressionResults(ResultsBase):
     def _headline(self):
         return _with_wild(self._row(self._index, self.df), self.wild_bootstrap)
 
-    def to_dataframe(self) -> pd.DataFrame:
+    _levels = {"coefficients": "_coefficient_table", "overall": "_overall_table"}
+
+    def _coefficient_table(self) -> pd.DataFrame:
         """Every coefficient, tidy (``term, estimate, se, t_stat, p_value, conf_low, conf_high``)."""
-        kept = self._fit.kept
-        est = self._fit.coef[kept]
-        se = np.sqrt(np.clip(np.diag(self._var.vcov), 0, None))
         if self._var.contrast_df is not None:
             rows = [dict(term=n, **self._row(i, float(self._var.contrast_df[i])))
                     for i, n in enumerate(self._kept_names)]
             return pd.DataFrame(rows).drop(columns="df")
-        return tidy({"term": self._kept_names}, est, se, self._var.df, self.alpha)
+        return tidy({"term": self._kept_names}, self._fit.coef[self._fit.kept],
+                    sqrt_diag(self._var.vcov), self._var.df, self.alpha)
 
-    def summary(self) -> str:
-        head = pd.DataFrame([self._headline]).assign(term="ATT")
-        info = [("Observations", self.n_obs), ("Treated / control", f"{self.n_treated} / {self.n_control}"),
+    def _info(self) -> list:
+        info = [("Observations", self.n_obs),
+                ("Treated / control", f"{self.n_treated} / {self.n_control}"),
                 ("Variance", self.vcov_type), ("R-squared", self.r_squared)]
         if self.n_clusters:
             info.append(("Clusters", self.n_clusters))
         if self.df is not None:
             info.append(("Degrees of freedom", self.df))
-        return format_summary(self.title, info, [("Average treatment effect on the treated", head, ["term"])],
-                              self.survey_metadata, self.alpha)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(att={self.att:.6g}, se={self.se:.6g}, n_obs={self.n_obs})"
+        return info
 
 
 class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
@@ -108,7 +104,7 @@ class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
                 continue
             df = var.df if var.contrast_df is None else float(var.contrast_df[i])
             rows.append(dict(period=period, estimate=est[i],
-                             se=float(np.sqrt(max(var.vcov[i, i], 0.0))), df=df))
+                             se=float(standard_error(var.vcov[i, i])), df=df))
         rows.append(dict(period=reference, estimate=0.0, se=np.nan, df=np.nan))
         table = pd.DataFrame(rows).sort_values("period", kind="stable").reset_index(drop=True)
         t, p, lo, hi = t_inference(table["estimate"].to_numpy(), table["se"].to_numpy(),
@@ -126,7 +122,7 @@ class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
             avg = dict(estimate=np.nan, se=np.nan, df=np.nan)
         else:
             df = var.df if var.contrast_df is None else float(var.contrast_df[q])
-            avg = dict(estimate=float(c @ est), se=float(np.sqrt(max(c @ var.vcov @ c, 0.0))), df=df)
+            avg = dict(estimate=float(c @ est), se=float(standard_error(c @ var.vcov @ c)), df=df)
         t, p, lo, hi = t_inference(avg["estimate"], avg["se"], avg["df"], self.alpha)
         self._avg = _with_wild(
             dict(avg, t_stat=float(t), p_value=float(p), conf_low=float(lo), conf_high=float(hi)),
@@ -146,16 +142,26 @@ class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
     avg_conf_int = property(lambda self: (self._avg["conf_low"], self._avg["conf_high"]))
     avg_df = property(lambda self: self._avg["df"])
 
-    def summary(self) -> str:
-        head = pd.DataFrame([self._avg]).assign(term="average post-period ATT")
-        info = [("Observations", self.n_obs), ("Reference period", self.reference_period),
+    _headline_term = "average post-period ATT"
+    _levels = {"coefficients": "_coefficient_table", "event_study": "_event_study_table",
+               "overall": "_overall_table"}
+
+    def _info(self) -> list:
+        return [("Observations", self.n_obs), ("Reference period", self.reference_period),
                 ("Variance", self.vcov_type), ("R-squared", self.r_squared)]
-        tables = [("Average post-period effect", head, ["term"]),
-                  ("Period effects (relative to the reference period)", self.period_effects, ["period"])]
-        return format_summary(self.title, info, tables, self.survey_metadata, self.alpha)
+
+    def _tables(self) -> list:
+        return [("Average post-period effect", self._overall_table(), ["term"]),
+                ("Period effects (relative to the reference period)", self.period_effects,
+                 ["period"])]
 
     def _event_study_table(self):
         return self.period_effects
+
+    @property
+    def event_study_effects(self) -> pd.DataFrame:
+        """The period effects by event time (the reference period's row is 0)."""
+        return self.to_dataframe("event_study")
 
 
 def _with_wild(row, wild):

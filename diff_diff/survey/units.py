@@ -12,17 +12,18 @@ from .metadata import SurveyMetadata
 from .resolved import ResolvedDesign, trivial_design
 
 
-def check_survey_design(survey_design, name: str, pweight_only: bool = True) -> None:
-    """A ``SurveyDesign`` (TypeError otherwise) with probability weights when required."""
+def check_survey_design(survey_design, name: str, weight_types=("pweight",)) -> None:
+    """A ``SurveyDesign`` (TypeError otherwise) whose weight type ``name`` accepts: the
+    one place that refuses a weight type, with one message."""
     if not isinstance(survey_design, SurveyDesign):
         raise TypeError(
             f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}"
         )
-    if pweight_only and survey_design.weight_type != "pweight":
-        raise ValueError(
-            f"{name} survey support requires weight_type='pweight' (probability weights), "
-            f"got {survey_design.weight_type!r}"
-        )
+    if survey_design.weight_type not in weight_types:
+        accepted = " or ".join(f"'{w}'" for w in weight_types)
+        kind = " (probability weights)" if tuple(weight_types) == ("pweight",) else ""
+        raise ValueError(f"{name} survey support requires weight_type={accepted}{kind}, "
+                         f"got {survey_design.weight_type!r}")
 
 
 def resolve_unit_design(
@@ -66,7 +67,7 @@ def resolve_row_design(data: pd.DataFrame, survey_design: SurveyDesign | None,
     """A design over every row of ``data`` (regressions; any weight type), or None."""
     if survey_design is None:
         return None, None
-    check_survey_design(survey_design, "", pweight_only=False)
+    check_survey_design(survey_design, "", weight_types=("pweight", "aweight", "fweight"))
     design = survey_design.resolve(data)
     return design, SurveyMetadata.from_design(design)
 

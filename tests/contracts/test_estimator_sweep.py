@@ -1,0 +1,130 @@
+"""Every registered estimator under every design it claims: the contract a new estimator
+gets by registering (diff_diff/estimators/registry.py)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import diff_diff as dd
+from diff_diff.datasets import example_panel
+from diff_diff.estimators import registered
+from diff_diff.results import TIDY_COLUMNS
+
+ENTRIES = registered()
+IDS = [e.name for e in ENTRIES]
+TAYLOR = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu", fpc="fpc")
+BOOTSTRAP_SETTINGS = {
+    "multiplier": {"n_bootstrap": 49, "seed": 1},
+    "wild": {"inference": "wild_bootstrap", "cluster": "psu", "n_bootstrap": 99, "seed": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return example_panel()
+
+
+@pytest.fixture(scope="module")
+def replicate(panel):
+    return dd.as_replicate_design(panel, TAYLOR, "JKn")
+
+
+def _fit(entry, data, design=None, **settings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return entry.cls(**settings).fit(data, survey_design=design,
+                                         **entry.capabilities.example())
+
+
+def _headline(res):
+    return np.array([res.att, res.se, res.t_stat, res.p_value, *res.conf_int])
+
+
+def _variants(entry, panel, replicate):
+    caps = entry.capabilities
+    yield "plain", panel, None, {}
+    yield "taylor", panel, TAYLOR, {}
+    if caps.replicate:
+        yield "replicate", replicate[0], replicate[1], {}
+    if caps.bootstrap is not None:
+        yield "bootstrap", panel, None, BOOTSTRAP_SETTINGS[caps.bootstrap]
+    if caps.bootstrap == "multiplier":
+        yield "bootstrap+taylor", panel, TAYLOR, BOOTSTRAP_SETTINGS["multiplier"]
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_every_design_gives_finite_headline_numbers(entry, panel, replicate):
+    for name, data, design, settings in _variants(entry, panel, replicate):
+        before = data.copy(deep=True)
+        res = _fit(entry, data, design, **settings)
+        pd.testing.assert_frame_equal(data, before)  # the input is never modified
+        assert np.all(np.isfinite(_headline(res))), (name, _headline(res))
+        assert (res.survey_metadata is not None) == (design is not None), name
+        assert res.to_dataframe().equals(res.to_dataframe(res.levels[0]))
+        for level in res.levels:
+            if level not in res._raw_levels:
+                assert set(TIDY_COLUMNS) <= set(res.to_dataframe(level).columns), (name, level)
+        text = res.summary()
+        assert isinstance(text, str) and ("Survey design" in text) == (design is not None)
+        assert str(res) == text and repr(res).startswith(type(res).__name__ + "(att=")
+        assert "<table" in res._repr_html_()
+        if entry.capabilities.event_study:
+            assert {"event_time", "estimate", "conf_low", "conf_high"} <= set(
+                res.event_study_effects.columns)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_headline_is_read_only_and_provenance_can_be_attached(entry, panel):
+    res = _fit(entry, panel, TAYLOR)
+    res._balance_adjustment = {"method": "rake"}
+    assert res._balance_adjustment == {"method": "rake"}
+    for name in ("att", "se", "t_stat", "p_value", "conf_int", "overall_att", "overall_se"):
+        with pytest.raises(AttributeError):
+            setattr(res, name, 0.0)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_weights_scale_and_row_order_do_not_matter(entry, panel):
+    base = _headline(_fit(entry, panel, TAYLOR))
+    scaled = panel.assign(weight=panel["weight"] * 37.5)
+    np.testing.assert_allclose(_headline(_fit(entry, scaled, TAYLOR)), base, rtol=1e-9)
+    shuffled = panel.sample(frac=1.0, random_state=3)
+    np.testing.assert_allclose(_headline(_fit(entry, shuffled, TAYLOR)), base, rtol=1e-9)
+
+
+REFUSED = [(e, w) for e in ENTRIES for w in ("pweight", "aweight", "fweight")
+           if w not in e.capabilities.weight_types]
+
+
+@pytest.mark.parametrize("entry, weight_type", REFUSED,
+                         ids=[f"{e.name}-{w}" for e, w in REFUSED])
+def test_unsupported_weight_types_are_refused_naming_the_accepted_ones(entry, weight_type, panel):
+    data = panel.assign(weight=np.ceil(panel["weight"]))
+    design = dd.SurveyDesign(weights="weight", weight_type=weight_type)
+    with pytest.raises(ValueError, match=entry.capabilities.weight_types[0]):
+        _fit(entry, data, design)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_parameters_round_trip_and_bad_values_are_refused(entry):
+    est = entry.cls()
+    params = est.get_params()
+    assert entry.cls(**params).get_params() == params
+    assert est.set_params(alpha=0.1).alpha == 0.1
+    with pytest.raises(ValueError, match="no parameter"):
+        est.set_params(not_a_parameter=1)
+    with pytest.raises(ValueError, match="alpha"):
+        entry.cls(alpha=1.5).fit(example_panel(n_units=40), **entry.capabilities.example())
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_registry_names_and_aliases_are_public(entry):
+    assert getattr(dd, entry.name) is entry.cls
+    for alias in entry.aliases:
+        assert getattr(dd, alias) is entry.cls
+        assert alias in dd.__all__
+    assert entry.cls.capabilities is entry.capabilities
