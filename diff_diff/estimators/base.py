@@ -1,12 +1,35 @@
-"""Common estimator behaviour: parameters stored in ``__init__``, validated in ``fit``."""
+"""Common estimator behaviour: parameters stored in ``__init__``, validated in ``fit``,
+and the fit template every influence-function estimator runs."""
 
 from __future__ import annotations
 
 import inspect
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..inference.bootstrap import MULTIPLIERS
+from ..survey.units import resolve_unit_design
+from .panel import require_columns
+from .registry import check_supported
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """The validated data of one fit and which rows of the input are its sampling units.
+
+    ``arrays`` is the estimator's own (a unit panel, rows, ...); ``unit_rows``
+    holds one row of the input frame per sampling unit, in the order of the
+    estimator's influence values; ``unit`` is the column that groups rows into
+    units (None: every row is one); ``columns`` are the column arguments.
+    """
+
+    arrays: Any
+    unit_rows: np.ndarray
+    unit: str | None
+    columns: dict
 
 
 class Estimator:
@@ -53,6 +76,26 @@ class Estimator:
             value = getattr(self, param)
             if not check(value):
                 raise ValueError(f"{name}: {param} must be {description}, got {value!r}")
+
+    def _fit(self, data, survey_design, columns: dict, **options):
+        """The fit template: validate -> sample -> design -> estimate -> inference -> results.
+
+        Subclasses implement three steps: ``_sample(data, columns, **options) ->
+        Sample`` (read and check the columns), ``_estimate(sample, design) ->
+        fitted`` (an object whose ``estimate`` is an
+        :class:`~diff_diff.inference.Estimate`) and ``_results(fitted,
+        inference, metadata)``. Everything about survey designs, clusters,
+        replicate weights and the bootstrap happens here and in the engine.
+        """
+        self._validate()
+        check_supported(self, survey_design)
+        require_columns(data, cluster=self.cluster, **columns)
+        sample = self._sample(data, columns, **options)
+        design, metadata = resolve_unit_design(data, survey_design, sample.unit,
+                                               sample.unit_rows, self.cluster,
+                                               type(self).__name__)
+        fitted = self._estimate(sample, design)
+        return self._results(fitted, self._inference(fitted.estimate, design), metadata)
 
     def _inference(self, estimate, design):
         """The inference of ``estimate`` under ``design`` with this estimator's settings."""

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from ..inference.estimate import Estimate
 from ..survey.design import SurveyDesign
-from ..survey.units import resolve_unit_design
-from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int, is_prob
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int, is_prob
 from .drdid import ESTIMATORS, ESTIMATORS_RC, EstimationError, means_did_rc, propensity
-from .panel import (
-    UnitPanel,
-    build_rows,
-    build_unit_panel,
-    require_columns,
-)
+from .panel import UnitPanel, build_rows, build_unit_panel
 from .registry import register
 
 
@@ -172,70 +167,59 @@ class CallawaySantAnna(Estimator):
         -------
         CallawaySantAnnaResults
         """
-        from ..results.callaway_santanna import CallawaySantAnnaResults
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
+        return self._fit(data, survey_design, dict(
+            outcome=outcome, unit=unit if self.panel else None, time=time,
+            first_treat=first_treat, covariates=covariates))
 
-        self._validate()
-        if isinstance(covariates, str):
-            covariates = [covariates]
-        unit_needed = self.panel
-        require_columns(data, outcome=outcome, unit=unit if unit_needed else None, time=time,
-                        first_treat=first_treat, covariates=list(covariates or []),
-                        cluster=self.cluster)
-        use_panel = self.panel and (
-            not self.allow_unbalanced_panel
-            or _is_balanced(data, outcome, unit, time, covariates)
-        )
-        if use_panel:
-            panel = build_unit_panel(data, outcome, unit, time, first_treat, covariates,
-                                     "CallawaySantAnna")
+    def _sample(self, data, columns):
+        c = columns
+        cov = c["covariates"] or None
+        if self.panel and (not self.allow_unbalanced_panel
+                           or _is_balanced(data, c["outcome"], c["unit"], c["time"], cov)):
+            panel = build_unit_panel(data, c["outcome"], c["unit"], c["time"], c["first_treat"],
+                                     cov, "CallawaySantAnna")
             panel, dropped = _drop_always_treated(panel, self.anticipation)
-            design, metadata = self._design(data, unit, panel.unit_rows, survey_design)
-            cells = _cells(panel, self.anticipation, self.base_period)
-            core = _Core(panel, cells, self.control_group, self.anticipation,
-                         self.estimation_method, self.pscore_trim)
-            fit_weights = design.weights
-        else:
-            rows = build_rows(data, outcome, unit if self.panel else None, time, first_treat,
-                              covariates, "CallawaySantAnna")
-            rows, dropped = _drop_always_treated_rows(rows, self.anticipation)
-            panel = _unit_view(rows)
-            # unbalanced panel: units sampled, rows are their observations;
-            # repeated cross-sections: every row is a sampled unit
-            design, metadata = self._design(data, unit if self.panel else None,
-                                            panel.unit_rows if self.panel else rows.rows,
-                                            survey_design)
-            cells = _cells(panel, self.anticipation, self.base_period)
-            core = _RCCore(rows, cells, self.control_group, self.anticipation,
-                           self.estimation_method, self.pscore_trim)
-            fit_weights = design.weights
+            return Sample((panel, None, dropped), panel.unit_rows, c["unit"], columns)
+        rows = build_rows(data, c["outcome"], c["unit"], c["time"], c["first_treat"], cov,
+                          "CallawaySantAnna")
+        rows, dropped = _drop_always_treated_rows(rows, self.anticipation)
+        panel = _unit_view(rows)
+        # unbalanced panel: units sampled, rows are their observations;
+        # repeated cross-sections: every row is a sampled unit
+        if self.panel:
+            return Sample((panel, rows, dropped), panel.unit_rows, c["unit"], columns)
+        return Sample((panel, rows, dropped), rows.rows, None, columns)
+
+    def _estimate(self, sample, design):
+        panel, rows, dropped = sample.arrays
+        cells = _cells(panel, self.anticipation, self.base_period)
         if cells.group.size == 0:
             raise ValueError("CallawaySantAnna: no treated cohort has a pre-treatment period")
-        att, psi, n_treated, n_control = core.estimate(fit_weights, with_influence=True)
-        pg = core.cohort_shares(fit_weights)
+        settings = (cells, self.control_group, self.anticipation, self.estimation_method,
+                    self.pscore_trim)
+        core = _Core(panel, *settings) if rows is None else _RCCore(rows, *settings)
+        weights = design.weights
+        att, psi, n_treated, n_control = core.estimate(weights, with_influence=True)
+        pg = core.cohort_shares(weights)
 
-        def reestimate(weights):
-            a, _, _, _ = core.estimate(weights, with_influence=False, strict=False)
-            return np.concatenate([a, core.cohort_shares(weights)])
-        basis = CohortShareBasis(psi, panel.first_treat, fit_weights)
-        estimate = Estimate(np.concatenate([att, pg]), basis, reestimate=reestimate,
-                            name="CallawaySantAnna")
+        def reestimate(w):
+            a, _, _, _ = core.estimate(w, with_influence=False, strict=False)
+            return np.concatenate([a, core.cohort_shares(w)])
+        estimate = Estimate(np.concatenate([att, pg]),
+                            CohortShareBasis(psi, panel.first_treat, weights),
+                            reestimate=reestimate, name="CallawaySantAnna")
+        return SimpleNamespace(estimate=estimate, panel=panel, cells=cells, att=att, psi=psi,
+                               pg=pg, n_treated=n_treated, n_control=n_control, dropped=dropped)
+
+    def _results(self, fitted, inference, metadata):
+        from ..results.callaway_santanna import CallawaySantAnnaResults
+
+        f = fitted
         return CallawaySantAnnaResults._from_fit(
-            estimator=self,
-            panel=panel,
-            cells=cells,
-            att=att,
-            psi=psi,
-            pg=pg,
-            inference=self._inference(estimate, design),
-            n_treated=n_treated,
-            n_control=n_control,
-            metadata=metadata,
-            dropped_always_treated=dropped,
-        )
-
-    def _design(self, data, unit, unit_rows, survey_design):
-        return resolve_unit_design(data, survey_design, unit, unit_rows, self.cluster,
-                                   "CallawaySantAnna")
+            estimator=self, panel=f.panel, cells=f.cells, att=f.att, psi=f.psi, pg=f.pg,
+            inference=inference, n_treated=f.n_treated, n_control=f.n_control,
+            metadata=metadata, dropped_always_treated=f.dropped)
 
 
 def _drop_always_treated(panel, anticipation):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,15 +21,13 @@ from .._grouping import any_occurrence, codes_of
 from ..inference.estimate import Estimate
 from ..linalg.local_poly import local_linear_boundary
 from ..survey.design import SurveyDesign
-from ..survey.units import resolve_unit_design
-from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
 from .panel import (
     _first_treat,
     check_constant_within_unit,
     check_one_row_per_cell,
     number_label,
     numeric,
-    require_columns,
 )
 from .registry import register
 
@@ -220,9 +219,6 @@ class HeterogeneousAdoptionDiD(Estimator):
         -------
         HeterogeneousAdoptionResults
         """
-        from ..results.had import HeterogeneousAdoptionResults
-
-        self._validate()
         if covariates:
             raise ValueError("HeterogeneousAdoptionDiD does not support covariates (the "
                              "paper's extension needs a multivariate nonparametric fit)")
@@ -232,36 +228,42 @@ class HeterogeneousAdoptionDiD(Estimator):
         for name, value in (("dynamic", dynamic), ("trends_lin", trends_lin)):
             if value not in (True, False):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
-        require_columns(data, outcome=outcome, dose=dose, time=time, unit=unit,
-                        first_treat=first_treat, cluster=self.cluster)
-        panel = _wide_panel(data, outcome, dose, time, unit, first_treat)
-        design, metadata = resolve_unit_design(data, survey_design, unit,
-                                               panel.unit_rows[panel.keep], self.cluster,
-                                               "HeterogeneousAdoptionDiD")
-        clustered = design.clustered
-        weights = design.weights if survey_design is not None else None
-        spec = _FitSpec(
-            kernel=KERNELS[self.kernel], h=self.h, b=self.b,
-            vce=self.vce or ("hc1" if clustered else "nn"),
-        )
         if self.d_lower not in (None, 0) and self.design == "continuous_at_zero":
             raise ValueError("d_lower is the boundary of the near-d_lower and mass-point "
                              "designs; continuous_at_zero evaluates at 0")
+        return self._fit(data, survey_design, dict(outcome=outcome, dose=dose, time=time,
+                                                   unit=unit, first_treat=first_treat),
+                         effects=effects, placebo=placebo, dynamic=dynamic,
+                         trends_lin=trends_lin)
+
+    def _sample(self, data, columns, **options):
+        c = columns
+        panel = _wide_panel(data, c["outcome"], c["dose"], c["time"], c["unit"],
+                            c["first_treat"])
+        return Sample((panel, options), panel.unit_rows[panel.keep], c["unit"], columns)
+
+    def _estimate(self, sample, design):
+        panel, options = sample.arrays
+        weights = design.weights if design.from_survey else None
+        spec = _FitSpec(kernel=KERNELS[self.kernel], h=self.h, b=self.b,
+                        vce=self.vce or ("hc1" if design.clustered else "nn"))
         positive = np.ones(panel.y.shape[0], dtype=bool) if weights is None else weights > 0
-        problem = HADProblem(panel, effects, placebo, dynamic, self.design, self.d_lower,
-                             trends_lin, positive)
-        estimate = problem.estimate(weights, spec)
+        problem = HADProblem(panel, options["effects"], options["placebo"], options["dynamic"],
+                             self.design, self.d_lower, options["trends_lin"], positive)
+        fit = problem.estimate(weights, spec)
         # 2SLS conventions (AER::ivreg + sandwich) without a survey design: (n - 1)/(n - 2)
-        factor = (estimate.n_obs - 1.0) / (estimate.n_obs - 2.0) if problem.design == "mass_point" \
-            else None
-        inference = self._inference(Estimate(
-            estimate.att_bc, estimate.psi, reestimate=lambda w: problem.refit(w, spec, estimate),
-            small_sample=factor, groups=np.zeros(estimate.att_bc.size),
-            name="HeterogeneousAdoptionDiD"), design)
+        factor = (fit.n_obs - 1.0) / (fit.n_obs - 2.0) if problem.design == "mass_point" else None
+        estimate = Estimate(fit.att_bc, fit.psi, reestimate=lambda w: problem.refit(w, spec, fit),
+                            small_sample=factor, groups=np.zeros(fit.att_bc.size),
+                            name="HeterogeneousAdoptionDiD")
+        return SimpleNamespace(problem=problem, fit=fit, estimate=estimate, vce=spec.vce)
+
+    def _results(self, fitted, inference, metadata):
+        from ..results.had import HeterogeneousAdoptionResults
+
         return HeterogeneousAdoptionResults._from_fit(
-            estimator=self, problem=problem, estimate=estimate, inference=inference,
-            metadata=metadata, vce=spec.vce,
-        )
+            estimator=self, problem=fitted.problem, estimate=fitted.fit, inference=inference,
+            metadata=metadata, vce=fitted.vce)
 
 
 @dataclass(frozen=True, eq=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,9 +16,8 @@ from .._grouping import group_sums
 from ..inference.estimate import Estimate
 from ..linalg.wls import independent_columns
 from ..survey.design import SurveyDesign
-from ..survey.units import resolve_unit_design
-from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int
-from .panel import build_rows, number_label, require_columns
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
+from .panel import build_rows, number_label
 from .registry import register
 
 PARTITIONS = ("cohort_horizon", "cohort", "horizon", "estimand")
@@ -172,36 +172,40 @@ class ImputationDiD(Estimator):
         -------
         ImputationDiDResults
         """
-        from ..results.imputation import ImputationDiDResults
+        if unit is None:
+            raise TypeError("ImputationDiD needs a unit column (unit=)")
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
+        return self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
+                                                   first_treat=first_treat,
+                                                   covariates=covariates))
 
-        self._validate()
+    def _sample(self, data, columns):
         if self.leave_one_out and self.aux_partition == "estimand":
             raise ValueError("ImputationDiD: leave_one_out applies to the auxiliary cells "
                              "(cohort_horizon, cohort, horizon), not to aux_partition='estimand'")
-        if isinstance(covariates, str):
-            covariates = [covariates]
-        covariates = list(covariates or [])
-        require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
-                        covariates=covariates, cluster=self.cluster)
-        if unit is None:
-            raise TypeError("ImputationDiD needs a unit column (unit=)")
-        rows = build_rows(data, outcome, unit, time, first_treat, covariates or None,
-                          "ImputationDiD")
-        design, metadata = resolve_unit_design(data, survey_design, unit,
-                                               rows.rows[rows.unit_rows], self.cluster,
-                                               "ImputationDiD")
-        problem = ImputationProblem(rows, self.anticipation, self.horizon_max,
-                                    self.aux_partition, covariates, self.leave_one_out)
-        estimate = problem.estimate(design.weights, with_influence=True, strict=True)
+        c = columns
+        rows = build_rows(data, c["outcome"], c["unit"], c["time"], c["first_treat"],
+                          c["covariates"] or None, "ImputationDiD")
+        return Sample(rows, rows.rows[rows.unit_rows], c["unit"], columns)
+
+    def _estimate(self, sample, design):
+        problem = ImputationProblem(sample.arrays, self.anticipation, self.horizon_max,
+                                    self.aux_partition, sample.columns["covariates"],
+                                    self.leave_one_out)
+        fit = problem.estimate(design.weights, with_influence=True, strict=True)
 
         def reestimate(unit_weights):
             return problem.estimate(unit_weights, with_influence=False, strict=False).theta
-        inference = self._inference(Estimate(
-            estimate.theta, estimate.psi, reestimate=reestimate,
-            groups=problem.labels["kind"].to_numpy(), name="ImputationDiD"), design)
-        return ImputationDiDResults._from_fit(
-            estimator=self, problem=problem, estimate=estimate, inference=inference,
-            metadata=metadata)
+        estimate = Estimate(fit.theta, fit.psi, reestimate=reestimate,
+                            groups=problem.labels["kind"].to_numpy(), name="ImputationDiD")
+        return SimpleNamespace(problem=problem, fit=fit, estimate=estimate)
+
+    def _results(self, fitted, inference, metadata):
+        from ..results.imputation import ImputationDiDResults
+
+        return ImputationDiDResults._from_fit(estimator=self, problem=fitted.problem,
+                                              estimate=fitted.fit, inference=inference,
+                                              metadata=metadata)
 
 
 @dataclass(frozen=True, eq=False)

@@ -176,7 +176,7 @@ class Inference:
     @property
     def survey(self) -> bool:
         """Whether a survey design (rather than independent units or clusters) is in use."""
-        return self.design.source is not None
+        return self.design.from_survey
 
     @property
     def design_df(self) -> float | None:

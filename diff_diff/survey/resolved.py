@@ -119,6 +119,11 @@ class ResolvedDesign:
         return self.replicate is not None
 
     @property
+    def from_survey(self) -> bool:
+        """Resolved from a :class:`SurveyDesign` (not independent units or bare clusters)."""
+        return self.source is not None
+
+    @property
     def clustered(self) -> bool:
         """Rows are grouped into PSUs (the design's own or ``cluster=`` labels)."""
         return self.has_psu
