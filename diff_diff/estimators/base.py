@@ -67,12 +67,16 @@ class Estimator:
         return self
 
     def _validate(self) -> None:
-        name = type(self).__name__
+        name, params = type(self).__name__, self._param_names()
         for param, choices in self._allowed.items():
+            if param not in params:  # a shared setting this estimator does not have
+                continue
             value = getattr(self, param)
             if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
                 raise ValueError(f"{name}: {param} must be one of {list(choices)}, got {value!r}")
         for param, (check, description) in self._checks.items():
+            if param not in params:
+                continue
             value = getattr(self, param)
             if not check(value):
                 raise ValueError(f"{name}: {param} must be {description}, got {value!r}")
@@ -102,7 +106,7 @@ class Estimator:
         from ..inference.estimate import Inference
 
         return Inference(estimate, design, n_bootstrap=self.n_bootstrap,
-                         bootstrap_weights=self.bootstrap_weights, seed=self.seed,
+                         bootstrap_weights=self.bootstrap_weights or "rademacher", seed=self.seed,
                          alpha=self.alpha, cband=bool(self.cband and self.n_bootstrap),
                          cluster=self.cluster)
 
@@ -135,11 +139,14 @@ def _bootstrap_draws(value) -> bool:
     return is_int(value, 0) and value != 1
 
 
-# Settings shared by the estimators whose inference runs on influence values
-# (alpha, clustering, multiplier bootstrap and its band); merged into their tables.
+# One vocabulary for inference settings, shared by every estimator family and merged into
+# their tables: alpha, cluster, n_bootstrap, bootstrap_weights (None: rademacher, the 3.x
+# default spelling), seed; influence-function estimators add cband and, where 3.x had it,
+# vcov_type="hc1" (their variance is the design's; no other type applies).
 INFERENCE_ALLOWED = {
-    "bootstrap_weights": MULTIPLIERS,
+    "bootstrap_weights": MULTIPLIERS + (None,),
     "cband": (True, False),
+    "vcov_type": ("hc1",),
 }
 INFERENCE_CHECKS = {
     "alpha": (is_prob, "in (0, 1)"),

@@ -83,6 +83,10 @@ class CallawaySantAnna(Estimator):
         repeated-cross-section estimators, with influence values summed by
         unit (so standard errors are clustered by unit); a panel that is in
         fact balanced uses the panel estimators (as R ``did`` >= 2.3).
+    vcov_type : {"hc1"}
+        Accepted for diff-diff 3.x compatibility: the variance of the
+        influence functions is the design's (independent units, clusters or
+        the survey design); no other type applies.
 
     Examples
     --------
@@ -123,6 +127,7 @@ class CallawaySantAnna(Estimator):
         pscore_trim: float = 0.01,
         panel: bool = True,
         allow_unbalanced_panel: bool = False,
+        vcov_type: str = "hc1",
     ):
         self.control_group = control_group
         self.anticipation = anticipation
@@ -137,6 +142,7 @@ class CallawaySantAnna(Estimator):
         self.pscore_trim = pscore_trim
         self.panel = panel
         self.allow_unbalanced_panel = allow_unbalanced_panel
+        self.vcov_type = vcov_type
 
     # ------------------------------------------------------------------ fit
     def fit(

@@ -97,6 +97,9 @@ class ImputationDiD(Estimator):
     cband : bool
         Uniform (sup-t) band for the event study from the bootstrap (needs
         ``n_bootstrap > 0``).
+    vcov_type : {"hc1"}
+        Accepted for diff-diff 3.x compatibility: the variance of the
+        influence functions is the design's; no other type applies.
 
     Examples
     --------
@@ -130,6 +133,7 @@ class ImputationDiD(Estimator):
         aux_partition: str = "cohort_horizon",
         leave_one_out: bool = False,
         cband: bool = True,
+        vcov_type: str = "hc1",
     ):
         self.anticipation = anticipation
         self.alpha = alpha
@@ -141,6 +145,7 @@ class ImputationDiD(Estimator):
         self.aux_partition = aux_partition
         self.leave_one_out = leave_one_out
         self.cband = cband
+        self.vcov_type = vcov_type
 
     def fit(
         self,

@@ -11,7 +11,7 @@ from ..inference.regression import VCOV_TYPES, regression_variance, wild_contras
 from ..linalg.wls import RANK_ACTIONS, wls
 from ..survey.design import WEIGHT_TYPES, SurveyDesign
 from ..survey.units import resolve_row_design
-from .base import Estimator, is_int, is_prob, is_seed
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator
 from .panel import codes_of, numeric, require_columns
 from .registry import register
 
@@ -20,17 +20,12 @@ class _Regression(Estimator):
     """Shared machinery: data checks, design, weights, fit, variance."""
 
     _allowed = {
+        **INFERENCE_ALLOWED,
         "vcov_type": VCOV_TYPES,
         "rank_deficient_action": RANK_ACTIONS,
-        "inference": ("analytic", "wild_bootstrap"),
-        "bootstrap_weights": ("rademacher", "mammen", "webb"),
+        "inference": ("analytic", "analytical", "wild_bootstrap"),  # "analytical": 3.x spelling
     }
-    _checks = {
-        "alpha": (is_prob, "in (0, 1)"),
-        "cluster": (lambda v: v is None or isinstance(v, str), "None or a column name"),
-        "n_bootstrap": (lambda v: is_int(v, 2), "an integer >= 2"),
-        "seed": (is_seed, "None, an integer or a numpy Generator"),
-    }
+    _checks = INFERENCE_CHECKS
 
     def __init__(self, vcov_type="hc1", cluster=None, alpha=0.05, rank_deficient_action="warn",
                  inference="analytic", n_bootstrap=999, bootstrap_weights="rademacher", seed=None):
@@ -47,9 +42,12 @@ class _Regression(Estimator):
         """Wild cluster bootstrap for ``contrast'b`` when ``inference="wild_bootstrap"``."""
         if self.inference != "wild_bootstrap":
             return None
+        if self.n_bootstrap < 2:
+            raise ValueError(f"{type(self).__name__}: inference='wild_bootstrap' needs "
+                             f"n_bootstrap >= 2, got {self.n_bootstrap}")
         return wild_contrast_inference(fit, y, absorb, var, cluster, contrast, design,
-                                       self.n_bootstrap, self.bootstrap_weights, self.seed,
-                                       self.alpha)
+                                       self.n_bootstrap, self.bootstrap_weights or "rademacher",
+                                       self.seed, self.alpha)
 
     # -------------------------------------------------------------- helpers
     @staticmethod
