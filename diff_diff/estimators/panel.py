@@ -62,13 +62,14 @@ def number_label(value):
     return int(value) if value.is_integer() else value
 
 
-def check_constant_within_unit(values, unit_code, units, column: str) -> np.ndarray:
+def check_constant_within_unit(values, unit_code, units, column: str,
+                               role: str = "first_treat") -> np.ndarray:
     """Raise when ``values`` (one per row) vary within a unit; returns a row per unit."""
     rep = any_occurrence(unit_code, len(units))
     varies = values != values[rep][unit_code]
     if varies.any():
         bad = np.asarray(units)[np.unique(unit_code[varies])[:3]]
-        raise ValueError(f"first_treat column {column!r} varies within unit(s) {list(bad)}; it "
+        raise ValueError(f"{role} column {column!r} varies within unit(s) {list(bad)}; it "
                          "must be constant within each unit")
     return rep
 

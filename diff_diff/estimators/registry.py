@@ -71,6 +71,11 @@ class Entry:
     aliases: tuple
     capabilities: Capabilities
 
+    @property
+    def public(self) -> bool:
+        """Exported by the package (examples live in private modules such as ``_template``)."""
+        return not self.cls.__module__.rsplit(".", 1)[-1].startswith("_")
+
 
 REGISTRY: dict[str, Entry] = {}
 

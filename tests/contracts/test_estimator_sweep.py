@@ -11,6 +11,7 @@ import pytest
 
 import diff_diff as dd
 from diff_diff.datasets import example_panel
+from diff_diff.estimators import _template  # noqa: F401  (the example estimator is swept too)
 from diff_diff.estimators import registered
 from diff_diff.results import TIDY_COLUMNS
 
@@ -121,7 +122,17 @@ def test_parameters_round_trip_and_bad_values_are_refused(entry):
         entry.cls(alpha=1.5).fit(example_panel(n_units=40), **entry.capabilities.example())
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+PUBLIC = [e for e in ENTRIES if e.public]
+
+
+def test_the_public_estimators_are_registered():
+    assert {e.name for e in PUBLIC} >= {"CallawaySantAnna", "ImputationDiD",
+                                        "HeterogeneousAdoptionDiD", "DifferenceInDifferences",
+                                        "TwoWayFixedEffects", "MultiPeriodDiD"}
+    assert "TwoPeriodDiD" in IDS and "TwoPeriodDiD" not in dd.__all__
+
+
+@pytest.mark.parametrize("entry", PUBLIC, ids=[e.name for e in PUBLIC])
 def test_registry_names_and_aliases_are_public(entry):
     assert getattr(dd, entry.name) is entry.cls
     for alias in entry.aliases:

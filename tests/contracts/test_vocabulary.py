@@ -5,6 +5,7 @@ import pytest
 
 import diff_diff as dd
 from diff_diff.datasets import example_panel
+from diff_diff.estimators import _template  # noqa: F401  (the example estimator too)
 from diff_diff.estimators import registered
 
 SHARED = ("alpha", "cluster", "n_bootstrap", "bootstrap_weights", "seed")
