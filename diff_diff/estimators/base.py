@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inference.bootstrap import MULTIPLIERS
+from ..inference import MULTIPLIERS
 from ..survey.units import resolve_unit_design
 from .panel import require_columns
 from .registry import check_supported
@@ -135,7 +135,7 @@ def _column_or_none(value) -> bool:
     return value is None or isinstance(value, str)
 
 
-def _bootstrap_draws(value) -> bool:
+def _draw_count(value) -> bool:
     return is_int(value, 0) and value != 1
 
 
@@ -151,6 +151,6 @@ INFERENCE_ALLOWED = {
 INFERENCE_CHECKS = {
     "alpha": (is_prob, "in (0, 1)"),
     "cluster": (_column_or_none, "None or a column name"),
-    "n_bootstrap": (_bootstrap_draws, "0 or an integer >= 2"),
+    "n_bootstrap": (_draw_count, "0 or an integer >= 2"),
     "seed": (is_seed, "None, an integer or a numpy Generator"),
 }

@@ -88,11 +88,11 @@ class _Regression(Estimator):
         names = names + dummy_names
         weights, frequency, design, meta = self._weights(data, survey_design)
         codes = self._absorb(data, absorb)
-        fit = self._fit(y, x, names, weights, frequency, codes,
+        fit = self._wls(y, x, names, weights, frequency, codes,
                         expected_collinear=tuple(expected_collinear) + tuple(dummy_names))
         return fit, x, names, frequency, design, meta, codes
 
-    def _fit(self, y, x, names, weights, frequency, absorb, expected_collinear=()):
+    def _wls(self, y, x, names, weights, frequency, absorb, expected_collinear=()):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fit = wls(y, x, names, weights, absorb, self.rank_deficient_action, frequency)
@@ -105,10 +105,6 @@ class _Regression(Estimator):
 
     def _variance(self, fit, design, cluster_codes, contrasts=None, nested=False, single=None,
                   refit=None, vcov_type=None):
-        if design is not None and design.is_trivial and design.weight_type in ("aweight", "fweight"):
-            # analytic or frequency weights without a sampling design: a weighted
-            # regression whose variance follows vcov_type (R lm(weights=) + sandwich)
-            design = None
         vcov_type = vcov_type or self.vcov_type
         return regression_variance(
             fit,
@@ -279,7 +275,7 @@ class TwoWayFixedEffects(_Regression):
             names += [f"{time}[{t}]" for t in times[1:]]
             absorb = [unit_codes]
         x = np.column_stack(blocks)
-        fit = self._fit(y, x, names, weights, frequency, absorb,
+        fit = self._wls(y, x, names, weights, frequency, absorb,
                         expected_collinear=tuple(n for n in names if n.startswith(f"{time}[")))
         if not fit.kept[0]:
             raise ValueError("TwoWayFixedEffects: the treatment is collinear with the fixed effects")

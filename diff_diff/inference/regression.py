@@ -69,6 +69,10 @@ def regression_variance(
         raise ValueError(f"vcov_type must be one of {list(VCOV_TYPES)}, got {vcov_type!r}")
     k_total = fit.rank + fit.df_absorbed
     n = fit.n_obs
+    if design is not None and design.is_trivial and design.weight_type in ("aweight", "fweight"):
+        # analytic or frequency weights without a sampling design: a weighted
+        # regression whose variance follows vcov_type (R lm(weights=) + sandwich)
+        design = None
     if design is not None:
         return _survey(fit, vcov_type, cluster, design, refit)
     if vcov_type == "cr1" and cluster is None:
