@@ -80,12 +80,7 @@ class TwoPeriodDiD(Estimator):
 
     def __init__(self, alpha=0.05, cluster=None, n_bootstrap=0, bootstrap_weights="rademacher",
                  seed=None, cband=True):
-        self.alpha = alpha
-        self.cluster = cluster
-        self.n_bootstrap = n_bootstrap
-        self.bootstrap_weights = bootstrap_weights
-        self.seed = seed
-        self.cband = cband
+        self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, treatment: str,
             pre, post, survey_design=None) -> "TwoPeriodDiDResults":

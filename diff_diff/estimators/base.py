@@ -50,6 +50,11 @@ class Estimator:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
+    def _store(self, arguments: dict) -> None:
+        """Store the constructor's arguments unchanged (``self._store(locals())``)."""
+        for name in self._param_names():
+            setattr(self, name, arguments[name])
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor settings as a dict."""
         return {name: getattr(self, name) for name in self._param_names()}

@@ -129,20 +129,7 @@ class CallawaySantAnna(Estimator):
         allow_unbalanced_panel: bool = False,
         vcov_type: str = "hc1",
     ):
-        self.control_group = control_group
-        self.anticipation = anticipation
-        self.estimation_method = estimation_method
-        self.alpha = alpha
-        self.cluster = cluster
-        self.n_bootstrap = n_bootstrap
-        self.bootstrap_weights = bootstrap_weights
-        self.seed = seed
-        self.base_period = base_period
-        self.cband = cband
-        self.pscore_trim = pscore_trim
-        self.panel = panel
-        self.allow_unbalanced_panel = allow_unbalanced_panel
-        self.vcov_type = vcov_type
+        self._store(locals())
 
     # ------------------------------------------------------------------ fit
     def fit(

@@ -154,18 +154,7 @@ class HeterogeneousAdoptionDiD(Estimator):
         seed: int | None = None,
         cband: bool = True,
     ):
-        self.design = design
-        self.d_lower = d_lower
-        self.kernel = kernel
-        self.h = h
-        self.b = b
-        self.vce = vce
-        self.alpha = alpha
-        self.cluster = cluster
-        self.n_bootstrap = n_bootstrap
-        self.bootstrap_weights = bootstrap_weights
-        self.seed = seed
-        self.cband = cband
+        self._store(locals())
 
     def fit(
         self,

@@ -135,17 +135,7 @@ class ImputationDiD(Estimator):
         cband: bool = True,
         vcov_type: str = "hc1",
     ):
-        self.anticipation = anticipation
-        self.alpha = alpha
-        self.cluster = cluster
-        self.n_bootstrap = n_bootstrap
-        self.bootstrap_weights = bootstrap_weights
-        self.seed = seed
-        self.horizon_max = horizon_max
-        self.aux_partition = aux_partition
-        self.leave_one_out = leave_one_out
-        self.cband = cband
-        self.vcov_type = vcov_type
+        self._store(locals())
 
     def fit(
         self,

@@ -29,14 +29,7 @@ class _Regression(Estimator):
 
     def __init__(self, vcov_type="hc1", cluster=None, alpha=0.05, rank_deficient_action="warn",
                  inference="analytic", n_bootstrap=999, bootstrap_weights="rademacher", seed=None):
-        self.vcov_type = vcov_type
-        self.cluster = cluster
-        self.alpha = alpha
-        self.rank_deficient_action = rank_deficient_action
-        self.inference = inference
-        self.n_bootstrap = n_bootstrap
-        self.bootstrap_weights = bootstrap_weights
-        self.seed = seed
+        self._store(locals())
 
     def _wild(self, fit, y, absorb, var, cluster, contrast, design):
         """Wild cluster bootstrap for ``contrast'b`` when ``inference="wild_bootstrap"``."""
