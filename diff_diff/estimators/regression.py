@@ -96,25 +96,22 @@ class _Regression(Estimator):
             warnings.warn(w.message, w.category, stacklevel=4)
         return fit
 
-    def _variance(self, fit, design, cluster_codes, contrasts=None, nested=False, single=None,
-                  refit=None, vcov_type=None):
+    def _infer(self, fit, y, x, frequency, absorb, design, cluster, contrast, contrasts=None,
+               vcov_type=None):
+        """The coefficients' covariance (``vcov_type`` menu, or the survey design with replicate
+        refits) and, with ``inference="wild_bootstrap"``, the wild bootstrap of ``contrast``."""
         vcov_type = vcov_type or self.vcov_type
-        return regression_variance(
-            fit,
-            vcov_type=vcov_type if cluster_codes is None or vcov_type != "hc1" else "cr1",
-            cluster=cluster_codes,
-            design=design,
-            contrasts=contrasts,
-            absorbed_nested_in_cluster=nested,
-            single_absorbed=single,
-            refit=refit,
-        )
+        nested = bool(absorb) and cluster is not None and _nested(absorb, cluster)
 
-    def _refit(self, y, x, names, frequency, absorb, kept):
         def refit(w):
-            fit = wls(y, x, names, w, absorb, "silent", frequency)
-            return fit.coef[kept]
-        return refit
+            return wls(y, x, fit.names, w, absorb, "silent", frequency).coef[fit.kept]
+        var = regression_variance(
+            fit, vcov_type=vcov_type if cluster is None or vcov_type != "hc1" else "cr1",
+            cluster=cluster, design=design, contrasts=contrasts, absorbed_nested_in_cluster=nested,
+            single_absorbed=absorb[0] if len(absorb) == 1 else None, refit=refit)
+        if np.isnan(contrast).any():
+            return var, None
+        return var, self._wild(fit, y, absorb, var, cluster, contrast, design)
 
 
 @register(aliases=("DiD",), data="panel or cross-section", inference="regression",
@@ -188,11 +185,8 @@ class DifferenceInDifferences(_Regression):
                 "(collinear with the covariates or fixed effects)"
             )
         cluster = None if self.cluster is None else codes_of(data[self.cluster])[0]
-        refit = self._refit(y, x, names, frequency, codes, fit.kept)
-        nested = bool(codes) and cluster is not None and _nested(codes, cluster)
-        var = self._variance(fit, design, cluster, nested=nested,
-                             single=codes[0] if len(codes) == 1 else None, refit=refit)
-        wild = self._wild(fit, y, codes, var, cluster, _unit_vector(fit, target), design)
+        var, wild = self._infer(fit, y, x, frequency, codes, design, cluster,
+                                _unit_vector(fit, target))
         positive = fit.weights > 0
         return RegressionResults._build(
             self, fit, var, target, meta,
@@ -272,12 +266,8 @@ class TwoWayFixedEffects(_Regression):
                         expected_collinear=tuple(n for n in names if n.startswith(f"{time}[")))
         if not fit.kept[0]:
             raise ValueError("TwoWayFixedEffects: the treatment is collinear with the fixed effects")
-        refit = self._refit(y, x, names, frequency, absorb, fit.kept)
-        nested = cluster is not None and _nested([unit_codes], cluster)
-        var = self._variance(fit, design, cluster, nested=nested,
-                             single=unit_codes if len(absorb) == 1 else None, refit=refit,
-                             vcov_type=vcov_type)
-        wild = self._wild(fit, y, absorb, var, cluster, _unit_vector(fit, 0), design)
+        var, wild = self._infer(fit, y, x, frequency, absorb, design, cluster,
+                                _unit_vector(fit, 0), vcov_type=vcov_type)
         positive = fit.weights > 0
         treated_units = np.unique(unit_codes[(d == 1) & positive])
         return RegressionResults._build(
@@ -410,14 +400,9 @@ class MultiPeriodDiD(_Regression):
         else:
             contrast[0, post_idx] = 1.0 / len(post_idx)
         cluster = None if self.cluster is None else codes_of(data[self.cluster])[0]
-        refit = self._refit(y, x, names, frequency, codes, fit.kept)
         contrasts = np.vstack([np.eye(fit.rank), np.nan_to_num(contrast)])
-        nested = bool(codes) and cluster is not None and _nested(codes, cluster)
-        var = self._variance(fit, design, cluster, contrasts=contrasts, nested=nested,
-                             single=codes[0] if len(codes) == 1 else None, refit=refit)
-        wild = None
-        if not np.isnan(contrast).any():
-            wild = self._wild(fit, y, codes, var, cluster, contrast[0], design)
+        var, wild = self._infer(fit, y, x, frequency, codes, design, cluster, contrast[0],
+                                contrasts=contrasts)
         positive = fit.weights > 0
         return MultiPeriodResults._build_event(
             self, fit, var, meta, effect_idx, effect_periods, reference, post_periods, contrast,
