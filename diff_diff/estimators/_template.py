@@ -14,18 +14,20 @@ with influence values (sum scale)
 It equals :class:`~diff_diff.CallawaySantAnna` on the same two periods (the
 tests assert it). The module is private: it is an example, not public API.
 
-The pieces, top to bottom:
+The pieces:
 
 1. ``@register``: the capabilities (data, inference kind, weight types,
    replicate/bootstrap support) and an example call; the contract sweep
    (``tests/contracts/test_estimator_sweep.py``) then fits it under every design.
 2. The estimator class: ``__init__`` stores settings; ``_allowed``/``_checks``
    validate them; ``fit`` names the columns and calls the template
-   ``Estimator._fit``, which calls ``_sample``, ``_estimate`` and ``_results``.
+   ``Estimator._fit``, which calls ``_sample`` and ``_estimate`` and builds
+   ``_results_class`` from what they return.
 3. A problem object: the data of one fit and ``estimate(weights)``, which the
    engine also calls with replicate weights (R survey's ``withReplicates``).
-4. A thin results class over :class:`~diff_diff.results.base.ResultsBase`:
-   it says what the headline is and what to print; everything else is derived.
+4. A thin results class over :class:`~diff_diff.results.base.ResultsBase`
+   (in ``results/`` for a real estimator): ``_setup`` stores what the fit
+   produced, ``_headline`` and ``_info`` say what to print; the rest is derived.
 
 Nothing here reads strata, PSUs, replicate weights or bootstrap draws: that is
 the engine's job.
@@ -45,6 +47,26 @@ from ..results.table import tidy
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample
 from .panel import check_constant_within_unit, check_one_row_per_cell, numeric
 from .registry import register
+
+
+class TwoPeriodDiDResults(ResultsBase):
+    """The ATT of :class:`TwoPeriodDiD`; headline fields read-only."""
+
+    _title = "Two-period DiD (example estimator)"
+
+    def _setup(self, estimator, fitted) -> None:
+        problem, inference = fitted.problem, self._inference
+        self.n_units = int(problem.change.size)
+        self.n_treated = int(problem.treated.sum())
+        self.n_obs = 2 * self.n_units
+        var = inference.variance()
+        self.df = var.df
+        self._headline = tidy({"term": ["ATT"]}, inference.estimate.theta, var.se, var.df,
+                              self.alpha).iloc[0].to_dict()
+
+    def _info(self) -> list:
+        return [("Units (treated / control)",
+                 f"{self.n_units} ({self.n_treated} / {self.n_units - self.n_treated})")]
 
 
 @register(data="panel", inference="influence", event_study=False,
@@ -77,6 +99,7 @@ class TwoPeriodDiD(Estimator):
 
     _allowed = dict(INFERENCE_ALLOWED)
     _checks = dict(INFERENCE_CHECKS)
+    _results_class = TwoPeriodDiDResults
 
     def __init__(self, alpha=0.05, cluster=None, n_bootstrap=0, bootstrap_weights="rademacher",
                  seed=None, cband=True):
@@ -133,8 +156,6 @@ class TwoPeriodDiD(Estimator):
                             reestimate=lambda w: [problem.estimate(w)[0]])
         return SimpleNamespace(estimate=estimate, problem=problem)
 
-    def _results(self, fitted, inference, metadata):
-        return TwoPeriodDiDResults(self, fitted.problem, inference, metadata)
 
 
 class TwoPeriodProblem:
@@ -154,23 +175,3 @@ class TwoPeriodProblem:
         m1, m0 = w1 @ self.change / s1, w0 @ self.change / s0
         psi = w1 * (self.change - m1) / s1 - w0 * (self.change - m0) / s0
         return m1 - m0, psi
-
-
-class TwoPeriodDiDResults(ResultsBase):
-    """The ATT of :class:`TwoPeriodDiD`; headline fields read-only."""
-
-    _title = "Two-period DiD (example estimator)"
-
-    def __init__(self, estimator, problem, inference, metadata):
-        self._keep_inference_inputs(estimator, inference, metadata)
-        self.n_units = int(problem.change.size)
-        self.n_treated = int(problem.treated.sum())
-        self.n_obs = 2 * self.n_units
-        var = inference.variance()
-        self.df = var.df
-        self._headline = tidy({"term": ["ATT"]}, inference.estimate.theta, var.se, var.df,
-                              self.alpha).iloc[0].to_dict()
-
-    def _info(self) -> list:
-        return [("Units (treated / control)",
-                 f"{self.n_units} ({self.n_treated} / {self.n_units - self.n_treated})")]

@@ -93,8 +93,9 @@ class Estimator:
         Sample`` (read and check the columns), ``_estimate(sample, design) ->
         fitted`` (an object whose ``estimate`` is an
         :class:`~diff_diff.inference.Estimate`) and ``_results(fitted,
-        inference, metadata)``. Everything about survey designs, clusters,
-        replicate weights and the bootstrap happens here and in the engine.
+        inference, metadata)`` (by default ``_results_class.from_fit``).
+        Everything about survey designs, clusters, replicate weights and the
+        bootstrap happens here and in the engine.
         """
         self._validate()
         check_supported(self, survey_design)
@@ -105,6 +106,10 @@ class Estimator:
                                                type(self).__name__)
         fitted = self._estimate(sample, design)
         return self._results(fitted, self._inference(fitted.estimate, design), metadata)
+
+    def _results(self, fitted, inference, metadata):
+        """The results object (``_results_class.from_fit``)."""
+        return self._results_class.from_fit(self, fitted, inference, metadata)
 
     def _inference(self, estimate, design):
         """The inference of ``estimate`` under ``design`` with this estimator's settings."""

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..inference.estimate import Estimate
+from ..results.callaway_santanna import CallawaySantAnnaResults
 from ..survey.design import SurveyDesign
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int, is_prob
 from .drdid import ESTIMATORS, ESTIMATORS_RC, EstimationError, means_did_rc, propensity
@@ -111,6 +112,7 @@ class CallawaySantAnna(Estimator):
         "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
         "pscore_trim": (lambda v: is_prob(v) and v < 0.5, "in (0, 0.5)"),
     }
+    _results_class = CallawaySantAnnaResults
 
     def __init__(
         self,
@@ -205,14 +207,6 @@ class CallawaySantAnna(Estimator):
         return SimpleNamespace(estimate=estimate, panel=panel, cells=cells, att=att, psi=psi,
                                pg=pg, n_treated=n_treated, n_control=n_control, dropped=dropped)
 
-    def _results(self, fitted, inference, metadata):
-        from ..results.callaway_santanna import CallawaySantAnnaResults
-
-        f = fitted
-        return CallawaySantAnnaResults._from_fit(
-            estimator=self, panel=f.panel, cells=f.cells, att=f.att, psi=f.psi, pg=f.pg,
-            inference=inference, n_treated=f.n_treated, n_control=f.n_control,
-            metadata=metadata, dropped_always_treated=f.dropped)
 
 
 def _drop_always_treated(panel, anticipation):

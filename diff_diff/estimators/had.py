@@ -20,6 +20,7 @@ import pandas as pd
 from .._grouping import any_occurrence, codes_of
 from ..inference.estimate import Estimate
 from ..linalg.local_poly import local_linear_boundary
+from ..results.had import HeterogeneousAdoptionResults
 from ..survey.design import SurveyDesign
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
 from .panel import (
@@ -138,6 +139,7 @@ class HeterogeneousAdoptionDiD(Estimator):
         "h": (_positive_or_none, "None or a positive number"),
         "b": (_positive_or_none, "None or a positive number"),
     }
+    _results_class = HeterogeneousAdoptionResults
 
     def __init__(
         self,
@@ -247,12 +249,6 @@ class HeterogeneousAdoptionDiD(Estimator):
                             name="HeterogeneousAdoptionDiD")
         return SimpleNamespace(problem=problem, fit=fit, estimate=estimate, vce=spec.vce)
 
-    def _results(self, fitted, inference, metadata):
-        from ..results.had import HeterogeneousAdoptionResults
-
-        return HeterogeneousAdoptionResults._from_fit(
-            estimator=self, problem=fitted.problem, estimate=fitted.fit, inference=inference,
-            metadata=metadata, vce=fitted.vce)
 
 
 @dataclass(frozen=True, eq=False)

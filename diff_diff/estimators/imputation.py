@@ -15,6 +15,7 @@ from scipy.sparse.csgraph import connected_components
 from .._grouping import group_sums
 from ..inference.estimate import Estimate
 from ..linalg.wls import independent_columns
+from ..results.imputation import ImputationDiDResults
 from ..survey.design import SurveyDesign
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
 from .panel import build_rows, number_label
@@ -120,6 +121,7 @@ class ImputationDiD(Estimator):
         "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
         "horizon_max": (lambda v: v is None or is_int(v, 0), "None or a non-negative integer"),
     }
+    _results_class = ImputationDiDResults
 
     def __init__(
         self,
@@ -195,12 +197,6 @@ class ImputationDiD(Estimator):
                             groups=problem.labels["kind"].to_numpy(), name="ImputationDiD")
         return SimpleNamespace(problem=problem, fit=fit, estimate=estimate)
 
-    def _results(self, fitted, inference, metadata):
-        from ..results.imputation import ImputationDiDResults
-
-        return ImputationDiDResults._from_fit(estimator=self, problem=fitted.problem,
-                                              estimate=fitted.fit, inference=inference,
-                                              metadata=metadata)
 
 
 @dataclass(frozen=True, eq=False)

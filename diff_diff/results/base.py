@@ -154,6 +154,17 @@ class ResultsBase:
         return plot_estimates(table, label_cols[0], ax=ax, title=name, **kwargs)
 
     # -------------------------------------------------------------- setup
+    @classmethod
+    def from_fit(cls, estimator, fitted, inference, metadata):
+        """The results of one fit: ``fitted`` is what the estimator's ``_estimate`` returned."""
+        self = cls.__new__(cls)
+        self._keep_inference_inputs(estimator, inference, metadata)
+        self._setup(estimator, fitted)
+        return self
+
+    def _setup(self, estimator, fitted) -> None:  # pragma: no cover - subclasses define it
+        raise NotImplementedError
+
     def _keep_inference_inputs(self, estimator, inference, metadata):
         """Store the settings, the inference (estimate + design) and the survey metadata."""
         self.estimator_params = estimator.get_params()

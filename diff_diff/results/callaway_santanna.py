@@ -83,38 +83,22 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     may be attached freely.
     """
 
-    @classmethod
-    def _from_fit(cls, **kw) -> "CallawaySantAnnaResults":
-        self = cls.__new__(cls)
-        est = kw["estimator"]
-        self.estimator_params = est.get_params()
-        self.alpha = est.alpha
-        self.control_group = est.control_group
-        self.estimation_method = est.estimation_method
-        self.base_period = est.base_period
-        self.anticipation = est.anticipation
-        self.n_bootstrap = est.n_bootstrap
-        self._inference = kw["inference"]
-        panel, cells = kw["panel"], kw["cells"]
-        self._cells = cells
-        self._att = kw["att"]
-        self._pg = kw["pg"]
-        self._psi = kw["psi"]
+    def _setup(self, est, f) -> None:
+        for name in ("control_group", "estimation_method", "base_period", "anticipation"):
+            setattr(self, name, getattr(est, name))
+        panel, self._cells = f.panel, f.cells
+        self._att, self._pg, self._psi = f.att, f.pg, f.psi
+        self._n_treated, self._n_control = f.n_treated, f.n_control
         g = panel.first_treat
         self._groups = np.unique(g[g > 0])
-        self._times = panel.times
-        self._unit_ids = panel.units
+        self._times, self._unit_ids = panel.times, panel.units
         self.n_obs = panel.n_rows
         self.n_units = int(g.size)
         self.n_treated_units = int((g > 0).sum())
         self.n_control_units = int((g == 0).sum())
-        self.n_dropped_always_treated = kw["dropped_always_treated"]
-        self._n_treated = kw["n_treated"]
-        self._n_control = kw["n_control"]
-        self.survey_metadata = kw["metadata"]
+        self.n_dropped_always_treated = f.dropped
         self.groups = self._groups.copy()
         self.time_periods = panel.times.copy()
-        return self
 
     # ---------------------------------------------------------------- engine
     @property

@@ -43,12 +43,10 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
     survey_metadata : SurveyMetadata or None
     """
 
-    @classmethod
-    def _from_fit(cls, *, estimator, problem, estimate, inference, metadata, vce):
-        self = cls.__new__(cls)
-        self._keep_inference_inputs(estimator, inference, metadata)
-        self._problem = problem
-        self._estimate = estimate
+    def _setup(self, estimator, fitted) -> None:
+        self._problem = problem = fitted.problem
+        self._estimate = estimate = fitted.fit
+        vce = fitted.vce
         self.design = problem.design
         self.d_lower = problem.d_lower
         self.target_parameter = "WAS" if problem.d_lower == 0 else "WAS_d_lower"
@@ -63,7 +61,6 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
         self.dose_mean = float(estimate.dose_mean[first])
         self.n_obs = int(estimate.n_obs[first])
         self.qug_statistic, self.qug_p_value = map(float, estimate.qug[first])
-        return self
 
     # ---------------------------------------------------------------- engine
     @cached_property

@@ -38,15 +38,11 @@ class ImputationDiDResults(EventStudyResultsBase):
     survey_metadata : SurveyMetadata or None
     """
 
-    @classmethod
-    def _from_fit(cls, *, estimator, problem, estimate, inference, metadata
-                  ) -> "ImputationDiDResults":
-        self = cls.__new__(cls)
-        self._keep_inference_inputs(estimator, inference, metadata)
+    def _setup(self, estimator, fitted) -> None:
         self.anticipation = estimator.anticipation
         self.aux_partition = estimator.aux_partition
-        self._problem = problem
-        self._estimate = estimate
+        self._problem = problem = fitted.problem
+        self._estimate = estimate = fitted.fit
         rows = problem.rows
         labels = problem.labels
         self._kinds = labels["kind"].to_numpy()
@@ -61,7 +57,6 @@ class ImputationDiDResults(EventStudyResultsBase):
         self.n_control_units = int((cohort == 0).sum())
         self.groups = integer_labels(self._labels[self._kinds == "group"])
         self.time_periods = integer_labels(rows.times)
-        return self
 
     # ---------------------------------------------------------------- engine
     @cached_property
