@@ -103,7 +103,4 @@ def check_supported(estimator, survey_design) -> None:
     caps, name = type(estimator).capabilities, type(estimator).__name__
     if survey_design is None:
         return
-    check_survey_design(survey_design, name, caps.weight_types)
-    if survey_design.replicate_weights and not caps.replicate:
-        raise ValueError(f"{name} does not support replicate-weight designs; use the "
-                         "design's strata and PSUs (Taylor linearization)")
+    check_survey_design(survey_design, name, caps.weight_types, caps.replicate)

@@ -12,9 +12,10 @@ from .metadata import SurveyMetadata
 from .resolved import ResolvedDesign, trivial_design
 
 
-def check_survey_design(survey_design, name: str, weight_types=("pweight",)) -> None:
-    """A ``SurveyDesign`` (TypeError otherwise) whose weight type ``name`` accepts: the
-    one place that refuses a weight type, with one message."""
+def check_survey_design(survey_design, name: str, weight_types=("pweight",),
+                        replicates: bool = True) -> None:
+    """A ``SurveyDesign`` (TypeError otherwise) of a kind ``name`` supports: the one
+    place that refuses a weight type (or replicate weights), with one message."""
     if not isinstance(survey_design, SurveyDesign):
         raise TypeError(
             f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}"
@@ -24,6 +25,9 @@ def check_survey_design(survey_design, name: str, weight_types=("pweight",)) -> 
         kind = " (probability weights)" if tuple(weight_types) == ("pweight",) else ""
         raise ValueError(f"{name} survey support requires weight_type={accepted}{kind}, "
                          f"got {survey_design.weight_type!r}")
+    if survey_design.replicate_weights and not replicates:
+        raise ValueError(f"{name} does not support replicate-weight designs; use the "
+                         "design's strata and PSUs (Taylor linearization)")
 
 
 def resolve_unit_design(

@@ -235,3 +235,22 @@ def test_with_clusters(frame):
         SurveyDesign(psu="p").resolve(frame).with_clusters(frame["p"].to_numpy())
     with pytest.raises(ValueError, match="one label per row"):
         base.with_clusters(np.arange(3))
+
+
+def test_check_survey_design_refuses_unsupported_kinds_with_one_message():
+    import pytest
+
+    from diff_diff import SurveyDesign
+    from diff_diff.survey.units import check_survey_design
+
+    with pytest.raises(TypeError, match="must be a SurveyDesign"):
+        check_survey_design({"weights": "w"}, "X")
+    with pytest.raises(ValueError, match=r"X survey support requires weight_type='pweight' "
+                                         r"\(probability weights\), got 'aweight'"):
+        check_survey_design(SurveyDesign(weights="w", weight_type="aweight"), "X")
+    check_survey_design(SurveyDesign(weights="w", weight_type="fweight"), "X",
+                        ("pweight", "fweight"))
+    rep = SurveyDesign(weights="w", replicate_weights=["r1", "r2"], replicate_method="JK1")
+    check_survey_design(rep, "X")
+    with pytest.raises(ValueError, match="X does not support replicate-weight designs"):
+        check_survey_design(rep, "X", replicates=False)
