@@ -238,9 +238,6 @@ def test_with_clusters(frame):
 
 
 def test_check_survey_design_refuses_unsupported_kinds_with_one_message():
-    import pytest
-
-    from diff_diff import SurveyDesign
     from diff_diff.survey.units import check_survey_design
 
     with pytest.raises(TypeError, match="must be a SurveyDesign"):
