@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
+from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..results.callaway_santanna import CallawaySantAnnaResults
 from ..survey.design import SurveyDesign
@@ -218,11 +218,10 @@ def _drop_always_treated(panel, anticipation):
     if late.any():  # first treated after the last period: never treated within the window
         g = np.where(late, 0.0, g)
     if bad.any():
-        warnings.warn(
+        warn_user(
             f"CallawaySantAnna: dropped {int(bad.sum())} unit(s) already treated in the first "
             "period (no pre-treatment period)",
             UserWarning,
-            stacklevel=3,
         )
     keep = ~bad
     from dataclasses import replace
@@ -257,9 +256,9 @@ def _drop_always_treated_rows(rows, anticipation):
     bad = (g > 0) & (g <= rows.times[0] + anticipation)
     g = np.where(g > rows.times[-1], 0.0, g)
     if bad.any():
-        warnings.warn(
+        warn_user(
             f"CallawaySantAnna: dropped {int(bad.sum())} observation(s) of units already treated "
-            "in the first period (no pre-treatment period)", UserWarning, stacklevel=3)
+            "in the first period (no pre-treatment period)", UserWarning)
     keep = ~bad
     unit_code, units = pd.factorize(rows.unit_code[keep], sort=True)
     from dataclasses import replace
@@ -373,10 +372,9 @@ class _Core:
     def _report(self, problems, strict):
         if problems and strict:
             shown = "; ".join(f"(g={g:g}, t={t:g}): {why}" for g, t, why in problems[:5])
-            warnings.warn(
+            warn_user(
                 f"CallawaySantAnna: {len(problems)} cell(s) not estimable and left out: {shown}",
                 UserWarning,
-                stacklevel=5,
             )
 
     def _estimate_means(self, weights, with_influence, strict):

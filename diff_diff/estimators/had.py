@@ -10,7 +10,6 @@ outcome change with the change of the least-treated units (the limit of
 from __future__ import annotations
 
 import numbers
-import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._grouping import any_occurrence, codes_of
+from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..linalg.local_poly import local_linear_boundary
 from ..results.had import HeterogeneousAdoptionResults
@@ -304,10 +304,10 @@ def _wide_panel(data, outcome, dose, time, unit, first_treat) -> WidePanel:
                              f"observed periods: {[number_label(v) for v in unknown[:5]]}")
         if cohorts.size > 1:
             keep = (g == cohorts[-1]) | (g == 0) | (g > times[-1])
-            warnings.warn(
+            warn_user(
                 f"HeterogeneousAdoptionDiD: adoption is staggered ({cohorts.size} cohorts); "
                 f"kept the last cohort ({number_label(cohorts[-1])}) and the never treated "
-                f"({int(keep.sum())} of {n} units)", UserWarning, stacklevel=3)
+                f"({int(keep.sum())} of {n} units)", UserWarning)
         adoption = int(np.searchsorted(times, cohorts[-1]))
         if not (np.nan_to_num(wide_d[keep & (g > 0), adoption]) > 0).any():
             raise ValueError(f"no unit of the cohort first treated in "
@@ -378,15 +378,15 @@ class HADProblem:
         if effects is None:
             effects = max_effects
         elif effects > max_effects:
-            warnings.warn(f"HeterogeneousAdoptionDiD: effects={effects} reduced to "
-                          f"{max_effects} (periods after adoption)", UserWarning, stacklevel=3)
+            warn_user(f"HeterogeneousAdoptionDiD: effects={effects} reduced to "
+                          f"{max_effects} (periods after adoption)", UserWarning)
             effects = max_effects
         max_placebo = min(f - 2 if trends_lin else f - 1, effects)
         if placebo > max_placebo:
-            warnings.warn(f"HeterogeneousAdoptionDiD: placebo={placebo} reduced to "
+            warn_user(f"HeterogeneousAdoptionDiD: placebo={placebo} reduced to "
                           f"{max_placebo} (periods before the base period, and at most the "
                           "effects)",
-                          UserWarning, stacklevel=3)
+                          UserWarning)
             placebo = max_placebo
         self.panel = panel
         self.dynamic = dynamic
@@ -396,10 +396,10 @@ class HADProblem:
         if dynamic and self.design != "continuous_at_zero":
             raise ValueError("dynamic=True is defined for the continuous_at_zero design only")
         if self.design == "continuous_near_d_lower":
-            warnings.warn(
+            warn_user(
                 "HeterogeneousAdoptionDiD: no dose near 0 - the target is WAS_d_lower (the "
                 "slope relative to the lowest dose), identified under assumptions that "
-                "cannot be tested", UserWarning, stacklevel=3)
+                "cannot be tested", UserWarning)
         y = panel.y
         # unit-specific linear trends (DIDHAD trends_lin): remove l times the last pre-period
         # change from effect l, and compare placebos with F - 2 instead of F - 1
@@ -496,10 +496,10 @@ def _resolve_design(dose, design, d_lower):
         else:
             design = "continuous_near_d_lower"
     elif design != "mass_point" and at_low >= 2 and at_low >= 0.1 * dose.size:
-        warnings.warn(
+        warn_user(
             f"HeterogeneousAdoptionDiD: {at_low} of {dose.size} units have exactly the lowest "
             f"dose {low:g}; a local-linear fit at the boundary sees a mass point there - "
-            "consider design='mass_point'", UserWarning, stacklevel=4)
+            "consider design='mass_point'", UserWarning)
     if design == "continuous_at_zero":
         low = 0.0
     return design, low

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -13,6 +12,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.sparse.csgraph import connected_components
 
 from .._grouping import group_sums
+from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..linalg.wls import independent_columns
 from ..results.imputation import ImputationDiDResults
@@ -398,10 +398,10 @@ class ImputationProblem:
                                                     column, w, tau[entry_rows], k,
                                                     self.leave_one_out)
             if n_single and strict:
-                warnings.warn(
+                warn_user(
                     f"ImputationDiD: leave_one_out is undefined for {n_single} auxiliary "
                     "cell(s) with a single unit; their residuals keep the in-sample centring",
-                    UserWarning, stacklevel=4)
+                    UserWarning)
         resid = w * (tau[entry_rows] - centre) * scale
         psi += np.asarray(sp.csr_matrix((resid, (unit_e, column)), shape=(n_units, k)).todense())
         return psi
@@ -420,9 +420,9 @@ class ImputationProblem:
         if periods.size:
             why.append(f"period(s) {[number_label(t) for t in periods[:5]]} without untreated "
                        "observations (no period effect)")
-        warnings.warn(
+        warn_user(
             f"ImputationDiD: {int(lost.sum())} treated observation(s) cannot be imputed and are "
-            f"left out: {'; '.join(why)}", UserWarning, stacklevel=4)
+            f"left out: {'; '.join(why)}", UserWarning)
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -524,10 +524,10 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFi
     keep[free] = independent_columns(m[np.ix_(free, free)])
     dropped = np.flatnonzero(free[n_t:] & ~keep[n_t:])
     if dropped.size and strict:
-        warnings.warn(
+        warn_user(
             f"ImputationDiD: {[names[j] for j in dropped]} collinear with the unit and period "
             "effects (or earlier columns) among the untreated observations: dropped",
-            UserWarning, stacklevel=4)
+            UserWarning)
     factor = cho_factor(m[np.ix_(keep, keep)], check_finite=False)
     coef = np.zeros(n_t + p)
     coef[keep] = cho_solve(factor, r[keep], check_finite=False)

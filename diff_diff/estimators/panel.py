@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .._grouping import any_occurrence, codes_of
+from .._warnings import warn_user
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,11 +140,10 @@ def build_unit_panel(
         complete &= ~np.isnan(x_wide).any(axis=(1, 2))
     if not complete.all():
         dropped = int((~complete).sum())
-        warnings.warn(
+        warn_user(
             f"{name}: dropped {dropped} unit(s) not observed (with outcome and covariates) in "
             f"every period, to balance the panel",
             UserWarning,
-            stacklevel=3,
         )
         if not complete.any():
             raise ValueError(f"{name}: no unit is observed in every period")
@@ -195,8 +194,8 @@ def build_rows(
     if x is not None:
         ok &= ~np.isnan(x).any(axis=1)
     if not ok.all():
-        warnings.warn(f"{name}: dropped {int((~ok).sum())} row(s) with a missing outcome or "
-                      "covariate", UserWarning, stacklevel=3)
+        warn_user(f"{name}: dropped {int((~ok).sum())} row(s) with a missing outcome or "
+                      "covariate", UserWarning)
     keep = np.flatnonzero(ok)
     if keep.size == 0:
         raise ValueError(f"{name}: no row has the outcome and covariates")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..inference.estimate import check_bootstrap_design
 from ..survey.units import check_survey_design
 
 DATA_KINDS = ("panel", "panel or cross-section")
@@ -104,3 +105,5 @@ def check_supported(estimator, survey_design) -> None:
     if survey_design is None:
         return
     check_survey_design(survey_design, name, caps.weight_types, caps.replicate)
+    if caps.bootstrap == "multiplier":
+        check_bootstrap_design(estimator.n_bootstrap, bool(survey_design.replicate_weights), name)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import warnings
 
+
 import numpy as np
 import pandas as pd
 
+from .._grouping import codes_of
+from .._warnings import warn_user
 from ..inference.regression import VCOV_TYPES, regression_variance, wild_contrast_inference
 from ..linalg.wls import RANK_ACTIONS, wls
 from ..survey.design import WEIGHT_TYPES, SurveyDesign
 from ..survey.units import resolve_row_design
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator
-from .panel import codes_of, numeric, require_columns
+from .panel import numeric, require_columns
 from .registry import register
 
 
@@ -53,7 +56,7 @@ class _Regression(Estimator):
 
     def _weights(self, data, survey_design):
         """Analysis weights, frequency flag, resolved design, metadata."""
-        design, meta = resolve_row_design(data, survey_design)
+        design, meta = resolve_row_design(data, survey_design, type(self).__name__)
         if design is None:
             return None, False, None, None
         return design.weights, design.weight_type == "fweight", design, meta
@@ -93,11 +96,11 @@ class _Regression(Estimator):
             dropped = [n for n, k in zip(names, fit.kept) if not k]
             if set(dropped) <= set(expected_collinear):
                 continue
-            warnings.warn(w.message, w.category, stacklevel=4)
+            warn_user(w.message, w.category)
         return fit
 
     def _infer(self, fit, y, x, frequency, absorb, design, cluster, contrast, contrasts=None,
-               vcov_type=None):
+               vcov_type=None, default_cluster=False):
         """The coefficients' covariance (``vcov_type`` menu, or the survey design with replicate
         refits) and, with ``inference="wild_bootstrap"``, the wild bootstrap of ``contrast``."""
         vcov_type = vcov_type or self.vcov_type
@@ -108,7 +111,8 @@ class _Regression(Estimator):
         var = regression_variance(
             fit, vcov_type=vcov_type if cluster is None or vcov_type != "hc1" else "cr1",
             cluster=cluster, design=design, contrasts=contrasts, absorbed_nested_in_cluster=nested,
-            single_absorbed=absorb[0] if len(absorb) == 1 else None, refit=refit)
+            single_absorbed=absorb[0] if len(absorb) == 1 else None, refit=refit,
+            default_cluster=default_cluster)
         if np.isnan(contrast).any():
             return var, None
         return var, self._wild(fit, y, absorb, var, cluster, contrast, design)
@@ -251,9 +255,6 @@ class TwoWayFixedEffects(_Regression):
         one_way = vcov_type in ("classical", "hc1", "hc2", "hc3") and self.cluster is None
         cluster_col = self.cluster if self.cluster is not None else unit
         cluster = None if one_way else codes_of(data[cluster_col])[0]
-        if design is not None and design.defines_clustering:
-            # the design defines the clustering (an explicit cluster= is refused with it)
-            cluster = None if self.cluster is None else cluster
         absorb = [unit_codes, time_codes]
         if vcov_type in ("hc2", "hc3", "hc2_bm"):
             # leverages/CR2 need the time effects in the design: absorb units only
@@ -267,7 +268,8 @@ class TwoWayFixedEffects(_Regression):
         if not fit.kept[0]:
             raise ValueError("TwoWayFixedEffects: the treatment is collinear with the fixed effects")
         var, wild = self._infer(fit, y, x, frequency, absorb, design, cluster,
-                                _unit_vector(fit, 0), vcov_type=vcov_type)
+                                _unit_vector(fit, 0), vcov_type=vcov_type,
+                                default_cluster=self.cluster is None)
         positive = fit.weights > 0
         treated_units = np.unique(unit_codes[(d == 1) & positive])
         return RegressionResults._build(
@@ -309,12 +311,11 @@ def _warn_staggered(d, unit_codes, time_codes):
     np.minimum.at(start, unit_codes[treated], time_codes[treated])
     starts = np.unique(start[start < np.iinfo(np.int64).max])
     if starts.size > 1:
-        warnings.warn(
+        warn_user(
             f"TwoWayFixedEffects: treatment starts in {starts.size} different periods "
             "(staggered adoption); the TWFE coefficient can weight some comparisons negatively "
             "(Goodman-Bacon 2021). Consider CallawaySantAnna for heterogeneity-robust effects.",
             UserWarning,
-            stacklevel=3,
         )
 
 
@@ -389,8 +390,8 @@ class MultiPeriodDiD(_Regression):
         kept_names = [n for n, k in zip(names, fit.kept) if k]
         missing = [n for n in effect_names if n not in kept_names]
         if missing:
-            warnings.warn(f"MultiPeriodDiD: period effects {missing} are not identified",
-                          UserWarning, stacklevel=2)
+            warn_user(f"MultiPeriodDiD: period effects {missing} are not identified",
+                          UserWarning)
         effect_idx = [kept_names.index(n) if n in kept_names else -1 for n in effect_names]
         effect_periods = [p for p in periods if p != reference]
         contrast = np.zeros((1, fit.rank))

@@ -94,13 +94,21 @@ def design_variance(
         raise ValueError("Taylor-linearization and bootstrap variance need influence values psi")
     if method == "bootstrap" and multiplier not in MULTIPLIERS:
         raise ValueError(f"multiplier must be one of {list(MULTIPLIERS)}, got {multiplier!r}")
+    if method == "bootstrap" and (isinstance(n_bootstrap, bool) or not isinstance(
+            n_bootstrap, (int, np.integer)) or n_bootstrap < 2):
+        raise ValueError(f"n_bootstrap must be an integer >= 2, got {n_bootstrap!r}")
     theta = estimate if estimate is not None else np.zeros(psi.shape[1])
     est = Estimate(theta, psi, reestimate=refit, reestimate_batch=refit_batch)
     inference = Inference(est, design, n_bootstrap=n_bootstrap if method == "bootstrap" else 0,
                           bootstrap_weights=multiplier, seed=seed)
     var = inference.variance()
-    # as a kernel the engine reports the design's df even for independent rows
-    return var if var.method == "replicate" else replace(var, df=design.df)
+    if var.method == "replicate":
+        return var
+    # as a kernel the engine reports the design's df even for independent rows, and the
+    # bootstrap covariance around the full-sample estimate (draws are deviations from it)
+    if var.method == "bootstrap":
+        var = replace(var, vcov=var.draws.T @ var.draws / var.draws.shape[0])
+    return replace(var, df=design.df)
 
 
 def iid_variance(psi: np.ndarray, frequency_weights: np.ndarray | None = None) -> Variance:

@@ -22,11 +22,13 @@ Conventions
 from __future__ import annotations
 
 import warnings
+
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
+from .._warnings import warn_user
 from .bootstrap import multiplier_bootstrap
 from .intervals import bootstrap_se, sqrt_diag, sup_t_critical, t_inference
 from .replicate import (
@@ -126,6 +128,14 @@ class Variance:
         return t_inference(estimate, self.se, self.df, alpha)
 
 
+def check_bootstrap_design(n_bootstrap, replicates: bool, name: str = "") -> None:
+    """Refuse the multiplier bootstrap on a replicate-weight design (one message)."""
+    if n_bootstrap and replicates:
+        prefix = f"{name}: " if name else ""
+        raise ValueError(f"{prefix}n_bootstrap > 0 cannot be combined with replicate weights; "
+                         "the replicate weights already provide the variance")
+
+
 @dataclass(frozen=True, eq=False)
 class Inference:
     """The inference of an :class:`Estimate` under a resolved design.
@@ -158,12 +168,8 @@ class Inference:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        if self.n_bootstrap and self.design.replicate is not None:
-            name = f"{self.estimate.name}: " if self.estimate.name else ""
-            raise ValueError(
-                f"{name}n_bootstrap > 0 cannot be combined with replicate weights; "
-                "the replicate weights already provide the variance"
-            )
+        check_bootstrap_design(self.n_bootstrap, self.design.replicate is not None,
+                               self.estimate.name)
 
     # ------------------------------------------------------------ describe
     @property
@@ -364,7 +370,6 @@ def _grouped_replicate_vcov(reps, estimate, spec, groups, name):
     if dropped:
         shown = ", ".join(f"{label}: {n}" if len(labels) > 1 else str(n)
                           for label, n in dropped.items())
-        warnings.warn(f"{name}: replicates without an estimate were left out of the variance "
-                      f"of those estimates ({shown} of {reps.shape[0]})", UserWarning,
-                      stacklevel=5)
+        warn_user(f"{name}: replicates without an estimate were left out of the variance "
+                      f"of those estimates ({shown} of {reps.shape[0]})", UserWarning)
     return vcov, (df if len(labels) > 1 else float(df[0]))

@@ -16,7 +16,6 @@ import numpy as np
 from ..linalg.wls import WLSFit
 from ..survey.resolved import ResolvedDesign, trivial_design
 from .cr2 import cr2
-from .engine import design_variance
 from .estimate import Estimate, Inference
 
 VCOV_TYPES = ("classical", "hc1", "hc2", "hc3", "cr1", "hc2_bm")
@@ -42,6 +41,7 @@ def regression_variance(
     absorbed_nested_in_cluster: bool = False,
     single_absorbed: np.ndarray | None = None,
     refit=None,
+    default_cluster: bool = False,
 ) -> RegressionVariance:
     """Variance of ``fit``'s kept coefficients.
 
@@ -64,6 +64,9 @@ def regression_variance(
         leverages with absorbed effects).
     refit : callable, optional
         Replicate designs: weights -> kept coefficients.
+    default_cluster : bool
+        ``cluster`` is the estimator's default (TWFE's units), not the user's:
+        a design with its own PSUs or replicate weights replaces it.
     """
     if vcov_type not in VCOV_TYPES:
         raise ValueError(f"vcov_type must be one of {list(VCOV_TYPES)}, got {vcov_type!r}")
@@ -73,6 +76,8 @@ def regression_variance(
         # analytic or frequency weights without a sampling design: a weighted
         # regression whose variance follows vcov_type (R lm(weights=) + sandwich)
         design = None
+    if design is not None and default_cluster and design.defines_clustering:
+        cluster = None  # the design's PSUs or replicates replace the estimator's default
     if design is not None:
         return _survey(fit, vcov_type, cluster, design, refit)
     if vcov_type == "cr1" and cluster is None:
@@ -86,17 +91,15 @@ def regression_variance(
         return RegressionVariance(sigma2 * fit.bread_inv, n - k_total, vcov_type)
     freq = fit.weights if fit.frequency else None
     if vcov_type in ("hc1", "cr1"):
-        psi = fit.influence()
+        # the engine's n/(n-1) (or G/(G-1)) times the regression factor (n-1)/(n-k)
+        estimate = Estimate(fit.coef[fit.kept], fit.influence(),
+                            small_sample=(n - 1.0) / (n - k_total))
         if cluster is None:
-            base = trivial_design(psi.shape[0], freq)
-            var = design_variance(psi, base)
-            factor = (n - 1.0) / (n - k_total)
-            return RegressionVariance(var.vcov * factor, n - k_total, "hc1")
-        base = trivial_design(psi.shape[0]).with_clusters(cluster)
-        var = design_variance(psi, base)
-        g = base.n_psu
-        factor = (n - 1.0) / (n - k_total)
-        return RegressionVariance(var.vcov * factor, float(g - 1), "cr1", n_clusters=g)
+            vcov = Inference(estimate, trivial_design(fit.x.shape[0], freq)).variance().vcov
+            return RegressionVariance(vcov, n - k_total, "hc1")
+        base = trivial_design(fit.x.shape[0]).with_clusters(cluster)
+        vcov = Inference(estimate, base).variance().vcov
+        return RegressionVariance(vcov, float(base.n_psu - 1), "cr1", n_clusters=base.n_psu)
     if fit.frequency:
         raise ValueError(f"vcov_type={vcov_type!r} is not available with frequency weights")
     if vcov_type in ("hc2", "hc3"):

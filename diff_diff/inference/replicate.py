@@ -11,10 +11,11 @@ replicate estimates with positive ``rscales`` (``mse=False``).
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable
 
 import numpy as np
+
+from .._warnings import warn_user
 
 RefitOne = Callable[[np.ndarray], np.ndarray]
 RefitBatch = Callable[[np.ndarray], np.ndarray]
@@ -42,11 +43,10 @@ def replicate_vcov_from_estimates(
     n_rep = thetas.shape[0]
     n_valid = int(valid.sum())
     if n_valid < n_rep:
-        warnings.warn(
+        warn_user(
             f"{n_rep - n_valid} of {n_rep} replicates gave non-finite estimates and were "
             "dropped from the replicate variance",
             UserWarning,
-            stacklevel=3,
         )
     if n_valid < 2:
         return np.full((k, k), np.nan), n_valid

@@ -17,10 +17,11 @@ one-sided kernels on ``[0, 1]`` used through ``K((x - c) / h)``.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .._warnings import warn_user
 
 KERNELS = ("epa", "tri", "uni")
 VCE_TYPES = ("nn", "hc0", "hc1", "hc2", "hc3")
@@ -116,8 +117,8 @@ def _check_bwcheck(bwcheck, n, nnmatch):
     if bwcheck < 1:
         raise ValueError(f"bwcheck must be a positive integer, got {bwcheck}")
     if n < bwcheck:
-        warnings.warn(f"only {n} observations with positive weight; bwcheck reduced "
-                      f"from {bwcheck} to {n}", UserWarning, stacklevel=3)
+        warn_user(f"only {n} observations with positive weight; bwcheck reduced "
+                      f"from {bwcheck} to {n}", UserWarning)
         return n
     return int(bwcheck)
 
@@ -352,8 +353,8 @@ def _boundary_core(u, y, s, kernel, h, b, vce, nnmatch):
     u, y, wh, wb = u[on], y[on], wh_all[on], wb_all[on]
     n_w = int(on.sum())
     if np.unique(u).size < 6:
-        warnings.warn(f"only {np.unique(u).size} distinct x values in the window "
-                      "(fewer than p + 5 = 6)", UserWarning, stacklevel=3)
+        warn_user(f"only {np.unique(u).size} distinct x values in the window "
+                      "(fewer than p + 5 = 6)", UserWarning)
     rp, rq = _poly(u, 1), _poly(u, 2)
     if n_w == 0:
         raise ValueError("no observation with positive kernel weight within the bandwidth")

@@ -17,12 +17,13 @@ demeaned design, residuals, weights and the bread ``(X'WX)^-1``.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+
+from .._warnings import warn_user
 
 RANK_ACTIONS = ("warn", "error", "silent")
 RANK_TOLERANCE = 1e-7
@@ -132,9 +133,9 @@ def demean(
             change = np.maximum(change, np.abs(means).max(axis=0))
         if np.all(change < tol * scale):
             return values
-    warnings.warn(
+    warn_user(
         f"fixed-effect projections did not converge in {max_iter} iterations "
-        f"(largest change {np.max(change / scale):.2e})", UserWarning, stacklevel=3
+        f"(largest change {np.max(change / scale):.2e})", UserWarning
     )
     return values
 
@@ -250,7 +251,7 @@ def wls(
         if rank_deficient_action == "error":
             raise RankDeficientError(message)
         if rank_deficient_action == "warn":
-            warnings.warn(message, UserWarning, stacklevel=3)
+            warn_user(message, UserWarning)
     if not keep.any():
         raise RankDeficientError("no identified regressor: every column is collinear")
     x_k = x_t[:, keep]

@@ -84,7 +84,8 @@ class ResultsBase:
         return pd.DataFrame([{"term": self._headline_term, **row}])
 
     def to_dict(self) -> dict:
-        """The headline numbers and the settings, as a flat dict."""
+        """The headline numbers, how they were obtained and the estimator's settings
+        (under ``"params"``)."""
         lo, hi = self.conf_int
         out = {"result": type(self).__name__, "att": self.att,
                "se": self.se, "t_stat": self.t_stat, "p_value": self.p_value,
@@ -92,7 +93,8 @@ class ResultsBase:
                "n_obs": getattr(self, "n_obs", None), "df": getattr(self, "df", None)}
         if getattr(self, "_inference", None) is not None:
             out["inference"] = self._inference.label
-        return {**out, **getattr(self, "estimator_params", {})}
+        out["params"] = dict(getattr(self, "estimator_params", {}))
+        return out
 
     # ----------------------------------------------------------- printing
     def _info(self) -> list:

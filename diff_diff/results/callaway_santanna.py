@@ -37,14 +37,17 @@ class AggregationResults(ResultsBase):
         columns and, with the bootstrap, uniform-band columns.
     vcov : DataFrame
         Covariance of the effects.
+    df : float or None
+        Degrees of freedom of the intervals (None: normal).
     overall_att, overall_se, overall_t_stat, overall_p_value, overall_conf_int
         The overall effect of this aggregation (R ``aggte``'s ``overall.att``).
     influence_functions : ndarray (n_units, J + 1)
         Unit influence values (sum scale) of the J effects and, last, the overall.
     """
 
-    def __init__(self, kind, label_name, effects, vcov, overall, alpha, influence=None):
+    def __init__(self, kind, label_name, effects, vcov, overall, alpha, influence=None, df=None):
         self._influence = influence
+        self.df = df
         self.kind = kind
         self.label_name = label_name
         self.effects = effects
@@ -205,8 +208,9 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         vcov = pd.DataFrame(var.vcov[:n, :n], index=integer_labels(parts.labels),
                             columns=integer_labels(parts.labels))
         mapping = p["mapping"]
+        df = var.df if var.df is None or np.ndim(var.df) == 0 else float(var.df[-1])
         return AggregationResults(p["kind"], label_name, effects, vcov, overall, self.alpha,
-                                  lambda: self._inference.estimate.psi @ mapping)
+                                  lambda: self._inference.estimate.psi @ mapping, df)
 
     def _parts(self, kind, min_e, max_e, balance_e):
         cells = self._cells

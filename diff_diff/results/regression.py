@@ -54,6 +54,8 @@ class RegressionResults(ResultsBase):
         return {"estimate": float(est), "se": se, "t_stat": float(t), "p_value": float(p),
                 "conf_low": float(lo), "conf_high": float(hi), "df": df}
 
+    title = property(lambda self: self._title, doc="What was estimated, as the summary says.")
+
     @property
     def _headline(self):
         return _with_wild(self._row(self._index, self.df), self.wild_bootstrap)

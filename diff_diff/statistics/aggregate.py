@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .._grouping import group_codes
+from .._warnings import warn_user
 from ..inference.domains import domain_statistics
+from ..inference.intervals import standard_error
 from ..survey.columns import as_column_list, numeric_matrix
 from ..survey.design import LONELY_PSU_RULES, SurveyDesign
 
@@ -219,7 +220,7 @@ def _outcome_cells(design, y, cell, n_cells, min_n):
                 srs = _independent_variance(stats.influence[:, i], domain, design.weights,
                                             n_cells, stats.n)
                 var = np.where(use_srs, srs, var)
-            se = np.where(np.isnan(var), np.nan, np.sqrt(np.clip(var, 0.0, None)))
+            se = standard_error(var)
             results[j] = (stats.estimate[:, i], se, stats.n, use_srs)
     return results
 
@@ -241,12 +242,11 @@ def _cell_labels(keys: pd.DataFrame, mask: np.ndarray, limit: int = 5) -> str:
 
 def _warn_fallback(keys, fallback, by_cols) -> None:
     if fallback.any():
-        warnings.warn(
+        warn_user(
             f"aggregate_survey: {int(fallback.sum())} cell(s) {tuple(by_cols)} use the variance "
             "of independent draws (fewer than min_n valid respondents, or a design variance "
             f"that is not identified): {_cell_labels(keys, fallback)}",
             UserWarning,
-            stacklevel=3,
         )
 
 
@@ -256,12 +256,11 @@ def _drop_inestimable(panel, first, outcome_cols, by_cols):
         return panel
     others = [c for c in outcome_cols[1:] if np.isfinite(panel.loc[bad, f"{c}_mean"]).any()]
     note = f"; this also drops data of {others}" if others else ""
-    warnings.warn(
+    warn_user(
         f"aggregate_survey: dropped {int(bad.sum())} cell(s) {tuple(by_cols)} without an "
         f"estimable mean of {first!r} (no valid respondent with positive weight): "
         f"{_cell_labels(panel[by_cols], bad)}{note}",
         UserWarning,
-        stacklevel=3,
     )
     kept = panel.loc[~bad]
     if kept.empty:
@@ -284,11 +283,10 @@ def _drop_weightless_units(panel, unit, weight_col):
     if not weightless.any():
         return panel
     units = panel.loc[weightless, unit].unique()
-    warnings.warn(
+    warn_user(
         f"aggregate_survey: dropped {len(units)} {unit!r} unit(s) whose second-stage weights are "
         f"all zero: {list(units[:5])}",
         UserWarning,
-        stacklevel=3,
     )
     kept = panel.loc[~weightless]
     if kept.empty:

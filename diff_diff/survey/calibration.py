@@ -22,7 +22,6 @@ recalibrated to the same totals.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .._grouping import group_codes
+from .._warnings import warn_user
 from .calibration_model import Block, ModelMatrix, solve_grouped
 from .columns import as_column_list
 from .design import SurveyDesign
@@ -382,11 +382,10 @@ def _build_model(data, long, by_cols, group, keys, method):
     gidx = _group_index(long, by_cols, keys)
     if (gidx < 0).any():
         extra = long.loc[gidx < 0, by_cols].drop_duplicates()
-        warnings.warn(
+        warn_user(
             f"calibrate: totals given for {len(extra)} group(s) without respondents are "
             f"ignored: {extra.head(5).to_dict('records')}",
             UserWarning,
-            stacklevel=3,
         )
     long = long.assign(_g=gidx)[gidx >= 0]
     order = list(dict.fromkeys(long["margin"]))
@@ -617,12 +616,11 @@ def _trim(g, d, group, n_groups, trim, describe=str):
         shift = np.where(inside_w > 0, removed / inside_w, 0.0)
     stuck = (inside_w == 0) & (removed != 0)
     if stuck.any():
-        warnings.warn(
+        warn_user(
             f"calibrate: trim={trim} clips every weight of {int(stuck.sum())} group(s)"
             + "; ".join(describe(i) for i in np.flatnonzero(stuck)[:5])
             + ", so their totals are not preserved; widen trim",
             UserWarning,
-            stacklevel=3,
         )
     return np.where(outside, clipped, clipped + shift[group]), int(outside.sum())
 

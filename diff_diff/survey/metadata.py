@@ -66,7 +66,6 @@ class SurveyMetadata:
     variance_method: str | None = None
     estimate_deff: dict | None = field(default=None)
 
-
     def summary_items(self) -> list[tuple[str, object]]:
         """The design lines of a result's summary, as (key, value) pairs."""
         if self.replicate_method is not None:
@@ -77,6 +76,7 @@ class SurveyMetadata:
                 ("Sum of weights", self.sum_weights), ("Kish effective n", self.effective_n),
                 ("Kish design effect (weights)", self.design_effect),
                 ("Design degrees of freedom", self.df_survey)]
+
     @classmethod
     def from_design(
         cls,

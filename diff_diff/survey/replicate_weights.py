@@ -8,11 +8,11 @@ exactly (same PSU order, Hadamard matrix and factors).
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 
+from .._warnings import warn_user
 from .design import SurveyDesign
 from .hadamard import hadamard
 
@@ -228,10 +228,9 @@ def _brr(psu, data, survey_design, design, rho):
     if not design.has_strata:
         raise ValueError("BRR and Fay need a stratified design with two PSUs per stratum")
     if design.has_fpc:
-        warnings.warn(
+        warn_user(
             "BRR/Fay replicate weights ignore the finite population correction (as R does)",
             UserWarning,
-            stacklevel=3,
         )
     labels = data[survey_design.strata].to_numpy()
     row_strata = design.psu_stratum[design.psu]

@@ -66,12 +66,12 @@ def resolve_unit_design(
     return design, None if survey_design is None else SurveyMetadata.from_design(design)
 
 
-def resolve_row_design(data: pd.DataFrame, survey_design: SurveyDesign | None,
+def resolve_row_design(data: pd.DataFrame, survey_design: SurveyDesign | None, name: str,
                        ) -> tuple[ResolvedDesign | None, SurveyMetadata | None]:
     """A design over every row of ``data`` (regressions; any weight type), or None."""
     if survey_design is None:
         return None, None
-    check_survey_design(survey_design, "", weight_types=("pweight", "aweight", "fweight"))
+    check_survey_design(survey_design, name, weight_types=("pweight", "aweight", "fweight"))
     design = survey_design.resolve(data)
     return design, SurveyMetadata.from_design(design)
 

@@ -17,6 +17,7 @@ from diff_diff.results import TIDY_COLUMNS
 
 ENTRIES = registered()
 IDS = [e.name for e in ENTRIES]
+REGISTRY_BY_NAME = {e.name: e for e in ENTRIES}
 TAYLOR = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu", fpc="fpc")
 BOOTSTRAP_SETTINGS = {
     "multiplier": {"n_bootstrap": 49, "seed": 1},
@@ -139,3 +140,52 @@ def test_registry_names_and_aliases_are_public(entry):
         assert getattr(dd, alias) is entry.cls
         assert alias in dd.__all__
     assert entry.cls.capabilities is entry.capabilities
+
+
+WARNING_CASES = ["CallawaySantAnna", "ImputationDiD", "HeterogeneousAdoptionDiD",
+                 "TwoWayFixedEffects"]
+
+
+@pytest.mark.parametrize("name", WARNING_CASES)
+def test_warnings_point_at_the_callers_line(name, panel):
+    """Warnings from deep inside the fit template are attributed to the user's code:
+    incomplete units (CS, BJS), staggered cohorts (HAD, TWFE)."""
+    entry = REGISTRY_BY_NAME[name]
+    data = panel
+    if name in ("CallawaySantAnna", "ImputationDiD"):
+        data = panel.assign(y=np.where((panel["unit"] == 1) & (panel["time"] == 2), np.nan,
+                                       panel["y"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        entry.cls().fit(data, **entry.capabilities.example())
+    assert caught, name
+    assert {w.filename for w in caught} == {__file__}, [(w.filename, str(w.message)[:60])
+                                                        for w in caught]
+
+
+def test_bootstrap_with_replicate_weights_is_refused_before_estimating(replicate):
+    data, design = replicate
+    untreated = data.assign(first_treat=0)  # estimation itself would fail: nothing treated
+    with pytest.raises(ValueError, match="n_bootstrap > 0 cannot be combined with replicate"):
+        dd.CS(n_bootstrap=99).fit(untreated, survey_design=design, outcome="y", unit="unit",
+                                  time="time", first_treat="first_treat")
+
+
+def test_to_dict_keeps_settings_apart_and_aggregations_carry_their_df(replicate):
+    data, design = replicate
+    res = dd.CS().fit(data, survey_design=design, outcome="y", unit="unit", time="time",
+                      first_treat="first_treat")
+    out = res.to_dict()
+    assert out["att"] == res.att and out["df"] == res.df
+    assert out["params"]["control_group"] == "never_treated"
+    assert out["inference"].startswith("replicate weights (JKn)")
+    group = res.aggregate("group")
+    assert group.df == res.df == design_rank_df(data, design)
+    assert group.to_dict()["df"] == group.df
+    reg = dd.DiD(inference="analytical").fit(data, outcome="y", treatment="treated", time="post")
+    assert reg.to_dict()["params"]["inference"] == "analytical"
+    assert reg.title == "Difference-in-differences (2x2)"
+
+
+def design_rank_df(data, design):
+    return float(design.resolve(data).df)

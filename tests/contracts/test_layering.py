@@ -29,6 +29,7 @@ LAYERS = {
     "datasets": 1,
     "_grouping": 0,
     "_version": 0,
+    "_warnings": 0,
 }
 UNRESTRICTED = {"__init__", "__main__", "cli", "demo"}
 

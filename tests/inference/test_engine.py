@@ -264,3 +264,16 @@ def test_no_warnings_on_clean_paths():
         design = SurveyDesign(weights="w", strata="st", psu="p", fpc="N").resolve(df)
         v = design_variance(df[["y"]].to_numpy(), design)
         v.inference(np.array([0.3]))
+
+
+def test_design_variance_bootstrap_is_the_mean_square_of_the_draws_and_needs_draws():
+    from diff_diff.survey import trivial_design
+
+    psi = np.random.default_rng(0).normal(size=(50, 2)) + 0.3
+    design = trivial_design(50)
+    v = design_variance(psi, design, method="bootstrap", n_bootstrap=200, seed=1)
+    np.testing.assert_allclose(v.vcov, v.draws.T @ v.draws / 200, rtol=1e-14)
+    assert v.df == 49
+    for bad in (0, 1, 2.5, True):
+        with pytest.raises(ValueError, match="n_bootstrap must be an integer >= 2"):
+            design_variance(psi, design, method="bootstrap", n_bootstrap=bad)

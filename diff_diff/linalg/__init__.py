@@ -1,0 +1,1 @@
+"""Weighted least squares with absorbed fixed effects, and boundary local polynomials."""
