@@ -157,7 +157,6 @@ class TwoPeriodDiD(Estimator):
         return SimpleNamespace(estimate=estimate, problem=problem)
 
 
-
 class TwoPeriodProblem:
     """One unit per row: outcome change and treatment. ``estimate`` takes any unit weights."""
 

@@ -208,7 +208,6 @@ class CallawaySantAnna(Estimator):
                                pg=pg, n_treated=n_treated, n_control=n_control, dropped=dropped)
 
 
-
 def _drop_always_treated(panel, anticipation):
     """Units treated by the first period (plus anticipation) have no pre-period: drop them."""
     g = panel.first_treat
@@ -220,9 +219,7 @@ def _drop_always_treated(panel, anticipation):
     if bad.any():
         warn_user(
             f"CallawaySantAnna: dropped {int(bad.sum())} unit(s) already treated in the first "
-            "period (no pre-treatment period)",
-            UserWarning,
-        )
+            "period (no pre-treatment period)")
     keep = ~bad
     from dataclasses import replace
 
@@ -258,7 +255,7 @@ def _drop_always_treated_rows(rows, anticipation):
     if bad.any():
         warn_user(
             f"CallawaySantAnna: dropped {int(bad.sum())} observation(s) of units already treated "
-            "in the first period (no pre-treatment period)", UserWarning)
+            "in the first period (no pre-treatment period)")
     keep = ~bad
     unit_code, units = pd.factorize(rows.unit_code[keep], sort=True)
     from dataclasses import replace
@@ -373,9 +370,7 @@ class _Core:
         if problems and strict:
             shown = "; ".join(f"(g={g:g}, t={t:g}): {why}" for g, t, why in problems[:5])
             warn_user(
-                f"CallawaySantAnna: {len(problems)} cell(s) not estimable and left out: {shown}",
-                UserWarning,
-            )
+                f"CallawaySantAnna: {len(problems)} cell(s) not estimable and left out: {shown}")
 
     def _estimate_means(self, weights, with_influence, strict):
         """Without covariates every method is a difference of weighted mean changes.

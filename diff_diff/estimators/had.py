@@ -250,7 +250,6 @@ class HeterogeneousAdoptionDiD(Estimator):
         return SimpleNamespace(problem=problem, fit=fit, estimate=estimate, vce=spec.vce)
 
 
-
 @dataclass(frozen=True, eq=False)
 class _FitSpec:
     kernel: str
@@ -307,7 +306,7 @@ def _wide_panel(data, outcome, dose, time, unit, first_treat) -> WidePanel:
             warn_user(
                 f"HeterogeneousAdoptionDiD: adoption is staggered ({cohorts.size} cohorts); "
                 f"kept the last cohort ({number_label(cohorts[-1])}) and the never treated "
-                f"({int(keep.sum())} of {n} units)", UserWarning)
+                f"({int(keep.sum())} of {n} units)")
         adoption = int(np.searchsorted(times, cohorts[-1]))
         if not (np.nan_to_num(wide_d[keep & (g > 0), adoption]) > 0).any():
             raise ValueError(f"no unit of the cohort first treated in "
@@ -379,14 +378,13 @@ class HADProblem:
             effects = max_effects
         elif effects > max_effects:
             warn_user(f"HeterogeneousAdoptionDiD: effects={effects} reduced to "
-                          f"{max_effects} (periods after adoption)", UserWarning)
+                      f"{max_effects} (periods after adoption)")
             effects = max_effects
         max_placebo = min(f - 2 if trends_lin else f - 1, effects)
         if placebo > max_placebo:
             warn_user(f"HeterogeneousAdoptionDiD: placebo={placebo} reduced to "
-                          f"{max_placebo} (periods before the base period, and at most the "
-                          "effects)",
-                          UserWarning)
+                      f"{max_placebo} (periods before the base period, and at most the "
+                      "effects)")
             placebo = max_placebo
         self.panel = panel
         self.dynamic = dynamic
@@ -399,7 +397,7 @@ class HADProblem:
             warn_user(
                 "HeterogeneousAdoptionDiD: no dose near 0 - the target is WAS_d_lower (the "
                 "slope relative to the lowest dose), identified under assumptions that "
-                "cannot be tested", UserWarning)
+                "cannot be tested")
         y = panel.y
         # unit-specific linear trends (DIDHAD trends_lin): remove l times the last pre-period
         # change from effect l, and compare placebos with F - 2 instead of F - 1
@@ -499,7 +497,7 @@ def _resolve_design(dose, design, d_lower):
         warn_user(
             f"HeterogeneousAdoptionDiD: {at_low} of {dose.size} units have exactly the lowest "
             f"dose {low:g}; a local-linear fit at the boundary sees a mass point there - "
-            "consider design='mass_point'", UserWarning)
+            "consider design='mass_point'")
     if design == "continuous_at_zero":
         low = 0.0
     return design, low

@@ -198,7 +198,6 @@ class ImputationDiD(Estimator):
         return SimpleNamespace(problem=problem, fit=fit, estimate=estimate)
 
 
-
 @dataclass(frozen=True, eq=False)
 class Estimands:
     """Which treated observations enter which estimand (columns: overall, horizons, cohorts)."""
@@ -400,8 +399,7 @@ class ImputationProblem:
             if n_single and strict:
                 warn_user(
                     f"ImputationDiD: leave_one_out is undefined for {n_single} auxiliary "
-                    "cell(s) with a single unit; their residuals keep the in-sample centring",
-                    UserWarning)
+                    "cell(s) with a single unit; their residuals keep the in-sample centring")
         resid = w * (tau[entry_rows] - centre) * scale
         psi += np.asarray(sp.csr_matrix((resid, (unit_e, column)), shape=(n_units, k)).todense())
         return psi
@@ -422,7 +420,7 @@ class ImputationProblem:
                        "observations (no period effect)")
         warn_user(
             f"ImputationDiD: {int(lost.sum())} treated observation(s) cannot be imputed and are "
-            f"left out: {'; '.join(why)}", UserWarning)
+            f"left out: {'; '.join(why)}")
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -526,8 +524,7 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFi
     if dropped.size and strict:
         warn_user(
             f"ImputationDiD: {[names[j] for j in dropped]} collinear with the unit and period "
-            "effects (or earlier columns) among the untreated observations: dropped",
-            UserWarning)
+            "effects (or earlier columns) among the untreated observations: dropped")
     factor = cho_factor(m[np.ix_(keep, keep)], check_finite=False)
     coef = np.zeros(n_t + p)
     coef[keep] = cho_solve(factor, r[keep], check_finite=False)

@@ -142,9 +142,7 @@ def build_unit_panel(
         dropped = int((~complete).sum())
         warn_user(
             f"{name}: dropped {dropped} unit(s) not observed (with outcome and covariates) in "
-            f"every period, to balance the panel",
-            UserWarning,
-        )
+            f"every period, to balance the panel")
         if not complete.any():
             raise ValueError(f"{name}: no unit is observed in every period")
     keep = np.flatnonzero(complete)
@@ -195,7 +193,7 @@ def build_rows(
         ok &= ~np.isnan(x).any(axis=1)
     if not ok.all():
         warn_user(f"{name}: dropped {int((~ok).sum())} row(s) with a missing outcome or "
-                      "covariate", UserWarning)
+                  "covariate")
     keep = np.flatnonzero(ok)
     if keep.size == 0:
         raise ValueError(f"{name}: no row has the outcome and covariates")

@@ -314,9 +314,7 @@ def _warn_staggered(d, unit_codes, time_codes):
         warn_user(
             f"TwoWayFixedEffects: treatment starts in {starts.size} different periods "
             "(staggered adoption); the TWFE coefficient can weight some comparisons negatively "
-            "(Goodman-Bacon 2021). Consider CallawaySantAnna for heterogeneity-robust effects.",
-            UserWarning,
-        )
+            "(Goodman-Bacon 2021). Consider CallawaySantAnna for heterogeneity-robust effects.")
 
 
 @register(aliases=("EventStudy",), data="panel or cross-section", inference="regression",
@@ -390,8 +388,7 @@ class MultiPeriodDiD(_Regression):
         kept_names = [n for n, k in zip(names, fit.kept) if k]
         missing = [n for n in effect_names if n not in kept_names]
         if missing:
-            warn_user(f"MultiPeriodDiD: period effects {missing} are not identified",
-                          UserWarning)
+            warn_user(f"MultiPeriodDiD: period effects {missing} are not identified")
         effect_idx = [kept_names.index(n) if n in kept_names else -1 for n in effect_names]
         effect_periods = [p for p in periods if p != reference]
         contrast = np.zeros((1, fit.rank))

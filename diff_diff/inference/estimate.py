@@ -371,5 +371,5 @@ def _grouped_replicate_vcov(reps, estimate, spec, groups, name):
         shown = ", ".join(f"{label}: {n}" if len(labels) > 1 else str(n)
                           for label, n in dropped.items())
         warn_user(f"{name}: replicates without an estimate were left out of the variance "
-                      f"of those estimates ({shown} of {reps.shape[0]})", UserWarning)
+                  f"of those estimates ({shown} of {reps.shape[0]})")
     return vcov, (df if len(labels) > 1 else float(df[0]))

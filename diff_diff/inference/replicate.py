@@ -45,9 +45,7 @@ def replicate_vcov_from_estimates(
     if n_valid < n_rep:
         warn_user(
             f"{n_rep - n_valid} of {n_rep} replicates gave non-finite estimates and were "
-            "dropped from the replicate variance",
-            UserWarning,
-        )
+            "dropped from the replicate variance")
     if n_valid < 2:
         return np.full((k, k), np.nan), n_valid
     thetas = thetas[valid]

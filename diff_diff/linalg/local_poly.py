@@ -118,7 +118,7 @@ def _check_bwcheck(bwcheck, n, nnmatch):
         raise ValueError(f"bwcheck must be a positive integer, got {bwcheck}")
     if n < bwcheck:
         warn_user(f"only {n} observations with positive weight; bwcheck reduced "
-                      f"from {bwcheck} to {n}", UserWarning)
+                  f"from {bwcheck} to {n}")
         return n
     return int(bwcheck)
 
@@ -354,7 +354,7 @@ def _boundary_core(u, y, s, kernel, h, b, vce, nnmatch):
     n_w = int(on.sum())
     if np.unique(u).size < 6:
         warn_user(f"only {np.unique(u).size} distinct x values in the window "
-                      "(fewer than p + 5 = 6)", UserWarning)
+                  "(fewer than p + 5 = 6)")
     rp, rq = _poly(u, 1), _poly(u, 2)
     if n_w == 0:
         raise ValueError("no observation with positive kernel weight within the bandwidth")

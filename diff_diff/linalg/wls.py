@@ -135,8 +135,7 @@ def demean(
             return values
     warn_user(
         f"fixed-effect projections did not converge in {max_iter} iterations "
-        f"(largest change {np.max(change / scale):.2e})", UserWarning
-    )
+        f"(largest change {np.max(change / scale):.2e})")
     return values
 
 
@@ -251,7 +250,7 @@ def wls(
         if rank_deficient_action == "error":
             raise RankDeficientError(message)
         if rank_deficient_action == "warn":
-            warn_user(message, UserWarning)
+            warn_user(message)
     if not keep.any():
         raise RankDeficientError("no identified regressor: every column is collinear")
     x_k = x_t[:, keep]

@@ -191,4 +191,3 @@ class EventStudyResultsBase(ResultsBase):
 
     def _event_study_table(self):
         return self.event_study_effects
-

@@ -245,9 +245,7 @@ def _warn_fallback(keys, fallback, by_cols) -> None:
         warn_user(
             f"aggregate_survey: {int(fallback.sum())} cell(s) {tuple(by_cols)} use the variance "
             "of independent draws (fewer than min_n valid respondents, or a design variance "
-            f"that is not identified): {_cell_labels(keys, fallback)}",
-            UserWarning,
-        )
+            f"that is not identified): {_cell_labels(keys, fallback)}")
 
 
 def _drop_inestimable(panel, first, outcome_cols, by_cols):
@@ -259,9 +257,7 @@ def _drop_inestimable(panel, first, outcome_cols, by_cols):
     warn_user(
         f"aggregate_survey: dropped {int(bad.sum())} cell(s) {tuple(by_cols)} without an "
         f"estimable mean of {first!r} (no valid respondent with positive weight): "
-        f"{_cell_labels(panel[by_cols], bad)}{note}",
-        UserWarning,
-    )
+        f"{_cell_labels(panel[by_cols], bad)}{note}")
     kept = panel.loc[~bad]
     if kept.empty:
         raise ValueError(
@@ -285,9 +281,7 @@ def _drop_weightless_units(panel, unit, weight_col):
     units = panel.loc[weightless, unit].unique()
     warn_user(
         f"aggregate_survey: dropped {len(units)} {unit!r} unit(s) whose second-stage weights are "
-        f"all zero: {list(units[:5])}",
-        UserWarning,
-    )
+        f"all zero: {list(units[:5])}")
     kept = panel.loc[~weightless]
     if kept.empty:
         raise ValueError("aggregate_survey: no unit has a positive second-stage weight")

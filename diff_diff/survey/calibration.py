@@ -384,9 +384,7 @@ def _build_model(data, long, by_cols, group, keys, method):
         extra = long.loc[gidx < 0, by_cols].drop_duplicates()
         warn_user(
             f"calibrate: totals given for {len(extra)} group(s) without respondents are "
-            f"ignored: {extra.head(5).to_dict('records')}",
-            UserWarning,
-        )
+            f"ignored: {extra.head(5).to_dict('records')}")
     long = long.assign(_g=gidx)[gidx >= 0]
     order = list(dict.fromkeys(long["margin"]))
     numeric_names = [m for m in order if long.loc[long["margin"] == m, "level"].isna().all()]
@@ -619,9 +617,7 @@ def _trim(g, d, group, n_groups, trim, describe=str):
         warn_user(
             f"calibrate: trim={trim} clips every weight of {int(stuck.sum())} group(s)"
             + "; ".join(describe(i) for i in np.flatnonzero(stuck)[:5])
-            + ", so their totals are not preserved; widen trim",
-            UserWarning,
-        )
+            + ", so their totals are not preserved; widen trim")
     return np.where(outside, clipped, clipped + shift[group]), int(outside.sum())
 
 

@@ -229,9 +229,7 @@ def _brr(psu, data, survey_design, design, rho):
         raise ValueError("BRR and Fay need a stratified design with two PSUs per stratum")
     if design.has_fpc:
         warn_user(
-            "BRR/Fay replicate weights ignore the finite population correction (as R does)",
-            UserWarning,
-        )
+            "BRR/Fay replicate weights ignore the finite population correction (as R does)")
     labels = data[survey_design.strata].to_numpy()
     row_strata = design.psu_stratum[design.psu]
     first_rows = _first_rows(row_strata)
