@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._frames import column
+
 
 def group_codes(data: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     """Codes 0..G-1 of the groups of ``by`` (sorted by key) and the key table.
@@ -17,9 +19,7 @@ def group_codes(data: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataF
     codes = []
     labels = []
     for col in by:
-        if col not in data.columns:
-            raise ValueError(f"by column {col!r} not found in data")
-        c, lab = pd.factorize(data[col], sort=True)
+        c, lab = pd.factorize(column(data, col, f"by column {col!r}"), sort=True)
         if (c < 0).any():
             raise ValueError(f"by column {col!r} contains {int((c < 0).sum())} missing values")
         codes.append(c.astype(np.int64))
@@ -86,3 +86,12 @@ def any_occurrence(codes: np.ndarray, n_codes: int) -> np.ndarray:
     rows = np.empty(n_codes, dtype=np.int64)
     rows[codes] = np.arange(codes.size)
     return rows
+
+
+def label_codes(data: pd.DataFrame, col: str, role: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`codes_of` for a role's column, refusing missing labels with a message naming it."""
+    series = column(data, col, f"{role} column {col!r}")
+    n_missing = int(series.isna().sum())
+    if n_missing:
+        raise ValueError(f"{role} column {col!r} has {n_missing} missing values")
+    return codes_of(series)

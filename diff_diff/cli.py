@@ -25,6 +25,8 @@ def _demo(args) -> int:
 
 
 def _read(path: str) -> pd.DataFrame:
+    if not Path(path).is_file():
+        raise ValueError(f"file {path!r} not found")
     suffix = Path(path).suffix.lower()
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)

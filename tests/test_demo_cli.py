@@ -90,3 +90,12 @@ def test_demo_too_small_for_state_year_raking_explains(tmp_path, capsys):
     code = main(["demo", "--respondents", "3000", "--out", str(tmp_path)])
     assert code == 2
     assert "run the demo with more respondents" in capsys.readouterr().err
+
+
+def test_cli_missing_file_is_one_line_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "missing.csv"
+    code = main(["cs", str(missing), "--outcome", "y", "--unit", "u", "--time", "t",
+                 "--first-treat", "g"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: file {str(missing)!r} not found"

@@ -40,7 +40,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from .._grouping import codes_of
+from .._grouping import codes_of, label_codes
 from ..inference.estimate import Estimate
 from ..results.base import ResultsBase
 from ..results.table import tidy
@@ -126,7 +126,11 @@ class TwoPeriodDiD(Estimator):
     def _sample(self, data, columns, pre, post) -> Sample:
         """Read and check the columns: one outcome change and treatment per unit."""
         c = columns
+        label_codes(data, c["unit"], "unit")  # refuses missing unit labels
         times = data[c["time"]]
+        if times.isna().any():
+            raise ValueError(f"time column {c['time']!r} has {int(times.isna().sum())} "
+                             "missing values")
         for label, value in (("pre", pre), ("post", post)):
             if not (times == value).any():
                 raise ValueError(f"TwoPeriodDiD: {label} period {value!r} is not in column "

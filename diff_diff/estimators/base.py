@@ -105,7 +105,9 @@ class Estimator:
                                                sample.unit_rows, self.cluster,
                                                type(self).__name__)
         fitted = self._estimate(sample, design)
-        return self._results(fitted, self._inference(fitted.estimate, design), metadata)
+        results = self._results(fitted, self._inference(fitted.estimate, design), metadata)
+        results._warn_if_not_identified()
+        return results
 
     def _results(self, fitted, inference, metadata):
         """The results object (``_results_class.from_fit``)."""

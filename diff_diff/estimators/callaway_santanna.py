@@ -188,6 +188,19 @@ class CallawaySantAnna(Estimator):
 
     def _estimate(self, sample, design):
         panel, rows, dropped = sample.arrays
+        g = panel.first_treat
+        if not (g > 0).any():
+            raise ValueError(
+                "CallawaySantAnna: every treated unit is treated from the first period, so none "
+                "has a pre-treatment period" if dropped else
+                f"CallawaySantAnna: no unit is treated (first_treat column "
+                f"{sample.columns['first_treat']!r} is 0, inf or after the last period for "
+                "every unit)")
+        if self.control_group == "never_treated" and not (g == 0).any():
+            raise ValueError(
+                "CallawaySantAnna: there are no never-treated units (first_treat 0 or inf, or "
+                "first treated after the last period) to compare with; every unit is "
+                "eventually treated - use control_group='not_yet_treated'")
         cells = _cells(panel, self.anticipation, self.base_period)
         if cells.group.size == 0:
             raise ValueError("CallawaySantAnna: no treated cohort has a pre-treatment period")

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from .._grouping import any_occurrence, codes_of
+from .._grouping import any_occurrence, codes_of, label_codes
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..linalg.local_poly import local_linear_boundary
@@ -276,9 +276,12 @@ def _wide_panel(data, outcome, dose, time, unit, first_treat) -> WidePanel:
     d = numeric(data, dose, "dose", allow_nan=True)
     if (d < 0).any():
         raise ValueError(f"dose column {dose!r} has negative values")
-    if data[unit].isna().any():
-        raise ValueError(f"unit column {unit!r} has missing values")
-    unit_code, units = codes_of(data[unit])
+    missing = np.isnan(y) | np.isnan(d)
+    if missing.any():
+        warn_user(f"HeterogeneousAdoptionDiD: dropped {int(missing.sum())} row(s) with a missing "
+                  f"outcome ({outcome!r}) or dose ({dose!r}); their units are left out of the "
+                  "horizons that need those periods")
+    unit_code, units = label_codes(data, unit, "unit")
     time_code, times = codes_of(pd.Series(numeric(data, time, "time")))
     n, n_t = len(units), len(times)
     cell = unit_code * n_t + time_code

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._grouping import any_occurrence, codes_of
+from .._frames import check_data, column
+from .._grouping import any_occurrence, codes_of, label_codes
 from .._warnings import warn_user
 
 
@@ -25,8 +26,8 @@ class UnitPanel:
 
 
 def require_columns(data: pd.DataFrame, **columns) -> None:
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    """``data`` is a frame with rows, and each named column (by role) is there exactly once."""
+    check_data(data)
     if len(data) == 0:
         raise ValueError("data has no rows")
     for role, col in columns.items():
@@ -36,8 +37,7 @@ def require_columns(data: pd.DataFrame, **columns) -> None:
         for c in cols:
             if not isinstance(c, str):
                 raise TypeError(f"{role} must be a column name, got {c!r}")
-            if c not in data.columns:
-                raise ValueError(f"{role} column {c!r} not found in data")
+            column(data, c, f"{role} column {c!r}")
 
 
 def numeric(data: pd.DataFrame, col: str, role: str, allow_nan: bool = False,
@@ -110,9 +110,7 @@ def build_unit_panel(
     """Validate a long panel and pivot it; incomplete units are dropped with a warning."""
     y = numeric(data, outcome, "outcome", allow_nan=True)
     g = _first_treat(data, first_treat)
-    if data[unit].isna().any():
-        raise ValueError(f"unit column {unit!r} has missing values")
-    unit_code, units = codes_of(data[unit])
+    unit_code, units = label_codes(data, unit, "unit")
     if data[time].dtype.kind in "iu":
         time_code, times = codes_of(data[time])
     else:
@@ -202,8 +200,7 @@ def build_rows(
         unit_code = np.arange(keep.size)
         units = keep.copy()
     else:
-        if data[unit].isna().any():
-            raise ValueError(f"unit column {unit!r} has missing values")
+        label_codes(data, unit, "unit")  # refuses missing unit labels
         unit_code, units = codes_of(data[unit].iloc[keep])
         check_constant_within_unit(g[keep], unit_code, units, first_treat)
         check_one_row_per_cell(unit_code * len(times) + time_code, units, times, name)

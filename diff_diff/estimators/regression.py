@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .._grouping import codes_of
+from .._grouping import label_codes
 from .._warnings import warn_user
 from ..inference.regression import VCOV_TYPES, regression_variance, wild_contrast_inference
 from ..linalg.wls import RANK_ACTIONS, wls
@@ -66,7 +66,7 @@ class _Regression(Estimator):
         """Indicator columns for ``fixed_effects`` (first level dropped)."""
         blocks, names = [], []
         for col in cols or []:
-            codes, labels = codes_of(data[col])
+            codes, labels = label_codes(data, col, "fixed_effects")
             for j in range(1, len(labels)):
                 blocks.append((codes == j).astype(float))
                 names.append(f"{col}[{labels[j]}]")
@@ -74,7 +74,7 @@ class _Regression(Estimator):
 
     @staticmethod
     def _absorb(data, cols):
-        return [codes_of(data[c])[0] for c in cols or []]
+        return [label_codes(data, c, "absorb")[0] for c in cols or []]
 
     def _design_fit(self, data, y, blocks, names, fixed_effects, absorb, survey_design,
                     expected_collinear):
@@ -183,12 +183,13 @@ class DifferenceInDifferences(_Regression):
             data, y, blocks, names, fixed_effects, absorb, survey_design,
             ("(Intercept)", treatment, time))
         target = names.index(f"{treatment}:{time}")
+        _check_cells(d, p, fit.weights > 0, treatment, time)
         if not fit.kept[target]:
             raise ValueError(
                 "DifferenceInDifferences: the treatment x time interaction is not identified "
                 "(collinear with the covariates or fixed effects)"
             )
-        cluster = None if self.cluster is None else codes_of(data[self.cluster])[0]
+        cluster = None if self.cluster is None else label_codes(data, self.cluster, "cluster")[0]
         var, wild = self._infer(fit, y, x, frequency, codes, design, cluster,
                                 _unit_vector(fit, target))
         positive = fit.weights > 0
@@ -245,8 +246,8 @@ class TwoWayFixedEffects(_Regression):
         if post is not None:
             d = d * self._binary(data, post, "post")
         y = numeric(data, outcome, "outcome")
-        unit_codes, _ = codes_of(data[unit])
-        time_codes, times = codes_of(data[time])
+        unit_codes, _ = label_codes(data, unit, "unit")
+        time_codes, times = label_codes(data, time, "time")
         _warn_staggered(d, unit_codes, time_codes)
         names = ["treatment"] + covariates
         blocks = [d] + [numeric(data, c, "covariate") for c in covariates]
@@ -254,7 +255,7 @@ class TwoWayFixedEffects(_Regression):
         vcov_type = self.vcov_type or "cr1"
         one_way = vcov_type in ("classical", "hc1", "hc2", "hc3") and self.cluster is None
         cluster_col = self.cluster if self.cluster is not None else unit
-        cluster = None if one_way else codes_of(data[cluster_col])[0]
+        cluster = None if one_way else label_codes(data, cluster_col, "cluster")[0]
         absorb = [unit_codes, time_codes]
         if vcov_type in ("hc2", "hc3", "hc2_bm"):
             # leverages/CR2 need the time effects in the design: absorb units only
@@ -278,6 +279,15 @@ class TwoWayFixedEffects(_Regression):
             n_control=int(np.unique(unit_codes[positive]).size - treated_units.size),
             title="Two-way fixed effects DiD", wild=wild,
         )
+
+
+def _check_cells(d, p, positive, treatment, time) -> None:
+    """The 2x2 needs observations (with positive weight) in all four treatment x time cells."""
+    empty = [f"{treatment}={a}, {time}={b}" for a in (0, 1) for b in (0, 1)
+             if not np.any(positive & (d == a) & (p == b))]
+    if empty:
+        raise ValueError(f"DifferenceInDifferences: no observations with {' or '.join(empty)}; "
+                         "the 2x2 comparison needs all four treatment x time cells")
 
 
 def _unit_vector(fit, target):
@@ -365,7 +375,7 @@ class MultiPeriodDiD(_Regression):
                     "treated-group indicator (constant within unit)"
                 )
         y = numeric(data, outcome, "outcome")
-        time_codes, periods = codes_of(data[time])
+        time_codes, periods = label_codes(data, time, "time")
         periods = list(periods)
         post_periods, reference = _event_periods(periods, post_periods, reference_period)
         ref_code = periods.index(reference)
@@ -397,7 +407,7 @@ class MultiPeriodDiD(_Regression):
             contrast[:] = np.nan
         else:
             contrast[0, post_idx] = 1.0 / len(post_idx)
-        cluster = None if self.cluster is None else codes_of(data[self.cluster])[0]
+        cluster = None if self.cluster is None else label_codes(data, self.cluster, "cluster")[0]
         contrasts = np.vstack([np.eye(fit.rank), np.nan_to_num(contrast)])
         var, wild = self._infer(fit, y, x, frequency, codes, design, cluster, contrast[0],
                                 contrasts=contrasts)

@@ -128,6 +128,18 @@ class Variance:
         return t_inference(estimate, self.se, self.df, alpha)
 
 
+def warn_if_unidentified(design, name: str = "") -> None:
+    """Warn when a Taylor or bootstrap variance cannot be identified: fewer than two PSUs
+    (or independent units) carry weight. R survey refuses such a design."""
+    if design.replicate is not None:
+        return
+    n_psu = design.psus_with_weight().size
+    if n_psu < 2:
+        prefix = f"{name}: " if name else ""
+        warn_user(f"{prefix}the variance needs at least two PSUs (clusters, or units) with "
+                  f"positive weight; this design has {n_psu}, so standard errors are NaN")
+
+
 def check_bootstrap_design(n_bootstrap, replicates: bool, name: str = "") -> None:
     """Refuse the multiplier bootstrap on a replicate-weight design (one message)."""
     if n_bootstrap and replicates:
@@ -170,6 +182,7 @@ class Inference:
     def __post_init__(self):
         check_bootstrap_design(self.n_bootstrap, self.design.replicate is not None,
                                self.estimate.name)
+        warn_if_unidentified(self.design, self.estimate.name)
 
     # ------------------------------------------------------------ describe
     @property

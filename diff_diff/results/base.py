@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
 
+from .._warnings import warn_user
 from .table import TIDY_COLUMNS, format_summary, significance_stars
 
 
@@ -154,6 +156,17 @@ class ResultsBase:
 
         name, table, label_cols = self._tables()[-1]
         return plot_estimates(table, label_cols[0], ax=ax, title=name, **kwargs)
+
+    def _warn_if_not_identified(self) -> None:
+        """Never a NaN headline without a word: say which part is not identified."""
+        name = type(self).__name__.removesuffix("Results")
+        if not np.isfinite(self.att):
+            warn_user(f"{name}: the headline effect ({self._headline_term}) is NaN: no "
+                      "estimate entering it could be computed (see the warnings above and "
+                      "the result's tables)")
+        elif not np.isfinite(self.se):
+            warn_user(f"{name}: the standard error of the headline effect is NaN: its "
+                      "variance is not identified under this design (see the warnings above)")
 
     # -------------------------------------------------------------- setup
     @classmethod

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._grouping import group_codes
+from .._frames import column
 from .._warnings import warn_user
 from ..inference.domains import domain_statistics
 from ..inference.intervals import standard_error
@@ -174,9 +175,8 @@ def _check_arguments(data, by, outcomes, survey_design, covariates, min_n, lonel
     outcome_cols = as_column_list(outcomes, "outcomes")
     covariate_cols = [] if covariates is None else as_column_list(covariates, "covariates")
     for name, cols in (("by", by_cols), ("outcomes", outcome_cols), ("covariates", covariate_cols)):
-        missing = [c for c in cols if c not in data.columns]
-        if missing:
-            raise ValueError(f"aggregate_survey: {name} column(s) {missing} not found in data")
+        for c in cols:
+            column(data, c, f"aggregate_survey: {name} column {c!r}")
         if len(set(cols)) != len(cols):
             raise ValueError(f"aggregate_survey: {name} lists a column twice: {cols}")
     overlap = set(by_cols) & (set(outcome_cols) | set(covariate_cols))

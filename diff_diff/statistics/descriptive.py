@@ -9,6 +9,7 @@ import pandas as pd
 
 from .._grouping import group_codes
 from ..inference.domains import domain_deff, domain_statistics
+from ..inference.estimate import warn_if_unidentified
 from ..inference.intervals import standard_error, t_inference
 from ..survey.columns import as_column_list, numeric_matrix
 from ..survey.design import SurveyDesign
@@ -125,6 +126,9 @@ def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd
         raise ValueError("deff compares with simple random sampling and needs a pweight design")
     y = numeric_matrix(data, variables)
     complete = ~np.isnan(y).any(axis=1)
+    empty = [v for v, col in zip(variables, y.T) if np.isnan(col).all()]
+    if empty:
+        raise ValueError(f"variable(s) {empty} have no non-missing values")
     if not complete.all() and not na_rm:
         bad = [v for v, col in zip(variables, y.T) if np.isnan(col).any()]
         raise ValueError(
@@ -134,6 +138,7 @@ def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd
     domain, keys = _domains(data, by_cols)
     domain = np.where(complete, domain, -1)
     n_domains = 1 if keys is None else len(keys)
+    warn_if_unidentified(design, "survey_" + kind)
     stats = domain_statistics(kind, design, y, domain, n_domains)
     est, var, df, n_pos = stats.estimate, stats.variance, stats.df, stats.n
     se = standard_error(var)

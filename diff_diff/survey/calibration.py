@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .._grouping import group_codes
+from .._frames import column
 from .._warnings import warn_user
 from .calibration_model import Block, ModelMatrix, solve_grouped
 from .columns import as_column_list
@@ -396,8 +397,7 @@ def _build_model(data, long, by_cols, group, keys, method):
     offset = 0
     population = None  # per group, from the first categorical margin
     for j, m in enumerate(categorical):
-        if m not in data.columns:
-            raise ValueError(f"calibrate: margin column {m!r} not found in data")
+        column(data, m, f"calibrate: margin column {m!r}")
         part = long[long["margin"] == m]
         if part.duplicated(["_g", "level"]).any():
             raise CalibrationError(f"calibrate: margin {m!r} lists a level twice for a group")
@@ -700,9 +700,7 @@ def calibration_projection(info: CalibrationInfo, data: pd.DataFrame, weights: n
             blocks.append(Block(name, offset, 1, values=values))
             offset += 1
             continue
-        if name not in data.columns:
-            raise ValueError(f"calibrated design: margin column {name!r} not found in data")
-        codes = pd.Categorical(data[name], categories=list(levels)).codes.astype(np.int64)
+        codes = pd.Categorical(column(data, name, f"calibrated design: margin column {name!r}"), categories=list(levels)).codes.astype(np.int64)
         if (codes < 0).any():
             raise ValueError(
                 f"calibrated design: margin column {name!r} has values outside the calibrated levels"

@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .._frames import column
+
 
 def as_column_list(value, name: str) -> list[str]:
     if isinstance(value, str):
@@ -19,9 +21,7 @@ def as_column_list(value, name: str) -> list[str]:
 def numeric_matrix(data: pd.DataFrame, variables: list[str]) -> np.ndarray:
     columns = []
     for col in variables:
-        if col not in data.columns:
-            raise ValueError(f"variable {col!r} not found in data")
-        series = data[col]
+        series = column(data, col, f"variable {col!r}")
         if pd.api.types.is_bool_dtype(series):
             series = series.astype(float)
         elif not pd.api.types.is_numeric_dtype(series):

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .._frames import column
+
 from .resolved import numeric_column
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -267,8 +269,13 @@ class SurveyDesign:
 
     def columns(self) -> list[str]:
         """All data columns the design refers to, in field order."""
-        cols = [c for c in (self.weights, self.strata, self.psu, self.fpc) if c is not None]
-        return cols + list(self.replicate_weights or [])
+        return [col for _, col in self.named_columns()]
+
+    def named_columns(self) -> list[tuple[str, str]]:
+        """``(field, column)`` for every data column the design refers to."""
+        named = [(f, getattr(self, f)) for f in ("weights", "strata", "psu", "fpc")]
+        reps = [("replicate_weights", c) for c in self.replicate_weights or []]
+        return [(f, c) for f, c in named if c is not None] + reps
 
     def resolve(self, data: pd.DataFrame) -> "ResolvedDesign":
         """Validate the design against ``data`` and return its arrays.
@@ -357,9 +364,7 @@ def _domain_mask(data: pd.DataFrame, mask: Any) -> np.ndarray:
     if callable(mask):
         mask = mask(data)
     if isinstance(mask, str):
-        if mask not in data.columns:
-            raise ValueError(f"subpopulation: mask column {mask!r} not found in data")
-        mask = data[mask]
+        mask = column(data, mask, f"subpopulation: mask column {mask!r}")
     if isinstance(mask, pd.Series):
         if len(mask) != len(data):
             raise ValueError(

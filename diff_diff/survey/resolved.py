@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._frames import column
+
 if TYPE_CHECKING:  # pragma: no cover
     from .calibration_model import CalibrationProjection
     from .design import SurveyDesign
@@ -360,10 +362,8 @@ def resolve_design(design: "SurveyDesign", data: pd.DataFrame) -> ResolvedDesign
     )
 
 
-def _column(data: pd.DataFrame, column: str, field_name: str) -> pd.Series:
-    if column not in data.columns:
-        raise ValueError(f"SurveyDesign.{field_name}: column {column!r} not found in data")
-    return data[column]
+def _column(data: pd.DataFrame, name: str, field_name: str) -> pd.Series:
+    return column(data, name, f"SurveyDesign.{field_name}: column {name!r}")
 
 
 def numeric_column(data: pd.DataFrame, column: str, field_name: str) -> np.ndarray:

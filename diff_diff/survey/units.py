@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._frames import column
 from .._grouping import any_occurrence, codes_of
 from .design import SurveyDesign
 from .metadata import SurveyMetadata
@@ -79,10 +80,13 @@ def resolve_row_design(data: pd.DataFrame, survey_design: SurveyDesign | None, n
 def _check_constant_within_unit(data, survey_design, unit, name) -> None:
     codes, labels = codes_of(data[unit])
     all_first = any_occurrence(codes, len(labels))
-    for col in survey_design.columns():
-        if col not in data.columns:
-            raise ValueError(f"SurveyDesign column {col!r} not found in data")
-        values = data[col].to_numpy()
+    for field_name, col in survey_design.named_columns():
+        series = column(data, col, f"SurveyDesign.{field_name}: column {col!r}")
+        n_missing = int(series.isna().sum())
+        if n_missing:  # before within-unit constancy: a missing value is the real problem
+            raise ValueError(f"SurveyDesign.{field_name}: column {col!r} contains {n_missing} "
+                             "missing values")
+        values = series.to_numpy()
         rep = values[all_first][codes]
         same = (rep == values) | (pd.isna(rep) & pd.isna(values))
         if not np.all(same):

@@ -29,7 +29,8 @@ LAYERS = {
     "datasets": 1,
     "_grouping": 0,
     "_version": 0,
-    "_warnings": 0,
+    "_warnings": -1,
+    "_frames": -1,
 }
 UNRESTRICTED = {"__init__", "__main__", "cli", "demo"}
 
