@@ -179,11 +179,12 @@ class DifferenceInDifferences(_Regression):
         y = numeric(data, outcome, "outcome")
         blocks = [np.ones(len(data)), d, p, d * p] + [numeric(data, c, "covariate") for c in covariates]
         names = ["(Intercept)", treatment, time, f"{treatment}:{time}"] + covariates
+        _check_cells(d, p, np.ones(d.size, dtype=bool), treatment, time)
         fit, x, names, frequency, design, meta, codes = self._design_fit(
             data, y, blocks, names, fixed_effects, absorb, survey_design,
             ("(Intercept)", treatment, time))
         target = names.index(f"{treatment}:{time}")
-        _check_cells(d, p, fit.weights > 0, treatment, time)
+        _check_cells(d, p, fit.weights > 0, treatment, time)  # cells left without weight
         if not fit.kept[target]:
             raise ValueError(
                 "DifferenceInDifferences: the treatment x time interaction is not identified "
