@@ -19,6 +19,7 @@ from .survey import (
     calibrate,
     rake,
 )
+from .plotting import plot_event_study
 from .statistics import aggregate_survey, survey_mean, survey_total
 
 # short aliases
@@ -49,6 +50,7 @@ __all__ = [
     "as_replicate_design",
     "calibrate",
     "load_mpdta",
+    "plot_event_study",
     "qug_test",
     "rake",
     "stute_test",

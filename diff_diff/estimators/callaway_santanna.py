@@ -18,6 +18,9 @@ from .panel import UnitPanel, build_rows, build_unit_panel
 from .registry import register
 
 
+LEGACY_AGGREGATES = (None, "simple", "event_study", "group", "all")
+
+
 @dataclass(frozen=True, eq=False)
 class Cells:
     """The (g, t) cells: cohort, period, base period (indices into ``times``)."""
@@ -143,6 +146,8 @@ class CallawaySantAnna(Estimator):
         first_treat: str,
         covariates: list[str] | None = None,
         survey_design: SurveyDesign | None = None,
+        aggregate: str | None = None,
+        balance_e: int | None = None,
     ):
         """Estimate every ATT(g, t) and the overall, event-study and group aggregations.
 
@@ -157,17 +162,40 @@ class CallawaySantAnna(Estimator):
             Covariates (values from each comparison's base period).
         survey_design : SurveyDesign, optional
             A ``pweight`` design whose columns are constant within unit.
+        aggregate : {"simple", "event_study", "group", "all"}, optional
+            diff-diff 3.x: compute these aggregations during the fit. They are
+            always available afterwards (``event_study_effects``,
+            ``group_effects``, :meth:`~CallawaySantAnnaResults.aggregate`), so
+            this only moves the work; a ``FutureWarning`` says so.
+        balance_e : int, optional
+            diff-diff 3.x: the event study keeps cohorts observed at least
+            ``balance_e`` periods after treatment (as ``aggregate("dynamic",
+            balance_e=...)``); ``event_study_effects`` and the pre-trend test
+            then use it.
 
         Returns
         -------
         CallawaySantAnnaResults
         """
+        if aggregate not in LEGACY_AGGREGATES:
+            raise ValueError(f"CallawaySantAnna: aggregate must be one of "
+                             f"{list(LEGACY_AGGREGATES)}, got {aggregate!r}")
+        if balance_e is not None and not is_int(balance_e, 0):
+            raise ValueError(f"CallawaySantAnna: balance_e must be None or a non-negative "
+                             f"integer, got {balance_e!r}")
         covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
-        return self._fit(data, survey_design, dict(
+        res = self._fit(data, survey_design, dict(
             outcome=outcome, unit=unit if self.panel else None, time=time,
-            first_treat=first_treat, covariates=covariates))
+            first_treat=first_treat, covariates=covariates), balance_e=balance_e)
+        if aggregate is not None:
+            warn_user("CallawaySantAnna: fit(aggregate=...) is accepted for diff-diff 3.x code; "
+                      "every aggregation is available after the fit (event_study_effects, "
+                      "group_effects, results.aggregate(...))", FutureWarning)
+            for kind in ("simple", "event_study", "group") if aggregate == "all" else (aggregate,):
+                res.to_dataframe("overall" if kind == "simple" else kind)
+        return res
 
-    def _sample(self, data, columns):
+    def _sample(self, data, columns, balance_e=None):
         c = columns
         cov = c["covariates"] or None
         if self.panel and (not self.allow_unbalanced_panel
@@ -175,19 +203,20 @@ class CallawaySantAnna(Estimator):
             panel = build_unit_panel(data, c["outcome"], c["unit"], c["time"], c["first_treat"],
                                      cov, "CallawaySantAnna")
             panel, dropped = _drop_always_treated(panel, self.anticipation)
-            return Sample((panel, None, dropped), panel.unit_rows, c["unit"], columns)
+            return Sample((panel, None, dropped, balance_e), panel.unit_rows, c["unit"], columns)
         rows = build_rows(data, c["outcome"], c["unit"], c["time"], c["first_treat"], cov,
                           "CallawaySantAnna")
         rows, dropped = _drop_always_treated_rows(rows, self.anticipation)
         panel = _unit_view(rows)
         # unbalanced panel: units sampled, rows are their observations;
         # repeated cross-sections: every row is a sampled unit
+        arrays = (panel, rows, dropped, balance_e)
         if self.panel:
-            return Sample((panel, rows, dropped), panel.unit_rows, c["unit"], columns)
-        return Sample((panel, rows, dropped), rows.rows, None, columns)
+            return Sample(arrays, panel.unit_rows, c["unit"], columns)
+        return Sample(arrays, rows.rows, None, columns)
 
     def _estimate(self, sample, design):
-        panel, rows, dropped = sample.arrays
+        panel, rows, dropped, balance_e = sample.arrays
         g = panel.first_treat
         if not (g > 0).any():
             raise ValueError(
@@ -218,7 +247,8 @@ class CallawaySantAnna(Estimator):
                             CohortShareBasis(psi, panel.first_treat, weights),
                             reestimate=reestimate, name="CallawaySantAnna")
         return SimpleNamespace(estimate=estimate, panel=panel, cells=cells, att=att, psi=psi,
-                               pg=pg, n_treated=n_treated, n_control=n_control, dropped=dropped)
+                               pg=pg, n_treated=n_treated, n_control=n_control, dropped=dropped,
+                               balance_e=balance_e)
 
 
 def _drop_always_treated(panel, anticipation):

@@ -17,21 +17,45 @@ def _pyplot():
 
 
 def plot_event_study(
-    effects: pd.DataFrame,
+    effects,
     ax=None,
     label: str | None = None,
     color: str | None = None,
     offset: float = 0.0,
     band: bool = True,
     title: str | None = "Event study",
+    use_cband: bool | None = None,
 ):
     """Plot effects by event time with confidence intervals (and uniform bands).
 
-    ``effects`` is a tidy table with ``event_time``, ``estimate``,
-    ``conf_low``, ``conf_high`` (and optionally ``cband_low``/``cband_high``).
-    Several estimates can share one axis with ``offset`` and ``label``.
-    Returns the axis.
+    ``effects`` is any result with an event study (its ``event_study_effects``)
+    or a tidy table with ``event_time``, ``estimate``, ``conf_low``,
+    ``conf_high`` (and optionally ``cband_low``/``cband_high``). Several
+    estimates can share one axis with ``offset`` and ``label``. ``use_cband``
+    is the diff-diff 3.x name of ``band``. Returns the axis.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import diff_diff as dd
+    >>> res = dd.CS().fit(dd.load_mpdta(), outcome="lemp", unit="countyreal", time="year",
+    ...                   first_treat="first.treat")
+    >>> ax = dd.plot_event_study(res)
+    >>> ax.get_xlabel()
+    'Periods since treatment'
     """
+    if use_cband is not None:
+        band = bool(use_cband)
+    if not isinstance(effects, pd.DataFrame):
+        table = getattr(effects, "_event_study_table", None)
+        if table is None:
+            raise TypeError("plot_event_study needs a result with an event study or a tidy "
+                            f"table, got {type(effects).__name__}")
+        effects = table()
+    missing = {"event_time", "estimate", "conf_low", "conf_high"} - set(effects.columns)
+    if missing:
+        raise ValueError(f"plot_event_study: the table lacks column(s) {sorted(missing)}")
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))

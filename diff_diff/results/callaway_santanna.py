@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..inference import wald_test
 from .base import EventStudyResultsBase, ResultsBase
-from .table import integer_labels, tidy
+from .table import effects_table, integer_labels, tidy
 
 KINDS = ("simple", "dynamic", "group", "calendar")
 _ALIASES = {"event_study": "dynamic", "overall": "simple"}
@@ -87,6 +87,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     """
 
     def _setup(self, est, f) -> None:
+        self._balance_e = f.balance_e  # fit(balance_e=) of diff-diff 3.x: a balanced event study
         for name in ("control_group", "estimation_method", "base_period", "anticipation"):
             setattr(self, name, getattr(est, name))
         panel, self._cells = f.panel, f.cells
@@ -316,7 +317,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     def _standard(self) -> list:
         """The simple and event-study aggregations, computed together."""
         return self._aggregate_many([("simple", -np.inf, np.inf, None),
-                                     ("dynamic", -np.inf, np.inf, None)])
+                                     ("dynamic", -np.inf, np.inf, self._balance_e)])
 
     @property
     def _simple(self) -> AggregationResults:
@@ -335,7 +336,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     @property
     def event_study_effects(self) -> pd.DataFrame:
         """Effects by event time ``e = t - g`` (R ``aggte(type="dynamic")``)."""
-        return self.to_dataframe("event_study")
+        return effects_table(self.to_dataframe("event_study"), "event_time")
 
     @property
     def event_study_vcov(self) -> pd.DataFrame:
@@ -345,7 +346,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     @property
     def group_effects(self) -> pd.DataFrame:
         """Effects by cohort (R ``aggte(type="group")``)."""
-        return self.to_dataframe("group")
+        return effects_table(self.to_dataframe("group"), "group")
 
     def pretrend_test(self, level: str = "event_study") -> dict:
         """Wald test that all pre-treatment effects are zero.

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..inference.intervals import t_inference
 from .base import EventStudyResultsBase
+from .table import effects_table
 
 
 class HeterogeneousAdoptionResults(EventStudyResultsBase):
@@ -109,7 +110,7 @@ class HeterogeneousAdoptionResults(EventStudyResultsBase):
     @property
     def event_study_effects(self) -> pd.DataFrame:
         """Effects and placebos by event time (bias-corrected intervals)."""
-        return self.to_dataframe("event_study")
+        return effects_table(self.to_dataframe("event_study"), "event_time")
 
     def _event_study_table(self):
         """For plots: points at the intervals' (bias-corrected) centres."""

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..inference import wald_test
 from .base import EventStudyResultsBase
-from .table import integer_labels, tidy
+from .table import effects_table, integer_labels, tidy
 
 
 class ImputationDiDResults(EventStudyResultsBase):
@@ -90,12 +90,12 @@ class ImputationDiDResults(EventStudyResultsBase):
     @property
     def event_study_effects(self) -> pd.DataFrame:
         """Effects by horizon ``h = t - g`` with intervals (uniform bands with the bootstrap)."""
-        return self.to_dataframe("event_study")
+        return effects_table(self.to_dataframe("event_study"), "event_time")
 
     @property
     def group_effects(self) -> pd.DataFrame:
         """Effects by cohort (first treated period)."""
-        return self.to_dataframe("group")
+        return effects_table(self.to_dataframe("group"), "group")
 
     @property
     def vcov(self) -> pd.DataFrame:

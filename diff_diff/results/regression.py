@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..inference.intervals import sqrt_diag, standard_error, t_inference
 from .base import EventStudyResultsBase, ResultsBase
-from .table import tidy
+from .table import effects_table, tidy
 
 
 class RegressionResults(ResultsBase):
@@ -163,7 +163,7 @@ class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
     @property
     def event_study_effects(self) -> pd.DataFrame:
         """The period effects by event time (the reference period's row is 0)."""
-        return self.to_dataframe("event_study")
+        return effects_table(self.to_dataframe("event_study"), "event_time")
 
 
 def _with_wild(row, wild):

@@ -40,6 +40,42 @@ def tidy(
     return out
 
 
+class EffectsTable(pd.DataFrame):
+    """A tidy table of effects by event time (or group) that diff-diff 3.x code can also
+    index the old way: ``table[e]`` for a label ``e`` that is not a column gives
+    ``{"effect", "se", "t_stat", "p_value", "conf_int", ...}`` of that row."""
+
+    _metadata = ["_label_column"]
+
+    @property
+    def _constructor(self):
+        return EffectsTable
+
+    def __getitem__(self, key):
+        label = getattr(self, "_label_column", None)
+        if (label is not None and label in self.columns and np.isscalar(key)
+                and not isinstance(key, (str, bool)) and key not in self.columns):
+            rows = self.loc[self[label] == key]
+            if len(rows) == 1:
+                row = rows.iloc[0]
+                out = {"effect": float(row["estimate"]), "se": float(row["se"]),
+                       "t_stat": float(row["t_stat"]), "p_value": float(row["p_value"]),
+                       "conf_int": (float(row["conf_low"]), float(row["conf_high"]))}
+                for extra in ("n_obs", "n_groups"):
+                    if extra in self.columns:
+                        out[extra] = int(row[extra])
+                return out
+            raise KeyError(f"{key!r} is neither a column nor a value of {label!r}")
+        return super().__getitem__(key)
+
+
+def effects_table(table: pd.DataFrame, label_column: str) -> EffectsTable:
+    """``table`` as an :class:`EffectsTable` keyed by ``label_column``."""
+    out = EffectsTable(table)
+    out._label_column = label_column
+    return out
+
+
 def integer_labels(values) -> np.ndarray:
     """Periods, cohorts and event times as integers when they are whole numbers."""
     values = np.asarray(values)

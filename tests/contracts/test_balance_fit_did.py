@@ -50,3 +50,28 @@ def test_fit_did_had_with_the_dose_as_an_estimator_argument():
                           survey_design=dd.SurveyDesign(weights="weight"))
     assert fitted.att == pytest.approx(native.att, rel=1e-12)
     assert fitted.se == pytest.approx(native.se, rel=1e-12)
+
+
+@pytest.mark.skipif(not HAVE_BALANCE and not os.environ.get("DIFF_DIFF_REQUIRE_BALANCE"),
+                    reason="balance is not installed")
+def test_fit_did_passes_the_3x_aggregate_keyword_as_the_brfss_tutorial_does():
+    logging.getLogger("balance").setLevel(logging.WARNING)
+    from balance import Sample
+    from balance.interop import diff_diff as bd
+
+    df = dd.load_mpdta()
+    df["weight"] = 1.0 + df["countyreal"] % 3
+    sample = Sample.from_frame(
+        df.assign(id=df["countyreal"].astype(str) + "-" + df["year"].astype(str)),
+        id_column="id", weight_column="weight")
+    with pytest.warns(FutureWarning, match="aggregate"):
+        fitted = bd.fit_did(sample, estimator="CallawaySantAnna", outcome="lemp", time="year",
+                            unit="countyreal", treatment_first="first.treat",
+                            estimation_method="reg", control_group="not_yet_treated",
+                            base_period="universal", cluster="countyreal", aggregate="all")
+    native = dd.CS(estimation_method="reg", control_group="not_yet_treated",
+                   base_period="universal", cluster="countyreal").fit(
+        df, "lemp", "countyreal", "year", "first.treat",
+        survey_design=dd.SurveyDesign(weights="weight"))
+    assert fitted.att == pytest.approx(native.att, rel=1e-12)
+    assert fitted.event_study_effects[0]["effect"] == native.event_study_effects[0]["effect"]
