@@ -2,7 +2,7 @@
 
 from ._version import __version__
 from .datasets import load_mpdta
-from .diagnostics import qug_test, stute_test, yatchew_test
+from .diagnostics import BaconDecomposition, qug_test, stute_test, yatchew_test
 from .estimators import (
     CallawaySantAnna,
     DifferenceInDifferences,
@@ -23,6 +23,7 @@ from .plotting import plot_event_study
 from .statistics import aggregate_survey, survey_mean, survey_total
 
 # short aliases
+Bacon = BaconDecomposition
 BJS = ImputationDiD
 CS = CallawaySantAnna
 HAD = HeterogeneousAdoptionDiD
@@ -31,6 +32,8 @@ TWFE = TwoWayFixedEffects
 EventStudy = MultiPeriodDiD
 
 __all__ = [
+    "Bacon",
+    "BaconDecomposition",
     "BJS",
     "CS",
     "CallawaySantAnna",

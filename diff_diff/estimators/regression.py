@@ -274,12 +274,16 @@ class TwoWayFixedEffects(_Regression):
                                 default_cluster=self.cluster is None)
         positive = fit.weights > 0
         treated_units = np.unique(unit_codes[(d == 1) & positive])
-        return RegressionResults._build(
+        res = RegressionResults._build(
             self, fit, var, 0, meta,
             n_treated=int(treated_units.size),
             n_control=int(np.unique(unit_codes[positive]).size - treated_units.size),
             title="Two-way fixed effects DiD", wild=wild,
         )
+        design_columns = [] if survey_design is None else survey_design.columns()
+        res._panel = (data[[unit, time] + design_columns].assign(_y=y, _d=d), unit, time,
+                      survey_design)
+        return res
 
 
 def _check_cells(d, p, positive, treatment, time) -> None:

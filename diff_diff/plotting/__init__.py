@@ -105,3 +105,27 @@ def plot_estimates(
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_bacon(results, ax=None, title: str | None = "Goodman-Bacon decomposition"):
+    """Each 2x2 comparison's estimate against its weight, by comparison type, with the
+    TWFE estimate as a horizontal line (``results``: a Bacon decomposition). Returns the axis.
+    """
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    table = results.comparisons
+    markers = {"treated_vs_never": "o", "earlier_vs_later": "^", "later_vs_earlier": "v",
+               "later_vs_always_treated": "s"}
+    for kind, part in table.groupby("comparison_type", sort=False):
+        label = kind.replace("_", " ")
+        ax.scatter(part["weight"], part["estimate"], marker=markers.get(kind, "o"),
+                   label=f"{label} (total weight {part['weight'].sum():.2f})", alpha=0.8)
+    ax.axhline(results.twfe_estimate, color="grey", linewidth=1, linestyle="--",
+               label=f"TWFE estimate {results.twfe_estimate:.3g}")
+    ax.set_xlabel("Weight")
+    ax.set_ylabel("2x2 DiD estimate")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax

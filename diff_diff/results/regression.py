@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..inference.intervals import sqrt_diag, standard_error, t_inference
+from . import hooks
 from .base import EventStudyResultsBase, ResultsBase
 from .table import effects_table, tidy
 
@@ -55,6 +56,23 @@ class RegressionResults(ResultsBase):
                 "conf_low": float(lo), "conf_high": float(hi), "df": df}
 
     title = property(lambda self: self._title, doc="What was estimated, as the summary says.")
+
+    def decompose(self, weights: str = "exact"):
+        """Goodman-Bacon decomposition of this TWFE coefficient into its 2x2 comparisons
+        (:class:`~diff_diff.BaconDecomposition`); the treatment must switch on once and
+        stay on."""
+        panel = getattr(self, "_panel", None)
+        if panel is None:
+            raise ValueError("decompose() is available for TwoWayFixedEffects results")
+        frame, unit, time, design = panel
+        first = frame.loc[frame["_d"] == 1].groupby(unit)[time].min()
+        g = frame[unit].map(first).fillna(0)
+        if not np.array_equal(((g > 0) & (frame[time] >= g)).to_numpy(), frame["_d"] == 1):
+            raise ValueError("decompose() needs a treatment that switches on once per unit and "
+                             "stays on (staggered adoption)")
+        data = frame.assign(_g=g.to_numpy())
+        return hooks.DECOMPOSERS["bacon"](weights).fit(
+            data, outcome="_y", unit=unit, time=time, first_treat="_g", survey_design=design)
 
     @property
     def _headline(self):
