@@ -14,8 +14,8 @@ Inputs are one value per unit; the tests treat units as independent draws.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
+from .._lazy import stats
 from ..estimators.had import qug_test
 from ..inference.bootstrap import draw_multipliers
 

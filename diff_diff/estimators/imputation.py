@@ -7,11 +7,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from scipy.linalg import cho_factor, cho_solve
-from scipy.sparse.csgraph import connected_components
 
 from .._grouping import group_sums
+from .._lazy import csgraph, linalg
+from .._lazy import sparse as sp
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..linalg.wls import independent_columns
@@ -525,9 +524,9 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFi
         warn_user(
             f"ImputationDiD: {[names[j] for j in dropped]} collinear with the unit and period "
             "effects (or earlier columns) among the untreated observations: dropped")
-    factor = cho_factor(m[np.ix_(keep, keep)], check_finite=False)
+    factor = linalg.cho_factor(m[np.ix_(keep, keep)], check_finite=False)
     coef = np.zeros(n_t + p)
-    coef[keep] = cho_solve(factor, r[keep], check_finite=False)
+    coef[keep] = linalg.cho_solve(factor, r[keep], check_finite=False)
     lam = np.where(identified, coef[:n_t], np.nan)
     gamma = coef[n_t:]
     lbar = np.asarray(c_over @ np.nan_to_num(lam)).ravel()
@@ -539,7 +538,7 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFi
     def solve(rhs_time, rhs_cov):
         rhs = rhs_time if rhs_cov is None else np.vstack([rhs_time, rhs_cov])
         out = np.zeros((n_t + p, rhs.shape[1]))
-        out[keep] = cho_solve(factor, rhs[keep], check_finite=False)
+        out[keep] = linalg.cho_solve(factor, rhs[keep], check_finite=False)
         return out[:n_t], out[n_t:]
 
     return UntreatedFit(lam=lam, gamma=gamma, kept=keep[n_t:], ybar=ybar, lbar=lbar, xbar=xbar,
@@ -551,7 +550,7 @@ def _check_connected(shared, identified, times):
     untreated (unit, period) graph; every unit joins the set of its periods, so the
     graph of periods linked by common units tells."""
     link = sp.csr_matrix(shared[np.ix_(identified, identified)] != 0)
-    n_comp, label = connected_components(link, directed=False)
+    n_comp, label = csgraph.connected_components(link, directed=False)
     if n_comp > 1:
         periods = times[identified]
         groups = [[number_label(v) for v in periods[label == cc][:4]]

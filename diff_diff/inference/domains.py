@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._grouping import dense_rank
+from .._lazy import sparse as sp
 from .replicate import replicate_vcov_from_estimates
 from ..survey.resolved import ResolvedDesign
 from .tsl import domain_tsl_variance

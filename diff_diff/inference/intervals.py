@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+
+from .._lazy import stats
 
 
 def _check_alpha(alpha: float) -> float:

@@ -16,9 +16,9 @@ The functions here are pure: arrays in, arrays out.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._grouping import dense_rank
+from .._lazy import sparse as sp
 
 # R's survey package: a stratum whose correction factor is below this is a census.
 CENSUS_TOLERANCE = 1e-7

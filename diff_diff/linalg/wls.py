@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
+from .._lazy import csgraph
+from .._lazy import sparse as sp
 from .._warnings import warn_user
 
 RANK_ACTIONS = ("warn", "error", "silent")
@@ -162,7 +162,7 @@ def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray) -> int:
         if present.sum(axis=0).max() == n_a:
             return total - 1 - (len(absorb) - 2)
     graph = sp.coo_matrix((np.ones(a.size), (a, na + b)), shape=(na + nb, na + nb))
-    _, labels = connected_components(graph, directed=False)
+    _, labels = csgraph.connected_components(graph, directed=False)
     used = np.zeros(na + nb, dtype=bool)
     used[a] = True
     used[na + b] = True

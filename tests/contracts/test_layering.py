@@ -31,6 +31,7 @@ LAYERS = {
     "_version": 0,
     "_warnings": -1,
     "_frames": -1,
+    "_lazy": -1,
 }
 UNRESTRICTED = {"__init__", "__main__", "cli", "demo"}
 
@@ -117,3 +118,15 @@ def test_layering_check_catches_an_upward_import(tmp_path, monkeypatch):
                                            if len(parts) > 1}))
 def test_every_subpackage_is_in_the_table(module):
     assert module in LAYERS
+
+
+def test_import_does_not_load_scipy_or_matplotlib():
+    """``import diff_diff`` stays cheap: scipy and matplotlib load when first used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, diff_diff; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('scipy', 'matplotlib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
