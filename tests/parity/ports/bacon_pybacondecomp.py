@@ -41,7 +41,7 @@ Conventions of pybacondecomp (what the rows mean):
 * Analytic ``weights=`` are not used here: the 2x2 weight takes an unweighted
   ``np.var`` of residuals from a weighted regression.
 
-Data: ``mpdta`` is R ``did``'s mpdta (``/work/shared/data/mpdta.csv``, byte
+Data: ``mpdta`` is R ``did``'s mpdta (``../shared/data/mpdta.csv`` beside the repository, byte
 identical to ``diff_diff/datasets/data/mpdta.csv``; md5 in the fixture), with
 ``y = lemp``, ``unit = countyreal``, ``time = year``, ``first_treat =
 first.treat``. The simulated panels use ``numpy.random.default_rng(seed)``;
@@ -65,12 +65,14 @@ import hashlib
 import json
 import platform
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 OUT = "tests/parity/fixtures/bacon_pybacondecomp.json"
-MPDTA = "/work/shared/data/mpdta.csv"
+# the team's shared folder sits beside the repository
+MPDTA = str(Path(__file__).resolve().parents[3].parent / "shared" / "data" / "mpdta.csv")
 TOLERANCE = 1e-10
 
 # Simulated panels. cohorts: {first treated period: units}; never/always: units.
