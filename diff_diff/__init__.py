@@ -2,7 +2,13 @@
 
 from ._version import __version__
 from .datasets import load_mpdta
-from .diagnostics import BaconDecomposition, qug_test, stute_test, yatchew_test
+from .diagnostics import (
+    BaconDecomposition,
+    qug_test,
+    stute_test,
+    twowayfeweights,
+    yatchew_test,
+)
 from .estimators import (
     CallawaySantAnna,
     DifferenceInDifferences,
@@ -60,5 +66,6 @@ __all__ = [
     "__version__",
     "survey_mean",
     "survey_total",
+    "twowayfeweights",
     "yatchew_test",
 ]

@@ -2,6 +2,7 @@
 
 from .bacon import BaconDecomposition, BaconDecompositionResults
 from .had_pretests import qug_test, stute_test, yatchew_test
+from .twfe_weights import TWFEWeightsResults, twowayfeweights
 
-__all__ = ["BaconDecomposition", "BaconDecompositionResults", "qug_test", "stute_test",
-           "yatchew_test"]
+__all__ = ["BaconDecomposition", "BaconDecompositionResults", "TWFEWeightsResults", "qug_test",
+           "stute_test", "twowayfeweights", "yatchew_test"]
