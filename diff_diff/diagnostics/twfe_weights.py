@@ -101,7 +101,10 @@ class TWFEWeightsResults:
         Share of the treated cells with a negative weight.
     sigma_fe : float
         ``|beta_fe| / sd(w)``: the smallest standard deviation of the cell
-        effects compatible with ``beta_fe`` and an average effect of zero.
+        effects compatible with ``beta_fe`` and an average effect of zero (the
+        paper's Corollary 1). R/Stata ``twowayfeweights`` use a
+        degrees-of-freedom adjusted sd (factor ``sqrt(M / (M - 1))`` over the
+        ``M`` treated cells): their value is ours times ``sqrt((M - 1) / M)``.
     """
 
     def __init__(self, weights: pd.DataFrame, beta: float):
