@@ -25,7 +25,7 @@ def _demo(args) -> int:
 
 
 def _read(path: str) -> pd.DataFrame:
-    if not Path(path).is_file():
+    if "://" not in path and not Path(path).is_file():  # URLs are read by pandas
         raise ValueError(f"file {path!r} not found")
     suffix = Path(path).suffix.lower()
     if suffix in (".parquet", ".pq"):

@@ -18,7 +18,7 @@ within unit) enter as unit masses. Matches R ``bacondecomp`` / Stata
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -131,6 +131,12 @@ def _window_change(ybar, a, b, c, d) -> np.ndarray:
 
 
 def _decompose(panel, w, approximate, metadata) -> "BaconDecompositionResults":
+    if not (w > 0).all():  # units without weight are not in the weighted regression
+        keep = w > 0
+        panel = replace(panel, units=panel.units[keep], y=panel.y[keep],
+                        first_treat=panel.first_treat[keep], unit_rows=panel.unit_rows[keep],
+                        n_rows=int(keep.sum()) * panel.times.size)
+        w = w[keep]
     n_t = panel.times.size
     grp = _groups(panel, w)
     beta, v_d = _twfe(panel, w)

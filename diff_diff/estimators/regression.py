@@ -112,7 +112,7 @@ class _Regression(Estimator):
             fit, vcov_type=vcov_type if cluster is None or vcov_type != "hc1" else "cr1",
             cluster=cluster, design=design, contrasts=contrasts, absorbed_nested_in_cluster=nested,
             single_absorbed=absorb[0] if len(absorb) == 1 else None, refit=refit,
-            default_cluster=default_cluster)
+            default_cluster=default_cluster, name=type(self).__name__)
         if np.isnan(contrast).any():
             return var, None
         return var, self._wild(fit, y, absorb, var, cluster, contrast, design)
@@ -194,11 +194,13 @@ class DifferenceInDifferences(_Regression):
         var, wild = self._infer(fit, y, x, frequency, codes, design, cluster,
                                 _unit_vector(fit, target))
         positive = fit.weights > 0
-        return RegressionResults._build(
+        res = RegressionResults._build(
             self, fit, var, target, meta,
             n_treated=int(((d == 1) & positive).sum()), n_control=int(((d == 0) & positive).sum()),
             title="Difference-in-differences (2x2)", wild=wild,
         )
+        res._warn_if_not_identified()
+        return res
 
 
 @register(aliases=("TWFE",), data="panel", inference="regression", weight_types=WEIGHT_TYPES,
@@ -281,9 +283,16 @@ class TwoWayFixedEffects(_Regression):
             title="Two-way fixed effects DiD", wild=wild,
         )
         design_columns = [] if survey_design is None else survey_design.columns()
-        res._panel = (data[[unit, time] + design_columns].assign(_y=y, _d=d), unit, time,
-                      survey_design)
+        columns = list(dict.fromkeys([unit, time, *design_columns]))
+        res._panel = dict(frame=data[columns].assign(**{_Y: y, _D: d}), unit=unit, time=time,
+                          design=survey_design, covariates=bool(covariates), outcome=_Y,
+                          treatment=_D)
+        res._warn_if_not_identified()
         return res
+
+
+# private columns of the frame TWFE results keep for decompose()
+_Y, _D = "__diff_diff_outcome__", "__diff_diff_treatment__"
 
 
 def _check_cells(d, p, positive, treatment, time) -> None:
@@ -417,11 +426,13 @@ class MultiPeriodDiD(_Regression):
         var, wild = self._infer(fit, y, x, frequency, codes, design, cluster, contrast[0],
                                 contrasts=contrasts)
         positive = fit.weights > 0
-        return MultiPeriodResults._build_event(
+        res = MultiPeriodResults._build_event(
             self, fit, var, meta, effect_idx, effect_periods, reference, post_periods, contrast,
             n_treated=int(((d == 1) & positive).sum()), n_control=int(((d == 0) & positive).sum()),
             wild=wild,
         )
+        res._warn_if_not_identified()
+        return res
 
 
 def _event_periods(periods, post_periods, reference):

@@ -42,6 +42,7 @@ def regression_variance(
     single_absorbed: np.ndarray | None = None,
     refit=None,
     default_cluster: bool = False,
+    name: str = "",
 ) -> RegressionVariance:
     """Variance of ``fit``'s kept coefficients.
 
@@ -67,6 +68,8 @@ def regression_variance(
     default_cluster : bool
         ``cluster`` is the estimator's default (TWFE's units), not the user's:
         a design with its own PSUs or replicate weights replaces it.
+    name : str
+        The estimator, for messages.
     """
     if vcov_type not in VCOV_TYPES:
         raise ValueError(f"vcov_type must be one of {list(VCOV_TYPES)}, got {vcov_type!r}")
@@ -79,7 +82,7 @@ def regression_variance(
     if design is not None and default_cluster and design.defines_clustering:
         cluster = None  # the design's PSUs or replicates replace the estimator's default
     if design is not None:
-        return _survey(fit, vcov_type, cluster, design, refit)
+        return _survey(fit, vcov_type, cluster, design, refit, name)
     if vcov_type == "cr1" and cluster is None:
         raise ValueError("vcov_type='cr1' needs cluster= (the cluster column)")
     if cluster is not None and vcov_type in ("classical", "hc2", "hc3"):
@@ -93,7 +96,7 @@ def regression_variance(
     if vcov_type in ("hc1", "cr1"):
         # the engine's n/(n-1) (or G/(G-1)) times the regression factor (n-1)/(n-k)
         estimate = Estimate(fit.coef[fit.kept], fit.influence(),
-                            small_sample=(n - 1.0) / (n - k_total))
+                            small_sample=(n - 1.0) / (n - k_total), name=name)
         if cluster is None:
             vcov = Inference(estimate, trivial_design(fit.x.shape[0], freq)).variance().vcov
             return RegressionVariance(vcov, n - k_total, "hc1")
@@ -135,7 +138,7 @@ def _leverage(fit: WLSFit, single_absorbed) -> np.ndarray:
     return h
 
 
-def _survey(fit, vcov_type, cluster, design, refit) -> RegressionVariance:
+def _survey(fit, vcov_type, cluster, design, refit, name="") -> RegressionVariance:
     if vcov_type not in ("hc1", "cr1"):
         raise ValueError(
             f"vcov_type={vcov_type!r} cannot be combined with a survey design: the design "
@@ -144,8 +147,8 @@ def _survey(fit, vcov_type, cluster, design, refit) -> RegressionVariance:
         )
     if cluster is not None:
         design = design.with_clusters(cluster)
-    inference = Inference(Estimate(fit.coef[fit.kept], _LazyInfluence(fit), reestimate=refit),
-                          design)
+    inference = Inference(Estimate(fit.coef[fit.kept], _LazyInfluence(fit), reestimate=refit,
+                                   name=name), design)
     var = inference.variance()
     n_clusters = None if var.method == "replicate" else design.n_psu
     return RegressionVariance(var.vcov, var.df, var.method, n_clusters=n_clusters)

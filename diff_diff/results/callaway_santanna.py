@@ -225,6 +225,10 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             events = np.unique(e[ok])
             if balance_e is not None:
                 include &= (self._times[-1] - cells.group) >= balance_e
+                if not include.any():
+                    longest = int(np.max(self._times[-1] - cells.group)) if cells.group.size else 0
+                    raise ValueError(f"balance_e={balance_e}: no cohort is observed that many "
+                                     f"periods after treatment (the longest is {longest})")
                 events = np.unique(e[include])
                 events = events[(events <= balance_e)
                                 & (events >= balance_e - self._times[-1] + self._times[0])]

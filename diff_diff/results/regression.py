@@ -59,20 +59,32 @@ class RegressionResults(ResultsBase):
 
     def decompose(self, weights: str = "exact"):
         """Goodman-Bacon decomposition of this TWFE coefficient into its 2x2 comparisons
-        (:class:`~diff_diff.BaconDecomposition`); the treatment must switch on once and
-        stay on."""
+        (:class:`~diff_diff.BaconDecomposition`). Needs the fit without covariates, on a
+        balanced panel with numeric periods, of a treatment that switches on once per unit
+        and stays on."""
         panel = getattr(self, "_panel", None)
         if panel is None:
             raise ValueError("decompose() is available for TwoWayFixedEffects results")
-        frame, unit, time, design = panel
-        first = frame.loc[frame["_d"] == 1].groupby(unit)[time].min()
+        frame, unit, time = panel["frame"], panel["unit"], panel["time"]
+        if panel["covariates"]:
+            raise ValueError("decompose() decomposes the TWFE regression without covariates; "
+                             "this fit has covariates")
+        if not pd.api.types.is_numeric_dtype(frame[time]):
+            raise ValueError(f"decompose() needs numeric periods; time column {time!r} has "
+                             f"dtype {frame[time].dtype}")
+        if len(frame) != frame[unit].nunique() * frame[time].nunique() or \
+                frame.duplicated([unit, time]).any():
+            raise ValueError("decompose() needs a balanced panel (one row per unit and period)")
+        treated = frame[panel["treatment"]] == 1
+        first = frame.loc[treated].groupby(unit)[time].min()
         g = frame[unit].map(first).fillna(0)
-        if not np.array_equal(((g > 0) & (frame[time] >= g)).to_numpy(), frame["_d"] == 1):
+        if not np.array_equal(((g > 0) & (frame[time] >= g)).to_numpy(), treated.to_numpy()):
             raise ValueError("decompose() needs a treatment that switches on once per unit and "
                              "stays on (staggered adoption)")
-        data = frame.assign(_g=g.to_numpy())
+        first_treat = panel["treatment"] + "first"
         return hooks.DECOMPOSERS["bacon"](weights).fit(
-            data, outcome="_y", unit=unit, time=time, first_treat="_g", survey_design=design)
+            frame.assign(**{first_treat: g.to_numpy()}), outcome=panel["outcome"], unit=unit,
+            time=time, first_treat=first_treat, survey_design=panel["design"])
 
     @property
     def _headline(self):

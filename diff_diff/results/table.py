@@ -42,8 +42,12 @@ def tidy(
 
 class EffectsTable(pd.DataFrame):
     """A tidy table of effects by event time (or group) that diff-diff 3.x code can also
-    index the old way: ``table[e]`` for a label ``e`` that is not a column gives
-    ``{"effect", "se", "t_stat", "p_value", "conf_int", ...}`` of that row."""
+    read the old way: ``table[e]`` for a label ``e`` that is not a column gives
+    ``{"effect", "se", "t_stat", "p_value", "conf_int", ...}`` of that row, ``e in table``
+    is true for such labels, and ``if table:`` tests for rows. Everything else is a
+    DataFrame (``items()`` iterates columns, as pandas does; iterate the old way with
+    ``for e in table[label]: table[e]``). The label survives copies and row selections,
+    not ``concat`` or ``merge``."""
 
     _metadata = ["_label_column"]
 
@@ -51,22 +55,42 @@ class EffectsTable(pd.DataFrame):
     def _constructor(self):
         return EffectsTable
 
-    def __getitem__(self, key):
+    def _is_label(self, key) -> bool:
         label = getattr(self, "_label_column", None)
-        if (label is not None and label in self.columns and np.isscalar(key)
-                and not isinstance(key, (str, bool)) and key not in self.columns):
+        return (label is not None and label in self.columns and np.isscalar(key)
+                and not isinstance(key, (str, bool, np.bool_)) and key not in self.columns)
+
+    def __getitem__(self, key):
+        if self._is_label(key):
+            label = self._label_column
             rows = self.loc[self[label] == key]
-            if len(rows) == 1:
-                row = rows.iloc[0]
-                out = {"effect": float(row["estimate"]), "se": float(row["se"]),
-                       "t_stat": float(row["t_stat"]), "p_value": float(row["p_value"]),
-                       "conf_int": (float(row["conf_low"]), float(row["conf_high"]))}
-                for extra in ("n_obs", "n_groups"):
-                    if extra in self.columns:
-                        out[extra] = int(row[extra])
-                return out
-            raise KeyError(f"{key!r} is neither a column nor a value of {label!r}")
+            if len(rows) != 1:
+                raise KeyError(f"{key!r} is neither a column nor a value of {label!r}")
+            row = rows.iloc[0]
+            names = {"effect": "estimate", "se": "se", "t_stat": "t_stat", "p_value": "p_value",
+                     "n_obs": "n_obs", "n_groups": "n_groups"}
+            out = {old: _plain(row[new]) for old, new in names.items() if new in row.index}
+            if {"conf_low", "conf_high"} <= set(row.index):
+                out["conf_int"] = (_plain(row["conf_low"]), _plain(row["conf_high"]))
+            if {"cband_low", "cband_high"} <= set(row.index):
+                out["cband_conf_int"] = (_plain(row["cband_low"]), _plain(row["cband_high"]))
+            return out
         return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        if self._is_label(key):
+            return bool((self[self._label_column] == key).any())
+        return super().__contains__(key)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+
+def _plain(value):
+    """A Python number for 3.x-style dicts."""
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    return float(value)
 
 
 def effects_table(table: pd.DataFrame, label_column: str) -> EffectsTable:

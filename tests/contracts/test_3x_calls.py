@@ -72,3 +72,15 @@ def test_top_level_plot_event_study_takes_results_or_tables(mpdta):
                                   post_periods=[2006, 2007])
     points = dd.plot_event_study(reg).get_lines()[0].get_ydata()
     np.testing.assert_allclose(points, reg.event_study_effects["estimate"])
+
+
+def test_effects_tables_answer_3x_truthiness_membership_and_bands(mpdta):
+    res = dd.CS(n_bootstrap=49, seed=1).fit(mpdta, **KW)
+    es = res.event_study_effects
+    assert bool(es) and 0 in es and 9 not in es and "estimate" in es
+    assert set(es[0]) == {"effect", "se", "t_stat", "p_value", "conf_int", "cband_conf_int"}
+    assert es[["event_time", "estimate"]][0] == {"effect": es[0]["effect"]}
+    with pytest.raises(KeyError):
+        es[np.True_]
+    with pytest.raises(ValueError, match="balance_e=4: no cohort is observed that many periods"):
+        dd.CS().fit(mpdta, balance_e=4, **KW)

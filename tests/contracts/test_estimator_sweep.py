@@ -189,3 +189,19 @@ def test_to_dict_keeps_settings_apart_and_aggregations_carry_their_df(replicate)
 
 def design_rank_df(data, design):
     return float(design.resolve(data).df)
+
+
+def test_warn_user_stops_at_modules_outside_the_package(tmp_path):
+    """A user module whose name merely starts with 'diff_diff' is the caller, not the library."""
+    import importlib.util
+
+    path = tmp_path / "diff_diff_helpers.py"
+    path.write_text("from diff_diff._warnings import warn_user\n\n"
+                    "def helper():\n    warn_user('from the library')\n")
+    spec = importlib.util.spec_from_file_location("diff_diff_helpers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module.helper()
+    assert caught[0].filename == str(path) and caught[0].lineno == 4

@@ -139,3 +139,31 @@ def test_twfe_results_decompose_into_the_same_comparisons(weights):
         dd.DiD().fit(df.assign(post=(df["time"] >= 5).astype(int),
                                ever=(df["g"] > 0).astype(int)),
                      outcome="y", treatment="ever", time="post").decompose()
+
+
+def test_decompose_refuses_what_it_cannot_decompose_and_handles_design_columns():
+    df = staggered_panel(always=False).assign(x=lambda d: np.sin(d["time"] * d["unit"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fit = dd.TWFE().fit
+        with_x = fit(df, outcome="y", treatment="d", unit="unit", time="time", covariates=["x"])
+        unbalanced = fit(df.iloc[3:], outcome="y", treatment="d", unit="unit", time="time")
+        text_time = fit(df.assign(time=df["time"].map(lambda t: f"p{t:02d}")), outcome="y",
+                        treatment="d", unit="unit", time="time")
+        by_unit_psu = fit(df, outcome="y", treatment="d", unit="unit", time="time",
+                          survey_design=dd.SurveyDesign(weights="w", psu="unit"))
+    for res, message in ((with_x, "without covariates"), (unbalanced, "balanced panel"),
+                         (text_time, "numeric periods")):
+        with pytest.raises(ValueError, match=message):
+            res.decompose()
+    assert by_unit_psu.decompose().twfe_estimate == pytest.approx(by_unit_psu.att, abs=1e-10)
+
+
+def test_units_without_weight_are_left_out_as_in_weighted_twfe():
+    df = staggered_panel(always=False)
+    never = df.loc[df["g"] == 0, "unit"].unique()
+    zero = df.assign(w=np.where(df["unit"].isin(never), 0.0, df["w"]))
+    design = dd.SurveyDesign(weights="w")
+    res = dd.Bacon().fit(zero, survey_design=design, **KW)
+    assert "treated_vs_never" not in set(res.comparisons["comparison_type"])
+    assert res.twfe_estimate == pytest.approx(twfe(zero, "w"), abs=1e-10)
