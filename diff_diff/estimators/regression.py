@@ -275,11 +275,11 @@ class TwoWayFixedEffects(_Regression):
                                 _unit_vector(fit, 0), vcov_type=vcov_type,
                                 default_cluster=self.cluster is None)
         positive = fit.weights > 0
-        treated_units = np.unique(unit_codes[(d == 1) & positive])
+        n_treated = int(np.count_nonzero(np.bincount(unit_codes[(d == 1) & positive])))
         res = RegressionResults._build(
             self, fit, var, 0, meta,
-            n_treated=int(treated_units.size),
-            n_control=int(np.unique(unit_codes[positive]).size - treated_units.size),
+            n_treated=n_treated,
+            n_control=int(np.count_nonzero(np.bincount(unit_codes[positive]))) - n_treated,
             title="Two-way fixed effects DiD", wild=wild,
         )
         design_columns = [] if survey_design is None else survey_design.columns()

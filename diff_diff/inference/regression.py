@@ -120,7 +120,7 @@ def regression_variance(
         )
     c = np.eye(fit.rank) if contrasts is None else np.atleast_2d(contrasts)
     vcov, df = cr2(fit.x, fit.resid, fit.weights, fit.bread_inv, cluster, c)
-    n_clusters = None if cluster is None else int(np.unique(cluster).size)
+    n_clusters = None if cluster is None else int(np.count_nonzero(np.bincount(cluster)))
     return RegressionVariance(vcov, None, "hc2_bm", n_clusters=n_clusters, contrast_df=df)
 
 

@@ -114,9 +114,12 @@ def demean(
     column scale. Rows with zero weight are carried along but do not
     influence the means.
     """
-    values = np.array(values, dtype=float, order="F")
     if not absorb:
-        return values
+        return np.array(values, dtype=float, order="F")
+    grid = two_way_grid(absorb, weights)
+    if grid is not None:
+        return grid.demean(np.asarray(values, dtype=float), weights)
+    values = np.array(values, dtype=float, order="F")
     sizes = [int(c.max()) + 1 for c in absorb]
     w_sums = []
     for codes, size in zip(absorb, sizes):
@@ -139,6 +142,70 @@ def demean(
     return values
 
 
+@dataclass(frozen=True, eq=False)
+class TwoWayGrid:
+    """A balanced two-way layout: every (a, b) pair once, positive weights constant within
+    each level of ``a`` (a panel of units x periods with unit weights). Projecting off both
+    effects is then exact in one pass: ``x - xbar_a - xbar_b^w + xbar^w`` (unit means over
+    periods, weighted period means, weighted grand mean)."""
+
+    n_a: int
+    n_b: int
+    ordered: bool  # rows sorted by a, then b: the data reshape to (n_a, n_b)
+    codes: tuple | None = None  # (a, b) when not ordered
+
+    def demean(self, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        one_dim = values.ndim == 1
+        values = values[:, None] if one_dim else values
+        m = values.shape[1]
+        if self.ordered:
+            out = np.empty((values.shape[0], m), order="F")
+            unit_w = weights.reshape(self.n_a, self.n_b)[:, 0]
+            unit_w = unit_w / unit_w.sum()
+            for j in range(m):  # each column as a units x periods matrix
+                grid = np.ascontiguousarray(values[:, j]).reshape(self.n_a, self.n_b)
+                unit_means = grid.mean(axis=1)
+                result = out[:, j].reshape(self.n_a, self.n_b)
+                np.subtract(grid, unit_means[:, None], out=result)
+                result -= (unit_w @ grid - unit_w @ unit_means)[None, :]
+        else:
+            a, b = self.codes
+            total = weights.sum()
+            out = np.empty_like(values)
+            for j in range(m):
+                x = values[:, j]
+                unit_means = np.bincount(a, weights=x, minlength=self.n_a) / self.n_b
+                period_means = np.bincount(b, weights=weights * x,
+                                           minlength=self.n_b) / (total / self.n_b)
+                grand = float(weights @ x) / total
+                out[:, j] = x - unit_means[a] - period_means[b] + grand
+        return out[:, 0] if one_dim else out
+
+
+def two_way_grid(absorb: list[np.ndarray], weights: np.ndarray) -> TwoWayGrid | None:
+    """The :class:`TwoWayGrid` of two absorbed dimensions, or None when they are not one."""
+    if len(absorb) != 2:
+        return None
+    a, b = absorb
+    n_a, n_b = int(a.max()) + 1, int(b.max()) + 1
+    if n_a * n_b != a.size or not (weights > 0).all():
+        return None
+    ordered = bool((a.reshape(n_a, n_b) == np.arange(n_a)[:, None]).all()
+                   and (b.reshape(n_a, n_b) == np.arange(n_b)[None, :]).all())
+    if ordered:
+        grid_w = weights.reshape(n_a, n_b)
+        if not (grid_w == grid_w[:, :1]).all():
+            return None
+        return TwoWayGrid(n_a, n_b, True)
+    if not (np.bincount(a * n_b + b, minlength=a.size) == 1).all():
+        return None
+    first = np.empty(n_a)
+    first[a] = weights
+    if not (weights == first[a]).all():
+        return None
+    return TwoWayGrid(n_a, n_b, False, (a, b))
+
+
 def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray) -> int:
     """Number of identified fixed-effect parameters.
 
@@ -148,6 +215,9 @@ def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray) -> int:
     """
     if not absorb:
         return 0
+    grid = two_way_grid(absorb, weights)
+    if grid is not None:  # complete and connected: every level, one normalisation
+        return grid.n_a + grid.n_b - 1
     positive = weights > 0
     counts = [np.bincount(c[positive], minlength=int(c.max()) + 1) for c in absorb]
     total = sum(int((cnt > 0).sum()) for cnt in counts)

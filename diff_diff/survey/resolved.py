@@ -207,10 +207,7 @@ class ResolvedDesign:
             raise ValueError(
                 f"cluster must have one label per row ({self.n_obs}), got shape {cluster.shape}"
             )
-        codes, labels = pd.factorize(cluster, sort=True)
-        if (codes < 0).any():
-            raise ValueError(f"cluster contains {int((codes < 0).sum())} missing values")
-        codes = codes.astype(np.int64)
+        codes, labels = _dense_codes(cluster)
         strata = self.strata
         if self.has_strata:
             nest = bool(self.source.nest) if self.source is not None else False
@@ -249,6 +246,19 @@ class ResolvedDesign:
 # ---------------------------------------------------------------------------
 # resolution
 # ---------------------------------------------------------------------------
+def _dense_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..G-1 (sorted labels) of cluster labels; labels that already are such codes
+    (the estimators' unit codes) are used as they are."""
+    if labels.dtype.kind in "iu" and labels.size and labels.min() == 0:
+        present = np.bincount(labels)
+        if present.all():
+            return labels.astype(np.int64, copy=False), np.arange(present.size)
+    codes, uniques = pd.factorize(labels, sort=True)
+    if (codes < 0).any():
+        raise ValueError(f"cluster contains {int((codes < 0).sum())} missing values")
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
 def trivial_design(n: int, frequency_weights: np.ndarray | None = None) -> ResolvedDesign:
     """Independent, equally weighted observations (or frequency-weighted rows)."""
     if frequency_weights is None:
