@@ -104,7 +104,9 @@ class _Regression(Estimator):
         """The coefficients' covariance (``vcov_type`` menu, or the survey design with replicate
         refits) and, with ``inference="wild_bootstrap"``, the wild bootstrap of ``contrast``."""
         vcov_type = vcov_type or self.vcov_type
-        nested = bool(absorb) and cluster is not None and _nested(absorb, cluster)
+        # only CR2 (hc2_bm) needs to know whether the absorbed effects nest in the clusters
+        nested = (vcov_type == "hc2_bm" and bool(absorb) and cluster is not None
+                  and _nested(absorb, cluster))
 
         def refit(w):
             return wls(y, x, fit.names, w, absorb, "silent", frequency).coef[fit.kept]

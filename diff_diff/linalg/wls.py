@@ -106,17 +106,20 @@ def demean(
     weights: np.ndarray,
     tol: float = 1e-11,
     max_iter: int = 10_000,
+    grid: "TwoWayGrid | None | bool" = True,
 ) -> np.ndarray:
     """Project the columns of ``values`` off the absorbed fixed effects (weighted).
 
     One dimension: subtract weighted group means (exact). Several: alternate
     such projections until the largest change is below ``tol`` times the
     column scale. Rows with zero weight are carried along but do not
-    influence the means.
+    influence the means. A balanced unit x period layout (:class:`TwoWayGrid`;
+    ``grid``: the one already found, ``True`` to look for it) takes one exact pass.
     """
     if not absorb:
         return np.array(values, dtype=float, order="F")
-    grid = two_way_grid(absorb, weights)
+    if grid is True:
+        grid = two_way_grid(absorb, weights)
     if grid is not None:
         return grid.demean(np.asarray(values, dtype=float), weights)
     values = np.array(values, dtype=float, order="F")
@@ -206,7 +209,8 @@ def two_way_grid(absorb: list[np.ndarray], weights: np.ndarray) -> TwoWayGrid | 
     return TwoWayGrid(n_a, n_b, False, (a, b))
 
 
-def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray) -> int:
+def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray,
+                        grid: "TwoWayGrid | None | bool" = True) -> int:
     """Number of identified fixed-effect parameters.
 
     Levels with positive weight, minus one per additional dimension for
@@ -215,7 +219,8 @@ def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray) -> int:
     """
     if not absorb:
         return 0
-    grid = two_way_grid(absorb, weights)
+    if grid is True:
+        grid = two_way_grid(absorb, weights)
     if grid is not None:  # complete and connected: every level, one normalisation
         return grid.n_a + grid.n_b - 1
     positive = weights > 0
@@ -309,7 +314,8 @@ def wls(
     n, k = x.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     absorb = list(absorb or [])
-    both = demean(np.column_stack([y, x]), absorb, w)
+    grid = two_way_grid(absorb, w)
+    both = demean(np.column_stack([y, x]), absorb, w, grid=grid)
     y_t, x_t = both[:, 0], both[:, 1:]
     gram = (x_t * w[:, None]).T @ x_t
     keep = independent_columns(gram)
@@ -337,6 +343,6 @@ def wls(
     r2 = 1.0 - float(np.sum(w * resid**2)) / tss if tss > 0 else np.nan
     return WLSFit(
         coef=coef, names=list(names), kept=keep, x=x_k, resid=resid, fitted=fitted, weights=w,
-        bread_inv=bread_inv, n_obs=n_obs, df_absorbed=absorbed_parameters(absorb, w),
+        bread_inv=bread_inv, n_obs=n_obs, df_absorbed=absorbed_parameters(absorb, w, grid),
         r_squared=r2, frequency=frequency,
     )
