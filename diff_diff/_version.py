@@ -1,1 +1,1 @@
-__version__ = "4.0.0.dev0"
+__version__ = "3.14.0.dev0"
