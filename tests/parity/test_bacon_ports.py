@@ -4,9 +4,7 @@ Fixture and script: tests/parity/ports/bacon_pybacondecomp.py (its docstring and
 fixture's ``meta`` describe pybacondecomp's labels and its always-treated trap).
 """
 
-import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pandas as pd
 import pytest
 
 import diff_diff as dd
+from tests.parity.fixture_data import mpdta_checked
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "bacon_pybacondecomp.json").read_text())
@@ -31,9 +30,7 @@ def _panel(name):
     case = CASES[name]
     if "data" in case:
         return pd.DataFrame(case["data"])
-    with resources.files("diff_diff.datasets").joinpath("data/mpdta.csv").open("rb") as fh:
-        assert hashlib.md5(fh.read()).hexdigest() == FIXTURE["meta"]["mpdta_md5"]
-    df = dd.load_mpdta()
+    df = mpdta_checked(FIXTURE["meta"]["mpdta_md5"])
     return pd.DataFrame({"unit": df["countyreal"], "time": df["year"],
                          "first_treat": df["first.treat"], "y": df["lemp"]})
 

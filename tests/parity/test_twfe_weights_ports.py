@@ -6,9 +6,7 @@ the fixture's ``meta`` describe the package's conventions: its cell weights are
 the paper and diff_diff do not).
 """
 
-import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pandas as pd
 import pytest
 
 import diff_diff as dd
+from tests.parity.fixture_data import mpdta_checked
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "twfe_weights_twowayfeweights.json").read_text())
@@ -31,9 +30,7 @@ def _panel(name):
     case = CASES[name]
     if "data" in case:
         return pd.DataFrame(case["data"])
-    with resources.files("diff_diff.datasets").joinpath("data/mpdta.csv").open("rb") as fh:
-        assert hashlib.md5(fh.read()).hexdigest() == FIXTURE["meta"]["mpdta_md5"]
-    df = dd.load_mpdta()
+    df = mpdta_checked(FIXTURE["meta"]["mpdta_md5"])
     d = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
     return pd.DataFrame({"unit": df["countyreal"], "time": df["year"], "d": d, "y": df["lemp"]})
 
