@@ -147,6 +147,8 @@ class ImputationDiD(Estimator):
         first_treat: str,
         covariates: list[str] | None = None,
         survey_design: SurveyDesign | None = None,
+        aggregate: str | None = None,
+        balance_e: int | None = None,
     ):
         """Impute every treated observation's effect and aggregate.
 
@@ -163,11 +165,27 @@ class ImputationDiD(Estimator):
             ones are absorbed by the unit effects and dropped).
         survey_design : SurveyDesign, optional
             A ``pweight`` design whose columns are constant within unit.
+        aggregate : {"simple", "event_study", "group", "all"}, optional
+            diff-diff 3.x: accepted with a ``FutureWarning``; every aggregation
+            is always computed (``event_study_effects``, ``group_effects``).
+        balance_e : None
+            diff-diff 3.x: a balanced event study is not available here; any
+            value is refused (``horizon_max`` limits the horizons).
 
         Returns
         -------
         ImputationDiDResults
         """
+        if aggregate not in (None, "simple", "event_study", "group", "all"):
+            raise ValueError("ImputationDiD: aggregate must be one of [None, 'simple', "
+                             f"'event_study', 'group', 'all'], got {aggregate!r}")
+        if balance_e is not None:
+            raise ValueError("ImputationDiD: balance_e (a balanced event study) is not "
+                             "available; horizon_max limits the event-study horizons")
+        if aggregate is not None:
+            warn_user("ImputationDiD: fit(aggregate=...) is accepted for diff-diff 3.x code; "
+                      "every aggregation is computed by the fit (event_study_effects, "
+                      "group_effects, to_dataframe(level))", FutureWarning)
         if unit is None:
             raise TypeError("ImputationDiD needs a unit column (unit=)")
         covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])

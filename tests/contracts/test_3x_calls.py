@@ -84,3 +84,13 @@ def test_effects_tables_answer_3x_truthiness_membership_and_bands(mpdta):
         es[np.True_]
     with pytest.raises(ValueError, match="balance_e=4: no cohort is observed that many periods"):
         dd.CS().fit(mpdta, balance_e=4, **KW)
+
+
+def test_imputation_accepts_the_3x_aggregate_keyword_and_refuses_balance_e(mpdta):
+    with pytest.warns(FutureWarning, match="aggregate"):
+        res = dd.BJS().fit(mpdta, aggregate="all", **KW)
+    assert res.att == dd.BJS().fit(mpdta, **KW).att
+    with pytest.raises(ValueError, match="balance_e .* is not available"):
+        dd.BJS().fit(mpdta, balance_e=1, **KW)
+    with pytest.raises(ValueError, match="aggregate must be one of"):
+        dd.BJS().fit(mpdta, aggregate="dynamic", **KW)
