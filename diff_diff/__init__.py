@@ -15,6 +15,7 @@ from .estimators import (
     HeterogeneousAdoptionDiD,
     ImputationDiD,
     MultiPeriodDiD,
+    TwoStageDiD,
     TwoWayFixedEffects,
 )
 from .survey import (
@@ -51,6 +52,7 @@ __all__ = [
     "ImputationDiD",
     "MultiPeriodDiD",
     "TWFE",
+    "TwoStageDiD",
     "TwoWayFixedEffects",
     "SurveyDesign",
     "CalibrationError",

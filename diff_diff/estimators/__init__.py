@@ -5,6 +5,7 @@ from .had import HeterogeneousAdoptionDiD
 from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
 from .registry import REGISTRY, Capabilities, registered
+from .two_stage import TwoStageDiD
 
 __all__ = [
     "REGISTRY",
@@ -15,5 +16,6 @@ __all__ = [
     "HeterogeneousAdoptionDiD",
     "ImputationDiD",
     "MultiPeriodDiD",
+    "TwoStageDiD",
     "TwoWayFixedEffects",
 ]

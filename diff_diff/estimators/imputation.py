@@ -177,17 +177,17 @@ class ImputationDiD(Estimator):
         ImputationDiDResults
         """
         if aggregate not in (None, "simple", "event_study", "group", "all"):
-            raise ValueError("ImputationDiD: aggregate must be one of [None, 'simple', "
+            raise ValueError(f"{type(self).__name__}: aggregate must be one of [None, 'simple', "
                              f"'event_study', 'group', 'all'], got {aggregate!r}")
         if balance_e is not None:
-            raise ValueError("ImputationDiD: balance_e (a balanced event study) is not "
+            raise ValueError(f"{type(self).__name__}: balance_e (a balanced event study) is not "
                              "available; horizon_max limits the event-study horizons")
         if aggregate is not None:
-            warn_user("ImputationDiD: fit(aggregate=...) is accepted for diff-diff 3.x code; "
+            warn_user(f"{type(self).__name__}: fit(aggregate=...) is accepted for diff-diff 3.x code; "
                       "every aggregation is computed by the fit (event_study_effects, "
                       "group_effects, to_dataframe(level))", FutureWarning)
         if unit is None:
-            raise TypeError("ImputationDiD needs a unit column (unit=)")
+            raise TypeError(f"{type(self).__name__} needs a unit column (unit=)")
         covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
         return self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
                                                    first_treat=first_treat,
@@ -199,19 +199,19 @@ class ImputationDiD(Estimator):
                              "(cohort_horizon, cohort, horizon), not to aux_partition='estimand'")
         c = columns
         rows = build_rows(data, c["outcome"], c["unit"], c["time"], c["first_treat"],
-                          c["covariates"] or None, "ImputationDiD")
+                          c["covariates"] or None, type(self).__name__)
         return Sample(rows, rows.rows[rows.unit_rows], c["unit"], columns)
 
     def _estimate(self, sample, design):
         problem = ImputationProblem(sample.arrays, self.anticipation, self.horizon_max,
                                     self.aux_partition, sample.columns["covariates"],
-                                    self.leave_one_out)
+                                    self.leave_one_out, name=type(self).__name__)
         fit = problem.estimate(design.weights, with_influence=True, strict=True)
 
         def reestimate(unit_weights):
             return problem.estimate(unit_weights, with_influence=False, strict=False).theta
         estimate = Estimate(fit.theta, fit.psi, reestimate=reestimate,
-                            groups=problem.labels["kind"].to_numpy(), name="ImputationDiD")
+                            groups=problem.labels["kind"].to_numpy(), name=type(self).__name__)
         return SimpleNamespace(problem=problem, fit=fit, estimate=estimate)
 
 
@@ -285,7 +285,8 @@ class ImputationProblem:
     """
 
     def __init__(self, rows, anticipation, horizon_max, partition, covariates,
-                 leave_one_out=False):
+                 leave_one_out=False, name="ImputationDiD"):
+        self.name = name  # the estimator, for messages
         self.rows = rows
         self.leave_one_out = leave_one_out
         self.covariates = covariates
@@ -316,7 +317,7 @@ class ImputationProblem:
         leads, coef, psi = lead_regression(self, unit_weights, n_leads, with_influence=True)
         ok = np.isfinite(coef)
         kept = leads[ok]
-        estimate = Estimate(coef[ok], psi[:, ok], name="ImputationDiD",
+        estimate = Estimate(coef[ok], psi[:, ok], name=self.name,
                             reestimate=lambda w: lead_regression(self, w, None, leads=kept)[1])
         return leads, coef, estimate
 
@@ -361,16 +362,17 @@ class ImputationProblem:
         s_rows = unit_weights[rows.unit_code]
         tr = self.treated_rows
         if strict and not (s_rows[tr] > 0).any():
-            raise ValueError("ImputationDiD: no treated observation with positive weight: no "
+            raise ValueError(f"{self.name}: no treated observation with positive weight: no "
                              "unit is treated within the observed periods")
-        fit = fit_untreated(rows, self.untreated_rows, s_rows, self.covariates, strict)
+        fit = fit_untreated(rows, self.untreated_rows, s_rows, self.covariates, strict,
+                            name=self.name)
         tau = fit.counterfactual_gap(rows.y[tr], rows.unit_code[tr], rows.time_code[tr],
                                      None if rows.x is None else rows.x[tr])
         imputable = np.isfinite(tau) & (s_rows[tr] > 0)
         if strict:
             self._report_not_imputable(fit, imputable, s_rows[tr] > 0)
             if not imputable.any():
-                raise ValueError("ImputationDiD: no treated observation can be imputed (see "
+                raise ValueError(f"{self.name}: no treated observation can be imputed (see "
                                  "the warning above)")
         est = self.estimands(imputable)
         keep = imputable[est.rows]
@@ -415,7 +417,7 @@ class ImputationProblem:
                                                     self.leave_one_out)
             if n_single and strict:
                 warn_user(
-                    f"ImputationDiD: leave_one_out is undefined for {n_single} auxiliary "
+                    f"{self.name}: leave_one_out is undefined for {n_single} auxiliary "
                     "cell(s) with a single unit; their residuals keep the in-sample centring")
         resid = w * (tau[entry_rows] - centre) * scale
         psi += np.asarray(sp.csr_matrix((resid, (unit_e, column)), shape=(n_units, k)).todense())
@@ -436,7 +438,7 @@ class ImputationProblem:
             why.append(f"period(s) {[number_label(t) for t in periods[:5]]} without untreated "
                        "observations (no period effect)")
         warn_user(
-            f"ImputationDiD: {int(lost.sum())} treated observation(s) cannot be imputed and are "
+            f"{self.name}: {int(lost.sum())} treated observation(s) cannot be imputed and are "
             f"left out: {'; '.join(why)}")
 
 
@@ -493,7 +495,8 @@ def _cell_centres(pair, pair_cell, column, w, tau, k, leave_one_out=False):
     return centre, scale, len(single_cells)
 
 
-def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFit:
+def fit_untreated(rows, untreated, s_rows, names, strict, x=None,
+                  name="ImputationDiD") -> UntreatedFit:
     """Weighted two-way fixed-effects fit on the untreated rows (exact, no iteration).
 
     The unit effects are eliminated (Schur complement): the reduced normal
@@ -506,7 +509,7 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFi
     x = rows.x if x is None else x
     un = untreated[s_rows[untreated] > 0]
     if un.size == 0:
-        raise ValueError("ImputationDiD: no untreated observation (every unit is treated in "
+        raise ValueError(f"{name}: no untreated observation (every unit is treated in "
                          "every period)")
     n_units, n_t = rows.units.size, rows.times.size
     u, t, s, y = rows.unit_code[un], rows.time_code[un], s_rows[un], rows.y[un]
@@ -517,7 +520,7 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFi
     c_over = c.copy()
     c_over.data *= np.repeat(inv_du, np.diff(c.indptr))
     shared = (c.T @ c_over).toarray()  # (T, T): periods linked through common units
-    _check_connected(shared, dt > 0, rows.times)
+    _check_connected(shared, dt > 0, rows.times, name)
     ybar = np.bincount(u, weights=s * y, minlength=n_units) * inv_du
     y_c = y - ybar[u]
     m_tt = np.diag(dt) - shared
@@ -540,7 +543,7 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFi
     dropped = np.flatnonzero(free[n_t:] & ~keep[n_t:])
     if dropped.size and strict:
         warn_user(
-            f"ImputationDiD: {[names[j] for j in dropped]} collinear with the unit and period "
+            f"{name}: {[names[j] for j in dropped]} collinear with the unit and period "
             "effects (or earlier columns) among the untreated observations: dropped")
     factor = linalg.cho_factor(m[np.ix_(keep, keep)], check_finite=False)
     coef = np.zeros(n_t + p)
@@ -563,7 +566,7 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None) -> UntreatedFi
                         rows=un, s_eps=s * resid, solve=solve, c_over=c_over)
 
 
-def _check_connected(shared, identified, times):
+def _check_connected(shared, identified, times, name="ImputationDiD"):
     """Unit and period effects are identified only within one connected set of the
     untreated (unit, period) graph; every unit joins the set of its periods, so the
     graph of periods linked by common units tells."""
@@ -574,7 +577,7 @@ def _check_connected(shared, identified, times):
         groups = [[number_label(v) for v in periods[label == cc][:4]]
                   for cc in range(min(n_comp, 3))]
         raise ValueError(
-            f"ImputationDiD: the untreated observations split into {n_comp} disconnected "
+            f"{name}: the untreated observations split into {n_comp} disconnected "
             f"sets of units and periods (periods {groups}); unit and period effects are not "
             "identified across them")
 
@@ -613,7 +616,7 @@ def lead_regression(problem, unit_weights, n_leads, with_influence=False, leads=
     n_cov = x.shape[1] - leads.size
     names = list(problem.covariates) + [f"lead {number_label(v)}" for v in leads]
     fit = fit_untreated(rows, untreated, unit_weights[rows.unit_code], names,
-                        strict=with_influence, x=x)
+                        strict=with_influence, x=x, name=problem.name)
     coef = np.where(fit.kept[n_cov:], fit.gamma[n_cov:], np.nan)
     psi = None
     if with_influence:

@@ -203,3 +203,16 @@ class ImputationDiDResults(EventStudyResultsBase):
 
     def _repr_fields(self) -> dict:
         return {"treated_obs": self.n_treated_obs, "units": self.n_units}
+
+
+class TwoStageDiDResults(ImputationDiDResults):
+    """Results of :class:`~diff_diff.TwoStageDiD`: the same estimands and tables as
+    :class:`ImputationDiDResults` (``event_study`` is the default table), with the two-stage
+    GMM variance."""
+
+    _title = "Two-stage DiD (Gardner; Butts & Gardner GMM variance)"
+    _levels = {"event_study": "_event_study_table", "overall": "_overall_table",
+               "group": "_group_table", "observation": "_treatment_effects"}
+
+    def _info(self) -> list:
+        return [row for row in super()._info() if not row[0].startswith("Auxiliary")]
