@@ -127,6 +127,7 @@ Usage::
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import resource
@@ -156,6 +157,7 @@ INTERPRETERS = {
 }
 
 N_BOOT = 999
+ESTIMATOR_CLASSES = {"imputation": "ImputationDiD", "two_stage": "TwoStageDiD"}
 NEVER_REL = -1000  # rel of never-treated units (the reference level of i(rel))
 DENSE_PEAK_FACTOR = 3.0  # did2s peak RSS / its dense first-stage matrix (measured ~3.0x)
 
@@ -269,12 +271,14 @@ def make_call(impl: str, spec: dict, df: pd.DataFrame, args):
     cols = dict(outcome="y", unit="unit", time="period", first_treat="first_treat")
     versions = harness.interpreter_versions()
 
+    estimator = ESTIMATOR_CLASSES[args.estimator]
     if impl == "new":
         versions.update(harness.checkout_package()[1])
-        from diff_diff import ImputationDiD
+        new_class = getattr(importlib.import_module("diff_diff"), estimator)
 
         def call():
-            res = ImputationDiD(n_bootstrap=n_boot, seed=1).fit(df, covariates=cov, **cols)
+            res = new_class(n_bootstrap=n_boot, seed=1).fit(
+                df, covariates=cov, **cols)
             att, se = res.att, res.se  # lazy: one engine pass for every estimand
             es, gr = res.event_study_effects, res.group_effects
             return res, _summary(att, se, es["event_time"], es["estimate"], es["se"],
@@ -284,11 +288,11 @@ def make_call(impl: str, spec: dict, df: pd.DataFrame, args):
 
     if impl == "old":
         versions.update(harness.old_package()[1])
-        from diff_diff import ImputationDiD
+        old_class = getattr(importlib.import_module("diff_diff"), estimator)
 
         if not n_boot:
             def call():
-                res = ImputationDiD().fit(df, covariates=cov, **cols)
+                res = old_class().fit(df, covariates=cov, **cols)
                 att, se = res.overall_att, res.overall_se  # computed in fit
                 es = res.aggregate("event_study")
                 gr = res.aggregate("group")
@@ -300,7 +304,7 @@ def make_call(impl: str, spec: dict, df: pd.DataFrame, args):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)  # fit(aggregate=)
                     warnings.simplefilter("ignore", FutureWarning)
-                    res = ImputationDiD(n_bootstrap=n_boot, seed=1).fit(
+                    res = old_class(n_bootstrap=n_boot, seed=1).fit(
                         df, covariates=cov, aggregate="all", **cols)
                 es = _dict_effects(res.event_study_effects)
                 gr = _dict_effects(res.group_effects)
@@ -434,8 +438,9 @@ def run_children(cases, impls, pythons, args, env) -> tuple:
     """Every case x implementation in its own child: rows by (case, impl), missing, failed, errors."""
     jobs, skipped = harness.case_jobs(
         cases, impls, {m: IMPLS[m][0] for m in IMPLS}, pythons, args,
-        extra=lambda case, impl: ([] if args.pyfixest_max_gb is None
-                                  else ["--pyfixest-max-gb", str(args.pyfixest_max_gb)]),
+        extra=lambda case, impl: (["--estimator", args.estimator]
+                                  + ([] if args.pyfixest_max_gb is None
+                                     else ["--pyfixest-max-gb", str(args.pyfixest_max_gb)])),
         skip=lambda case, impl: (None if runs(impl, case)
                                  else "not run (did2s has no bootstrap)"))
     rows, missing, failed, errors = harness.run_jobs(jobs, __file__, env, args.child_timeout)
@@ -607,6 +612,9 @@ def run_parent(args) -> int:
 def main(argv=None) -> int:
     parser = harness.case_parser(__doc__, CASES, IMPLS, INTERPRETERS, "3.13.0 and pyfixest",
                                  slow_budget=150.0, child_timeout=1800.0)
+    parser.add_argument("--estimator", choices=list(ESTIMATOR_CLASSES), default="imputation",
+                        help="new and old: ImputationDiD (default) or TwoStageDiD (same points; "
+                             "pyfixest did2s is the two-stage estimator either way)")
     parser.add_argument("--pyfixest-max-gb", type=float, default=None,
                         help="skip pyfixest did2s when its estimated peak (3x its dense "
                              "first-stage matrix) is above this (default: 70%% of the memory "
