@@ -156,8 +156,7 @@ class TwoPeriodDiD(Estimator):
         """Point estimate and influence values; the re-estimate function for replicates."""
         problem = sample.arrays
         att, psi = problem.estimate(design.weights)
-        estimate = Estimate([att], psi[:, None], name="TwoPeriodDiD",
-                            reestimate=lambda w: [problem.estimate(w)[0]])
+        estimate = Estimate([att], psi[:, None], name="TwoPeriodDiD", reestimate=problem.att)
         return SimpleNamespace(estimate=estimate, problem=problem)
 
 
@@ -167,6 +166,10 @@ class TwoPeriodProblem:
     def __init__(self, change: np.ndarray, treated: np.ndarray):
         self.change = change
         self.treated = treated.astype(bool)
+
+    def att(self, weights: np.ndarray) -> np.ndarray:
+        """The estimate alone under other weights (replicates: a bound method pickles)."""
+        return np.array([self.estimate(weights)[0]])
 
     def estimate(self, weights: np.ndarray):
         """``(att, psi)`` under unit ``weights`` (a group without weight is an error)."""

@@ -240,12 +240,9 @@ class CallawaySantAnna(Estimator):
         att, psi, n_treated, n_control = core.estimate(weights, with_influence=True)
         pg = core.cohort_shares(weights)
 
-        def reestimate(w):
-            a, _, _, _ = core.estimate(w, with_influence=False, strict=False)
-            return np.concatenate([a, core.cohort_shares(w)])
         estimate = Estimate(np.concatenate([att, pg]),
                             CohortShareBasis(psi, panel.first_treat, weights),
-                            reestimate=reestimate, name="CallawaySantAnna")
+                            reestimate=core.theta, name="CallawaySantAnna")
         return SimpleNamespace(estimate=estimate, panel=panel, cells=cells, att=att, psi=psi,
                                pg=pg, n_treated=n_treated, n_control=n_control, dropped=dropped,
                                balance_e=balance_e)
@@ -380,6 +377,11 @@ class _Core:
         order = np.argsort(self.unit_group, kind="stable")
         bounds = np.searchsorted(self.unit_group[order], np.arange(-1, n_groups + 1))
         self.rows_of = [order[bounds[j]:bounds[j + 1]] for j in range(n_groups + 1)]
+
+    def theta(self, weights) -> np.ndarray:
+        """Every cell's ATT and the cohort shares under other unit weights (replicates)."""
+        att, _, _, _ = self.estimate(weights, with_influence=False, strict=False)
+        return np.concatenate([att, self.cohort_shares(weights)])
 
     def cohort_shares(self, weights):
         w = weights / weights.mean()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -244,7 +245,8 @@ class HeterogeneousAdoptionDiD(Estimator):
         fit = problem.estimate(weights, spec)
         # 2SLS conventions (AER::ivreg + sandwich) without a survey design: (n - 1)/(n - 2)
         factor = (fit.n_obs - 1.0) / (fit.n_obs - 2.0) if problem.design == "mass_point" else None
-        estimate = Estimate(fit.att_bc, fit.psi, reestimate=lambda w: problem.refit(w, spec, fit),
+        estimate = Estimate(fit.att_bc, fit.psi,
+                            reestimate=partial(problem.refit, spec=spec, full=fit),
                             small_sample=factor, groups=np.zeros(fit.att_bc.size),
                             name="HeterogeneousAdoptionDiD")
         return SimpleNamespace(problem=problem, fit=fit, estimate=estimate, vce=spec.vce)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -208,9 +209,7 @@ class ImputationDiD(Estimator):
                                     self.leave_one_out, name=type(self).__name__)
         fit = problem.estimate(design.weights, with_influence=True, strict=True)
 
-        def reestimate(unit_weights):
-            return problem.estimate(unit_weights, with_influence=False, strict=False).theta
-        estimate = Estimate(fit.theta, fit.psi, reestimate=reestimate,
+        estimate = Estimate(fit.theta, fit.psi, reestimate=problem.theta,
                             groups=problem.labels["kind"].to_numpy(), name=type(self).__name__)
         return SimpleNamespace(problem=problem, fit=fit, estimate=estimate)
 
@@ -318,8 +317,12 @@ class ImputationProblem:
         ok = np.isfinite(coef)
         kept = leads[ok]
         estimate = Estimate(coef[ok], psi[:, ok], name=self.name,
-                            reestimate=lambda w: lead_regression(self, w, None, leads=kept)[1])
+                            reestimate=partial(lead_coefficients, self, kept))
         return leads, coef, estimate
+
+    def theta(self, unit_weights) -> np.ndarray:
+        """The estimands under other unit weights (replicates), without influence values."""
+        return self.estimate(unit_weights, with_influence=False, strict=False).theta
 
     @property
     def labels(self) -> pd.DataFrame:
@@ -556,14 +559,25 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None,
     if p:
         resid -= (x[un] - xbar[u]) @ gamma
 
-    def solve(rhs_time, rhs_cov):
-        rhs = rhs_time if rhs_cov is None else np.vstack([rhs_time, rhs_cov])
-        out = np.zeros((n_t + p, rhs.shape[1]))
-        out[keep] = linalg.cho_solve(factor, rhs[keep], check_finite=False)
-        return out[:n_t], out[n_t:]
-
     return UntreatedFit(lam=lam, gamma=gamma, kept=keep[n_t:], ybar=ybar, lbar=lbar, xbar=xbar,
-                        rows=un, s_eps=s * resid, solve=solve, c_over=c_over)
+                        rows=un, s_eps=s * resid, solve=_ReducedSolve(factor, keep, n_t),
+                        c_over=c_over)
+
+
+@dataclass(frozen=True, eq=False)
+class _ReducedSolve:
+    """``(b_time, b_cov)`` solving the reduced normal equations for stacked right-hand sides
+    (time rhs (T, K), covariate rhs (p, K) or None), with the fit's Cholesky factor."""
+
+    factor: tuple
+    keep: np.ndarray
+    n_t: int
+
+    def __call__(self, rhs_time, rhs_cov):
+        rhs = rhs_time if rhs_cov is None else np.vstack([rhs_time, rhs_cov])
+        out = np.zeros((self.keep.size, rhs.shape[1]))
+        out[self.keep] = linalg.cho_solve(self.factor, rhs[self.keep], check_finite=False)
+        return out[:self.n_t], out[self.n_t:]
 
 
 def _check_connected(shared, identified, times, name="ImputationDiD"):
@@ -580,6 +594,11 @@ def _check_connected(shared, identified, times, name="ImputationDiD"):
             f"{name}: the untreated observations split into {n_comp} disconnected "
             f"sets of units and periods (periods {groups}); unit and period effects are not "
             "identified across them")
+
+
+def lead_coefficients(problem, leads, unit_weights) -> np.ndarray:
+    """The Eq. 9 coefficients of the given ``leads`` under other unit weights (replicates)."""
+    return lead_regression(problem, unit_weights, None, leads=leads)[1]
 
 
 def lead_regression(problem, unit_weights, n_leads, with_influence=False, leads=None):

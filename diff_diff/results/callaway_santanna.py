@@ -45,8 +45,9 @@ class AggregationResults(ResultsBase):
         Unit influence values (sum scale) of the J effects and, last, the overall.
     """
 
-    def __init__(self, kind, label_name, effects, vcov, overall, alpha, influence=None, df=None):
-        self._influence = influence
+    def __init__(self, kind, label_name, effects, vcov, overall, alpha, basis=None, mapping=None,
+                 df=None):
+        self._basis, self._mapping = basis, mapping
         self.df = df
         self.kind = kind
         self.label_name = label_name
@@ -62,7 +63,7 @@ class AggregationResults(ResultsBase):
     @property
     def influence_functions(self) -> np.ndarray:
         """Unit influence values (sum scale) of the effects and, last column, the overall."""
-        return self._influence()
+        return self._basis @ self._mapping
 
     def _effects(self) -> pd.DataFrame:
         return self.effects
@@ -211,7 +212,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         mapping = p["mapping"]
         df = var.df if var.df is None or np.ndim(var.df) == 0 else float(var.df[-1])
         return AggregationResults(p["kind"], label_name, effects, vcov, overall, self.alpha,
-                                  lambda: self._inference.estimate.psi @ mapping, df)
+                                  self._inference.estimate.psi, mapping, df)
 
     def _parts(self, kind, min_e, max_e, balance_e):
         cells = self._cells

@@ -205,3 +205,15 @@ def test_warn_user_stops_at_modules_outside_the_package(tmp_path):
         warnings.simplefilter("always")
         module.helper()
     assert caught[0].filename == str(path) and caught[0].lineno == 4
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_results_pickle_and_keep_their_inference(entry, panel, replicate):
+    """Results can be saved (pickle) and reloaded with every table and re-inference intact."""
+    import pickle
+
+    for data, design in ((panel, TAYLOR), replicate):
+        res = _fit(entry, data, design)
+        back = pickle.loads(pickle.dumps(res))
+        assert _headline(back).tolist() == _headline(res).tolist()
+        assert back.summary() == res.summary()
