@@ -15,6 +15,7 @@ from .estimators import (
     HeterogeneousAdoptionDiD,
     ImputationDiD,
     MultiPeriodDiD,
+    SunAbraham,
     TwoStageDiD,
     TwoWayFixedEffects,
 )
@@ -31,6 +32,7 @@ from .statistics import aggregate_survey, survey_mean, survey_total
 
 # short aliases
 Bacon = BaconDecomposition
+SA = SunAbraham
 BJS = ImputationDiD
 CS = CallawaySantAnna
 HAD = HeterogeneousAdoptionDiD
@@ -41,6 +43,8 @@ EventStudy = MultiPeriodDiD
 __all__ = [
     "Bacon",
     "BaconDecomposition",
+    "SA",
+    "SunAbraham",
     "BJS",
     "CS",
     "CallawaySantAnna",

@@ -5,6 +5,7 @@ from .had import HeterogeneousAdoptionDiD
 from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
 from .registry import REGISTRY, Capabilities, registered
+from .sun_abraham import SunAbraham
 from .two_stage import TwoStageDiD
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "HeterogeneousAdoptionDiD",
     "ImputationDiD",
     "MultiPeriodDiD",
+    "SunAbraham",
     "TwoStageDiD",
     "TwoWayFixedEffects",
 ]

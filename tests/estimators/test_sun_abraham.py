@@ -1,0 +1,93 @@
+"""SunAbraham: the saturated regression by hand, the interaction weights, controls, errors."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import diff_diff as dd
+
+KW = dict(outcome="y", unit="unit", time="time", first_treat="g")
+
+
+def panel(seed=4, n_units=120, n_t=7, never=True):
+    rng = np.random.default_rng(seed)
+    cohorts = [3, 5, 6] + ([0] if never else [])
+    g = rng.choice(cohorts, size=n_units)
+    unit, t = np.repeat(np.arange(n_units), n_t), np.tile(np.arange(1, n_t + 1), n_units)
+    gg = g[unit]
+    treated = (gg > 0) & (t >= gg)
+    effect = np.where(treated, 1.0 + 0.4 * (t - gg) + 0.3 * (gg == 5), 0.0)
+    y = rng.normal(size=n_units)[unit] + 0.3 * t + effect + rng.normal(scale=0.5, size=t.size)
+    return pd.DataFrame({"unit": unit, "time": t, "g": gg, "y": y,
+                         "w": rng.uniform(0.5, 2.0, n_units)[unit]})
+
+
+def saturated(df, design=None):
+    """delta_ge from an explicit dummy regression through DifferenceInDifferences' core."""
+    df = df.copy()
+    e = df["time"] - df["g"]
+    names = []
+    for g in sorted(df.loc[df["g"] > 0, "g"].unique()):
+        for ev in sorted(e[df["g"] == g].unique()):
+            if ev == -1:
+                continue
+            name = f"d_{g}_{ev}"
+            df[name] = ((df["g"] == g) & (e == ev)).astype(float)
+            names.append((name, g, ev))
+    fit = dd.TWFE(vcov_type="hc1").fit  # any regression: compare coefficients only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res = fit(df.assign(d=df[names[0][0]]), outcome="y", treatment="d", unit="unit",
+                  time="time", covariates=[n for n, _, _ in names[1:]], survey_design=design)
+    coef = res.coefficients
+    return {(g, ev): float(coef.iloc[0] if i == 0 else coef[n])
+            for i, (n, g, ev) in enumerate(names)}
+
+
+@pytest.mark.parametrize("weights", [None, "w"])
+def test_cohort_effects_are_the_saturated_regression_and_weights_are_cohort_shares(weights):
+    df = panel()
+    design = None if weights is None else dd.SurveyDesign(weights=weights)
+    res = dd.SunAbraham().fit(df, survey_design=design, **KW)
+    brute = saturated(df, design)
+    cohort = res.cohort_effects
+    for row in cohort.itertuples(index=False):
+        assert row.estimate == pytest.approx(brute[(row.group, row.event_time)], abs=1e-10)
+    unit = df.groupby("unit").first()
+    w = np.ones(len(unit)) if weights is None else unit["w"].to_numpy()
+    for e, shares in res.cohort_weights.items():
+        present = [g for g in (3, 5, 6) if (1 <= g + e <= 7)]
+        mass = {g: w[unit["g"].to_numpy() == g].sum() for g in present}
+        for g in present:
+            assert shares[g] == pytest.approx(mass[g] / sum(mass.values()), rel=1e-12)
+        beta = sum(shares[g] * brute[(g, e)] for g in present)
+        table = res.event_study_effects
+        assert table[e]["effect"] == pytest.approx(beta, abs=1e-10)
+    post = cohort[cohort["event_time"] >= 0]
+    cell_mass = [w[unit["g"].to_numpy() == g].sum() for g in post["group"]]
+    assert res.att == pytest.approx(np.average(post["estimate"], weights=cell_mass), abs=1e-10)
+    assert -1 not in set(res.event_study_effects["event_time"])
+
+
+def test_last_treated_controls_and_errors():
+    df = panel(never=False)
+    with pytest.raises(ValueError, match="no never-treated units.*last_treated"):
+        dd.SunAbraham().fit(df, **KW)
+    res = dd.SunAbraham(control_group="last_treated").fit(df, **KW)
+    assert set(res.cohort_effects["group"]) == {3, 5}  # cohort 6 is the control
+    assert res.event_study_effects["event_time"].max() == 2  # periods before 6: 3 + 2 = 5
+    with pytest.raises(ValueError, match="no unit is treated"):
+        dd.SunAbraham().fit(df.assign(g=0), **KW)
+    with pytest.raises(ValueError, match="control_group must be one of"):
+        dd.SunAbraham(control_group="not_yet_treated").fit(df, **KW)
+
+
+def test_summary_levels_and_3x_reading():
+    res = dd.SA().fit(dd.load_mpdta(), outcome="lemp", unit="countyreal", time="year",
+                      first_treat="first.treat")
+    assert res.levels == ("event_study", "cohort", "overall")
+    assert res.event_study_effects[0]["effect"] == pytest.approx(-0.0199318167892593,
+                                                                 abs=1e-12)
+    assert "Sun-Abraham" in res.summary() and res.cohort_weights[2] == {2004: 1.0}
