@@ -99,12 +99,14 @@ class SunAbraham(_Regression):
         data = data.iloc[rows]
         y = numeric(data, outcome, "outcome")
         cells, labels = _cells(g, t, self.anticipation)
-        dummies = [(cells == j).astype(float) for j in range(len(labels))]
         names = [f"{first_treat}[{_num(gg)}]:e[{_num(e)}]" for gg, e in labels]
-        blocks = dummies + [numeric(data, c, "covariate") for c in covariates]
+        x = np.zeros((y.size, len(labels) + len(covariates)), order="F")
+        inside = np.flatnonzero(cells >= 0)
+        x[inside, cells[inside]] = 1.0  # one indicator per (cohort, relative period)
+        for j, c in enumerate(covariates):
+            x[:, len(labels) + j] = numeric(data, c, "covariate")
         time_codes = label_codes(data, time, "time")[0]
         weights, frequency, design, meta = self._weights(data, survey_design)
-        x = np.column_stack(blocks)
         absorb = [unit_codes, time_codes]
         fit = self._wls(y, x, names + covariates, weights, frequency, absorb)
         w = np.ones(y.size) if weights is None else weights
@@ -158,16 +160,19 @@ def _num(value):
 
 
 def _cells(g, t, anticipation):
-    """Cell code of each row (-1: no indicator) and the (cohort, relative period) labels."""
-    treated = g > 0
+    """Cell code of each row (-1: no indicator) and the (cohort, relative period) labels,
+    sorted by cohort, then relative period."""
     e = np.round(t - g, 9)
-    reference = -1.0 - anticipation
-    has = treated & (e != reference)
-    pairs = np.column_stack([g[has], e[has]])
-    labels, code = np.unique(pairs, axis=0, return_inverse=True)
+    has = (g > 0) & (e != -1.0 - anticipation)
+    cohort_code, cohorts = pd.factorize(g[has], sort=True)
+    event_code, events = pd.factorize(e[has], sort=True)
+    pair = cohort_code.astype(np.int64) * len(events) + event_code
+    present, code = np.unique(pair, return_inverse=True)
     cells = np.full(g.size, -1, dtype=np.int64)
-    cells[has] = code.ravel()
-    return cells, [tuple(p) for p in labels]
+    cells[has] = code
+    labels = [(float(cohorts[p // len(events)]), float(events[p % len(events)]))
+              for p in present]
+    return cells, labels
 
 
 def _aggregation(labels, cells, w, kept, rank) -> dict:

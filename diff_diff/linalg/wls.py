@@ -315,9 +315,12 @@ def wls(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     absorb = list(absorb or [])
     grid = two_way_grid(absorb, w)
-    both = demean(np.column_stack([y, x]), absorb, w, grid=grid)
+    stacked = np.empty((n, k + 1), order="F")  # columns contiguous for the projections
+    stacked[:, 0], stacked[:, 1:] = y, x
+    both = demean(stacked, absorb, w, grid=grid)
     y_t, x_t = both[:, 0], both[:, 1:]
-    gram = (x_t * w[:, None]).T @ x_t
+    unit_weights = bool(np.all(w == 1.0))
+    gram = (x_t if unit_weights else x_t * w[:, None]).T @ x_t
     keep = independent_columns(gram)
     if not keep.all():
         dropped = [names[j] for j in np.flatnonzero(~keep)]
@@ -331,7 +334,7 @@ def wls(
         raise RankDeficientError("no identified regressor: every column is collinear")
     x_k = x_t[:, keep]
     bread_inv = np.linalg.inv(gram[np.ix_(keep, keep)])
-    coef_k = bread_inv @ (x_k * w[:, None]).T @ y_t
+    coef_k = bread_inv @ ((x_k if unit_weights else x_k * w[:, None]).T @ y_t)
     coef = np.full(k, np.nan)
     coef[keep] = coef_k
     resid = y_t - x_k @ coef_k
