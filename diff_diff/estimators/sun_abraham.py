@@ -108,7 +108,18 @@ class SunAbraham(_Regression):
         time_codes = label_codes(data, time, "time")[0]
         weights, frequency, design, meta = self._weights(data, survey_design)
         absorb = [unit_codes, time_codes]
-        fit = self._wls(y, x, names + covariates, weights, frequency, absorb)
+        extra = []
+        if self.vcov_type in ("hc2", "hc3", "hc2_bm"):
+            # leverages and CR2 need the period effects in the design: absorb units only
+            n_t = int(time_codes.max()) + 1
+            periods = np.zeros((y.size, n_t - 1), order="F")
+            later = np.flatnonzero(time_codes > 0)
+            periods[later, time_codes[later] - 1] = 1.0
+            x = np.column_stack([x, periods])
+            extra = [f"{time}[{j}]" for j in range(1, n_t)]
+            absorb = [unit_codes]
+        fit = self._wls(y, x, names + covariates + extra, weights, frequency, absorb,
+                        expected_collinear=tuple(extra))
         w = np.ones(y.size) if weights is None else weights
         agg = _aggregation(labels, cells, w, fit.kept[:len(labels)], fit.rank)
         vcov_type = self.vcov_type
