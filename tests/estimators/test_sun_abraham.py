@@ -91,3 +91,17 @@ def test_summary_levels_and_3x_reading():
     assert res.event_study_effects[0]["effect"] == pytest.approx(-0.0199318167892593,
                                                                  abs=1e-12)
     assert "Sun-Abraham" in res.summary() and res.cohort_weights[2] == {2004: 1.0}
+
+
+def test_cohort_effects_equal_callaway_santanna_with_a_universal_base_period():
+    """Balanced panel, never-treated controls, no covariates: each delta_ge is the DiD of
+    cohort g and the never treated between g + e and g - 1 (CS, universal base period)."""
+    kw = dict(outcome="lemp", unit="countyreal", time="year", first_treat="first.treat")
+    d = dd.load_mpdta()
+    sa = dd.SA().fit(d, **kw).cohort_effects.set_index(["group", "event_time"])["estimate"]
+    cs = dd.CS(base_period="universal", estimation_method="reg").fit(d, **kw)
+    gt = cs.group_time_effects.assign(e=lambda t: t["time"] - t["group"])
+    gt = gt.set_index(["group", "e"])["estimate"]
+    assert len(sa) == 12
+    for key, value in sa.items():
+        assert value == pytest.approx(gt[key], abs=1e-12)
