@@ -13,7 +13,9 @@ from .panel import _first_treat, check_constant_within_unit, numeric, require_co
 from .registry import register
 from .regression import _Regression
 
-CONTROL_GROUPS = ("never_treated", "last_treated")
+# "not_yet_treated" (diff-diff 3.x) fits the same saturated regression as "never_treated": the
+# not-yet-treated periods of later cohorts carry their own cohort x relative-period indicators
+CONTROL_GROUPS = ("never_treated", "not_yet_treated", "last_treated")
 
 
 @register(aliases=("SA",), data="panel", inference="regression", weight_types=WEIGHT_TYPES,
@@ -36,12 +38,16 @@ class SunAbraham(_Regression):
 
     Parameters
     ----------
-    control_group : {"never_treated", "last_treated"}
+    control_group : {"never_treated", "last_treated", "not_yet_treated"}
         Comparison units: never treated, or the last treated cohort (its
         periods from its treatment on are dropped, and it serves as the
-        control).
+        control). ``not_yet_treated`` (accepted for diff-diff 3.x) is the same
+        regression as ``never_treated``: in the saturated model the later
+        cohorts' untreated periods have indicators of their own.
     anticipation : int
-        Periods of anticipation: the reference period is ``-1 - anticipation``.
+        Periods of anticipation: the reference is the period ``1 + anticipation``
+        observed periods before treatment (by position, whatever the spacing of
+        the periods; event times are reported as ``t - g``).
     vcov_type : {"hc1", "classical", "hc2", "hc3", "cr1", "hc2_bm"}
         ``hc1`` (default) clusters by ``cluster`` or, without it, by unit (CR1);
         ``classical``, ``hc2`` and ``hc3`` without ``cluster`` do not cluster;
@@ -54,7 +60,9 @@ class SunAbraham(_Regression):
         ``wild_bootstrap``: wild cluster bootstrap p-value and interval of the
         overall ATT (needs ``cluster``).
     n_bootstrap, bootstrap_weights, seed
-        Wild bootstrap draws, multipliers and seed.
+        Wild bootstrap draws, multipliers and seed (``inference="wild_bootstrap"``;
+        diff-diff 3.x's pairs bootstrap is not available, and ``n_bootstrap > 0``
+        with analytic inference warns).
 
     Examples
     --------
@@ -72,7 +80,7 @@ class SunAbraham(_Regression):
 
     def __init__(self, control_group="never_treated", anticipation=0, vcov_type="hc1",
                  cluster=None, alpha=0.05, rank_deficient_action="warn", inference="analytic",
-                 n_bootstrap=999, bootstrap_weights="rademacher", seed=None):
+                 n_bootstrap=0, bootstrap_weights="rademacher", seed=None):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
@@ -92,13 +100,17 @@ class SunAbraham(_Regression):
             Weights (any type) and a design for the variance.
         """
         self._validate()
+        if self.n_bootstrap and self.inference != "wild_bootstrap":
+            warn_user("SunAbraham: n_bootstrap is used by inference='wild_bootstrap' (the wild "
+                      "cluster bootstrap of the overall ATT); diff-diff 3.x's pairs bootstrap is "
+                      "not available, so the standard errors are analytic")
         covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
         require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
                         covariates=covariates, cluster=self.cluster)
-        rows, g, t, unit_codes = self._sample(data, unit, time, first_treat)
+        rows, g, t, relative, unit_codes = self._sample(data, unit, time, first_treat)
         data = data.iloc[rows]
         y = numeric(data, outcome, "outcome")
-        cells, labels = _cells(g, t, self.anticipation)
+        cells, labels = _cells(g, t, relative, self.anticipation)
         names = [f"{first_treat}[{_num(gg)}]:e[{_num(e)}]" for gg, e in labels]
         x = np.zeros((y.size, len(labels) + len(covariates)), order="F")
         inside = np.flatnonzero(cells >= 0)
@@ -136,13 +148,18 @@ class SunAbraham(_Regression):
         return res
 
     def _sample(self, data, unit, time, first_treat):
-        """Rows used, cohort and period per row, unit codes (never treated: cohort 0)."""
+        """Rows used, cohort, period and relative position per row, unit codes (never treated:
+        cohort 0). Relative time counts observed periods (``position(t) - position(g)``), so
+        the reference is the period just before treatment however periods are spaced."""
         t = numeric(data, time, "time")
         g = _first_treat(data, first_treat)
         unit_codes, units = label_codes(data, unit, "unit")
         check_constant_within_unit(g, unit_codes, units, first_treat)
-        g = np.where(g > t.max(), 0.0, g)  # treated after the window: never treated in it
-        keep = ~((g > 0) & (g - self.anticipation <= t.min()))  # no pre-period: dropped
+        periods = np.unique(t)
+        g = np.where(g > periods[-1], 0.0, g)  # treated after the window: never treated in it
+        position = np.searchsorted(periods, t)
+        start = np.searchsorted(periods, g)  # first observed period on or after g
+        keep = ~((g > 0) & (start - self.anticipation <= 0))  # no pre-period: dropped
         if not keep.all():
             warn_user(f"SunAbraham: dropped {int((~keep).sum())} row(s) of units treated from "
                       "the first period (no pre-treatment period)")
@@ -152,17 +169,32 @@ class SunAbraham(_Regression):
                 raise ValueError("SunAbraham: control_group='last_treated' needs at least two "
                                  "treated cohorts")
             last = cohorts[-1]
-            keep &= t < last - self.anticipation  # the control cohort's untreated periods only
+            last_start = int(np.searchsorted(periods, last))
+            keep &= position < last_start - self.anticipation  # its untreated periods only
             g = np.where(g == last, 0.0, g)
         if not (g[keep] > 0).any():
             raise ValueError(f"SunAbraham: no unit is treated (first_treat column "
                              f"{first_treat!r})")
-        if self.control_group == "never_treated" and not (g[keep] == 0).any():
+        if self.control_group in ("never_treated", "not_yet_treated") and not (g[keep] == 0).any():
             raise ValueError("SunAbraham: there are no never-treated units; use "
                              "control_group='last_treated'")
         rows = np.flatnonzero(keep)
+        relative = (position - start)[rows]
+        _check_references(g[rows], relative, self.anticipation, first_treat)
         codes = pd.factorize(unit_codes[rows], sort=True)[0].astype(np.int64)
-        return rows, g[rows], t[rows], codes
+        return rows, g[rows], t[rows], relative, codes
+
+
+def _check_references(g, relative, anticipation, column):
+    """Every treated cohort needs rows in its reference period, or its cells are collinear."""
+    treated = g > 0
+    cohorts = np.unique(g[treated])
+    seen = np.unique(g[treated & (relative == -1 - anticipation)])
+    missing = cohorts[~np.isin(cohorts, seen)]
+    if missing.size:
+        raise ValueError(f"SunAbraham: cohort(s) {[_num(c) for c in missing]} of {column!r} have "
+                         f"no observation in their reference period ({1 + anticipation} "
+                         "period(s) before treatment); their effects are not identified")
 
 
 def _num(value):
@@ -170,11 +202,12 @@ def _num(value):
     return int(value) if value.is_integer() else value
 
 
-def _cells(g, t, anticipation):
+def _cells(g, t, relative, anticipation):
     """Cell code of each row (-1: no indicator) and the (cohort, relative period) labels,
-    sorted by cohort, then relative period."""
+    sorted by cohort, then relative period; labels give ``t - g`` in the data's units, the
+    reference is by position (``relative == -1 - anticipation``)."""
     e = np.round(t - g, 9)
-    has = (g > 0) & (e != -1.0 - anticipation)
+    has = (g > 0) & (relative != -1 - anticipation)
     cohort_code, cohorts = pd.factorize(g[has], sort=True)
     event_code, events = pd.factorize(e[has], sort=True)
     pair = cohort_code.astype(np.int64) * len(events) + event_code

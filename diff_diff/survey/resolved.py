@@ -249,7 +249,8 @@ class ResolvedDesign:
 def _dense_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..G-1 (sorted labels) of cluster labels; labels that already are such codes
     (the estimators' unit codes) are used as they are."""
-    if labels.dtype.kind in "iu" and labels.size and labels.min() == 0:
+    if (labels.dtype.kind in "iu" and labels.size and labels.min() == 0
+            and labels.max() < labels.size):
         present = np.bincount(labels)
         if present.all():
             return labels.astype(np.int64, copy=False), np.arange(present.size)

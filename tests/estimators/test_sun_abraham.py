@@ -81,7 +81,7 @@ def test_last_treated_controls_and_errors():
     with pytest.raises(ValueError, match="no unit is treated"):
         dd.SunAbraham().fit(df.assign(g=0), **KW)
     with pytest.raises(ValueError, match="control_group must be one of"):
-        dd.SunAbraham(control_group="not_yet_treated").fit(df, **KW)
+        dd.SunAbraham(control_group="strict").fit(df, **KW)
 
 
 def test_summary_levels_and_3x_reading():
@@ -105,3 +105,31 @@ def test_cohort_effects_equal_callaway_santanna_with_a_universal_base_period():
     assert len(sa) == 12
     for key, value in sa.items():
         assert value == pytest.approx(gt[key], abs=1e-12)
+
+
+def test_relative_time_counts_observed_periods_whatever_their_spacing():
+    df = panel()
+    base = dd.SunAbraham().fit(df, **KW)
+    gapped = df.assign(time=2000 + 2 * df["time"], g=np.where(df["g"] > 0, 2000 + 2 * df["g"], 0))
+    res = dd.SunAbraham().fit(gapped, **KW)
+    assert res.att == pytest.approx(base.att, abs=1e-10)
+    assert list(res.event_study_effects["event_time"]) == [
+        2 * e for e in base.event_study_effects["event_time"]]
+    np.testing.assert_allclose(res.event_study_effects["estimate"],
+                               base.event_study_effects["estimate"], atol=1e-10)
+
+
+def test_a_cohort_without_its_reference_period_is_refused():
+    df = panel()
+    gap = df[~((df["g"] == 5) & (df["time"] == 4))]
+    with pytest.raises(ValueError, match=r"cohort\(s\) \[5\] of 'g' have no observation in "
+                                         r"their reference period"):
+        dd.SunAbraham().fit(gap, **KW)
+
+
+def test_3x_settings_not_yet_treated_and_n_bootstrap():
+    df = panel()
+    same = dd.SunAbraham(control_group="not_yet_treated").fit(df, **KW)
+    assert same.att == dd.SunAbraham().fit(df, **KW).att
+    with pytest.warns(UserWarning, match="n_bootstrap is used by inference='wild_bootstrap'"):
+        dd.SunAbraham(n_bootstrap=199).fit(df, **KW)

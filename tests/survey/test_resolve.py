@@ -251,3 +251,12 @@ def test_check_survey_design_refuses_unsupported_kinds_with_one_message():
     check_survey_design(rep, "X")
     with pytest.raises(ValueError, match="X does not support replicate-weight designs"):
         check_survey_design(rep, "X", replicates=False)
+
+
+def test_integer_cluster_labels_far_apart_are_coded_without_a_huge_table():
+    from diff_diff.survey.resolved import trivial_design
+
+    design = trivial_design(4).with_clusters(np.array([0, 10**12, 0, 10**12]))
+    assert design.n_psu == 2 and list(design.psu) == [0, 1, 0, 1]
+    dense = trivial_design(4).with_clusters(np.array([1, 0, 1, 0]))
+    assert list(dense.psu) == [1, 0, 1, 0]
