@@ -100,7 +100,7 @@ class _Regression(Estimator):
         return fit
 
     def _infer(self, fit, y, x, frequency, absorb, design, cluster, contrast, contrasts=None,
-               vcov_type=None, default_cluster=False):
+               vcov_type=None, default_cluster=False, groups=None):
         """The coefficients' covariance (``vcov_type`` menu, or the survey design with replicate
         refits) and, with ``inference="wild_bootstrap"``, the wild bootstrap of ``contrast``."""
         vcov_type = vcov_type or self.vcov_type
@@ -114,7 +114,7 @@ class _Regression(Estimator):
             fit, vcov_type=vcov_type if cluster is None or vcov_type != "hc1" else "cr1",
             cluster=cluster, design=design, contrasts=contrasts, absorbed_nested_in_cluster=nested,
             single_absorbed=absorb[0] if len(absorb) == 1 else None, refit=refit,
-            default_cluster=default_cluster, name=type(self).__name__)
+            default_cluster=default_cluster, name=type(self).__name__, groups=groups)
         if np.isnan(contrast).any():
             return var, None
         return var, self._wild(fit, y, absorb, var, cluster, contrast, design)

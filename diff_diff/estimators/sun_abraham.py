@@ -138,9 +138,13 @@ class SunAbraham(_Regression):
         one_way = vcov_type in ("classical", "hc2", "hc3") and self.cluster is None
         cluster = None if one_way else label_codes(data, self.cluster or unit,
                                                    "cluster" if self.cluster else "unit")[0]
+        # replicates that drop a whole cohort lose only that cohort's coefficients
+        groups = np.array([str(_num(g_)) for g_, _ in labels] + ["other"] * (fit.kept.size
+                                                                          - len(labels)))
         var, wild = self._infer(fit, y, x, frequency, absorb, design, cluster,
                                 agg["overall"], contrasts=agg["contrasts"],
-                                vcov_type=vcov_type, default_cluster=self.cluster is None)
+                                vcov_type=vcov_type, default_cluster=self.cluster is None,
+                                groups=groups[fit.kept])
         res = SunAbrahamResults.from_parts(self, fit, var, agg, labels, meta, wild,
                                            n_units=int(unit_codes.max()) + 1,
                                            n_treated=int(np.unique(unit_codes[g > 0]).size))

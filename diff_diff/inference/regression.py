@@ -43,6 +43,7 @@ def regression_variance(
     refit=None,
     default_cluster: bool = False,
     name: str = "",
+    groups: np.ndarray | None = None,
 ) -> RegressionVariance:
     """Variance of ``fit``'s kept coefficients.
 
@@ -70,6 +71,11 @@ def regression_variance(
         a design with its own PSUs or replicate weights replaces it.
     name : str
         The estimator, for messages.
+    groups : ndarray, optional
+        Replicate designs: a label per kept coefficient; coefficients of one
+        label exist together, so a replicate that loses one group (a cohort
+        whose PSUs it drops) is left out only for that group's variances (the
+        df is then the smallest of the groups').
     """
     if vcov_type not in VCOV_TYPES:
         raise ValueError(f"vcov_type must be one of {list(VCOV_TYPES)}, got {vcov_type!r}")
@@ -82,7 +88,7 @@ def regression_variance(
     if design is not None and default_cluster and design.defines_clustering:
         cluster = None  # the design's PSUs or replicates replace the estimator's default
     if design is not None:
-        return _survey(fit, vcov_type, cluster, design, refit, name)
+        return _survey(fit, vcov_type, cluster, design, refit, name, groups)
     if vcov_type == "cr1" and cluster is None:
         raise ValueError("vcov_type='cr1' needs cluster= (the cluster column)")
     if cluster is not None and vcov_type in ("classical", "hc2", "hc3"):
@@ -138,7 +144,7 @@ def _leverage(fit: WLSFit, single_absorbed) -> np.ndarray:
     return h
 
 
-def _survey(fit, vcov_type, cluster, design, refit, name="") -> RegressionVariance:
+def _survey(fit, vcov_type, cluster, design, refit, name="", groups=None) -> RegressionVariance:
     if vcov_type not in ("hc1", "cr1"):
         raise ValueError(
             f"vcov_type={vcov_type!r} cannot be combined with a survey design: the design "
@@ -148,10 +154,11 @@ def _survey(fit, vcov_type, cluster, design, refit, name="") -> RegressionVarian
     if cluster is not None:
         design = design.with_clusters(cluster)
     inference = Inference(Estimate(fit.coef[fit.kept], _LazyInfluence(fit), reestimate=refit,
-                                   name=name), design)
+                                   groups=groups, name=name), design)
     var = inference.variance()
     n_clusters = None if var.method == "replicate" else design.n_psu
-    return RegressionVariance(var.vcov, var.df, var.method, n_clusters=n_clusters)
+    df = var.df if var.df is None or np.ndim(var.df) == 0 else float(np.nanmin(var.df))
+    return RegressionVariance(var.vcov, df, var.method, n_clusters=n_clusters)
 
 
 class _LazyInfluence:

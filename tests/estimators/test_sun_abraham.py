@@ -133,3 +133,16 @@ def test_3x_settings_not_yet_treated_and_n_bootstrap():
     assert same.att == dd.SunAbraham().fit(df, **KW).att
     with pytest.warns(UserWarning, match="n_bootstrap is used by inference='wild_bootstrap'"):
         dd.SunAbraham(n_bootstrap=199).fit(df, **KW)
+
+
+def test_a_replicate_that_drops_a_cohort_is_left_out_only_for_that_cohort():
+    df = panel()
+    cohort = df.groupby("unit")["g"].first().to_numpy()
+    psu = np.where(cohort == 6, 0, 1 + np.arange(cohort.size) % 9)  # cohort 6 in one PSU
+    rep, design = dd.as_replicate_design(df.assign(psu=psu[df["unit"]]),
+                                         dd.SurveyDesign(weights="w", psu="psu"), "JK1")
+    with pytest.warns(UserWarning, match=r"left out of the variance of those estimates "
+                                         r"\(6: 1 of 10\)"):
+        res = dd.SunAbraham().fit(rep, survey_design=design, **KW)
+    assert np.isfinite(res.event_study_effects["se"]).all() and np.isfinite(res.se)
+    assert res.df == 8.0  # the smallest group's replicate df (9 usable replicates - 1)
