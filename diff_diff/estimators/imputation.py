@@ -14,7 +14,7 @@ from .._lazy import csgraph, linalg
 from .._lazy import sparse as sp
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
-from ..linalg.wls import independent_columns
+from ..linalg.wls import RANK_ACTIONS, RankDeficientError, independent_columns
 from ..results.imputation import ImputationDiDResults
 from ..survey.design import SurveyDesign
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
@@ -101,6 +101,10 @@ class ImputationDiD(Estimator):
     vcov_type : {"hc1"}
         Accepted for diff-diff 3.x compatibility: the variance of the
         influence functions is the design's; no other type applies.
+    rank_deficient_action : {"warn", "error", "silent"}
+        Covariates collinear with the unit and period effects (or earlier
+        covariates) among the untreated observations are dropped with a
+        warning, raise, or are dropped silently.
 
     Examples
     --------
@@ -115,6 +119,7 @@ class ImputationDiD(Estimator):
         **INFERENCE_ALLOWED,
         "aux_partition": PARTITIONS,
         "leave_one_out": (True, False),
+        "rank_deficient_action": RANK_ACTIONS,
     }
     _checks = {
         **INFERENCE_CHECKS,
@@ -136,6 +141,7 @@ class ImputationDiD(Estimator):
         leave_one_out: bool = False,
         cband: bool = True,
         vcov_type: str = "hc1",
+        rank_deficient_action: str = "warn",
     ):
         self._store(locals())
 
@@ -206,7 +212,8 @@ class ImputationDiD(Estimator):
     def _estimate(self, sample, design):
         problem = ImputationProblem(sample.arrays, self.anticipation, self.horizon_max,
                                     self.aux_partition, sample.columns["covariates"],
-                                    self.leave_one_out, name=type(self).__name__)
+                                    self.leave_one_out, name=type(self).__name__,
+                                    rank_action=self.rank_deficient_action)
         fit = problem.estimate(design.weights, with_influence=True, strict=True)
 
         estimate = Estimate(fit.theta, fit.psi, reestimate=problem.theta,
@@ -284,8 +291,9 @@ class ImputationProblem:
     """
 
     def __init__(self, rows, anticipation, horizon_max, partition, covariates,
-                 leave_one_out=False, name="ImputationDiD"):
+                 leave_one_out=False, name="ImputationDiD", rank_action="warn"):
         self.name = name  # the estimator, for messages
+        self.rank_action = rank_action  # collinear covariates: warn, error or silent
         self.rows = rows
         self.leave_one_out = leave_one_out
         self.covariates = covariates
@@ -368,7 +376,7 @@ class ImputationProblem:
             raise ValueError(f"{self.name}: no treated observation with positive weight: no "
                              "unit is treated within the observed periods")
         fit = fit_untreated(rows, self.untreated_rows, s_rows, self.covariates, strict,
-                            name=self.name)
+                            name=self.name, rank_action=self.rank_action)
         tau = fit.counterfactual_gap(rows.y[tr], rows.unit_code[tr], rows.time_code[tr],
                                      None if rows.x is None else rows.x[tr])
         imputable = np.isfinite(tau) & (s_rows[tr] > 0)
@@ -499,7 +507,7 @@ def _cell_centres(pair, pair_cell, column, w, tau, k, leave_one_out=False):
 
 
 def fit_untreated(rows, untreated, s_rows, names, strict, x=None,
-                  name="ImputationDiD") -> UntreatedFit:
+                  name="ImputationDiD", rank_action="warn") -> UntreatedFit:
     """Weighted two-way fixed-effects fit on the untreated rows (exact, no iteration).
 
     The unit effects are eliminated (Schur complement): the reduced normal
@@ -544,10 +552,12 @@ def fit_untreated(rows, untreated, s_rows, names, strict, x=None,
     keep = free.copy()
     keep[free] = independent_columns(m[np.ix_(free, free)])
     dropped = np.flatnonzero(free[n_t:] & ~keep[n_t:])
-    if dropped.size and strict:
-        warn_user(
-            f"{name}: {[names[j] for j in dropped]} collinear with the unit and period "
-            "effects (or earlier columns) among the untreated observations: dropped")
+    if dropped.size and strict and rank_action != "silent":
+        message = (f"{name}: {[names[j] for j in dropped]} collinear with the unit and period "
+                   "effects (or earlier columns) among the untreated observations")
+        if rank_action == "error":
+            raise RankDeficientError(message)
+        warn_user(message + ": dropped")
     factor = linalg.cho_factor(m[np.ix_(keep, keep)], check_finite=False)
     coef = np.zeros(n_t + p)
     coef[keep] = linalg.cho_solve(factor, r[keep], check_finite=False)

@@ -49,6 +49,9 @@ class TwoStageDiD(ImputationDiD):
         Uniform band for the event study from the bootstrap.
     vcov_type : {"hc1"}
         Accepted for diff-diff 3.x compatibility.
+    rank_deficient_action : {"warn", "error", "silent"}
+        Covariates collinear with the effects in stage 1 are dropped with a
+        warning, raise, or are dropped silently.
 
     Examples
     --------
@@ -64,7 +67,8 @@ class TwoStageDiD(ImputationDiD):
 
     aux_partition = "estimand"  # the GMM linearization centres each estimand on itself
     leave_one_out = False
-    _allowed = {**INFERENCE_ALLOWED, "pretrends": (False,)}
+    _allowed = {**INFERENCE_ALLOWED, "pretrends": (False,),
+                "rank_deficient_action": ImputationDiD._allowed["rank_deficient_action"]}
     _checks = {
         **INFERENCE_CHECKS,
         "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
@@ -84,5 +88,6 @@ class TwoStageDiD(ImputationDiD):
         pretrends: bool = False,
         cband: bool = True,
         vcov_type: str = "hc1",
+        rank_deficient_action: str = "warn",
     ):
         self._store(locals())

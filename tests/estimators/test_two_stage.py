@@ -43,3 +43,19 @@ def test_surface_and_messages_name_the_estimator(panel):
     assert any(str(w.message).startswith("TwoStageDiD:") for w in caught)
     pre = res.pretrend_test()
     assert np.isfinite(pre["statistic"]) and pre["df1"] >= 1
+
+
+@pytest.mark.parametrize("cls", [dd.TwoStageDiD, dd.ImputationDiD])
+def test_rank_deficient_action_for_collinear_covariates(cls, panel):
+    data = panel.assign(x2=panel["x1"] * 2.0)  # collinear with x1
+    kw = dict(KW, covariates=["x1", "x2"])
+    with pytest.warns(UserWarning, match=r"\['x2'\] collinear"):
+        warned = cls().fit(data, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        silent = cls(rank_deficient_action="silent").fit(data, **kw)
+    assert silent.att == warned.att
+    with pytest.raises(ValueError, match=r"\['x2'\] collinear"):
+        cls(rank_deficient_action="error").fit(data, **kw)
+    with pytest.raises(ValueError, match="rank_deficient_action must be one of"):
+        cls(rank_deficient_action="drop").fit(data, **kw)
