@@ -11,7 +11,8 @@ residual of the treatment on the unit and period effects (their Theorem 1; R and
 Stata ``twowayfeweights``, ``type = "feTR"``). The weights sum to one but can be
 negative; ``sigma_fe = |beta_fe| / sd(w)`` is the smallest standard deviation of
 the cell effects under which their average could be zero although the TWFE
-coefficient is ``beta_fe`` (their Corollary 1).
+coefficient is ``beta_fe``, and ``sigma_fe_2`` the smallest one under which every
+treated cell's effect could have the opposite sign of ``beta_fe`` (their Corollary 1).
 """
 
 from __future__ import annotations
@@ -105,6 +106,15 @@ class TWFEWeightsResults:
         paper's Corollary 1). R/Stata ``twowayfeweights`` use a
         degrees-of-freedom adjusted sd (factor ``sqrt(M / (M - 1))`` over the
         ``M`` treated cells): their value is ours times ``sqrt((M - 1) / M)``.
+    sigma_fe_2 : float
+        ``|beta_fe| / sqrt(T_s + S_s^2 / (1 - P_s))``: the smallest standard
+        deviation of the cell effects compatible with ``beta_fe`` and every
+        effect of the opposite sign (Corollary 1 (ii); no degrees-of-freedom
+        factor, as R/Stata). With the weights in decreasing order, ``P_k``,
+        ``S_k``, ``T_k`` sum ``N_gt / N_1``, ``(N_gt / N_1) w`` and
+        ``(N_gt / N_1) w^2`` over the cells from ``k`` on, and ``s`` is the
+        first ``k >= 2`` with ``w_(k) < -S_k / (1 - P_k)``. NaN when no weight
+        is negative (then no such effects exist) or ``beta_fe`` is 0.
     """
 
     def __init__(self, weights: pd.DataFrame, beta: float):
@@ -119,14 +129,16 @@ class TWFEWeightsResults:
         self.fraction_negative = self.n_negative / len(w)
         sd = float(np.sqrt(share @ (w - 1.0) ** 2))
         self.sigma_fe = abs(self.beta_fe) / sd if sd > 0 else float("nan")
+        self.sigma_fe_2 = _sigma_fe_2(w.to_numpy(), share.to_numpy(), self.beta_fe)
 
     def summary(self) -> str:
         return "\n".join([
             "TWFE weights (de Chaisemartin & D'Haultfoeuille 2020, Theorem 1)", "=" * 60,
-            f"{'TWFE coefficient beta_fe:':<38}{self.beta_fe:.6g}",
-            f"{'Treated cells (positive / negative):':<38}{self.n_positive} / {self.n_negative}",
-            f"{'Sum of negative weights:':<38}{self.sum_negative:.6g}",
-            f"{'sigma_fe (sd of effects if ATT = 0):':<38}{self.sigma_fe:.6g}",
+            f"{'TWFE coefficient beta_fe:':<44}{self.beta_fe:.6g}",
+            f"{'Treated cells (positive / negative):':<44}{self.n_positive} / {self.n_negative}",
+            f"{'Sum of negative weights:':<44}{self.sum_negative:.6g}",
+            f"{'sigma_fe (sd of effects if ATT = 0):':<44}{self.sigma_fe:.6g}",
+            f"{'sigma_fe_2 (sd if every effect flips sign):':<44}{self.sigma_fe_2:.6g}",
         ])
 
     def __str__(self) -> str:
@@ -134,7 +146,24 @@ class TWFEWeightsResults:
 
     def __repr__(self) -> str:
         return (f"TWFEWeightsResults(beta_fe={self.beta_fe:.6g}, n_negative={self.n_negative}, "
-                f"sigma_fe={self.sigma_fe:.6g})")
+                f"sigma_fe={self.sigma_fe:.6g}, sigma_fe_2={self.sigma_fe_2:.6g})")
 
     def to_dataframe(self) -> pd.DataFrame:
         return self.weights.copy()
+
+
+def _sigma_fe_2(w: np.ndarray, share: np.ndarray, beta: float) -> float:
+    """Corollary 1 (ii) of de Chaisemartin & D'Haultfoeuille (2020), see ``sigma_fe_2``."""
+    if beta == 0 or not (w < 0).any():
+        return float("nan")
+    order = np.argsort(-w, kind="stable")
+    w, p = w[order], share[order]
+    tail_p = np.cumsum(p[::-1])[::-1][1:]  # from the second largest weight on
+    tail_s = np.cumsum((p * w)[::-1])[::-1][1:]
+    tail_t = np.cumsum((p * w * w)[::-1])[::-1][1:]
+    rest = 1.0 - tail_p  # the share of the cells before k: positive
+    hit = np.flatnonzero(w[1:] < -tail_s / rest)
+    if not hit.size:
+        return float("nan")
+    k = hit[0]
+    return abs(beta) / float(np.sqrt(tail_t[k] + tail_s[k] ** 2 / rest[k]))

@@ -49,6 +49,44 @@ def test_negative_weights_and_sigma_fe_by_hand():
     assert "sigma_fe" in res.summary() and "n_negative=" in repr(res)
 
 
+@pytest.mark.parametrize("seed, flip", [(1, 1.0), (6, 1.0), (25, 1.0), (6, -1.0)])
+def test_sigma_fe_2_is_the_smallest_sd_of_opposite_sign_effects(seed, flip):
+    """Corollary 1 (ii) by direct minimisation: over cell effects Delta that all have the
+    opposite sign of beta_fe and reproduce it (sum (N/N1) w Delta = beta_fe), the smallest
+    sd sqrt(sum (N/N1) (Delta - ATT)^2) is sigma_fe_2."""
+    from scipy.optimize import minimize
+
+    df = panel(seed, n_units=14, n_t=6, always=False)
+    res = dd.twowayfeweights(df.assign(y=flip * df["y"]), **KW)  # flip: a negative beta_fe
+    w = res.weights["weight"].to_numpy()
+    p = (res.weights["n"] / res.weights["n"].sum()).to_numpy()
+    assert res.n_negative > 0 and np.sign(res.beta_fe) == flip
+    sign = np.sign(res.beta_fe)
+
+    def variance(delta):
+        return p @ (delta - p @ delta) ** 2
+
+    start = np.full(w.size, -sign * abs(res.beta_fe))  # opposite sign, scaled below
+    start *= res.beta_fe / (p @ (w * start)) if p @ (w * start) * res.beta_fe > 0 else 1.0
+    best = minimize(variance, start, method="SLSQP",
+                    bounds=[(None, 0.0) if sign > 0 else (0.0, None)] * w.size,
+                    constraints=[{"type": "eq", "fun": lambda x: p @ (w * x) - res.beta_fe}],
+                    options={"ftol": 1e-14, "maxiter": 1000})
+    assert best.success
+    assert np.sqrt(best.fun) == pytest.approx(res.sigma_fe_2, rel=1e-5)
+    assert res.sigma_fe_2 > res.sigma_fe  # flipping every sign is harder than a zero ATT
+
+
+def test_sigma_fe_2_needs_a_negative_weight():
+    """Two groups, two periods: every treated cell weighs 1, so no effects of the opposite
+    sign can give beta_fe; sigma_fe_2 is NaN (R/Stata do not report it either)."""
+    df = pd.DataFrame({"unit": np.repeat([1, 2, 3, 4], 2), "time": [1, 2] * 4,
+                       "d": [0, 1, 0, 1, 0, 0, 0, 0], "y": [0.0, 2.0, 1.0, 2.5, 0.0, 0.5, 1, 1]})
+    res = dd.twowayfeweights(df, **KW)
+    assert res.n_negative == 0 and np.allclose(res.weights["weight"], 1.0)
+    assert np.isnan(res.sigma_fe_2) and "sigma_fe_2" in res.summary()
+
+
 def test_bad_input():
     df = panel()
     with pytest.raises(ValueError, match="binary"):

@@ -34,7 +34,8 @@ Conventions of twowayfeweights (what the numbers mean):
   so ``ours = theirs * sqrt(M / (M - 1))``.
 * ``sensibility2`` (sigma_fe_2 of Corollary 1: the smallest sd of the cell
   effects compatible with every effect having the opposite sign of beta) is
-  only computed when some weight is negative; diff_diff does not report it.
+  only computed when some weight is negative; it is diff_diff's ``sigma_fe_2``
+  as is (no DoF factor in either).
 
 Data: ``mpdta`` is R ``did``'s mpdta (``../shared/data/mpdta.csv`` beside the
 repository, byte identical to ``diff_diff/datasets/data/mpdta.csv``; md5 in the
@@ -193,7 +194,7 @@ def main():
                                        "summarize [aw=] / R 2.x DoF adjustment); diff_diff's "
                                        "sigma_fe is |beta| / sd (paper, Corollary 1)"),
             "sensibility2": ("sigma_fe_2 of Corollary 1 (opposite-sign effects in all cells); "
-                             "not reported by diff_diff, stored for reference"),
+                             "compared with diff_diff's sigma_fe_2 as is (no DoF factor)"),
             "zero_threshold": ("the package sets |(N_gt/N_1) w_gt| < 1e-10 to 0 before counting; "
                                "min_abs_weight per case shows no cell is near it"),
             "mpdta_md5": md5,
