@@ -40,6 +40,20 @@ DiD = DifferenceInDifferences
 TWFE = TwoWayFixedEffects
 EventStudy = MultiPeriodDiD
 
+# names 3.x deprecated (they warn on use and go in 4.0)
+_DEPRECATED_ALIASES = {"Gardner": "TwoStageDiD"}
+
+
+def __getattr__(name):
+    if name in _DEPRECATED_ALIASES:
+        import warnings
+
+        target = _DEPRECATED_ALIASES[name]
+        warnings.warn(f"diff_diff.{name} is deprecated and will be removed in 4.0; use "
+                      f"diff_diff.{target}", FutureWarning, stacklevel=2)
+        return globals()[target]
+    raise AttributeError(f"module 'diff_diff' has no attribute {name!r}")
+
 __all__ = [
     "Bacon",
     "BaconDecomposition",

@@ -63,6 +63,16 @@ def test_estimators_by_name_and_alias_accept_survey_design():
         assert name in dd.__all__
 
 
+def test_deprecated_3x_alias_warns_at_the_callers_line_and_is_not_exported():
+    with pytest.warns(FutureWarning, match=r"diff_diff.Gardner is deprecated.*TwoStageDiD") as rec:
+        cls = dd.Gardner
+    assert cls is dd.TwoStageDiD
+    assert rec[0].filename == __file__
+    assert "Gardner" not in dd.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'Gardnr'"):
+        dd.Gardnr
+
+
 @pytest.mark.parametrize("alias", ["CS", "BJS"])
 def test_results_provenance_read_only_headline_and_metadata(alias):
     df = dd.load_mpdta()
