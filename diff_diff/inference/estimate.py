@@ -178,8 +178,11 @@ class Inference:
     cband: bool = False
     cluster: str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
+    _checked: bool = field(default=False, repr=False)  # design already checked (``of``)
 
     def __post_init__(self):
+        if self._checked:
+            return
         check_bootstrap_design(self.n_bootstrap, self.design.replicate is not None,
                                self.estimate.name)
         warn_if_unidentified(self.design, self.estimate.name)
@@ -218,7 +221,8 @@ class Inference:
         """The same design and settings for another estimate (``analytic``: no
         bootstrap, e.g. for a Wald test)."""
         n_bootstrap = 0 if analytic else self.n_bootstrap
-        return replace(self, estimate=estimate, n_bootstrap=n_bootstrap, _cache={})
+        return replace(self, estimate=estimate, n_bootstrap=n_bootstrap, _cache={},
+                       _checked=True)
 
     # -------------------------------------------------------- basis pieces
     def _cached(self, key, make):

@@ -121,6 +121,19 @@ def test_a_single_psu_warns_that_the_variance_is_not_identified():
     assert np.isnan(out["se"].iloc[0]) and np.isnan(res.se)
 
 
+def test_a_single_psu_warns_once_per_fit_not_again_for_a_derived_test():
+    """BJS's pretrend_test reuses the fit's design (Inference.of): no second warning."""
+    panel = example_panel(n_units=60).assign(one=1)
+    design = dd.SurveyDesign(weights="weight", psu="one")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = dd.BJS().fit(panel, survey_design=design, **CS_KW)
+        pre = res.pretrend_test()
+    messages = [str(w.message) for w in caught]
+    assert sum("at least two PSUs" in m for m in messages) == 1, messages
+    assert np.isnan(res.se) and np.isnan(pre["p_value"])
+
+
 def test_did_names_the_empty_treatment_by_time_cells():
     panel = example_panel(n_units=60)
     with pytest.raises(ValueError, match="no observations with treated=1, post=0 or "
