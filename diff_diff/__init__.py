@@ -4,6 +4,9 @@ from ._version import __version__
 from .datasets import load_mpdta
 from .diagnostics import (
     BaconDecomposition,
+    PreTrendsPower,
+    compute_mdv,
+    compute_pretrends_power,
     qug_test,
     stute_test,
     twowayfeweights,
@@ -27,7 +30,7 @@ from .survey import (
     calibrate,
     rake,
 )
-from .plotting import plot_event_study
+from .plotting import plot_event_study, plot_pretrends_power
 from .statistics import aggregate_survey, survey_mean, survey_total
 
 # short aliases
@@ -69,6 +72,7 @@ __all__ = [
     "HeterogeneousAdoptionDiD",
     "ImputationDiD",
     "MultiPeriodDiD",
+    "PreTrendsPower",
     "TWFE",
     "TwoStageDiD",
     "TwoWayFixedEffects",
@@ -78,8 +82,11 @@ __all__ = [
     "aggregate_survey",
     "as_replicate_design",
     "calibrate",
+    "compute_mdv",
+    "compute_pretrends_power",
     "load_mpdta",
     "plot_event_study",
+    "plot_pretrends_power",
     "qug_test",
     "rake",
     "stute_test",

@@ -2,7 +2,14 @@
 
 from .bacon import BaconDecomposition, BaconDecompositionResults
 from .had_pretests import qug_test, stute_test, yatchew_test
+from .pretrends_power import (
+    PreTrendsPower,
+    PreTrendsPowerResults,
+    compute_mdv,
+    compute_pretrends_power,
+)
 from .twfe_weights import TWFEWeightsResults, twowayfeweights
 
-__all__ = ["BaconDecomposition", "BaconDecompositionResults", "TWFEWeightsResults", "qug_test",
-           "stute_test", "twowayfeweights", "yatchew_test"]
+__all__ = ["BaconDecomposition", "BaconDecompositionResults", "PreTrendsPower",
+           "PreTrendsPowerResults", "TWFEWeightsResults", "compute_mdv", "compute_pretrends_power",
+           "qug_test", "stute_test", "twowayfeweights", "yatchew_test"]

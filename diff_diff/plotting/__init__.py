@@ -129,3 +129,30 @@ def plot_bacon(results, ax=None, title: str | None = "Goodman-Bacon decompositio
         ax.set_title(title)
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_pretrends_power(results, ax=None, M_grid=None, n_points: int = 60,
+                         title: str | None = "Power of the pre-test"):
+    """The pre-test's power against the violation magnitude ``M`` (``results``: a
+    :class:`~diff_diff.PreTrendsPower` fit), with the target power, the minimum
+    detectable violation and ``alpha`` marked. Returns the axis.
+    """
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    curve = results.power_curve(M_grid, n_points)
+    test = "no individually significant lead" if results.pretest_form == "nis" else "Wald test"
+    ax.plot(curve["M"], curve["power"], color="C0", label=f"power ({test})")
+    ax.axhline(results.target_power, color="grey", linewidth=1, linestyle="--",
+               label=f"target power {results.target_power:g}")
+    ax.axhline(results.alpha, color="grey", linewidth=1, linestyle=":",
+               label=f"alpha {results.alpha:g}")
+    ax.axvline(results.mdv, color="C3", linewidth=1,
+               label=f"minimum detectable violation {results.mdv:.3g}")
+    ax.set_xlabel(f"Violation magnitude M ({results.violation_type.replace('_', ' ')} shape)")
+    ax.set_ylabel("Probability the pre-test rejects")
+    ax.set_ylim(0, 1.02)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", loc="lower right")
+    return ax

@@ -149,6 +149,16 @@ class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
         table["event_time"] = np.arange(len(periods)) - first_post
         self.period_effects = table[["period", "event_time", "estimate", "se", "t_stat", "p_value",
                                      "conf_low", "conf_high", "df", "is_reference", "post"]]
+        # covariance by event time: the reference period 0, a period not estimated NaN
+        where = dict(zip(effect_periods, effect_idx))
+        pos = np.array([where.get(period, -1) for period in periods])
+        cov = np.zeros((pos.size, pos.size))
+        ok = pos >= 0
+        cov[np.ix_(ok, ok)] = var.vcov[np.ix_(pos[ok], pos[ok])]
+        lost = ~ok & ~table["is_reference"].to_numpy()
+        cov[lost, :], cov[:, lost] = np.nan, np.nan
+        events = table["event_time"].to_numpy()
+        self.event_study_vcov = pd.DataFrame(cov, index=events, columns=events)
         c = contrast[0]
         if np.isnan(c).any():
             avg = dict(estimate=np.nan, se=np.nan, df=np.nan)

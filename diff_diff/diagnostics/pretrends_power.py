@@ -1,0 +1,347 @@
+"""Power of a pre-trends test against a hypothesised violation of parallel trends (Roth 2022).
+
+An event study's pre-treatment coefficients ``b`` are approximately
+``N(delta, Sigma)``; ``delta`` is the violation of parallel trends in those
+periods. A pre-test passes when
+
+* ``"nis"`` (no individually significant coefficient, what R ``pretrends``
+  and most applied work use): ``|b_j| <= z_{1-alpha/2} sigma_j`` for every
+  pre-period ``j``;
+* ``"wald"``: ``b' Sigma^{-1} b <= chi2_{1-alpha}(k)``.
+
+Its power against ``delta = M * shape`` is one minus the probability of
+passing. For ``"nis"`` that is a normal probability of a box, computed here by
+a deterministic rule: Genz's (1992) sequential conditioning turns it into an
+integral of a smooth function over the unit cube, integrated by tensor
+Gauss-Legendre (no random draws, so the same input always gives the same
+number). For ``"wald"`` it is a noncentral chi-square tail with noncentrality
+``delta' Sigma^{-1} delta``. The minimum detectable violation (MDV) is the
+``M`` at which the power reaches ``target_power``.
+
+Shapes, over the pre-periods ``e`` (event times before the reference period
+``r``, the period every coefficient is measured against): ``"linear"``:
+``e - r`` (a trend through the reference period, zero there; R ``pretrends``'
+``slope * (t - referencePeriod)``); ``"constant"``: 1 in every pre-period;
+``"last_period"``: 1 in the pre-period nearest to treatment, 0 elsewhere;
+``"custom"``: ``violation_weights``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._lazy import stats
+from .._warnings import warn_user
+
+SHAPES = ("linear", "constant", "last_period", "custom")
+FORMS = ("nis", "wald")
+_POINT_BUDGET = 2 ** 20  # quadrature points of the box integral
+_Z_CLIP = 9.0
+
+
+def box_probability(mean, cov, lower, upper, with_error=True) -> tuple:
+    """``P(lower <= X <= upper)`` for ``X ~ N(mean, cov)`` with finite bounds.
+
+    With ``X = mean + L z`` (``L`` the Cholesky factor) the box is a sequence of
+    intervals for ``z_1, z_2, ...`` given the earlier ones (Genz 1992); the
+    nested integrals of the standard normal density over those intervals
+    (clipped to +-9, beyond which the mass is below 1e-18) are taken by
+    Gauss-Legendre, the last one exactly. Returns ``(probability, error
+    estimate)``, the estimate being the difference from a rule with about two
+    thirds of the nodes per dimension (NaN unless ``with_error``).
+    """
+    mean, cov = np.asarray(mean, float), np.asarray(cov, float)
+    lo, hi = np.asarray(lower, float) - mean, np.asarray(upper, float) - mean
+    k = mean.size
+    chol = np.linalg.cholesky(cov)
+    nodes = int(min(64, max(6, np.floor(_POINT_BUDGET ** (1.0 / max(k - 1, 1))))))
+    fine = _nested_gauss_legendre(chol, lo, hi, nodes)
+    if not with_error:
+        return fine, float("nan")
+    coarse = _nested_gauss_legendre(chol, lo, hi, max(4, (2 * nodes) // 3))
+    return fine, abs(fine - coarse)
+
+
+def _nested_gauss_legendre(chol, lo, hi, nodes):
+    k = chol.shape[0]
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    z = np.zeros((1, 0))  # the points reached so far, one row each
+    weight = np.ones(1)
+    for i in range(k):
+        shift = z @ chol[i, :i]
+        a = np.clip((lo[i] - shift) / chol[i, i], -_Z_CLIP, _Z_CLIP)
+        b = np.clip((hi[i] - shift) / chol[i, i], -_Z_CLIP, _Z_CLIP)
+        b = np.maximum(a, b)
+        if i == k - 1:
+            return float(weight @ (stats.norm.cdf(b) - stats.norm.cdf(a)))
+        half, mid = (b - a) / 2.0, (a + b) / 2.0
+        zi = (mid[:, None] + half[:, None] * x[None, :]).ravel()
+        weight = (weight[:, None] * half[:, None] * w[None, :]).ravel() * stats.norm.pdf(zi)
+        z = np.column_stack([np.repeat(z, nodes, axis=0), zi])
+        keep = weight > 0
+        z, weight = z[keep], weight[keep]
+
+
+def violation_shape(pre_periods, reference, violation_type, violation_weights=None):
+    """The violation ``delta / M`` in each pre-period (see the module docstring)."""
+    pre = np.asarray(pre_periods, float)
+    if violation_type == "linear":
+        return pre - reference
+    if violation_type == "constant":
+        return np.ones(pre.size)
+    if violation_type == "last_period":
+        return (pre == pre.max()).astype(float)
+    if violation_type == "custom":
+        if violation_weights is None:
+            raise ValueError("violation_type='custom' needs violation_weights, one per "
+                             "pre-period")
+        shape = np.asarray(violation_weights, float).ravel()
+        if shape.size != pre.size or not np.isfinite(shape).all() or not shape.any():
+            raise ValueError(f"violation_weights must be {pre.size} finite numbers, not all "
+                             f"zero (one per pre-period {pre.astype(int).tolist()})")
+        return shape
+    raise ValueError(f"violation_type must be one of {SHAPES}, got {violation_type!r}")
+
+
+class PreTrendsPower:
+    """Power of the pre-test against a violation of parallel trends (Roth 2022).
+
+    Parameters
+    ----------
+    alpha : float
+        Level of the pre-test.
+    power : float
+        Target power for the minimum detectable violation.
+    violation_type : {"linear", "constant", "last_period", "custom"}
+        Shape of the violation over the pre-periods (module docstring).
+    violation_weights : sequence of float, optional
+        The shape for ``"custom"``, one number per pre-period (earliest first).
+    pretest_form : {"nis", "wald"}
+        No individually significant pre-period coefficient (R ``pretrends``),
+        or the joint Wald test.
+
+    Examples
+    --------
+    >>> import diff_diff as dd
+    >>> cs = dd.CallawaySantAnna(base_period="universal").fit(
+    ...     dd.load_mpdta(), outcome="lemp", unit="countyreal", time="year",
+    ...     first_treat="first.treat")
+    >>> res = dd.PreTrendsPower().fit(cs)
+    >>> res.n_pre_periods, round(res.mdv, 4)
+    (3, 0.021)
+    """
+
+    def __init__(self, alpha: float = 0.05, power: float = 0.8, violation_type: str = "linear",
+                 violation_weights=None, pretest_form: str = "nis"):
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        if not alpha < power < 1:
+            raise ValueError(f"power must be in (alpha, 1), got {power!r}")
+        if violation_type not in SHAPES:
+            raise ValueError(f"violation_type must be one of {SHAPES}, got {violation_type!r}")
+        if pretest_form not in FORMS:
+            raise ValueError(f"pretest_form must be one of {FORMS}, got {pretest_form!r}")
+        self.alpha, self.power = float(alpha), float(power)
+        self.violation_type, self.violation_weights = violation_type, violation_weights
+        self.pretest_form = pretest_form
+
+    def fit(self, results, M=None, pre_periods=None) -> "PreTrendsPowerResults":
+        """Power at violation magnitude ``M`` (default: the MDV) and the MDV.
+
+        ``results``: any event-study result with ``event_study_effects`` and
+        ``event_study_vcov`` (CallawaySantAnna, SunAbraham, ...). The
+        pre-periods are its negative event times with positive variance (the
+        reference period, variance 0, is left out); ``pre_periods`` picks some.
+        """
+        pre, est, vcov, reference = _pre_period_inputs(results, pre_periods)
+        shape = violation_shape(pre, reference, self.violation_type, self.violation_weights)
+        problem = _Problem(est, vcov, shape, self.alpha, self.pretest_form)
+        mdv = problem.magnitude_for(self.power)
+        magnitude = mdv if M is None else float(M)
+        if not np.isfinite(magnitude):
+            raise ValueError(f"M must be a finite number, got {M!r}")
+        power, box_error = problem.power(magnitude)
+        if box_error > 1e-6:
+            warn_user(f"PreTrendsPower: with {pre.size} pre-periods the box probability's "
+                      f"quadrature error may reach {box_error:.1g}; pass pre_periods= to use "
+                      "fewer")
+        return PreTrendsPowerResults(
+            power=power, mdv=mdv, violation_magnitude=magnitude,
+            violation_type=self.violation_type, violation_weights=shape, alpha=self.alpha,
+            target_power=self.power, pretest_form=self.pretest_form, pre_periods=pre,
+            reference_period=reference, pre_period_effects=est, pre_period_ses=np.sqrt(np.diag(vcov)),
+            vcov=vcov, critical_value=problem.critical, noncentrality=problem.noncentrality(magnitude),
+            nis_box_error=box_error, problem=problem)
+
+    def power_at(self, results, M, pre_periods=None) -> float:
+        """The pre-test's power against ``M * shape``."""
+        return self.fit(results, M=M, pre_periods=pre_periods).power
+
+    def power_curve(self, results, M_grid=None, n_points: int = 50, pre_periods=None):
+        """Power over violation magnitudes (default: 0 to 2.5 x the MDV)."""
+        res = self.fit(results, pre_periods=pre_periods)
+        return res.power_curve(M_grid, n_points)
+
+
+def compute_pretrends_power(results, M=None, alpha: float = 0.05, target_power: float = 0.8,
+                            violation_type: str = "linear", pre_periods=None,
+                            violation_weights=None, pretest_form: str = "nis"):
+    """Function form of :class:`PreTrendsPower` (diff-diff 3.x)."""
+    return PreTrendsPower(alpha, target_power, violation_type, violation_weights,
+                          pretest_form).fit(results, M=M, pre_periods=pre_periods)
+
+
+def compute_mdv(results, alpha: float = 0.05, target_power: float = 0.8,
+                violation_type: str = "linear", pre_periods=None, violation_weights=None,
+                pretest_form: str = "nis") -> float:
+    """The minimum detectable violation: the ``M`` the pre-test detects with
+    probability ``target_power``."""
+    return compute_pretrends_power(results, None, alpha, target_power, violation_type,
+                                   pre_periods, violation_weights, pretest_form).mdv
+
+
+class _Problem:
+    def __init__(self, est, vcov, shape, alpha, form):
+        self.vcov, self.shape, self.alpha, self.form = vcov, shape, alpha, form
+        self.sd = np.sqrt(np.diag(vcov))
+        k = shape.size
+        if form == "nis":
+            self.critical = float(stats.norm.ppf(1 - alpha / 2))
+        else:
+            self.critical = float(stats.chi2.ppf(1 - alpha, k))
+        self._quad = float(shape @ np.linalg.solve(vcov, shape))
+
+    def noncentrality(self, magnitude):
+        return magnitude ** 2 * self._quad
+
+    def power(self, magnitude, with_error=True) -> tuple:
+        if self.form == "wald":
+            k = self.shape.size
+            return float(stats.ncx2.sf(self.critical, k, self.noncentrality(magnitude))), 0.0
+        bound = self.critical * self.sd
+        inside, error = box_probability(magnitude * self.shape, self.vcov, -bound, bound,
+                                        with_error)
+        return 1.0 - inside, error
+
+    def magnitude_for(self, target) -> float:
+        from scipy.optimize import brentq
+
+        high = 1.0 / np.sqrt(self._quad)  # one standard error of the shape's direction
+        while self.power(high, False)[0] < target:
+            high *= 2.0
+        return float(brentq(lambda m: self.power(m, False)[0] - target, 0.0, high,
+                            xtol=1e-14, rtol=1e-12))
+
+
+def _pre_period_inputs(results, pre_periods):
+    table = getattr(results, "event_study_effects", None)
+    vcov = getattr(results, "event_study_vcov", None)
+    if table is None or vcov is None:
+        raise TypeError(f"PreTrendsPower needs event-study results with event_study_effects "
+                        f"and event_study_vcov (CallawaySantAnna, SunAbraham, ...), got "
+                        f"{type(results).__name__}")
+    table = pd.DataFrame(table)
+    events = table["event_time"].to_numpy()
+    cov = np.asarray(vcov.loc[events, events], float)
+    var = np.diag(cov)
+    negative = events < 0
+    candidates = negative & (var > 0) & np.isfinite(table["estimate"].to_numpy())
+    if pre_periods is not None:
+        wanted = np.asarray(list(pre_periods))
+        unknown = sorted(set(wanted.tolist()) - set(events[candidates].tolist()))
+        if unknown:
+            raise ValueError(f"pre_periods {unknown} are not pre-treatment event times with a "
+                             f"positive variance; available: {events[candidates].tolist()}")
+        candidates &= np.isin(events, wanted)
+    if not candidates.any():
+        raise ValueError("the event study has no pre-treatment coefficient with a positive "
+                         "variance (an event study without leads cannot be pre-tested)")
+    pre = events[candidates]
+    order = np.argsort(pre)
+    idx = np.flatnonzero(candidates)[order]
+    pre = pre[order]
+    reference = _reference(events, var, pre)
+    return pre, table["estimate"].to_numpy()[idx], cov[np.ix_(idx, idx)], reference
+
+
+def _reference(events, var, pre):
+    """The period every coefficient is measured against: the negative event time
+    reported with variance 0 (a universal base period), else the period after the last
+    pre-period."""
+    zero = events[(var == 0) & (events < 0)]
+    return float(zero.max()) if zero.size else float(pre.max() + 1)
+
+
+class PreTrendsPowerResults:
+    """Power of a pre-test against ``violation_magnitude * violation_weights``.
+
+    Attributes
+    ----------
+    power : float
+        Probability that the pre-test rejects (at level ``alpha``).
+    mdv : float
+        Minimum detectable violation: the magnitude with power ``target_power``.
+    violation_magnitude, violation_type, violation_weights
+        The hypothesised violation is ``violation_magnitude * violation_weights``
+        in ``pre_periods`` (``violation_weights`` is the shape used, also for
+        the built-in types).
+    pre_periods, reference_period, pre_period_effects, pre_period_ses, vcov
+        The event study's pre-treatment coefficients used.
+    critical_value : float
+        ``z_{1-alpha/2}`` (``"nis"``) or ``chi2_{1-alpha}(k)`` (``"wald"``).
+    noncentrality : float
+        ``delta' Sigma^{-1} delta`` at ``violation_magnitude``.
+    nis_box_error : float
+        Quadrature error estimate of the box probability (0 for ``"wald"``).
+    """
+
+    def __init__(self, problem, **fields):
+        self._problem = problem
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.n_pre_periods = int(len(self.pre_periods))
+
+    def power_curve(self, M_grid=None, n_points: int = 50) -> pd.DataFrame:
+        """Power by violation magnitude: columns ``M`` and ``power``."""
+        if M_grid is None:
+            M_grid = np.linspace(0.0, 2.5 * self.mdv, int(n_points))
+        grid = np.asarray(M_grid, float).ravel()
+        return pd.DataFrame({"M": grid,
+                             "power": [self._problem.power(m, False)[0] for m in grid]})
+
+    def plot(self, ax=None, **kwargs):
+        """:func:`diff_diff.plot_pretrends_power` of these results."""
+        from ..plotting import plot_pretrends_power
+
+        return plot_pretrends_power(self, ax=ax, **kwargs)
+
+    def summary(self) -> str:
+        test = ("no individually significant coefficient" if self.pretest_form == "nis"
+                else "joint Wald test")
+        shape = ", ".join(f"{e:g}: {s:.4g}" for e, s in zip(self.pre_periods,
+                                                               self.violation_weights))
+        return "\n".join([
+            "Pre-trends power (Roth 2022)", "=" * 60,
+            f"{'Pre-test:':<34}{test}, alpha = {self.alpha:g}",
+            f"{'Pre-periods (reference period):':<34}{self.n_pre_periods} ({self.reference_period:g})",
+            f"{'Violation shape (' + self.violation_type + '):':<34}{shape}",
+            f"{'Violation magnitude M:':<34}{self.violation_magnitude:.6g}",
+            f"{'Power against M x shape:':<34}{self.power:.4f}",
+            f"{'MDV (power ' + format(self.target_power, 'g') + '):':<34}{self.mdv:.6g}",
+        ])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (f"PreTrendsPowerResults(power={self.power:.4f}, mdv={self.mdv:.6g}, "
+                f"violation_type={self.violation_type!r}, pretest_form={self.pretest_form!r})")
+
+    def to_dict(self) -> dict:
+        return {"power": self.power, "mdv": self.mdv,
+                "violation_magnitude": self.violation_magnitude,
+                "violation_type": self.violation_type, "alpha": self.alpha,
+                "target_power": self.target_power, "pretest_form": self.pretest_form,
+                "n_pre_periods": self.n_pre_periods, "critical_value": self.critical_value,
+                "noncentrality": self.noncentrality}
