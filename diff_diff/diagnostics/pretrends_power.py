@@ -38,6 +38,7 @@ SHAPES = ("linear", "constant", "last_period", "custom")
 FORMS = ("nis", "wald")
 _POINT_BUDGET = 2 ** 20  # quadrature points of the box integral
 _Z_CLIP = 9.0
+MAX_NIS_LEADS = 7  # 10^6 quadrature points at 7 leads; beyond, the rule gets too coarse
 
 
 def box_probability(mean, cov, lower, upper, with_error=True) -> tuple:
@@ -137,7 +138,7 @@ class PreTrendsPower:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
         if not alpha < power < 1:
-            raise ValueError(f"power must be in (alpha, 1), got {power!r}")
+            raise ValueError(f"power (target_power) must be in (alpha, 1), got {power!r}")
         if violation_type not in SHAPES:
             raise ValueError(f"violation_type must be one of {SHAPES}, got {violation_type!r}")
         if pretest_form not in FORMS:
@@ -155,8 +156,17 @@ class PreTrendsPower:
         reference period, variance 0, is left out); ``pre_periods`` picks some.
         """
         pre, est, vcov, reference = _pre_period_inputs(results, pre_periods)
+        if self.pretest_form == "nis" and pre.size > MAX_NIS_LEADS:
+            raise ValueError(f"PreTrendsPower: the 'nis' power is computed for at most "
+                             f"{MAX_NIS_LEADS} leads (deterministic quadrature), got {pre.size}; "
+                             "choose pre_periods= or pretest_form='wald'")
         shape = violation_shape(pre, reference, self.violation_type, self.violation_weights)
         problem = _Problem(est, vcov, shape, self.alpha, self.pretest_form)
+        size = problem.power(0.0, False)[0]
+        if size >= self.power:
+            raise ValueError(f"PreTrendsPower: without any violation the pre-test already "
+                             f"rejects with probability {size:.3g}; the target power "
+                             f"({self.power:g}) must exceed it")
         mdv = problem.magnitude_for(self.power)
         magnitude = mdv if M is None else float(M)
         if not np.isfinite(magnitude):
@@ -165,7 +175,7 @@ class PreTrendsPower:
         if box_error > 1e-6:
             warn_user(f"PreTrendsPower: with {pre.size} pre-periods the box probability's "
                       f"quadrature error may reach {box_error:.1g}; pass pre_periods= to use "
-                      "fewer")
+                      "fewer, or pretest_form='wald'")
         return PreTrendsPowerResults(
             power=power, mdv=mdv, violation_magnitude=magnitude,
             violation_type=self.violation_type, violation_weights=shape, alpha=self.alpha,
@@ -239,38 +249,54 @@ def _pre_period_inputs(results, pre_periods):
     vcov = getattr(results, "event_study_vcov", None)
     if table is None or vcov is None:
         raise TypeError(f"PreTrendsPower needs event-study results with event_study_effects "
-                        f"and event_study_vcov (CallawaySantAnna, SunAbraham, ...), got "
-                        f"{type(results).__name__}")
+                        f"and event_study_vcov (CallawaySantAnna, SunAbraham, MultiPeriodDiD), "
+                        f"got {type(results).__name__}")
+    if getattr(results, "base_period", None) == "varying":
+        raise ValueError("PreTrendsPower: these CallawaySantAnna results use base_period="
+                         "'varying' (each lead against the period before it), so the leads have "
+                         "no common reference period; fit with base_period='universal'")
     table = pd.DataFrame(table)
     events = table["event_time"].to_numpy()
+    missing = [e for e in events.tolist() if e not in vcov.index or e not in vcov.columns]
+    if missing:
+        raise ValueError(f"event_study_vcov has no rows/columns for event times {missing}")
     cov = np.asarray(vcov.loc[events, events], float)
     var = np.diag(cov)
-    negative = events < 0
-    candidates = negative & (var > 0) & np.isfinite(table["estimate"].to_numpy())
+    reference = _reference(results, events, var)
+    # leads before the reference period; anticipation periods (between it and 0) are not tested
+    candidates = (events < reference) & (var > 0)
     if pre_periods is not None:
-        wanted = np.asarray(list(pre_periods))
+        wanted = np.atleast_1d(np.asarray(pre_periods))
         unknown = sorted(set(wanted.tolist()) - set(events[candidates].tolist()))
         if unknown:
-            raise ValueError(f"pre_periods {unknown} are not pre-treatment event times with a "
-                             f"positive variance; available: {events[candidates].tolist()}")
+            raise ValueError(f"pre_periods {unknown} are not leads before the reference period "
+                             f"{reference:g} with a positive variance; available: "
+                             f"{events[candidates].tolist()}")
         candidates &= np.isin(events, wanted)
     if not candidates.any():
         raise ValueError("the event study has no pre-treatment coefficient with a positive "
-                         "variance (an event study without leads cannot be pre-tested)")
-    pre = events[candidates]
-    order = np.argsort(pre)
-    idx = np.flatnonzero(candidates)[order]
-    pre = pre[order]
-    reference = _reference(events, var, pre)
-    return pre, table["estimate"].to_numpy()[idx], cov[np.ix_(idx, idx)], reference
+                         "variance to pre-test (ImputationDiD and TwoStageDiD report no leads: "
+                         "their pretrend_test() tests the untreated observations instead)")
+    idx = np.flatnonzero(candidates)[np.argsort(events[candidates])]
+    sub = cov[np.ix_(idx, idx)]
+    if not np.isfinite(sub).all() or np.linalg.eigvalsh(sub).min() <= 1e-12 * np.diag(sub).max():
+        raise ValueError(f"the covariance of the leads {events[idx].tolist()} is singular or not "
+                         "positive definite (collinear leads?); choose pre_periods= to drop some")
+    return events[idx], table["estimate"].to_numpy()[idx], sub, reference
 
 
-def _reference(events, var, pre):
+def _reference(results, events, var):
     """The period every coefficient is measured against: the negative event time
-    reported with variance 0 (a universal base period), else the period after the last
-    pre-period."""
+    reported with variance 0 (a universal base period, MultiPeriodDiD), else the results'
+    ``reference_period`` (SunAbraham), else the period after the last lead."""
     zero = events[(var == 0) & (events < 0)]
-    return float(zero.max()) if zero.size else float(pre.max() + 1)
+    if zero.size:
+        return float(zero.max())
+    ref = getattr(results, "reference_period", None)
+    if isinstance(ref, (int, float, np.integer, np.floating)) and ref < 0:
+        return float(ref)
+    return float(events[(events < 0) & (var > 0)].max() + 1) if ((events < 0) & (var > 0)).any() \
+        else 0.0
 
 
 class PreTrendsPowerResults:

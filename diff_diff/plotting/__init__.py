@@ -146,7 +146,7 @@ def plot_pretrends_power(results, ax=None, M_grid=None, n_points: int = 60,
     ax.axhline(results.target_power, color="grey", linewidth=1, linestyle="--",
                label=f"target power {results.target_power:g}")
     ax.axhline(results.alpha, color="grey", linewidth=1, linestyle=":",
-               label=f"alpha {results.alpha:g}")
+               label=f"nominal level alpha {results.alpha:g}")
     ax.axvline(results.mdv, color="C3", linewidth=1,
                label=f"minimum detectable violation {results.mdv:.3g}")
     ax.set_xlabel(f"Violation magnitude M ({results.violation_type.replace('_', ' ')} shape)")

@@ -111,13 +111,13 @@ def test_bad_inputs(cs):
         dd.PreTrendsPower(violation_type="quadratic")
     with pytest.raises(ValueError, match="pretest_form must be one of"):
         dd.PreTrendsPower(pretest_form="f")
-    with pytest.raises(ValueError, match=r"power must be in \(alpha, 1\)"):
+    with pytest.raises(ValueError, match=r"power \(target_power\) must be in \(alpha, 1\)"):
         dd.PreTrendsPower(power=1.2)
     with pytest.raises(ValueError, match="needs violation_weights"):
         dd.PreTrendsPower(violation_type="custom").fit(cs)
     with pytest.raises(ValueError, match="violation_weights must be 3 finite numbers"):
         dd.PreTrendsPower(violation_type="custom", violation_weights=[1, 2]).fit(cs)
-    with pytest.raises(ValueError, match=r"pre_periods \[-1\] are not pre-treatment"):
+    with pytest.raises(ValueError, match=r"pre_periods \[-1\] are not leads before the reference period -1"):
         dd.PreTrendsPower().fit(cs, pre_periods=[-1])
     with pytest.raises(TypeError, match="needs event-study results"):
         dd.PreTrendsPower().fit(object())
@@ -161,3 +161,39 @@ def test_multiperiod_event_study_vcov_feeds_the_pretest():
     res = dd.compute_pretrends_power(mp)
     assert res.pre_periods.tolist() == [-4, -3, -2] and res.reference_period == -1
     assert res.power == pytest.approx(0.8, abs=1e-9)
+
+
+def test_reference_period_and_anticipation_come_from_the_results():
+    """Anticipation periods (between the reference period and 0) are not leads."""
+    d = dd.load_mpdta()
+    kw = dict(outcome="lemp", unit="countyreal", time="year", first_treat="first.treat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sa = dd.SunAbraham(anticipation=1).fit(d, **kw)
+        cs1 = dd.CS(base_period="universal", anticipation=1).fit(d, **kw)
+        varying = dd.CS().fit(d, **kw)
+    for res in (dd.compute_pretrends_power(sa), dd.compute_pretrends_power(cs1)):
+        assert res.reference_period == -2 and res.pre_periods.tolist() == [-4, -3]
+        assert res.violation_weights.tolist() == [-2.0, -1.0]
+    assert dd.compute_pretrends_power(sa).pre_period_effects == pytest.approx(
+        sa.event_study_effects.set_index("event_time").loc[[-4, -3], "estimate"])
+    with pytest.raises(ValueError, match="base_period='varying'.*fit with base_period='universal'"):
+        dd.compute_pretrends_power(varying)
+
+
+def test_clear_errors_for_inputs_the_power_cannot_use(cs):
+    with pytest.raises(ValueError, match=r"already rejects with probability 0\.\d+; the target"):
+        dd.PreTrendsPower(alpha=0.3, power=0.5).fit(cs)
+    collinear = Manual([-3, -2, -1], [0.1, 0.1, 0.0], [[1.0, 1.0, 0], [1.0, 1.0, 0], [0, 0, 0]])
+    with pytest.raises(ValueError, match=r"leads \[-3, -2\] is singular"):
+        dd.PreTrendsPower(pretest_form="wald").fit(collinear)
+    many = Manual(list(range(-9, 0)), [0.0] * 9, np.diag([1.0] * 8 + [0.0]))
+    with pytest.raises(ValueError, match="at most 7 leads.*got 8; choose pre_periods= or"):
+        dd.PreTrendsPower().fit(many)
+    assert dd.PreTrendsPower(pretest_form="wald").fit(many).n_pre_periods == 8
+    assert dd.PreTrendsPower().fit(many, pre_periods=range(-5, -1)).n_pre_periods == 4
+    assert dd.PreTrendsPower().fit(cs, pre_periods=-2).pre_periods.tolist() == [-2]
+    broken = Manual([-3, -2, -1], [0.1, 0.1, 0.0], np.diag([1.0, 1.0, 0.0]))
+    broken.event_study_vcov = broken.event_study_vcov.drop(index=-3, columns=-3)
+    with pytest.raises(ValueError, match=r"no rows/columns for event times \[-3\]"):
+        dd.PreTrendsPower().fit(broken)
