@@ -64,7 +64,9 @@ def box_probability(mean, cov, lower, upper, with_error=True) -> tuple:
     return fine, abs(fine - coarse)
 
 
-def _nested_gauss_legendre(chol, lo, hi, nodes):
+def _nested_gauss_legendre(chol, lo, hi, nodes, with_mean=False):
+    """The box probability; with ``with_mean`` also ``E[z | box]`` (the last coordinate's
+    truncated-normal mean in closed form)."""
     k = chol.shape[0]
     x, w = np.polynomial.legendre.leggauss(nodes)
     z = np.zeros((1, 0))  # the points reached so far, one row each
@@ -75,13 +77,30 @@ def _nested_gauss_legendre(chol, lo, hi, nodes):
         b = np.clip((hi[i] - shift) / chol[i, i], -_Z_CLIP, _Z_CLIP)
         b = np.maximum(a, b)
         if i == k - 1:
-            return float(weight @ (stats.norm.cdf(b) - stats.norm.cdf(a)))
+            mass = stats.norm.cdf(b) - stats.norm.cdf(a)
+            prob = float(weight @ mass)
+            if not with_mean:
+                return prob
+            last = weight @ (stats.norm.pdf(a) - stats.norm.pdf(b))
+            return prob, np.append((weight * mass) @ z, last) / prob
         half, mid = (b - a) / 2.0, (a + b) / 2.0
         zi = (mid[:, None] + half[:, None] * x[None, :]).ravel()
         weight = (weight[:, None] * half[:, None] * w[None, :]).ravel() * stats.norm.pdf(zi)
         z = np.column_stack([np.repeat(z, nodes, axis=0), zi])
         keep = weight > 0
         z, weight = z[keep], weight[keep]
+
+
+def box_mean(mean, cov, lower, upper) -> np.ndarray:
+    """``E[X | lower <= X <= upper]`` for ``X ~ N(mean, cov)``, by the rule of
+    :func:`box_probability`."""
+    mean, cov = np.asarray(mean, float), np.asarray(cov, float)
+    chol = np.linalg.cholesky(cov)
+    k = mean.size
+    nodes = int(min(64, max(6, np.floor(_POINT_BUDGET ** (1.0 / max(k - 1, 1))))))
+    _, ez = _nested_gauss_legendre(chol, np.asarray(lower, float) - mean,
+                                   np.asarray(upper, float) - mean, nodes, with_mean=True)
+    return mean + chol @ ez
 
 
 def violation_shape(pre_periods, reference, violation_type, violation_weights=None):
@@ -155,7 +174,7 @@ class PreTrendsPower:
         pre-periods are its negative event times with positive variance (the
         reference period, variance 0, is left out); ``pre_periods`` picks some.
         """
-        pre, est, vcov, reference = _pre_period_inputs(results, pre_periods)
+        pre, est, vcov, reference, after, cross = _pre_period_inputs(results, pre_periods)
         if self.pretest_form == "nis" and pre.size > MAX_NIS_LEADS:
             raise ValueError(f"PreTrendsPower: the 'nis' power is computed for at most "
                              f"{MAX_NIS_LEADS} leads (deterministic quadrature), got {pre.size}; "
@@ -182,7 +201,8 @@ class PreTrendsPower:
             target_power=self.power, pretest_form=self.pretest_form, pre_periods=pre,
             reference_period=reference, pre_period_effects=est, pre_period_ses=np.sqrt(np.diag(vcov)),
             vcov=vcov, critical_value=problem.critical, noncentrality=problem.noncentrality(magnitude),
-            nis_box_error=box_error, problem=problem)
+            nis_box_error=box_error, problem=problem, later_periods=after,
+            later_cross_vcov=cross)
 
     def power_at(self, results, M, pre_periods=None) -> float:
         """The pre-test's power against ``M * shape``."""
@@ -282,7 +302,10 @@ def _pre_period_inputs(results, pre_periods):
     if not np.isfinite(sub).all() or np.linalg.eigvalsh(sub).min() <= 1e-12 * np.diag(sub).max():
         raise ValueError(f"the covariance of the leads {events[idx].tolist()} is singular or not "
                          "positive definite (collinear leads?); choose pre_periods= to drop some")
-    return events[idx], table["estimate"].to_numpy()[idx], sub, reference
+    after = np.flatnonzero((events > reference) & (var > 0))
+    after = after[np.argsort(events[after])]
+    return (events[idx], table["estimate"].to_numpy()[idx], sub, reference, events[after],
+            cov[np.ix_(idx, after)])
 
 
 def _reference(results, events, var):
@@ -320,6 +343,9 @@ class PreTrendsPowerResults:
         ``delta' Sigma^{-1} delta`` at ``violation_magnitude``.
     nis_box_error : float
         Quadrature error estimate of the box probability (0 for ``"wald"``).
+    later_periods, later_cross_vcov
+        Event times after the reference period and their covariance with the
+        leads (rows: leads), for :meth:`means_after_pretesting`.
     """
 
     def __init__(self, problem, **fields):
@@ -327,6 +353,41 @@ class PreTrendsPowerResults:
         for name, value in fields.items():
             setattr(self, name, value)
         self.n_pre_periods = int(len(self.pre_periods))
+
+    def means_after_pretesting(self, later_violation=None) -> pd.DataFrame:
+        """Expected coefficients conditional on passing the "nis" pre-test (R
+        ``pretrends``' ``meanAfterPretesting``), at ``violation_magnitude``.
+
+        Rows: the leads, then the later event times (after the reference period).
+        Columns: ``violation`` (the hypothesised ``delta``), ``shift`` (``E[b |
+        pass] - delta``: the distortion that conditioning on a passed pre-test
+        adds; for later periods ``Sigma_21' Sigma_pre^-1`` times the leads'),
+        ``mean_after_pretesting`` (``delta + shift``). The later periods'
+        ``delta``: ``later_violation`` (one number per later period), or for a
+        linear violation the same line ``M (e - r)``; otherwise NaN.
+        """
+        if self.pretest_form != "nis":
+            raise ValueError("means_after_pretesting is defined for pretest_form='nis' (the "
+                             "box of R pretrends)")
+        delta = self.violation_magnitude * self.violation_weights
+        bound = self.critical_value * self.pre_period_ses
+        pre_mean = box_mean(delta, self.vcov, -bound, bound)
+        shift_later = (pre_mean - delta) @ np.linalg.solve(self.vcov, self.later_cross_vcov)
+        later = np.asarray(self.later_periods, float)
+        if later_violation is not None:
+            later_delta = np.asarray(later_violation, float).ravel()
+            if later_delta.size != later.size:
+                raise ValueError(f"later_violation needs one number per later event time "
+                                 f"{later.astype(int).tolist()}, got {later_delta.size}")
+        elif self.violation_type == "linear":
+            later_delta = self.violation_magnitude * (later - self.reference_period)
+        else:
+            later_delta = np.full(later.size, np.nan)
+        violation = np.concatenate([delta, later_delta])
+        shift = np.concatenate([pre_mean - delta, shift_later])
+        return pd.DataFrame({"event_time": np.concatenate([self.pre_periods, self.later_periods]),
+                             "violation": violation, "shift": shift,
+                             "mean_after_pretesting": violation + shift})
 
     def power_curve(self, M_grid=None, n_points: int = 50) -> pd.DataFrame:
         """Power by violation magnitude: columns ``M`` and ``power``."""

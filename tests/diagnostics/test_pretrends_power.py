@@ -197,3 +197,23 @@ def test_clear_errors_for_inputs_the_power_cannot_use(cs):
     broken.event_study_vcov = broken.event_study_vcov.drop(index=-3, columns=-3)
     with pytest.raises(ValueError, match=r"no rows/columns for event times \[-3\]"):
         dd.PreTrendsPower().fit(broken)
+
+
+def test_means_after_pretesting_of_independent_leads_are_truncated_normal_means():
+    """Independent leads: each conditional mean is the truncated normal's; later periods
+    uncorrelated with the leads are not shifted."""
+    sd = np.array([0.2, 0.1, 0.05])
+    cov = np.diag(np.concatenate([sd ** 2, [0.0, 0.01]]))
+    study = Manual([-4, -3, -2, -1, 0], [0.0] * 5, cov)
+    res = dd.PreTrendsPower(violation_type="constant").fit(study, M=0.08)
+    table = res.means_after_pretesting(later_violation=[0.3])
+    lo, hi = (-Z * sd - 0.08) / sd, (Z * sd - 0.08) / sd
+    exact = 0.08 + sd * (stats.norm.pdf(lo) - stats.norm.pdf(hi)) / (stats.norm.cdf(hi)
+                                                                    - stats.norm.cdf(lo))
+    np.testing.assert_allclose(table["mean_after_pretesting"][:3], exact, rtol=0, atol=1e-13)
+    assert table["shift"].iloc[3] == 0 and table["mean_after_pretesting"].iloc[3] == 0.3
+    assert np.isnan(res.means_after_pretesting()["violation"].iloc[3])  # constant: not extended
+    with pytest.raises(ValueError, match=r"one number per later event time \[0\], got 2"):
+        res.means_after_pretesting(later_violation=[0.1, 0.2])
+    with pytest.raises(ValueError, match="pretest_form='nis'"):
+        dd.PreTrendsPower(pretest_form="wald").fit(study).means_after_pretesting()
