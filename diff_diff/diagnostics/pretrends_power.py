@@ -258,7 +258,9 @@ class _Problem:
         from scipy.optimize import brentq
 
         high = 1.0 / np.sqrt(self._quad)  # one standard error of the shape's direction
-        while self.power(high, False)[0] < target:
+        for _ in range(200):
+            if not self.power(high, False)[0] < target:  # reached (or NaN: brentq says so)
+                break
             high *= 2.0
         return float(brentq(lambda m: self.power(m, False)[0] - target, 0.0, high,
                             xtol=1e-14, rtol=1e-12))
@@ -318,8 +320,8 @@ def _reference(results, events, var):
     ref = getattr(results, "reference_period", None)
     if isinstance(ref, (int, float, np.integer, np.floating)) and ref < 0:
         return float(ref)
-    return float(events[(events < 0) & (var > 0)].max() + 1) if ((events < 0) & (var > 0)).any() \
-        else 0.0
+    leads = events[(events < 0) & (var > 0)]
+    return float(leads.max() + 1) if leads.size else 0.0
 
 
 class PreTrendsPowerResults:
