@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..results.imputation import TwoStageDiDResults
-from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, is_int
+from .base import INFERENCE_ALLOWED
 from .imputation import ImputationDiD
 from .registry import register
 
@@ -69,12 +69,7 @@ class TwoStageDiD(ImputationDiD):
     leave_one_out = False
     _allowed = {**INFERENCE_ALLOWED, "pretrends": (False,),
                 "rank_deficient_action": ImputationDiD._allowed["rank_deficient_action"]}
-    _checks = {
-        **INFERENCE_CHECKS,
-        "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
-        "horizon_max": (lambda v: v is None or is_int(v, 0), "None or a non-negative integer"),
-    }
-    _results_class = TwoStageDiDResults
+    _results_class = TwoStageDiDResults  # the value checks (_checks) are ImputationDiD's
 
     def __init__(
         self,
