@@ -13,3 +13,13 @@ def mpdta_checked(md5: str) -> pd.DataFrame:
     with resources.files("diff_diff.datasets").joinpath("data/mpdta.csv").open("rb") as fh:
         assert hashlib.md5(fh.read()).hexdigest() == md5, "mpdta differs from the fixture's"
     return dd.load_mpdta()
+
+
+def staggered_case_panel(case: dict, mpdta_md5: str) -> pd.DataFrame:
+    """A port fixture's case as ``unit, time, first_treat, y``: its stored data, or mpdta
+    (checked against ``mpdta_md5``) with those names."""
+    if "data" in case:
+        return pd.DataFrame(case["data"])
+    df = mpdta_checked(mpdta_md5)
+    return pd.DataFrame({"unit": df["countyreal"], "time": df["year"],
+                         "first_treat": df["first.treat"], "y": df["lemp"]})

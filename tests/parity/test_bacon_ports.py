@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import diff_diff as dd
-from tests.parity.fixture_data import mpdta_checked
+from tests.parity.fixture_data import staggered_case_panel
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "bacon_pybacondecomp.json").read_text())
@@ -27,12 +26,7 @@ DETAIL_TYPES = {"Never vs timing": "treated_vs_never", "Early vs Late": "earlier
 
 
 def _panel(name):
-    case = CASES[name]
-    if "data" in case:
-        return pd.DataFrame(case["data"])
-    df = mpdta_checked(FIXTURE["meta"]["mpdta_md5"])
-    return pd.DataFrame({"unit": df["countyreal"], "time": df["year"],
-                         "first_treat": df["first.treat"], "y": df["lemp"]})
+    return staggered_case_panel(CASES[name], FIXTURE["meta"]["mpdta_md5"])
 
 
 def _fit(name):

@@ -49,7 +49,7 @@ import pytest
 from scipy import stats
 
 import diff_diff as dd
-from tests.parity.fixture_data import mpdta_checked
+from tests.parity.fixture_data import staggered_case_panel
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "sun_abraham_refs.json").read_text())
 CASES = FIXTURE["cases"]
@@ -69,12 +69,7 @@ CR2_313 = [(name, run) for name in sorted(CASES) for run in sorted(CASES[name]["
 
 
 def _panel(name):
-    case = CASES[name]
-    if "data" in case:
-        return pd.DataFrame(case["data"])
-    df = mpdta_checked(FIXTURE["meta"]["mpdta_md5"])
-    return pd.DataFrame({"unit": df["countyreal"], "time": df["year"],
-                         "first_treat": df["first.treat"], "y": df["lemp"]})
+    return staggered_case_panel(CASES[name], FIXTURE["meta"]["mpdta_md5"])
 
 
 def _covariates(name):
