@@ -4,7 +4,9 @@ from ._version import __version__
 from .datasets import load_mpdta
 from .diagnostics import (
     BaconDecomposition,
+    HonestDiD,
     PreTrendsPower,
+    compute_honest_did,
     compute_mdv,
     compute_pretrends_power,
     qug_test,
@@ -30,7 +32,12 @@ from .survey import (
     calibrate,
     rake,
 )
-from .plotting import plot_event_study, plot_pretrends_power
+from .plotting import (
+    plot_event_study,
+    plot_honest_event_study,
+    plot_pretrends_power,
+    plot_sensitivity,
+)
 from .statistics import aggregate_survey, survey_mean, survey_total
 
 # short aliases
@@ -70,6 +77,7 @@ __all__ = [
     "EventStudy",
     "HAD",
     "HeterogeneousAdoptionDiD",
+    "HonestDiD",
     "ImputationDiD",
     "MultiPeriodDiD",
     "PreTrendsPower",
@@ -82,11 +90,14 @@ __all__ = [
     "aggregate_survey",
     "as_replicate_design",
     "calibrate",
+    "compute_honest_did",
     "compute_mdv",
     "compute_pretrends_power",
     "load_mpdta",
     "plot_event_study",
+    "plot_honest_event_study",
     "plot_pretrends_power",
+    "plot_sensitivity",
     "qug_test",
     "rake",
     "stute_test",

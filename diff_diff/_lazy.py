@@ -24,4 +24,5 @@ class LazyModule:
 sparse = LazyModule("scipy.sparse")
 csgraph = LazyModule("scipy.sparse.csgraph")
 linalg = LazyModule("scipy.linalg")
+optimize = LazyModule("scipy.optimize")
 stats = LazyModule("scipy.stats")

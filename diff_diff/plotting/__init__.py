@@ -156,3 +156,58 @@ def plot_pretrends_power(results, ax=None, M_grid=None, n_points: int = 60,
         ax.set_title(title)
     ax.legend(fontsize="small", loc="lower right")
     return ax
+
+
+def plot_sensitivity(results, ax=None,
+                     title: str | None = "Sensitivity to violations of parallel trends"):
+    """Robust confidence sets by ``M`` next to the original interval (``results``: a
+    :meth:`~diff_diff.HonestDiD.sensitivity_analysis`). Returns the axis."""
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    table = results.table
+    ms = table["M"].to_numpy(float)
+    step = np.diff(ms).min() if ms.size > 1 else 1.0
+    x_orig = ms.min() - step
+    low, high = results.original_ci
+    ax.errorbar([x_orig], [results.original_estimate],
+                yerr=[[results.original_estimate - low], [high - results.original_estimate]],
+                fmt="o", color="C3", capsize=4, label="original interval")
+    mid = (table["ci_lb"] + table["ci_ub"]) / 2
+    ax.errorbar(ms, mid, yerr=[mid - table["ci_lb"], table["ci_ub"] - mid], fmt="none",
+                color="C0", capsize=4, label=f"robust set ({results.ci_method})")
+    ax.axhline(0, color="grey", linewidth=1, linestyle="--")
+    bound = "M" if results.method == "smoothness" else "Mbar"
+    ax.set_xticks(np.r_[x_orig, ms])
+    ax.set_xticklabels(["original"] + [f"{m:.3g}" for m in ms])
+    ax.set_xlabel(f"{bound} ({results.method.replace('_', ' ')})")
+    ax.set_ylabel("Effect")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_honest_event_study(results, ax=None, title: str | None = "Event study with robust sets"):
+    """The event study's estimates and intervals, with each post-period's robust
+    confidence set drawn beside it (``results``: a :class:`~diff_diff.HonestDiD` fit
+    on results with an event study). Returns the axis."""
+    bounds = getattr(results, "event_study_bounds", None)
+    if bounds is None or results.original_results is None:
+        raise ValueError("plot_honest_event_study needs HonestDiD().fit(results) output (with "
+                         "the original event-study results)")
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    plot_event_study(results.original_results, ax=ax, label="estimate and interval", band=False,
+                     title=None)
+    bound = "M" if results.method == "smoothness" else "Mbar"
+    x = bounds["event_time"].to_numpy(float) + 0.2
+    mid = (bounds["ci_lb"] + bounds["ci_ub"]) / 2
+    ax.errorbar(x, mid, yerr=[mid - bounds["ci_lb"], bounds["ci_ub"] - mid], fmt="none",
+                color="C1", capsize=4, linewidth=2,
+                label=f"robust set ({results.ci_method}, {bound} = {results.M:g})")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
