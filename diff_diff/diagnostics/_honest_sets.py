@@ -149,9 +149,9 @@ def folded_normal_quantile(t, alpha):
             low = c
         else:
             high = c
-        step = excess / (_pdf(c - t) + _pdf(c + t))
-        new = c + step
-        if not low < new < high:
+        slope = _pdf(c - t) + _pdf(c + t)
+        new = c + excess / slope if slope > 0 else math.nan
+        if not low < new < high:  # (NaN fails too: bisect)
             new = (low + high) / 2
         if abs(new - c) <= 1e-15 * max(1.0, c):
             c = new
@@ -297,17 +297,13 @@ def _dual_vertices(sd, X):
     return vertices
 
 
-def _matrix_sqrt(cov):
-    values, vectors = np.linalg.eigh(cov)
-    return vectors * np.sqrt(np.clip(values, 0.0, None))
-
-
 def least_favorable_cv(vertices, cov, kappa, n_sims, seed):
     """The ``1 - kappa`` quantile of the test statistic when every moment binds
-    (``y ~ N(0, cov)``), from ``n_sims`` draws with a fixed seed."""
-    root = _matrix_sqrt(cov)
+    (``y ~ N(0, cov)``), from ``n_sims`` draws with a fixed seed: numpy's
+    ``default_rng(seed).multivariate_normal``, the stream moderndid's port uses (R
+    ``HonestDiD`` draws as many with its own generator)."""
     rng = np.random.default_rng(seed)
-    draws = root @ rng.standard_normal((cov.shape[0], n_sims))
+    draws = rng.multivariate_normal(np.zeros(cov.shape[0]), cov, size=n_sims).T
     batch = max(1, int(2e7 // max(vertices.shape[0], 1)))
     stat = np.concatenate([(vertices @ draws[:, i:i + batch]).max(axis=0)
                            for i in range(0, n_sims, batch)])
@@ -315,7 +311,7 @@ def least_favorable_cv(vertices, cov, kappa, n_sims, seed):
 
 
 def arp_accept(beta, sigma, A, d, n_pre, l_vec, grid, alpha, hybrid, kappa=None,
-               post_moments_only=True, n_sims=10_000, seed=0):
+               post_moments_only=True, n_sims=1000, seed=0):
     """Which ``theta`` in ``grid`` the ARP test of ``H0: l' tau_post = theta`` accepts,
     for ``delta`` in ``{A delta <= d}`` (``hybrid``: ``"LF"`` or ``"ARP"``)."""
     n_post = l_vec.size

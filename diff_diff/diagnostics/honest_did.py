@@ -66,10 +66,13 @@ class HonestDiD:
         Default ``"FLCI"`` for smoothness, ``"C-LF"`` otherwise (R's defaults). The
         FLCI exists for smoothness only.
     grid_points, grid_lb, grid_ub : optional
-        The grid of ``theta`` the conditional tests are inverted over (default 1000
-        points over ``0 +- 20`` standard errors of ``l' beta_post``, as R).
+        The grid of ``theta`` the conditional tests are inverted over; default, as R
+        ``HonestDiD``: 1000 points over ``0 +- 20`` standard errors of
+        ``l' beta_post`` (for smoothness: the identified set of ``beta = 0`` widened
+        by 20 standard errors on each side).
     n_sims, seed
-        Draws (and their seed) for the least-favourable critical value of ``"C-LF"``.
+        Draws (and their seed) for the least-favourable critical value of ``"C-LF"``
+        (1000 as R; seed 0).
 
     Examples
     --------
@@ -79,13 +82,13 @@ class HonestDiD:
     ...     first_treat="first.treat")
     >>> h = dd.HonestDiD(method="relative_magnitude", M=1.0).fit(cs)
     >>> round(h.ci_lb, 3), round(h.ci_ub, 3)
-    (-0.211, 0.056)
+    (-0.21, 0.056)
     """
 
     def __init__(self, method: str = "relative_magnitude", M: float | None = None,
                  alpha: float = 0.05, l_vec=None, ci_method: str | None = None,
                  grid_points: int = 1000, grid_lb: float | None = None,
-                 grid_ub: float | None = None, n_sims: int = 10_000, seed: int = 0):
+                 grid_ub: float | None = None, n_sims: int = 1000, seed: int = 0):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if not 0 < alpha < 1:
@@ -108,18 +111,22 @@ class HonestDiD:
         self.n_sims, self.seed = int(n_sims), int(seed)
 
     # ------------------------------------------------------------------ API
-    def fit(self, results, M: float | None = None) -> "HonestDiDResults":
-        """Identified set and robust confidence set at ``M`` (default: the constructor's)."""
+    def fit(self, results, M: float | None = None,
+            event_study_bounds: bool = True) -> "HonestDiDResults":
+        """Identified set and robust confidence set at ``M`` (default: the constructor's);
+        with ``event_study_bounds`` also those of each post-reference event time."""
         inputs = _EventStudy.from_results(results)
-        return self._fit_inputs(inputs, M, original_results=results)
+        return self._fit_inputs(inputs, M, original_results=results,
+                                event_bounds=event_study_bounds)
 
     def fit_arrays(self, betahat, sigma, num_pre_periods: int, M: float | None = None,
-                   df=None) -> "HonestDiDResults":
+                   df=None, event_study_bounds: bool = True) -> "HonestDiDResults":
         """The same from plain arrays, as R ``HonestDiD`` takes them: ``betahat`` (pre-period
         coefficients first, the reference period left out), its covariance ``sigma``, and
-        the number of pre-period coefficients."""
+        the number of pre-period coefficients (``df``: degrees of freedom of the original
+        interval, None for normal)."""
         inputs = _EventStudy.from_arrays(betahat, sigma, num_pre_periods, df)
-        return self._fit_inputs(inputs, M)
+        return self._fit_inputs(inputs, M, event_bounds=event_study_bounds)
 
     def sensitivity_analysis(self, results, M_grid=None) -> "SensitivityResults":
         """Robust confidence sets over a grid of ``M`` (default: R's, ``0, 0.5, ..., 2``
@@ -174,10 +181,11 @@ class HonestDiD:
             for j, event in enumerate(inputs.post_events):
                 unit = np.zeros(inputs.n_post)
                 unit[j] = 1.0
-                b = self._bounds(inputs, unit, M)
-                rows.append({"event_time": event, "estimate": inputs.post[j],
+                b = self._bounds(inputs, unit, M, warn=False)
+                rows.append({"event_time": _event(event), "estimate": inputs.post[j],
                              "se": math.sqrt(inputs.sigma[inputs.n_pre + j, inputs.n_pre + j]),
-                             "lb": b[0], "ub": b[1], "ci_lb": b[2], "ci_ub": b[3]})
+                             "lb": b[0], "ub": b[1], "ci_lb": b[2], "ci_ub": b[3],
+                             "grid_end_reached": b[4].get("grid_end_reached", False)})
             bounds = pd.DataFrame(rows)
         return HonestDiDResults(
             lb=lb, ub=ub, ci_lb=ci_lb, ci_ub=ci_ub, M=M, method=self.method,
@@ -189,7 +197,7 @@ class HonestDiD:
             survey_metadata=getattr(original_results, "survey_metadata", None),
             original_results=original_results, **extra)
 
-    def _bounds(self, inputs, l_vec, M):
+    def _bounds(self, inputs, l_vec, M, warn=True):
         beta, sigma, n_pre, n_post = inputs.beta, inputs.sigma, inputs.n_pre, inputs.n_post
         polyhedra = _RESTRICTION[self.method](n_pre, n_post, M)
         lb, ub = sets.identified_set(beta, n_pre, l_vec, polyhedra)
@@ -200,8 +208,12 @@ class HonestDiD:
             extra = {"flci_pre_weights": weights, "flci_half_length": half}
             return lb, ub, ci_lb, ci_ub, extra
         sd_theta = inputs.theta_se(l_vec)
-        low = -20 * sd_theta if self.grid_lb is None else float(self.grid_lb)
-        high = 20 * sd_theta if self.grid_ub is None else float(self.grid_ub)
+        low, high = -20 * sd_theta, 20 * sd_theta
+        if self.method == "smoothness":  # R: around the identified set of beta = 0
+            zero_lb, zero_ub = sets.identified_set(np.zeros_like(beta), n_pre, l_vec, polyhedra)
+            low, high = zero_lb + low, zero_ub + high
+        low = low if self.grid_lb is None else float(self.grid_lb)
+        high = high if self.grid_ub is None else float(self.grid_ub)
         if not low < high:
             raise ValueError(f"grid_lb must be below grid_ub, got {low!r} and {high!r}")
         grid = np.linspace(low, high, self.grid_points)
@@ -211,10 +223,13 @@ class HonestDiD:
             accept |= sets.arp_accept(beta, sigma, A, d, n_pre, l_vec, grid, self.alpha, hybrid,
                                       n_sims=self.n_sims, seed=self.seed)
         if not accept.any():
-            warn_user(f"HonestDiD: no value of theta on the grid [{low:.4g}, {high:.4g}] is "
-                      "accepted; the confidence set is empty there (widen grid_lb/grid_ub)")
+            if warn:
+                warn_user(f"HonestDiD: no value of theta on the grid [{low:.4g}, {high:.4g}] "
+                          "is accepted; the confidence set is empty there (widen "
+                          "grid_lb/grid_ub)")
             return lb, ub, math.nan, math.nan, extra
-        if accept[0] or accept[-1]:
+        extra["grid_end_reached"] = bool(accept[0] or accept[-1])
+        if warn and extra["grid_end_reached"]:
             warn_user("HonestDiD: the confidence set reaches the end of the theta grid "
                       f"[{low:.4g}, {high:.4g}]; it may be longer (widen grid_lb/grid_ub)")
         return lb, ub, float(grid[accept].min()), float(grid[accept].max()), extra
@@ -362,7 +377,11 @@ class HonestDiDResults:
     pre_periods_used, post_periods_used, reference_period
         Event times of the coefficients used.
     event_study_bounds : DataFrame or None
-        The same sets for each post-reference event time (``l`` a unit vector).
+        The same sets for each post-reference event time (``l`` a unit vector;
+        ``grid_end_reached`` marks sets that reach an end of their theta grid, whose
+        true extent may be larger).
+    grid_end_reached : bool
+        The headline set reaches an end of the theta grid (a warning says so).
     flci_pre_weights, flci_half_length
         For the FLCI: the weights on the leads and the half-length.
     """
@@ -370,6 +389,7 @@ class HonestDiDResults:
     def __init__(self, **fields):
         self.flci_pre_weights = None
         self.flci_half_length = None
+        self.grid_end_reached = False
         for name, value in fields.items():
             setattr(self, name, value)
 
