@@ -1,0 +1,371 @@
+"""Placebo and permutation checks of a 2x2 difference-in-differences design.
+
+The design: ``treatment`` marks the treated group (0/1, constant within unit),
+``time`` the period, ``post_periods`` the periods after treatment. Each check
+re-estimates the DiD (:class:`~diff_diff.DifferenceInDifferences`, with the
+``survey_design`` and any estimator keywords given) where no effect should be:
+
+* ``"fake_timing"``: only the pre-treatment periods, with a pretend treatment
+  date ``fake_treatment_period`` (periods from it on are "post");
+* ``"fake_group"``: only the control units, some of them (``fake_treatment_group``)
+  pretending to be treated, in the real post periods;
+* ``"permutation"``: the treated-group label reassigned at random across units
+  (within survey strata when the design has strata, so every stratum keeps its
+  number of treated units) ``n_permutations`` times; the p-value is
+  ``(1 + #{|permuted| >= |observed|}) / (1 + n_permutations)`` (exact for a
+  random-assignment null);
+* ``"leave_one_out"``: the real DiD with each treated unit left out in turn (how
+  much one unit drives it), with the jackknife standard error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .._lazy import stats
+
+TEST_TYPES = ("fake_timing", "fake_group", "permutation", "leave_one_out")
+
+
+class PlaceboTestResults:
+    """One placebo check.
+
+    Attributes
+    ----------
+    test_type : str
+    placebo_effect, se, t_stat, p_value, conf_int
+        The placebo estimate and its inference (for ``"permutation"`` the observed
+        effect, the permutation distribution's standard deviation and the
+        permutation p-value; for ``"leave_one_out"`` the mean of the leave-one-out
+        estimates and their jackknife standard error).
+    n_obs, alpha, is_significant
+    original_effect, original_se
+        The DiD on the real design (context for the placebo).
+    permutation_distribution : ndarray or None
+    leave_one_out_effects : Series or None
+        Indexed by the unit left out.
+    fake_period, fake_group, n_permutations
+    """
+
+    def __init__(self, **fields):
+        for name in ("permutation_distribution", "leave_one_out_effects", "fake_period",
+                     "fake_group", "n_permutations", "original_effect", "original_se"):
+            setattr(self, name, None)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    @property
+    def is_significant(self) -> bool:
+        return bool(self.p_value < self.alpha)
+
+    def summary(self) -> str:
+        kind = self.test_type
+        if kind == "fake_timing":
+            label = f"fake treatment period {self.fake_period}"
+        elif kind == "fake_group":
+            label = f"fake treated group of {len(self.fake_group)} control units"
+        elif kind == "permutation":
+            label = f"{self.n_permutations} permutations of the treated group"
+        else:
+            label = f"{len(self.leave_one_out_effects)} treated units left out in turn"
+        if kind in ("fake_timing", "fake_group"):
+            reading = ("a placebo effect: evidence against the design" if self.is_significant
+                       else "no placebo effect detected")
+            interval = "Confidence interval:"
+        elif kind == "permutation":
+            reading = ("the observed effect is unusual under random assignment"
+                       if self.is_significant else "not unusual under random assignment")
+            interval = "Permutation 95% range:" if self.alpha == 0.05 else "Permutation range:"
+        else:
+            reading = "jackknife test of the mean leave-one-out effect"
+            interval = "Confidence interval:"
+        lines = [f"Placebo test: {kind.replace('_', ' ')} ({label})", "=" * 64,
+                 f"{'Effect:':<26}{self.placebo_effect:.6g}",
+                 f"{'Standard error:':<26}{self.se:.6g}",
+                 f"{'p-value:':<26}{self.p_value:.4g} ({reading})",
+                 f"{interval:<26}[{self.conf_int[0]:.6g}, {self.conf_int[1]:.6g}]"]
+        if kind == "leave_one_out":
+            effects = self.leave_one_out_effects
+            lines.append(f"{'Range of estimates:':<26}[{effects.min():.6g}, {effects.max():.6g}]"
+                         f" (unit {effects.idxmin()!r} .. {effects.idxmax()!r} left out)")
+        lines.append(f"{'Observations:':<26}{self.n_obs}")
+        if self.original_effect is not None and kind != "permutation":
+            lines.append(f"{'Real DiD (se):':<26}{self.original_effect:.6g} "
+                         f"({self.original_se:.6g})")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (f"PlaceboTestResults(test_type={self.test_type!r}, "
+                f"placebo_effect={self.placebo_effect:.6g}, p_value={self.p_value:.4g})")
+
+    def to_dict(self) -> dict:
+        return {"test_type": self.test_type, "placebo_effect": self.placebo_effect,
+                "se": self.se, "t_stat": self.t_stat, "p_value": self.p_value,
+                "conf_int": tuple(self.conf_int), "n_obs": self.n_obs, "alpha": self.alpha,
+                "original_effect": self.original_effect, "original_se": self.original_se}
+
+
+# ------------------------------------------------------------------ helpers
+def _did(data, outcome, treatment, post, survey_design, estimator_kwargs):
+    from ..estimators import DifferenceInDifferences
+
+    fit_keys = ("covariates", "fixed_effects", "absorb")
+    fit_kwargs = {k: estimator_kwargs[k] for k in fit_keys if k in estimator_kwargs}
+    init = {k: v for k, v in estimator_kwargs.items() if k not in fit_keys}
+    return DifferenceInDifferences(**init).fit(data, outcome, treatment, post,
+                                               survey_design=survey_design, **fit_kwargs)
+
+
+def _check(data, columns):
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in columns if c is not None and c not in data.columns]
+    if missing:
+        raise ValueError(f"column(s) {missing} not in the data")
+
+
+def _post_indicator(data, time, post_periods):
+    if post_periods is None:
+        raise ValueError("post_periods= is required: the periods after treatment")
+    periods = np.atleast_1d(post_periods).tolist()
+    unknown = [p for p in periods if p not in set(data[time].unique().tolist())]
+    if unknown:
+        raise ValueError(f"post_periods {unknown} are not values of {time!r}")
+    return data[time].isin(periods).astype(int)
+
+
+def _result(test_type, res, alpha, n_obs, **extra):
+    return PlaceboTestResults(test_type=test_type, placebo_effect=float(res.att), se=float(res.se),
+                              t_stat=float(res.att / res.se) if res.se > 0 else math.nan,
+                              p_value=float(res.p_value), conf_int=tuple(res.conf_int),
+                              n_obs=int(n_obs), alpha=alpha, **extra)
+
+
+def _original(data, outcome, treatment, time, post_periods, survey_design, kwargs):
+    post = _post_indicator(data, time, post_periods)
+    frame = data.assign(_post=post)
+    res = _did(frame, outcome, treatment, "_post", survey_design, kwargs)
+    return res, frame
+
+
+# ------------------------------------------------------------------ the checks
+def placebo_timing_test(data, outcome: str, treatment: str, time: str, fake_treatment_period,
+                        post_periods=None, alpha: float = 0.05, survey_design=None,
+                        **estimator_kwargs) -> PlaceboTestResults:
+    """DiD on the pre-treatment periods only, with treatment pretended to start at
+    ``fake_treatment_period`` (which must leave pre-periods on both sides)."""
+    _check(data, [outcome, treatment, time])
+    real_post = _post_indicator(data, time, post_periods)
+    pre = data.loc[real_post == 0]
+    periods = np.sort(pre[time].unique())
+    if fake_treatment_period not in set(periods.tolist()):
+        raise ValueError(f"fake_treatment_period {fake_treatment_period!r} is not a "
+                         f"pre-treatment period (those are {periods.tolist()})")
+    if fake_treatment_period == periods[0]:
+        raise ValueError("fake_treatment_period must leave at least one earlier pre-period "
+                         f"(it is the first one, {periods[0]!r})")
+    frame = pre.assign(_fake_post=(pre[time] >= fake_treatment_period).astype(int))
+    res = _did(frame, outcome, treatment, "_fake_post", survey_design, estimator_kwargs)
+    original, _ = _original(data, outcome, treatment, time, post_periods, survey_design,
+                            estimator_kwargs)
+    return _result("fake_timing", res, alpha, len(frame), fake_period=fake_treatment_period,
+                   original_effect=float(original.att), original_se=float(original.se))
+
+
+def placebo_group_test(data, outcome: str, time: str, unit: str, fake_treatment_group,
+                       post_periods=None, treatment: str | None = None, alpha: float = 0.05,
+                       survey_design=None, **estimator_kwargs) -> PlaceboTestResults:
+    """DiD among the control units only (``treatment == 0`` when ``treatment`` is given),
+    the units in ``fake_treatment_group`` pretending to be treated."""
+    _check(data, [outcome, time, unit, treatment])
+    frame = data if treatment is None else data.loc[data[treatment] == 0]
+    fake = np.atleast_1d(fake_treatment_group).tolist()
+    controls = set(frame[unit].unique().tolist())
+    outside = [u for u in fake if u not in controls]
+    if outside:
+        raise ValueError(f"fake_treatment_group units {outside[:5]} are not control units")
+    if not fake or len(set(fake)) == len(controls):
+        raise ValueError("fake_treatment_group must name some, not all, of the control units")
+    frame = frame.assign(_fake_treated=frame[unit].isin(fake).astype(int),
+                         _post=_post_indicator(frame, time, post_periods))
+    res = _did(frame, outcome, "_fake_treated", "_post", survey_design, estimator_kwargs)
+    extra = {}
+    if treatment is not None:
+        original, _ = _original(data, outcome, treatment, time, post_periods, survey_design,
+                                estimator_kwargs)
+        extra = {"original_effect": float(original.att), "original_se": float(original.se)}
+    return _result("fake_group", res, alpha, len(frame), fake_group=fake, **extra)
+
+
+def permutation_test(data, outcome: str, treatment: str, time: str, unit: str,
+                     post_periods=None, n_permutations: int = 1000, alpha: float = 0.05,
+                     seed=None, survey_design=None, **estimator_kwargs) -> PlaceboTestResults:
+    """Randomisation inference: the treated-group label permuted across units (within
+    survey strata) ``n_permutations`` times."""
+    _check(data, [outcome, treatment, time, unit])
+    if int(n_permutations) < 1:
+        raise ValueError(f"n_permutations must be positive, got {n_permutations!r}")
+    original, frame = _original(data, outcome, treatment, time, post_periods, survey_design,
+                                estimator_kwargs)
+    units = frame.groupby(unit, sort=True)
+    label = units[treatment].agg(["min", "max"])
+    if (label["min"] != label["max"]).any():
+        raise ValueError(f"{treatment!r} varies within units; permutation needs a fixed "
+                         "treated group")
+    assigned = label["min"].to_numpy()
+    strata = np.zeros(assigned.size, dtype=int)
+    strata_col = getattr(survey_design, "strata", None)
+    if strata_col is not None:
+        by_unit = units[strata_col].agg(["min", "max"])
+        if (by_unit["min"] != by_unit["max"]).any():
+            raise ValueError(f"the strata column {strata_col!r} varies within units; cannot "
+                             "permute within strata")
+        strata = pd.factorize(by_unit["min"])[0]
+    rng = np.random.default_rng(seed)
+    position = pd.Index(label.index).get_indexer(frame[unit])
+    fast = not any(k in estimator_kwargs for k in ("covariates", "fixed_effects", "absorb"))
+    weights = (frame[survey_design.weights].to_numpy(float)
+               if survey_design is not None and getattr(survey_design, "weights", None)
+               else np.ones(len(frame)))
+    y, post = frame[outcome].to_numpy(float), frame["_post"].to_numpy()
+    draws = np.empty(int(n_permutations))
+    for b in range(draws.size):
+        permuted = assigned.copy()
+        for s in np.unique(strata):
+            at = np.flatnonzero(strata == s)
+            permuted[at] = rng.permutation(assigned[at])
+        treated = permuted[position]
+        if fast:
+            draws[b] = _cell_did(y, treated, post, weights)
+        else:
+            draws[b] = _did(frame.assign(**{treatment: treated}), outcome, treatment, "_post",
+                            survey_design, estimator_kwargs).att
+    observed = float(original.att)
+    as_extreme = np.abs(draws) >= abs(observed) * (1 - 1e-12)  # ties count as extreme
+    p_value = (1 + as_extreme.sum()) / (1 + draws.size)
+    spread = float(np.std(draws, ddof=1)) if draws.size > 1 else math.nan
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return PlaceboTestResults(test_type="permutation", placebo_effect=observed, se=spread,
+                              t_stat=observed / spread if spread > 0 else math.nan,
+                              p_value=float(p_value), conf_int=(float(low), float(high)),
+                              n_obs=len(frame), alpha=alpha, permutation_distribution=draws,
+                              n_permutations=int(n_permutations), original_effect=observed,
+                              original_se=float(original.se))
+
+
+def _cell_did(y, treated, post, weights):
+    """The 2x2 DiD of weighted cell means (what the saturated regression gives)."""
+    means = []
+    for d in (1, 0):
+        for p in (1, 0):
+            cell = (treated == d) & (post == p)
+            w = weights[cell]
+            means.append(np.dot(w, y[cell]) / w.sum() if w.sum() > 0 else math.nan)
+    return (means[0] - means[1]) - (means[2] - means[3])
+
+
+def leave_one_out_test(data, outcome: str, treatment: str, time: str, unit: str,
+                       post_periods=None, alpha: float = 0.05, survey_design=None,
+                       **estimator_kwargs) -> PlaceboTestResults:
+    """The DiD re-estimated with each treated unit left out; the jackknife standard error
+    of those estimates and a normal interval around their mean."""
+    _check(data, [outcome, treatment, time, unit])
+    original, frame = _original(data, outcome, treatment, time, post_periods, survey_design,
+                                estimator_kwargs)
+    treated_units = np.sort(frame.loc[frame[treatment] == 1, unit].unique())
+    if treated_units.size < 2:
+        raise ValueError("leave-one-out needs at least two treated units")
+    effects = pd.Series({u: _did(frame.loc[frame[unit] != u], outcome, treatment, "_post",
+                                 survey_design, estimator_kwargs).att for u in treated_units},
+                        name="att")
+    effects.index.name = unit
+    n = effects.size
+    mean = float(effects.mean())
+    se = math.sqrt((n - 1) / n * float(((effects - mean) ** 2).sum()))
+    z = stats.norm.ppf(1 - alpha / 2)
+    t = mean / se if se > 0 else math.nan
+    p = float(2 * stats.norm.sf(abs(t))) if se > 0 else math.nan
+    return PlaceboTestResults(test_type="leave_one_out", placebo_effect=mean, se=se, t_stat=t,
+                              p_value=p, conf_int=(mean - z * se, mean + z * se),
+                              n_obs=len(frame), alpha=alpha, leave_one_out_effects=effects,
+                              original_effect=float(original.att),
+                              original_se=float(original.se))
+
+
+def run_placebo_test(data, outcome: str, treatment: str, time: str, unit: str | None = None,
+                     test_type: str = "fake_timing", fake_treatment_period=None,
+                     fake_treatment_group=None, post_periods=None, n_permutations: int = 1000,
+                     alpha: float = 0.05, seed=None, survey_design=None,
+                     **estimator_kwargs) -> PlaceboTestResults:
+    """One placebo check by name (``test_type``; module docstring).
+
+    Examples
+    --------
+    >>> import diff_diff as dd
+    >>> from diff_diff.datasets import example_panel
+    >>> df = example_panel().query("first_treat in (0, 4)")
+    >>> res = dd.run_placebo_test(df, "y", "treated", "time", unit="unit",
+    ...                           test_type="fake_timing", fake_treatment_period=2,
+    ...                           post_periods=[4, 5, 6])
+    >>> res.is_significant
+    False
+    """
+    if test_type not in TEST_TYPES:
+        raise ValueError(f"test_type must be one of {TEST_TYPES}, got {test_type!r}")
+    common = dict(alpha=alpha, survey_design=survey_design, **estimator_kwargs)
+    if test_type == "fake_timing":
+        if fake_treatment_period is None:
+            raise ValueError("test_type='fake_timing' needs fake_treatment_period=")
+        return placebo_timing_test(data, outcome, treatment, time, fake_treatment_period,
+                                   post_periods, **common)
+    if unit is None:
+        raise ValueError(f"test_type={test_type!r} needs unit=")
+    if test_type == "fake_group":
+        if fake_treatment_group is None:
+            raise ValueError("test_type='fake_group' needs fake_treatment_group=")
+        return placebo_group_test(data, outcome, time, unit, fake_treatment_group, post_periods,
+                                  treatment=treatment, **common)
+    if test_type == "permutation":
+        return permutation_test(data, outcome, treatment, time, unit, post_periods,
+                                n_permutations, seed=seed, **common)
+    return leave_one_out_test(data, outcome, treatment, time, unit, post_periods, **common)
+
+
+def run_all_placebo_tests(data, outcome: str, treatment: str, time: str, unit: str,
+                          pre_periods=None, post_periods=None, n_permutations: int = 500,
+                          alpha: float = 0.05, seed=None, survey_design=None,
+                          **estimator_kwargs) -> dict:
+    """Every check with defaults: fake timing at each pre-period but the first (keys
+    ``"fake_timing_<period>"``), fake group (half of the control units, the first in
+    sorted order), permutation and leave-one-out. A check that cannot run gives
+    ``{"error": message}`` under its key."""
+    _check(data, [outcome, treatment, time, unit])
+    post = _post_indicator(data, time, post_periods)
+    if pre_periods is None:
+        pre_periods = np.sort(data.loc[post == 0, time].unique()).tolist()
+    common = dict(alpha=alpha, survey_design=survey_design, **estimator_kwargs)
+    out = {}
+
+    def attempt(key, fn, *args, **kwargs):
+        try:
+            out[key] = fn(*args, **kwargs)
+        except (ValueError, TypeError) as err:
+            out[key] = {"error": str(err)}
+
+    for period in list(pre_periods)[1:]:
+        attempt(f"fake_timing_{period}", placebo_timing_test, data, outcome, treatment, time,
+                period, post_periods, **common)
+    controls = np.sort(data.loc[data[treatment] == 0, unit].unique())
+    attempt("fake_group", placebo_group_test, data, outcome, time, unit,
+            controls[: max(1, controls.size // 2)], post_periods, treatment=treatment, **common)
+    attempt("permutation", permutation_test, data, outcome, treatment, time, unit, post_periods,
+            n_permutations, seed=seed, **common)
+    attempt("leave_one_out", leave_one_out_test, data, outcome, treatment, time, unit,
+            post_periods, **common)
+    return out
