@@ -12,6 +12,19 @@ from .placebo import (
     run_all_placebo_tests,
     run_placebo_test,
 )
+from .power import (
+    PowerAnalysis,
+    PowerResults,
+    SimulationPowerResults,
+    SurveyPowerConfig,
+    compute_mde,
+    compute_power,
+    compute_sample_size,
+    simulate_mde,
+    simulate_panel,
+    simulate_power,
+    simulate_sample_size,
+)
 from .pretrends_power import (
     PreTrendsPower,
     PreTrendsPowerResults,
@@ -25,4 +38,7 @@ __all__ = ["BaconDecomposition", "BaconDecompositionResults", "HonestDiD", "Hone
            "compute_honest_did", "compute_mdv", "compute_pretrends_power", "qug_test",
            "stute_test", "twowayfeweights", "yatchew_test", "PlaceboTestResults",
            "leave_one_out_test", "permutation_test", "placebo_group_test",
-           "placebo_timing_test", "run_all_placebo_tests", "run_placebo_test"]
+           "placebo_timing_test", "run_all_placebo_tests", "run_placebo_test", "PowerAnalysis",
+           "PowerResults", "SimulationPowerResults", "SurveyPowerConfig", "compute_mde",
+           "compute_power", "compute_sample_size", "simulate_mde", "simulate_panel",
+           "simulate_power", "simulate_sample_size"]

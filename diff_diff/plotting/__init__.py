@@ -211,3 +211,66 @@ def plot_honest_event_study(results, ax=None, title: str | None = "Event study w
         ax.set_title(title)
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_power_curve(results, ax=None, target: float | None = 0.8,
+                     title: str | None = "Power curve"):
+    """Power against effect size (or sample size): ``results`` is a
+    :func:`~diff_diff.simulate_power` result (with its Wilson band) or a table with
+    ``power`` and ``effect_size`` or ``n`` columns (``PowerAnalysis.power_curve``).
+    Returns the axis."""
+    table = results.table if hasattr(results, "table") else results
+    if not isinstance(table, pd.DataFrame) or "power" not in table.columns:
+        raise TypeError("plot_power_curve needs simulate_power results or a table with a "
+                        f"'power' column, got {type(results).__name__}")
+    x_col = next((c for c in ("effect_size", "n", "n_units") if c in table.columns), None)
+    if x_col is None:
+        raise ValueError("plot_power_curve: the table needs an 'effect_size' or 'n' column")
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    ax.plot(table[x_col], table["power"], marker="o" if len(table) < 15 else None, color="C0",
+            label="power")
+    if {"power_ci_low", "power_ci_high"} <= set(table.columns):
+        ax.fill_between(table[x_col], table["power_ci_low"], table["power_ci_high"],
+                        color="C0", alpha=0.2, label="95% simulation interval")
+    if target is not None:
+        ax.axhline(target, color="grey", linewidth=1, linestyle="--", label=f"target {target:g}")
+    ax.set_xlabel("Effect size" if x_col == "effect_size" else "Units")
+    ax.set_ylabel("Power")
+    ax.set_ylim(0, 1.02)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", loc="lower right")
+    return ax
+
+
+def plot_group_effects(results, ax=None, title: str | None = "Effects by cohort"):
+    """Effects by treatment cohort with confidence intervals (``results``: a result with
+    ``group_effects``, e.g. CallawaySantAnna, or a table with ``group``, ``estimate``,
+    ``conf_low``, ``conf_high``). Returns the axis."""
+    table = results if isinstance(results, pd.DataFrame) else getattr(results, "group_effects",
+                                                                       None)
+    if table is None:
+        raise TypeError("plot_group_effects needs a result with group_effects (e.g. "
+                        f"CallawaySantAnna) or a tidy table, got {type(results).__name__}")
+    table = pd.DataFrame(table)
+    missing = {"group", "estimate", "conf_low", "conf_high"} - set(table.columns)
+    if missing:
+        raise ValueError(f"plot_group_effects: the table lacks column(s) {sorted(missing)}")
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    y = np.arange(len(table))
+    est = table["estimate"].to_numpy(float)
+    ax.errorbar(est, y, xerr=[est - table["conf_low"], table["conf_high"] - est], fmt="o",
+                color="C0", capsize=4)
+    ax.axvline(0, color="grey", linewidth=1, linestyle="--")
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"cohort {g:g}" if isinstance(g, (int, float, np.number)) else str(g)
+                        for g in table["group"]])
+    ax.invert_yaxis()
+    ax.set_xlabel("Effect")
+    if title:
+        ax.set_title(title)
+    return ax
