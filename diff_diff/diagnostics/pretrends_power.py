@@ -195,8 +195,12 @@ class PreTrendsPower:
             warn_user(f"PreTrendsPower: with {pre.size} pre-periods the box probability's "
                       f"quadrature error may reach {box_error:.1g}; pass pre_periods= to use "
                       "fewer, or pretest_form='wald'")
+        delta = magnitude * shape
+        solved = np.linalg.solve(vcov, np.c_[est, est - delta])
+        log_lr = 0.5 * (est @ solved[:, 0] - (est - delta) @ solved[:, 1])
         return PreTrendsPowerResults(
             power=power, mdv=mdv, violation_magnitude=magnitude,
+            bayes_factor=(1 - power) / (1 - size), likelihood_ratio=float(np.exp(log_lr)),
             violation_type=self.violation_type, violation_weights=shape, alpha=self.alpha,
             target_power=self.power, pretest_form=self.pretest_form, pre_periods=pre,
             reference_period=reference, pre_period_effects=est, pre_period_ses=np.sqrt(np.diag(vcov)),
@@ -345,6 +349,12 @@ class PreTrendsPowerResults:
         ``delta' Sigma^{-1} delta`` at ``violation_magnitude``.
     nis_box_error : float
         Quadrature error estimate of the box probability (0 for ``"wald"``).
+    bayes_factor : float
+        ``P(pass | violation) / P(pass | parallel trends)`` (R ``pretrends``' Bayes
+        factor: how much passing the pre-test should shift beliefs against the violation).
+    likelihood_ratio : float
+        Density of the observed leads under the violation relative to under parallel
+        trends (R ``pretrends``' likelihood ratio).
     later_periods, later_cross_vcov
         Event times after the reference period and their covariance with the
         leads (rows: leads), for :meth:`means_after_pretesting`.
@@ -417,6 +427,8 @@ class PreTrendsPowerResults:
             f"{'Violation shape (' + self.violation_type + '):':<34}{shape}",
             f"{'Violation magnitude M:':<34}{self.violation_magnitude:.6g}",
             f"{'Power against M x shape:':<34}{self.power:.4f}",
+            f"{'Bayes factor / likelihood ratio:':<34}{self.bayes_factor:.4g} / "
+            f"{self.likelihood_ratio:.4g}",
             f"{'MDV (power ' + format(self.target_power, 'g') + '):':<34}{self.mdv:.6g}",
         ])
 
@@ -433,4 +445,5 @@ class PreTrendsPowerResults:
                 "violation_type": self.violation_type, "alpha": self.alpha,
                 "target_power": self.target_power, "pretest_form": self.pretest_form,
                 "n_pre_periods": self.n_pre_periods, "critical_value": self.critical_value,
+                "bayes_factor": self.bayes_factor, "likelihood_ratio": self.likelihood_ratio,
                 "noncentrality": self.noncentrality}

@@ -217,3 +217,13 @@ def test_means_after_pretesting_of_independent_leads_are_truncated_normal_means(
         res.means_after_pretesting(later_violation=[0.1, 0.2])
     with pytest.raises(ValueError, match="pretest_form='nis'"):
         dd.PreTrendsPower(pretest_form="wald").fit(study).means_after_pretesting()
+
+
+def test_likelihood_ratio_is_the_density_ratio_of_the_leads(cs):
+    res = dd.PreTrendsPower(violation_type="constant").fit(cs, M=0.01)
+    lead = res.pre_period_effects
+    under = stats.multivariate_normal(res.violation_magnitude * res.violation_weights, res.vcov)
+    null = stats.multivariate_normal(np.zeros(lead.size), res.vcov)
+    assert res.likelihood_ratio == pytest.approx(under.pdf(lead) / null.pdf(lead), rel=1e-12)
+    zero = dd.PreTrendsPower().fit(cs, M=0.0)
+    assert zero.likelihood_ratio == 1.0 and zero.bayes_factor == pytest.approx(1.0, abs=1e-14)
