@@ -34,6 +34,7 @@ from .estimators import (
     HeterogeneousAdoptionDiD,
     ImputationDiD,
     MultiPeriodDiD,
+    StackedDiD,
     SunAbraham,
     TwoStageDiD,
     TwoWayFixedEffects,
@@ -59,6 +60,7 @@ from .statistics import aggregate_survey, survey_mean, survey_total
 # short aliases
 Bacon = BaconDecomposition
 SA = SunAbraham
+Stacked = StackedDiD
 BJS = ImputationDiD
 CS = CallawaySantAnna
 HAD = HeterogeneousAdoptionDiD
@@ -96,6 +98,8 @@ __all__ = [
     "HonestDiD",
     "ImputationDiD",
     "MultiPeriodDiD",
+    "Stacked",
+    "StackedDiD",
     "PowerAnalysis",
     "PreTrendsPower",
     "SurveyPowerConfig",

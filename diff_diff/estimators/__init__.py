@@ -5,6 +5,7 @@ from .had import HeterogeneousAdoptionDiD
 from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
 from .registry import REGISTRY, Capabilities, registered
+from .stacked import StackedDiD
 from .sun_abraham import SunAbraham
 from .two_stage import TwoStageDiD
 
@@ -17,6 +18,7 @@ __all__ = [
     "HeterogeneousAdoptionDiD",
     "ImputationDiD",
     "MultiPeriodDiD",
+    "StackedDiD",
     "SunAbraham",
     "TwoStageDiD",
     "TwoWayFixedEffects",

@@ -1,0 +1,305 @@
+"""Stacked difference-in-differences with corrective weights (Wing, Freedman &
+Hollingsworth 2024) on the weighted-least-squares core."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._grouping import label_codes
+from .._warnings import warn_user
+from ..linalg.wls import wls
+from ..results.stacked import StackedDiDResults
+from ..survey.design import SurveyDesign
+from .panel import _first_treat, check_constant_within_unit, numeric, require_columns
+from .registry import check_supported, register
+from .regression import _Regression
+
+WEIGHTINGS = ("aggregate", "population", "sample_share")
+CONTROL_GROUPS = ("not_yet_treated", "strict", "never_treated")
+CLUSTERS = ("unit", "unit_subexp")
+
+
+def _count(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+@register(aliases=("Stacked",), data="panel", inference="regression",
+          weight_types=("pweight", "aweight"), bootstrap="wild", event_study=True,
+          example=lambda: dict(outcome="y", unit="unit", time="time", first_treat="first_treat"))
+class StackedDiD(_Regression):
+    """Stacked event study with the corrective weights of Wing, Freedman & Hollingsworth
+    (2024), which identify the trimmed aggregate ATT.
+
+    One sub-experiment per adoption cohort ``a``: its units treated at ``a`` and the
+    clean controls, in the calendar window ``a - kappa_pre .. a + kappa_post``; cohorts
+    whose window does not fit in the data are trimmed. The sub-experiments are stacked
+    and ``y = treat + event time + sum_{e != r} delta_e treat x 1{event time = e}`` is
+    fitted by weighted least squares (treat and event-time effects absorbed, as the
+    authors' ``feols(y ~ i(event_time, treat, ref = -1) | treat + event_time)``) with
+    corrective weights ``Q`` that make each ``delta_e`` the weighted average of the
+    sub-experiments' own DiDs with target weights ``pi_a``:
+
+    * ``"aggregate"`` (the paper's default): ``pi_a`` = the sub-experiment's share of
+      the treated observations; treated ``Q = 1``, controls ``Q = (N^D_a / N^D) /
+      (N^C_a / N^C)`` (shares within each event time, as the authors' code; under a
+      survey design the counts are sums of sampling weights, estimated population
+      counts, so the identity below holds for the weighted DiDs);
+    * ``"population"``: ``pi_a`` = its share of the treated ``population``;
+    * ``"sample_share"``: ``pi_a`` = its share of all stacked observations;
+
+    and for the last two, both groups get ``Q = pi_a / (their share of the group)`` (with
+    treated ``Q = 1`` the treated side would keep the aggregate weights and the estimand
+    would mix two weightings). Then ``delta_e = sum_a pi_a [(ybar^D_ae - ybar^D_ar) -
+    (ybar^C_ae - ybar^C_ar)]`` exactly (``r`` the reference period). The overall ATT is the mean of the post-period
+    ``delta_e`` (``e = 0 .. kappa_post``), as the authors report it. Standard errors:
+    clustered by unit (every copy of a unit in every sub-experiment; default) or by unit
+    x sub-experiment, CR1 (``hc1``) or CR2 with Bell-McCaffrey degrees of freedom
+    (``hc2_bm``); under a survey design, the design-based variance of the regression
+    with weights ``Q`` x survey weight (PSUs shared by a unit's copies).
+
+    Parameters
+    ----------
+    kappa_pre, kappa_post : int
+        Event window: ``kappa_pre`` periods before adoption (at least 1 +
+        ``anticipation``: the reference period lies in it) and ``kappa_post`` after.
+    weighting : {"aggregate", "population", "sample_share"}
+    control_group : {"not_yet_treated", "strict", "never_treated"}
+        Clean controls of sub-experiment ``a``: units adopting after ``a + kappa_post``
+        (or never); ``"strict"``: after ``a + kappa_post + kappa_pre``; or never
+        treated only.
+    cluster : {"unit", "unit_subexp"} or str
+        Cluster by unit (all its copies together), by unit x sub-experiment, or by a
+        column of the data (e.g. the state of county units).
+    anticipation : int
+        The reference event time is ``-1 - anticipation``.
+    vcov_type : {"hc1", "hc2_bm"}
+    alpha, rank_deficient_action, inference, n_bootstrap, bootstrap_weights, seed
+        As the regression family (``inference="wild_bootstrap"``: wild cluster bootstrap
+        of the overall ATT).
+    clean_control : str, optional
+        diff-diff 3.x's name of ``control_group`` (deprecated).
+
+    Examples
+    --------
+    >>> import diff_diff as dd
+    >>> res = dd.StackedDiD(kappa_pre=1, kappa_post=1, control_group="never_treated").fit(
+    ...     dd.load_mpdta(), outcome="lemp", unit="countyreal", time="year",
+    ...     first_treat="first.treat")
+    >>> res.n_sub_experiments, round(res.att, 4)
+    (2, -0.0288)
+    """
+
+    _allowed = {**_Regression._allowed, "weighting": WEIGHTINGS, "control_group": CONTROL_GROUPS,
+                "vcov_type": ("hc1", "hc2_bm")}
+    _checks = {**_Regression._checks,
+               "cluster": (lambda v: isinstance(v, str) and v != "",
+                           "'unit', 'unit_subexp' or a column name"),
+               "kappa_pre": (_count, "a non-negative integer"),
+               "kappa_post": (_count, "a non-negative integer"),
+               "anticipation": (_count, "a non-negative integer")}
+
+    def __init__(self, kappa_pre=1, kappa_post=1, weighting="aggregate",
+                 control_group="not_yet_treated", cluster="unit", alpha=0.05, anticipation=0,
+                 vcov_type="hc1", rank_deficient_action="warn", inference="analytic",
+                 n_bootstrap=0, bootstrap_weights="rademacher", seed=None, clean_control=None):
+        if clean_control is not None:
+            warn_user("StackedDiD: clean_control is deprecated; use control_group",
+                      FutureWarning)
+            control_group, clean_control = clean_control, None
+        self._store(locals())
+
+    def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
+            population: str | None = None, survey_design: SurveyDesign | None = None,
+            aggregate=None) -> StackedDiDResults:
+        """Build the stack, weight it and fit the event study.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Long panel, one row per unit and period (numeric periods, equally spaced
+            in the window's units); not modified.
+        outcome, unit, time, first_treat : str
+            Columns; ``first_treat``: first treated period (0 or inf: never treated),
+            constant within unit.
+        population : str, optional
+            A unit-level column of population sizes (``weighting="population"``).
+        survey_design : SurveyDesign, optional
+            Sampling weights (multiplied by ``Q``) and the design for the variance.
+        aggregate : ignored
+            diff-diff 3.x keyword (inert there too): the event study and the overall
+            ATT are always computed.
+        """
+        self._validate()
+        check_supported(self, survey_design)  # frequency weights: the stack copies rows
+        if self.kappa_pre < 1 + self.anticipation:
+            raise ValueError(f"StackedDiD: kappa_pre must be at least 1 + anticipation "
+                             f"({1 + self.anticipation}) so the reference period "
+                             f"{-1 - self.anticipation} is in the window")
+        if self.weighting == "population" and population is None:
+            raise ValueError("StackedDiD: weighting='population' needs population= (a "
+                             "unit-level column of population sizes)")
+        if self.n_bootstrap and self.inference != "wild_bootstrap":
+            warn_user("StackedDiD: n_bootstrap is used by inference='wild_bootstrap' only; "
+                      "the standard errors are analytic")
+        if aggregate is not None:
+            warn_user("StackedDiD: aggregate= is inert (diff-diff 3.x kept it for "
+                      "compatibility); the event study and the overall ATT are always "
+                      "computed", FutureWarning)
+        column_cluster = None if self.cluster in CLUSTERS else self.cluster
+        require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
+                        population=population, cluster=column_cluster)
+        stack = self._stack(data, unit, time, first_treat, population)
+        stacked = data.iloc[stack["rows"]]
+        y = numeric(stacked, outcome, "outcome")
+        events = [e for e in range(-self.kappa_pre, self.kappa_post + 1)
+                  if e != -1 - self.anticipation]
+        e_row, treat = stack["event"], stack["treat"]
+        x = np.zeros((y.size, len(events)), order="F")
+        for j, e in enumerate(events):
+            x[:, j] = treat * (e_row == e)
+        names = [f"treat:e[{e}]" for e in events]
+        weights, frequency, design, meta = self._weights(stacked, survey_design)
+        sampling = np.ones(y.size) if weights is None else weights
+
+        def corrective(base):  # Q from (weighted) counts: estimated population shares
+            return _q_weights(self.weighting, stack["sub"], stack["treat"], stack["event"],
+                              stack["pop"], stack["n_sub"], base)
+        q = corrective(sampling)
+        stack["q"] = q
+        w = q * sampling
+        event_codes = pd.factorize(e_row, sort=True)[0].astype(np.int64)
+        treat_codes = treat.astype(np.int64)
+        absorb = [treat_codes, event_codes]
+        extra = []
+        if self.vcov_type == "hc2_bm":  # CR2 needs every effect in the design
+            dummies = [np.ones(y.size), treat.astype(float)]
+            dummies += [(event_codes == k).astype(float) for k in range(1, event_codes.max() + 1)]
+            extra = ["(Intercept)", "treat"] + [f"e[{k}]"
+                                                for k in range(1, event_codes.max() + 1)]
+            x = np.column_stack([x] + dummies)
+            absorb = []
+        fit = self._wls(y, x, names + extra, w, frequency, absorb,
+                        expected_collinear=tuple(extra))
+        if not fit.kept[:len(events)].all():
+            lost = [n for n, k in zip(names, fit.kept) if not k]
+            raise ValueError(f"StackedDiD: {lost} not identified (no treated or control "
+                             "observations at those event times)")
+        if self.cluster == "unit":
+            cluster = stack["unit_codes"]
+        elif self.cluster == "unit_subexp":
+            cluster = pd.factorize(stack["unit_codes"] * (stack["n_sub"] + 1)
+                                   + stack["sub"])[0].astype(np.int64)
+        else:
+            cluster = label_codes(stacked, column_cluster, "cluster")[0]
+        post = np.array([e >= 0 for e in events])
+        overall = np.zeros(fit.rank)
+        overall[np.flatnonzero(post)] = 1.0 / post.sum()
+        contrasts = np.vstack([np.eye(fit.rank)[:len(events)], overall])
+
+        def refit(rep):  # replicate weights: the corrective weights follow them
+            return wls(y, x, fit.names, corrective(rep) * rep, absorb, "silent",
+                       frequency).coef[fit.kept]
+        nested = False
+        var = self._variance(fit, design, cluster, contrasts, refit, nested)
+        wild = None
+        if self.inference == "wild_bootstrap":
+            wild = self._wild(fit, y, absorb, var, cluster, overall, design)
+        return StackedDiDResults.from_parts(self, fit, var, events, overall, stack, stacked,
+                                            unit, time, meta, wild)
+
+    def _variance(self, fit, design, cluster, contrasts, refit, nested):
+        from ..inference.regression import regression_variance
+
+        vcov_type = "cr1" if self.vcov_type == "hc1" else "hc2_bm"
+        return regression_variance(fit, vcov_type=vcov_type, cluster=cluster, design=design,
+                                   contrasts=contrasts, absorbed_nested_in_cluster=nested,
+                                   refit=refit, default_cluster=True, name="StackedDiD")
+
+    # ------------------------------------------------------------------ the stack
+    def _stack(self, data, unit, time, first_treat, population):
+        t = numeric(data, time, "time")
+        g = _first_treat(data, first_treat)
+        unit_codes, units = label_codes(data, unit, "unit")
+        check_constant_within_unit(g, unit_codes, units, first_treat)
+        pop = None
+        if population is not None:
+            pop = numeric(data, population, "population")
+            check_constant_within_unit(pop, unit_codes, units, population)
+            if (pop <= 0).any():
+                raise ValueError(f"StackedDiD: population column {population!r} must be "
+                                 "positive")
+        t_min, t_max = t.min(), t.max()
+        cohorts = np.unique(g[(g > 0) & np.isfinite(g)])
+        if cohorts.size == 0:
+            raise ValueError(f"StackedDiD: no unit is treated (first_treat column "
+                             f"{first_treat!r})")
+        kept, trimmed, no_controls, pieces = [], [], [], []
+        for a in cohorts:
+            if a - self.kappa_pre < t_min or a + self.kappa_post > t_max:
+                trimmed.append(a)
+                continue
+            treated = g == a
+            never = (g == 0) | ~np.isfinite(g)
+            if self.control_group == "never_treated":
+                control = never
+            else:
+                after = a + self.kappa_post + (self.kappa_pre if self.control_group == "strict"
+                                               else 0)
+                control = never | (g > after)
+            window = (t >= a - self.kappa_pre) & (t <= a + self.kappa_post)
+            rows = np.flatnonzero((treated | control) & window)
+            if not control[rows].any():
+                no_controls.append(a)
+                continue
+            kept.append(a)
+            pieces.append((a, rows, treated[rows]))
+        if trimmed:
+            warn_user(f"StackedDiD: cohort(s) {[_num(a) for a in trimmed]} trimmed: their "
+                      f"window [-{self.kappa_pre}, {self.kappa_post}] does not fit in the "
+                      f"periods {_num(t_min)}..{_num(t_max)}")
+        if no_controls:
+            warn_user(f"StackedDiD: cohort(s) {[_num(a) for a in no_controls]} dropped: no "
+                      f"clean control units (control_group={self.control_group!r})")
+        if not kept:
+            raise ValueError("StackedDiD: no sub-experiment left (every cohort was trimmed or "
+                             "has no clean controls); shorten kappa_pre/kappa_post or change "
+                             "control_group")
+        rows = np.concatenate([p[1] for p in pieces])
+        sub = np.concatenate([np.full(p[1].size, i) for i, p in enumerate(pieces)])
+        treat = np.concatenate([p[2] for p in pieces]).astype(float)
+        focal = np.array(kept, dtype=float)[sub]
+        event = np.round(t[rows] - focal).astype(np.int64)
+        return {"rows": rows, "sub": sub, "treat": treat, "event": event,
+                "pop": None if pop is None else pop[rows],
+                "unit_codes": unit_codes[rows], "n_sub": len(kept), "groups": kept,
+                "trimmed": trimmed + no_controls, "units": units}
+
+
+def _q_weights(weighting, sub, treat, event, pop, n_sub, base):
+    """Corrective weights per stacked row: shares within each event time of the counts
+    (the sums of ``base``, the sampling weights, under a survey design)."""
+    q = np.ones(sub.size)
+    for e in np.unique(event):
+        at = event == e
+        is_t, is_c = at & (treat == 1), at & (treat == 0)
+        n_t = np.bincount(sub[is_t], weights=base[is_t], minlength=n_sub)
+        n_c = np.bincount(sub[is_c], weights=base[is_c], minlength=n_sub)
+        share_t, share_c = n_t / n_t.sum(), n_c / n_c.sum()
+        if weighting == "aggregate":
+            target = share_t
+        elif weighting == "sample_share":
+            target = (n_t + n_c) / (n_t + n_c).sum()
+        else:  # population of the treated units of each sub-experiment (one row each here)
+            mass = np.bincount(sub[is_t], weights=pop[is_t], minlength=n_sub)
+            target = mass / mass.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q_t, q_c = target / share_t, target / share_c
+        q[is_t] = q_t[sub[is_t]]
+        q[is_c] = q_c[sub[is_c]]
+    return q
+
+
+def _num(value):
+    value = float(value)
+    return int(value) if value.is_integer() else value

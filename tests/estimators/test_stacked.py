@@ -1,0 +1,150 @@
+"""StackedDiD: the stack and its corrective weights built as the paper defines them,
+the identity that makes the weighted regression the weighted average of the
+sub-experiments' DiDs, survey designs, and errors. Published numbers:
+tests/parity/test_stacked_published.py."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import diff_diff as dd
+from diff_diff.datasets import example_panel
+
+
+@pytest.fixture(scope="module")
+def panel():
+    df = example_panel(n_units=600, n_periods=8, seed=3)
+    return df.assign(pop=1.0 + df["unit"] % 7)
+
+
+def fit(data, design=None, **settings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return dd.StackedDiD(**settings).fit(data, "y", "unit", "time", "first_treat",
+                                             population="pop", survey_design=design)
+
+
+def sub_experiment_dids(stacked, weights, weighting, ref=-1):
+    """Each sub-experiment's DiD by event time and its target weight, by hand."""
+    frame = stacked.assign(w=weights)
+
+    def mean(rows):
+        return np.average(rows["y"], weights=rows["w"])
+
+    dids, target = {}, {}
+    for a, sub in frame.groupby("_sub_exp"):
+        treated, control = sub[sub["_treat"] == 1], sub[sub["_treat"] == 0]
+        at0 = sub["_event_time"] == 0
+        target[a] = {"aggregate": treated.loc[treated["_event_time"] == 0, "w"].sum(),
+                     "sample_share": sub.loc[at0, "w"].sum(),
+                     "population": treated.loc[treated["_event_time"] == 0, "pop"].sum()
+                     }[weighting]
+        for e in sorted(sub["_event_time"].unique()):
+            if e == ref:
+                continue
+            at = lambda rows, k: rows[rows["_event_time"] == k]  # noqa: E731
+            dids[a, e] = ((mean(at(treated, e)) - mean(at(treated, ref)))
+                          - (mean(at(control, e)) - mean(at(control, ref))))
+    total = sum(target.values())
+    return dids, {a: v / total for a, v in target.items()}
+
+
+@pytest.mark.parametrize("weighting", ["aggregate", "sample_share", "population"])
+@pytest.mark.parametrize("survey", [False, True])
+def test_event_study_is_the_weighted_average_of_sub_experiment_dids(panel, weighting, survey):
+    design = dd.SurveyDesign(weights="weight") if survey else None
+    res = fit(panel, design, kappa_pre=2, kappa_post=2, weighting=weighting)
+    stacked = res.stacked_data
+    weights = stacked["weight"] if survey else np.ones(len(stacked))
+    dids, pi = sub_experiment_dids(stacked, weights, weighting)
+    table = res.event_study_effects.set_index("event_time")
+    for e in (-2, 0, 1, 2):
+        expected = sum(pi[a] * dids[a, e] for a in pi)
+        assert table.loc[e, "estimate"] == pytest.approx(expected, abs=1e-12)
+    assert res.att == pytest.approx(table.loc[[0, 1, 2], "estimate"].mean(), abs=1e-14)
+
+
+def test_the_stack_follows_the_paper(panel):
+    res = fit(panel, kappa_pre=3, kappa_post=2)
+    stacked = res.stacked_data
+    g = panel.groupby("unit")["first_treat"].first()
+    # cohorts 3, 4, 5 adopt in periods 3..5 of 1..8: 3 has no room for three pre-periods
+    assert res.groups == [4, 5] and res.trimmed_groups == [3]
+    for a, sub in stacked.groupby("_sub_exp"):
+        assert set(sub["time"]) == set(range(int(a) - 3, int(a) + 3))
+        treated = set(sub.loc[sub["_treat"] == 1, "unit"])
+        controls = set(sub.loc[sub["_treat"] == 0, "unit"])
+        assert treated == set(g.index[g == a])
+        assert controls == set(g.index[(g == 0) | (g > a + 2)])
+        assert (sub.loc[sub["_treat"] == 1, "_q_weight"] == 1).all()
+    strict = fit(panel, kappa_pre=3, kappa_post=2, control_group="strict").stacked_data
+    for a, sub in strict.groupby("_sub_exp"):
+        assert set(sub.loc[sub["_treat"] == 0, "unit"]) == set(g.index[(g == 0) | (g > a + 5)])
+    never = fit(panel, kappa_pre=3, kappa_post=2, control_group="never_treated").stacked_data
+    assert set(never.loc[never["_treat"] == 0, "unit"]) == set(g.index[g == 0])
+    assert res.n_obs == len(stacked) and res.n_sub_experiments == 2
+
+
+def test_aggregate_weights_are_the_authors_formula(panel):
+    stacked = fit(panel, kappa_pre=1, kappa_post=1).stacked_data
+    for e, at in stacked.groupby("_event_time"):
+        n_t = at[at["_treat"] == 1].groupby("_sub_exp").size()
+        n_c = at[at["_treat"] == 0].groupby("_sub_exp").size()
+        expected = (n_t / n_t.sum()) / (n_c / n_c.sum())
+        got = at[at["_treat"] == 0].groupby("_sub_exp")["_q_weight"].agg(["min", "max"])
+        assert np.allclose(got["min"], expected, rtol=1e-14)
+        assert np.allclose(got["max"], expected, rtol=1e-14)
+
+
+def test_invariances(panel):
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    base = fit(panel, design, kappa_pre=2, kappa_post=1)
+    scaled = fit(panel.assign(weight=panel["weight"] * 9.0), design, kappa_pre=2, kappa_post=1)
+    shuffled = fit(panel.sample(frac=1.0, random_state=4), design, kappa_pre=2, kappa_post=1)
+    for other in (scaled, shuffled):
+        assert other.att == pytest.approx(base.att, rel=1e-10)
+        assert other.se == pytest.approx(base.se, rel=1e-9)
+    assert base.survey_metadata is not None and base.df is not None
+
+
+def test_clusters_and_cr2(panel):
+    unit = fit(panel, kappa_pre=2, kappa_post=1)
+    by_sub = fit(panel, kappa_pre=2, kappa_post=1, cluster="unit_subexp")
+    by_psu = fit(panel, kappa_pre=2, kappa_post=1, cluster="psu")
+    assert unit.att == by_sub.att == by_psu.att
+    assert unit.n_clusters == unit.stacked_data["unit"].nunique()
+    assert by_sub.n_clusters > unit.n_clusters and by_psu.n_clusters == panel["psu"].nunique()
+    cr2 = fit(panel, kappa_pre=2, kappa_post=1, vcov_type="hc2_bm")
+    assert cr2.att == pytest.approx(unit.att, abs=1e-12)
+    assert 0.8 < cr2.se / unit.se < 1.25
+
+
+def test_replicate_design_refits_with_its_corrective_weights(panel):
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    data, rep = dd.as_replicate_design(panel, design, "JKn")
+    res = fit(data, rep, kappa_pre=2, kappa_post=1)
+    taylor = fit(panel, design, kappa_pre=2, kappa_post=1)
+    assert res.att == pytest.approx(taylor.att, abs=1e-12)
+    assert 0.7 < res.se / taylor.se < 1.4
+
+
+def test_clear_errors(panel):
+    with pytest.raises(ValueError, match="kappa_pre must be at least 1 \\+ anticipation"):
+        fit(panel, kappa_pre=1, anticipation=1)
+    with pytest.raises(ValueError, match="weighting='population' needs population="):
+        dd.StackedDiD(weighting="population").fit(panel, "y", "unit", "time", "first_treat")
+    with pytest.raises(ValueError, match="no sub-experiment left"):
+        fit(panel, kappa_pre=5, kappa_post=5)
+    with pytest.raises(ValueError, match="no unit is treated"):
+        fit(panel.assign(first_treat=0))
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        fit(panel, weighting="equal")
+    with pytest.raises(ValueError, match="pweight"):
+        fit(panel.assign(weight=np.ceil(panel["weight"])),
+            dd.SurveyDesign(weights="weight", weight_type="fweight"))
+    with pytest.warns(FutureWarning, match="clean_control is deprecated"):
+        est = dd.StackedDiD(clean_control="strict")
+    assert est.control_group == "strict"
+    with pytest.warns(UserWarning, match=r"cohort\(s\) \[3\] trimmed"):
+        dd.StackedDiD(kappa_pre=3, kappa_post=2).fit(panel, "y", "unit", "time", "first_treat")
