@@ -51,8 +51,9 @@ class StackedDiD(_Regression):
     and for the last two, both groups get ``Q = pi_a / (their share of the group)`` (with
     treated ``Q = 1`` the treated side would keep the aggregate weights and the estimand
     would mix two weightings). Then ``delta_e = sum_a pi_a [(ybar^D_ae - ybar^D_ar) -
-    (ybar^C_ae - ybar^C_ar)]`` exactly (``r`` the reference period). The overall ATT is the mean of the post-period
-    ``delta_e`` (``e = 0 .. kappa_post``), as the authors report it. Standard errors:
+    (ybar^C_ae - ybar^C_ar)]`` exactly (``r`` the reference period). The overall ATT is
+    the mean of the post-period ``delta_e`` (``e = 0 .. kappa_post``), as the authors
+    report it. Standard errors:
     clustered by unit (every copy of a unit in every sub-experiment; default) or by unit
     x sub-experiment, CR1 (``hc1``) or CR2 with Bell-McCaffrey degrees of freedom
     (``hc2_bm``); under a survey design, the design-based variance of the regression
