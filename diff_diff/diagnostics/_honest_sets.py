@@ -158,7 +158,7 @@ def folded_normal_quantile(t, alpha):
             break
         c = new
     left, right = _pdf(c - t), _pdf(c + t)
-    return c, (left - right) / (left + right)
+    return c, ((left - right) / (left + right) if left + right > 0 else 1.0)
 
 
 def flci(beta, sigma, n_pre, l_vec, M, alpha):
@@ -169,8 +169,10 @@ def flci(beta, sigma, n_pre, l_vec, M, alpha):
     n_post = l_vec.size
     periods = np.arange(1, n_post + 1, dtype=float)
     total = float(periods @ l_vec)  # the pre weights must undo a linear trend: sum(w) = total
+    # worst-case bias / M = sum_s |S_s| + sum_{k<K} |c_k| (R writes sum_s |S_s| - total +
+    # |total|, the same for sum(t l_t) >= 0 and too large by 2|total| below zero)
     constant = sum(abs(float(np.arange(1, s + 1) @ l_vec[n_post - s:]))
-                   for s in range(1, n_post + 1)) - total
+                   for s in range(1, n_post + 1))
     # pre weights l_pre = T @ (c_1, ..., c_{K-1}, total), c the cumulated sums of w
     K = n_pre
     diff = np.eye(K) - np.eye(K, k=-1)   # w from cumulated sums; l_pre from w: the same
@@ -191,7 +193,7 @@ def flci(beta, sigma, n_pre, l_vec, M, alpha):
         return max(var, 0.0), grad
 
     def bias_of(c):
-        return m * (constant + abs(total) + np.abs(c).sum())
+        return m * (constant + np.abs(c).sum())
 
     # the minimum-variance weights (unconstrained quadratic in c)
     if K > 1:
@@ -217,7 +219,7 @@ def flci(beta, sigma, n_pre, l_vec, M, alpha):
             c, u = x[:n], x[n:]
             var, dvar = parts(c)
             h = math.sqrt(max(var, 1e-300))
-            bias = m * (constant + abs(total) + u.sum())
+            bias = m * (constant + u.sum())
             cv, slope = folded_normal_quantile(bias / h, alpha)
             value = h * cv
             d_h = cv - slope * bias / h           # d(h cv(b/h))/dh
@@ -259,6 +261,8 @@ def worst_case_bias_lp(pre_weights, l_vec, n_pre, M):
 def _dual_vertices(sd, X):
     """Vertices of ``{gamma >= 0 : gamma' sd = 1, gamma' X = 0}`` (rows)."""
     m = sd.size
+    scale = sd.max()
+    sd = sd / scale  # vertices scale by 1 / scale: enumerate on a unit scale
     if X.shape[1]:
         u, s, _ = np.linalg.svd(X, full_matrices=False)
         X = u[:, s > 1e-10 * max(s.max(), 1e-300)]
@@ -294,7 +298,7 @@ def _dual_vertices(sd, X):
     if not found:
         raise ValueError("the test's linear program has no finite value (no dual vertex)")
     vertices = np.unique(np.round(np.array(found), 13), axis=0)
-    return vertices
+    return vertices / scale
 
 
 def least_favorable_cv(vertices, cov, kappa, n_sims, seed):

@@ -19,7 +19,8 @@ post period: pass ``l_vec``):
 
 The mathematics is in :mod:`diff_diff.diagnostics._honest_sets`. Critical values are
 normal, as in R ``HonestDiD``, also for survey designs (whose design degrees of
-freedom are reported as ``df_survey``; the original interval uses them).
+freedom are reported as ``df_survey``; the original interval uses the results' degrees of
+freedom).
 """
 
 from __future__ import annotations
@@ -69,7 +70,11 @@ class HonestDiD:
         The grid of ``theta`` the conditional tests are inverted over; default, as R
         ``HonestDiD``: 1000 points over ``0 +- 20`` standard errors of
         ``l' beta_post`` (for smoothness: the identified set of ``beta = 0`` widened
-        by 20 standard errors on each side).
+        by 20 standard errors on each side). When the set is empty on that grid or
+        reaches one of its ends (R's answer is then cut by its grid: a precise estimate
+        far from 0, a large bound), the search is repeated once over a grid reaching 20
+        standard errors past the identified set and, on a side the set reached, as far
+        again as the first grid (``grid_widened``).
     n_sims, seed
         Draws (and their seed) for the least-favourable critical value of ``"C-LF"``
         (1000 as R; seed 0).
@@ -139,19 +144,30 @@ class HonestDiD:
                 M_grid = np.linspace(0.0, inputs.theta_se(l_vec), 10)
             else:
                 M_grid = np.arange(0.0, 2.01, 0.5)
-        grid = [float(_check_M(m)) for m in np.atleast_1d(np.asarray(M_grid, float))]
+        grid = sorted(float(_check_M(m)) for m in np.atleast_1d(np.asarray(M_grid, float)))
+        if not grid:
+            raise ValueError("M_grid is empty")
         fits = [self._fit_inputs(inputs, m, original_results=results, event_bounds=False)
                 for m in grid]
         return SensitivityResults(fits, self)
 
     def breakdown_value(self, results, tol: float = 0.01):
-        """The largest ``M`` (to ``tol``) at which the robust confidence set still
-        excludes zero; ``None`` when it includes zero already at ``M = 0``."""
+        """The largest ``M`` at which the robust confidence set still excludes zero, to
+        ``tol`` (in the units of ``M``: ``Mbar`` for the relative restrictions; for
+        smoothness ``tol`` is a fraction of the standard error of ``theta_hat``).
+        ``None`` when the set includes zero already at ``M = 0``; ``inf`` when it still
+        excludes zero at 10^6 times the starting bound."""
+        if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+            raise ValueError(f"tol must be a positive number, got {tol!r}")
         inputs = _EventStudy.from_results(results)
 
         def excludes_zero(m):
             fit = self._fit_inputs(inputs, m, event_bounds=False)
-            return not (fit.ci_lb <= 0 <= fit.ci_ub)
+            if not math.isfinite(fit.ci_lb):
+                raise ValueError(f"HonestDiD.breakdown_value: the robust confidence set at "
+                                 f"M = {m:g} is empty on the theta grid; pass grid_lb / "
+                                 "grid_ub to the HonestDiD constructor")
+            return fit.is_significant
 
         if not excludes_zero(0.0):
             return None
@@ -193,7 +209,9 @@ class HonestDiD:
             original_se=se, original_ci=(theta - crit * se, theta + crit * se), l_vec=l_vec,
             pre_periods_used=[_event(e) for e in inputs.pre_events],
             post_periods_used=[_event(e) for e in inputs.post_events],
-            reference_period=inputs.reference, event_study_bounds=bounds, df_survey=inputs.df,
+            reference_period=inputs.reference, event_study_bounds=bounds, df=inputs.df,
+            df_survey=(inputs.df if getattr(original_results, "survey_metadata", None)
+                       is not None else None),
             survey_metadata=getattr(original_results, "survey_metadata", None),
             original_results=original_results, **extra)
 
@@ -212,16 +230,35 @@ class HonestDiD:
         if self.method == "smoothness":  # R: around the identified set of beta = 0
             zero_lb, zero_ub = sets.identified_set(np.zeros_like(beta), n_pre, l_vec, polyhedra)
             low, high = zero_lb + low, zero_ub + high
+        user_grid = self.grid_lb is not None or self.grid_ub is not None
         low = low if self.grid_lb is None else float(self.grid_lb)
         high = high if self.grid_ub is None else float(self.grid_ub)
         if not low < high:
             raise ValueError(f"grid_lb must be below grid_ub, got {low!r} and {high!r}")
-        grid = np.linspace(low, high, self.grid_points)
         hybrid = "LF" if self.ci_method == "C-LF" else "ARP"
-        accept = np.zeros(grid.size, dtype=bool)
-        for A, d in polyhedra:
-            accept |= sets.arp_accept(beta, sigma, A, d, n_pre, l_vec, grid, self.alpha, hybrid,
-                                      n_sims=self.n_sims, seed=self.seed)
+
+        def accepted(lo, hi):
+            grid = np.linspace(lo, hi, self.grid_points)
+            accept = np.zeros(grid.size, dtype=bool)
+            for A, d in polyhedra:
+                accept |= sets.arp_accept(beta, sigma, A, d, n_pre, l_vec, grid, self.alpha,
+                                          hybrid, n_sims=self.n_sims, seed=self.seed)
+            return grid, accept
+
+        grid, accept = accepted(low, high)
+        if not user_grid and (not accept.any() or accept[0] or accept[-1]):
+            # R's grid is centred on 0; when the set is empty there or reaches an end (a
+            # precise estimate far from 0, a large bound) R's answer is cut by its grid:
+            # search again over 20 standard errors past the identified set (or estimate)
+            theta = float(l_vec @ beta[n_pre:])
+            reach_lb, reach_ub = (lb, ub) if np.isfinite(lb) else (theta, theta)
+            width = high - low
+            wide = (min(low, reach_lb - 20 * sd_theta, low - width if accept[0] else low),
+                    max(high, reach_ub + 20 * sd_theta, high + width if accept[-1] else high))
+            if wide != (low, high):
+                low, high = wide
+                grid, accept = accepted(low, high)
+                extra["grid_widened"] = True
         if not accept.any():
             if warn:
                 warn_user(f"HonestDiD: no value of theta on the grid [{low:.4g}, {high:.4g}] "
@@ -236,9 +273,10 @@ class HonestDiD:
 
 
 def compute_honest_did(results, method: str = "relative_magnitude", M: float | None = None,
-                       alpha: float = 0.05, l_vec=None, **kwargs) -> "HonestDiDResults":
+                       alpha: float = 0.05, l_vec=None, event_study_bounds: bool = True,
+                       **kwargs) -> "HonestDiDResults":
     """Function form of :class:`HonestDiD` (diff-diff 3.x): ``HonestDiD(method, M, alpha,
-    l_vec, **kwargs).fit(results)``.
+    l_vec, **kwargs).fit(results, event_study_bounds=event_study_bounds)``.
 
     Examples
     --------
@@ -250,7 +288,8 @@ def compute_honest_did(results, method: str = "relative_magnitude", M: float | N
     >>> h.ci_method, round(h.ci_lb, 4), round(h.ci_ub, 4)
     ('FLCI', -0.1428, 0.0696)
     """
-    return HonestDiD(method, M, alpha, l_vec, **kwargs).fit(results)
+    return HonestDiD(method, M, alpha, l_vec, **kwargs).fit(
+        results, event_study_bounds=event_study_bounds)
 
 
 def _event(value):
@@ -275,9 +314,11 @@ class _EventStudy:
         self.n_pre, self.n_post = len(pre_events), len(post_events)
         self.post = beta[self.n_pre:]
         if self.n_pre < 1:
-            raise ValueError("HonestDiD needs at least one pre-treatment coefficient (a lead) "
-                             "to bound the violation of parallel trends; these results have "
-                             "none (ImputationDiD and TwoStageDiD report no leads)")
+            raise ValueError(f"HonestDiD needs at least one coefficient before the reference "
+                             f"period ({_event(reference)}) to bound the violation of parallel "
+                             "trends; these results have none (ImputationDiD and TwoStageDiD "
+                             "report no leads; with another estimator choose an earlier "
+                             "reference period)")
         if self.n_post < 1:
             raise ValueError("HonestDiD needs at least one coefficient after the reference "
                              "period")
@@ -372,8 +413,11 @@ class HonestDiDResults:
     M, method, ci_method, alpha, l_vec
         The restriction, its bound, the interval's construction and the target weights.
     original_estimate, original_se, original_ci
-        ``l' beta_post``, its standard error and the usual interval (t with
-        ``df_survey`` when the design has degrees of freedom).
+        ``l' beta_post``, its standard error and the usual interval (t with ``df`` when
+        the results have degrees of freedom: a survey design's, a cluster count's).
+    df, df_survey : float or None
+        Those degrees of freedom; ``df_survey`` only when the results come from a survey
+        design.
     pre_periods_used, post_periods_used, reference_period
         Event times of the coefficients used.
     event_study_bounds : DataFrame or None
@@ -390,25 +434,37 @@ class HonestDiDResults:
         self.flci_pre_weights = None
         self.flci_half_length = None
         self.grid_end_reached = False
+        self.grid_widened = False
         for name, value in fields.items():
             setattr(self, name, value)
 
     @property
     def is_significant(self) -> bool:
-        """Whether the robust confidence set excludes zero."""
+        """Whether the robust confidence set excludes zero (False when it is empty)."""
+        if not (math.isfinite(self.ci_lb) and math.isfinite(self.ci_ub)):
+            return False
         return bool(not (self.ci_lb <= 0 <= self.ci_ub))
 
     @property
     def target_label(self) -> str:
-        if np.count_nonzero(self.l_vec) == 1:
-            j = int(np.flatnonzero(self.l_vec)[0])
-            return f"effect at event time {self.post_periods_used[j]:g}"
-        return "weighted average of post-period effects"
+        """What ``theta = l' tau_post`` is, in words."""
+        l_vec = np.asarray(self.l_vec, float)
+        nonzero = np.flatnonzero(l_vec)
+        if nonzero.size == 1 and l_vec[nonzero[0]] == 1:
+            return f"effect at event time {self.post_periods_used[nonzero[0]]:g}"
+        if (l_vec >= 0).all() and abs(l_vec.sum() - 1) < 1e-12:
+            return "weighted average of post-period effects"
+        return "linear combination l' tau_post of post-period effects"
 
     def summary(self) -> str:
         bound = "M" if self.method == "smoothness" else "Mbar"
         identified = (f"[{self.lb:.6g}, {self.ub:.6g}]" if math.isfinite(self.lb)
                       else "empty (the leads alone break the restriction)")
+        if math.isfinite(self.ci_lb):
+            robust = (f"[{self.ci_lb:.6g}, {self.ci_ub:.6g}]"
+                      + ("  (excludes 0)" if self.is_significant else "  (includes 0)"))
+        else:
+            robust = "empty on the theta grid (widen grid_lb / grid_ub)"
         lines = [
             "HonestDiD sensitivity analysis (Rambachan & Roth 2023)", "=" * 64,
             f"{'Restriction:':<30}{_LABEL[self.method]}, {bound} = {self.M:.6g}",
@@ -421,12 +477,17 @@ class HonestDiDResults:
             f"{'Original confidence interval:':<30}[{self.original_ci[0]:.6g}, "
             f"{self.original_ci[1]:.6g}]",
             f"{'Identified set:':<30}{identified}",
-            f"{'Robust confidence set:':<30}[{self.ci_lb:.6g}, {self.ci_ub:.6g}]"
-            + ("  (excludes 0)" if self.is_significant else "  (includes 0)"),
+            f"{'Robust confidence set:':<30}{robust}",
         ]
-        if self.df_survey is not None:
-            lines.append(f"{'Design degrees of freedom:':<30}{self.df_survey:g} (original "
-                         "interval; robust sets use normal critical values, as R HonestDiD)")
+        if self.df is not None:
+            kind = "Design degrees of freedom:" if self.df_survey is not None else \
+                "Degrees of freedom:"
+            lines.append(f"{kind:<30}{self.df:g} (original interval; robust sets use "
+                         "normal critical values, as R HonestDiD)")
+        early = [e for e in self.post_periods_used if e < 0]
+        if early:
+            lines.append(f"{'Anticipation periods:':<30}{early} (after the reference period, "
+                         "before treatment: bounded like post-periods)")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -440,7 +501,12 @@ class HonestDiDResults:
         return {"lb": self.lb, "ub": self.ub, "ci_lb": self.ci_lb, "ci_ub": self.ci_ub,
                 "M": self.M, "method": self.method, "ci_method": self.ci_method,
                 "alpha": self.alpha, "original_estimate": self.original_estimate,
-                "original_se": self.original_se, "l_vec": [float(v) for v in self.l_vec],
+                "original_se": self.original_se, "original_ci": tuple(self.original_ci),
+                "l_vec": [float(v) for v in self.l_vec],
+                "pre_periods_used": list(self.pre_periods_used),
+                "post_periods_used": list(self.post_periods_used),
+                "reference_period": self.reference_period,
+                "grid_end_reached": self.grid_end_reached, "df": self.df,
                 "df_survey": self.df_survey}
 
     def plot(self, ax=None, **kwargs):

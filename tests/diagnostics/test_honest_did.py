@@ -345,7 +345,7 @@ def test_clear_errors(cs):
                                      aggregate="event_study")
     with pytest.raises(ValueError, match="base_period='universal'"):
         dd.compute_honest_did(varying)
-    with pytest.raises(ValueError, match="at least one pre-treatment coefficient"):
+    with pytest.raises(ValueError, match="at least one coefficient before the reference"):
         dd.compute_honest_did(bjs)
     beta, sigma = _mpdta_arrays(cs)
     with pytest.raises(ValueError, match="at least two pre-periods"):
@@ -381,3 +381,91 @@ def test_plots(cs):
     assert ax.get_xticklabels()[0].get_text() == "original"
     with pytest.raises(ValueError, match="HonestDiD\\(\\).fit"):
         dd.plot_honest_event_study(dd.HonestDiD().fit_arrays(*_mpdta_arrays(cs), 3))
+
+
+# ------------------------------------------------------------------ review additions
+def test_flci_is_mirror_symmetric_in_the_target_and_its_bias_is_the_lp_value():
+    """theta = -l' tau has the mirrored interval; with mixed-sign l the closed-form bias
+    still equals the worst case by linear programming (R's formula overstates it when
+    sum_t t l_t < 0)."""
+    beta, sigma, _ = random_case(21, 3, 3)
+    for l_vec in (np.array([0.5, 0.3, 0.2]), np.array([1.0, -2.0, 0.5])):
+        lo, hi, weights, half, sd, bias = sets.flci(beta, sigma, 3, l_vec, 0.003, 0.05)
+        mlo, mhi, mweights, mhalf, *_ = sets.flci(beta, sigma, 3, -l_vec, 0.003, 0.05)
+        assert (mlo, mhi) == pytest.approx((-hi, -lo), abs=1e-9)
+        assert bias == pytest.approx(sets.worst_case_bias_lp(weights, l_vec, 3, 0.003),
+                                     rel=1e-7)
+
+
+def _r_single_post_test(y, sigma, A, d, alpha):
+    """R HonestDiD's one-post-period conditional test (.testInIdentifiedSet): the largest
+    normalised moment, conditioned on being the largest, against its truncated normal."""
+    from scipy import stats as st
+
+    sd = np.sqrt(np.diag(A @ sigma @ A.T))
+    a_t, d_t = A / sd[:, None], d / sd
+    moments = a_t @ y - d_t
+    j = int(np.argmax(moments))
+    gamma = a_t[j]
+    c = sigma @ gamma / (gamma @ sigma @ gamma)
+    z = y - c * (gamma @ y)
+    a_bar = a_t - a_t[j]
+    d_bar = d_t - d_t[j]
+    slope, level = a_bar @ c, d_bar - a_bar @ z
+    lo = max([lv / sl for sl, lv in zip(slope, level) if sl < -1e-12], default=-np.inf)
+    hi = min([lv / sl for sl, lv in zip(slope, level) if sl > 1e-12], default=np.inf)
+    sigma_bar = np.sqrt(gamma @ sigma @ gamma)
+    crit = d_t[j] + sigma_bar * st.truncnorm.ppf(1 - alpha, (lo - d_t[j]) / sigma_bar,
+                                                 (hi - d_t[j]) / sigma_bar)
+    return not (gamma @ y > crit)
+
+
+def test_single_post_period_test_is_r_s():
+    beta, sigma, _ = random_case(22, 3, 1)
+    grid = np.linspace(-0.05, 0.05, 41)
+    for A, d in sets.restriction_rm(3, 1, 1.0) + sets.restriction_sd(3, 1, 0.004):
+        ours = sets.arp_accept(beta, sigma, A, d, 3, np.ones(1), grid, 0.05, "ARP")
+        ref = [_r_single_post_test(beta - np.r_[0, 0, 0, t], sigma, A, d, 0.05) for t in grid]
+        assert ours.tolist() == ref
+
+
+def test_other_event_study_results(cs):
+    data = dd.load_mpdta()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sa = dd.SunAbraham().fit(data, outcome="lemp", unit="countyreal", time="year",
+                                 first_treat="first.treat")
+        ant = dd.CS(base_period="universal", anticipation=1).fit(
+            data, outcome="lemp", unit="countyreal", time="year", first_treat="first.treat")
+        mp = dd.MultiPeriodDiD().fit(data.assign(treated=(data["first.treat"] == 2007) * 1),
+                                     "lemp", "treated", "year", post_periods=[2007],
+                                     unit="countyreal")
+    res = dd.compute_honest_did(sa, M=0.5)
+    assert res.reference_period == -1 and res.post_periods_used == [0, 1, 2, 3]
+    assert np.isfinite([res.ci_lb, res.ci_ub]).all()
+    res = dd.compute_honest_did(ant, M=0.5)
+    assert res.reference_period == -2 and res.post_periods_used[0] == -1
+    assert res.l_vec[0] == 0 and "Anticipation periods" in res.summary()
+    res = dd.compute_honest_did(mp, method="smoothness", M=0.0)
+    assert res.post_periods_used == [0] and len(res.pre_periods_used) == 3
+
+
+def test_precise_estimate_far_from_zero_is_found_by_widening():
+    """Leads near 0, effects 40 standard errors away: R's grid (0 +- 20 se) misses the set."""
+    beta = np.array([0.001, -0.002, 0.0015, 0.40, 0.45])
+    sigma = np.diag([1e-4] * 5)
+    res = dd.HonestDiD(M=0.5).fit_arrays(beta, sigma, 3)
+    assert res.grid_widened and np.isfinite([res.ci_lb, res.ci_ub]).all()
+    assert res.ci_lb < res.lb and res.ub < res.ci_ub and res.is_significant
+    assert "nan" not in res.summary()
+
+
+def test_breakdown_tolerance_and_scale_invariance(cs):
+    with pytest.raises(ValueError, match="tol must be a positive number"):
+        dd.HonestDiD().breakdown_value(cs, tol=0)
+    beta, sigma = _mpdta_arrays(cs)
+    tiny = dd.HonestDiD(M=1.0).fit_arrays(beta * 1e-12, sigma * 1e-24, 3)
+    one = dd.HonestDiD(M=1.0).fit_arrays(beta, sigma, 3)
+    scaled_back = (tiny.ci_lb * 1e12, tiny.ci_ub * 1e12)
+    assert scaled_back == pytest.approx((one.ci_lb, one.ci_ub), rel=1e-9)
+    assert sets.folded_normal_quantile(1e17, 0.5)[1] == 1.0
