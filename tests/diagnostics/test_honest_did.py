@@ -306,9 +306,9 @@ def test_survey_design_df_and_original_interval():
                                                  survey_design=design)
     honest = dd.compute_honest_did(res, M=0.5)
     assert honest.df_survey == res.df and res.df is not None
-    crit = stats.t.ppf(0.975, res.df)
-    assert honest.original_ci == pytest.approx((honest.original_estimate - crit * honest.original_se,
-                                                honest.original_estimate + crit * honest.original_se))
+    half = stats.t.ppf(0.975, res.df) * honest.original_se
+    assert honest.original_ci == pytest.approx((honest.original_estimate - half,
+                                                honest.original_estimate + half))
     assert "Design degrees of freedom" in honest.summary()
     # weights scaled by a constant: the same sets
     scaled = data.assign(w=data["w"] * 7.0)
