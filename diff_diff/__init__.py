@@ -38,6 +38,7 @@ from .estimators import (
     SunAbraham,
     TwoStageDiD,
     TwoWayFixedEffects,
+    WooldridgeDiD,
 )
 from .survey import (
     CalibrationError,
@@ -61,6 +62,7 @@ from .statistics import aggregate_survey, survey_mean, survey_total
 Bacon = BaconDecomposition
 SA = SunAbraham
 Stacked = StackedDiD
+ETWFE = WooldridgeDiD
 BJS = ImputationDiD
 CS = CallawaySantAnna
 HAD = HeterogeneousAdoptionDiD
@@ -106,6 +108,8 @@ __all__ = [
     "TWFE",
     "TwoStageDiD",
     "TwoWayFixedEffects",
+    "ETWFE",
+    "WooldridgeDiD",
     "SurveyDesign",
     "CalibrationError",
     "SurveyMetadata",

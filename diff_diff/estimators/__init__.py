@@ -8,6 +8,7 @@ from .registry import REGISTRY, Capabilities, registered
 from .stacked import StackedDiD
 from .sun_abraham import SunAbraham
 from .two_stage import TwoStageDiD
+from .wooldridge import WooldridgeDiD
 
 __all__ = [
     "REGISTRY",
@@ -22,4 +23,5 @@ __all__ = [
     "SunAbraham",
     "TwoStageDiD",
     "TwoWayFixedEffects",
+    "WooldridgeDiD",
 ]

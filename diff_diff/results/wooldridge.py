@@ -1,0 +1,194 @@
+"""Results of :class:`~diff_diff.WooldridgeDiD`: group-time ATTs and their aggregations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..inference.intervals import sqrt_diag, t_inference
+from .base import EventStudyResultsBase
+from .table import effects_table, integer_labels, tidy
+
+KINDS = ("simple", "group", "calendar", "event_study")
+WEIGHTS = ("cell", "cohort_share")
+
+
+class WooldridgeDiDResults(EventStudyResultsBase):
+    """ETWFE cell effects ``ATT(g, t)`` and their aggregations.
+
+    Attributes
+    ----------
+    group_time_effects : DataFrame
+        One row per cell: ``group``, ``time``, ``event_time``, tidy columns, and the
+        cell's (weighted) number of observations ``n``.
+    event_study_effects, group_effects, calendar_effects : DataFrame
+        The aggregations with cell weights (:meth:`aggregate` for others).
+    vcov : DataFrame
+        Covariance of the cell coefficients.
+    n_obs, n_units, n_treated_units, n_clusters : int
+    survey_metadata : SurveyMetadata or None
+    """
+
+    _title = "Extended TWFE (Wooldridge 2021)"
+    _levels = {"group_time": "_cell_table", "event_study": "_event_table",
+               "group": "_group_table", "calendar": "_calendar_table",
+               "overall": "_overall_table"}
+
+    @classmethod
+    def from_parts(cls, estimator, fit, var, labels, mass, unit_mass, metadata, wild, n_units,
+                   n_treated, covariates):
+        self = cls.__new__(cls)
+        self.estimator_params = estimator.get_params()
+        self.alpha = estimator.alpha
+        self.n_bootstrap = estimator.n_bootstrap
+        self.survey_metadata = metadata
+        self.method = estimator.method
+        self.control_group = estimator.control_group
+        self.anticipation = estimator.anticipation
+        self.vcov_type = var.vcov_type
+        self.n_clusters = var.n_clusters
+        self.n_obs = int(round(fit.n_obs))
+        self.n_units, self.n_treated_units = n_units, n_treated
+        self.covariates = list(covariates)
+        k = len(labels)
+        self._coef = fit.coef[fit.kept][:k]
+        self._vcov = var.vcov[:k, :k]
+        self.df = var.df
+        self._labels = labels
+        self._mass = np.asarray(mass, float)
+        self._unit_mass = unit_mass
+        self.groups = sorted({_plain(a) for a, _ in labels})
+        self.time_periods = sorted({_plain(b) for _, b in labels})
+        index = pd.MultiIndex.from_tuples([(_plain(a), _plain(b)) for a, b in labels],
+                                          names=["group", "time"])
+        self.vcov = pd.DataFrame(self._vcov, index=index, columns=index)
+        cells = tidy({"group": integer_labels(np.array([a for a, _ in labels])),
+                      "time": integer_labels(np.array([b for _, b in labels])),
+                      "event_time": integer_labels(np.array([b - a for a, b in labels]))},
+                     self._coef, sqrt_diag(self._vcov), self.df, self.alpha)
+        cells["n"] = self._mass
+        self._cells = cells
+        simple = self._aggregate("simple", "cell")
+        self._headline = simple["overall"]
+        if wild is not None:
+            self._headline.update(p_value=wild["p_value"], conf_low=wild["conf_int"][0],
+                                  conf_high=wild["conf_int"][1])
+        self.wild_bootstrap = wild
+        self._tables_by_kind = {kind: self._aggregate(kind, "cell")["table"]
+                                for kind in ("event_study", "group", "calendar")}
+        return self
+
+    # ------------------------------------------------------------------ aggregation
+    def _weights(self, weights):
+        if weights == "cell":
+            return self._mass
+        return np.array([self._unit_mass.get(a, 0.0) for a, _ in self._labels])
+
+    def _aggregate(self, kind, weights):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        w = self._weights(weights)
+        a = np.array([c for c, _ in self._labels])
+        t = np.array([b for _, b in self._labels])
+        e = t - a
+        post = e >= 0
+        if kind == "simple":
+            keys, column, members = [None], None, [post]
+        else:
+            source = {"group": a, "calendar": t, "event_study": e}[kind]
+            scope = np.ones(e.size, bool) if kind == "event_study" else post
+            keys = np.unique(source[scope])
+            column = {"group": "group", "calendar": "time", "event_study": "event_time"}[kind]
+            members = [scope & (source == key) for key in keys]
+        rows = []
+        for member in members:
+            row = np.where(member, w, 0.0)
+            rows.append(row / row.sum())
+        c = np.array(rows)
+        est = c @ self._coef
+        vcov = c @ self._vcov @ c.T
+        if kind == "simple":
+            se = float(np.sqrt(vcov[0, 0]))
+            tt, p, lo, hi = t_inference(float(est[0]), se, self.df, self.alpha)
+            overall = {"estimate": float(est[0]), "se": se, "t_stat": float(tt),
+                       "p_value": float(p), "conf_low": float(lo), "conf_high": float(hi)}
+            return {"overall": overall, "table": None}
+        table = tidy({column: integer_labels(np.asarray(keys, float))}, est, sqrt_diag(vcov),
+                     self.df, self.alpha)
+        table["n_cells"] = [int(m.sum()) for m in members]
+        return {"table": table, "vcov": pd.DataFrame(
+            vcov, index=table[column].tolist(), columns=table[column].tolist())}
+
+    def aggregate(self, kind: str = "simple", weights: str = "cell"):
+        """An aggregation of the cells: ``"simple"`` (a dict: the overall ATT over the
+        treated cells), or a table by ``"group"``, ``"calendar"`` or ``"event_study"``;
+        ``weights``: ``"cell"`` (the cells' weighted numbers of observations) or
+        ``"cohort_share"`` (the cohorts' weighted numbers of units)."""
+        out = self._aggregate(kind, weights)
+        return dict(out["overall"]) if kind == "simple" else out["table"].copy()
+
+    # ------------------------------------------------------------------ tables
+    def _cell_table(self) -> pd.DataFrame:
+        return self._cells
+
+    def _event_table(self) -> pd.DataFrame:
+        return self._tables_by_kind["event_study"]
+
+    def _group_table(self) -> pd.DataFrame:
+        return self._tables_by_kind["group"]
+
+    def _calendar_table(self) -> pd.DataFrame:
+        return self._tables_by_kind["calendar"]
+
+    @property
+    def group_time_effects(self) -> pd.DataFrame:
+        """ATT(g, t) of every cell (tidy)."""
+        return self.to_dataframe("group_time")
+
+    @property
+    def event_study_effects(self) -> pd.DataFrame:
+        """Effects by event time (tidy; ``table[e]["effect"]`` as in 3.x)."""
+        return effects_table(self.to_dataframe("event_study"), "event_time")
+
+    @property
+    def event_study_vcov(self) -> pd.DataFrame:
+        """Covariance of the event-study effects."""
+        return self._aggregate("event_study", "cell")["vcov"]
+
+    @property
+    def group_effects(self) -> pd.DataFrame:
+        return effects_table(self.to_dataframe("group"), "group")
+
+    @property
+    def calendar_effects(self) -> pd.DataFrame:
+        return effects_table(self.to_dataframe("calendar"), "time")
+
+    def _info(self) -> list:
+        info = [("Method", self.method), ("Control group", self.control_group),
+                ("Anticipation", self.anticipation),
+                ("Units (treated)", f"{self.n_units} ({self.n_treated_units})"),
+                ("Observations", self.n_obs), ("Cells", len(self._labels)),
+                ("Variance", self.vcov_type)]
+        if self.covariates:
+            info.insert(3, ("Covariates", ", ".join(self.covariates)))
+        if self.n_clusters:
+            info.append(("Clusters", self.n_clusters))
+        return info
+
+    def _tables(self) -> list:
+        return [("Overall ATT (treated cells, by size)", self._overall_table(), ["term"]),
+                ("Event study", self._event_table(), ["event_time"]),
+                ("By cohort", self._group_table(), ["group"])]
+
+    def _event_study_table(self):
+        return self._event_table()
+
+    def _repr_fields(self) -> dict:
+        return {"cells": len(self._labels)}
+
+
+def _plain(value):
+    value = float(value)
+    return int(value) if value.is_integer() else value
