@@ -15,7 +15,7 @@ from .registry import register
 from .regression import _Regression
 
 CONTROL_GROUPS = ("not_yet_treated", "never_treated")
-METHODS = ("ols",)
+METHODS = ("ols", "logit", "poisson")
 UNSUPPORTED = ("drop", "error")
 
 
@@ -44,8 +44,15 @@ class WooldridgeDiD(_Regression):
 
     Parameters
     ----------
-    method : {"ols"}
-        The linear model (logit and Poisson QMLE are not available yet).
+    method : {"ols", "logit", "poisson"}
+        The linear model, or the nonlinear ETWFE of Wooldridge (2023): pooled logit
+        (outcomes in [0, 1]) or Poisson (non-negative outcomes) quasi-maximum
+        likelihood on an intercept, cohort and period dummies and the cells (cohort
+        effects instead of unit effects, as the paper); ATT(g, t) is the weighted mean
+        over the cell's observations of ``G(x'b) - G(x'b - tau_gt)`` (average
+        structural functions with and without the cell's effect) and its standard
+        error the delta method on the QMLE sandwich (clustered by unit, or ``cluster=``,
+        or the survey design's; replicate designs refit). No covariates yet for these.
     control_group : {"not_yet_treated", "never_treated"}
     anticipation : int
     vcov_type : {"hc1", "classical", "hc2", "hc3", "cr1", "hc2_bm"}
@@ -96,6 +103,9 @@ class WooldridgeDiD(_Regression):
         survey_design : SurveyDesign, optional
         """
         self._validate()
+        if self.method != "ols":
+            return self._fit_nonlinear(data, outcome, unit, time, first_treat, covariates,
+                                       survey_design)
         if self.n_bootstrap and self.inference != "wild_bootstrap":
             warn_user("WooldridgeDiD: n_bootstrap is used by inference='wild_bootstrap' only; "
                       "the standard errors are analytic")
@@ -148,6 +158,24 @@ class WooldridgeDiD(_Regression):
             self, fit, var, labels, mass, unit_mass, meta, wild,
             n_units=int(unit_codes.max()) + 1,
             n_treated=int(np.unique(unit_codes[g > 0]).size), covariates=covariates)
+
+    def _fit_nonlinear(self, data, outcome, unit, time, first_treat, covariates, survey_design):
+        from .wooldridge_nonlinear import NonlinearETWFE
+
+        if covariates:
+            raise ValueError(f"WooldridgeDiD(method={self.method!r}): covariates are not "
+                             "available for the nonlinear models yet (method='ols' takes them)")
+        if self.inference == "wild_bootstrap":
+            raise ValueError(f"WooldridgeDiD(method={self.method!r}): the wild bootstrap is for "
+                             "the linear model; the nonlinear standard errors are the delta "
+                             "method (or the survey design's)")
+        if self.vcov_type not in ("hc1", "cr1"):
+            raise ValueError(f"WooldridgeDiD(method={self.method!r}): vcov_type must be 'hc1' "
+                             "(the QMLE sandwich, clustered by unit or cluster=)")
+        if self.n_bootstrap:
+            warn_user("WooldridgeDiD: n_bootstrap is not used by the nonlinear models; the "
+                      "standard errors are the delta method")
+        return NonlinearETWFE(self).fit(data, outcome, unit, time, first_treat, survey_design)
 
     # ------------------------------------------------------------------ sample and cells
     def _sample(self, data, unit, time, first_treat):

@@ -37,6 +37,16 @@ class WooldridgeDiDResults(EventStudyResultsBase):
     @classmethod
     def from_parts(cls, estimator, fit, var, labels, mass, unit_mass, metadata, wild, n_units,
                    n_treated, covariates):
+        """From the linear fit: the cell coefficients and their covariance."""
+        k = len(labels)
+        return cls.build(estimator, fit.coef[fit.kept][:k], var.vcov[:k, :k], var.df,
+                         var.n_clusters, var.vcov_type, labels, mass, unit_mass, metadata, wild,
+                         int(round(fit.n_obs)), n_units, n_treated, covariates)
+
+    @classmethod
+    def build(cls, estimator, coef, vcov, df, n_clusters, vcov_type, labels, mass, unit_mass,
+              metadata, wild, n_obs, n_units, n_treated, covariates):
+        """From cell ATTs, their covariance and the cells' weights (any method)."""
         self = cls.__new__(cls)
         self.estimator_params = estimator.get_params()
         self.alpha = estimator.alpha
@@ -45,15 +55,14 @@ class WooldridgeDiDResults(EventStudyResultsBase):
         self.method = estimator.method
         self.control_group = estimator.control_group
         self.anticipation = estimator.anticipation
-        self.vcov_type = var.vcov_type
-        self.n_clusters = var.n_clusters
-        self.n_obs = int(round(fit.n_obs))
+        self.vcov_type = vcov_type
+        self.n_clusters = n_clusters
+        self.n_obs = int(n_obs)
         self.n_units, self.n_treated_units = n_units, n_treated
         self.covariates = list(covariates)
-        k = len(labels)
-        self._coef = fit.coef[fit.kept][:k]
-        self._vcov = var.vcov[:k, :k]
-        self.df = var.df
+        self._coef = np.asarray(coef, float)
+        self._vcov = np.asarray(vcov, float)
+        self.df = df
         self._labels = labels
         self._mass = np.asarray(mass, float)
         self._unit_mass = unit_mass

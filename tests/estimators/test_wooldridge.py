@@ -7,6 +7,7 @@ Parity with the etwfe package: tests/parity/test_wooldridge_etwfe.py."""
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import diff_diff as dd
@@ -106,3 +107,102 @@ def test_covariates_and_cr2(mpdta):
     cr2 = dd.WooldridgeDiD(vcov_type="hc2_bm").fit(mpdta, **MPDTA)
     cr1 = dd.WooldridgeDiD().fit(mpdta, **MPDTA)
     assert cr2.att == pytest.approx(cr1.att, abs=1e-12) and 0.8 < cr2.se / cr1.se < 1.3
+
+
+# ------------------------------------------------------------------ nonlinear
+@pytest.fixture(scope="module")
+def binary_panel():
+    rng = np.random.default_rng(0)
+    n, periods = 400, np.arange(1, 7)
+    g = np.array([0, 3, 4, 5])[np.arange(n) % 4]
+    a = rng.normal(size=n) * 0.5
+    unit, t = np.repeat(np.arange(n), 6), np.tile(periods, n)
+    gg = g[unit]
+    eta = -0.5 + a[unit] + 0.1 * t + 0.2 * (gg > 0) + 0.5 * ((gg > 0) & (t >= gg))
+    return pd.DataFrame({"unit": unit, "time": t, "first_treat": gg,
+                         "y_bin": rng.binomial(1, 1 / (1 + np.exp(-eta))),
+                         "y_count": rng.poisson(np.exp(eta)),
+                         "w": np.repeat(rng.uniform(0.5, 2.0, n), 6),
+                         "psu": unit // 4, "stratum": (unit // 4) % 5})
+
+
+@pytest.mark.parametrize("method,outcome", [("logit", "y_bin"), ("poisson", "y_count")])
+def test_nonlinear_cells_reproduce_the_cell_means(binary_panel, method, outcome):
+    """The treated cells are saturated: G(eta_gt) equals the cell's mean outcome, so
+    ATT(g, t) + G(eta_gt - tau_gt) is the observed mean of cohort g at t."""
+    from diff_diff.estimators.wooldridge_nonlinear import _mean
+
+    res = dd.WooldridgeDiD(method=method).fit(binary_panel, outcome, "unit", "time",
+                                              "first_treat")
+    means = binary_panel.groupby(["first_treat", "time"])[outcome].mean()
+    cells = res.group_time_effects
+    assert len(cells) == 9 and res.method == method
+    from diff_diff.estimators.wooldridge import WooldridgeDiD
+    from diff_diff.estimators.wooldridge_nonlinear import NonlinearETWFE
+    est = NonlinearETWFE(WooldridgeDiD(method=method))
+    sample = est._sample(binary_panel, dict(outcome=outcome, unit="unit", time="time",
+                                            first_treat="first_treat"))
+    problem = sample.arrays
+    beta, _ = problem._beta(np.ones(problem.y.size))
+    for j, (g, t) in enumerate(problem.labels):
+        rows = problem.cell == j
+        eta = problem.x[rows] @ beta
+        assert _mean(eta[0], method) == pytest.approx(means[(g, t)], rel=1e-9)
+        counterfactual = _mean(eta[0] - beta[problem.first_cell + j], method)
+        row = cells[(cells["group"] == g) & (cells["time"] == t)].iloc[0]
+        assert row["estimate"] == pytest.approx(means[(g, t)] - counterfactual, abs=1e-10)
+
+
+@pytest.mark.parametrize("method,outcome", [("logit", "y_bin"), ("poisson", "y_count")])
+def test_nonlinear_delta_method_by_finite_differences(binary_panel, method, outcome):
+    """The influence values are H^-1 scores mapped by the ATT gradient: check the gradient
+    numerically and the variance as the clustered sum of squares of the influence."""
+    from diff_diff.estimators.wooldridge import WooldridgeDiD
+    from diff_diff.estimators.wooldridge_nonlinear import NonlinearETWFE
+
+    est = NonlinearETWFE(WooldridgeDiD(method=method))
+    problem = est._sample(binary_panel, dict(outcome=outcome, unit="unit", time="time",
+                                             first_treat="first_treat")).arrays
+    w = np.ones(problem.y.size)
+    beta, _ = problem._beta(w)
+    att, grad = problem._att(beta, problem.x @ beta, w)
+    h = 1e-6
+    for k in range(beta.size):
+        step = np.zeros(beta.size)
+        step[k] = h
+        up = problem._att(beta + step, problem.x @ (beta + step), w)[0]
+        down = problem._att(beta - step, problem.x @ (beta - step), w)[0]
+        np.testing.assert_allclose(grad[:, k], (up - down) / (2 * h), rtol=1e-6, atol=1e-8)
+    n_units = binary_panel["unit"].nunique()
+    _, psi, _ = problem.estimate(np.ones(n_units))
+    res = dd.WooldridgeDiD(method=method).fit(binary_panel, outcome, "unit", "time",
+                                              "first_treat")
+    centred = psi - psi.mean(axis=0)
+    vcov = centred.T @ centred * n_units / (n_units - 1)
+    np.testing.assert_allclose(res.vcov.to_numpy(), vcov, rtol=1e-10)
+
+
+def test_nonlinear_survey_and_errors(binary_panel):
+    design = dd.SurveyDesign(weights="w", strata="stratum", psu="psu")
+    res = dd.WooldridgeDiD(method="logit").fit(binary_panel, "y_bin", "unit", "time",
+                                               "first_treat", survey_design=design)
+    scaled = dd.WooldridgeDiD(method="logit").fit(binary_panel.assign(w=binary_panel["w"] * 4),
+                                                  "y_bin", "unit", "time", "first_treat",
+                                                  survey_design=design)
+    assert scaled.att == pytest.approx(res.att, rel=1e-9)
+    assert scaled.se == pytest.approx(res.se, rel=1e-8)
+    assert res.df is not None and res.survey_metadata is not None
+    data, rep = dd.as_replicate_design(binary_panel, design, "JKn")
+    replicate = dd.WooldridgeDiD(method="logit").fit(data, "y_bin", "unit", "time",
+                                                     "first_treat", survey_design=rep)
+    assert replicate.att == pytest.approx(res.att, abs=1e-10)
+    assert 0.6 < replicate.se / res.se < 1.6
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        dd.WooldridgeDiD(method="logit").fit(binary_panel, "y_count", "unit", "time",
+                                             "first_treat")
+    with pytest.raises(ValueError, match="covariates are not available"):
+        dd.WooldridgeDiD(method="poisson").fit(binary_panel, "y_count", "unit", "time",
+                                               "first_treat", covariates=["w"])
+    with pytest.raises(ValueError, match="wild bootstrap is for the linear model"):
+        dd.WooldridgeDiD(method="poisson", inference="wild_bootstrap").fit(
+            binary_panel, "y_count", "unit", "time", "first_treat")
