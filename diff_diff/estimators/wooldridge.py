@@ -86,8 +86,8 @@ class WooldridgeDiD(_Regression):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
-            covariates: list[str] | None = None,
-            survey_design: SurveyDesign | None = None) -> WooldridgeDiDResults:
+            covariates: list[str] | None = None, survey_design: SurveyDesign | None = None,
+            exovar=None, xtvar=None, xgvar=None) -> WooldridgeDiDResults:
         """Fit the saturated regression.
 
         Parameters
@@ -101,8 +101,21 @@ class WooldridgeDiD(_Regression):
             Controls entered linearly (time-varying ones; time-invariant ones are
             absorbed by the unit effects).
         survey_design : SurveyDesign, optional
+        exovar, xtvar, xgvar
+            diff-diff 3.x's covariate roles: ``exovar`` (controls entered as they are)
+            is ``covariates``; ``xtvar`` (demeaned within cohort x period and interacted
+            with the cells) and ``xgvar`` (interacted with the cohorts) are not
+            available yet and raise.
         """
         self._validate()
+        if xtvar is not None or xgvar is not None:
+            raise ValueError("WooldridgeDiD: xtvar= and xgvar= (covariates interacted with "
+                             "the cells or cohorts) are not available yet; covariates= (or "
+                             "exovar=) enters controls linearly")
+        if exovar is not None:
+            exovar = [exovar] if isinstance(exovar, str) else list(exovar)
+            covariates = ([covariates] if isinstance(covariates, str)
+                          else list(covariates or [])) + exovar
         if self.method != "ols":
             return self._fit_nonlinear(data, outcome, unit, time, first_treat, covariates,
                                        survey_design)

@@ -104,6 +104,13 @@ def test_covariates_and_cr2(mpdta):
         res = dd.WooldridgeDiD().fit(mpdta.assign(x=mpdta["lpop"] * (mpdta["year"] - 2003)),
                                      covariates=["x"], **MPDTA)
     assert res.covariates == ["x"] and np.isfinite(res.att)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = dd.WooldridgeDiD().fit(mpdta.assign(x=mpdta["lpop"] * (mpdta["year"] - 2003)),
+                                     exovar=["x"], **MPDTA)
+    assert old.att == res.att
+    with pytest.raises(ValueError, match="xtvar= and xgvar="):
+        dd.WooldridgeDiD().fit(mpdta, xtvar=["lpop"], **MPDTA)
     cr2 = dd.WooldridgeDiD(vcov_type="hc2_bm").fit(mpdta, **MPDTA)
     cr1 = dd.WooldridgeDiD().fit(mpdta, **MPDTA)
     assert cr2.att == pytest.approx(cr1.att, abs=1e-12) and 0.8 < cr2.se / cr1.se < 1.3
