@@ -84,11 +84,11 @@ class StackedDiD(_Regression):
     Examples
     --------
     >>> import diff_diff as dd
-    >>> res = dd.StackedDiD(kappa_pre=1, kappa_post=1, control_group="never_treated").fit(
+    >>> res = dd.StackedDiD(kappa_pre=1, kappa_post=0, control_group="never_treated").fit(
     ...     dd.load_mpdta(), outcome="lemp", unit="countyreal", time="year",
     ...     first_treat="first.treat")
     >>> res.n_sub_experiments, round(res.att, 4)
-    (2, -0.0288)
+    (3, -0.0199)
     """
 
     _allowed = {**_Regression._allowed, "weighting": WEIGHTINGS, "control_group": CONTROL_GROUPS,
