@@ -1,7 +1,7 @@
 """diff-diff: difference-in-differences with complex survey data as a first-class input."""
 
 from ._version import __version__
-from .datasets import load_mpdta
+from .datasets import load_mpdta, load_prop99
 from .diagnostics import (
     BaconDecomposition,
     HonestDiD,
@@ -36,6 +36,7 @@ from .estimators import (
     MultiPeriodDiD,
     StackedDiD,
     SunAbraham,
+    SyntheticDiD,
     TwoStageDiD,
     TwoWayFixedEffects,
     WooldridgeDiD,
@@ -63,6 +64,7 @@ Bacon = BaconDecomposition
 SA = SunAbraham
 Stacked = StackedDiD
 ETWFE = WooldridgeDiD
+SDiD = SyntheticDiD
 BJS = ImputationDiD
 CS = CallawaySantAnna
 HAD = HeterogeneousAdoptionDiD
@@ -102,6 +104,8 @@ __all__ = [
     "MultiPeriodDiD",
     "Stacked",
     "StackedDiD",
+    "SDiD",
+    "SyntheticDiD",
     "PowerAnalysis",
     "PreTrendsPower",
     "SurveyPowerConfig",
@@ -124,6 +128,7 @@ __all__ = [
     "compute_sample_size",
     "leave_one_out_test",
     "load_mpdta",
+    "load_prop99",
     "permutation_test",
     "placebo_group_test",
     "placebo_timing_test",

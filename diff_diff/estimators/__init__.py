@@ -7,6 +7,7 @@ from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffe
 from .registry import REGISTRY, Capabilities, registered
 from .stacked import StackedDiD
 from .sun_abraham import SunAbraham
+from .synthetic import SyntheticDiD
 from .two_stage import TwoStageDiD
 from .wooldridge import WooldridgeDiD
 
@@ -21,6 +22,7 @@ __all__ = [
     "MultiPeriodDiD",
     "StackedDiD",
     "SunAbraham",
+    "SyntheticDiD",
     "TwoStageDiD",
     "TwoWayFixedEffects",
     "WooldridgeDiD",

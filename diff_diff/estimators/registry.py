@@ -44,6 +44,9 @@ class Capabilities:
     example : callable
         ``example() -> dict``: ``fit`` keywords (besides ``data`` and
         ``survey_design``) on :func:`diff_diff.datasets.example_panel`.
+    example_settings : callable
+        ``example_settings() -> dict``: constructor keywords that example needs
+        (default none; e.g. a variance method the example panel supports).
     """
 
     data: str
@@ -53,6 +56,7 @@ class Capabilities:
     bootstrap: str | None = "multiplier"
     event_study: bool = False
     example: Callable[[], dict] = field(default=dict, repr=False, compare=False)
+    example_settings: Callable[[], dict] = field(default=dict, repr=False, compare=False)
 
     def __post_init__(self):
         for name, value, allowed in (("data", self.data, DATA_KINDS),

@@ -72,7 +72,8 @@ def test_bad_input_is_refused_naming_the_column(entry, case, spoil, named, desig
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
-            res = entry.cls().fit(data, survey_design=survey, **entry.capabilities.example())
+            res = entry.cls(**entry.capabilities.example_settings()).fit(
+                data, survey_design=survey, **entry.capabilities.example())
         except (ValueError, TypeError) as err:
             if named is not None:
                 assert re.search(re.escape(named), str(err)), (case, str(err))

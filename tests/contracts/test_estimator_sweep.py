@@ -38,6 +38,7 @@ def replicate(panel):
 def _fit(entry, data, design=None, **settings):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        settings = {**entry.capabilities.example_settings(), **settings}
         return entry.cls(**settings).fit(data, survey_design=design,
                                          **entry.capabilities.example())
 
@@ -120,7 +121,8 @@ def test_parameters_round_trip_and_bad_values_are_refused(entry):
     with pytest.raises(ValueError, match="no parameter"):
         est.set_params(not_a_parameter=1)
     with pytest.raises(ValueError, match="alpha"):
-        entry.cls(alpha=1.5).fit(example_panel(n_units=40), **entry.capabilities.example())
+        entry.cls(alpha=1.5, **entry.capabilities.example_settings()).fit(
+            example_panel(n_units=40), **entry.capabilities.example())
 
 
 PUBLIC = [e for e in ENTRIES if e.public]
@@ -157,7 +159,8 @@ def test_warnings_point_at_the_callers_line(name, panel):
                                        panel["y"]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        entry.cls().fit(data, **entry.capabilities.example())
+        entry.cls(**entry.capabilities.example_settings()).fit(
+            data, **entry.capabilities.example())
     assert caught, name
     assert {w.filename for w in caught} == {__file__}, [(w.filename, str(w.message)[:60])
                                                         for w in caught]
