@@ -52,6 +52,15 @@ def test_estimators_by_name_and_alias_accept_survey_design():
         assert "survey_design" in inspect.signature(cls.fit).parameters
         for kw in ("outcome", "unit", "time", "first_treat", "covariates"):
             assert kw in inspect.signature(cls.fit).parameters
+    for name in ("SunAbraham", "SA", "TwoStageDiD", "StackedDiD", "Stacked", "WooldridgeDiD",
+                 "ETWFE"):
+        params = inspect.signature(getattr(dd, name).fit).parameters
+        for kw in ("outcome", "unit", "time", "first_treat", "survey_design"):
+            assert kw in params, (name, kw)
+    for name in ("SyntheticDiD", "SDiD"):
+        params = inspect.signature(getattr(dd, name).fit).parameters
+        for kw in ("outcome", "treatment", "unit", "time", "post_periods", "survey_design"):
+            assert kw in params, (name, kw)
     for name in ("DifferenceInDifferences", "DiD", "TwoWayFixedEffects", "TWFE",
                  "MultiPeriodDiD", "EventStudy"):
         cls = getattr(dd, name)
