@@ -28,24 +28,31 @@ def _derivative(eta, method):
 
 
 class NonlinearProblem:
-    """The pooled QMLE of one fit: design ``x`` (intercept, cohort and period dummies,
-    then the cell indicators), outcome ``y``, rows grouped into sampling units."""
+    """The pooled QMLE of one fit. Every regressor (intercept, cohort and period dummies,
+    cell indicators) is constant within a cohort x period pattern, so the likelihood's
+    sufficient statistics are the patterns' weighted counts and outcome sums: ``xp`` holds
+    one design row per pattern, ``pattern`` each row's pattern."""
 
-    def __init__(self, x, y, cell, n_cells, unit_of_row, method, name):
-        self.x, self.y, self.cell, self.n_cells = x, y, cell, n_cells
-        self.unit_of_row, self.method, self.name = unit_of_row, method, name
-        self.first_cell = x.shape[1] - n_cells  # column of the first cell indicator
+    def __init__(self, xp, pattern, y, cell_pattern, unit_of_row, n_units, method, name):
+        self.xp, self.pattern, self.y = xp, pattern, y
+        self.cell_pattern = cell_pattern  # the pattern of each cell
+        self.n_cells = cell_pattern.size
+        self.unit_of_row, self.n_units = unit_of_row, n_units
+        self.method, self.name = method, name
+        self.first_cell = xp.shape[1] - self.n_cells  # column of the first cell indicator
 
     def _beta(self, w_row):
-        x, y, method = self.x, self.y, self.method
-        beta = np.zeros(x.shape[1])
-        mean_y = np.average(y, weights=w_row)
+        """IRLS on the pattern sums (exact: the rows of a pattern share their design row)."""
+        xp, method, n_pat = self.xp, self.method, self.xp.shape[0]
+        sw = np.bincount(self.pattern, weights=w_row, minlength=n_pat)
+        swy = np.bincount(self.pattern, weights=w_row * self.y, minlength=n_pat)
+        beta = np.zeros(xp.shape[1])
+        mean_y = swy.sum() / sw.sum()
         beta[0] = np.log(mean_y / (1 - mean_y)) if method == "logit" else np.log(mean_y)
         for _ in range(200):
-            eta = x @ beta
-            v = _derivative(eta, method)
-            score = x.T @ (w_row * (y - _mean(eta, method)))
-            hessian = (x * (w_row * v)[:, None]).T @ x
+            eta = xp @ beta
+            score = xp.T @ (swy - sw * _mean(eta, method))
+            hessian = (xp * (sw * _derivative(eta, method))[:, None]).T @ xp
             step = np.linalg.solve(hessian, score)
             beta = beta + step
             if np.max(np.abs(step)) < 1e-12 * max(1.0, np.max(np.abs(beta))):
@@ -55,36 +62,35 @@ class NonlinearProblem:
                              "prediction in some cohort x period cell?)")
         return beta, hessian
 
-    def estimate(self, unit_weights):
-        """Cell ATTs and their unit influence values (sum scale) under unit weights."""
-        w_row = unit_weights[self.unit_of_row]
-        beta, hessian = self._beta(w_row)
-        eta = self.x @ beta
-        att, grad = self._att(beta, eta, w_row)
-        mu = _mean(eta, self.method)
-        scores = self.x * (w_row * (self.y - mu))[:, None]  # rows x coefficients
-        per_unit = np.zeros((unit_weights.size, self.x.shape[1]))
-        np.add.at(per_unit, self.unit_of_row, scores)
-        psi_beta = np.linalg.solve(hessian, per_unit.T).T
-        return att, psi_beta @ grad.T, beta
-
-    def _att(self, beta, eta, w_row):
-        """ATT(g, t) = weighted mean over the cell's rows of G(eta) - G(eta - tau_gt), and
-        its gradient in beta (the delta method, the rows' covariates held fixed)."""
+    def _att(self, beta):
+        """ATT(g, t) = G(eta_gt) - G(eta_gt - tau_gt) (every observation of the cell has the
+        same index) and its gradient in beta (the delta method)."""
+        eta = self.xp @ beta
         att = np.zeros(self.n_cells)
         grad = np.zeros((self.n_cells, beta.size))
-        for j in range(self.n_cells):
-            rows = self.cell == j
-            w = w_row[rows]
-            total = w.sum()
-            tau = beta[self.first_cell + j]
-            on, off = eta[rows], eta[rows] - tau
-            att[j] = w @ (_mean(on, self.method) - _mean(off, self.method)) / total
+        for j, p in enumerate(self.cell_pattern):
+            on = eta[p]
+            off = on - beta[self.first_cell + j]
+            att[j] = _mean(on, self.method) - _mean(off, self.method)
             d_on, d_off = _derivative(on, self.method), _derivative(off, self.method)
-            xs = self.x[rows]
-            grad[j] = (w * (d_on - d_off)) @ xs / total
-            grad[j, self.first_cell + j] += w @ d_off / total
+            grad[j] = (d_on - d_off) * self.xp[p]
+            grad[j, self.first_cell + j] += d_off
         return att, grad
+
+    def estimate(self, unit_weights):
+        """Cell ATTs and their unit influence values (sum scale) under unit weights."""
+        from .._lazy import sparse
+
+        w_row = unit_weights[self.unit_of_row]
+        beta, hessian = self._beta(w_row)
+        att, grad = self._att(beta)
+        mu = _mean(self.xp @ beta, self.method)
+        resid = w_row * (self.y - mu[self.pattern])
+        by_unit = sparse.csr_matrix((resid, (self.unit_of_row, self.pattern)),
+                                    shape=(self.n_units, self.xp.shape[0]))
+        per_unit = np.asarray(by_unit @ self.xp)  # each unit's score
+        psi_beta = np.linalg.solve(hessian, per_unit.T).T
+        return att, psi_beta @ grad.T, beta
 
     def att(self, unit_weights):
         """The cell ATTs alone (replicate refits)."""
@@ -135,17 +141,24 @@ class NonlinearETWFE(Estimator):
         cohorts = np.unique(g)
         cohort_code = np.searchsorted(cohorts, g)
         time_code = np.searchsorted(periods, t)
-        columns_x = [np.ones(y.size)]
-        columns_x += [(cohort_code == k).astype(float) for k in range(1, cohorts.size)]
-        columns_x += [(time_code == k).astype(float) for k in range(1, periods.size)]
-        for j in range(len(labels)):
-            columns_x.append((cells == j).astype(float))
-        x = np.column_stack(columns_x)
+        codes, pattern = np.unique(cohort_code * periods.size + time_code, return_inverse=True)
+        pc, pt = codes // periods.size, codes % periods.size  # each pattern's cohort, period
+        rep = np.zeros(codes.size, dtype=np.int64)
+        rep[pattern[::-1]] = np.arange(pattern.size)[::-1]  # a row of each pattern
+        columns_x = [np.ones(codes.size)]
+        columns_x += [(pc == k).astype(float) for k in range(1, cohorts.size)]
+        columns_x += [(pt == k).astype(float) for k in range(1, periods.size)]
+        pattern_cell = cells[rep]
+        columns_x += [(pattern_cell == j).astype(float) for j in range(len(labels))]
+        xp = np.column_stack(columns_x)
+        cell_pattern = np.array([int(np.flatnonzero(pattern_cell == j)[0])
+                                 for j in range(len(labels))], dtype=np.int64)
         first_rows = np.unique(unit_codes, return_index=True)[1]
-        problem = NonlinearProblem(x, y, cells, len(labels), unit_codes, method,
-                                   "WooldridgeDiD")
+        problem = NonlinearProblem(xp, pattern, y, cell_pattern, unit_codes,
+                                   int(unit_codes.max()) + 1, method, "WooldridgeDiD")
         problem.labels, problem.g, problem.unit_codes = labels, g, unit_codes
-        if np.linalg.matrix_rank(x) < x.shape[1]:
+        problem.cell = cells
+        if np.linalg.matrix_rank(xp) < xp.shape[1]:
             raise ValueError("WooldridgeDiD: the cohort x period cells are not identified "
                              "(a cohort observed in too few periods?)")
         return Sample(problem, rows[first_rows], c["unit"], columns)

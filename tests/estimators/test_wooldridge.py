@@ -152,10 +152,9 @@ def test_nonlinear_cells_reproduce_the_cell_means(binary_panel, method, outcome)
     problem = sample.arrays
     beta, _ = problem._beta(np.ones(problem.y.size))
     for j, (g, t) in enumerate(problem.labels):
-        rows = problem.cell == j
-        eta = problem.x[rows] @ beta
-        assert _mean(eta[0], method) == pytest.approx(means[(g, t)], rel=1e-9)
-        counterfactual = _mean(eta[0] - beta[problem.first_cell + j], method)
+        eta = problem.xp[problem.cell_pattern[j]] @ beta
+        assert _mean(eta, method) == pytest.approx(means[(g, t)], rel=1e-9)
+        counterfactual = _mean(eta - beta[problem.first_cell + j], method)
         row = cells[(cells["group"] == g) & (cells["time"] == t)].iloc[0]
         assert row["estimate"] == pytest.approx(means[(g, t)] - counterfactual, abs=1e-10)
 
@@ -170,15 +169,14 @@ def test_nonlinear_delta_method_by_finite_differences(binary_panel, method, outc
     est = NonlinearETWFE(WooldridgeDiD(method=method))
     problem = est._sample(binary_panel, dict(outcome=outcome, unit="unit", time="time",
                                              first_treat="first_treat")).arrays
-    w = np.ones(problem.y.size)
-    beta, _ = problem._beta(w)
-    att, grad = problem._att(beta, problem.x @ beta, w)
+    beta, _ = problem._beta(np.ones(problem.y.size))
+    att, grad = problem._att(beta)
     h = 1e-6
     for k in range(beta.size):
         step = np.zeros(beta.size)
         step[k] = h
-        up = problem._att(beta + step, problem.x @ (beta + step), w)[0]
-        down = problem._att(beta - step, problem.x @ (beta - step), w)[0]
+        up = problem._att(beta + step)[0]
+        down = problem._att(beta - step)[0]
         np.testing.assert_allclose(grad[:, k], (up - down) / (2 * h), rtol=1e-6, atol=1e-8)
     n_units = binary_panel["unit"].nunique()
     _, psi, _ = problem.estimate(np.ones(n_units))
