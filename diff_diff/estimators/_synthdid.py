@@ -102,12 +102,23 @@ def _sparsify(v):
     return v / v.sum(axis=-1, keepdims=True)
 
 
-def weights_batch(Y, zeta, min_decrease, rows_on=None, cols_on=None):
+def sum_normalize(v):
+    """``v / sum(v)``; uniform where the sum is zero (R's ``sum_normalize``)."""
+    v = np.asarray(v, float)
+    total = v.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, v / total, 1.0 / v.shape[-1])
+
+
+def weights_batch(Y, zeta, min_decrease, rows_on=None, cols_on=None, start=None):
     """R's two rounds: at most 100 iterations, sparsify, then up to 10^4 (``Y``: (B, n, k+1),
-    the last column the target; ``rows_on``/``cols_on``: observations / weights left in)."""
+    the last column the target; ``rows_on``/``cols_on``: observations / weights left in;
+    ``start``: initial weights, default uniform over the weights left in)."""
     A, b = Y[..., :-1], Y[..., -1]
     k = A.shape[-1]
-    if cols_on is None:
+    if start is not None:
+        start = np.array(start, dtype=float)
+    elif cols_on is None:
         start = np.full((Y.shape[0], k), 1.0 / k)
     else:
         start = cols_on / cols_on.sum(axis=1, keepdims=True)
@@ -150,10 +161,11 @@ def _fw_single(A, b, zeta, x, min_decrease, max_iter):
     return x
 
 
-def _weights(Y, zeta, min_decrease):
+def _weights(Y, zeta, min_decrease, start=None):
     A, b = Y[:, :-1], Y[:, -1]
     k = A.shape[1]
-    first = _fw_single(A, b, zeta, np.full(k, 1.0 / k), min_decrease, MAX_ITER_PRE_SPARSIFY)
+    start = np.full(k, 1.0 / k) if start is None else start
+    first = _fw_single(A, b, zeta, start, min_decrease, MAX_ITER_PRE_SPARSIFY)
     return _fw_single(A, b, zeta, _sparsify(first), min_decrease, MAX_ITER)
 
 
@@ -184,8 +196,10 @@ def collapsed(Y, n0, t0, treated_weights):
 
 
 def estimate(Y, n0, t0, treated_weights=None, zeta_omega=None, zeta_lambda=None,
-             min_decrease=None, omega=None, lam=None) -> SDIDFit:
-    """The SDID estimate; ``omega``/``lam`` given: used as they are (not re-estimated)."""
+             min_decrease=None, omega=None, lam=None, omega_start=None,
+             lambda_start=None) -> SDIDFit:
+    """The SDID estimate; ``omega``/``lam`` given: used as they are (not re-estimated);
+    ``omega_start``/``lambda_start``: initial weights of the Frank-Wolfe rounds."""
     n1, t1 = Y.shape[0] - n0, Y.shape[1] - t0
     w1 = (np.full(n1, 1.0 / n1) if treated_weights is None
           else treated_weights / treated_weights.sum())
@@ -195,20 +209,21 @@ def estimate(Y, n0, t0, treated_weights=None, zeta_omega=None, zeta_lambda=None,
     min_decrease = 1e-5 * noise if min_decrease is None else min_decrease
     yc = collapsed(Y, n0, t0, w1)
     if lam is None:
-        lam = _weights(yc[:n0], zeta_lambda, min_decrease)
+        lam = _weights(yc[:n0], zeta_lambda, min_decrease, lambda_start)
     if omega is None:
-        omega = _weights(yc[:, :t0].T, zeta_omega, min_decrease)
+        omega = _weights(yc[:, :t0].T, zeta_omega, min_decrease, omega_start)
     tau = float(np.r_[-omega, w1] @ Y @ np.r_[-lam, np.full(t1, 1.0 / t1)])
     return SDIDFit(tau, omega, lam, noise, zeta_omega, zeta_lambda, min_decrease)
 
 
 def estimate_batch(Ys, n0, t0, zeta_omega, zeta_lambda, min_decrease, treated_weights=None,
-                   chunk=None, controls_on=None):
+                   chunk=None, controls_on=None, omega_start=None, lambda_start=None):
     """``tau`` of many problems of one shape at once (``Ys``: (B, n, T), the first ``n0``
     rows controls; weights re-estimated with the given regularisation), in chunks that
     keep the Gram matrices to about 200 MB. ``controls_on`` (B, n0): controls left in (the
     others get no weight and do not enter the time weights); treated units are left out
-    by a zero ``treated_weights``."""
+    by a zero ``treated_weights``. ``omega_start``/``lambda_start``: where the Frank-Wolfe
+    rounds start (R's variance refits start from the fitted weights)."""
     B, n, T = Ys.shape
     n1, t1 = n - n0, T - t0
     w1 = (np.full((B, n1), 1.0 / n1) if treated_weights is None
@@ -223,9 +238,11 @@ def estimate_batch(Ys, n0, t0, zeta_omega, zeta_lambda, min_decrease, treated_we
         yc = np.concatenate([rows[:, :, :t0], rows[:, :, t0:].mean(axis=2, keepdims=True)],
                             axis=2)
         on = None if controls_on is None else controls_on[s:s + chunk]
-        lam = weights_batch(yc[:, :n0], zeta_lambda, min_decrease, rows_on=on)
+        lam0 = None if lambda_start is None else lambda_start[s:s + chunk]
+        om0 = None if omega_start is None else omega_start[s:s + chunk]
+        lam = weights_batch(yc[:, :n0], zeta_lambda, min_decrease, rows_on=on, start=lam0)
         omega = weights_batch(np.transpose(yc[:, :, :t0], (0, 2, 1)), zeta_omega,
-                              min_decrease, cols_on=on)
+                              min_decrease, cols_on=on, start=om0)
         time_w = np.concatenate([-lam, np.full((lam.shape[0], t1), 1.0 / t1)], axis=1)
         unit_w = np.concatenate([-omega, w], axis=1)
         out[s:s + chunk] = np.einsum("bi,bit,bt->b", unit_w, Y, time_w)

@@ -191,13 +191,13 @@ class SyntheticDiD(Estimator):
             return self._jackknife(Y, n0, t0, fit, w, design), None
         if method == "placebo":
             strata = None if design is None else design.psu_stratum[design.psu]
-            draws = self._placebo(Y, n0, t0, w, strata, rng, opts)
+            draws = self._placebo(Y, n0, t0, w, strata, rng, opts, fit)
         else:
-            draws = self._bootstrap(Y, n0, t0, w, design, rng, opts)
+            draws = self._bootstrap(Y, n0, t0, w, design, rng, opts, fit)
         r = draws.size
         return float(math.sqrt((r - 1) / r) * np.std(draws, ddof=1)), draws
 
-    def _placebo(self, Y, n0, t0, w, strata, rng, opts):
+    def _placebo(self, Y, n0, t0, w, strata, rng, opts, fit):
         n1 = Y.shape[0] - n0
         controls = Y[:n0]
         if strata is None:
@@ -218,7 +218,7 @@ class SyntheticDiD(Estimator):
                                      f"{pool.size} controls, {need} treated)")
                 groups.append((pool, need, h))
             others = np.flatnonzero(~np.isin(s_control, np.unique(s_treated)))
-        stacks, weights = [], []
+        stacks, weights, starts = [], [], []
         for _ in range(self.n_bootstrap):
             if strata is None:
                 perm = rng.permutation(n0)
@@ -231,14 +231,18 @@ class SyntheticDiD(Estimator):
                     rest.append(perm[:pool.size - need])
                 fake, rest = np.concatenate(fake), np.concatenate(rest)
             stacks.append(np.vstack([controls[rest], controls[fake]]))
+            starts.append(sd.sum_normalize(fit.omega[rest]))
             if w is not None:
                 weights.append(w[:n0][fake])
-        # every placebo problem has the same shape: solve them together
+        # every placebo problem has the same shape: solve them together, each starting
+        # from the fitted weights (R: omega of the remaining controls renormalised, lambda)
+        B = len(stacks)
         return sd.estimate_batch(np.stack(stacks), n0 - n1, t0,
                                  treated_weights=np.stack(weights) if weights else None,
-                                 **opts)
+                                 omega_start=np.stack(starts),
+                                 lambda_start=np.broadcast_to(fit.lam, (B, t0)), **opts)
 
-    def _bootstrap(self, Y, n0, t0, w, design, rng, opts):
+    def _bootstrap(self, Y, n0, t0, w, design, rng, opts, fit):
         n = Y.shape[0]
         is_treated = np.arange(n) >= n0
         mults = []
@@ -252,15 +256,20 @@ class SyntheticDiD(Estimator):
             mults.append(mult)
         if design is not None:  # Rao-Wu: rescaled weights, left-out PSUs masked, batched
             M = np.array(mults)
+            on = M[:, :n0] > 0
             return sd.estimate_batch(np.broadcast_to(Y, (M.shape[0],) + Y.shape), n0, t0,
-                                     treated_weights=(w * M)[:, n0:],
-                                     controls_on=M[:, :n0] > 0, **opts)
+                                     treated_weights=(w * M)[:, n0:], controls_on=on,
+                                     omega_start=sd.sum_normalize(np.where(on, fit.omega, 0)),
+                                     lambda_start=np.broadcast_to(fit.lam, (M.shape[0], t0)),
+                                     **opts)
         draws = np.empty(len(mults))  # resampled units repeat rows: one problem at a time
         for b, mult in enumerate(mults):
             rows = np.repeat(np.arange(n), mult.astype(int))
             controls, treated = rows[rows < n0], rows[rows >= n0]
             Yb = np.vstack([Y[controls], Y[treated]])
-            draws[b] = sd.estimate(Yb, controls.size, t0, **opts).tau
+            draws[b] = sd.estimate(Yb, controls.size, t0,
+                                   omega_start=sd.sum_normalize(fit.omega[controls]),
+                                   lambda_start=fit.lam, **opts).tau
         return draws
 
     def _jackknife(self, Y, n0, t0, fit, w, design):

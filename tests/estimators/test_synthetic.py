@@ -24,8 +24,7 @@ def prop99():
 
 @pytest.fixture(scope="module")
 def fit99(prop99):
-    return dd.SyntheticDiD(variance_method="placebo", seed=0, n_bootstrap=50).fit(prop99,
-                                                                                **KW)
+    return dd.SyntheticDiD(variance_method="placebo", seed=0, n_bootstrap=5).fit(prop99, **KW)
 
 
 def test_published_prop99_estimate_and_weights(fit99):
@@ -44,15 +43,19 @@ def test_published_prop99_estimate_and_weights(fit99):
 
 
 def test_placebo_draws_are_the_sequential_refits(prop99, fit99):
-    """The batched solver gives each placebo estimate as a one-at-a-time refit would."""
+    """The batched solver gives each placebo estimate as a one-at-a-time refit would (each
+    starting, as R, from the fitted weights of the remaining controls)."""
     res = dd.SyntheticDiD(variance_method="placebo", seed=3, n_bootstrap=4).fit(prop99, **KW)
     Y, n0, t0 = _matrix(prop99)
     rng = np.random.default_rng(3)
     for draw in res.variance_effects:
         perm = rng.permutation(n0)
         Yb = np.vstack([Y[perm[:n0 - 1]], Y[perm[n0 - 1:]]])
+        omega = fit99.unit_weights["weight"].to_numpy()
         ref = sd.estimate(Yb, n0 - 1, t0, zeta_omega=fit99.zeta_omega,
-                          zeta_lambda=fit99.zeta_lambda, min_decrease=fit99.min_decrease)
+                          zeta_lambda=fit99.zeta_lambda, min_decrease=fit99.min_decrease,
+                          omega_start=sd.sum_normalize(omega[perm[:n0 - 1]]),
+                          lambda_start=fit99.time_weights["weight"].to_numpy())
         assert draw == pytest.approx(ref.tau, abs=1e-10)
     r = res.variance_effects.size
     assert res.se == pytest.approx(math.sqrt((r - 1) / r) * np.std(res.variance_effects, ddof=1))
@@ -118,14 +121,14 @@ def test_invariances(several):
 
 
 def test_survey_designs_on_the_example_panel():
-    panel = example_panel(n_units=400, seed=5).query(
+    panel = example_panel(n_units=240, seed=5).query(
         "first_treat == 0 or (first_treat == 5 and (unit // 6) % 3 == 0)")
     design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu", fpc="fpc")
     kw = dict(outcome="y", treatment="treated", unit="unit", time="time", post_periods=[5, 6])
     jk = dd.SyntheticDiD(variance_method="jackknife").fit(panel, survey_design=design, **kw)
-    boot = dd.SyntheticDiD(variance_method="bootstrap", n_bootstrap=40, seed=1).fit(
+    boot = dd.SyntheticDiD(variance_method="bootstrap", n_bootstrap=15, seed=1).fit(
         panel, survey_design=design, **kw)
-    placebo = dd.SyntheticDiD(variance_method="placebo", n_bootstrap=40, seed=1).fit(
+    placebo = dd.SyntheticDiD(variance_method="placebo", n_bootstrap=15, seed=1).fit(
         panel, survey_design=design, **kw)
     assert jk.att == boot.att == placebo.att
     for res in (jk, boot, placebo):
