@@ -245,11 +245,15 @@ def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray,
     return total - components - (len(absorb) - 2)
 
 
-def independent_columns(gram: np.ndarray, tol: float = RANK_TOLERANCE) -> np.ndarray:
+def independent_columns(gram: np.ndarray, tol: float = RANK_TOLERANCE,
+                        scale: np.ndarray | None = None) -> np.ndarray:
     """Columns kept in order: each must add at least ``tol`` of its own norm (R ``lm``).
 
     Works on the Gram matrix ``X'WX``; a column whose residual norm, after the
     columns accepted before it, is below ``tol`` times its norm is dropped.
+    ``scale``: squared norms to compare with instead (the columns' norms before
+    absorbed effects were projected out: a covariate the fixed effects explain
+    leaves only rounding noise, which must not count as a column of its own).
     """
     from scipy.linalg import solve_triangular
 
@@ -264,7 +268,8 @@ def independent_columns(gram: np.ndarray, tol: float = RANK_TOLERANCE) -> np.nda
             resid = g_jj - v @ v
         else:
             v, resid = np.zeros(0), g_jj
-        if resid <= 0 or np.sqrt(resid) < tol * np.sqrt(g_jj):
+        reference = g_jj if scale is None else max(g_jj, scale[j])
+        if resid <= 0 or np.sqrt(resid) < tol * np.sqrt(reference):
             continue
         k = len(accepted)
         grown = np.zeros((k + 1, k + 1))
@@ -321,7 +326,8 @@ def wls(
     y_t, x_t = both[:, 0], both[:, 1:]
     unit_weights = bool(np.all(w == 1.0))
     gram = (x_t if unit_weights else x_t * w[:, None]).T @ x_t
-    keep = independent_columns(gram)
+    raw = (x * x).sum(axis=0) if unit_weights else (x * x * w[:, None]).sum(axis=0)
+    keep = independent_columns(gram, scale=raw if absorb else None)
     if not keep.all():
         dropped = [names[j] for j in np.flatnonzero(~keep)]
         message = (f"regressors {dropped} are collinear with earlier regressors or the fixed "

@@ -211,3 +211,11 @@ def test_nonlinear_survey_and_errors(binary_panel):
     with pytest.raises(ValueError, match="wild bootstrap is for the linear model"):
         dd.WooldridgeDiD(method="poisson", inference="wild_bootstrap").fit(
             binary_panel, "y_count", "unit", "time", "first_treat")
+
+
+def test_time_invariant_covariates_are_dropped_with_a_warning(mpdta):
+    """lpop is constant within county: the unit effects absorb it; it must be dropped as
+    collinear, not kept as rounding noise with a wild coefficient."""
+    with pytest.warns(UserWarning, match=r"\['lpop'\] are collinear"):
+        res = dd.WooldridgeDiD().fit(mpdta, covariates=["lpop"], **MPDTA)
+    assert res.att == pytest.approx(dd.WooldridgeDiD().fit(mpdta, **MPDTA).att, abs=1e-14)
