@@ -35,7 +35,9 @@ def load_prop99() -> pd.DataFrame:
     (Abadie, Diamond & Hainmueller 2010; the panel R ``synthdid`` ships as
     ``california_prop99``).
 
-    39 states x 31 years; columns ``state``, ``year``, ``packspercapita``,
+    Redistributed from R ``synthdid`` (BSD-3-Clause, via the ``synthdid-py`` port; the
+    data are Abadie, Diamond & Hainmueller's). 39 states x 31 years; columns ``state``,
+    ``year``, ``packspercapita``,
     ``treated`` (1 for California from 1989 on, as synthdid's file) and
     ``california`` (1 for every year of California: the treated unit, as
     :class:`~diff_diff.SyntheticDiD` takes it).

@@ -202,20 +202,22 @@ class StackedDiD(_Regression):
             return wls(y, x, fit.names, corrective(rep) * rep, absorb, "silent",
                        frequency).coef[fit.kept]
         nested = False
-        var = self._variance(fit, design, cluster, contrasts, refit, nested)
+        var = self._variance(fit, design, cluster, contrasts, refit, nested,
+                             default_cluster=self.cluster == "unit")
         wild = None
         if self.inference == "wild_bootstrap":
             wild = self._wild(fit, y, absorb, var, cluster, overall, design)
         return StackedDiDResults.from_parts(self, fit, var, events, overall, stack, stacked,
                                             unit, time, meta, wild)
 
-    def _variance(self, fit, design, cluster, contrasts, refit, nested):
+    def _variance(self, fit, design, cluster, contrasts, refit, nested, default_cluster):
         from ..inference.regression import regression_variance
 
         vcov_type = "cr1" if self.vcov_type == "hc1" else "hc2_bm"
         return regression_variance(fit, vcov_type=vcov_type, cluster=cluster, design=design,
                                    contrasts=contrasts, absorbed_nested_in_cluster=nested,
-                                   refit=refit, default_cluster=True, name="StackedDiD")
+                                   refit=refit, default_cluster=default_cluster,
+                                   name="StackedDiD")
 
     # ------------------------------------------------------------------ the stack
     def _stack(self, data, unit, time, first_treat, population):
@@ -245,9 +247,10 @@ class StackedDiD(_Regression):
             if self.control_group == "never_treated":
                 control = never
             else:
+                # clean: not treated (nor anticipating) through the end of the window
                 after = a + self.kappa_post + (self.kappa_pre if self.control_group == "strict"
                                                else 0)
-                control = never | (g > after)
+                control = never | (g - self.anticipation > after)
             window = (t >= a - self.kappa_pre) & (t <= a + self.kappa_post)
             rows = np.flatnonzero((treated | control) & window)
             if not control[rows].any():
@@ -270,7 +273,12 @@ class StackedDiD(_Regression):
         sub = np.concatenate([np.full(p[1].size, i) for i, p in enumerate(pieces)])
         treat = np.concatenate([p[2] for p in pieces]).astype(float)
         focal = np.array(kept, dtype=float)[sub]
-        event = np.round(t[rows] - focal).astype(np.int64)
+        offset = t[rows] - focal
+        if not np.allclose(offset, np.round(offset), rtol=0, atol=1e-9):
+            raise ValueError("StackedDiD: event times t - first_treat must be whole numbers of "
+                             "periods (the window is counted in the time column's units); "
+                             "recode the periods as consecutive integers")
+        event = np.round(offset).astype(np.int64)
         return {"rows": rows, "sub": sub, "treat": treat, "event": event,
                 "pop": None if pop is None else pop[rows],
                 "unit_codes": unit_codes[rows], "n_sub": len(kept), "groups": kept,
@@ -286,6 +294,10 @@ def _q_weights(weighting, sub, treat, event, pop, n_sub, base):
         is_t, is_c = at & (treat == 1), at & (treat == 0)
         n_t = np.bincount(sub[is_t], weights=base[is_t], minlength=n_sub)
         n_c = np.bincount(sub[is_c], weights=base[is_c], minlength=n_sub)
+        if n_t.sum() <= 0 or n_c.sum() <= 0:
+            raise ValueError(f"StackedDiD: event time {int(e)} has no treated or no control "
+                             "observation in any sub-experiment (unbalanced panel or "
+                             "periods spaced more than one unit apart?)")
         share_t, share_c = n_t / n_t.sum(), n_c / n_c.sum()
         if weighting == "aggregate":
             target = share_t
@@ -294,6 +306,9 @@ def _q_weights(weighting, sub, treat, event, pop, n_sub, base):
         else:  # population of the treated units of each sub-experiment (one row each here)
             mass = np.bincount(sub[is_t], weights=pop[is_t], minlength=n_sub)
             target = mass / mass.sum()
+        # a sub-experiment without treated rows at e contributes no DiD there: no weight
+        target = np.where(n_t > 0, target, 0.0)
+        target = target / target.sum()
         with np.errstate(divide="ignore", invalid="ignore"):
             q_t, q_c = target / share_t, target / share_c
         q[is_t] = q_t[sub[is_t]]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from .._grouping import label_codes
 from .._warnings import warn_user
-from ..results.wooldridge import WooldridgeDiDResults
+from ..results.wooldridge import WooldridgeDiDResults, contrast_layout
 from ..survey.design import WEIGHT_TYPES, SurveyDesign
 from .panel import _first_treat, check_constant_within_unit, numeric, require_columns
 from .registry import register
@@ -164,9 +164,14 @@ class WooldridgeDiD(_Regression):
         treated_cells = np.array([b >= a for a, b in labels])  # ATTs: from treatment on
         overall[np.flatnonzero(treated_cells)] = mass[treated_cells] / mass[treated_cells].sum()
         groups = np.array([str(_num(a)) for a, _ in labels] + ["other"] * (fit.kept.size - k))
+        contrasts = None
+        if self.vcov_type == "hc2_bm":  # Bell-McCaffrey df for every reported contrast
+            blocks = np.vstack([rows for _, rows in contrast_layout(labels, mass, unit_mass)])
+            contrasts = np.zeros((blocks.shape[0], fit.rank))
+            contrasts[:, :k] = blocks
         var, wild = self._infer(fit, y, x, frequency, absorb, design, cluster, overall,
-                                vcov_type=self.vcov_type, default_cluster=self.cluster is None,
-                                groups=groups[fit.kept])
+                                contrasts=contrasts, vcov_type=self.vcov_type,
+                                default_cluster=self.cluster is None, groups=groups[fit.kept])
         return WooldridgeDiDResults.from_parts(
             self, fit, var, labels, mass, unit_mass, meta, wild,
             n_units=int(unit_codes.max()) + 1,

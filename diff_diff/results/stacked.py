@@ -57,11 +57,16 @@ class StackedDiDResults(EventStudyResultsBase):
         coef = fit.coef[fit.kept]
         vcov = var.vcov[:k, :k]
         df = var.df
+        # CR2 (hc2_bm): Bell-McCaffrey df per contrast (the events, then the overall ATT)
+        rows_df = None if var.contrast_df is None else np.asarray(var.contrast_df, float)
         labels = integer_labels(np.array(events))
-        self._events = tidy({"event_time": labels}, coef[:k], sqrt_diag(vcov), df, self.alpha)
+        self._events = tidy({"event_time": labels}, coef[:k], sqrt_diag(vcov),
+                            df if rows_df is None else rows_df[:k], self.alpha)
         self.event_study_vcov = pd.DataFrame(vcov, index=labels, columns=labels)
         est = float(overall @ coef)
         se = float(np.sqrt(overall @ var.vcov @ overall))
+        if rows_df is not None:
+            df = float(rows_df[-1])
         t, p, lo, hi = t_inference(est, se, df, self.alpha)
         head = {"estimate": est, "se": se, "t_stat": float(t), "p_value": float(p),
                 "conf_low": float(lo), "conf_high": float(hi)}

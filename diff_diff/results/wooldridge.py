@@ -13,6 +13,49 @@ KINDS = ("simple", "group", "calendar", "event_study")
 WEIGHTS = ("cell", "cohort_share")
 
 
+def cell_weights(labels, mass, unit_mass, weights):
+    """The cells' aggregation weights: their (weighted) sizes, or their cohorts'."""
+    if weights == "cell":
+        return np.asarray(mass, float)
+    return np.array([unit_mass.get(a, 0.0) for a, _ in labels])
+
+
+def contrast_layout(labels, mass, unit_mass):
+    """``(key, rows)`` blocks of every contrast the results report: the cells, then each
+    aggregation kind under each weighting (the order CR2 df are requested in)."""
+    blocks = [("cells", np.eye(len(labels)))]
+    for weights in WEIGHTS:
+        w = cell_weights(labels, mass, unit_mass, weights)
+        for kind in KINDS:
+            blocks.append(((kind, weights), aggregation_rows(labels, w, kind)[1]))
+    return blocks
+
+
+def aggregation_rows(labels, weights, kind):
+    """The aggregates of ``kind`` as rows over the cells: ``(keys, rows, column)``; each row
+    averages its cells with ``weights`` (``simple``, ``group`` and ``calendar`` over the
+    treated cells ``t >= g``; ``event_study`` over every cell, leads included)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    a = np.array([c for c, _ in labels])
+    t = np.array([b for _, b in labels])
+    e = t - a
+    post = e >= 0
+    if kind == "simple":
+        keys, column, members = [None], None, [post]
+    else:
+        source = {"group": a, "calendar": t, "event_study": e}[kind]
+        scope = np.ones(e.size, bool) if kind == "event_study" else post
+        keys = np.unique(source[scope])
+        column = {"group": "group", "calendar": "time", "event_study": "event_time"}[kind]
+        members = [scope & (source == key) for key in keys]
+    rows = []
+    for member in members:
+        row = np.where(member, weights, 0.0)
+        rows.append(row / row.sum())
+    return keys, np.array(rows), column, members
+
+
 class WooldridgeDiDResults(EventStudyResultsBase):
     """ETWFE cell effects ``ATT(g, t)`` and their aggregations.
 
@@ -39,13 +82,20 @@ class WooldridgeDiDResults(EventStudyResultsBase):
                    n_treated, covariates):
         """From the linear fit: the cell coefficients and their covariance."""
         k = len(labels)
+        contrast_df = None
+        if var.contrast_df is not None:  # rows as the estimator stacked them (contrast_layout)
+            flat, at = np.asarray(var.contrast_df, float), 0
+            contrast_df = {}
+            for key, rows in contrast_layout(labels, mass, unit_mass):
+                contrast_df[key] = flat[at:at + rows.shape[0]]
+                at += rows.shape[0]
         return cls.build(estimator, fit.coef[fit.kept][:k], var.vcov[:k, :k], var.df,
                          var.n_clusters, var.vcov_type, labels, mass, unit_mass, metadata, wild,
-                         int(round(fit.n_obs)), n_units, n_treated, covariates)
+                         int(round(fit.n_obs)), n_units, n_treated, covariates, contrast_df)
 
     @classmethod
     def build(cls, estimator, coef, vcov, df, n_clusters, vcov_type, labels, mass, unit_mass,
-              metadata, wild, n_obs, n_units, n_treated, covariates):
+              metadata, wild, n_obs, n_units, n_treated, covariates, contrast_df=None):
         """From cell ATTs, their covariance and the cells' weights (any method)."""
         self = cls.__new__(cls)
         self.estimator_params = estimator.get_params()
@@ -66,19 +116,23 @@ class WooldridgeDiDResults(EventStudyResultsBase):
         self._labels = labels
         self._mass = np.asarray(mass, float)
         self._unit_mass = unit_mass
+        self._contrast_df = contrast_df
         self.groups = sorted({_plain(a) for a, _ in labels})
         self.time_periods = sorted({_plain(b) for _, b in labels})
         index = pd.MultiIndex.from_tuples([(_plain(a), _plain(b)) for a, b in labels],
                                           names=["group", "time"])
         self.vcov = pd.DataFrame(self._vcov, index=index, columns=index)
+        cell_df = self.df if contrast_df is None else contrast_df["cells"]
         cells = tidy({"group": integer_labels(np.array([a for a, _ in labels])),
                       "time": integer_labels(np.array([b for _, b in labels])),
                       "event_time": integer_labels(np.array([b - a for a, b in labels]))},
-                     self._coef, sqrt_diag(self._vcov), self.df, self.alpha)
+                     self._coef, sqrt_diag(self._vcov), cell_df, self.alpha)
         cells["n"] = self._mass
         self._cells = cells
         simple = self._aggregate("simple", "cell")
         self._headline = simple["overall"]
+        if contrast_df is not None:
+            self.df = simple["df"]
         if wild is not None:
             self._headline.update(p_value=wild["p_value"], conf_low=wild["conf_int"][0],
                                   conf_high=wild["conf_int"][1])
@@ -89,43 +143,26 @@ class WooldridgeDiDResults(EventStudyResultsBase):
 
     # ------------------------------------------------------------------ aggregation
     def _weights(self, weights):
-        if weights == "cell":
-            return self._mass
-        return np.array([self._unit_mass.get(a, 0.0) for a, _ in self._labels])
+        return cell_weights(self._labels, self._mass, self._unit_mass, weights)
 
     def _aggregate(self, kind, weights):
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-        w = self._weights(weights)
-        a = np.array([c for c, _ in self._labels])
-        t = np.array([b for _, b in self._labels])
-        e = t - a
-        post = e >= 0
-        if kind == "simple":
-            keys, column, members = [None], None, [post]
-        else:
-            source = {"group": a, "calendar": t, "event_study": e}[kind]
-            scope = np.ones(e.size, bool) if kind == "event_study" else post
-            keys = np.unique(source[scope])
-            column = {"group": "group", "calendar": "time", "event_study": "event_time"}[kind]
-            members = [scope & (source == key) for key in keys]
-        rows = []
-        for member in members:
-            row = np.where(member, w, 0.0)
-            rows.append(row / row.sum())
-        c = np.array(rows)
+        keys, c, column, members = aggregation_rows(self._labels, self._weights(weights), kind)
         est = c @ self._coef
         vcov = c @ self._vcov @ c.T
+        df = self.df
+        if self._contrast_df is not None:  # CR2: Bell-McCaffrey df of each aggregate
+            df = np.asarray(self._contrast_df[(kind, weights)], float)
         if kind == "simple":
             se = float(np.sqrt(vcov[0, 0]))
-            tt, p, lo, hi = t_inference(float(est[0]), se, self.df, self.alpha)
+            one = df if df is None or np.ndim(df) == 0 else float(df[0])
+            tt, p, lo, hi = t_inference(float(est[0]), se, one, self.alpha)
             overall = {"estimate": float(est[0]), "se": se, "t_stat": float(tt),
                        "p_value": float(p), "conf_low": float(lo), "conf_high": float(hi)}
-            return {"overall": overall, "table": None}
+            return {"overall": overall, "table": None, "df": one}
         table = tidy({column: integer_labels(np.asarray(keys, float))}, est, sqrt_diag(vcov),
-                     self.df, self.alpha)
+                     df, self.alpha)
         table["n_cells"] = [int(m.sum()) for m in members]
         return {"table": table, "vcov": pd.DataFrame(
             vcov, index=table[column].tolist(), columns=table[column].tolist())}

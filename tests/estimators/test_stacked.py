@@ -148,3 +148,26 @@ def test_clear_errors(panel):
     assert est.control_group == "strict"
     with pytest.warns(UserWarning, match=r"cohort\(s\) \[3\] trimmed"):
         dd.StackedDiD(kappa_pre=3, kappa_post=2).fit(panel, "y", "unit", "time", "first_treat")
+
+
+def test_review_fixes(panel):
+    """CR2 reports Bell-McCaffrey df; anticipating units are not clean controls; event times
+    must be whole periods; an explicit cluster column survives a survey design."""
+    cr2 = fit(panel, kappa_pre=2, kappa_post=1, vcov_type="hc2_bm")
+    assert cr2.df is not None and 1 < cr2.df < cr2.n_clusters
+    assert cr2.event_study_effects["p_value"].notna().all()
+    g = panel.groupby("unit")["first_treat"].first()
+    ant = fit(panel, kappa_pre=3, kappa_post=1, anticipation=1).stacked_data
+    for a, sub in ant.groupby("_sub_exp"):
+        controls = set(sub.loc[sub["_treat"] == 0, "unit"])
+        assert controls == set(g.index[(g == 0) | (g - 1 > a + 1)])
+    half = panel.assign(time=panel["time"] / 2, first_treat=panel["first_treat"] / 2)
+    with pytest.raises(ValueError, match="whole numbers of periods"):
+        fit(half, kappa_pre=1, kappa_post=1)
+    with pytest.raises(ValueError, match="design already defines the clustering"):
+        fit(panel, dd.SurveyDesign(weights="weight", psu="psu"), kappa_pre=2, kappa_post=1,
+            cluster="stratum")
+    weights_only = dd.SurveyDesign(weights="weight")
+    by_unit = fit(panel, weights_only, kappa_pre=2, kappa_post=1)
+    by_stratum = fit(panel, weights_only, kappa_pre=2, kappa_post=1, cluster="stratum")
+    assert by_stratum.n_clusters == 6 and by_stratum.se != by_unit.se

@@ -219,3 +219,14 @@ def test_time_invariant_covariates_are_dropped_with_a_warning(mpdta):
     with pytest.warns(UserWarning, match=r"\['lpop'\] are collinear"):
         res = dd.WooldridgeDiD().fit(mpdta, covariates=["lpop"], **MPDTA)
     assert res.att == pytest.approx(dd.WooldridgeDiD().fit(mpdta, **MPDTA).att, abs=1e-14)
+
+
+def test_cr2_reports_bell_mccaffrey_df_for_every_aggregate(mpdta):
+    res = dd.WooldridgeDiD(vcov_type="hc2_bm").fit(mpdta, **MPDTA)
+    assert res.df is not None and 1 < res.df < 499
+    for kind in ("group", "calendar", "event_study"):
+        table = res.aggregate(kind)
+        assert table["p_value"].notna().all()
+    cells = res.group_time_effects
+    cr1 = dd.WooldridgeDiD().fit(mpdta, **MPDTA).group_time_effects
+    assert (cells["p_value"] != cr1["p_value"]).all()
