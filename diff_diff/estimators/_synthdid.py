@@ -40,6 +40,10 @@ def fw_batch(A, b, zeta, start, min_decrease, max_iter, rows_on=None, cols_on=No
     lowers ``zeta^2 |x|^2 + |A x - b|^2 / n`` by less than ``min_decrease^2``, or at
     ``max_iter`` iterations (R ``synthdid``'s ``sc.weight.fw``, with the products kept up
     to date through the Gram matrix instead of recomputed: O(k) per iteration)."""
+    # the weights sum to one, so removing each row's mean from A and b leaves A x - b as
+    # it is; it keeps the Gram matrix free of large row levels (no cancellation later)
+    level = A.mean(axis=2, keepdims=True)
+    A, b = A - level, b - level[..., 0]
     if rows_on is None:
         A = A - A.mean(axis=1, keepdims=True)
         b = b - b.mean(axis=1, keepdims=True)
@@ -128,6 +132,8 @@ def weights_batch(Y, zeta, min_decrease, rows_on=None, cols_on=None, start=None)
 
 def _fw_single(A, b, zeta, x, min_decrease, max_iter):
     """:func:`fw_batch` for one problem, with scalar bookkeeping (no batch indexing)."""
+    level = A.mean(axis=1, keepdims=True)
+    A, b = A - level, b - level[:, 0]
     A = A - A.mean(axis=0)
     b = b - b.mean()
     n = A.shape[0]

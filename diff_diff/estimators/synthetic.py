@@ -255,6 +255,7 @@ class SyntheticDiD(Estimator):
                 continue  # every draw needs treated and control units (R redraws)
             mults.append(mult)
         if design is not None:  # Rao-Wu: rescaled weights, left-out PSUs masked, batched
+            w = np.ones(n) if w is None else w  # cluster= without a survey design
             M = np.array(mults)
             on = M[:, :n0] > 0
             return sd.estimate_batch(np.broadcast_to(Y, (M.shape[0],) + Y.shape), n0, t0,
@@ -283,10 +284,12 @@ class SyntheticDiD(Estimator):
         time = np.r_[-fit.lam, np.full(t1, 1.0 / t1)]
         series = Y @ time  # each unit's weighted post-minus-pre difference
 
-        def tau_without(drop):
+        def tau_without(drop, boost=None):
             keep = ~drop
             omega = np.where(keep[:n0], fit.omega, 0.0)
             w1 = np.where(keep[n0:], w_all[n0:], 0.0)
+            if boost is not None:  # JKn: the stratum's other PSUs stand in for the one left out
+                w1 = w1 * boost[n0:]
             if omega.sum() <= 0 or w1.sum() <= 0:
                 return math.nan
             return float(w1 @ series[n0:] / w1.sum() - omega @ series[:n0] / omega.sum())
@@ -297,13 +300,17 @@ class SyntheticDiD(Estimator):
                 return math.nan
             return float(math.sqrt((n - 1) / n * ((u - u.mean()) ** 2).sum()))
         psu = design.psu
+        stratum = design.psu_stratum[psu]
         var = 0.0
         for h in np.unique(design.psu_stratum):
             members = np.flatnonzero(design.psu_stratum == h)
             if members.size < 2:
                 continue
-            u = np.array([tau_without(psu == j) for j in members])
+            boost = np.where(stratum == h, members.size / (members.size - 1), 1.0)
+            u = np.array([tau_without(psu == j, boost) for j in members])
             if np.isnan(u).any():
+                warn_user("SyntheticDiD: the PSU jackknife is undefined here (leaving out a "
+                          "PSU removes every treated unit or every weighted control)")
                 return math.nan
             var += design.stratum_fpc[h] * (members.size - 1) / members.size * \
                 ((u - u.mean()) ** 2).sum()

@@ -48,12 +48,25 @@ class NonlinearProblem:
         swy = np.bincount(self.pattern, weights=w_row * self.y, minlength=n_pat)
         beta = np.zeros(xp.shape[1])
         mean_y = swy.sum() / sw.sum()
+        if mean_y <= 0 or (method == "logit" and mean_y >= 1):
+            raise ValueError(f"{self.name}: the outcome does not vary (mean {mean_y:g}); the "
+                             f"{method} model has no finite fit")
+        cell_mean = np.divide(swy, sw, out=np.full(sw.size, 0.5), where=sw > 0)
+        extreme = (cell_mean <= 0) | ((cell_mean >= 1) if method == "logit" else False)
+        if extreme[sw > 0].any() and method == "logit":
+            raise ValueError(f"{self.name}: some cohort x period cell has an outcome that is "
+                             "all 0 or all 1 (perfect prediction): the logit model has no "
+                             "finite fit; use method='ols' or 'poisson'")
         beta[0] = np.log(mean_y / (1 - mean_y)) if method == "logit" else np.log(mean_y)
         for _ in range(200):
             eta = xp @ beta
             score = xp.T @ (swy - sw * _mean(eta, method))
             hessian = (xp * (sw * _derivative(eta, method))[:, None]).T @ xp
-            step = np.linalg.solve(hessian, score)
+            try:
+                step = np.linalg.solve(hessian, score)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"{self.name}: the {method} fit is not identified (a cell "
+                                 "without variation in the outcome?)") from None
             beta = beta + step
             if np.max(np.abs(step)) < 1e-12 * max(1.0, np.max(np.abs(beta))):
                 break
@@ -184,7 +197,8 @@ class NonlinearETWFE(Estimator):
         n_clusters = None if inference.method == "replicate" else inference.design.n_psu
         res = WooldridgeDiDResults.build(
             self._owner, np.asarray(fitted.estimate.theta), np.asarray(var.vcov), var.df,
-            n_clusters, f"{self._owner.method} QMLE, delta method",
+            n_clusters, f"{self._owner.method} QMLE, " + (
+                "delta method" if inference.method == "tsl" else inference.label),
             problem.labels, mass, unit_mass, metadata, None,
             n_obs=problem.y.size, n_units=int(problem.unit_codes.max()) + 1,
             n_treated=int(np.unique(problem.unit_codes[problem.g > 0]).size), covariates=[])

@@ -156,3 +156,19 @@ def test_clear_errors(prop99):
         warnings.simplefilter("error")
         dd.SyntheticDiD(variance_method="jackknife").fit(
             prop99.assign(california=prop99["state"].isin(["California", "Utah"]) * 1), **KW)
+
+
+def test_review_fixes(several):
+    """Unit levels do not leak into the weights (the estimate is invariant to adding a
+    constant per unit); the cluster bootstrap runs without a survey design."""
+    base = dd.SyntheticDiD(variance_method="jackknife").fit(several, **KW)
+    rng = np.random.default_rng(0)
+    shift = dict(zip(several["state"].unique(), rng.normal(size=39) * 1e6))
+    moved = several.assign(packspercapita=several["packspercapita"]
+                           + several["state"].map(shift))
+    again = dd.SyntheticDiD(variance_method="jackknife").fit(moved, **KW)
+    assert again.att == pytest.approx(base.att, abs=1e-8)
+    clustered = dd.SyntheticDiD(variance_method="bootstrap", n_bootstrap=10, seed=1,
+                                cluster="region").fit(
+        several.assign(region=several["state"].str[0]), **KW)
+    assert np.isfinite(clustered.se)

@@ -230,3 +230,13 @@ def test_cr2_reports_bell_mccaffrey_df_for_every_aggregate(mpdta):
     cells = res.group_time_effects
     cr1 = dd.WooldridgeDiD().fit(mpdta, **MPDTA).group_time_effects
     assert (cells["p_value"] != cr1["p_value"]).all()
+
+
+def test_logit_without_variation_is_a_clear_error(binary_panel):
+    flat = binary_panel.assign(y_bin=np.where(binary_panel["first_treat"] == 3, 1,
+                                              binary_panel["y_bin"]))
+    with pytest.raises(ValueError, match="perfect prediction"):
+        dd.WooldridgeDiD(method="logit").fit(flat, "y_bin", "unit", "time", "first_treat")
+    with pytest.raises(ValueError, match="does not vary"):
+        dd.WooldridgeDiD(method="poisson").fit(binary_panel.assign(y_count=0), "y_count",
+                                               "unit", "time", "first_treat")
