@@ -37,6 +37,7 @@ from .estimators import (
     StackedDiD,
     SunAbraham,
     SyntheticDiD,
+    TripleDifference,
     TwoStageDiD,
     TwoWayFixedEffects,
     WooldridgeDiD,
@@ -65,6 +66,7 @@ SA = SunAbraham
 Stacked = StackedDiD
 ETWFE = WooldridgeDiD
 SDiD = SyntheticDiD
+DDD = TripleDifference
 BJS = ImputationDiD
 CS = CallawaySantAnna
 HAD = HeterogeneousAdoptionDiD
@@ -106,6 +108,8 @@ __all__ = [
     "StackedDiD",
     "SDiD",
     "SyntheticDiD",
+    "DDD",
+    "TripleDifference",
     "PowerAnalysis",
     "PreTrendsPower",
     "SurveyPowerConfig",

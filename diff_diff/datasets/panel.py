@@ -18,13 +18,15 @@ def example_panel(n_units: int = 240, n_periods: int = 6, seed: int = 0) -> pd.D
 
     Columns: ``unit``, ``time`` (1..n_periods), ``y``, ``first_treat``,
     ``treated`` (ever treated), ``post`` (period >= 4), ``d`` (treated now),
-    ``dose``, ``x1``, ``weight``, ``stratum``, ``psu``, ``fpc``.
+    ``dose``, ``x1``, ``weight``, ``stratum``, ``psu``, ``fpc``, and
+    ``eligible`` (a unit-level 0/1 partition, two thirds of the units, for
+    triple differences).
 
     Examples
     --------
     >>> from diff_diff.datasets import example_panel
     >>> example_panel().shape
-    (1440, 13)
+    (1440, 14)
     """
     rng = np.random.default_rng(seed)
     unit = np.arange(n_units)
@@ -45,4 +47,5 @@ def example_panel(n_units: int = 240, n_periods: int = 6, seed: int = 0) -> pd.D
         "unit": u, "time": t, "y": y, "first_treat": g, "treated": (g > 0).astype(int),
         "post": (t >= 4).astype(int), "d": d.astype(int), "dose": dose, "x1": x1,
         "weight": weight[u], "stratum": stratum[u], "psu": psu[u], "fpc": np.full(u.size, 40),
+        "eligible": (u % 3 != 0).astype(int),
     })

@@ -8,6 +8,7 @@ from .registry import REGISTRY, Capabilities, registered
 from .stacked import StackedDiD
 from .sun_abraham import SunAbraham
 from .synthetic import SyntheticDiD
+from .triple import TripleDifference
 from .two_stage import TwoStageDiD
 from .wooldridge import WooldridgeDiD
 
@@ -23,6 +24,7 @@ __all__ = [
     "StackedDiD",
     "SunAbraham",
     "SyntheticDiD",
+    "TripleDifference",
     "TwoStageDiD",
     "TwoWayFixedEffects",
     "WooldridgeDiD",
