@@ -126,9 +126,9 @@ def test_survey_designs_on_the_example_panel():
     design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu", fpc="fpc")
     kw = dict(outcome="y", treatment="treated", unit="unit", time="time", post_periods=[5, 6])
     jk = dd.SyntheticDiD(variance_method="jackknife").fit(panel, survey_design=design, **kw)
-    boot = dd.SyntheticDiD(variance_method="bootstrap", n_bootstrap=15, seed=1).fit(
+    boot = dd.SyntheticDiD(variance_method="bootstrap", n_bootstrap=8, seed=1).fit(
         panel, survey_design=design, **kw)
-    placebo = dd.SyntheticDiD(variance_method="placebo", n_bootstrap=15, seed=1).fit(
+    placebo = dd.SyntheticDiD(variance_method="placebo", n_bootstrap=8, seed=1).fit(
         panel, survey_design=design, **kw)
     assert jk.att == boot.att == placebo.att
     for res in (jk, boot, placebo):
