@@ -30,6 +30,7 @@ from .diagnostics import (
 )
 from .estimators import (
     CallawaySantAnna,
+    ContinuousDiD,
     DifferenceInDifferences,
     HeterogeneousAdoptionDiD,
     ImputationDiD,
@@ -67,6 +68,7 @@ Stacked = StackedDiD
 ETWFE = WooldridgeDiD
 SDiD = SyntheticDiD
 DDD = TripleDifference
+CDiD = ContinuousDiD
 BJS = ImputationDiD
 CS = CallawaySantAnna
 HAD = HeterogeneousAdoptionDiD
@@ -96,6 +98,7 @@ __all__ = [
     "BJS",
     "CS",
     "CallawaySantAnna",
+    "ContinuousDiD",
     "DiD",
     "DifferenceInDifferences",
     "EventStudy",
@@ -108,6 +111,7 @@ __all__ = [
     "StackedDiD",
     "SDiD",
     "SyntheticDiD",
+    "CDiD",
     "DDD",
     "TripleDifference",
     "PowerAnalysis",

@@ -1,6 +1,7 @@
 """Estimators: each turns data into estimates and influence functions (no variance code)."""
 
 from .callaway_santanna import CallawaySantAnna
+from .continuous import ContinuousDiD
 from .had import HeterogeneousAdoptionDiD
 from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
@@ -17,6 +18,7 @@ __all__ = [
     "Capabilities",
     "registered",
     "CallawaySantAnna",
+    "ContinuousDiD",
     "DifferenceInDifferences",
     "HeterogeneousAdoptionDiD",
     "ImputationDiD",

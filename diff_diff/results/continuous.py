@@ -1,0 +1,208 @@
+"""Results of :class:`~diff_diff.ContinuousDiD`: the averages, the dose-response curves
+and the event studies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .base import EventStudyResultsBase
+from .table import effects_table, integer_labels, tidy
+
+
+class ContinuousDiDResults(EventStudyResultsBase):
+    """Dose-response DiD estimates.
+
+    The headline (``att``, ``se``, ...) is ``ATT^glob``, the binary DiD of the treated
+    against the comparison units averaged over post-treatment cells; ``acrt`` (and
+    ``acrt_se``, ``acrt_conf_int``, ``acrt_p_value``) is ``ACRT^glob``, the average
+    derivative of the dose-response curve over the treated units' doses.
+
+    Attributes
+    ----------
+    dose_response_att, dose_response_acrt : DataFrame
+        ``dose``, then the tidy columns (and ``cband_low``/``cband_high`` with a
+        bootstrap and ``cband=True``) of ``ATT(d)`` and ``ACRT(d)`` on the dose grid.
+    event_study_effects, event_study_slopes : DataFrame
+        ``event_time`` (periods since treatment; negative: placebo cells with base period
+        ``t - 1``), then the tidy columns of ``ATT(g, t)`` and ``ACRT(g, t)`` averaged
+        with cohort-share weights.
+    group_time_effects : DataFrame
+        ``group``, ``time``, ``att``, ``acrt`` of every cell and ``weight`` (the cell's
+        weight in the averages; 0 before treatment).
+    dose_grid : ndarray
+    groups, time_periods : list
+    n_obs, n_units, n_treated_units, n_control_units : int
+    degree, num_knots : int
+    control_group : str
+    survey_metadata : SurveyMetadata or None
+    """
+
+    _title = "Continuous-dose DiD (Callaway, Goodman-Bacon & Sant'Anna 2024)"
+    _headline_term = "ATT_glob"
+    _levels = {"overall": "_overall_table", "dose_response": "_dose_table",
+               "event_study": "_event_table", "event_study_slope": "_slope_table",
+               "group_time": "_cell_table"}
+    _raw_levels = ("group_time",)
+
+    def _setup(self, estimator, fitted) -> None:
+        problem, info, inference = fitted.problem, fitted.info, self._inference
+        theta = inference.estimate.theta
+        var = inference.variance()
+        se, self.df = var.se, var.df
+        k = problem.grid.size
+        periods = problem.periods
+        self.dose_grid = problem.grid.copy()
+        self.degree, self.num_knots = estimator.degree, estimator.num_knots
+        self.control_group = estimator.control_group
+        overall = tidy({"term": ["ATT_glob", "ACRT_glob"]}, theta[:2], se[:2], self.df,
+                       self.alpha)
+        self._overall = overall
+        self._headline = overall.iloc[0].to_dict()
+        self._acrt = overall.iloc[1].to_dict()
+
+        def band(cols):
+            if var.draws is None or not estimator.cband:
+                return None
+            mapping = np.zeros((theta.size, len(cols)))
+            mapping[cols, np.arange(len(cols))] = 1.0
+            return inference.variance(mapping).crit
+
+        att_cols = np.arange(2, 2 + k)
+        acrt_cols = np.arange(2 + k, 2 + 2 * k)
+        self._dose = {name: tidy({"dose": problem.grid}, theta[cols], se[cols], self.df,
+                                 self.alpha, band(cols))
+                      for name, cols in (("att", att_cols), ("acrt", acrt_cols))}
+        start = 2 + 2 * k
+        self._events = {}
+        for name in ("att", "acrt"):
+            events = info["events"][name]
+            cols = np.arange(start, start + len(events))
+            start += len(events)
+            self._events[name] = tidy({"event_time": integer_labels(np.array(events, float))},
+                                      theta[cols], se[cols], self.df, self.alpha)
+        weights = info["weights"]
+        self._cells = pd.DataFrame({
+            "group": integer_labels(np.array([periods[r["g"]] for r in info["cells"]])),
+            "time": integer_labels(np.array([periods[r["t"]] for r in info["cells"]])),
+            "att": [r["att"] for r in info["cells"]],
+            "acrt": [r.get("acrt", np.nan) for r in info["cells"]],
+            "weight": [weights.get((r["g"], r["t"]), 0.0) for r in info["cells"]]})
+        self.groups = [_plain(periods[g]) for g in np.unique(problem.gpos[problem.gpos > 0])]
+        self.time_periods = [_plain(p) for p in periods]
+        self.n_units = int(problem.Y.shape[0])
+        self.n_obs = int(problem.Y.size)
+        self.n_treated_units = int((problem.gpos > 0).sum())
+        self.n_control_units = int((problem.gpos == 0).sum())
+        self._dropped = info["dropped"]
+
+    # ------------------------------------------------------------- the averages
+    @property
+    def acrt(self) -> float:
+        """``ACRT^glob``: the average derivative of the dose-response curve."""
+        return self._acrt["estimate"]
+
+    @property
+    def acrt_se(self) -> float:
+        return self._acrt["se"]
+
+    @property
+    def acrt_p_value(self) -> float:
+        return self._acrt["p_value"]
+
+    @property
+    def acrt_conf_int(self) -> tuple:
+        return (self._acrt["conf_low"], self._acrt["conf_high"])
+
+    overall_acrt, overall_acrt_se = acrt, acrt_se
+    overall_acrt_p_value, overall_acrt_conf_int = acrt_p_value, acrt_conf_int
+
+    @property
+    def overall_att_se(self) -> float:
+        """3.x name of ``se``."""
+        return self.se
+
+    # ----------------------------------------------------------------- tables
+    @property
+    def dose_response_att(self) -> pd.DataFrame:
+        return self._dose["att"].copy()
+
+    @property
+    def dose_response_acrt(self) -> pd.DataFrame:
+        return self._dose["acrt"].copy()
+
+    @property
+    def event_study_effects(self) -> pd.DataFrame:
+        return effects_table(self._events["att"].copy(), "event_time")
+
+    @property
+    def event_study_slopes(self) -> pd.DataFrame:
+        return effects_table(self._events["acrt"].copy(), "event_time")
+
+    @property
+    def group_time_effects(self) -> pd.DataFrame:
+        return self._cells.copy()
+
+    def _overall_table(self):
+        return self._overall
+
+    def _dose_table(self):
+        return pd.concat([t.assign(target=name) for name, t in self._dose.items()],
+                         ignore_index=True)[["target"] + list(self._dose["att"].columns)]
+
+    def _event_table(self):
+        return self._events["att"]
+
+    def _slope_table(self):
+        return self._events["acrt"]
+
+    def _cell_table(self):
+        return self._cells
+
+    # ---------------------------------------------------------------- printing
+    def _info(self) -> list:
+        knots = f", {self.num_knots} interior knot(s)" if self.num_knots else ""
+        info = [("B-spline", f"degree {self.degree}{knots}"),
+                ("Comparison units", self.control_group.replace("_", " ")),
+                ("Units (treated / comparison)",
+                 f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
+                ("Cohorts", ", ".join(map(str, self.groups)))]
+        if self._dropped:
+            info.append(("Cells without a curve", str(len(self._dropped))))
+        return info
+
+    def _tables(self) -> list:
+        return [("Averages over the treated (post-treatment cells)", self._overall, ["term"]),
+                ("Event study: ATT by periods since treatment", self._events["att"],
+                 ["event_time"])]
+
+    def plot_dose_response(self, target: str = "att", ax=None, title: str | None = None):
+        """``ATT(d)`` (``target="att"``) or ``ACRT(d)`` with pointwise intervals (and the
+        uniform band when computed); returns the axis."""
+        from ..plotting import _pyplot
+
+        if target not in ("att", "acrt"):
+            raise ValueError(f"target must be 'att' or 'acrt', got {target!r}")
+        table = self._dose[target]
+        if ax is None:
+            _, ax = _pyplot().subplots(figsize=(6, 4))
+        ax.plot(table["dose"], table["estimate"], color="C0", label=target.upper() + "(d)")
+        ax.fill_between(table["dose"], table["conf_low"], table["conf_high"], color="C0",
+                        alpha=0.25, label=f"{1 - self.alpha:.0%} pointwise")
+        if "cband_low" in table:
+            ax.plot(table["dose"], table["cband_low"], color="C0", ls="--", lw=0.8,
+                    label="uniform band")
+            ax.plot(table["dose"], table["cband_high"], color="C0", ls="--", lw=0.8)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("dose")
+        ax.set_ylabel("ATT(d)" if target == "att" else "ACRT(d)")
+        ax.set_title(title if title is not None else
+                     ("Dose-response: ATT(d)" if target == "att" else
+                      "Average causal response ACRT(d)"))
+        ax.legend(frameon=False)
+        return ax
+
+
+def _plain(value):
+    value = value.item() if isinstance(value, np.generic) else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
