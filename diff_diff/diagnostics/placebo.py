@@ -5,17 +5,21 @@ The design: ``treatment`` marks the treated group (0/1, constant within unit),
 re-estimates the DiD (:class:`~diff_diff.DifferenceInDifferences`, with the
 ``survey_design`` and any estimator keywords given) where no effect should be:
 
-* ``"fake_timing"``: only the pre-treatment periods, with a pretend treatment
-  date ``fake_treatment_period`` (periods from it on are "post");
+* ``"fake_timing"``: only the periods before the first of ``post_periods`` (periods
+  after it are never used as "pre"), with a pretend treatment date
+  ``fake_treatment_period`` strictly inside that range (periods from it on are "post");
 * ``"fake_group"``: only the control units, some of them (``fake_treatment_group``)
   pretending to be treated, in the real post periods;
-* ``"permutation"``: the treated-group label reassigned at random across units
-  (within survey strata when the design has strata, so every stratum keeps its
-  number of treated units) ``n_permutations`` times; the p-value is
+* ``"permutation"``: the treated-group label reassigned at random ``n_permutations``
+  times, across the units or, when the survey design has PSUs (or ``cluster=`` is
+  given), across whole PSUs/clusters, which must then each be all treated or all
+  control (treatment assigned by cluster); within survey strata when the design has
+  strata, so every stratum keeps its number of treated units/clusters. The p-value is
   ``(1 + #{|permuted| >= |observed|}) / (1 + n_permutations)`` (exact for a
   random-assignment null);
-* ``"leave_one_out"``: the real DiD with each treated unit left out in turn (how
-  much one unit drives it), with the jackknife standard error.
+* ``"leave_one_out"``: the real DiD with each unit left out in turn (how much one unit
+  drives it), and the delete-one jackknife standard error over units, or over
+  PSUs/clusters when given (JKn within survey strata).
 """
 
 from __future__ import annotations
@@ -46,12 +50,17 @@ class PlaceboTestResults:
         The DiD on the real design (context for the placebo).
     permutation_distribution : ndarray or None
     leave_one_out_effects : Series or None
-        Indexed by the unit left out.
+        The DiD with each unit left out, indexed by that unit (influence diagnostics).
+    jackknife_effects : Series or None
+        The jackknife replicates, indexed by the cluster left out (the same as
+        ``leave_one_out_effects`` when the jackknife is over units); ``jackknife_groups``
+        names the cluster column.
     fake_period, fake_group, n_permutations
     """
 
     def __init__(self, **fields):
-        for name in ("permutation_distribution", "leave_one_out_effects", "fake_period",
+        for name in ("permutation_distribution", "leave_one_out_effects", "jackknife_effects",
+                     "jackknife_groups", "fake_period",
                      "fake_group", "n_permutations", "original_effect", "original_se"):
             setattr(self, name, None)
         for name, value in fields.items():
@@ -70,7 +79,11 @@ class PlaceboTestResults:
         elif kind == "permutation":
             label = f"{self.n_permutations} permutations of the treated group"
         else:
-            label = f"{len(self.leave_one_out_effects)} treated units left out in turn"
+            label = f"{len(self.leave_one_out_effects)} units left out in turn"
+            if self.jackknife_groups is not None and (
+                    self.jackknife_effects is not self.leave_one_out_effects):
+                label += (f"; jackknife over {len(self.jackknife_effects)} "
+                          f"{self.jackknife_groups!r} clusters")
         if kind in ("fake_timing", "fake_group"):
             reading = ("a placebo effect: evidence against the design" if self.is_significant
                        else "no placebo effect detected")
@@ -80,7 +93,7 @@ class PlaceboTestResults:
                        if self.is_significant else "not unusual under random assignment")
             interval = "Permutation 95% range:" if self.alpha == 0.05 else "Permutation range:"
         else:
-            reading = "jackknife test of the mean leave-one-out effect"
+            reading = "jackknife test of the mean jackknife replicate"
             interval = "Confidence interval:"
         lines = [f"Placebo test: {kind.replace('_', ' ')} ({label})", "=" * 64,
                  f"{'Effect:':<26}{self.placebo_effect:.6g}",
@@ -90,7 +103,8 @@ class PlaceboTestResults:
         if kind == "leave_one_out":
             effects = self.leave_one_out_effects
             lines.append(f"{'Range of estimates:':<26}[{effects.min():.6g}, {effects.max():.6g}]"
-                         f" (unit {effects.idxmin()!r} .. {effects.idxmax()!r} left out)")
+                         f" (unit {_plain(effects.idxmin())} .. {_plain(effects.idxmax())} "
+                         "left out)")
         lines.append(f"{'Observations:':<26}{self.n_obs}")
         if self.original_effect is not None and kind != "permutation":
             lines.append(f"{'Real DiD (se):':<26}{self.original_effect:.6g} "
@@ -140,6 +154,57 @@ def _post_indicator(data, time, post_periods):
     return data[time].isin(periods).astype(int)
 
 
+def _pre_sample(data, time, post_periods):
+    """The rows before the first post period (the placebo sample) and its periods."""
+    _post_indicator(data, time, post_periods)
+    first_post = min(np.atleast_1d(post_periods).tolist())
+    pre = data.loc[data[time] < first_post]
+    return pre, np.sort(pre[time].unique()), first_post
+
+
+def _plain(value):
+    """A numpy scalar as the Python value (for messages and summaries)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _constant_by(frame, by, column, what, labels=None):
+    """``column`` per ``by`` group; ValueError if it varies within a group (``labels``:
+    the group labels by code, for the message)."""
+    spread = frame.groupby(by, sort=True)[column].agg(["min", "max"])
+    varies = spread.index[spread["min"] != spread["max"]]
+    if len(varies):
+        example = varies[0] if labels is None else labels[varies[0]]
+        raise ValueError(f"{column!r} varies within {what} (e.g. {_plain(example)!r})")
+    return spread["min"]
+
+
+def _assignment_groups(frame, unit, survey_design, estimator_kwargs):
+    """The sampling/assignment clusters: ``(column, keys, strata, labels)``.
+
+    The survey design's PSUs (within strata), else the ``cluster=`` column, else the
+    units. ``keys`` are integer cluster codes of the rows, ``strata`` integer stratum
+    codes per cluster (zeros without strata); ValueError if a unit spans clusters or a
+    cluster spans strata."""
+    psu = getattr(survey_design, "psu", None)
+    column = psu or estimator_kwargs.get("cluster") or unit
+    if column not in frame.columns:
+        raise ValueError(f"cluster column {column!r} not in the data")
+    strata_col = getattr(survey_design, "strata", None)
+    if column != unit:
+        _constant_by(frame, unit, column, f"units; units must be nested in {column!r}")
+    if strata_col is not None and getattr(survey_design, "nest", False) and column == psu:
+        key = pd.MultiIndex.from_arrays([frame[strata_col], frame[column]])
+        codes, labels = pd.factorize(key, sort=True)
+    else:
+        codes, labels = pd.factorize(frame[column], sort=True)
+    strata = np.zeros(codes.max() + 1, dtype=int)
+    if strata_col is not None:
+        coded = pd.DataFrame({"g": codes, "s": pd.factorize(frame[strata_col])[0]})
+        strata = _constant_by(coded, "g", "s", "a cluster (strata must contain whole "
+                              f"{column!r} clusters)").to_numpy()
+    return column, codes, strata, labels
+
+
 def _result(test_type, res, alpha, n_obs, **extra):
     return PlaceboTestResults(test_type=test_type, placebo_effect=float(res.att), se=float(res.se),
                               t_stat=float(res.att / res.se) if res.se > 0 else math.nan,
@@ -161,15 +226,15 @@ def placebo_timing_test(data, outcome: str, treatment: str, time: str, fake_trea
     """DiD on the pre-treatment periods only, with treatment pretended to start at
     ``fake_treatment_period`` (which must leave pre-periods on both sides)."""
     _check(data, [outcome, treatment, time])
-    real_post = _post_indicator(data, time, post_periods)
-    pre = data.loc[real_post == 0]
-    periods = np.sort(pre[time].unique())
-    if fake_treatment_period not in set(periods.tolist()):
-        raise ValueError(f"fake_treatment_period {fake_treatment_period!r} is not a "
-                         f"pre-treatment period (those are {periods.tolist()})")
-    if fake_treatment_period == periods[0]:
+    pre, periods, first_post = _pre_sample(data, time, post_periods)
+    fake = _plain(fake_treatment_period)
+    if fake not in set(periods.tolist()):
+        raise ValueError(f"fake_treatment_period {fake!r} is not a pre-treatment period "
+                         f"(those before the first post period {_plain(first_post)!r} are "
+                         f"{periods.tolist()})")
+    if fake == periods[0]:
         raise ValueError("fake_treatment_period must leave at least one earlier pre-period "
-                         f"(it is the first one, {periods[0]!r})")
+                         f"(it is the first one, {_plain(periods[0])!r})")
     frame = pre.assign(_fake_post=(pre[time] >= fake_treatment_period).astype(int))
     res = _did(frame, outcome, treatment, "_fake_post", survey_design, estimator_kwargs)
     original, _ = _original(data, outcome, treatment, time, post_periods, survey_design,
@@ -206,29 +271,23 @@ def placebo_group_test(data, outcome: str, time: str, unit: str, fake_treatment_
 def permutation_test(data, outcome: str, treatment: str, time: str, unit: str,
                      post_periods=None, n_permutations: int = 1000, alpha: float = 0.05,
                      seed=None, survey_design=None, **estimator_kwargs) -> PlaceboTestResults:
-    """Randomisation inference: the treated-group label permuted across units (within
-    survey strata) ``n_permutations`` times."""
+    """Randomisation inference: the treated-group label permuted ``n_permutations``
+    times across units, or across whole PSUs (survey design) / clusters (``cluster=``)
+    when given, within survey strata. With PSUs/clusters the treatment must be constant
+    within each (ValueError otherwise): permuting units that were assigned by cluster
+    would understate the spread of the null distribution and over-reject."""
     _check(data, [outcome, treatment, time, unit])
     if int(n_permutations) < 1:
         raise ValueError(f"n_permutations must be positive, got {n_permutations!r}")
     original, frame = _original(data, outcome, treatment, time, post_periods, survey_design,
                                 estimator_kwargs)
-    units = frame.groupby(unit, sort=True)
-    label = units[treatment].agg(["min", "max"])
-    if (label["min"] != label["max"]).any():
-        raise ValueError(f"{treatment!r} varies within units; permutation needs a fixed "
-                         "treated group")
-    assigned = label["min"].to_numpy()
-    strata = np.zeros(assigned.size, dtype=int)
-    strata_col = getattr(survey_design, "strata", None)
-    if strata_col is not None:
-        by_unit = units[strata_col].agg(["min", "max"])
-        if (by_unit["min"] != by_unit["max"]).any():
-            raise ValueError(f"the strata column {strata_col!r} varies within units; cannot "
-                             "permute within strata")
-        strata = pd.factorize(by_unit["min"])[0]
+    column, codes, strata, labels = _assignment_groups(frame, unit, survey_design,
+                                                       estimator_kwargs)
+    what = "units" if column == unit else f"{column!r} clusters"
+    assigned = _constant_by(frame.assign(_group=codes), "_group", treatment,
+                            f"{what}; permutation needs the treatment assigned to whole "
+                            f"{what}", labels).to_numpy()
     rng = np.random.default_rng(seed)
-    position = pd.Index(label.index).get_indexer(frame[unit])
     fast = not any(k in estimator_kwargs for k in ("covariates", "fixed_effects", "absorb"))
     weights = (frame[survey_design.weights].to_numpy(float)
                if survey_design is not None and getattr(survey_design, "weights", None)
@@ -240,7 +299,7 @@ def permutation_test(data, outcome: str, treatment: str, time: str, unit: str,
         for s in np.unique(strata):
             at = np.flatnonzero(strata == s)
             permuted[at] = rng.permutation(assigned[at])
-        treated = permuted[position]
+        treated = permuted[codes]
         if fast:
             draws[b] = _cell_did(y, treated, post, weights)
         else:
@@ -273,27 +332,84 @@ def _cell_did(y, treated, post, weights):
 def leave_one_out_test(data, outcome: str, treatment: str, time: str, unit: str,
                        post_periods=None, alpha: float = 0.05, survey_design=None,
                        **estimator_kwargs) -> PlaceboTestResults:
-    """The DiD re-estimated with each treated unit left out; the jackknife standard error
-    of those estimates and a normal interval around their mean."""
+    """The DiD re-estimated with each unit left out in turn (``leave_one_out_effects``,
+    for influence diagnostics) and its delete-one jackknife standard error.
+
+    The jackknife deletes one cluster at a time: the survey design's PSUs, else the
+    ``cluster=`` column, else the units. Without strata it is JK1,
+    ``(G-1)/G sum_g (theta_(g) - mean)^2``; with survey strata it is JKn, the PSUs left
+    in the stratum reweighted by ``n_h/(n_h-1)`` and
+    ``sum_h (n_h-1)/n_h sum_(g in h) (theta_(g) - mean_h)^2`` (strata with one PSU
+    contribute nothing; no finite population correction). The effect tested is the
+    mean of the jackknife replicates (``jackknife_effects``), against a normal
+    reference."""
     _check(data, [outcome, treatment, time, unit])
     original, frame = _original(data, outcome, treatment, time, post_periods, survey_design,
                                 estimator_kwargs)
-    treated_units = np.sort(frame.loc[frame[treatment] == 1, unit].unique())
-    if treated_units.size < 2:
-        raise ValueError("leave-one-out needs at least two treated units")
-    effects = pd.Series({u: _did(frame.loc[frame[unit] != u], outcome, treatment, "_post",
-                                 survey_design, estimator_kwargs).att for u in treated_units},
-                        name="att")
-    effects.index.name = unit
-    n = effects.size
-    mean = float(effects.mean())
-    se = math.sqrt((n - 1) / n * float(((effects - mean) ** 2).sum()))
+    column, codes, strata, labels = _assignment_groups(frame, unit, survey_design,
+                                                       estimator_kwargs)
+    what = "units" if column == unit else f"{column!r} clusters"
+    is_treated = frame[treatment].to_numpy() == 1
+    for side, rows in (("treated", is_treated), ("control", ~is_treated)):
+        if np.unique(codes[rows]).size < 2:
+            raise ValueError(f"leave-one-out needs at least two {side} {what}")
+    weight_col = getattr(survey_design, "weights", None) if survey_design is not None else None
+    base = frame[weight_col].to_numpy(float) if weight_col else np.ones(len(frame))
+    y, post = frame[outcome].to_numpy(float), frame["_post"].to_numpy()
+    treated = frame[treatment].to_numpy()
+    fast = not any(k in estimator_kwargs for k in ("covariates", "fixed_effects", "absorb"))
+    refit_design = None
+    if survey_design is not None:
+        from ..survey import SurveyDesign
+
+        refit_design = SurveyDesign(weights="_jk_weight", weight_type=survey_design.weight_type)
+
+    def estimate(w):
+        if fast:
+            return _cell_did(y, treated, post, w)
+        keep = w > 0
+        sub = frame.loc[keep].assign(_jk_weight=w[keep])
+        return _did(sub, outcome, treatment, "_post", refit_design, estimator_kwargs).att
+
+    unit_codes, unit_labels = pd.factorize(frame[unit], sort=True)
+    effects = pd.Series([estimate(np.where(unit_codes == i, 0.0, base))
+                         for i in range(len(unit_labels))],
+                        index=pd.Index([_plain(u) for u in unit_labels], name=unit), name="att")
+    if column == unit and not strata.any():
+        replicates = effects.to_numpy()
+        scale = np.full(replicates.size, (replicates.size - 1) / replicates.size)
+        centre = np.full(replicates.size, replicates.mean())
+        jackknife = effects
+    else:
+        row_stratum = strata[codes]
+        sizes = np.bincount(strata)
+        replicates = np.full(labels.size, math.nan)
+        for g in range(labels.size):
+            n_h = sizes[strata[g]]
+            if n_h < 2:
+                continue
+            factor = np.where(row_stratum == strata[g], n_h / (n_h - 1), 1.0)
+            replicates[g] = estimate(np.where(codes == g, 0.0, base * factor))
+        used = sizes[strata] >= 2
+        scale = np.where(used, (sizes[strata] - 1) / np.maximum(sizes[strata], 1), 0.0)
+        means = np.bincount(strata[used], weights=replicates[used], minlength=sizes.size)
+        centre = np.where(used, means[strata] / np.maximum(sizes[strata], 1), 0.0)
+        index = (pd.MultiIndex.from_tuples([tuple(_plain(v) for v in t) for t in labels])
+                 if isinstance(labels, pd.MultiIndex)
+                 else pd.Index([_plain(v) for v in labels], name=column))
+        jackknife = pd.Series(replicates, index=index, name="att")
+        replicates = np.where(used, replicates, 0.0)
+        if not used.any():
+            raise ValueError("leave-one-out needs a stratum with at least two PSUs")
+    se = math.sqrt(float((scale * (replicates - centre) ** 2).sum()))
+    mean = float(jackknife.mean())
     z = stats.norm.ppf(1 - alpha / 2)
     t = mean / se if se > 0 else math.nan
     p = float(2 * stats.norm.sf(abs(t))) if se > 0 else math.nan
     return PlaceboTestResults(test_type="leave_one_out", placebo_effect=mean, se=se, t_stat=t,
                               p_value=p, conf_int=(mean - z * se, mean + z * se),
                               n_obs=len(frame), alpha=alpha, leave_one_out_effects=effects,
+                              jackknife_effects=jackknife, jackknife_groups=column,
                               original_effect=float(original.att),
                               original_se=float(original.se))
 
@@ -341,14 +457,16 @@ def run_all_placebo_tests(data, outcome: str, treatment: str, time: str, unit: s
                           pre_periods=None, post_periods=None, n_permutations: int = 500,
                           alpha: float = 0.05, seed=None, survey_design=None,
                           **estimator_kwargs) -> dict:
-    """Every check with defaults: fake timing at each pre-period but the first (keys
-    ``"fake_timing_<period>"``), fake group (half of the control units, the first in
-    sorted order), permutation and leave-one-out. A check that cannot run gives
-    ``{"error": message}`` under its key."""
+    """Every check with defaults: fake timing at each period before the first post period
+    except the earliest (keys ``"fake_timing_<period>"``; ``pre_periods`` restricts them
+    to the listed periods, and periods outside that range are skipped), fake group (half
+    of the control units, the first in sorted order), permutation and leave-one-out. A
+    check that cannot run gives ``{"error": message}`` under its key."""
     _check(data, [outcome, treatment, time, unit])
-    post = _post_indicator(data, time, post_periods)
-    if pre_periods is None:
-        pre_periods = np.sort(data.loc[post == 0, time].unique()).tolist()
+    _, periods, _ = _pre_sample(data, time, post_periods)
+    valid = [_plain(p) for p in periods[1:]]   # fake dates with a pre-period on each side
+    fake_periods = valid if pre_periods is None else [
+        p for p in (_plain(v) for v in np.atleast_1d(pre_periods)) if p in set(valid)]
     common = dict(alpha=alpha, survey_design=survey_design, **estimator_kwargs)
     out = {}
 
@@ -358,7 +476,7 @@ def run_all_placebo_tests(data, outcome: str, treatment: str, time: str, unit: s
         except (ValueError, TypeError) as err:
             out[key] = {"error": str(err)}
 
-    for period in list(pre_periods)[1:]:
+    for period in fake_periods:
         attempt(f"fake_timing_{period}", placebo_timing_test, data, outcome, treatment, time,
                 period, post_periods, **common)
     controls = np.sort(data.loc[data[treatment] == 0, unit].unique())

@@ -438,6 +438,15 @@ def _fit_keywords(estimator, post_periods):
     return keywords
 
 
+_SIMULATED_COLUMNS = ("unit", "time", "y", "first_treat", "treated", "post", "d", "x1")
+_SURVEY_COLUMNS = ("weight", "stratum", "psu", "fpc")
+
+
+def _fresh_seed() -> int:
+    """A random seed drawn once, so repeated simulations share their draws."""
+    return int(np.random.SeedSequence().entropy)
+
+
 def _wilson(p, n, alpha=0.05):
     if n == 0:
         return math.nan, math.nan
@@ -463,7 +472,11 @@ def simulate_power(estimator, n_units: int = 100, n_periods: int = 4,
     error, p-value and interval (``result_extractor(results) -> (estimate, se, p_value,
     (low, high))``; default the headline ``att``, ``se``, ``p_value``, ``conf_int``).
     The same random draws are used at every effect size (common random numbers), so
-    power curves are smooth. Fits that raise are counted as failures (and warned about).
+    power curves are smooth. Fits that raise are counted as failures (and warned about),
+    except that a ``ValueError`` is raised when the first fits (up to five) all fail or
+    every fit at an effect size fails (a setup error, not unlucky draws), and when the
+    estimator needs columns the built-in simulator does not make (e.g.
+    :class:`~diff_diff.TripleDifference`'s ``partition``).
 
     Examples
     --------
@@ -484,7 +497,16 @@ def simulate_power(estimator, n_units: int = 100, n_periods: int = 4,
     post_periods = list(range(int(treatment_period), int(n_periods) + 1))
     fit_kwargs = dict(estimator_kwargs or {})
     if data_generator is None:
-        fit_kwargs = {**_fit_keywords(estimator, post_periods), **fit_kwargs}
+        registry_kwargs = _fit_keywords(estimator, post_periods)
+        columns = set(_SIMULATED_COLUMNS) | (set(_SURVEY_COLUMNS) if survey_config else set())
+        lacking = sorted({v for k, v in registry_kwargs.items()
+                          if k not in fit_kwargs and isinstance(v, str) and v not in columns})
+        if lacking:
+            raise ValueError(f"{type(estimator).__name__} is not supported by the built-in "
+                             f"simulator: its fit needs column(s) {lacking} that "
+                             f"simulate_panel does not make (it has {sorted(columns)}); pass "
+                             "data_generator= and estimator_kwargs=")
+        fit_kwargs = {**registry_kwargs, **fit_kwargs}
     elif not fit_kwargs:
         fit_kwargs = _fit_keywords(estimator, post_periods)
     if data_generator is None:
@@ -495,6 +517,9 @@ def simulate_power(estimator, n_units: int = 100, n_periods: int = 4,
     seeds = np.random.SeedSequence(seed).spawn(int(n_simulations))
     total, done = len(sizes) * len(seeds), 0
     rows = []
+    # a setup error (a missing column, a bad keyword) fails every draw: stop early
+    # rather than report NaN power after all the draws
+    succeeded, give_up = False, min(len(seeds), 5)
     for effect in sizes:
         est, se, p, cover, failures, truths = [], [], [], [], 0, []
         for child in seeds:
@@ -517,13 +542,24 @@ def simulate_power(estimator, n_units: int = 100, n_periods: int = 4,
             except (ValueError, np.linalg.LinAlgError, ZeroDivisionError) as err:
                 failures += 1
                 last_error = err
+                if not succeeded and failures >= give_up:
+                    raise ValueError(
+                        f"simulate_power: the first {failures} fit(s) of "
+                        f"{type(estimator).__name__} all failed, which points to the setup "
+                        f"(columns, keywords) rather than unlucky draws: "
+                        f"{type(err).__name__}: {err}") from err
                 continue
+            succeeded = True
             est.append(e)
             se.append(s)
             p.append(pv)
             truths.append(truth)
             cover.append(ci[0] <= truth <= ci[1])
         n_ok = len(est)
+        if not n_ok:
+            raise ValueError(f"simulate_power: all {failures} fits of "
+                             f"{type(estimator).__name__} failed at effect {effect:g} (last "
+                             f"error: {last_error})") from last_error
         if failures:
             warn_user(f"simulate_power: {failures} of {len(seeds)} fits failed at effect "
                       f"{effect:g} (last error: {last_error})")
@@ -551,10 +587,13 @@ def simulate_mde(estimator, target_power: float = 0.8, effect_range=None, tol: f
                  **kwargs) -> float:
     """The smallest effect with simulated power ``target_power`` (bisection over the effect
     size with common random numbers; ``effect_range``: the bracket, default
-    ``(0, 5 * sigma)``; ``tol``: relative width at which to stop). Other keywords as
+    ``(0, 5 * sigma)``; ``tol``: relative width at which to stop). Every step uses the
+    same draws (without ``seed`` one is drawn up front). Other keywords as
     :func:`simulate_power`."""
     low, high = effect_range if effect_range is not None else (0.0, 5.0 * kwargs.get("sigma", 1.0))
     kwargs = {"progress": False, "n_simulations": 200, **kwargs}
+    if kwargs.get("seed") is None:   # one seed for every step: common random numbers
+        kwargs["seed"] = _fresh_seed()
 
     def power_at(effect):
         return simulate_power(estimator, treatment_effect=effect, **kwargs).power
@@ -570,10 +609,26 @@ def simulate_mde(estimator, target_power: float = 0.8, effect_range=None, tol: f
 
 def simulate_sample_size(estimator, target_power: float = 0.8, n_range=(20, 2000),
                          **kwargs) -> int:
-    """The smallest ``n_units`` with simulated power ``target_power`` (bisection over
-    whole numbers of units in ``n_range``). Other keywords as :func:`simulate_power`."""
+    """A number of units with simulated power ``target_power``, within about 2% of
+    the smallest: bisection over whole numbers of units in ``n_range`` that stops when
+    the bracket is at most ``max(1, high // 50)`` units wide and returns its upper end
+    (simulated power need not be monotone in ``n``, so smaller ``n`` may reach the
+    target too). Every step uses the same seed (without ``seed`` one is drawn up
+    front). With ``survey_config`` the low end is raised to the survey population's
+    minimum (two units per PSU). Other keywords as :func:`simulate_power`."""
     low, high = int(n_range[0]), int(n_range[1])
     kwargs = {"progress": False, "n_simulations": 200, **kwargs}
+    if kwargs.get("seed") is None:
+        kwargs["seed"] = _fresh_seed()
+    config = kwargs.get("survey_config")
+    minimum = 2 * int(config.n_strata) * int(config.psu_per_stratum) if config else 4
+    if kwargs.get("data_generator") is not None and config is None:
+        minimum = low   # the generator's own limits
+    clamped = low < minimum
+    low = max(low, minimum)
+    if high < low:
+        raise ValueError(f"n_range {tuple(n_range)} ends below the smallest simulated "
+                         f"population ({minimum} units)")
 
     def power_at(n):
         return simulate_power(estimator, n_units=n, **kwargs).power
@@ -581,6 +636,8 @@ def simulate_sample_size(estimator, target_power: float = 0.8, n_range=(20, 2000
     if power_at(high) < target_power:
         raise ValueError(f"simulated power with {high} units is below {target_power:g}; "
                          "raise n_range")
+    if clamped and power_at(low) >= target_power:
+        return low
     while high - low > max(1, high // 50):
         mid = (low + high) // 2
         low, high = (low, mid) if power_at(mid) >= target_power else (mid, high)

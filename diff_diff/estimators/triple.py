@@ -125,7 +125,11 @@ class TripleDifference(Estimator):
             if (counts != 1).any():
                 raise ValueError("TripleDifference: with unit= every unit needs exactly one "
                                  "pre-period row and one post-period row (post = 0 and 1); "
-                                 "drop unit= for repeated cross-sections")
+                                 "for a panel with more periods subset the data to one pre "
+                                 "and one post period, or fit the pooled rows without unit= "
+                                 "but with cluster= the unit column (dropping unit= alone "
+                                 "treats repeated rows of a unit as independent and gives "
+                                 "wrong standard errors)")
             pre = np.empty(len(units), dtype=np.int64)
             post_row = np.empty(len(units), dtype=np.int64)
             pre[codes[p == 0]] = np.flatnonzero(p == 0)
@@ -139,6 +143,7 @@ class TripleDifference(Estimator):
     def _estimate(self, sample, design):
         problem = sample.arrays
         problem.method, problem.trim = self.estimation_method, self.pscore_trim
+        problem.check_weights(design.weights)
         theta, psi, parts = problem.estimate(design.weights)
         if parts["n_trimmed"]:
             warn_user(f"TripleDifference: {parts['n_trimmed']} comparison observation(s) with "
@@ -173,6 +178,20 @@ class DDDProblem:
         if missing:
             raise ValueError(f"TripleDifference: no unit in cell(s) {missing} (group x "
                              "partition): the DDD needs all four")
+
+    def check_weights(self, weights):
+        """ValueError naming a cell (and period) whose weights sum to zero."""
+        w = np.asarray(weights, float)
+        periods = [(None, np.ones(self.cell.size, bool))] if self.post is None else [
+            ("pre", self.post == 0), ("post", self.post == 1)]
+        for k, name in enumerate(CELLS):
+            for label, here in periods:
+                if not w[(self.cell == k) & here].sum() > 0:
+                    where = "" if label is None else f" in the {label} period"
+                    raise ValueError(f"TripleDifference: cell {name!r}{where} has zero total "
+                                     "weight; the DDD needs positive weight in every "
+                                     "group x partition cell" + ("" if label is None else
+                                                                 " and period"))
 
     def _pair(self, other, w):
         """DiD of cell A against ``other`` on their units: (att, sum-scale psi, n_trimmed)."""

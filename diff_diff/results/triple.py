@@ -81,13 +81,14 @@ class TripleDifferenceResults(ResultsBase):
     def _info(self) -> list:
         return [("Estimation method", self.estimation_method),
                 ("Data", "panel" if self.panel else "repeated cross-sections"),
-                ("Units by cell (TE / TI / CE / CI)" if self.panel else
-                 "Observations by cell (TE / TI / CE / CI)",
-                 f"{self.n_treated_eligible} / {self.n_treated_ineligible} / "
-                 f"{self.n_control_eligible} / {self.n_control_ineligible}"),
-                ("DiDs vs TI + CE - CI", " + ".join(f"{v:.4g}" for v in
-                                                    self._comparisons["estimate"][:2])
-                 + f" - {self._comparisons['estimate'].iloc[2]:.4g}")]
+                ("Units by cell" if self.panel else "Observations by cell",
+                 f"treated-eligible {self.n_treated_eligible}, "
+                 f"treated-ineligible {self.n_treated_ineligible}, "
+                 f"control-eligible {self.n_control_eligible}, "
+                 f"control-ineligible {self.n_control_ineligible}"),
+                ("DDD from three DiDs", "{:.4g} (vs treated-ineligible) + {:.4g} (vs "
+                 "control-eligible) - {:.4g} (vs control-ineligible)".format(
+                     *self._comparisons["estimate"]))]
 
     def _tables(self) -> list:
         return [("Triple-difference ATT", self._overall_table(), ["term"])]

@@ -151,3 +151,67 @@ def test_simulated_mde_and_sample_size_bracket_the_analytic_answers():
     analytic = dd.PowerAnalysis().mde(40, 40, math.sqrt(2.0), rho=0.5).mde
     assert analytic * 0.75 < mde < analytic * 1.25
     assert 0.6 * 175 < n < 1.5 * 175   # analytic: 2 * 8 * ((1.96 + 0.84) / 0.6)^2 ~ 175
+
+
+def test_setup_errors_raise_instead_of_silent_failed_draws():
+    with pytest.raises(ValueError, match=r"TripleDifference is not supported by the built-in "
+                                         r"simulator: its fit needs column\(s\) \['eligible'\]"):
+        dd.simulate_power(dd.TripleDifference(), n_simulations=500, seed=0, progress=False)
+    with pytest.raises(ValueError, match="the first 5 fit.* of DifferenceInDifferences all "
+                                         "failed.*'nope'"):
+        dd.simulate_power(dd.DiD(), n_simulations=500, seed=0, progress=False,
+                          estimator_kwargs={"covariates": ["nope"]})
+
+    class Broken(dd.DiD):
+        calls = 0
+
+        def fit(self, *args, **kwargs):
+            Broken.calls += 1
+            raise ValueError("always")
+
+    registry = dd.estimators.registry.REGISTRY
+    registry["Broken"] = registry["DifferenceInDifferences"]
+    try:
+        with pytest.raises(ValueError, match="the first 2 fit.* all failed.*always"):
+            dd.simulate_power(Broken(), n_simulations=2, seed=0, progress=False)
+    finally:
+        registry.pop("Broken")
+    assert Broken.calls == 2
+
+
+def test_simulate_sample_size_clamps_to_the_survey_minimum():
+    """SurveyPowerConfig() has 5 x 8 PSUs: at least 80 units; the default n_range starts
+    at 20, which used to crash in the bisection."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        n = dd.simulate_sample_size(dd.DiD(), treatment_effect=5.0, n_periods=2,
+                                    n_simulations=10, seed=1,
+                                    survey_config=dd.SurveyPowerConfig())
+    assert n == 80
+    with pytest.raises(ValueError, match=r"ends below the smallest simulated population "
+                                         r"\(80 units\)"):
+        dd.simulate_sample_size(dd.DiD(), n_range=(20, 60), n_simulations=2, seed=1,
+                                survey_config=dd.SurveyPowerConfig())
+
+
+def test_searches_without_seed_share_one_seed(monkeypatch):
+    from diff_diff.diagnostics import power as pw
+
+    seeds = []
+    real = pw.simulate_power
+
+    def spy(estimator, **kwargs):
+        seeds.append(kwargs.get("seed"))
+        return real(estimator, **kwargs)
+
+    monkeypatch.setattr(pw, "simulate_power", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pw.simulate_mde(dd.DiD(cluster="unit"), n_units=40, n_periods=2, n_simulations=10,
+                        effect_range=(0.0, 4.0), tol=0.3)
+        first = len(seeds)
+        pw.simulate_sample_size(dd.DiD(cluster="unit"), treatment_effect=2.0, n_periods=2,
+                                n_simulations=10, n_range=(10, 80))
+    assert first > 2 and len(set(seeds[:first])) == 1 and seeds[0] is not None
+    assert len(seeds) > first + 2 and len(set(seeds[first:])) == 1
+    assert seeds[first] is not None and seeds[first] != seeds[0]

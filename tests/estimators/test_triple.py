@@ -93,3 +93,37 @@ def test_clear_errors(panel):
         dd.TripleDifference(estimation_method="ols").fit(panel, **KW)
     assert dd.DDD is dd.TripleDifference
     assert isinstance(dd.TripleDifference().fit(panel, **KW).group_means, pd.DataFrame)
+
+
+def test_zero_weight_cell_is_a_clear_error(panel):
+    """A cell (or a cell in one period) with zero total weight used to give NaN with
+    RuntimeWarnings and then a ZeroDivisionError."""
+    cell_d = (panel["treated"] == 0) & (panel["eligible"] == 0)
+    design = dd.SurveyDesign(weights="w")
+    with pytest.raises(ValueError, match="cell 'control_ineligible' in the pre period has "
+                                         "zero total weight"):
+        dd.TripleDifference().fit(panel.assign(w=np.where(cell_d, 0.0, panel["weight"])),
+                                  survey_design=design, **KW)
+    a_pre = (panel["treated"] == 1) & (panel["eligible"] == 1) & (panel["post"] == 0)
+    with pytest.raises(ValueError, match="cell 'treated_eligible' in the pre period"):
+        dd.TripleDifference().fit(panel.assign(w=np.where(a_pre, 0.0, panel["weight"])),
+                                  survey_design=design, **KW)
+    two = panel[panel["time"].isin([3, 5])].assign(post=lambda d: (d["time"] == 5).astype(int))
+    cell_c = (two["treated"] == 0) & (two["eligible"] == 1)
+    with pytest.raises(ValueError, match="cell 'control_eligible' has zero total weight"):
+        dd.TripleDifference().fit(two.assign(w=np.where(cell_c, 0.0, two["weight"])),
+                                  survey_design=design, unit="unit", **KW)
+
+
+def test_multi_period_panel_error_suggests_subsetting_or_cluster(panel):
+    with pytest.raises(ValueError, match="subset the data to one pre and one post period, or "
+                                         "fit the pooled rows without unit= but with cluster="):
+        dd.TripleDifference().fit(panel, unit="unit", **KW)
+
+
+def test_summary_spells_out_the_cells(panel):
+    text = dd.TripleDifference().fit(panel, **KW).summary()
+    assert "TE / TI" not in text and " CI)" not in text
+    assert "treated-eligible 732, treated-ineligible 372, control-eligible 228, " \
+           "control-ineligible 108" in text
+    assert "(vs treated-ineligible) +" in text and "(vs control-ineligible)" in text
