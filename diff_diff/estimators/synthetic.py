@@ -131,7 +131,8 @@ class SyntheticDiD(Estimator):
             se, draws = self._variance(Y, n0, t0, fit, w, design if grouped else None, rng)
             df = float(design.df) if survey_design is not None else None
         return SyntheticDiDResults.build(self, fit, se, df, draws, units, n0, periods, t0,
-                                         metadata, n_obs=Y.size)
+                                         metadata, n_obs=Y.size,
+                                         snapshot=(Y, w1, sd.estimate))
 
     # ------------------------------------------------------------------ data
     def _matrix(self, data, outcome, treatment, unit, time, post_periods):

@@ -172,3 +172,58 @@ def test_review_fixes(several):
                                 cluster="region").fit(
         several.assign(region=several["state"].str[0]), **KW)
     assert np.isfinite(clustered.se)
+
+
+def test_in_time_placebo_is_a_fresh_fit_on_the_pre_periods(prop99, fit99):
+    table = fit99.in_time_placebo([1980, 1985])
+    assert table["n_pre_fake"].tolist() == [10, 15]
+    assert table["n_post_fake"].tolist() == [9, 4]
+    pre = prop99[prop99["year"] < 1989]
+    for fake, att in zip(table["fake_treatment_period"], table["att"]):
+        kw = {**KW, "post_periods": list(range(fake, 1989))}
+        direct = dd.SyntheticDiD(zeta_omega=fit99.zeta_omega, zeta_lambda=fit99.zeta_lambda,
+                                 n_bootstrap=2, seed=0).fit(pre, **kw)
+        assert att == pytest.approx(direct.att, abs=1e-10)
+    assert fit99.in_time_placebo()["fake_treatment_period"].tolist() == list(range(1972, 1989))
+    with pytest.raises(ValueError, match="not a pre-period"):
+        fit99.in_time_placebo([1990])
+    with pytest.raises(ValueError, match="no earlier period"):
+        fit99.in_time_placebo([1970])
+
+
+def test_zeta_sensitivity_weights_and_fit_diagnostics(fit99):
+    table = fit99.sensitivity_to_zeta_omega()
+    middle = table.iloc[2]
+    assert middle["zeta_omega"] == pytest.approx(fit99.zeta_omega)
+    assert middle["att"] == pytest.approx(fit99.att, abs=1e-12)
+    # more regularisation spreads the weights (effective number of controls grows)
+    assert np.all(np.diff(table["effective_n"]) > 0)
+    omega = fit99.unit_weights["weight"].to_numpy()
+    conc = fit99.get_weight_concentration(top_k=3)
+    assert conc["effective_n"] == pytest.approx(1 / (omega ** 2).sum())
+    assert conc["effective_n"] == pytest.approx(middle["effective_n"])
+    assert conc["top_k_share"] == pytest.approx(np.sort(omega)[-3:].sum())
+    with pytest.raises(ValueError, match="top_k"):
+        fit99.get_weight_concentration(-1)
+    with pytest.raises(ValueError, match="grid"):
+        fit99.sensitivity_to_zeta_omega(zeta_grid=[-1.0])
+    paths = fit99.trajectories()
+    gap = (paths["treated"] - paths["synthetic"]).to_numpy()[:19]
+    assert fit99.pre_treatment_level_gap == pytest.approx(gap.mean())
+    assert fit99.pre_treatment_fit == pytest.approx(gap.std())
+    assert middle["pre_fit_rmse"] == pytest.approx(fit99.pre_treatment_fit)
+    # the DiD of the trajectories with the time weights is the estimate
+    lam = paths["time_weight"].to_numpy()[:19]
+    assert gap @ lam * -1 + (paths["treated"] - paths["synthetic"]).to_numpy()[19:].mean() \
+        == pytest.approx(fit99.att, abs=1e-10)
+
+
+def test_leave_one_out_table_gives_the_jackknife(several):
+    res = dd.SyntheticDiD(variance_method="jackknife").fit(several, **KW)
+    loo = res.get_loo_effects_df()
+    assert sorted(loo["role"].value_counts().items()) == [("control", 35), ("treated", 4)]
+    u = loo["att_loo"].to_numpy()
+    n = u.size
+    assert res.se == pytest.approx(math.sqrt((n - 1) / n * ((u - u.mean()) ** 2).sum()),
+                                   rel=1e-12)
+    assert np.all(np.diff(np.abs(loo["change"])) <= 0)
