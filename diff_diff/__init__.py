@@ -30,6 +30,7 @@ from .diagnostics import (
 )
 from .estimators import (
     CallawaySantAnna,
+    ChaisemartinDHaultfoeuille,
     ContinuousDiD,
     DifferenceInDifferences,
     HeterogeneousAdoptionDiD,
@@ -69,6 +70,7 @@ ETWFE = WooldridgeDiD
 SDiD = SyntheticDiD
 DDD = TripleDifference
 CDiD = ContinuousDiD
+DCDH = ChaisemartinDHaultfoeuille
 BJS = ImputationDiD
 CS = CallawaySantAnna
 HAD = HeterogeneousAdoptionDiD
@@ -98,6 +100,7 @@ __all__ = [
     "BJS",
     "CS",
     "CallawaySantAnna",
+    "ChaisemartinDHaultfoeuille",
     "ContinuousDiD",
     "DiD",
     "DifferenceInDifferences",
@@ -112,6 +115,7 @@ __all__ = [
     "SDiD",
     "SyntheticDiD",
     "CDiD",
+    "DCDH",
     "DDD",
     "TripleDifference",
     "PowerAnalysis",

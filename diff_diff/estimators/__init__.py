@@ -2,6 +2,7 @@
 
 from .callaway_santanna import CallawaySantAnna
 from .continuous import ContinuousDiD
+from .dcdh import ChaisemartinDHaultfoeuille
 from .had import HeterogeneousAdoptionDiD
 from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
@@ -18,6 +19,7 @@ __all__ = [
     "Capabilities",
     "registered",
     "CallawaySantAnna",
+    "ChaisemartinDHaultfoeuille",
     "ContinuousDiD",
     "DifferenceInDifferences",
     "HeterogeneousAdoptionDiD",

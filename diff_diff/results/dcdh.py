@@ -1,0 +1,107 @@
+"""Results of :class:`~diff_diff.ChaisemartinDHaultfoeuille`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .base import EventStudyResultsBase
+from .table import effects_table, tidy
+
+
+class DCDHResults(EventStudyResultsBase):
+    """Dynamic effects of switching treatments.
+
+    The headline (``att``, ``se``, ...) is ``DID_1`` (with a binary absorbing treatment
+    the DID_M of de Chaisemartin & D'Haultfoeuille 2020).
+
+    Attributes
+    ----------
+    event_study_effects : DataFrame
+        ``event_time`` (``l = 1 .. L``: effects ``l - 1`` periods after the switch are at
+        ``l``; placebos at ``-1, -2, ...``), the tidy columns, ``n_switchers``.
+    normalized_effects : DataFrame
+        ``DID_l`` divided by the switchers' average cumulated treatment change ``dose``
+        (``sum_{k<l} |D_{F_g+k} - D_g1|``); placebos by the same quantity over their
+        switchers.
+    average_total_effect : DataFrame
+        One row: the effects' switcher-weighted sum over the doses' (per unit of
+        treatment); its standard error includes the covariances between horizons.
+    n_groups, n_switchers, n_obs : int
+    survey_metadata : SurveyMetadata or None
+    """
+
+    _title = "de Chaisemartin & D'Haultfoeuille event-study DiD"
+    _headline_term = "DID_1"
+    _levels = {"overall": "_overall_table", "event_study": "_event_table",
+               "normalized": "_normalized_table", "average_total_effect": "_ate_table"}
+
+    def _setup(self, estimator, fitted) -> None:
+        problem, inference = fitted.problem, self._inference
+        theta = inference.estimate.theta
+        var = inference.variance()
+        se, self.df = var.se, var.df
+        L, P = len(problem.effects), len(problem.placebos)
+        info = fitted.info
+        effects = tidy({"event_time": np.array(problem.effects)}, theta[:L], se[:L], self.df,
+                       self.alpha)
+        effects["n_switchers"] = info["n_switchers"]
+        placebos = tidy({"event_time": -np.array(problem.placebos, dtype=int)},
+                        theta[L:L + P], se[L:L + P], self.df, self.alpha)
+        placebos["n_switchers"] = info["n_placebo"]
+        self._events = pd.concat([placebos.iloc[::-1], effects], ignore_index=True)
+        norm_effects = tidy({"event_time": np.array(problem.effects)},
+                            theta[L + P:2 * L + P], se[L + P:2 * L + P], self.df,
+                            self.alpha).assign(dose=info["dose"])
+        norm_placebos = tidy({"event_time": -np.array(problem.placebos, dtype=int)},
+                             theta[2 * L + P:2 * L + 2 * P], se[2 * L + P:2 * L + 2 * P],
+                             self.df, self.alpha).assign(dose=info["placebo_dose"])
+        self._normalized = pd.concat([norm_placebos.iloc[::-1], norm_effects],
+                                     ignore_index=True)
+        self._ate = tidy({"term": ["average_total_effect"]}, theta[-1:], se[-1:], self.df,
+                         self.alpha)
+        self._headline = effects.iloc[0].to_dict()
+        self.n_groups = int(problem.Y.shape[0])
+        self.n_obs = int(problem.Y.size)
+        self.n_switchers = int((problem.F < problem.Y.shape[1]).sum())
+        self.L_max = L
+
+    @property
+    def event_study_effects(self) -> pd.DataFrame:
+        return effects_table(self._events.copy(), "event_time")
+
+    @property
+    def normalized_effects(self) -> pd.DataFrame:
+        return effects_table(self._normalized.copy(), "event_time")
+
+    @property
+    def average_total_effect(self) -> pd.DataFrame:
+        return self._ate.copy()
+
+    @property
+    def placebo_event_study(self) -> pd.DataFrame:
+        """The placebo rows of :attr:`event_study_effects` (3.x name)."""
+        return self.event_study_effects.query("event_time < 0").reset_index(drop=True)
+
+    def _overall_table(self):
+        return pd.DataFrame([{"term": "DID_1", **{k: self._headline[k] for k in
+                                                  self._ate.columns if k != "term"}}])
+
+    def _event_table(self):
+        return self._events
+
+    def _normalized_table(self):
+        return self._normalized
+
+    def _ate_table(self):
+        return self._ate
+
+    def _info(self) -> list:
+        n_placebos = int((self._events["event_time"] < 0).sum())
+        return [("Groups (switchers)", f"{self.n_groups} ({self.n_switchers})"),
+                ("Effects / placebos", f"{self.L_max} / {n_placebos}")]
+
+    def _tables(self) -> list:
+        return [("Average total effect per unit of treatment", self._ate, ["term"]),
+                ("Effects by periods since the first switch (placebos < 0)", self._events,
+                 ["event_time"])]

@@ -1,0 +1,143 @@
+"""ChaisemartinDHaultfoeuille: with a binary absorbing treatment the effects are CS's
+not-yet-treated event study from the period before treatment; switches on and off and a
+non-binary treatment against a by-hand loop over switchers (the paper's definitions);
+normalised effects and the average total effect; invariants; errors. Parity with the
+authors' port of did_multiplegt_dyn: tests/parity/test_dcdh_multiplegt.py."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import diff_diff as dd
+from diff_diff.datasets import example_panel
+
+KW = dict(outcome="y", unit="unit", time="time", treatment="d")
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return example_panel()
+
+
+def switching_panel(seed=0, n=120, T=7, levels=(0, 1)):
+    """Groups start at a level and switch once (up or down) or never."""
+    rng = np.random.default_rng(seed)
+    start = rng.choice(levels, n)
+    switch_at = rng.choice(np.arange(2, T + 2), n)  # T + 1: never
+    new = np.array([rng.choice([v for v in levels if v != s]) for s in start])
+    rows = []
+    for g in range(n):
+        alpha = rng.normal()
+        for t in range(1, T + 1):
+            d = new[g] if t >= switch_at[g] else start[g]
+            exposure = max(0, t - switch_at[g] + 1)
+            y = alpha + 0.3 * t + (d - start[g]) * (1 + 0.2 * exposure) + rng.normal()
+            rows.append((g, t, float(d), y))
+    return pd.DataFrame(rows, columns=["unit", "time", "d", "y"])
+
+
+def by_hand(data, l, placebo=False, doses=False):
+    """DID_l (or placebo l) from the definitions, one switcher at a time."""
+    Y = data.pivot(index="unit", columns="time", values="y").to_numpy()
+    D = data.pivot(index="unit", columns="time", values="d").to_numpy()
+    n, T = Y.shape
+    F = np.array([next((t for t in range(T) if D[g, t] != D[g, 0]), T) for g in range(n)])
+    terms, level, cumulated = [], [], []
+    for g in range(n):
+        if F[g] == T:
+            continue
+        end, ref = F[g] - 1 + l, F[g] - 1
+        start = F[g] - 1 - l
+        same = [h for h in range(n) if D[h, 0] == D[g, 0]]
+        if end > max(F[h] for h in same) - 1 or end > T - 1 or (placebo and start < 0):
+            continue
+        controls = [h for h in same if F[h] > end]
+        a = start if placebo else end
+        change = Y[g, a] - Y[g, ref] - np.mean([Y[h, a] - Y[h, ref] for h in controls])
+        terms.append(np.sign(D[g, F[g]] - D[g, 0]) * change)
+        level.append(abs(D[g, end] - D[g, 0]))
+        cumulated.append(np.abs(D[g, F[g]:end + 1] - D[g, 0]).sum())
+    if doses:
+        return np.mean(terms), len(terms), np.mean(level), np.mean(cumulated)
+    return np.mean(terms), len(terms)
+
+
+def test_binary_absorbing_is_the_not_yet_treated_event_study(panel):
+    res = dd.DCDH().fit(panel, L_max=3, **KW)
+    cs = dd.CallawaySantAnna(control_group="not_yet_treated", base_period="universal").fit(
+        panel, outcome="y", unit="unit", time="time", first_treat="first_treat")
+    es = cs.event_study_effects.set_index("event_time")["estimate"]
+    ours = res.event_study_effects.set_index("event_time")["estimate"]
+    for l in (1, 2, 3):
+        assert ours[l] == pytest.approx(es[l - 1], abs=1e-12)
+    assert ours[-1] == pytest.approx(es[-2], abs=1e-12)
+    assert res.att == pytest.approx(es[0], abs=1e-12)
+
+
+@pytest.mark.parametrize("levels", [(0, 1), (0, 1, 2, 3)])
+def test_switches_both_ways_match_the_definitions(levels):
+    data = switching_panel(levels=levels)
+    res = dd.DCDH().fit(data, L_max=3, **KW)
+    table = res.event_study_effects.set_index("event_time")
+    for l in (1, 2, 3):
+        value, count = by_hand(data, l)
+        assert table.loc[l, "estimate"] == pytest.approx(value, abs=1e-12)
+        assert table.loc[l, "n_switchers"] == count
+    for l in res.placebo_event_study["event_time"].abs():
+        value, count = by_hand(data, l, placebo=True)
+        assert table.loc[-l, "estimate"] == pytest.approx(value, abs=1e-12)
+
+
+def test_normalised_and_average_total_effect():
+    """Normalised: DID_l over the switchers' mean cumulated |D - D_1|; the average total
+    effect: sum_l N_l DID_l over sum_l N_l mean |D_{F-1+l} - D_1| (per unit of treatment)."""
+    data = switching_panel(levels=(0, 1, 2, 3), seed=2)
+    res = dd.DCDH().fit(data, L_max=2, **KW)
+    norm = res.normalized_effects.set_index("event_time")
+    num = den = 0.0
+    for l in (1, 2):
+        value, count, level, cumulated = by_hand(data, l, doses=True)
+        assert norm.loc[l, "dose"] == pytest.approx(cumulated, rel=1e-12)
+        assert norm.loc[l, "estimate"] == pytest.approx(value / cumulated, rel=1e-12)
+        num += count * value
+        den += count * level
+    ate = res.average_total_effect
+    assert ate["estimate"].iloc[0] == pytest.approx(num / den, rel=1e-12)
+    # its standard error includes the covariance between horizons: the variance of the
+    # combination of the horizons' influence values, not a sum of variances
+    effects = res.event_study_effects.set_index("event_time").loc[[1, 2]]
+    independent = np.sqrt(((effects["n_switchers"] * effects["se"]) ** 2).sum()) / den
+    assert abs(ate["se"].iloc[0] / independent - 1) > 0.05
+
+
+def test_invariants_and_errors(panel):
+    before = panel.copy()
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    a = dd.DCDH().fit(panel, L_max=2, survey_design=design, **KW)
+    pd.testing.assert_frame_equal(panel, before)
+    b = dd.DCDH().fit(panel.assign(weight=panel["weight"] * 3).sample(frac=1, random_state=1),
+                      L_max=2, survey_design=design, **KW)
+    np.testing.assert_allclose(a.event_study_effects["estimate"],
+                               b.event_study_effects["estimate"], atol=1e-12)
+    np.testing.assert_allclose(a.event_study_effects["se"], b.event_study_effects["se"],
+                               rtol=1e-10)
+    with pytest.raises(ValueError, match="balanced"):
+        dd.DCDH().fit(panel.iloc[1:], **KW)
+    with pytest.raises(ValueError, match="L_max"):
+        dd.DCDH().fit(panel, L_max=0, **KW)
+    with pytest.raises(ValueError, match="no group switches"):
+        dd.DCDH().fit(panel.assign(d=0.0), **KW)
+
+
+def test_groups_going_both_above_and_below_are_dropped():
+    data = switching_panel(levels=(0, 1, 2), seed=4)
+    wobbly = data["unit"].isin([0, 1])
+    # groups 0 and 1 start at 1, go to 2 then to 0
+    data.loc[wobbly, "d"] = np.where(data.loc[wobbly, "time"] < 3, 1.0,
+                                     np.where(data.loc[wobbly, "time"] < 5, 2.0, 0.0))
+    with pytest.warns(UserWarning, match="dropped 2 group"):
+        res = dd.DCDH().fit(data, **KW)
+    kept = dd.DCDH().fit(data[~wobbly], **KW)
+    assert res.att == pytest.approx(kept.att, abs=1e-12)
+    both = dd.DCDH(drop_larger_lower=False).fit(data, **KW)  # kept when asked
+    assert both.n_groups == kept.n_groups + 2
