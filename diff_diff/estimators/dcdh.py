@@ -11,7 +11,7 @@ import pandas as pd
 from .._grouping import label_codes
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
-from ..results.dcdh import DCDHResults
+from ..results.dcdh import ChaisemartinDHaultfoeuilleResults
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
 from .panel import check_constant_within_unit, numeric, require_columns
 from .registry import register
@@ -63,14 +63,16 @@ class ChaisemartinDHaultfoeuille(Estimator):
     _checks = {**INFERENCE_CHECKS,
                "placebo": (lambda v: isinstance(v, bool), "True or False"),
                "drop_larger_lower": (lambda v: isinstance(v, bool), "True or False")}
-    _results_class = DCDHResults
+    _results_class = ChaisemartinDHaultfoeuilleResults
 
     def __init__(self, alpha=0.05, cluster=None, n_bootstrap=0, bootstrap_weights="rademacher",
                  seed=None, cband=True, placebo=True, drop_larger_lower=True):
         self._store(locals())
 
-    def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, treatment: str,
-            L_max: int | None = None, survey_design=None) -> DCDHResults:
+    def fit(self, data: pd.DataFrame, outcome: str, unit: str | None = None,
+            time: str | None = None, treatment: str | None = None, L_max: int | None = None,
+            survey_design=None, group: str | None = None
+            ) -> ChaisemartinDHaultfoeuilleResults:
         """Estimate ``DID_1 .. DID_L_max`` (default ``L_max=1``), the placebos, the
         normalised effects and the average total effect.
 
@@ -84,7 +86,17 @@ class ChaisemartinDHaultfoeuille(Estimator):
             Number of dynamic effects.
         survey_design : SurveyDesign, optional
             Columns constant within group.
+        group : str, optional
+            diff-diff 3.x name of ``unit`` (a ``FutureWarning``).
         """
+        if group is not None:
+            if unit is not None:
+                raise ValueError("give unit= or its 3.x name group=, not both")
+            warn_user("ChaisemartinDHaultfoeuille: fit(group=...) is the 3.x name of unit=",
+                      FutureWarning)
+            unit = group
+        if unit is None or time is None or treatment is None:
+            raise ValueError("ChaisemartinDHaultfoeuille.fit needs unit, time and treatment")
         if L_max is not None and not is_int(L_max, 1):
             raise ValueError(f"L_max must be an integer >= 1, got {L_max!r}")
         return self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,

@@ -9,7 +9,7 @@ from .base import EventStudyResultsBase
 from .table import effects_table, tidy
 
 
-class DCDHResults(EventStudyResultsBase):
+class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
     """Dynamic effects of switching treatments.
 
     The headline (``att``, ``se``, ...) is ``DID_1`` (with a binary absorbing treatment

@@ -141,3 +141,13 @@ def test_groups_going_both_above_and_below_are_dropped():
     assert res.att == pytest.approx(kept.att, abs=1e-12)
     both = dd.DCDH(drop_larger_lower=False).fit(data, **KW)  # kept when asked
     assert both.n_groups == kept.n_groups + 2
+
+
+def test_3x_group_keyword(panel):
+    with pytest.warns(FutureWarning, match="group"):
+        old = dd.ChaisemartinDHaultfoeuille().fit(panel, outcome="y", group="unit", time="time",
+                                                  treatment="d")
+    assert old.att == dd.DCDH().fit(panel, **KW).att
+    assert type(old).__name__ == "ChaisemartinDHaultfoeuilleResults"
+    with pytest.raises(ValueError, match="not both"):
+        dd.DCDH().fit(panel, group="unit", **KW)
