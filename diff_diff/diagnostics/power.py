@@ -246,9 +246,10 @@ class SurveyPowerConfig:
     Units are spread evenly over ``n_strata`` strata of ``psu_per_stratum`` PSUs
     (``fpc_per_stratum`` PSUs in the population of each stratum); treatment is
     assigned to whole PSUs (as policies reach whole areas). The outcome gets a PSU
-    effect (sd ``psu_re_sd``, or the one giving intra-PSU correlation ``icc`` of the
-    unit-level outcome) and a PSU x period shock (sd ``psu_period_factor *
-    psu_re_sd``), which parallel trends across PSUs must average out. Weights vary
+    effect (sd ``psu_re_sd``) and a PSU x period shock (sd ``psu_period_factor`` times
+    that), which parallel trends across PSUs must average out; with ``icc`` the PSU
+    effect's sd is the one making ``icc`` the within-period correlation of two units'
+    outcomes in a PSU (unit effects have variance 1, noise ``sigma ** 2``). Weights vary
     across strata and, within stratum, log-normally with coefficient of variation
     ``weight_cv`` (or ``weight_variation``: none 0, low 0.2, moderate 0.5, high 1).
     ``informative_sampling``: units with larger unit effects get larger weights.
@@ -331,8 +332,11 @@ def simulate_panel(n_units: int = 100, n_periods: int = 4, treatment_effect: flo
         n_psu = int(cfg.n_strata) * int(cfg.psu_per_stratum)
         psu = unit % n_psu
         stratum = psu // int(cfg.psu_per_stratum)
-        re_sd = (math.sqrt(cfg.icc / (1 - cfg.icc)) * sigma if cfg.icc is not None
-                 else cfg.psu_re_sd)
+        # icc: within-period correlation of two units of a PSU; the PSU effect and the
+        # PSU x period shock are shared, the unit effect (variance 1) and noise are not
+        re_sd = (math.sqrt(cfg.icc * (1 + sigma ** 2)
+                           / ((1 - cfg.icc) * (1 + cfg.psu_period_factor ** 2)))
+                 if cfg.icc is not None else cfg.psu_re_sd)
         alpha_u = alpha_u + rng.normal(scale=re_sd, size=n_psu)[psu]
         shocks = rng.normal(scale=cfg.psu_period_factor * re_sd, size=(n_psu, T))[psu]
         cv = cfg.weight_cv if cfg.weight_cv is not None else _WEIGHT_CV[cfg.weight_variation]
