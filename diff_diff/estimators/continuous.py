@@ -89,9 +89,9 @@ class ContinuousDiD(Estimator):
         data : DataFrame
             Balanced panel; not modified.
         outcome, unit, time, first_treat, dose : str
-            Columns; ``first_treat`` 0 (or inf) for never treated; ``dose`` each treated
-            unit's dose (its value in the first treated period is used; controls' doses
-            are ignored).
+            Columns; ``first_treat`` 0 (or inf) for never treated, else one of the
+            periods; ``dose`` each treated unit's dose (its value in the first treated
+            period is used; controls' values are not used but must be numbers).
         survey_design : SurveyDesign, optional
         aggregate : {None, "dose", "event_study", "eventstudy"}
             Accepted for 3.x calls; everything is always computed (the event studies are
@@ -124,6 +124,11 @@ class ContinuousDiD(Estimator):
         first[codes[::-1]] = np.arange(len(data))[::-1]
         G = g[first]
         G = np.where((G == 0) | ~np.isfinite(G) | (G > periods[-1]), 0.0, G)
+        off = (G > 0) & ~np.isin(G, periods)
+        if off.any():
+            raise ValueError(f"ContinuousDiD: {c['first_treat']!r} values "
+                             f"{sorted(set(G[off].tolist()))[:5]} are not periods of "
+                             f"{c['time']!r}")
         gpos = np.where(G > 0, np.searchsorted(periods, G), 0)  # cohort as a period position
         early = (G > 0) & (gpos == 0)
         keep = ~early
@@ -179,6 +184,27 @@ class ContinuousProblem:
         self.cells = cells
         self.event_times = None  # set by the first (full-sample) estimate
 
+    def _event(self, row):
+        """Event time in the time column's units (as CallawaySantAnna labels it)."""
+        return float(self.periods[row["t"]] - self.periods[row["g"]])
+
+    def _warn(self, cells, dropped):
+        if dropped:
+            warn_user(f"ContinuousDiD: {len(dropped)} post-treatment cell(s) have too few "
+                      "distinct doses for the spline (cohort(s) "
+                      f"{sorted({_plain(self.periods[g]) for g, _ in dropped})}); ACRT and the "
+                      "dose-response curves average the other cells (ATT_glob uses all)")
+        # material extrapolation only: beyond a cohort's doses by over 10% of the grid's
+        # span (sampling alone leaves each cohort's range a little short of the grid's)
+        slack = 0.1 * (self.grid.max() - self.grid.min())
+        outside = sorted({_plain(self.periods[r["g"]]) for r in cells if r["ok"]
+                          and r["t"] >= r["g"] and (self.grid.min() < r["lo"] - slack
+                                                    or self.grid.max() > r["hi"] + slack)})
+        if outside:
+            warn_user("ContinuousDiD: the dose grid reaches well beyond the doses of "
+                      f"cohort(s) {outside}; their curves are extrapolated there (a dose grid "
+                      "within every cohort's dose range avoids it, see dvals=)")
+
     # ------------------------------------------------------------------ pieces
     def _basis(self, x, lo, hi, derivative=False):
         from .._lazy import interpolate
@@ -206,6 +232,7 @@ class ContinuousProblem:
         """``theta`` = [ATT^glob, ACRT^glob, ATT(d) on the grid, ACRT(d) on the grid, then
         the event-study effects when asked], psi (units x theta, sum scale), info."""
         Y, gpos, dose = self.Y, self.gpos, self.dose
+        first_call = self.event_times is None
         n = Y.shape[0]
         w = np.asarray(weights, float)
         W = w.sum()
@@ -229,9 +256,11 @@ class ContinuousProblem:
             psi_att = wt * (dy - m_t) / wt.sum() - psi_mc
             lo, hi = dose[treated].min(), dose[treated].max()
             X = self._basis(dose[treated], lo, hi)
-            fitted_ok = (np.unique(dose[treated]).size >= X.shape[1]
-                         and np.linalg.matrix_rank(X) == X.shape[1])
-            row = {"g": g, "t": t, "att": att, "psi_att": psi_att, "ok": fitted_ok}
+            positive = wt[treated] > 0  # replicate refits may leave units out
+            fitted_ok = (np.unique(dose[treated][positive]).size >= X.shape[1]
+                         and np.linalg.matrix_rank(X[positive]) == X.shape[1])
+            row = {"g": g, "t": t, "att": att, "psi_att": psi_att, "ok": fitted_ok, "lo": lo,
+                   "hi": hi}
             if fitted_ok:
                 xw = X * wt[treated][:, None]
                 bread = np.linalg.inv(X.T @ xw)
@@ -257,12 +286,15 @@ class ContinuousProblem:
         cohorts = sorted({r["g"] for r in cell_rows})
         p = {g: (w * (gpos == g)).sum() / W for g in cohorts}
         psi_p = {g: w * ((gpos == g) - p[g]) / W for g in cohorts}
-        S = sum(p.values())
-        psi_S = sum(psi_p.values())
         post = [r for r in cell_rows if r["t"] >= r["g"]]
-        K = {g: sum(1 for r in post if r["g"] == g) for g in cohorts}
 
         def combine(rows, key, value_shape):
+            """Cohort shares among the cohorts of ``rows``, split equally over each
+            cohort's cells in ``rows`` (weights summing to one)."""
+            members = sorted({r["g"] for r in rows})
+            S = sum(p[g] for g in members)
+            psi_S = sum(psi_p[g] for g in members)
+            K = {g: sum(1 for r in rows if r["g"] == g) for g in members}
             theta = np.zeros(value_shape)
             psi = np.zeros((n,) + value_shape)
             for r in rows:
@@ -290,11 +322,11 @@ class ContinuousProblem:
         events = {}
         for key in ("att", "acrt"):
             rows = [r for r in cell_rows if key in r]
-            events[key] = sorted({r["t"] - r["g"] for r in rows})
+            events[key] = sorted({self._event(r) for r in rows})
             if self.event_times is not None:  # refits keep the full sample's layout
                 events[key] = self.event_times[key]
             for e in events[key]:
-                members = [r for r in rows if r["t"] - r["g"] == e]
+                members = [r for r in rows if self._event(r) == e]
                 if not members:
                     thetas.append(np.array([np.nan]))
                     psis.append(np.zeros((n, 1)))
@@ -309,6 +341,15 @@ class ContinuousProblem:
             self.event_times = events
         theta = np.concatenate(thetas)
         psi = np.column_stack(psis)
+        S = sum(p[g] for g in {r["g"] for r in post})
+        K = {g: sum(1 for r in post if r["g"] == g) for g in cohorts}
         info = {"cells": cell_rows, "dropped": dropped, "events": events,
                 "weights": {(r["g"], r["t"]): p[r["g"]] / S / K[r["g"]] for r in post}}
+        if first_call:  # the full-sample fit (refits stay quiet)
+            self._warn(cell_rows, dropped)
         return theta, psi, info
+
+
+def _plain(value):
+    value = value.item() if isinstance(value, np.generic) else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value

@@ -24,12 +24,13 @@ class ContinuousDiDResults(EventStudyResultsBase):
         ``dose``, then the tidy columns (and ``cband_low``/``cband_high`` with a
         bootstrap and ``cband=True``) of ``ATT(d)`` and ``ACRT(d)`` on the dose grid.
     event_study_effects, event_study_slopes : DataFrame
-        ``event_time`` (periods since treatment; negative: placebo cells with base period
-        ``t - 1``), then the tidy columns of ``ATT(g, t)`` and ``ACRT(g, t)`` averaged
-        with cohort-share weights.
+        ``event_time`` (``t - g`` in the time column's units, as CallawaySantAnna;
+        negative: placebo cells with base period ``t - 1``), then the tidy columns of
+        ``ATT(g, t)`` and ``ACRT(g, t)`` averaged with cohort-share weights.
     group_time_effects : DataFrame
         ``group``, ``time``, ``att``, ``acrt`` of every cell and ``weight`` (the cell's
-        weight in the averages; 0 before treatment).
+        weight in ``ATT_glob``; 0 before treatment; ACRT and the curves renormalise over
+        the cells with a curve).
     dose_grid : ndarray
     groups, time_periods : list
     n_obs, n_units, n_treated_units, n_control_units : int

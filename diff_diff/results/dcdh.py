@@ -50,6 +50,7 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
                         theta[L:L + P], se[L:L + P], self.df, self.alpha)
         placebos["n_switchers"] = info["n_placebo"]
         self._events = pd.concat([placebos.iloc[::-1], effects], ignore_index=True)
+        self._events["n_switchers"] = self._events["n_switchers"].astype(int)
         norm_effects = tidy({"event_time": np.array(problem.effects)},
                             theta[L + P:2 * L + P], se[L + P:2 * L + P], self.df,
                             self.alpha).assign(dose=info["dose"])
@@ -102,6 +103,7 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
                 ("Effects / placebos", f"{self.L_max} / {n_placebos}")]
 
     def _tables(self) -> list:
-        return [("Average total effect per unit of treatment", self._ate, ["term"]),
+        return [("DID_1 (the headline) and the average total effect per unit of treatment",
+                 pd.concat([self._overall_table(), self._ate], ignore_index=True), ["term"]),
                 ("Effects by periods since the first switch (placebos < 0)", self._events,
                  ["event_time"])]

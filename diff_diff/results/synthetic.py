@@ -184,8 +184,9 @@ class SyntheticDiDResults(ResultsBase):
         return pd.DataFrame(rows)
 
     def get_loo_effects_df(self) -> pd.DataFrame:
-        """The estimate leaving out one unit at a time with the weights fixed (the
-        jackknife's replicates, R's algorithm 3): ``unit``, ``role`` (control / treated),
+        """The estimate leaving out one unit at a time with the weights fixed (R's
+        algorithm 3; the jackknife's replicates when it leaves out units, not under a
+        PSU or cluster design, which leaves out PSUs): ``unit``, ``role`` (control / treated),
         ``att_loo`` and ``change`` (``att_loo - att``), largest change first. NaN where the
         estimate is undefined without the unit (the only weighted control, the only treated
         unit)."""
@@ -215,7 +216,7 @@ class SyntheticDiDResults(ResultsBase):
     def get_weight_concentration(self, top_k: int = 5) -> dict:
         """``effective_n`` (``1 / sum(omega^2)``), ``herfindahl`` (``sum(omega^2)``),
         ``top_k_share`` (the ``top_k`` largest weights' sum) and ``top_k`` used."""
-        if not isinstance(top_k, (int, np.integer)) or top_k < 0:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0, got {top_k!r}")
         omega = np.sort(self._fit.omega)[::-1]
         k = int(min(top_k, omega.size))

@@ -102,11 +102,42 @@ def test_event_studies_and_tables(panel):
     assert old.overall_acrt == plain.acrt and old.overall_att_se == plain.se
 
 
-def test_custom_grid_and_cells_without_a_curve(panel):
+def test_custom_grid_warns_when_it_extrapolates(panel):
     grid = [0.5, 1.0, 1.5]
-    res = dd.ContinuousDiD(degree=1, dvals=grid).fit(panel, **KW)
+    with pytest.warns(UserWarning, match="extrapolated"):
+        res = dd.ContinuousDiD(degree=1, dvals=grid).fit(panel, **KW)
     np.testing.assert_array_equal(res.dose_grid, grid)
     assert len(res.dose_response_acrt) == 3
+
+
+def test_cells_without_a_curve_leave_the_other_cells_weights_summing_to_one(panel):
+    """A cohort of two units cannot fit a cubic: ACRT and the curves are those of the other
+    cohorts (their weights renormalised), with a warning; ATT_glob keeps every cohort."""
+    keep = panel["first_treat"] != 5
+    small = panel[panel["unit"].isin(panel.loc[panel["first_treat"] == 5, "unit"].unique()[:2])]
+    data = pd.concat([panel[keep], small])
+    with pytest.warns(UserWarning, match="too few distinct doses"):
+        res = dd.ContinuousDiD(degree=3).fit(data, **KW)
+    without = dd.ContinuousDiD(degree=3).fit(panel[keep], **KW)
+    assert res.acrt == pytest.approx(without.acrt, rel=1e-10)
+    np.testing.assert_allclose(res.dose_response_att["estimate"],
+                               without.dose_response_att["estimate"], rtol=1e-10)
+    assert res.att != pytest.approx(without.att, rel=1e-6)
+
+
+def test_event_time_is_in_the_time_columns_units(panel):
+    """Periods 2000, 2002, ...: event times -6 .. 6 in years, as CallawaySantAnna's."""
+    data = panel.assign(time=1998 + 2 * panel["time"],
+                        first_treat=np.where(panel["first_treat"] > 0,
+                                             1998 + 2 * panel["first_treat"], 0))
+    res = dd.ContinuousDiD(degree=1).fit(data, **KW)
+    cs = dd.CallawaySantAnna(base_period="varying").fit(
+        data, outcome="y", unit="unit", time="time", first_treat="first_treat")
+    assert res.event_study_effects["event_time"].tolist() == \
+        cs.event_study_effects["event_time"].tolist() == [-6, -4, -2, 0, 2, 4, 6]
+    with pytest.raises(ValueError, match="not periods"):
+        dd.ContinuousDiD(degree=1).fit(data.assign(first_treat=np.where(
+            data["first_treat"] == 2004, 2003, data["first_treat"])), **KW)
 
 
 def test_errors(panel):
