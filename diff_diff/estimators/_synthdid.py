@@ -56,48 +56,71 @@ def fw_batch(A, b, zeta, start, min_decrease, max_iter, rows_on=None, cols_on=No
     zeta = np.broadcast_to(np.asarray(zeta, float), (A.shape[0],)).copy()
     min_decrease = np.broadcast_to(np.asarray(min_decrease, float), (A.shape[0],))
     eta = n * zeta ** 2
-    gram = np.einsum("bni,bnj->bij", A, A)
+    gram = np.matmul(A.transpose(0, 2, 1), A)
     c = np.einsum("bni,bn->bi", A, b)
     bb = np.einsum("bn,bn->b", b, b)
     x = np.array(start, dtype=float, copy=True)
+    out = x.copy()
+    # the working set: the problems still iterating (compacted when some stop, so an
+    # iteration touches no finished problem and copies nothing; the Gram matrices stay)
+    ids = np.arange(A.shape[0])
     gx = np.einsum("bij,bj->bi", gram, x)
     xx, xgx, xc = (x * x).sum(1), (x * gx).sum(1), (x * c).sum(1)
-    rows = np.arange(A.shape[0])
-    previous = np.full(A.shape[0], np.inf)
-    current = np.full(A.shape[0], np.inf)
-    iterations = np.zeros(A.shape[0], dtype=np.int64)
-    active = np.ones(A.shape[0], dtype=bool)
-    while True:
-        with np.errstate(invalid="ignore"):  # inf - inf before the second iteration
-            decreasing = previous - current > min_decrease ** 2
-        active &= (iterations < max_iter) & ((iterations < 2) | decreasing)
-        if not active.any():
+    # half the gradient, kept up to date: after x <- (1 - s) x + s e_i it is
+    # (1 - s) h + s (G[:, i] - c) + eta s e_i (one pass per iteration)
+    hg = gx - c + eta[:, None] * x
+    cw, bw, nw, ew, zw = c, bb, n, eta, zeta
+    md2 = min_decrease ** 2
+    on_cols = cols_on
+    previous = np.full(ids.size, np.inf)
+    current = np.full(ids.size, np.inf)
+    iterations = 0
+    while ids.size:
+        if iterations >= max_iter:
             break
-        on = rows[active]
-        xo, go, eo = x[on], gx[on], eta[on]
-        half_grad = go - c[on] + eo[:, None] * xo
-        if cols_on is not None:  # columns left out are never chosen (their weight stays 0)
-            i = np.argmin(np.where(cols_on[on], half_grad, np.inf), axis=1)
+        if iterations >= 2:
+            going = previous - current > md2
+            if not going.all():
+                out[ids[~going]] = x[~going]
+                ids = ids[going]
+                x, hg, xx, xgx, xc = x[going], hg[going], xx[going], xgx[going], xc[going]
+                cw, bw, nw, ew, zw = cw[going], bw[going], nw[going], ew[going], zw[going]
+                md2, current = md2[going], current[going]
+                if on_cols is not None:
+                    on_cols = on_cols[going]
+                if not ids.size:
+                    break
+        m = np.arange(ids.size)
+        if on_cols is not None:  # columns left out are never chosen (their weight stays 0)
+            i = np.argmin(np.where(on_cols, hg, np.inf), axis=1)
         else:
-            i = np.argmin(half_grad, axis=1)
-        g_ii = gram[on, i, i]
-        x_i, gx_i = xo[np.arange(on.size), i], go[np.arange(on.size), i]
-        num = half_grad[np.arange(on.size), i] - (half_grad * xo).sum(1)
-        den = (g_ii - 2 * gx_i + xgx[on]) + eo * (1 - 2 * x_i + xx[on])
+            i = np.argmin(hg, axis=1)
+        g_ii = gram[ids, i, i]
+        x_i, c_i = x[m, i], cw[m, i]
+        gx_i = hg[m, i] + c_i - ew * x_i
+        # h . x = x'Gx - x'c + eta x'x
+        num = hg[m, i] - (xgx - xc + ew * xx)
+        den = (g_ii - 2 * gx_i + xgx) + ew * (1 - 2 * x_i + xx)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(den > 0, -num / den, 0.0)
         step = np.clip(step, 0.0, 1.0)
         keep = 1.0 - step
-        xo = xo * keep[:, None]
-        xo[np.arange(on.size), i] += step
-        x[on] = xo
-        gx[on] = go * keep[:, None] + step[:, None] * gram[on, :, i]
-        xx[on] = keep ** 2 * xx[on] + 2 * step * keep * x_i + step ** 2
-        xgx[on] = keep ** 2 * xgx[on] + 2 * step * keep * gx_i + step ** 2 * g_ii
-        xc[on] = keep * xc[on] + step * c[on, i]
-        previous[on] = current[on]
-        current[on] = zeta[on] ** 2 * xx[on] + (xgx[on] - 2 * xc[on] + bb[on]) / n[on]
-        iterations[on] += 1
+        x *= keep[:, None]
+        x[m, i] += step
+        column = gram[ids, :, i]
+        column -= cw
+        column *= step[:, None]
+        hg *= keep[:, None]
+        hg += column
+        hg[m, i] += ew * step
+        xx = keep ** 2 * xx + 2 * step * keep * x_i + step ** 2
+        xgx = keep ** 2 * xgx + 2 * step * keep * gx_i + step ** 2 * g_ii
+        xc = keep * xc + step * c_i
+        previous = current
+        current = zw ** 2 * xx + (xgx - 2 * xc + bw) / nw
+        iterations += 1
+    out[ids] = x
+    x = out
     return x
 
 
