@@ -197,6 +197,8 @@ class DCDHProblem:
                 if ok.any():
                     placebos.append(l)
         self.effects, self.placebos = effects, placebos
+        first = sw & (F <= np.minimum(last, T - 1))  # switchers with an effect at l = 1
+        self.directions = tuple(s for s in (1.0, -1.0) if (first & (self.sign == s)).any())
         if len(effects) < L_max:
             warn_user(f"ChaisemartinDHaultfoeuille: only {len(effects)} effect(s) can be "
                       f"estimated (asked for L_max={L_max}): no switcher has a control group "
@@ -206,7 +208,7 @@ class DCDHProblem:
         """The estimates alone (replicate refits)."""
         return self.estimate(weights)[0]
 
-    def _horizon(self, l, w, placebo=False):
+    def _horizon(self, l, w, placebo=False, directions=(1.0, -1.0)):
         """Effect (or placebo) ``l``: ``(estimate, psi, n_switchers, total weight, dose,
         cumulated dose)``; ``psi`` the cohort-recentred influence values of
         ``did_multiplegt_dyn`` (sum scale), the estimate the sum of the plain ones."""
@@ -228,7 +230,7 @@ class DCDHProblem:
                     continue
                 dc = change[controls]
                 m_c = wc @ dc / wc.sum()
-                for s in (1.0, -1.0):
+                for s in directions:
                     movers = eligible & same & (F - 1 + l == t) & (self.sign == s)
                     if not movers.any():
                         continue
@@ -284,7 +286,8 @@ class DCDHProblem:
 
     def estimate(self, weights):
         """theta = [DID_1..DID_L, placebos, normalised effects, normalised placebos, average
-        total effect]; psi (groups x theta, sum scale); info (counts and doses)."""
+        total effect, joiners' and leavers' DID_1 (those present)]; psi (groups x theta, sum scale);
+        info (counts and doses)."""
         w = np.asarray(weights, float)
         thetas, psis = [], []
         info = {"n_switchers": [], "n_placebo": [], "dose": [], "placebo_dose": []}
@@ -312,4 +315,11 @@ class DCDHProblem:
         amount = totals @ doses  # sum over switcher cells of w |D - D_1|
         thetas.append(float(totals @ np.array(thetas[:L]) / amount))
         psis.append(np.column_stack(psis[:L]) @ totals / amount)
+        # DID_1 of the joiners and of the leavers (the latter signed as an effect of
+        # treatment, so DID_1 is their switcher-weighted average)
+        for s in self.directions:  # those with switchers in the full sample
+            est, psi, count, *_ = self._horizon(1, w, directions=(s,))
+            thetas.append(est)
+            psis.append(psi)
+            info["n_joiners" if s > 0 else "n_leavers"] = count
         return np.array(thetas, float), np.column_stack(psis), info

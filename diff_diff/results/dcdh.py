@@ -27,6 +27,10 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
     average_total_effect : DataFrame
         One row: the effects' switcher-weighted sum over the doses' (per unit of
         treatment); its standard error includes the covariances between horizons.
+    joiners_leavers : DataFrame
+        DID_1 of the joiners and of the leavers (3.x fields ``joiners_att``, ``joiners_se``,
+        ``joiners_t_stat``, ``joiners_p_value``, ``joiners_conf_int``, the same for
+        ``leavers_``, and ``joiners_available`` / ``leavers_available``).
     n_groups, n_switchers, n_obs : int
     survey_metadata : SurveyMetadata or None
     """
@@ -34,7 +38,8 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
     _title = "de Chaisemartin & D'Haultfoeuille event-study DiD"
     _headline_term = "DID_1"
     _levels = {"overall": "_overall_table", "event_study": "_event_table",
-               "normalized": "_normalized_table", "average_total_effect": "_ate_table"}
+               "normalized": "_normalized_table", "average_total_effect": "_ate_table",
+               "joiners_leavers": "_directions_table"}
 
     def _setup(self, estimator, fitted) -> None:
         problem, inference = fitted.problem, self._inference
@@ -59,8 +64,19 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
                              self.df, self.alpha).assign(dose=info["placebo_dose"])
         self._normalized = pd.concat([norm_placebos.iloc[::-1], norm_effects],
                                      ignore_index=True)
-        self._ate = tidy({"term": ["average_total_effect"]}, theta[-1:], se[-1:], self.df,
-                         self.alpha)
+        k = len(problem.directions)
+        at = theta.size - k - 1
+        self._ate = tidy({"term": ["average_total_effect"]}, theta[at:at + 1],
+                         se[at:at + 1], self.df, self.alpha)
+        est, err = np.full(2, np.nan), np.full(2, np.nan)
+        for j, s in enumerate(problem.directions):
+            slot = 0 if s > 0 else 1
+            est[slot], err[slot] = theta[at + 1 + j], se[at + 1 + j]
+        self._directions = tidy({"term": ["joiners", "leavers"]}, est, err, self.df,
+                                self.alpha)
+        self._directions["n_switchers"] = [info.get("n_joiners", 0), info.get("n_leavers", 0)]
+        self.joiners_available = 1.0 in problem.directions
+        self.leavers_available = -1.0 in problem.directions
         self._headline = effects.iloc[0].to_dict()
         self.n_groups = int(problem.Y.shape[0])
         self.n_obs = int(problem.Y.size)
@@ -80,6 +96,29 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
         return self._ate.copy()
 
     @property
+    def joiners_leavers(self) -> pd.DataFrame:
+        """DID_1 of the switchers up (joiners) and down (leavers, signed as an effect of
+        treatment), ``n_switchers``; NaN where there are none."""
+        return self._directions.copy()
+
+    def _direction(self, which, field):
+        row = self._directions.iloc[0 if which == "joiners" else 1]
+        if field == "conf_int":
+            return (row["conf_low"], row["conf_high"])
+        return row[field]
+
+    joiners_att = property(lambda self: self._direction("joiners", "estimate"))
+    joiners_se = property(lambda self: self._direction("joiners", "se"))
+    joiners_t_stat = property(lambda self: self._direction("joiners", "t_stat"))
+    joiners_p_value = property(lambda self: self._direction("joiners", "p_value"))
+    joiners_conf_int = property(lambda self: self._direction("joiners", "conf_int"))
+    leavers_att = property(lambda self: self._direction("leavers", "estimate"))
+    leavers_se = property(lambda self: self._direction("leavers", "se"))
+    leavers_t_stat = property(lambda self: self._direction("leavers", "t_stat"))
+    leavers_p_value = property(lambda self: self._direction("leavers", "p_value"))
+    leavers_conf_int = property(lambda self: self._direction("leavers", "conf_int"))
+
+    @property
     def placebo_event_study(self) -> pd.DataFrame:
         """The placebo rows of :attr:`event_study_effects` (3.x name)."""
         return self.event_study_effects.query("event_time < 0").reset_index(drop=True)
@@ -96,6 +135,9 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
 
     def _ate_table(self):
         return self._ate
+
+    def _directions_table(self):
+        return self._directions
 
     def _info(self) -> list:
         n_placebos = int((self._events["event_time"] < 0).sum())

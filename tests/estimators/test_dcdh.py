@@ -151,3 +151,21 @@ def test_3x_group_keyword(panel):
     assert type(old).__name__ == "ChaisemartinDHaultfoeuilleResults"
     with pytest.raises(ValueError, match="not both"):
         dd.DCDH().fit(panel, group="unit", **KW)
+
+
+def test_joiners_and_leavers(panel):
+    """DID_1 is the switcher-weighted average of the joiners' and the leavers' DID_1 (the
+    leavers' signed as an effect of treatment); with a staggered binary treatment there
+    are no leavers."""
+    data = switching_panel()
+    res = dd.DCDH().fit(data, **KW)
+    table = res.joiners_leavers.set_index("term")
+    n = table["n_switchers"]
+    assert n.sum() == res.event_study_effects.set_index("event_time").loc[1, "n_switchers"]
+    assert res.att == pytest.approx((n * table["estimate"]).sum() / n.sum(), abs=1e-12)
+    assert res.leavers_att > 0 and res.joiners_available and res.leavers_available
+    lo, hi = res.leavers_conf_int
+    assert lo < res.leavers_att < hi and res.leavers_se > 0
+    staggered = dd.DCDH().fit(panel, **KW)
+    assert staggered.joiners_att == pytest.approx(staggered.att, abs=1e-12)
+    assert np.isnan(staggered.leavers_att) and not staggered.leavers_available

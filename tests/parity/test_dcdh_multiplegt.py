@@ -77,4 +77,6 @@ def test_influence_values_match(data, sample):
             "Uvar_placebo_2"]
     for j, key in enumerate(keys):
         np.testing.assert_allclose(G * psi[:, j], theirs[key], atol=1e-12)
-    np.testing.assert_allclose(G * psi[:, -1], theirs["Uvar_ate"], atol=1e-12)
+    # layout: effects, placebos, their normalised versions, the ATE, joiners, leavers
+    ate = 2 * len(res.event_study_effects)
+    np.testing.assert_allclose(G * psi[:, ate], theirs["Uvar_ate"], atol=1e-12)
