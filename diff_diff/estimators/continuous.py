@@ -8,12 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from .._grouping import label_codes
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..results.continuous import ContinuousDiDResults
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
-from .panel import _first_treat, check_constant_within_unit, numeric
+from .panel import _first_treat, balanced_wide, check_constant_within_unit, numeric
 from .registry import register
 
 CONTROL_GROUPS = ("never_treated", "not_yet_treated")
@@ -107,21 +106,13 @@ class ContinuousDiD(Estimator):
     def _sample(self, data, columns) -> Sample:
         c = columns
         y = numeric(data, c["outcome"], "outcome")
-        t = numeric(data, c["time"], "time")
         d = numeric(data, c["dose"], "dose")
         g = _first_treat(data, c["first_treat"])
-        codes, units = label_codes(data, c["unit"], "unit")
+        codes, units, periods, wide, first = balanced_wide(
+            data, c["unit"], c["time"], {"y": y, "d": d}, "ContinuousDiD")
         check_constant_within_unit(g, codes, units, c["first_treat"])
-        periods = np.unique(t)
-        n, T = len(units), periods.size
-        pos = np.searchsorted(periods, t)
-        if np.bincount(codes * T + pos, minlength=n * T).max() != 1 or len(data) != n * T:
-            raise ValueError("ContinuousDiD: the panel must be balanced (one row per unit and "
-                             "period)")
-        Y = np.empty((n, T))
-        Y[codes, pos] = y
-        first = np.zeros(n, dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(data))[::-1]
+        n = len(units)
+        Y = wide["y"]
         G = g[first]
         G = np.where((G == 0) | ~np.isfinite(G) | (G > periods[-1]), 0.0, G)
         off = (G > 0) & ~np.isin(G, periods)
@@ -135,9 +126,7 @@ class ContinuousDiD(Estimator):
         if early.any():
             warn_user(f"ContinuousDiD: dropped {int(early.sum())} unit(s) treated in the first "
                       "period (no pre-treatment period)")
-        dose_at_start = np.zeros(n)
-        treated_rows = (G[codes] > 0) & (pos == gpos[codes])
-        dose_at_start[codes[treated_rows]] = d[treated_rows]
+        dose_at_start = np.where(G > 0, wide["d"][np.arange(n), gpos], 0.0)
         if ((G > 0) & keep & ~(dose_at_start > 0)).any():
             raise ValueError(f"ContinuousDiD: every treated unit needs a positive dose in its "
                              f"first treated period (column {c['dose']!r})")

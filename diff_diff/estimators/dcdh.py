@@ -13,7 +13,7 @@ from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..results.dcdh import ChaisemartinDHaultfoeuilleResults
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
-from .panel import check_constant_within_unit, numeric, require_columns
+from .panel import balanced_wide, check_constant_within_unit, numeric, require_columns
 from .registry import register
 
 
@@ -107,22 +107,12 @@ class ChaisemartinDHaultfoeuille(Estimator):
         c = columns
         y = numeric(data, c["outcome"], "outcome")
         d = numeric(data, c["treatment"], "treatment")
-        t = numeric(data, c["time"], "time")
-        codes, units = label_codes(data, c["unit"], "unit")
-        periods = np.unique(t)
+        codes, units, periods, wide, first = balanced_wide(
+            data, c["unit"], c["time"], {"y": y, "d": d}, "ChaisemartinDHaultfoeuille")
         n, T = len(units), periods.size
-        pos = np.searchsorted(periods, t)
-        if np.bincount(codes * T + pos, minlength=n * T).max() != 1 or len(data) != n * T:
-            raise ValueError("ChaisemartinDHaultfoeuille: the panel must be balanced (one row "
-                             "per group and period)")
         if T < 2:
             raise ValueError("ChaisemartinDHaultfoeuille: needs at least two periods")
-        Y = np.empty((n, T))
-        D = np.empty((n, T))
-        Y[codes, pos] = y
-        D[codes, pos] = d
-        first = np.zeros(n, dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(data))[::-1]
+        Y, D = wide["y"], wide["d"]
         base = D[:, :1]
         both = ((D > base).any(axis=1) & (D < base).any(axis=1))
         keep = ~both if self.drop_larger_lower else np.ones(n, dtype=bool)

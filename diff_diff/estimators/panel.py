@@ -85,6 +85,27 @@ def check_one_row_per_cell(cell, units, times, name: str) -> None:
             f"{number_label(times[dup % n_t])}; the panel needs one row per unit and period")
 
 
+def balanced_wide(data: pd.DataFrame, unit: str, time: str, values: dict, name: str):
+    """Arrays of one value per row as units x periods matrices of a balanced panel (one
+    row per unit and period, else a clear error): ``(codes, units, periods, wide,
+    first_row)`` with ``codes`` each row's unit, ``wide`` the matrices by key and
+    ``first_row`` a row of each unit."""
+    t = numeric(data, time, "time")
+    codes, units = label_codes(data, unit, "unit")
+    periods = np.unique(t)
+    n, n_t = len(units), periods.size
+    pos = np.searchsorted(periods, t)
+    if np.bincount(codes * n_t + pos, minlength=n * n_t).max() != 1 or len(data) != n * n_t:
+        raise ValueError(f"{name}: the panel must be balanced (one row per unit and period)")
+    wide = {}
+    for key, value in values.items():
+        wide[key] = np.empty((n, n_t))
+        wide[key][codes, pos] = value
+    first_row = np.zeros(n, dtype=np.int64)
+    first_row[codes[::-1]] = np.arange(len(data))[::-1]
+    return codes, units, periods, wide, first_row
+
+
 def _first_treat(data: pd.DataFrame, column: str) -> np.ndarray:
     """First treated period per row: 0 for never treated (0 or inf in the data)."""
     g = numeric(data, column, "first_treat", allow_nan=True, allow_inf=True)
