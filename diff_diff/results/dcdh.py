@@ -19,7 +19,9 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
     ----------
     event_study_effects : DataFrame
         ``event_time`` (``l = 1 .. L``: effects ``l - 1`` periods after the switch are at
-        ``l``; placebos at ``-1, -2, ...``), the tidy columns, ``n_switchers``.
+        ``l``; placebos at ``-1, -2, ...``), the tidy columns, ``n_switchers`` (with the
+        bootstrap and ``cband=True``, ``cband_low``/``cband_high``: a uniform band over
+        the effects).
     normalized_effects : DataFrame
         ``DID_l`` divided by the switchers' average cumulated treatment change ``dose``
         (``sum_{k<l} |D_{F_g+k} - D_g1|``); placebos by the same quantity over their
@@ -48,8 +50,11 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
         se, self.df = var.se, var.df
         L, P = len(problem.effects), len(problem.placebos)
         info = fitted.info
+        crit = None
+        if var.draws is not None and estimator.cband:  # sup-t band over the effects
+            crit = inference.variance(np.eye(theta.size)[:, :L]).crit
         effects = tidy({"event_time": np.array(problem.effects)}, theta[:L], se[:L], self.df,
-                       self.alpha)
+                       self.alpha, crit)
         effects["n_switchers"] = info["n_switchers"]
         placebos = tidy({"event_time": -np.array(problem.placebos, dtype=int)},
                         theta[L:L + P], se[L:L + P], self.df, self.alpha)

@@ -169,3 +169,20 @@ def test_joiners_and_leavers(panel):
     staggered = dd.DCDH().fit(panel, **KW)
     assert staggered.joiners_att == pytest.approx(staggered.att, abs=1e-12)
     assert np.isnan(staggered.leavers_att) and not staggered.leavers_available
+
+
+def test_bootstrap_uniform_band_over_the_effects(panel):
+    res = dd.DCDH(n_bootstrap=199, seed=3).fit(panel, L_max=3, **KW)
+    table = res.event_study_effects.set_index("event_time")
+    effects = table.loc[[1, 2, 3]]
+    assert (effects["cband_low"] < effects["conf_low"]).all()
+    assert (effects["cband_high"] > effects["conf_high"]).all()
+    assert table.loc[[-1, -2], "cband_low"].isna().all()
+    plain = dd.DCDH(n_bootstrap=199, seed=3, cband=False).fit(panel, L_max=3, **KW)
+    assert "cband_low" not in plain.event_study_effects
+
+
+def test_without_placebos(panel):
+    res = dd.DCDH(placebo=False).fit(panel, L_max=2, **KW)
+    assert res.event_study_effects["event_time"].tolist() == [1, 2]
+    assert res.placebo_event_study.empty and len(res.normalized_effects) == 2
