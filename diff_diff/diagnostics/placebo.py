@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .._lazy import stats
+from .._warnings import warn_user
 
 TEST_TYPES = ("fake_timing", "fake_group", "permutation", "leave_one_out")
 
@@ -214,6 +215,15 @@ def _result(test_type, res, alpha, n_obs, **extra):
 
 def _original(data, outcome, treatment, time, post_periods, survey_design, kwargs):
     post = _post_indicator(data, time, post_periods)
+    # periods after the first post period that are not post periods are neither pre nor
+    # post: left out (coding them as pre-treatment would bias the real DiD)
+    first_post = min(np.atleast_1d(post_periods).tolist())
+    between = (data[time] > first_post).to_numpy() & (post == 0).to_numpy()
+    if between.any():
+        left_out = sorted({_plain(p) for p in data.loc[between, time]})
+        warn_user(f"placebo tests: left out the periods {left_out} after the first post "
+                  "period that are not in post_periods")
+        data, post = data.loc[~between], post[~between]
     frame = data.assign(_post=post)
     res = _did(frame, outcome, treatment, "_post", survey_design, kwargs)
     return res, frame

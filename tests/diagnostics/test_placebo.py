@@ -173,16 +173,24 @@ def test_fake_timing_uses_only_periods_before_the_first_post_period(panel):
     with pytest.raises(ValueError, match=r"5 is not a pre-treatment period .*first post "
                                          r"period 4 are \[1, 2, 3\]"):
         dd.placebo_timing_test(panel, "y", "treated", "time", 5, post_periods=[4])
-    res = dd.placebo_timing_test(panel, "y", "treated", "time", 3, post_periods=[4])
+    with pytest.warns(UserWarning, match=r"left out the periods \[5, 6\]"):
+        res = dd.placebo_timing_test(panel, "y", "treated", "time", 3, post_periods=[4])
     pre = panel[panel["time"] < 4]
     ref = did(pre, pre["treated"], (pre["time"] >= 3).astype(int))
     assert res.placebo_effect == pytest.approx(ref.att, abs=1e-13) and res.n_obs == len(pre)
-    out = dd.run_all_placebo_tests(panel, "y", "treated", "time", "unit", post_periods=[4],
-                                   n_permutations=5, seed=0)
+    # the real DiD reported next to it: periods 1-3 against 4 (5 and 6 left out, not "pre")
+    window = panel[panel["time"] <= 4]
+    real = did(window, window["treated"], (window["time"] == 4).astype(int))
+    assert res.original_effect == pytest.approx(real.att, abs=1e-13)
+    with pytest.warns(UserWarning, match="left out"):
+        out = dd.run_all_placebo_tests(panel, "y", "treated", "time", "unit",
+                                       post_periods=[4], n_permutations=5, seed=0)
     assert sorted(k for k in out if k.startswith("fake_timing")) == ["fake_timing_2",
                                                                      "fake_timing_3"]
-    out = dd.run_all_placebo_tests(panel, "y", "treated", "time", "unit", post_periods=[4],
-                                   pre_periods=[1, 3, 5, 6], n_permutations=5, seed=0)
+    with pytest.warns(UserWarning, match="left out"):
+        out = dd.run_all_placebo_tests(panel, "y", "treated", "time", "unit",
+                                       post_periods=[4], pre_periods=[1, 3, 5, 6],
+                                       n_permutations=5, seed=0)
     assert sorted(k for k in out if k.startswith("fake_timing")) == ["fake_timing_3"]
 
 
