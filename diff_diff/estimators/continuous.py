@@ -34,9 +34,9 @@ class ContinuousDiD(Estimator):
     subtracted. Then ``ATT(d)`` is the fitted curve minus that mean, ``ACRT(d)`` its
     derivative, ``ATT^glob`` the cell's binary DiD and ``ACRT^glob`` the derivative
     averaged over the cohort's doses. Post-treatment cells are combined with cohort-share
-    weights split equally over each cohort's post periods (``aggregate="dose"``), or by
-    event time (``"event_study"``, on ``ATT(g, t)``, or on ``ACRT`` with
-    ``target="slope"``).
+    weights split equally over each cohort's post periods (over the cells with a fitted
+    curve for ACRT and the curves), and by event time with cohort shares
+    (``event_study_effects`` of ``ATT(g, t)``, ``event_study_slopes`` of ``ACRT(g, t)``).
 
     Standard errors come from influence functions that include the estimation of the
     spline coefficients, of the average of the derivative over the doses and of the
@@ -218,8 +218,9 @@ class ContinuousProblem:
         return self.estimate(weights)[0]
 
     def estimate(self, weights):
-        """``theta`` = [ATT^glob, ACRT^glob, ATT(d) on the grid, ACRT(d) on the grid, then
-        the event-study effects when asked], psi (units x theta, sum scale), info."""
+        """``theta`` = [ATT^glob, ACRT^glob, ATT(d) on the grid, ACRT(d) on the grid, the
+        event study of ATT(g, t), that of ACRT(g, t)], psi (units x theta, sum scale),
+        info."""
         Y, gpos, dose = self.Y, self.gpos, self.dose
         first_call = self.event_times is None
         n = Y.shape[0]
