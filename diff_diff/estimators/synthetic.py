@@ -64,7 +64,8 @@ class SyntheticDiD(Estimator):
         A column constant within unit: without a survey design, the jackknife leaves
         out, and the bootstrap resamples, whole clusters (as PSUs).
     bootstrap_weights : None
-        Accepted for the shared vocabulary; the bootstrap here resamples units.
+        Accepted for the shared vocabulary; any other value has no effect (a warning):
+        the bootstrap here resamples units.
 
     Examples
     --------
@@ -109,6 +110,9 @@ class SyntheticDiD(Estimator):
             ``pweight`` design with columns constant within unit.
         """
         self._validate()
+        if self.bootstrap_weights is not None:
+            warn_user("SyntheticDiD: bootstrap_weights has no effect (its bootstrap resamples "
+                      "units or PSUs; there are no multiplier weights)")
         if covariates:
             raise ValueError("SyntheticDiD: covariates are not available yet")
         require_columns(data, outcome=outcome, treatment=treatment, unit=unit, time=time,

@@ -229,3 +229,10 @@ def test_leave_one_out_table_gives_the_jackknife(several):
     assert res.se == pytest.approx(math.sqrt((n - 1) / n * ((u - u.mean()) ** 2).sum()),
                                    rel=1e-12)
     assert np.all(np.diff(np.abs(loo["change"])) <= 0)
+
+
+def test_bootstrap_weights_have_no_effect_and_say_so(several):
+    with pytest.warns(UserWarning, match="bootstrap_weights has no effect"):
+        res = dd.SyntheticDiD(variance_method="jackknife", bootstrap_weights="mammen").fit(
+            several, **KW)
+    assert res.se == dd.SyntheticDiD(variance_method="jackknife").fit(several, **KW).se
