@@ -88,6 +88,32 @@ class _Regression(Estimator):
                         expected_collinear=tuple(expected_collinear) + tuple(dummy_names))
         return fit, x, names, frequency, design, meta, codes
 
+    def _cell_fit(self, data, y, cells, names, covariates, time, unit_codes, survey_design):
+        """WLS of ``y`` on one indicator per cell (``cells``: each row's cell, -1 for none)
+        and the covariates, absorbing units and periods; for ``hc2``/``hc3``/``hc2_bm``,
+        whose leverages need them in the design, the periods enter as dummies instead.
+        Returns ``(fit, x, absorb, weights, frequency, design, meta)``."""
+        x = np.zeros((y.size, len(names) + len(covariates)), order="F")
+        inside = np.flatnonzero(cells >= 0)
+        x[inside, cells[inside]] = 1.0
+        for j, c in enumerate(covariates):
+            x[:, len(names) + j] = numeric(data, c, "covariate")
+        time_codes = label_codes(data, time, "time")[0]
+        weights, frequency, design, meta = self._weights(data, survey_design)
+        absorb = [unit_codes, time_codes]
+        extra = []
+        if self.vcov_type in ("hc2", "hc3", "hc2_bm"):
+            n_t = int(time_codes.max()) + 1
+            dummies = np.zeros((y.size, n_t - 1), order="F")
+            later = np.flatnonzero(time_codes > 0)
+            dummies[later, time_codes[later] - 1] = 1.0
+            x = np.column_stack([x, dummies])
+            extra = [f"{time}[{j}]" for j in range(1, n_t)]
+            absorb = [unit_codes]
+        fit = self._wls(y, x, list(names) + list(covariates) + extra, weights, frequency,
+                        absorb, expected_collinear=tuple(extra))
+        return fit, x, absorb, weights, frequency, design, meta
+
     def _wls(self, y, x, names, weights, frequency, absorb, expected_collinear=()):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

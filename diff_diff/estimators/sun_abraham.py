@@ -112,26 +112,8 @@ class SunAbraham(_Regression):
         y = numeric(data, outcome, "outcome")
         cells, labels = _cells(g, t, relative, self.anticipation)
         names = [f"{first_treat}[{_num(gg)}]:e[{_num(e)}]" for gg, e in labels]
-        x = np.zeros((y.size, len(labels) + len(covariates)), order="F")
-        inside = np.flatnonzero(cells >= 0)
-        x[inside, cells[inside]] = 1.0  # one indicator per (cohort, relative period)
-        for j, c in enumerate(covariates):
-            x[:, len(labels) + j] = numeric(data, c, "covariate")
-        time_codes = label_codes(data, time, "time")[0]
-        weights, frequency, design, meta = self._weights(data, survey_design)
-        absorb = [unit_codes, time_codes]
-        extra = []
-        if self.vcov_type in ("hc2", "hc3", "hc2_bm"):
-            # leverages and CR2 need the period effects in the design: absorb units only
-            n_t = int(time_codes.max()) + 1
-            periods = np.zeros((y.size, n_t - 1), order="F")
-            later = np.flatnonzero(time_codes > 0)
-            periods[later, time_codes[later] - 1] = 1.0
-            x = np.column_stack([x, periods])
-            extra = [f"{time}[{j}]" for j in range(1, n_t)]
-            absorb = [unit_codes]
-        fit = self._wls(y, x, names + covariates + extra, weights, frequency, absorb,
-                        expected_collinear=tuple(extra))
+        fit, x, absorb, weights, frequency, design, meta = self._cell_fit(
+            data, y, cells, names, covariates, time, unit_codes, survey_design)
         w = np.ones(y.size) if weights is None else weights
         agg = _aggregation(labels, cells, w, fit.kept[:len(labels)], fit.rank)
         vcov_type = self.vcov_type

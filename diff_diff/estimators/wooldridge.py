@@ -129,32 +129,16 @@ class WooldridgeDiD(_Regression):
         data = data.iloc[rows]
         y = numeric(data, outcome, "outcome")
         cells, labels = self._cells(g, t, periods)
-        x = np.zeros((y.size, len(labels) + len(covariates)), order="F")
-        inside = np.flatnonzero(cells >= 0)
-        x[inside, cells[inside]] = 1.0
-        for j, c in enumerate(covariates):
-            x[:, len(labels) + j] = numeric(data, c, "covariate")
         names = [f"{first_treat}[{_num(a)}]:{time}[{_num(b)}]" for a, b in labels]
-        time_codes = label_codes(data, time, "time")[0]
-        weights, frequency, design, meta = self._weights(data, survey_design)
-        absorb = [unit_codes, time_codes]
-        extra = []
-        if self.vcov_type in ("hc2", "hc3", "hc2_bm"):
-            n_t = int(time_codes.max()) + 1
-            dummies = np.zeros((y.size, n_t - 1), order="F")
-            later = np.flatnonzero(time_codes > 0)
-            dummies[later, time_codes[later] - 1] = 1.0
-            x = np.column_stack([x, dummies])
-            extra = [f"{time}[{j}]" for j in range(1, n_t)]
-            absorb = [unit_codes]
-        fit = self._wls(y, x, names + covariates + extra, weights, frequency, absorb,
-                        expected_collinear=tuple(extra))
+        fit, x, absorb, weights, frequency, design, meta = self._cell_fit(
+            data, y, cells, names, covariates, time, unit_codes, survey_design)
         k = len(labels)
         if not fit.kept[:k].all():
             lost = [lab for lab, kept in zip(names, fit.kept[:k]) if not kept]
             raise ValueError(f"WooldridgeDiD: cell(s) {lost[:5]} are not identified (collinear "
                              "with the fixed effects or covariates)")
         w = np.ones(y.size) if weights is None else weights
+        inside = cells >= 0
         mass = np.bincount(cells[inside], weights=w[inside], minlength=k)
         unit_mass = _cohort_mass(g, unit_codes, w)
         one_way = self.vcov_type in ("classical", "hc2", "hc3") and self.cluster is None
