@@ -8,7 +8,7 @@ import pandas as pd
 from ..inference.intervals import sqrt_diag, standard_error, t_inference
 from . import hooks
 from .base import EventStudyResultsBase, ResultsBase
-from .table import effects_table, tidy
+from .table import effects_table, tidy, with_wild
 
 
 class RegressionResults(ResultsBase):
@@ -88,7 +88,7 @@ class RegressionResults(ResultsBase):
 
     @property
     def _headline(self):
-        return _with_wild(self._row(self._index, self.df), self.wild_bootstrap)
+        return with_wild(self._row(self._index, self.df), self.wild_bootstrap)
 
     _levels = {"coefficients": "_coefficient_table", "overall": "_overall_table"}
 
@@ -166,7 +166,7 @@ class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
             df = var.df if var.contrast_df is None else float(var.contrast_df[q])
             avg = dict(estimate=float(c @ est), se=float(standard_error(c @ var.vcov @ c)), df=df)
         t, p, lo, hi = t_inference(avg["estimate"], avg["se"], avg["df"], self.alpha)
-        self._avg = _with_wild(
+        self._avg = with_wild(
             dict(avg, t_stat=float(t), p_value=float(p), conf_low=float(lo), conf_high=float(hi)),
             wild,
         )
@@ -205,13 +205,6 @@ class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
         """The period effects by event time (the reference period's row is 0)."""
         return effects_table(self.to_dataframe("event_study"), "event_time")
 
-
-def _with_wild(row, wild):
-    """Replace p-value and interval by the wild cluster bootstrap's, when there is one."""
-    if wild is None:
-        return row
-    return dict(row, p_value=wild["p_value"], conf_low=wild["conf_int"][0],
-                conf_high=wild["conf_int"][1])
 
 
 def _df_array(column, default):

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..inference.intervals import sqrt_diag, t_inference
 from .base import EventStudyResultsBase
-from .table import effects_table, integer_labels, tidy
+from .table import effects_table, integer_labels, tidy, with_wild
 
 
 class StackedDiDResults(EventStudyResultsBase):
@@ -68,12 +68,9 @@ class StackedDiDResults(EventStudyResultsBase):
         if rows_df is not None:
             df = float(rows_df[-1])
         t, p, lo, hi = t_inference(est, se, df, self.alpha)
-        head = {"estimate": est, "se": se, "t_stat": float(t), "p_value": float(p),
-                "conf_low": float(lo), "conf_high": float(hi)}
-        if wild is not None:
-            head.update(p_value=wild["p_value"], conf_low=wild["conf_int"][0],
-                        conf_high=wild["conf_int"][1])
-        self._headline = head
+        self._headline = with_wild({"estimate": est, "se": se, "t_stat": float(t),
+                                    "p_value": float(p), "conf_low": float(lo),
+                                    "conf_high": float(hi)}, wild)
         self.df = df
         self.wild_bootstrap = wild
         frame = stacked.reset_index(drop=True).copy()

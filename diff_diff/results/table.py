@@ -93,6 +93,15 @@ def _plain(value):
     return float(value)
 
 
+def with_wild(row: dict, wild) -> dict:
+    """``row`` with the p-value and interval of the wild cluster bootstrap, when there is
+    one (``wild``: its result dict, or None)."""
+    if wild is None:
+        return row
+    return dict(row, p_value=wild["p_value"], conf_low=wild["conf_int"][0],
+                conf_high=wild["conf_int"][1])
+
+
 def effects_table(table: pd.DataFrame, label_column: str) -> EffectsTable:
     """``table`` as an :class:`EffectsTable` keyed by ``label_column``."""
     out = EffectsTable(table)

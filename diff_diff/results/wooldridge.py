@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..inference.intervals import sqrt_diag, t_inference
 from .base import EventStudyResultsBase
-from .table import effects_table, integer_labels, tidy
+from .table import effects_table, integer_labels, tidy, with_wild
 
 KINDS = ("simple", "group", "calendar", "event_study")
 WEIGHTS = ("cell", "cohort_share")
@@ -130,12 +130,9 @@ class WooldridgeDiDResults(EventStudyResultsBase):
         cells["n"] = self._mass
         self._cells = cells
         simple = self._aggregate("simple", "cell")
-        self._headline = simple["overall"]
+        self._headline = with_wild(simple["overall"], wild)
         if contrast_df is not None:
             self.df = simple["df"]
-        if wild is not None:
-            self._headline.update(p_value=wild["p_value"], conf_low=wild["conf_int"][0],
-                                  conf_high=wild["conf_int"][1])
         self.wild_bootstrap = wild
         self._tables_by_kind = {kind: self._aggregate(kind, "cell")["table"]
                                 for kind in ("event_study", "group", "calendar")}
