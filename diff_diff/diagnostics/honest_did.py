@@ -33,7 +33,7 @@ import pandas as pd
 from .._lazy import stats
 from .._warnings import warn_user
 from . import _honest_sets as sets
-from .pretrends_power import _reference
+from .pretrends_power import event_study_inputs
 
 METHODS = ("relative_magnitude", "smoothness", "combined")
 CI_METHODS = ("FLCI", "C-LF", "Conditional")
@@ -331,25 +331,10 @@ class _EventStudy:
 
     @classmethod
     def from_results(cls, results):
-        table = getattr(results, "event_study_effects", None)
-        vcov = getattr(results, "event_study_vcov", None)
-        if table is None or vcov is None:
-            raise TypeError("HonestDiD needs event-study results with event_study_effects and "
-                            "event_study_vcov (CallawaySantAnna, SunAbraham, MultiPeriodDiD, "
-                            f"...), got {type(results).__name__}")
-        if getattr(results, "base_period", None) == "varying":
-            raise ValueError("HonestDiD: these CallawaySantAnna results use base_period="
-                             "'varying' (each lead against the period before it), so the leads "
-                             "are not violations relative to one reference period; fit with "
-                             "base_period='universal' (as R HonestDiD's vignette does)")
-        table = pd.DataFrame(table)
-        events = table["event_time"].to_numpy()
-        missing = [e for e in events.tolist() if e not in vcov.index or e not in vcov.columns]
-        if missing:
-            raise ValueError(f"event_study_vcov has no rows/columns for event times {missing}")
-        cov = np.asarray(vcov.loc[events, events], float)
-        var = np.diag(cov)
-        reference = _reference(results, events, var)
+        table, events, cov, var, reference = event_study_inputs(
+            results, "HonestDiD", "CallawaySantAnna, SunAbraham, MultiPeriodDiD, ...",
+            "the leads are not violations relative to one reference period; fit with "
+            "base_period='universal' (as R HonestDiD's vignette does)")
         keep = (var > 0) & (events != reference)
         order = np.argsort(events)
         idx = order[keep[order]]

@@ -270,17 +270,20 @@ class _Problem:
                             xtol=1e-14, rtol=1e-12))
 
 
-def _pre_period_inputs(results, pre_periods):
+def event_study_inputs(results, name: str, examples: str, varying_reason: str):
+    """``(table, events, cov, var, reference)`` of an event-study result: its
+    ``event_study_effects``, their covariance from ``event_study_vcov`` and the reference
+    (normalised) period; a TypeError for results without them, a ValueError for a
+    ``base_period='varying'`` CallawaySantAnna fit (``varying_reason`` says why) or a
+    covariance missing event times. ``name`` and ``examples`` word the messages."""
     table = getattr(results, "event_study_effects", None)
     vcov = getattr(results, "event_study_vcov", None)
     if table is None or vcov is None:
-        raise TypeError(f"PreTrendsPower needs event-study results with event_study_effects "
-                        f"and event_study_vcov (CallawaySantAnna, SunAbraham, MultiPeriodDiD), "
-                        f"got {type(results).__name__}")
+        raise TypeError(f"{name} needs event-study results with event_study_effects and "
+                        f"event_study_vcov ({examples}), got {type(results).__name__}")
     if getattr(results, "base_period", None) == "varying":
-        raise ValueError("PreTrendsPower: these CallawaySantAnna results use base_period="
-                         "'varying' (each lead against the period before it), so the leads have "
-                         "no common reference period; fit with base_period='universal'")
+        raise ValueError(f"{name}: these CallawaySantAnna results use base_period='varying' "
+                         f"(each lead against the period before it), so {varying_reason}")
     table = pd.DataFrame(table)
     events = table["event_time"].to_numpy()
     missing = [e for e in events.tolist() if e not in vcov.index or e not in vcov.columns]
@@ -288,7 +291,13 @@ def _pre_period_inputs(results, pre_periods):
         raise ValueError(f"event_study_vcov has no rows/columns for event times {missing}")
     cov = np.asarray(vcov.loc[events, events], float)
     var = np.diag(cov)
-    reference = _reference(results, events, var)
+    return table, events, cov, var, _reference(results, events, var)
+
+
+def _pre_period_inputs(results, pre_periods):
+    table, events, cov, var, reference = event_study_inputs(
+        results, "PreTrendsPower", "CallawaySantAnna, SunAbraham, MultiPeriodDiD",
+        "the leads have no common reference period; fit with base_period='universal'")
     # leads before the reference period; anticipation periods (between it and 0) are not tested
     candidates = (events < reference) & (var > 0)
     if pre_periods is not None:
