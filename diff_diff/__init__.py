@@ -33,6 +33,7 @@ from .estimators import (
     ChaisemartinDHaultfoeuille,
     ContinuousDiD,
     DifferenceInDifferences,
+    EfficientDiD,
     HeterogeneousAdoptionDiD,
     ImputationDiD,
     MultiPeriodDiD,
@@ -70,6 +71,7 @@ ETWFE = WooldridgeDiD
 SDiD = SyntheticDiD
 DDD = TripleDifference
 CDiD = ContinuousDiD
+EDiD = EfficientDiD
 DCDH = ChaisemartinDHaultfoeuille
 BJS = ImputationDiD
 CS = CallawaySantAnna
@@ -104,6 +106,8 @@ __all__ = [
     "ContinuousDiD",
     "DiD",
     "DifferenceInDifferences",
+    "EDiD",
+    "EfficientDiD",
     "EventStudy",
     "HAD",
     "HeterogeneousAdoptionDiD",

@@ -3,6 +3,7 @@
 from .callaway_santanna import CallawaySantAnna
 from .continuous import ContinuousDiD
 from .dcdh import ChaisemartinDHaultfoeuille
+from .efficient import EfficientDiD
 from .had import HeterogeneousAdoptionDiD
 from .imputation import ImputationDiD
 from .regression import DifferenceInDifferences, MultiPeriodDiD, TwoWayFixedEffects
@@ -22,6 +23,7 @@ __all__ = [
     "ChaisemartinDHaultfoeuille",
     "ContinuousDiD",
     "DifferenceInDifferences",
+    "EfficientDiD",
     "HeterogeneousAdoptionDiD",
     "ImputationDiD",
     "MultiPeriodDiD",

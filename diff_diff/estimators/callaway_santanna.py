@@ -248,8 +248,10 @@ class CallawaySantAnna(Estimator):
                                balance_e=balance_e)
 
 
-def _drop_always_treated(panel, anticipation):
-    """Units treated by the first period (plus anticipation) have no pre-period: drop them."""
+def _drop_always_treated(panel, anticipation, name="CallawaySantAnna"):
+    """Units treated by the first period (plus anticipation) have no pre-period: drop them
+    (with a warning naming the estimator); cohorts after the last period become never
+    treated."""
     g = panel.first_treat
     first = panel.times[0]
     bad = (g > 0) & (g <= first + anticipation)
@@ -258,7 +260,7 @@ def _drop_always_treated(panel, anticipation):
         g = np.where(late, 0.0, g)
     if bad.any():
         warn_user(
-            f"CallawaySantAnna: dropped {int(bad.sum())} unit(s) already treated in the first "
+            f"{name}: dropped {int(bad.sum())} unit(s) already treated in the first "
             "period (no pre-treatment period)")
     keep = ~bad
     from dataclasses import replace

@@ -87,9 +87,11 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     may be attached freely.
     """
 
+    _settings = ("control_group", "estimation_method", "base_period", "anticipation")
+
     def _setup(self, est, f) -> None:
         self._balance_e = f.balance_e  # fit(balance_e=) of diff-diff 3.x: a balanced event study
-        for name in ("control_group", "estimation_method", "base_period", "anticipation"):
+        for name in self._settings:
             setattr(self, name, getattr(est, name))
         panel, self._cells = f.panel, f.cells
         self._att, self._pg, self._psi = f.att, f.pg, f.psi

@@ -145,9 +145,9 @@ def test_simulated_mde_and_sample_size_bracket_the_analytic_answers():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mde = dd.simulate_mde(dd.DiD(cluster="unit"), n_units=80, n_periods=2,
-                              n_simulations=60, seed=3, effect_range=(0.0, 2.0), tol=0.1)
+                              n_simulations=40, seed=3, effect_range=(0.0, 2.0), tol=0.1)
         n = dd.simulate_sample_size(dd.DiD(cluster="unit"), treatment_effect=0.6, n_periods=2,
-                                    n_simulations=60, seed=3, n_range=(40, 400))
+                                    n_simulations=40, seed=3, n_range=(40, 400))
     analytic = dd.PowerAnalysis().mde(40, 40, math.sqrt(2.0), rho=0.5).mde
     assert analytic * 0.75 < mde < analytic * 1.25
     assert 0.6 * 175 < n < 1.5 * 175   # analytic: 2 * 8 * ((1.96 + 0.84) / 0.6)^2 ~ 175
