@@ -38,6 +38,7 @@ from .estimators import (
     ImputationDiD,
     MultiPeriodDiD,
     StackedDiD,
+    StaggeredTripleDifference,
     SunAbraham,
     SyntheticDiD,
     TripleDifference,
@@ -70,6 +71,7 @@ Stacked = StackedDiD
 ETWFE = WooldridgeDiD
 SDiD = SyntheticDiD
 DDD = TripleDifference
+SDDD = StaggeredTripleDifference  # deprecated with the class (3.x)
 CDiD = ContinuousDiD
 EDiD = EfficientDiD
 DCDH = ChaisemartinDHaultfoeuille
@@ -121,6 +123,8 @@ __all__ = [
     "CDiD",
     "DCDH",
     "DDD",
+    "SDDD",
+    "StaggeredTripleDifference",
     "TripleDifference",
     "PowerAnalysis",
     "PreTrendsPower",

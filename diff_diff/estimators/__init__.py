@@ -12,6 +12,7 @@ from .stacked import StackedDiD
 from .sun_abraham import SunAbraham
 from .synthetic import SyntheticDiD
 from .triple import TripleDifference
+from .triple_staggered import StaggeredTripleDifference
 from .two_stage import TwoStageDiD
 from .wooldridge import WooldridgeDiD
 
@@ -28,6 +29,7 @@ __all__ = [
     "ImputationDiD",
     "MultiPeriodDiD",
     "StackedDiD",
+    "StaggeredTripleDifference",
     "SunAbraham",
     "SyntheticDiD",
     "TripleDifference",

@@ -177,23 +177,12 @@ class CallawaySantAnna(Estimator):
         -------
         CallawaySantAnnaResults
         """
-        if aggregate not in LEGACY_AGGREGATES:
-            raise ValueError(f"CallawaySantAnna: aggregate must be one of "
-                             f"{list(LEGACY_AGGREGATES)}, got {aggregate!r}")
-        if balance_e is not None and not is_int(balance_e, 0):
-            raise ValueError(f"CallawaySantAnna: balance_e must be None or a non-negative "
-                             f"integer, got {balance_e!r}")
+        check_legacy_aggregation("CallawaySantAnna", aggregate, balance_e)
         covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
         res = self._fit(data, survey_design, dict(
             outcome=outcome, unit=unit if self.panel else None, time=time,
             first_treat=first_treat, covariates=covariates), balance_e=balance_e)
-        if aggregate is not None:
-            warn_user("CallawaySantAnna: fit(aggregate=...) is accepted for diff-diff 3.x code; "
-                      "every aggregation is available after the fit (event_study_effects, "
-                      "group_effects, results.aggregate(...))", FutureWarning)
-            for kind in ("simple", "event_study", "group") if aggregate == "all" else (aggregate,):
-                res.to_dataframe("overall" if kind == "simple" else kind)
-        return res
+        return apply_legacy_aggregation("CallawaySantAnna", res, aggregate)
 
     def _sample(self, data, columns, balance_e=None):
         c = columns
@@ -246,6 +235,28 @@ class CallawaySantAnna(Estimator):
         return SimpleNamespace(estimate=estimate, panel=panel, cells=cells, att=att, psi=psi,
                                pg=pg, n_treated=n_treated, n_control=n_control, dropped=dropped,
                                balance_e=balance_e)
+
+
+def check_legacy_aggregation(name: str, aggregate, balance_e) -> None:
+    """Refuse bad values of the diff-diff 3.x fit keywords ``aggregate`` and ``balance_e``."""
+    if aggregate not in LEGACY_AGGREGATES:
+        raise ValueError(f"{name}: aggregate must be one of {list(LEGACY_AGGREGATES)}, "
+                         f"got {aggregate!r}")
+    if balance_e is not None and not is_int(balance_e, 0):
+        raise ValueError(f"{name}: balance_e must be None or a non-negative integer, "
+                         f"got {balance_e!r}")
+
+
+def apply_legacy_aggregation(name: str, res, aggregate):
+    """diff-diff 3.x's ``fit(aggregate=...)``: compute those tables now (a FutureWarning says
+    they are always available after the fit); returns ``res``."""
+    if aggregate is not None:
+        warn_user(f"{name}: fit(aggregate=...) is accepted for diff-diff 3.x code; every "
+                  "aggregation is available after the fit (event_study_effects, "
+                  "group_effects, results.aggregate(...))", FutureWarning)
+        for kind in ("simple", "event_study", "group") if aggregate == "all" else (aggregate,):
+            res.to_dataframe("overall" if kind == "simple" else kind)
+    return res
 
 
 def _drop_always_treated(panel, anticipation, name="CallawaySantAnna"):
@@ -386,9 +397,7 @@ class _Core:
         return np.concatenate([att, self.cohort_shares(weights)])
 
     def cohort_shares(self, weights):
-        w = weights / weights.mean()
-        total = np.bincount(self.unit_group + 1, weights=w, minlength=self.groups.size + 1)
-        return total[1:] / w.size
+        return cohort_shares(weights, self.unit_group, self.groups.size)
 
     def _rows(self, c):
         treated = self.rows_of[self.cell_group[c] + 1]
@@ -509,6 +518,14 @@ class _Core:
                 psi[use, c] = res.inf / use.size
         self._report(problems, strict)
         return att, psi, n_treated, n_control
+
+
+def cohort_shares(weights, unit_group, n_groups) -> np.ndarray:
+    """Estimated cohort shares ``mean(w_i 1{unit i in cohort g})`` (weights scaled to mean
+    one; ``unit_group`` is -1 outside every cohort)."""
+    w = weights / weights.mean()
+    total = np.bincount(unit_group + 1, weights=w, minlength=n_groups + 1)
+    return total[1:] / w.size
 
 
 class CohortShareBasis:

@@ -149,16 +149,6 @@ def dr_did(dy, d, x, w, trim: float = 0.01, ps=None) -> TwoByTwo:
     return TwoByTwo(eta_treat - eta_cont, inf_treat - inf_cont, n_trim)
 
 
-def difference_in_means(dy, d, w) -> TwoByTwo:
-    """All three estimators without covariates: weighted mean changes, treated minus comparison."""
-    w = _normalized(w)
-    w_treat, w_cont = w * d, w * (1.0 - d)
-    eta_treat = (w_treat * dy).sum() / w_treat.sum()
-    eta_cont = (w_cont * dy).sum() / w_cont.sum()
-    inf = w_treat * (dy - eta_treat) / w_treat.mean() - w_cont * (dy - eta_cont) / w_cont.mean()
-    return TwoByTwo(eta_treat - eta_cont, inf)
-
-
 ESTIMATORS = {"reg": reg_did, "ipw": ipw_did, "dr": dr_did}
 
 

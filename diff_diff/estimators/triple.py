@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,7 +13,7 @@ from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..results.triple import TripleDifferenceResults
 from . import drdid
-from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_prob
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int, is_prob
 from .panel import check_constant_within_unit, numeric
 from .registry import register
 
@@ -25,8 +26,8 @@ CELLS = ("treated_eligible", "treated_ineligible", "control_eligible", "control_
           example=lambda: dict(outcome="y", group="treated", partition="eligible", post="post",
                                covariates=["x1"]))
 class TripleDifference(Estimator):
-    """Triple differences (DDD) with two periods, as Ortiz-Villavicencio & Sant'Anna (2025)
-    and R ``triplediff`` define it.
+    """Triple differences (DDD), as Ortiz-Villavicencio & Sant'Anna (2025) and R
+    ``triplediff`` define them: two periods, or staggered adoption.
 
     Units belong to a group ``S`` (the treated state, 1, or not, 0) and a partition
     ``Q`` (eligible for the policy, 1, or not, 0); the policy reaches the eligible units
@@ -44,8 +45,23 @@ class TripleDifference(Estimator):
     bootstrap through the engine). Without covariates all three are the weighted
     cell-mean DDD ``dY_A - dY_B - dY_C + dY_D`` with its design-based standard error.
 
-    Panel data (``unit=`` given: one row per unit and period, covariates taken in the
-    pre-period) or repeated cross-sections (no ``unit``: each row its own observation).
+    Two periods (``fit`` with ``group=``, ``partition=``, ``post=``): panel data
+    (``unit=`` given: one row per unit and period, covariates taken in the pre-period)
+    or repeated cross-sections (no ``unit``: each row its own observation).
+
+    Staggered adoption (``fit`` with ``partition=``, ``unit=``, ``time=``,
+    ``first_treat=``; a balanced panel): ``first_treat`` is the period the unit's group
+    (state) is first treated, 0 or inf for never; the eligible units of cohort ``g``
+    are treated from ``g`` on. ``ATT(g, t) = E[Y_t(g) - Y_t(inf) | S = g, Q = 1]``
+    is the DDD of cohort ``g``'s eligible units against its ineligible units and the
+    eligible and ineligible units of a comparison cohort, outcome changes from the base
+    period of :class:`~diff_diff.CallawaySantAnna`. With ``"never_treated"`` the
+    comparison is the never-treated cohort; with ``"not_yet_treated"`` every cohort not
+    yet treated (and the never treated) gives a DDD of its own, and they are combined
+    with the GMM weights ``Omega^-1 1 / (1' Omega^-1 1)`` of the paper (Eqs. 4.11-4.12;
+    pooling not-yet-treated cohorts into one comparison group would be biased). The
+    results aggregate the cells as R ``did::aggte`` does, with cohort shares of the
+    eligible units (:class:`~diff_diff.results.triple_staggered.StaggeredTripleDiffResults`).
 
     Parameters
     ----------
@@ -56,6 +72,13 @@ class TripleDifference(Estimator):
         The shared inference settings.
     vcov_type : {"hc1"}
         Accepted for diff-diff 3.x (the variance is the design's).
+    control_group : {"not_yet_treated", "never_treated"}
+        Staggered design: the comparison cohorts (3.x default: not yet treated).
+    anticipation : int
+        Staggered design: periods of anticipation (base period ``g - anticipation - 1``).
+    base_period : {"varying", "universal"}
+        Staggered design: pre-treatment cells compare consecutive periods (``varying``)
+        or every period with ``g - anticipation - 1`` (``universal``).
 
     Examples
     --------
@@ -65,21 +88,41 @@ class TripleDifference(Estimator):
     ...     example_panel(), outcome="y", group="treated", partition="eligible", post="post")
     >>> res.estimation_method, round(res.att, 3)
     ('reg', 0.119)
+
+    The staggered design on the same panel (cohorts treated in periods 3, 4 and 5):
+
+    >>> res = dd.TripleDifference(control_group="not_yet_treated").fit(
+    ...     example_panel(), outcome="y", partition="eligible", unit="unit", time="time",
+    ...     first_treat="first_treat")
+    >>> res.group_time_effects.shape[0], round(res.att, 3)
+    (15, 0.154)
+    >>> {k: round(w, 3) for k, w in res.gmm_weights[(4, 4)].items()}  # 0: never treated
+    {0: 0.328, 5: 0.672}
     """
 
-    _allowed = {**INFERENCE_ALLOWED, "estimation_method": METHODS}
+    _allowed = {**INFERENCE_ALLOWED, "estimation_method": METHODS,
+                "control_group": ("not_yet_treated", "never_treated"),
+                "base_period": ("varying", "universal")}
     _checks = {**INFERENCE_CHECKS,
-               "pscore_trim": (lambda v: is_prob(v) and v < 0.5, "in (0, 0.5)")}
+               "pscore_trim": (lambda v: is_prob(v) and v < 0.5, "in (0, 0.5)"),
+               "anticipation": (lambda v: is_int(v, 0), "a non-negative integer")}
+    _staggered_defaults = {"control_group": "not_yet_treated", "anticipation": 0,
+                           "base_period": "varying"}
 
     def __init__(self, estimation_method="dr", pscore_trim=0.01, alpha=0.05, cluster=None,
                  n_bootstrap=0, bootstrap_weights="rademacher", seed=None, cband=True,
-                 vcov_type="hc1"):
+                 vcov_type="hc1", control_group="not_yet_treated", anticipation=0,
+                 base_period="varying"):
         self._store(locals())
 
-    def fit(self, data: pd.DataFrame, outcome: str, group: str, partition: str, post: str,
+    def fit(self, data: pd.DataFrame, outcome: str, group: str | None = None,
+            partition: str | None = None, post: str | None = None,
             covariates: list[str] | None = None, survey_design=None,
-            unit: str | None = None) -> TripleDifferenceResults:
-        """Estimate the DDD.
+            unit: str | None = None, *, time: str | None = None,
+            first_treat: str | None = None, aggregate: str | None = None,
+            balance_e: int | None = None):
+        """Estimate the DDD: two periods (``group``, ``partition``, ``post``) or staggered
+        adoption (``partition``, ``unit``, ``time``, ``first_treat``).
 
         Parameters
         ----------
@@ -88,26 +131,93 @@ class TripleDifference(Estimator):
         outcome : str
         group, partition, post : str
             0/1 columns: the treated group ``S``, the eligible partition ``Q`` (constant
-            within unit with panel data) and the post-treatment period.
+            within unit with panel data) and the post-treatment period. The staggered
+            design takes ``partition`` only.
         covariates : list of str, optional
+            Two periods: pre-period values (panel). Staggered: base-period values.
         survey_design : SurveyDesign, optional
             ``pweight`` design (columns constant within unit with panel data).
         unit : str, optional
-            Unit identifier: panel data (one pre and one post row per unit). Without it
-            the rows are repeated cross-sections.
+            Unit identifier. Two periods: panel data (one pre and one post row per unit);
+            without it the rows are repeated cross-sections. Staggered: required.
+        time, first_treat : str, optional
+            Staggered design (keyword only): the period, and the first period the unit's
+            group is treated (0 or inf: never; constant within unit). Passing them with
+            ``group`` or ``post`` is an error.
+        aggregate : {"simple", "event_study", "group", "all"}, optional
+            Staggered, diff-diff 3.x: compute these aggregations during the fit (they are
+            always available afterwards; a ``FutureWarning`` says so).
+        balance_e : int, optional
+            Staggered, diff-diff 3.x: the event study keeps cohorts observed at least
+            ``balance_e`` periods after treatment.
+
+        Returns
+        -------
+        TripleDifferenceResults or StaggeredTripleDiffResults
         """
         covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
+        staggered = {"time": time, "first_treat": first_treat, "aggregate": aggregate,
+                     "balance_e": balance_e}
+        two_period = {"group": group, "post": post}
+        given = [k for k, v in staggered.items() if v is not None]
+        if given:
+            mixed = [k for k, v in two_period.items() if v is not None]
+            if mixed:
+                raise ValueError(
+                    "TripleDifference: group= and post= describe the two-period design, "
+                    "time= and first_treat= the staggered one; got "
+                    f"{', '.join(f'{k}=' for k in mixed + given)}: pass one set")
+            return self._fit_staggered(data, survey_design, dict(
+                outcome=outcome, partition=partition, unit=unit, time=time,
+                first_treat=first_treat, covariates=covariates or None), aggregate, balance_e)
+        missing = [k for k, v in (("group", group), ("partition", partition), ("post", post))
+                   if v is None]
+        if missing:
+            raise ValueError(
+                f"TripleDifference: missing {', '.join(f'{k}=' for k in missing)}: the "
+                "two-period design needs group=, partition= and post=; the staggered design "
+                "partition=, unit=, time= and first_treat=")
+        changed = {k: getattr(self, k) for k, v in self._staggered_defaults.items()
+                   if getattr(self, k) != v}
+        if changed:
+            raise ValueError(
+                f"TripleDifference: {', '.join(f'{k}={v!r}' for k, v in changed.items())} "
+                "applies to the staggered design (fit with unit=, time=, first_treat=), not "
+                "to this two-period fit")
         return self._fit(data, survey_design, dict(outcome=outcome, group=group,
                                                    partition=partition, post=post, unit=unit,
                                                    covariates=covariates or None))
 
+    def _fit_staggered(self, data, survey_design, columns, aggregate, balance_e):
+        from .callaway_santanna import apply_legacy_aggregation, check_legacy_aggregation
+
+        name = type(self).__name__
+        role = "eligibility" if "eligibility" in columns else "partition"
+        missing = [k for k in ("unit", "time", "first_treat", role) if columns[k] is None]
+        if missing:
+            raise ValueError(f"{name}: the staggered design needs unit=, time=, first_treat= "
+                             f"and {role}=; missing {', '.join(f'{k}=' for k in missing)}")
+        check_legacy_aggregation(name, aggregate, balance_e)
+        res = self._fit(data, survey_design, columns, balance_e=balance_e)
+        return apply_legacy_aggregation(name, res, aggregate)
+
+    def _comparison_group(self) -> str:
+        """``control_group`` in this library's spelling (3.x also took R's)."""
+        from .triple_staggered import R_SPELLINGS
+
+        return R_SPELLINGS.get(self.control_group, self.control_group)
+
     # ------------------------------------------------------------------ template steps
-    def _sample(self, data, columns) -> Sample:
+    def _sample(self, data, columns, balance_e=None) -> Sample:
+        if "first_treat" in columns:
+            from .triple_staggered import staggered_sample
+
+            return staggered_sample(self, data, columns, balance_e)
         c = columns
         y = numeric(data, c["outcome"], "outcome")
-        s = _binary(data, c["group"], "group")
-        q = _binary(data, c["partition"], "partition")
-        p = _binary(data, c["post"], "post")
+        s = binary_column(data, c["group"], "group")
+        q = binary_column(data, c["partition"], "partition")
+        p = binary_column(data, c["post"], "post")
         covs = c["covariates"] or []
         x = (np.column_stack([np.ones(len(data))] + [numeric(data, v, "covariate")
                                                       for v in covs])
@@ -141,6 +251,10 @@ class TripleDifference(Estimator):
         return Sample(problem, rows, c["unit"], columns)
 
     def _estimate(self, sample, design):
+        if "first_treat" in sample.columns:
+            from .triple_staggered import staggered_estimate
+
+            return staggered_estimate(self, sample, design)
         problem = sample.arrays
         problem.method, problem.trim = self.estimation_method, self.pscore_trim
         problem.check_weights(design.weights)
@@ -154,6 +268,10 @@ class TripleDifference(Estimator):
                                weights=design.weights)
 
     def _results(self, fitted, inference, metadata):
+        if hasattr(fitted, "cells"):
+            from ..results.triple_staggered import StaggeredTripleDiffResults
+
+            return StaggeredTripleDiffResults.from_fit(self, fitted, inference, metadata)
         return TripleDifferenceResults.from_fit(self, fitted, inference, metadata)
 
 
@@ -193,28 +311,19 @@ class DDDProblem:
                                      "group x partition cell" + ("" if label is None else
                                                                  " and period"))
 
-    def _pair(self, other, w):
-        """DiD of cell A against ``other`` on their units: (att, sum-scale psi, n_trimmed)."""
+    def _pair_rc(self, other, w):
+        """Repeated cross-sections: DiD of cell A against ``other`` on their observations,
+        ``(att, sum-scale psi, n_trimmed)``."""
         use = np.flatnonzero((self.cell == 0) | (self.cell == other))
         d = (self.cell[use] == 0).astype(float)
-        x = None if self.x is None else self.x[use]
-        wu = w[use]
-        if self.panel:
-            dy = self.y[use]
-            if x is None:
-                res = drdid.difference_in_means(dy, d, wu)
-            else:
-                fn = {"reg": drdid.reg_did, "ipw": drdid.ipw_did, "dr": drdid.dr_did}[self.method]
-                res = fn(dy, d, x, wu) if self.method == "reg" else fn(dy, d, x, wu, self.trim)
+        y, post, wu = self.y[use], self.post[use], w[use]
+        if self.x is None:
+            res = drdid.means_did_rc(y, post, d, wu)
         else:
-            y, post = self.y[use], self.post[use]
-            if x is None:
-                res = drdid.means_did_rc(y, post, d, wu)
-            else:
-                fn = {"reg": drdid.reg_did_rc, "ipw": drdid.ipw_did_rc,
-                      "dr": drdid.dr_did_rc}[self.method]
-                res = (fn(y, post, d, x, wu) if self.method == "reg"
-                       else fn(y, post, d, x, wu, self.trim))
+            fn = drdid.ESTIMATORS_RC[self.method]
+            x = self.x[use]
+            res = fn(y, post, d, x, wu) if self.method == "reg" else fn(y, post, d, x, wu,
+                                                                           self.trim)
         psi = np.zeros(self.y.size)
         psi[use] = res.inf / use.size
         return res.att, psi, res.n_trimmed
@@ -222,23 +331,98 @@ class DDDProblem:
     def estimate(self, weights):
         if not ((weights > 0) & (self.cell == 0)).any():
             raise ValueError("TripleDifference: no treated-eligible unit with positive weight")
-        atts, psis, trimmed = {}, {}, 0
-        for other, name in ((1, "B"), (2, "C"), (3, "D")):
-            try:
-                atts[name], psis[name], n_trim = self._pair(other, weights)
-            except drdid.EstimationError as err:
-                raise ValueError(f"TripleDifference: the comparison of the treated-eligible "
-                                 f"cell with {CELLS[other]}: {err}") from None
-            trimmed += n_trim
+        try:
+            if self.panel:
+                fit = ddd_changes(self.y, self.cell, self.x, weights, self.method, self.trim)
+                return fit.att, fit.psi, {"pairs": fit.pairs, "n_trimmed": fit.n_trimmed}
+            atts, psi, trimmed = {}, np.zeros(self.y.size), 0
+            for other, name, sign in PAIRS:
+                atts[name], part, n_trim = _named(self._pair_rc, other, weights)
+                psi += sign * part
+                trimmed += n_trim
+        except drdid.EstimationError as err:
+            raise ValueError(f"TripleDifference: {err}") from None
         theta = atts["B"] + atts["C"] - atts["D"]
-        psi = psis["B"] + psis["C"] - psis["D"]
         return theta, psi, {"pairs": atts, "n_trimmed": trimmed}
 
     def att(self, weights):
         return np.array([self.estimate(weights)[0]])
 
 
-def _binary(data, col, role):
+# the three DiDs of cell A (0): against B (1), C (2) and D (3), and their signs in the DDD
+PAIRS = ((1, "B", 1.0), (2, "C", 1.0), (3, "D", -1.0))
+
+
+def _named(fit, other, *args):
+    """``fit(other, *args)``; an EstimationError names the comparison."""
+    try:
+        return fit(other, *args)
+    except drdid.EstimationError as err:
+        raise drdid.EstimationError(f"the comparison of the treated-eligible cell with "
+                                    f"{CELLS[other]}: {err}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class DDDFit:
+    """One DDD: the estimate, its influence values (sum scale, one per unit given), the three
+    DiDs by comparison cell (``B``, ``C``, ``D``), the number of trimmed units, the DiD
+    against B (reusable) and the propensity fits by comparison cell (1, 2, 3)."""
+
+    att: float
+    psi: np.ndarray
+    pairs: dict
+    n_trimmed: int = 0
+    pair_b: object = None
+    ps: dict | None = None
+
+
+def ddd_changes(dy, cell, x, w, method="dr", trim=0.01, pair_b=None, ps=None) -> DDDFit:
+    """The DDD of outcome changes ``dy`` of units in four cells (``cell``: 0 treated-eligible,
+    1 treated-ineligible, 2 comparison-eligible, 3 comparison-ineligible).
+
+    ``DiD(0, 1) + DiD(0, 2) - DiD(0, 3)``, each two-cell DiD on those cells' units by
+    outcome regression, IPW or the doubly robust form (``x``: covariates with an intercept
+    column; ``None``: the weighted cell means). Every cell needs positive weight.
+    Pieces of earlier calls can be passed back: ``pair_b``, the DiD against cell 1 of a
+    call whose cells 0 and 1 were the same units in the same positions; ``ps``, propensity
+    fits by comparison cell (:func:`~diff_diff.estimators.drdid.propensity`) on the same
+    units, covariates and weights. Raises
+    :class:`~diff_diff.estimators.drdid.EstimationError` naming the comparison.
+    """
+    if x is None:
+        total = np.bincount(cell, weights=w, minlength=4)
+        mean = np.bincount(cell, weights=w * dy, minlength=4) / total
+        sign = np.array([1.0, -1.0, -1.0, 1.0])
+        psi = sign[cell] * w * (dy - mean[cell]) / total[cell]
+        pairs = {"B": mean[0] - mean[1], "C": mean[0] - mean[2], "D": mean[0] - mean[3]}
+        return DDDFit(mean[0] - mean[1] - mean[2] + mean[3], psi, pairs)
+    fn, ps = drdid.ESTIMATORS[method], dict(ps or {})
+
+    def pair(other):
+        use = np.flatnonzero((cell == 0) | (cell == other))
+        d = (cell[use] == 0).astype(float)
+        if method == "reg":
+            return use, fn(dy[use], d, x[use], w[use])
+        if ps.get(other) is None:
+            ps[other] = drdid.propensity(d, x[use], w[use])
+        return use, fn(dy[use], d, x[use], w[use], trim, ps=ps[other])
+
+    att, psi, pairs, trimmed, first = 0.0, np.zeros(dy.size), {}, 0, None
+    for other, name, sign in PAIRS:
+        if other == 1 and pair_b is not None:
+            use, res = pair_b
+        else:
+            use, res = _named(pair, other)
+        first = (use, res) if other == 1 else first
+        pairs[name] = res.att
+        att += sign * res.att
+        psi[use] += sign * res.inf / use.size
+        trimmed += res.n_trimmed
+    return DDDFit(att, psi, pairs, trimmed, first, ps)
+
+
+def binary_column(data, col, role):
+    """A 0/1 column as floats (a ValueError naming the column otherwise)."""
     values = numeric(data, col, role)
     if not np.isin(values, (0.0, 1.0)).all():
         bad = np.unique(values[~np.isin(values, (0.0, 1.0))])[:3]

@@ -2,5 +2,7 @@
 
 from .callaway_santanna import AggregationResults, CallawaySantAnnaResults
 from .table import TIDY_COLUMNS, format_summary, tidy
+from .triple_staggered import StaggeredTripleDiffResults
 
-__all__ = ["AggregationResults", "CallawaySantAnnaResults", "TIDY_COLUMNS", "format_summary", "tidy"]
+__all__ = ["AggregationResults", "CallawaySantAnnaResults", "StaggeredTripleDiffResults",
+           "TIDY_COLUMNS", "format_summary", "tidy"]

@@ -159,7 +159,7 @@ class ResultsBase:
 
     def _warn_if_not_identified(self) -> None:
         """Never a NaN headline without a word: say which part is not identified."""
-        name = type(self).__name__.removesuffix("Results")
+        name = getattr(self, "_estimator", None) or type(self).__name__.removesuffix("Results")
         if not np.isfinite(self.att):
             warn_user(f"{name}: the headline effect ({self._headline_term}) is NaN: no "
                       "estimate entering it could be computed (see the warnings above and "

@@ -58,7 +58,8 @@ class AggregationResults(ResultsBase):
 
     _headline = property(lambda self: self._overall)
     _levels = {"effects": "_effects", "overall": "_overall_table"}
-    _title = property(lambda self: f"Callaway-Sant'Anna aggregation: {self.kind}")
+    _title = property(lambda self: f"{self.source} aggregation: {self.kind}")
+    source = "Callaway-Sant'Anna"  # the estimator, for the title
 
     @property
     def influence_functions(self) -> np.ndarray:
@@ -88,6 +89,7 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     """
 
     _settings = ("control_group", "estimation_method", "base_period", "anticipation")
+    _aggregation_source = "Callaway-Sant'Anna"  # names the estimator in aggregation titles
 
     def _setup(self, est, f) -> None:
         self._balance_e = f.balance_e  # fit(balance_e=) of diff-diff 3.x: a balanced event study
@@ -140,9 +142,13 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             self._att, se, var.df, self.alpha, var.crit,
         )
         table["post"] = cells.post
-        table["n_treated"] = self._n_treated
-        table["n_control"] = self._n_control
+        for name, values in self._cell_columns().items():
+            table[name] = values
         return table, var
+
+    def _cell_columns(self) -> dict:
+        """Columns the group-time table adds after ``post`` (counts of units per cell)."""
+        return {"n_treated": self._n_treated, "n_control": self._n_control}
 
     @property
     def group_time_effects(self) -> pd.DataFrame:
@@ -203,18 +209,21 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
     def _finish(self, p, var) -> AggregationResults:
         parts, estimate, label_name = p["parts"], p["estimate"], p["label_name"]
         n = len(parts.members)
-        effects = tidy({label_name: integer_labels(parts.labels)}, estimate[:n], var.se[:n],
+        se = np.where(np.isfinite(estimate), var.se, np.nan)  # no estimate, no standard error
+        effects = tidy({label_name: integer_labels(parts.labels)}, estimate[:n], se[:n],
                        var.df, self.alpha, var.crit if n else None)
         if p["kind"] == "simple":
             effects = effects.iloc[0:0]
-        overall = tidy({"term": ["overall"]}, estimate[n:], var.se[n:], var.df,
+        overall = tidy({"term": ["overall"]}, estimate[n:], se[n:], var.df,
                        self.alpha).iloc[0].to_dict()
         vcov = pd.DataFrame(var.vcov[:n, :n], index=integer_labels(parts.labels),
                             columns=integer_labels(parts.labels))
         mapping = p["mapping"]
         df = var.df if var.df is None or np.ndim(var.df) == 0 else float(var.df[-1])
-        return AggregationResults(p["kind"], label_name, effects, vcov, overall, self.alpha,
-                                  self._inference.estimate.psi, mapping, df)
+        out = AggregationResults(p["kind"], label_name, effects, vcov, overall, self.alpha,
+                                 self._inference.estimate.psi, mapping, df)
+        out.source = self._aggregation_source
+        return out
 
     def _parts(self, kind, min_e, max_e, balance_e):
         cells = self._cells
@@ -257,6 +266,8 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         return pg[np.searchsorted(self._groups, self._cells.group[members])]
 
     def _combine(self, att, pg, members, estimated):
+        if members.size == 0:  # no cell could be estimated (warned at the fit)
+            return np.nan
         if not estimated:
             return float(np.mean(att[members]))
         weights = self._cell_pg(pg, members)
@@ -277,6 +288,8 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         cells = np.zeros((k, n_parts))
         shares = np.zeros((n_groups, n_parts))
         for j, members in enumerate(parts.members):
+            if members.size == 0:
+                continue
             if parts.estimated_weights:
                 pg = self._cell_pg(self._pg, members)
                 cells[members, j] = pg / pg.sum()
@@ -285,7 +298,9 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             else:
                 cells[members, j] = 1.0 / members.size
         parts_map = np.vstack([cells, shares])
-        if mode == "single":
+        if n_parts == 0:  # no effect could be estimated
+            overall = np.zeros(k + n_groups)
+        elif mode == "single":
             overall = parts_map[:, 0]
         elif mode == "mean_post_events":
             post = np.flatnonzero(parts.labels >= 0)
@@ -316,6 +331,8 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
             return float(np.mean(est[post])) if post.any() else np.nan
         if mode == "mean_all":
             return float(np.mean(est)) if est.size else np.nan
+        if est.size == 0:
+            return np.nan
         weights = pg[np.searchsorted(self._groups, parts.labels)]
         return float(weights @ est / weights.sum())
 

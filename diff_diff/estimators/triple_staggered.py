@@ -1,0 +1,378 @@
+"""Triple differences with staggered adoption (Ortiz-Villavicencio & Sant'Anna 2025, Section 4;
+R ``triplediff::ddd`` with several periods).
+
+The staggered mode of :class:`~diff_diff.TripleDifference` (``fit`` with ``unit=``,
+``time=``, ``first_treat=``) runs here, and so does the deprecated diff-diff 3.x class
+:class:`StaggeredTripleDifference`. Cells, base periods and aggregations are those of
+:class:`~diff_diff.CallawaySantAnna`; what is specific is the estimate of each cell: a
+DDD per comparison cohort, combined by GMM when there are several.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from .._grouping import label_codes
+from .._warnings import warn_user
+from ..inference.estimate import Estimate
+from ..results.triple_staggered import StaggeredTripleDiffResults
+from .base import Sample
+from .callaway_santanna import CohortShareBasis, _cells, _drop_always_treated, cohort_shares
+from .drdid import EstimationError
+from .panel import build_unit_panel, check_constant_within_unit, number_label
+from .triple import TripleDifference, binary_column, ddd_changes
+
+# diff-diff 3.x (and R triplediff) spellings of control_group
+R_SPELLINGS = {"notyettreated": "not_yet_treated", "nevertreated": "never_treated"}
+
+
+@dataclass(frozen=True, eq=False)
+class StaggeredArrays:
+    """The validated data of a staggered fit: the balanced unit panel, each unit's 0/1
+    eligibility, units dropped as treated from the start, and the cohort that serves as
+    the comparison when no unit is never treated (None otherwise)."""
+
+    panel: object
+    eligible: np.ndarray
+    enabling: np.ndarray  # first_treat of each unit (0: never), before the last cohort's recode
+    dropped: int
+    balance_e: int | None
+    last_cohort: float | None
+
+
+def staggered_sample(est, data: pd.DataFrame, columns: dict, balance_e) -> Sample:
+    """Read and check the columns of a staggered fit (the template's ``_sample`` step)."""
+    name, c = type(est).__name__, columns
+    role = "eligibility" if "eligibility" in c else "partition"
+    covariates = c["covariates"] or None
+    q_rows = binary_column(data, c[role], role)
+    unit_code, units = label_codes(data, c["unit"], "unit")
+    check_constant_within_unit(q_rows, unit_code, units, c[role], role)
+    _require_balanced(data, c["outcome"], unit_code, units, c["time"], covariates, name)
+    panel = build_unit_panel(data, c["outcome"], c["unit"], c["time"], c["first_treat"],
+                             covariates, name)
+    panel, dropped = _drop_always_treated(panel, est.anticipation, name)
+    eligible, enabling = q_rows[panel.unit_rows], panel.first_treat
+    panel, last = _window(panel, est._comparison_group(), est.anticipation, name)
+    arrays = StaggeredArrays(panel, eligible, enabling, dropped, balance_e, last)
+    return Sample(arrays, panel.unit_rows, c["unit"], columns)
+
+
+def _require_balanced(data, outcome, unit_code, units, time, covariates, name) -> None:
+    """Every unit observed, with the outcome and covariates, in every period."""
+    cols = [outcome] + list(covariates or [])
+    complete = ~data[cols].isna().any(axis=1).to_numpy()
+    n_periods = data[time].nunique()
+    counts = np.bincount(unit_code[complete], minlength=len(units))
+    short = np.flatnonzero(counts < n_periods)
+    if short.size:
+        what = "the outcome and covariates" if covariates else "the outcome"
+        example = np.asarray(units)[short[:1]].tolist()[0]
+        raise ValueError(
+            f"{name}: the panel is unbalanced: {short.size} of {len(units)} units lack "
+            f"{what} in some of the {n_periods} periods (e.g. unit {example!r}); the "
+            "staggered triple difference needs every unit in every period: keep the units "
+            "observed throughout (drop rows with missing values, then the units with fewer "
+            "rows than periods) or fill the gaps")
+
+
+def _window(panel, control_group, anticipation, name):
+    """Without never-treated units, the last cohort to be treated is the comparison group
+    and the periods from its treatment on are left out (Ortiz-Villavicencio & Sant'Anna
+    2025, Section 2; R triplediff). Returns the panel and that cohort (None: not needed)."""
+    g = panel.first_treat
+    if (g == 0).any() or not (g > 0).any():
+        return panel, None
+    if control_group == "never_treated":
+        raise ValueError(
+            f"{name}: there are no never-treated units (first_treat 0 or inf, or first "
+            "treated after the last period) to compare with; every unit is eventually "
+            "treated - use control_group='not_yet_treated'")
+    last = g.max()
+    if not (g < last).any():
+        raise ValueError(
+            f"{name}: every unit is treated in the same period ({number_label(last)}) and "
+            "none is never treated: there is no comparison group")
+    keep = panel.times + anticipation < last
+    warn_user(
+        f"{name}: no unit is never treated, so cohort {number_label(last)} (the last to be "
+        "treated) serves as the comparison group and gets no ATT(g, t) of its own; periods "
+        f"from {number_label(panel.times[~keep][0])} on, when it is treated"
+        f"{' or anticipates' if anticipation else ''}, are left out")
+    x = None if panel.x is None else panel.x[:, keep]
+    return replace(panel, y=panel.y[:, keep], times=panel.times[keep], x=x,
+                   first_treat=np.where(g == last, 0.0, g),
+                   n_rows=int(panel.y.shape[0] * keep.sum())), last
+
+
+def staggered_estimate(est, sample, design):
+    """Every ATT(g, t) and the cohort shares, with their influence basis (the template's
+    ``_estimate`` step)."""
+    name, arrays = type(est).__name__, sample.arrays
+    panel, eligible, w = arrays.panel, arrays.eligible, design.weights
+    g = panel.first_treat
+    if not (g > 0).any():
+        raise ValueError(
+            f"{name}: every treated unit is treated from the first period, so none has a "
+            "pre-treatment period" if arrays.dropped else
+            f"{name}: no unit is treated (first_treat column "
+            f"{sample.columns['first_treat']!r} is 0, inf or after the last period for every "
+            "unit)")
+    role = "eligibility" if "eligibility" in sample.columns else "partition"
+    _check_partitions(g, eligible, w, name, sample.columns[role], arrays.last_cohort)
+    cells = _cells(panel, est.anticipation, est.base_period)
+    if cells.group.size == 0:
+        raise ValueError(f"{name}: no treated cohort has a pre-treatment period")
+    core = StaggeredDDD(panel, eligible, cells, est._comparison_group(), est.anticipation,
+                        est.estimation_method, est.pscore_trim, name, arrays.last_cohort)
+    fit = core.estimate(w)
+    pg = core.cohort_shares(w)
+    treated = np.where(eligible == 1, g, 0.0)  # eligible units of a cohort are its treated
+    estimate = Estimate(np.concatenate([fit.att, pg]), CohortShareBasis(fit.psi, treated, w),
+                        reestimate=core.theta, name=name)
+    return SimpleNamespace(
+        estimate=estimate, panel=replace(panel, first_treat=treated), enabling=arrays.enabling,
+        eligible=eligible, cells=cells, att=fit.att, psi=fit.psi, pg=pg,
+        n_treated=fit.n_treated, n_control=fit.n_control, comparisons=fit.comparisons,
+        dropped=arrays.dropped, balance_e=arrays.balance_e, last_cohort=arrays.last_cohort)
+
+
+def _check_partitions(first_treat, eligible, weights, name, column, last) -> None:
+    """Every cohort, and the never-treated units, need eligible and ineligible units."""
+    problems = []
+    for cohort in np.unique(first_treat):
+        here = (first_treat == cohort) & (weights > 0)
+        label = (f"cohort first_treat={number_label(cohort)}" if cohort > 0 else
+                 f"the comparison cohort {number_label(last)}" if last is not None else
+                 "the never-treated units")
+        for value, kind in ((1, "eligible"), (0, "ineligible")):
+            if not (here & (eligible == value)).any():
+                problems.append(f"{label} has no {kind} unit ({column!r} = {value})")
+    if problems:
+        raise ValueError(
+            f"{name}: {'; '.join(problems[:4])}{' ...' if len(problems) > 4 else ''} with "
+            "positive weight; the triple difference compares eligible with ineligible units "
+            "within every cohort and within the never-treated: drop such cohorts' units or "
+            "check the column")
+
+
+class StaggeredDDD:
+    """The ATT(g, t) of every cell under given unit weights (replicate refits reuse it).
+
+    For a cell of cohort ``g`` and each comparison cohort ``k`` (never treated; with
+    ``control_group="not_yet_treated"`` also every cohort not treated by the cell's
+    later period plus anticipation), the DDD of the outcome change from the base period
+    compares the eligible units of ``g`` with the ineligible units of ``g`` and the
+    eligible and ineligible units of ``k`` (:func:`~diff_diff.estimators.triple.ddd_changes`,
+    covariates from the base period). Several comparisons are combined with the weights
+    ``Omega^-1 1 / (1' Omega^-1 1)``, ``Omega`` the cross-products of their influence
+    values (Ortiz-Villavicencio & Sant'Anna 2025, Eqs. 4.11-4.12).
+    """
+
+    def __init__(self, panel, eligible, cells, control_group, anticipation, method, trim,
+                 name="TripleDifference", last_cohort=None):
+        self.panel, self.eligible, self.cells = panel, eligible, cells
+        self.method, self.trim, self.name = method, trim, name
+        self.never = 0.0 if last_cohort is None else float(last_cohort)  # what code 0 is
+        g, times = panel.first_treat, panel.times
+        self.groups = np.unique(g[g > 0])
+        member = np.where(g > 0, np.searchsorted(self.groups, g) + 1, 0)  # 0: never treated
+        self.share_group = np.where(eligible == 1, member - 1, -1)
+        order = np.argsort(member, kind="stable")
+        bounds = np.searchsorted(member[order], np.arange(self.groups.size + 2))
+        self.rows_of = [order[bounds[j]:bounds[j + 1]] for j in range(self.groups.size + 1)]
+        self.cell_member = np.searchsorted(self.groups, cells.group) + 1
+        self.x_fixed = panel.x is None or bool(np.all(panel.x == panel.x[:, :1, :]))
+        never = [0] if self.rows_of[0].size else []
+        self.comparisons = []
+        for gc, cur, base in zip(cells.group, cells.current, cells.base):
+            later = []
+            if control_group == "not_yet_treated":
+                cutoff = times[max(cur, base)] + anticipation
+                later = [j + 1 for j, k in enumerate(self.groups) if k > cutoff and k != gc]
+            self.comparisons.append(never + later)
+
+    def comparison_label(self, code):
+        """The cohort a comparison code stands for (0: never treated; the last cohort when
+        it is the comparison group)."""
+        return self.never if code == 0 else float(self.groups[code - 1])
+
+    def cohort_shares(self, weights):
+        """Shares of the eligible units of each cohort (the treated; paper Eq. 4.13)."""
+        return cohort_shares(weights, self.share_group, self.groups.size)
+
+    def theta(self, weights) -> np.ndarray:
+        """Every cell's ATT and the cohort shares under other unit weights (replicates)."""
+        return np.concatenate([self.estimate(weights, strict=False).att,
+                               self.cohort_shares(weights)])
+
+    def estimate(self, weights, strict=True):
+        panel, cells = self.panel, self.cells
+        n, k = panel.y.shape[0], cells.group.size
+        out = SimpleNamespace(att=np.full(k, np.nan), psi=np.zeros((n, k), order="F"),
+                              n_treated=np.zeros(k, np.int64), n_control=np.zeros(k, np.int64),
+                              comparisons=[((), np.zeros(0), np.zeros(0))] * k)
+        problems, skipped, design, cache = [], [], {}, {}
+        for c in range(k):
+            if cells.base[c] == cells.current[c]:  # universal base period: 0 by definition
+                out.att[c] = 0.0
+                continue
+            base = cells.base[c]
+            if base not in design:
+                design[base] = None if panel.x is None else np.column_stack(
+                    [np.ones(n), panel.x[:, base, :]])
+            dy = panel.y[:, cells.current[c]] - panel.y[:, base]
+            treated = self._positive(self.rows_of[self.cell_member[c]], weights)
+            out.n_treated[c] = int((self.eligible[treated] == 1).sum())
+            fits, why = self._comparisons(c, treated, dy, design[base], weights, cache)
+            if why:
+                (skipped if fits else problems).append((cells.group[c], cells.time[c], why))
+            if not fits:
+                continue
+            codes, atts, cols, n_control = zip(*fits)
+            out.n_control[c] = sum(n_control)
+            if len(fits) == 1:
+                out.att[c], out.psi[:, c], gmm = atts[0], cols[0], np.ones(1)
+            else:
+                out.att[c], out.psi[:, c], gmm = gmm_combine(np.array(atts),
+                                                             np.column_stack(cols))
+            out.comparisons[c] = (tuple(self.comparison_label(j) for j in codes), gmm,
+                                  np.array(atts))
+        if strict:
+            for found, what in ((problems, "cell(s) not estimable and left out"),
+                                (skipped, "cell(s) estimated without some comparison cohorts")):
+                if found:
+                    shown = "; ".join(f"(g={number_label(g)}, t={number_label(t)}) {why}"
+                                      for g, t, why in found[:3])
+                    warn_user(f"{self.name}: {len(found)} {what}: {shown}")
+        return out
+
+    @staticmethod
+    def _positive(rows, weights):
+        return rows[weights[rows] > 0]
+
+    def _comparisons(self, c, treated, dy, x, weights, cache):
+        """The DDD of cell ``c`` against each of its comparison cohorts:
+        ``[(code, att, psi column, n comparison units)]`` and why none could be estimated.
+
+        Propensity fits depend on the cohorts and the base period's covariates only, so
+        cells that share them share the fits (``cache``, one estimate's)."""
+        n, fits, reasons, pair_b = dy.size, [], [], None
+        q, g = self.eligible, self.cell_member[c]
+        base = None if self.x_fixed else self.cells.base[c]
+        for code in self.comparisons[c]:
+            control = self._positive(self.rows_of[code], weights)
+            use = np.concatenate([treated, control])
+            cell = np.where(q[use] == 1, 0, 1) + 2 * (np.arange(use.size) >= treated.size)
+            label = ("the never treated" if code == 0 and not self.never else
+                     f"cohort {number_label(self.comparison_label(code))}")
+            if np.bincount(cell, minlength=4).min() == 0:
+                reasons.append((label, "a cohort x partition cell has no unit"))
+                continue
+            keys = {other: (other, g, code if other > 1 else None, base) for other in (1, 2, 3)}
+            try:
+                fit = ddd_changes(dy[use], cell, None if x is None else x[use], weights[use],
+                                  self.method, self.trim, pair_b,
+                                  {other: cache.get(key) for other, key in keys.items()})
+            except EstimationError as err:
+                reasons.append((label, str(err)))
+                continue
+            pair_b = fit.pair_b
+            cache.update({keys[other]: f for other, f in (fit.ps or {}).items()})
+            column = np.zeros(n)
+            column[use] = fit.psi
+            fits.append((code, fit.att, column, control.size))
+        by_reason = {}
+        for label, reason in reasons:
+            by_reason.setdefault(reason, []).append(label)
+        why = "; ".join(f"against {', '.join(labels)}: {reason}"
+                        for reason, labels in by_reason.items())
+        return fits, why or ("" if fits else "no comparison cohort")
+
+
+def gmm_combine(atts: np.ndarray, psi: np.ndarray):
+    """The minimum-variance combination of estimates of one parameter.
+
+    ``psi`` (n x K) holds their influence values (sum scale); the weights are
+    ``Omega^-1 1 / (1' Omega^-1 1)`` with ``Omega = psi' psi`` (a pseudo-inverse when
+    ``Omega`` is singular). Returns the combined estimate, its influence values and the
+    weights. The weights' own estimation does not enter the influence values: they sum
+    to one and multiply estimates of the same parameter, so it is of second order.
+    """
+    omega = psi.T @ psi
+    ones = np.ones(atts.size)
+    try:
+        if not np.linalg.cond(omega) < 1e12:
+            raise np.linalg.LinAlgError
+        z = np.linalg.solve(omega, ones)
+    except np.linalg.LinAlgError:
+        z = np.linalg.pinv(omega) @ ones
+    weights = z / z.sum()
+    return float(weights @ atts), psi @ weights, weights
+
+
+class StaggeredTripleDifference(TripleDifference):
+    """Deprecated diff-diff 3.x name of the staggered triple difference.
+
+    Use ``TripleDifference(...).fit(data, outcome, partition=..., unit=..., time=...,
+    first_treat=...)``: the same estimator and numbers. This class keeps 3.x code
+    working (constructing it gives a ``FutureWarning``): ``control_group`` in R's
+    spelling (``"notyettreated"``, ``"nevertreated"``; the underscored values work too)
+    and ``fit(data, outcome, unit, time, first_treat, eligibility, covariates, aggregate,
+    balance_e, survey_design)``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from diff_diff.estimators.triple_staggered import StaggeredTripleDifference
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     est = StaggeredTripleDifference(control_group="nevertreated")
+    >>> caught[0].category.__name__, est.control_group
+    ('FutureWarning', 'nevertreated')
+    """
+
+    _allowed = {**TripleDifference._allowed,
+                "control_group": ("notyettreated", "nevertreated", "not_yet_treated",
+                                  "never_treated")}
+
+    def __init__(self, estimation_method="dr", control_group="notyettreated", alpha=0.05,
+                 anticipation=0, base_period="varying", n_bootstrap=0,
+                 bootstrap_weights="rademacher", seed=None, cband=True, pscore_trim=0.01,
+                 cluster=None):
+        warn_user("StaggeredTripleDifference is deprecated and will be removed in 4.0; use "
+                  "TripleDifference().fit(data, outcome, partition=..., unit=..., time=..., "
+                  "first_treat=...): the same estimator (eligibility= is named partition=, "
+                  "control_group takes 'not_yet_treated' / 'never_treated')", FutureWarning)
+        self._store(locals())
+
+    def fit(self, data, outcome, unit, time, first_treat, eligibility, covariates=None,
+            aggregate=None, balance_e=None, survey_design=None) -> StaggeredTripleDiffResults:
+        """Estimate every ATT(g, t): :meth:`TripleDifference.fit` with the staggered design.
+
+        Parameters
+        ----------
+        data : DataFrame
+            A balanced panel; not modified.
+        outcome, unit, time, first_treat : str
+            Columns (``first_treat``: the period the unit's group is first treated, 0 or
+            inf for never).
+        eligibility : str
+            The 0/1 partition column (``partition=`` of :class:`TripleDifference`).
+        covariates : list of str, optional
+        aggregate, balance_e
+            diff-diff 3.x keywords, as in :meth:`TripleDifference.fit`.
+        survey_design : SurveyDesign, optional
+
+        Returns
+        -------
+        StaggeredTripleDiffResults
+        """
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
+        return self._fit_staggered(data, survey_design, dict(
+            outcome=outcome, eligibility=eligibility, unit=unit, time=time,
+            first_treat=first_treat, covariates=covariates or None), aggregate, balance_e)
