@@ -11,10 +11,11 @@ import pandas as pd
 
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
+from ..linalg.gls import gls_weights
 from ..results.efficient import EfficientDiDResults, HausmanPretestResult
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
-from .callaway_santanna import (LEGACY_AGGREGATES, Cells, CohortShareBasis, _cells,
-                                _drop_always_treated)
+from .callaway_santanna import (Cells, CohortShareBasis, _cells, _drop_always_treated,
+                                apply_legacy_aggregation, check_legacy_aggregation)
 from .panel import build_unit_panel, number_label
 from .registry import register
 
@@ -129,12 +130,7 @@ class EfficientDiD(Estimator):
                 "regressions) is not available in this release; fit without covariates, "
                 "or use CallawaySantAnna(estimation_method='dr') for covariate-adjusted "
                 "ATT(g, t)")
-        if aggregate not in LEGACY_AGGREGATES:
-            raise ValueError(f"EfficientDiD: aggregate must be one of {list(LEGACY_AGGREGATES)}, "
-                             f"got {aggregate!r}")
-        if balance_e is not None and not is_int(balance_e, 0):
-            raise ValueError(f"EfficientDiD: balance_e must be None or a non-negative integer, "
-                             f"got {balance_e!r}")
+        check_legacy_aggregation("EfficientDiD", aggregate, balance_e)
         changed = [k for k, v in _NUISANCE_DEFAULTS.items() if getattr(self, k) != v]
         if changed:
             warn_user(f"EfficientDiD: {', '.join(changed)} tune(s) the covariate path and "
@@ -142,11 +138,7 @@ class EfficientDiD(Estimator):
         res = self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
                                                   first_treat=first_treat),
                         balance_e=balance_e)
-        if aggregate is not None:
-            warn_user("EfficientDiD: fit(aggregate=...) is accepted for diff-diff 3.x code; "
-                      "every aggregation is available after the fit (event_study_effects, "
-                      "group_effects, results.aggregate(...))", FutureWarning)
-        return res
+        return apply_legacy_aggregation("EfficientDiD", res, aggregate)
 
     # ------------------------------------------------------------------ template steps
     def _sample(self, data, columns, balance_e=None):
@@ -366,7 +358,7 @@ class EfficientCore:
                 weights_out.append(np.ones(1))
                 continue
             omega = np.einsum("jhs,hsr,khr->jk", a, cov, a, optimize=True)
-            lam, condition[c] = _gls_weights(omega, self.ridge)
+            lam, condition[c] = gls_weights(omega, self.ridge)
             coef[:, :, c] = np.tensordot(lam, a, axes=1)
             att[c] = float(np.sum(coef[:, :, c] * means))
             weights_out.append(lam)
@@ -376,26 +368,6 @@ class EfficientCore:
                                n_treated=count[cell_h].astype(np.int64),
                                n_control=np.full(k, int(count[0]), dtype=np.int64),
                                moment_weights=weights_out, condition=condition)
-
-
-def _gls_weights(omega, ridge):
-    """``Omega^-1 1 / (1' Omega^-1 1)`` (a pseudo-inverse past numerical rank deficiency) and
-    the condition number of ``Omega`` (after scaling to unit diagonal)."""
-    h = omega.shape[0]
-    if h == 1:
-        return np.ones(1), 1.0
-    d = np.sqrt(np.clip(np.diag(omega), 0, None))
-    scale = np.where(d > 0, d, 1.0)
-    corr = omega / np.outer(scale, scale)
-    if ridge:
-        corr = corr + ridge * np.eye(h)
-    vals, vecs = np.linalg.eigh(corr)
-    top = vals.max()
-    keep = vals > top * h * np.finfo(float).eps * 100
-    cond = float(top / vals.min()) if vals.min() > 0 else np.inf
-    inv_ones = vecs[:, keep] @ ((vecs[:, keep].T @ (1.0 / scale)) / vals[keep])
-    lam = inv_ones / scale
-    return lam / lam.sum(), cond
 
 
 def _all_cells(times, cohorts, anticipation) -> Cells:

@@ -19,6 +19,7 @@ import pandas as pd
 from .._grouping import label_codes
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
+from ..linalg.gls import gls_weights
 from ..results.triple_staggered import StaggeredTripleDiffResults
 from .base import Sample
 from .callaway_santanna import CohortShareBasis, _cells, _drop_always_treated, cohort_shares
@@ -298,20 +299,12 @@ def gmm_combine(atts: np.ndarray, psi: np.ndarray):
     """The minimum-variance combination of estimates of one parameter.
 
     ``psi`` (n x K) holds their influence values (sum scale); the weights are
-    ``Omega^-1 1 / (1' Omega^-1 1)`` with ``Omega = psi' psi`` (a pseudo-inverse when
-    ``Omega`` is singular). Returns the combined estimate, its influence values and the
+    ``Omega^-1 1 / (1' Omega^-1 1)`` with ``Omega = psi' psi`` (:func:`gls_weights`: a
+    pseudo-inverse when ``Omega`` is singular). Returns the combined estimate, its influence values and the
     weights. The weights' own estimation does not enter the influence values: they sum
     to one and multiply estimates of the same parameter, so it is of second order.
     """
-    omega = psi.T @ psi
-    ones = np.ones(atts.size)
-    try:
-        if not np.linalg.cond(omega) < 1e12:
-            raise np.linalg.LinAlgError
-        z = np.linalg.solve(omega, ones)
-    except np.linalg.LinAlgError:
-        z = np.linalg.pinv(omega) @ ones
-    weights = z / z.sum()
+    weights, _ = gls_weights(psi.T @ psi)
     return float(weights @ atts), psi @ weights, weights
 
 
