@@ -12,6 +12,7 @@ from .stacked import StackedDiD
 from .sun_abraham import SunAbraham
 from .synthetic import SyntheticDiD
 from .triple import TripleDifference
+from .trop import TROP
 from .triple_staggered import StaggeredTripleDifference
 from .two_stage import TwoStageDiD
 from .wooldridge import WooldridgeDiD
@@ -32,6 +33,7 @@ __all__ = [
     "StaggeredTripleDifference",
     "SunAbraham",
     "SyntheticDiD",
+    "TROP",
     "TripleDifference",
     "TwoStageDiD",
     "TwoWayFixedEffects",

@@ -1,0 +1,432 @@
+"""Triply robust panel estimator (TROP; Athey, Imbens, Qu & Viviano 2025)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .._grouping import label_codes
+from .._warnings import warn_user
+from ..results.trop import TROPResults
+from ..survey.design import SurveyDesign
+from ..survey.units import resolve_unit_design
+from ._trop import fit_lowrank
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int, is_prob, is_seed
+from .panel import numeric, require_columns
+from .registry import check_supported, register
+from .synthetic import _rao_wu
+
+DEFAULT_TIME_GRID = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)
+DEFAULT_UNIT_GRID = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)
+DEFAULT_NN_GRID = (0.01, 0.1, 1.0, math.inf)
+CV_TOL = 1e-7
+
+
+def _grid(value, name, allow_inf):
+    if value is None:
+        return None
+    values = np.atleast_1d(np.asarray(value, dtype=float))
+    ok = values.size > 0 and not np.isnan(values).any() and (values >= 0).all()
+    ok = ok and (allow_inf or np.isfinite(values).all())
+    if not ok:
+        raise ValueError(f"TROP: {name} must be a non-empty list of numbers >= 0"
+                         + ("" if allow_inf else " (finite)") + f", got {value!r}")
+    if name == "lambda_nn_grid" and (values == 0).any():
+        raise ValueError(
+            "TROP: lambda_nn_grid must not contain 0: without a penalty the low-rank term "
+            "is unrestricted on the treated cells (they have no weight), so the estimate "
+            "is not defined; use a small positive value, or inf for no low-rank term")
+    return tuple(float(v) for v in values)
+
+
+@register(aliases=(), data="panel", inference="influence", weight_types=("pweight",),
+          replicate=True, bootstrap=None, event_study=False,
+          example=lambda: dict(outcome="y", treatment="d", unit="unit", time="time"),
+          example_settings=lambda: dict(method="global", lambda_time_grid=[0.2],
+                                        lambda_unit_grid=[0.2], lambda_nn_grid=[1.0],
+                                        n_bootstrap=20, seed=1))
+class TROP(Estimator):
+    """Triply robust panel estimator (Athey, Imbens, Qu & Viviano 2025).
+
+    The untreated outcomes are modelled as unit effects plus period effects plus a
+    low-rank matrix ``L``, fitted on the untreated cells by weighted least squares with
+    a nuclear-norm penalty ``lambda_nn ||L||_*``; cells are weighted by unit weights
+    ``exp(-lambda_unit d_j)`` (``d``: the root mean squared outcome distance to the
+    treated) times time weights ``exp(-lambda_time |s - t|)``. The effect of a treated
+    cell is its outcome minus the fitted untreated outcome; the ATT is their average
+    (weighted by survey weights with a design).
+
+    * ``method="local"`` (the paper's estimator): one fit per treated cell ``(i, t)``,
+      with ``d_j`` the RMS difference between unit ``j`` and unit ``i`` over the other
+      periods in which both are untreated, and time distance ``|s - t|``.
+    * ``method="global"`` (as the authors' ``trop`` package computes it for a block
+      design): one fit, ``d_j`` the RMS distance to the treated units' average
+      trajectory over the periods before the first treatment, and time distance to the
+      centre of the treated block (``T - P/2`` in 0-based period index, ``P`` periods
+      from the first treatment on).
+
+    The nuclear-norm problem is convex and solved to convergence (accelerated proximal
+    gradient, ``tol`` on the relative change of ``L``; optimality verified by its KKT
+    conditions in the tests). ``lambda_nn = inf`` drops ``L`` (a weighted two-way fixed
+    effects fit). The tuning parameters are chosen by leave-one-out cross-validation on
+    control cells when a grid has more than one value: each of up to
+    ``max_loocv_samples`` cells (never-treated units in treated periods, a seeded
+    sample) is treated as if treated, predicted, and the squared errors averaged; the
+    grids are searched one parameter at a time, cycling until no value changes.
+
+    Standard errors: a unit block bootstrap (``n_bootstrap`` draws resampling treated
+    and control units separately, tuning fixed; with a survey design the Rao-Wu
+    rescaled bootstrap of PSUs within strata crossed with treatment; with ``cluster=``
+    whole clusters), or refits per replicate with replicate weights.
+
+    Parameters
+    ----------
+    method : {"local", "global"}
+    lambda_time_grid, lambda_unit_grid : list of float, optional
+        Default ``[0, 0.1, 0.5, 1, 2, 5]``.
+    lambda_nn_grid : list of float, optional
+        Default ``[0.01, 0.1, 1, inf]`` (positive; ``inf``: no low-rank term).
+    max_iter : int
+        Iterations of the nuclear-norm solver per fit (a warning if reached).
+    tol : float
+        Relative change of ``L`` at which the solver stops.
+    alpha : float
+    n_bootstrap : int
+        Bootstrap draws (>= 2).
+    seed : int, optional
+    non_absorbing : bool
+        Accept treatment switching off (``method="local"`` only; the effect of a cell is
+        then its contemporaneous effect, assuming no carry-over).
+    max_loocv_samples : int
+        Control cells used by the cross-validation.
+    cluster : str, optional
+        A column constant within unit: the bootstrap resamples whole clusters (as PSUs).
+    bootstrap_weights : None
+        Accepted for the shared vocabulary; any other value has no effect (a warning):
+        the bootstrap resamples units.
+
+    Examples
+    --------
+    >>> import diff_diff as dd
+    >>> res = dd.TROP(method="global", lambda_time_grid=[0.5], lambda_unit_grid=[0.1],
+    ...               lambda_nn_grid=[1.0], n_bootstrap=10, seed=0).fit(
+    ...     dd.load_prop99(), outcome="packspercapita", treatment="treated", unit="state",
+    ...     time="year")
+    >>> round(res.att, 3)
+    -21.955
+    """
+
+    _allowed = {"method": ("local", "global"), "non_absorbing": (True, False),
+                "bootstrap_weights": INFERENCE_ALLOWED["bootstrap_weights"]}
+    _checks = {"alpha": (is_prob, "in (0, 1)"),
+               "cluster": INFERENCE_CHECKS["cluster"],
+               "n_bootstrap": (lambda v: is_int(v, 2), "an integer >= 2"),
+               "seed": (is_seed, "None, an integer or a numpy Generator"),
+               "max_iter": (lambda v: is_int(v, 1), "a positive integer"),
+               "max_loocv_samples": (lambda v: is_int(v, 1), "a positive integer"),
+               "tol": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+                       and 0 < v < 1, "in (0, 1)")}
+
+    def __init__(self, method="local", lambda_time_grid=None, lambda_unit_grid=None,
+                 lambda_nn_grid=None, max_iter=10000, tol=1e-10, alpha=0.05,
+                 n_bootstrap=200, seed=None, non_absorbing=False, max_loocv_samples=100,
+                 cluster=None, bootstrap_weights=None):
+        self._store(locals())
+
+    def fit(self, data: pd.DataFrame, outcome: str, treatment: str, unit: str, time: str,
+            survey_design: SurveyDesign | None = None) -> TROPResults:
+        """Estimate the ATT.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Balanced panel, one row per unit and period; not modified.
+        outcome, treatment, unit, time : str
+            ``treatment`` is the 0/1 treatment state of the unit in the period
+            (absorbing unless ``non_absorbing``).
+        survey_design : SurveyDesign, optional
+            ``pweight`` design with columns constant within unit.
+        """
+        self._validate()
+        if self.bootstrap_weights is not None:
+            warn_user("TROP: bootstrap_weights has no effect (its bootstrap resamples units or "
+                      "PSUs; there are no multiplier weights)")
+        grids = (_grid(self.lambda_time_grid, "lambda_time_grid", False) or DEFAULT_TIME_GRID,
+                 _grid(self.lambda_unit_grid, "lambda_unit_grid", False) or DEFAULT_UNIT_GRID,
+                 _grid(self.lambda_nn_grid, "lambda_nn_grid", True) or DEFAULT_NN_GRID)
+        if self.non_absorbing and self.method == "global":
+            raise ValueError("TROP: non_absorbing=True needs method='local' (the global fit's "
+                             "weights assume a block of treated periods)")
+        check_supported(self, survey_design)
+        require_columns(data, outcome=outcome, treatment=treatment, unit=unit, time=time,
+                        cluster=self.cluster)
+        Y, W, units, periods, unit_rows = self._matrix(data, outcome, treatment, unit, time)
+        if self.non_absorbing:
+            warn_user("TROP: non_absorbing=True assumes no carry-over: a cell's effect is "
+                      "that of the current treatment state (the triple-robustness result "
+                      "is shown for block assignment)")
+        design, metadata = resolve_unit_design(data, survey_design, unit, unit_rows,
+                                               self.cluster, "TROP")
+        w = design.weights if survey_design is not None else np.ones(Y.shape[0])
+        problem = TROPProblem(Y, W, self.method, self.tol, self.max_iter)
+        rng = np.random.default_rng(self.seed)
+        lambdas, score, searched = problem.tune(grids, w, self.max_loocv_samples, rng)
+        fit = problem.fit(lambdas, w)
+        if design.replicate is not None:
+            se, df, draws = self._replicate(problem, lambdas, design)
+        else:
+            draws = self._bootstrap(problem, lambdas, w, design if (
+                survey_design is not None or self.cluster is not None) else None, rng)
+            se = float(np.std(draws, ddof=1)) if draws.size > 1 else math.nan
+            df = float(design.df) if survey_design is not None else None
+        return TROPResults.build(self, fit, lambdas, score, searched, se, df, draws, units,
+                                 periods, W, metadata, problem.unconverged)
+
+    # ------------------------------------------------------------------ data
+    def _matrix(self, data, outcome, treatment, unit, time):
+        y = numeric(data, outcome, "outcome")
+        d = numeric(data, treatment, "treatment")
+        if not np.isin(d, (0.0, 1.0)).all():
+            raise ValueError(f"TROP: treatment column {treatment!r} must be 0/1 (the unit's "
+                             "treatment state in the period)")
+        unit_codes, units = label_codes(data, unit, "unit")
+        t_codes, periods = label_codes(data, time, "time")
+        n, n_t = len(units), len(periods)
+        cell = unit_codes * n_t + t_codes
+        if np.bincount(cell, minlength=n * n_t).max() > 1:
+            raise ValueError("TROP: more than one row for some unit and period")
+        if cell.size != n * n_t:
+            raise ValueError("TROP: the panel must be balanced (every unit in every period)")
+        order = np.argsort(periods)
+        Y = np.empty((n, n_t))
+        W = np.empty((n, n_t))
+        Y[unit_codes, t_codes] = y
+        W[unit_codes, t_codes] = d
+        Y, W, periods = Y[:, order], W[:, order], np.asarray(periods)[order]
+        if not W.any():
+            raise ValueError(f"TROP: no cell is treated ({treatment!r} is 0 throughout)")
+        if not self.non_absorbing and (np.diff(W, axis=1) < 0).any():
+            bad = np.asarray(units)[np.flatnonzero((np.diff(W, axis=1) < 0).any(axis=1))[:3]]
+            raise ValueError(
+                f"TROP: treatment switches off for unit(s) {list(bad)}; the treatment column "
+                "must be an absorbing state (0 until treated, then 1), or pass "
+                "non_absorbing=True (method='local')")
+        never = ~W.any(axis=1)
+        if not never.any():
+            raise ValueError("TROP: every unit is treated at some point; the fit needs "
+                             "never-treated units")
+        if (W[:, 0] == 1).any():
+            bad = np.asarray(units)[np.flatnonzero(W[:, 0] == 1)[:3]]
+            raise ValueError(f"TROP: unit(s) {list(bad)} are treated in the first period, so "
+                             "their unit effect has no untreated period to be estimated from")
+        first_row = np.zeros(n, dtype=np.int64)
+        first_row[unit_codes[::-1]] = np.arange(len(unit_codes))[::-1]
+        return Y, W, np.asarray(units), periods, first_row
+
+    # ------------------------------------------------------------------ variance
+    def _bootstrap(self, problem, lambdas, w, design, rng):
+        n = problem.Y.shape[0]
+        treated = problem.W.any(axis=1)
+        draws = []
+        failures = 0
+        while len(draws) < self.n_bootstrap:
+            if design is None:
+                rows = np.concatenate([rng.choice(np.flatnonzero(g), size=int(g.sum()))
+                                       for g in (treated, ~treated)])
+                mult = np.bincount(rows, minlength=n).astype(float)
+            else:
+                mult = _rao_wu(_crossed(design, treated), rng)
+            keep = mult > 0
+            if not (keep & treated).any() or not (keep & ~treated).any():
+                continue
+            if design is None:  # resampled units: repeated rows
+                rows, weights = np.repeat(np.arange(n), mult.astype(int)), w
+            else:  # Rao-Wu: rescaled weights, left-out PSUs dropped
+                rows, weights = np.flatnonzero(keep), w * mult
+            try:
+                draws.append(problem.subset(rows, lambdas, weights))
+            except ValueError:
+                failures += 1
+                if failures > self.n_bootstrap:
+                    raise ValueError("TROP: most bootstrap draws cannot be fitted (a resample "
+                                     "leaves a period with no untreated unit)") from None
+        if failures:
+            warn_user(f"TROP: {failures} bootstrap draw(s) could not be fitted and were "
+                      "redrawn")
+        return np.asarray(draws)
+
+    def _replicate(self, problem, lambdas, design):
+        from ..inference.estimate import Estimate, Inference
+
+        def refit(weights):
+            weights = np.asarray(weights, float)
+            keep = np.flatnonzero(weights > 0)
+            try:
+                return np.array([problem.subset(keep, lambdas, weights)])
+            except ValueError:
+                return np.array([np.nan])
+
+        estimate = Estimate(np.array([problem.fit(lambdas, design.weights).att]), None,
+                            reestimate=refit, name="TROP")
+        var = Inference(estimate, design, alpha=self.alpha).variance()
+        return float(var.se[0]), var.df, None
+
+
+def _crossed(design, treated):
+    """The design with strata crossed with treatment (Rao-Wu pseudo-strata), so every
+    bootstrap draw keeps treated and control PSUs in proportion."""
+    from types import SimpleNamespace
+
+    psu = design.psu
+    stratum = design.psu_stratum[psu] * 2 + treated.astype(int)
+    codes, new_psu = np.unique(np.column_stack([psu, treated]), axis=0, return_inverse=True)
+    psu_stratum = np.zeros(codes.shape[0], dtype=np.int64)
+    psu_stratum[new_psu.ravel()] = stratum
+    return SimpleNamespace(psu=new_psu.ravel(), psu_stratum=psu_stratum)
+
+
+class TROPProblem:
+    """The panel and the fits: ``fit(lambdas, w)``, cross-validation, resampled refits."""
+
+    def __init__(self, Y, W, method, tol, max_iter):
+        self.Y, self.W, self.method, self.tol, self.max_iter = Y, W, method, tol, max_iter
+        self.unconverged = 0
+
+    # ----------------------------------------------------------------- weights
+    def global_weights(self, Y, W, w, lam_time, lam_unit):
+        """The one weight matrix of the global method."""
+        n_t = Y.shape[1]
+        first = int(np.flatnonzero(W.any(axis=0))[0])
+        treated = W.any(axis=1)
+        average = np.average(Y[treated], axis=0, weights=w[treated])
+        dist = np.sqrt(((Y[:, :first] - average[:first]) ** 2).mean(axis=1))
+        centre = n_t - (n_t - first) / 2.0
+        time_w = np.exp(-lam_time * np.abs(np.arange(n_t) - centre))
+        return (1.0 - W) * (w * np.exp(-lam_unit * dist))[:, None] * time_w[None, :]
+
+    def local_weights(self, Y, W, w, i, t, lam_time, lam_unit):
+        """The weight matrix of treated cell ``(i, t)``."""
+        n_t = Y.shape[1]
+        both = (1.0 - W) * (1.0 - W[i])[None, :]
+        both[:, t] = 0.0
+        count = both.sum(axis=1)
+        sq = (((Y - Y[i]) ** 2) * both).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = np.sqrt(sq / count)
+        unit_w = np.where(count > 0, np.exp(-lam_unit * np.where(count > 0, dist, 0.0)), 0.0)
+        unit_w[i] = 1.0
+        time_w = np.exp(-lam_time * np.abs(np.arange(n_t) - t))
+        return (1.0 - W) * (w * unit_w)[:, None] * time_w[None, :]
+
+    # ----------------------------------------------------------------- fitting
+    def _solve(self, Y, V, lam_nn, start=None, tol=None):
+        a, b, L, _, converged = fit_lowrank(Y, V, lam_nn, tol or self.tol, self.max_iter,
+                                            start)
+        if not converged:
+            self.unconverged += 1
+        return a, b, L
+
+    def effects(self, Y, W, w, lambdas):
+        """Per treated cell: ``(rows, cols, tau, fitted)`` and the last fit's parts."""
+        lam_time, lam_unit, lam_nn = lambdas
+        rows, cols = np.nonzero(W)
+        w = w / w.mean()
+        if self.method == "global":
+            V = self.global_weights(Y, W, w, lam_time, lam_unit)
+            a, b, L = self._solve(Y, V, lam_nn)
+            fitted = a[:, None] + b[None, :] + L
+            return rows, cols, (Y - fitted)[rows, cols], (a, b, L)
+        tau = np.empty(rows.size)
+        start, parts = None, None
+        for k, (i, t) in enumerate(zip(rows, cols)):
+            V = self.local_weights(Y, W, w, i, t, lam_time, lam_unit)
+            a, b, L = self._solve(Y, V, lam_nn, start)
+            start = None if math.isinf(lam_nn) else L
+            tau[k] = Y[i, t] - a[i] - b[t] - L[i, t]
+            parts = (a, b, L)
+        return rows, cols, tau, parts
+
+    def fit(self, lambdas, w):
+        try:
+            rows, cols, tau, parts = self.effects(self.Y, self.W, w, lambdas)
+        except ValueError as err:
+            raise ValueError(f"TROP: {err}") from None
+        weights = w[rows]
+        att = float(weights @ tau / weights.sum())
+        from types import SimpleNamespace
+
+        return SimpleNamespace(att=att, rows=rows, cols=cols, tau=tau, parts=parts,
+                               lambdas=lambdas)
+
+    def subset(self, rows, lambdas, w):
+        """The ATT on the units ``rows`` (repeats allowed) with unit weights ``w``."""
+        Y, W, wr = self.Y[rows], self.W[rows], np.asarray(w, float)[rows]
+        r, c, tau, _ = self.effects(Y, W, wr, lambdas)
+        return float(wr[r] @ tau / wr[r].sum())
+
+    # ----------------------------------------------------------- cross-validation
+    def tune(self, grids, w, max_samples, rng):
+        """``(lambdas, score, searched)``: the grid values (a one-point grid is used as
+        given) and their leave-one-out score (NaN when nothing was searched)."""
+        if all(len(g) == 1 for g in grids):
+            return tuple(g[0] for g in grids), math.nan, False
+        never = np.flatnonzero(~self.W.any(axis=1))
+        periods = np.flatnonzero(self.W.any(axis=0))
+        cells = np.array([(j, t) for j in never for t in periods])
+        if len(cells) > max_samples:
+            cells = cells[np.sort(rng.choice(len(cells), size=max_samples, replace=False))]
+        self.cv_cells = cells
+        scores, starts = {}, {}
+
+        def score(lambdas):
+            if lambdas not in scores:
+                scores[lambdas] = self._loocv(cells, lambdas, w, starts)
+            return scores[lambdas]
+
+        current = [grids[0][0], grids[1][0], grids[2][-1]]
+        for _ in range(10):
+            changed = False
+            for k in range(3):
+                best = min(grids[k], key=lambda v: score(tuple(current[:k] + [v]
+                                                               + current[k + 1:])))
+                if best != current[k]:
+                    current[k], changed = best, True
+            if not changed:
+                break
+        lambdas = tuple(current)
+        return lambdas, score(lambdas), True
+
+    def _loocv(self, cells, lambdas, w, starts):
+        """Mean squared prediction error of the control cells, each fitted as if treated.
+
+        Each fit starts from the global fit of these tuning values (itself started from
+        the previous one's, ``starts``) and stops at a relative change of ``CV_TOL``:
+        the scores compare tuning values, far apart."""
+        lam_time, lam_unit, lam_nn = lambdas
+        Y = self.Y
+        w = w / w.mean()
+        errors = np.empty(len(cells))
+        base = None
+        if not math.isinf(lam_nn):  # every fit starts from the fit with no cell left out
+            V = self.global_weights(Y, self.W, w, lam_time, lam_unit)
+            try:
+                base = self._solve(Y, V, lam_nn, starts.get("base"), max(self.tol, CV_TOL))[2]
+            except ValueError:
+                return math.inf
+            starts["base"] = base
+        for k, (j, t) in enumerate(cells):
+            W = self.W.copy()
+            W[j, t] = 1.0
+            if self.method == "global":
+                V = self.global_weights(Y, self.W, w, lam_time, lam_unit) * (1.0 - W)
+            else:
+                V = self.local_weights(Y, W, w, j, t, lam_time, lam_unit)
+            try:
+                a, b, L = self._solve(Y, V, lam_nn, base, max(self.tol, CV_TOL))
+            except ValueError:
+                return math.inf
+            errors[k] = Y[j, t] - a[j] - b[t] - L[j, t]
+        return float(np.mean(errors ** 2))
