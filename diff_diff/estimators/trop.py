@@ -47,7 +47,7 @@ def _grid(value, name, allow_inf):
           example=lambda: dict(outcome="y", treatment="d", unit="unit", time="time"),
           example_settings=lambda: dict(method="global", lambda_time_grid=[0.2],
                                         lambda_unit_grid=[0.2], lambda_nn_grid=[1.0],
-                                        n_bootstrap=20, seed=1))
+                                        n_bootstrap=6, seed=1))
 class TROP(Estimator):
     """Triply robust panel estimator (Athey, Imbens, Qu & Viviano 2025).
 
