@@ -63,9 +63,10 @@ class EfficientDiD(Estimator):
         on are dropped.
     anticipation : int
     omega_ridge : float
-        Ridge added to ``Omega`` (relative to its mean diagonal) before the
-        weights are formed. 0 (default): the exact GLS weights, with a
-        pseudo-inverse past numerical rank deficiency.
+        Ridge added to ``Omega`` scaled to unit diagonal (i.e. relative to each
+        moment's variance) before the weights are formed. 0 (default): the exact
+        GLS weights, with a pseudo-inverse past numerical rank deficiency (a
+        moment without variance gets weight 0).
     alpha, cluster, n_bootstrap, bootstrap_weights, seed, cband
         The shared inference settings.
     vcov_type : {"hc1"}
@@ -171,7 +172,7 @@ class EfficientDiD(Estimator):
                 f"EfficientDiD: control_group='last_cohort': fewer than two periods before "
                 f"the last cohort ({number_label(last)}) is treated")
         return replace(panel, first_treat=np.where(g == last, 0.0, g), y=panel.y[:, keep],
-                       times=panel.times[keep])
+                       times=panel.times[keep], n_rows=int(panel.y.shape[0] * keep.sum()))
 
     def _estimate(self, sample, design):
         panel, dropped, balance_e = sample.arrays
@@ -229,6 +230,9 @@ class EfficientDiD(Estimator):
         """
         from scipy import stats
 
+        if "pt_assumption" in settings:
+            raise ValueError("EfficientDiD.hausman_pretest fits both pt_assumption='all' and "
+                             "'post'; do not pass pt_assumption")
         common = dict(cluster=cluster, anticipation=anticipation, control_group=control_group,
                       alpha=alpha, **settings)
         common["n_bootstrap"] = 0
@@ -352,18 +356,23 @@ class EfficientCore:
         coef = np.zeros((n_groups, y.shape[1], k))
         att = np.full(k, np.nan)
         weights_out, condition = [], np.full(k, np.nan)
+        empty = ~(mass > 0)  # a cohort without weight (in a replicate): its moments drop out
+        cell_h = np.searchsorted(self.cohorts, self.cells.group) + 1
         for c, (labels, a) in enumerate(self.moments):
+            lam = np.zeros(len(labels))
+            weights_out.append(lam)
             if not a.any():  # the reference period of a fixed base
                 att[c] = 0.0
-                weights_out.append(np.ones(1))
+                lam[:] = 1.0
                 continue
-            omega = np.einsum("jhs,hsr,khr->jk", a, cov, a, optimize=True)
-            lam, condition[c] = gls_weights(omega, self.ridge)
+            if empty[0] or empty[cell_h[c]]:
+                continue  # not estimable under these weights: NaN
+            usable = ~np.any(a[:, empty, :] != 0, axis=(1, 2))
+            omega = np.einsum("jhs,hsr,khr->jk", a[usable], cov, a[usable], optimize=True)
+            lam[usable], condition[c] = gls_weights(omega, self.ridge)
             coef[:, :, c] = np.tensordot(lam, a, axes=1)
             att[c] = float(np.sum(coef[:, :, c] * means))
-            weights_out.append(lam)
         pg = mass[1:] / w.sum()
-        cell_h = np.searchsorted(self.cohorts, self.cells.group) + 1
         return SimpleNamespace(att=att, coef=coef, means=means, mass=mass, pg=pg,
                                n_treated=count[cell_h].astype(np.int64),
                                n_control=np.full(k, int(count[0]), dtype=np.int64),

@@ -190,3 +190,23 @@ def test_3x_calls(small):
             small, "y", "unit", "time", "first_treat", aggregate="all", store_eif=True)
     assert np.isfinite(res.overall_att) and len(res.event_study_effects)
     assert res.influence_functions.shape == (small["unit"].nunique(), len(res.group_time_effects))
+
+
+def test_replicates_that_empty_a_cohort_leave_its_cells_out():
+    """JK1 over counties with cohort 2004 cut to one county: the replicate without it has
+    no cohort 2004, whose cells are then NaN and dropped (as CS does), not computed from
+    empty means; PT-Post equals CS replicate for replicate."""
+    df = dd.load_mpdta()
+    one = df.loc[df["first.treat"] == 2004, "countyreal"].min()
+    d = df[(df["first.treat"] != 2004) | (df["countyreal"] == one)].assign(psu=lambda x:
+                                                                           x["countyreal"])
+    data, design = dd.as_replicate_design(d, dd.SurveyDesign(psu="psu"), method="JK1")
+    args = (data, "lemp", "countyreal", "year", "first.treat")
+    with pytest.warns(UserWarning, match="1 of 481 replicates"):
+        ours = dd.EfficientDiD(pt_assumption="post").fit(*args, survey_design=design)
+        cs = dd.CS(control_group="never_treated", base_period="universal",
+                   estimation_method="reg").fit(*args, survey_design=design)
+        ours_se = _cells(ours)["se"]
+        cs_se = _cells(cs)["se"]
+    np.testing.assert_allclose(ours_se, cs_se, rtol=1e-10)
+    assert _cells(ours).loc[(2004, 2004), "se"] == pytest.approx(0.0098058, rel=1e-4)
