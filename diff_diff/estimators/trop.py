@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -78,9 +79,11 @@ class TROP(Estimator):
     grids are searched one parameter at a time, cycling until no value changes.
 
     Standard errors: a unit block bootstrap (``n_bootstrap`` draws resampling treated
-    and control units separately, tuning fixed; with a survey design the Rao-Wu
-    rescaled bootstrap of PSUs within strata crossed with treatment; with ``cluster=``
-    whole clusters), or refits per replicate with replicate weights.
+    and control units separately, tuning fixed; with a survey design or ``cluster=``
+    the Rao-Wu rescaled bootstrap of PSUs within strata, crossed with treatment when no
+    PSU mixes treated and control units), or refits per replicate with replicate
+    weights. With one treated unit (or PSU) the bootstrap SE is undefined: NaN with a
+    warning. Units with zero survey weight drop out.
 
     Parameters
     ----------
@@ -170,20 +173,37 @@ class TROP(Estimator):
                       "is shown for block assignment)")
         design, metadata = resolve_unit_design(data, survey_design, unit, unit_rows,
                                                self.cluster, "TROP")
-        w = design.weights if survey_design is not None else np.ones(Y.shape[0])
-        problem = TROPProblem(Y, W, self.method, self.tol, self.max_iter)
+        w_all = design.weights if survey_design is not None else np.ones(Y.shape[0])
+        full = TROPProblem(Y, W, self.method, self.tol, self.max_iter)
+        kept = np.flatnonzero(w_all > 0)  # units without weight (a subpopulation) drop out
+        problem, w = full.restrict(kept), w_all[kept]
+        if self.method == "global" and np.unique(W[W.any(axis=1)].argmax(axis=1)).size > 1:
+            warn_user("TROP: method='global' weights periods by their distance to the centre "
+                      "of one treated block, but the treated units start treatment in "
+                      "different periods; method='local' fits each treated cell on its own")
         rng = np.random.default_rng(self.seed)
         lambdas, score, searched = problem.tune(grids, w, self.max_loocv_samples, rng)
         fit = problem.fit(lambdas, w)
+        grouped = survey_design is not None or self.cluster is not None
         if design.replicate is not None:
-            se, df, draws = self._replicate(problem, lambdas, design)
+            se, df, draws = self._replicate(full, lambdas, design)
+        elif _treated_clusters(problem.W, design.psu[kept] if grouped else None) < 2:
+            warn_user("TROP: the bootstrap standard error is undefined with one treated "
+                      f"{'PSU or cluster' if grouped else 'unit'} (every draw keeps it, so "
+                      "the draws would show only the controls' noise); NaN, as R synthdid")
+            se, df, draws = math.nan, None, None
         else:
-            draws = self._bootstrap(problem, lambdas, w, design if (
-                survey_design is not None or self.cluster is not None) else None, rng)
-            se = float(np.std(draws, ddof=1)) if draws.size > 1 else math.nan
+            if survey_design is not None and survey_design.fpc is not None:
+                warn_user("TROP: the Rao-Wu bootstrap does not apply the finite population "
+                          "correction (standard errors as without fpc)")
+            sub_design = None if not grouped else SimpleNamespace(
+                psu=design.psu[kept], psu_stratum=design.psu_stratum)
+            draws = self._bootstrap(problem, lambdas, w, sub_design, rng)
+            se = float(np.std(draws, ddof=1))
             df = float(design.df) if survey_design is not None else None
-        return TROPResults.build(self, fit, lambdas, score, searched, se, df, draws, units,
-                                 periods, W, metadata, problem.unconverged)
+        return TROPResults.build(self, fit, lambdas, score, searched, se, df, draws,
+                                 units[kept], periods, problem.W, metadata,
+                                 problem.unconverged)
 
     # ------------------------------------------------------------------ data
     def _matrix(self, data, outcome, treatment, unit, time):
@@ -238,7 +258,7 @@ class TROP(Estimator):
                                        for g in (treated, ~treated)])
                 mult = np.bincount(rows, minlength=n).astype(float)
             else:
-                mult = _rao_wu(_crossed(design, treated), rng)
+                mult = _rao_wu(_by_treatment(design, treated), rng)
             keep = mult > 0
             if not (keep & treated).any() or not (keep & ~treated).any():
                 continue
@@ -275,17 +295,39 @@ class TROP(Estimator):
         return float(var.se[0]), var.df, None
 
 
-def _crossed(design, treated):
-    """The design with strata crossed with treatment (Rao-Wu pseudo-strata), so every
-    bootstrap draw keeps treated and control PSUs in proportion."""
-    from types import SimpleNamespace
+def _treated_clusters(W, psu) -> int:
+    """How many units (or PSUs / clusters) hold treated units."""
+    treated = W.any(axis=1)
+    return int(treated.sum()) if psu is None else int(np.unique(psu[treated]).size)
 
-    psu = design.psu
-    stratum = design.psu_stratum[psu] * 2 + treated.astype(int)
-    codes, new_psu = np.unique(np.column_stack([psu, treated]), axis=0, return_inverse=True)
-    psu_stratum = np.zeros(codes.shape[0], dtype=np.int64)
-    psu_stratum[new_psu.ravel()] = stratum
-    return SimpleNamespace(psu=new_psu.ravel(), psu_stratum=psu_stratum)
+
+def _by_treatment(design, treated):
+    """Rao-Wu strata crossed with treatment when every PSU is all treated or all control
+    (treated and control PSUs are then resampled separately, as units are without a
+    design); PSUs that mix the two stay whole (draws without treated or control units
+    are redrawn)."""
+    psu, n_psu = design.psu, design.psu_stratum.size
+    mixed = np.bincount(psu, weights=treated, minlength=n_psu)
+    size = np.bincount(psu, minlength=n_psu)
+    if ((mixed > 0) & (mixed < size)).any():
+        return design
+    return SimpleNamespace(psu=psu, psu_stratum=design.psu_stratum * 2 + (mixed > 0))
+
+
+def _unit_weights(dist, lam, controls):
+    """``exp(-lam * dist)``; an error when every control unit's weight underflows to 0."""
+    with np.errstate(invalid="ignore"):
+        weights = np.where(np.isfinite(dist), np.exp(-lam * np.where(np.isfinite(dist), dist,
+                                                                      0.0)), 0.0)
+    if controls.any() and not (weights[controls] > 0).any():
+        finite = dist[controls & np.isfinite(dist)]
+        span = (f"{finite.min():.3g} to {finite.max():.3g}" if finite.size
+                else "undefined (no common untreated period)")
+        raise ValueError(f"lambda_unit={lam:g} is too large for the outcome's scale: the "
+                         f"control units' distances are {span}, so every weight "
+                         "exp(-lambda_unit * distance) is 0; use a smaller lambda_unit (or "
+                         "rescale the outcome)")
+    return weights
 
 
 class TROPProblem:
@@ -294,6 +336,10 @@ class TROPProblem:
     def __init__(self, Y, W, method, tol, max_iter):
         self.Y, self.W, self.method, self.tol, self.max_iter = Y, W, method, tol, max_iter
         self.unconverged = 0
+
+    def restrict(self, rows):
+        """The problem on the units ``rows``."""
+        return TROPProblem(self.Y[rows], self.W[rows], self.method, self.tol, self.max_iter)
 
     # ----------------------------------------------------------------- weights
     def global_weights(self, Y, W, w, lam_time, lam_unit):
@@ -305,7 +351,8 @@ class TROPProblem:
         dist = np.sqrt(((Y[:, :first] - average[:first]) ** 2).mean(axis=1))
         centre = n_t - (n_t - first) / 2.0
         time_w = np.exp(-lam_time * np.abs(np.arange(n_t) - centre))
-        return (1.0 - W) * (w * np.exp(-lam_unit * dist))[:, None] * time_w[None, :]
+        unit_w = _unit_weights(dist, lam_unit, ~treated)
+        return (1.0 - W) * (w * unit_w)[:, None] * time_w[None, :]
 
     def local_weights(self, Y, W, w, i, t, lam_time, lam_unit):
         """The weight matrix of treated cell ``(i, t)``."""
@@ -315,8 +362,10 @@ class TROPProblem:
         count = both.sum(axis=1)
         sq = (((Y - Y[i]) ** 2) * both).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            dist = np.sqrt(sq / count)
-        unit_w = np.where(count > 0, np.exp(-lam_unit * np.where(count > 0, dist, 0.0)), 0.0)
+            dist = np.where(count > 0, np.sqrt(sq / np.maximum(count, 1)), np.inf)
+        controls = ~W.any(axis=1)
+        controls[i] = False
+        unit_w = _unit_weights(dist, lam_unit, controls)
         unit_w[i] = 1.0
         time_w = np.exp(-lam_time * np.abs(np.arange(n_t) - t))
         return (1.0 - W) * (w * unit_w)[:, None] * time_w[None, :]
@@ -331,6 +380,8 @@ class TROPProblem:
 
     def effects(self, Y, W, w, lambdas):
         """Per treated cell: ``(rows, cols, tau, fitted)`` and the last fit's parts."""
+        if not W.any() or W.any(axis=1).all():
+            raise ValueError("the units left have no treated cell or no never-treated unit")
         lam_time, lam_unit, lam_nn = lambdas
         rows, cols = np.nonzero(W)
         w = w / w.mean()

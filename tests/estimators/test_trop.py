@@ -1,7 +1,6 @@
 """TROP: the nuclear-norm fit is the optimum (KKT conditions), no low-rank term and no
 weights is the two-way fixed-effects DiD, the global method on Prop 99 equals the
-authors' ``trop`` package, invariants, the bootstrap, errors. Reference fixtures:
-tests/parity/test_trop_reference.py."""
+authors' ``trop`` package, invariants, the bootstrap and survey designs, errors."""
 
 import math
 
@@ -13,6 +12,8 @@ import diff_diff as dd
 from diff_diff.estimators._trop import fit_lowrank, objective
 
 KW = dict(outcome="packspercapita", treatment="treated", unit="state", time="year")
+# Prop 99 has one treated unit: its bootstrap SE is NaN with a warning (tested below)
+pytestmark = pytest.mark.filterwarnings("ignore:TROP. the bootstrap standard error is undefined")
 
 
 @pytest.fixture(scope="module")
@@ -109,22 +110,58 @@ def test_local_method_is_the_average_of_per_cell_fits(prop99, matrices):
     assert res.att == pytest.approx(np.mean(taus), abs=1e-7)
 
 
-def test_invariants_and_bootstrap(prop99):
-    est = dd.TROP(method="global", lambda_time_grid=[0.5], lambda_unit_grid=[0.1],
-                  lambda_nn_grid=[1.0], n_bootstrap=6, seed=3)
-    data = prop99.assign(w=1.0)
-    base = est.fit(data, survey_design=dd.SurveyDesign(weights="w"), **KW)
-    shuffled = data.sample(frac=1.0, random_state=1).assign(w=7.5)
+@pytest.fixture(scope="module")
+def block():
+    """A block design: cohort 5 (treated in periods 5-6) and never-treated units."""
+    from diff_diff.datasets import example_panel
+
+    panel = example_panel()
+    return panel[panel["first_treat"].isin([0, 5]) & (panel["unit"] % 2 == 0)]
+
+
+BLOCK = dict(outcome="y", treatment="d", unit="unit", time="time")
+FIXED = dict(method="global", lambda_time_grid=[0.5], lambda_unit_grid=[0.1],
+             lambda_nn_grid=[1.0])
+
+
+def test_invariants_and_bootstrap(block):
+    est = dd.TROP(n_bootstrap=6, seed=3, **FIXED)
+    design = dd.SurveyDesign(weights="weight")
+    base = est.fit(block, survey_design=design, **BLOCK)
+    shuffled = block.sample(frac=1.0, random_state=1).assign(weight=lambda d: d["weight"] * 7.5)
     before = shuffled.copy()
-    res = est.fit(shuffled, survey_design=dd.SurveyDesign(weights="w"), **KW)
+    res = est.fit(shuffled, survey_design=design, **BLOCK)
     pd.testing.assert_frame_equal(shuffled, before)
     assert res.att == pytest.approx(base.att, abs=1e-8)
     assert res.se == pytest.approx(base.se, rel=1e-6)  # same draws: seeded
-    again = est.fit(data, survey_design=dd.SurveyDesign(weights="w"), **KW)
-    np.testing.assert_array_equal(again.bootstrap_distribution, base.bootstrap_distribution)
     assert base.se == pytest.approx(np.std(base.bootstrap_distribution, ddof=1))
     assert len(base.bootstrap_distribution) == 6
     assert "unit block bootstrap (6 draws)" in base.summary()
+    # units without weight drop out: the fit without them
+    zero = block.assign(weight=np.where(block["unit"] % 4 == 0, 0.0, block["weight"]))
+    dropped = est.fit(zero, survey_design=design, **BLOCK)
+    alone = est.fit(zero[zero["weight"] > 0], survey_design=design, **BLOCK)
+    assert dropped.att == pytest.approx(alone.att, abs=1e-9)
+    assert dropped.n_treated == alone.n_treated
+
+
+def test_designs(block):
+    est = dd.TROP(n_bootstrap=4, seed=1, **FIXED)
+    strat = est.fit(block, survey_design=dd.SurveyDesign(weights="weight", strata="stratum",
+                                                         psu="psu"), **BLOCK)
+    clus = dd.TROP(n_bootstrap=4, seed=1, cluster="psu", **FIXED).fit(block, **BLOCK)
+    data, design = dd.as_replicate_design(block, dd.SurveyDesign(weights="weight", psu="psu"),
+                                          method="JK1")
+    rep = est.fit(data, survey_design=design, **BLOCK)
+    for res in (strat, clus, rep):
+        assert np.isfinite(res.se) and res.se > 0
+    assert rep.att == pytest.approx(strat.att, abs=1e-9)
+
+
+def test_one_treated_unit_has_no_bootstrap_standard_error(prop99):
+    with pytest.warns(UserWarning, match="undefined with one treated unit"):
+        res = dd.TROP(n_bootstrap=4, seed=0, **FIXED).fit(prop99, **KW)
+    assert np.isfinite(res.att) and np.isnan(res.se) and np.isnan(res.p_value)
 
 
 def test_cross_validation_picks_the_best_score(prop99):
@@ -172,3 +209,7 @@ def test_errors(prop99):
                                                      prop99["treated"])), **KW)
     with pytest.raises(ValueError, match="no cell is treated"):
         dd.TROP().fit(prop99.assign(treated=0), **KW)
+    scaled = prop99.assign(packspercapita=prop99["packspercapita"] * 100)
+    with pytest.raises(ValueError, match="lambda_unit=5 is too large for the outcome's scale"):
+        dd.TROP(method="global", lambda_time_grid=[0.5], lambda_unit_grid=[5.0],
+                lambda_nn_grid=[1.0], n_bootstrap=2).fit(scaled, **KW)
