@@ -185,13 +185,16 @@ class TROP(Estimator):
         lambdas, score, searched = problem.tune(grids, w, self.max_loocv_samples, rng)
         fit = problem.fit(lambdas, w)
         grouped = survey_design is not None or self.cluster is not None
-        if design.replicate is not None:
-            se, df, draws = self._replicate(full, lambdas, design)
-        elif _treated_clusters(problem.W, design.psu[kept] if grouped else None) < 2:
-            warn_user("TROP: the bootstrap standard error is undefined with one treated "
-                      f"{'PSU or cluster' if grouped else 'unit'} (every draw keeps it, so "
-                      "the draws would show only the controls' noise); NaN, as R synthdid")
+        replicate = design.replicate is not None
+        if _treated_clusters(problem.W, design.psu[kept] if grouped and not replicate
+                             else None) < 2:
+            what = "unit" if not grouped or replicate else "PSU or cluster"
+            warn_user(f"TROP: the standard error is undefined with one treated {what} (every "
+                      "bootstrap draw keeps it, and a replicate without it has no estimate, "
+                      "so only the controls' noise would show); NaN, as R synthdid")
             se, df, draws = math.nan, None, None
+        elif replicate:
+            se, df, draws = self._replicate(full, lambdas, design)
         else:
             if survey_design is not None and survey_design.fpc is not None:
                 warn_user("TROP: the Rao-Wu bootstrap does not apply the finite population "

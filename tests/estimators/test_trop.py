@@ -13,7 +13,7 @@ from diff_diff.estimators._trop import fit_lowrank, objective
 
 KW = dict(outcome="packspercapita", treatment="treated", unit="state", time="year")
 # Prop 99 has one treated unit: its bootstrap SE is NaN with a warning (tested below)
-pytestmark = pytest.mark.filterwarnings("ignore:TROP. the bootstrap standard error is undefined")
+pytestmark = pytest.mark.filterwarnings("ignore:TROP. the standard error is undefined")
 
 
 @pytest.fixture(scope="module")
@@ -158,10 +158,14 @@ def test_designs(block):
     assert rep.att == pytest.approx(strat.att, abs=1e-9)
 
 
-def test_one_treated_unit_has_no_bootstrap_standard_error(prop99):
+def test_one_treated_unit_has_no_standard_error(prop99):
     with pytest.warns(UserWarning, match="undefined with one treated unit"):
         res = dd.TROP(n_bootstrap=4, seed=0, **FIXED).fit(prop99, **KW)
     assert np.isfinite(res.att) and np.isnan(res.se) and np.isnan(res.p_value)
+    data, design = dd.as_replicate_design(prop99, dd.SurveyDesign(psu="state"), method="JK1")
+    with pytest.warns(UserWarning, match="undefined with one treated unit"):
+        rep = dd.TROP(**FIXED).fit(data, survey_design=design, **KW)
+    assert rep.att == pytest.approx(res.att, abs=1e-9) and np.isnan(rep.se)
 
 
 def test_cross_validation_picks_the_best_score(prop99):
