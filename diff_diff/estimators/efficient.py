@@ -62,6 +62,10 @@ class EfficientDiD(Estimator):
         comparison group, and periods from its treatment (less anticipation)
         on are dropped.
     anticipation : int
+        Periods (in units of the time column, as CallawaySantAnna) before ``g`` in
+        which cohort ``g`` may already react: its own moments use only periods before
+        ``g - anticipation``, and a comparison cohort ``g'`` only periods before
+        ``g' - anticipation``.
     omega_ridge : float
         Ridge added to ``Omega`` scaled to unit diagonal (i.e. relative to each
         moment's variance) before the weights are formed. 0 (default): the exact
