@@ -456,16 +456,19 @@ class TROPProblem:
     def _loocv(self, cells, lambdas, w, starts):
         """Mean squared prediction error of the control cells, each fitted as if treated.
 
-        Each fit starts from the global fit of these tuning values (itself started from
-        the previous one's, ``starts``) and stops at a relative change of ``CV_TOL``:
-        the scores compare tuning values, far apart."""
+        Each fit starts from the global fit of these tuning values with every sampled
+        cell left out (itself started from the previous one's, ``starts``) and stops at
+        a relative change of ``CV_TOL``: the scores compare tuning values, far apart."""
         lam_time, lam_unit, lam_nn = lambdas
         Y = self.Y
         w = w / w.mean()
         errors = np.empty(len(cells))
         base = None
-        if not math.isinf(lam_nn):  # every fit starts from the fit with no cell left out
+        if not math.isinf(lam_nn):
+            # every fit starts from one that left all these cells out: a start that had
+            # seen a cell's outcome would leak it into that cell's prediction
             V = self.global_weights(Y, self.W, w, lam_time, lam_unit)
+            V[cells[:, 0], cells[:, 1]] = 0.0
             try:
                 base = self._solve(Y, V, lam_nn, starts.get("base"), max(self.tol, CV_TOL))[2]
             except ValueError:

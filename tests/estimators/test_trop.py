@@ -192,6 +192,14 @@ def test_cross_validation_picks_the_best_score(prop99):
             scores[lt, nn] = problem._loocv(problem.cv_cells, (lt, 0.1, nn),
                                             np.ones(39), {})
     assert (lambdas[0], lambdas[2]) == min(scores, key=scores.get)
+    # each left-out cell is predicted by a fit that never saw it (cold, to the optimum)
+    errors = []
+    for j, t in problem.cv_cells:
+        V = problem.global_weights(Y, W, np.ones(39), 0.5, 0.1)
+        V[j, t] = 0.0
+        a, b, L, _, _ = fit_lowrank(Y, V, 1.0, tol=1e-10)
+        errors.append(Y[j, t] - a[j] - b[t] - L[j, t])
+    assert scores[0.5, 1.0] == pytest.approx(np.mean(np.square(errors)), rel=1e-4)
     assert (res.lambda_time, res.lambda_nn) == (lambdas[0], lambdas[2])
 
 
