@@ -113,13 +113,15 @@ class TROP(Estimator):
 
     Examples
     --------
+    >>> import warnings
     >>> import diff_diff as dd
-    >>> res = dd.TROP(method="global", lambda_time_grid=[0.5], lambda_unit_grid=[0.1],
-    ...               lambda_nn_grid=[1.0], n_bootstrap=10, seed=0).fit(
-    ...     dd.load_prop99(), outcome="packspercapita", treatment="treated", unit="state",
-    ...     time="year")
-    >>> round(res.att, 3)
-    -21.955
+    >>> with warnings.catch_warnings(record=True) as caught:  # one treated unit: no SE
+    ...     res = dd.TROP(method="global", lambda_time_grid=[0.5], lambda_unit_grid=[0.1],
+    ...                   lambda_nn_grid=[1.0], n_bootstrap=10, seed=0).fit(
+    ...         dd.load_prop99(), outcome="packspercapita", treatment="treated",
+    ...         unit="state", time="year")
+    >>> round(res.att, 3), res.se
+    (-21.955, nan)
     """
 
     _allowed = {"method": ("local", "global"), "non_absorbing": (True, False),
