@@ -274,7 +274,8 @@ def event_study_inputs(results, name: str, examples: str, varying_reason: str):
     """``(table, events, cov, var, reference)`` of an event-study result: its
     ``event_study_effects``, their covariance from ``event_study_vcov`` and the reference
     (normalised) period; a TypeError for results without them, a ValueError for a
-    ``base_period='varying'`` CallawaySantAnna fit (``varying_reason`` says why) or a
+    ``base_period='varying'`` fit (CallawaySantAnna, the staggered triple difference;
+    ``varying_reason`` says why) or a
     covariance missing event times. ``name`` and ``examples`` word the messages."""
     table = getattr(results, "event_study_effects", None)
     vcov = getattr(results, "event_study_vcov", None)
@@ -282,7 +283,8 @@ def event_study_inputs(results, name: str, examples: str, varying_reason: str):
         raise TypeError(f"{name} needs event-study results with event_study_effects and "
                         f"event_study_vcov ({examples}), got {type(results).__name__}")
     if getattr(results, "base_period", None) == "varying":
-        raise ValueError(f"{name}: these CallawaySantAnna results use base_period='varying' "
+        kind = type(results).__name__.removesuffix("Results")
+        raise ValueError(f"{name}: these {kind} results use base_period='varying' "
                          f"(each lead against the period before it), so {varying_reason}")
     table = pd.DataFrame(table)
     events = table["event_time"].to_numpy()
