@@ -294,8 +294,7 @@ class TROP(Estimator):
             except ValueError:
                 return np.array([np.nan])
 
-        estimate = Estimate(np.array([problem.fit(lambdas, design.weights).att]), None,
-                            reestimate=refit, name="TROP")
+        estimate = Estimate(refit(design.weights), None, reestimate=refit, name="TROP")
         var = Inference(estimate, design, alpha=self.alpha).variance()
         return float(var.se[0]), var.df, None
 
