@@ -211,36 +211,41 @@ def calibrate(
                              lambda i: _group_label(keys, i, by_cols))
     weights = d * g
 
-    out = data.copy()
     name = weight_column or (f"{survey_design.weights}_cal" if survey_design.weights else "_cal_weight")
     if name in data.columns:
         raise ValueError(f"calibrate: weight_column {name!r} already exists in data")
-    out[name] = weights
+    added = {name: weights}  # the new columns, joined to a copy of data at once
     new_reps = None
     n_rep_cal = 0
     if survey_design.replicate_weights is not None:
         new_reps = []
+        # every replicate is calibrated on the distinct (group, x) patterns: the same
+        # solution as on the rows, at the cost of the patterns (few with categorical margins)
+        pattern, patterns = model.collapse() if account_for_calibration else (None, None)
         for col in survey_design.replicate_weights:
             rep = numeric_column(data, col, "replicate_weights")
             if not survey_design.combined_weights:
                 rep = rep * d
             if account_for_calibration:
-                _check_feasible(model, rep, targets, keys, margins, method, bounds,
+                rep_p = np.bincount(pattern, weights=rep, minlength=patterns.group.size)
+                _check_feasible(patterns, rep_p, targets, keys, margins, method, bounds,
                                 f" in replicate {col!r}")
-                g_r, _, err_r = _solve(model, rep, targets, method, bounds, max_iter, tol)
-                _raise_unconverged(err_r, tol, keys, model, rep * g_r, targets, margins,
+                g_p, _, err_r = _solve(patterns, rep_p, targets, method, bounds, max_iter, tol)
+                _raise_unconverged(err_r, tol, keys, patterns, rep_p * g_p, targets, margins,
                                    f"replicate {col!r}")
                 if trim is not None:
-                    g_r, _ = _trim(g_r, rep, group, model.n_groups, trim,
+                    g_p, _ = _trim(g_p, rep_p, patterns.group, model.n_groups, trim,
                                    lambda i: _group_label(keys, i, by_cols))
+                g_r = g_p[pattern]
                 n_rep_cal += 1
             else:
                 g_r = g
             rep_name = f"{col}_cal"
             if rep_name in data.columns:
                 raise ValueError(f"calibrate: replicate column {rep_name!r} already exists in data")
-            out[rep_name] = rep * g_r
+            added[rep_name] = rep * g_r
             new_reps.append(rep_name)
+    out = pd.concat([data, pd.DataFrame(added, index=data.index)], axis=1)
 
     report = _report(model, weights, d, g, targets, keys, by_cols, margins, iters, err, tol,
                      n_trimmed, n_rep_cal)
@@ -567,9 +572,9 @@ def _solve(model, d, targets, method, bounds, max_iter, tol):
     iterations = 0
     while iterations < max_iter and (err >= tol).any():
         iterations += 1
-        step = solve_grouped(model.grouped_xtvx(d * dg), misfit)
-        step[err < tol] = 0.0
         pending = err >= tol
+        step = np.zeros_like(coef)  # converged groups stay where they are
+        step[pending] = solve_grouped(model.grouped_xtvx(d * dg)[pending], misfit[pending])
         for _ in range(60):
             trial = coef + step
             g_new, dg_new = _link(model.linear_predictor(trial), method, bounds)

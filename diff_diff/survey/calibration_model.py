@@ -72,6 +72,35 @@ class ModelMatrix:
                     keys[i, j] = self._slots[i] * (b.width + 1) + (b.codes + 1)
         return keys
 
+    def collapse(self) -> tuple[np.ndarray, ModelMatrix]:
+        """``(pattern, model)``: the model on the distinct (group, x) rows, and each row's
+        pattern.
+
+        Calibration weight ratios are functions of ``x`` within a group, and every
+        grouped product is a sum over rows, so a calibration on rows equals one on
+        patterns weighted by the rows' summed weights (``np.bincount(pattern, d)``).
+        With categorical margins only there are at most groups x level combinations.
+        """
+        key = self.group.astype(np.int64)
+        radix = np.int64(self.n_groups)
+        keys = []
+        for b in self.blocks:
+            codes = b.codes + 1 if b.categorical else np.unique(b.values, return_inverse=True)[1]
+            size = np.int64((b.width + 1) if b.categorical else codes.max() + 1)
+            if radix > np.iinfo(np.int64).max // max(size, 1):  # the key would overflow
+                keys.append(key)
+                key, radix = np.zeros_like(key), np.int64(1)
+            key, radix = key * size + codes, radix * size
+        if keys:
+            _, first, pattern = np.unique(np.column_stack(keys + [key]), axis=0,
+                                          return_index=True, return_inverse=True)
+        else:
+            _, first, pattern = np.unique(key, return_index=True, return_inverse=True)
+        pattern = pattern.reshape(-1)
+        return pattern, ModelMatrix(group=self.group[first], n_groups=self.n_groups,
+                                    blocks=tuple(_take_block(b, first) for b in self.blocks),
+                                    n_cols=self.n_cols)
+
     def linear_predictor(self, coef: np.ndarray) -> np.ndarray:
         """``x_i' coef[group_i]`` for every row; ``coef`` is (G, p)."""
         flat = np.append(coef.ravel(), 0.0)
@@ -155,11 +184,27 @@ def solve_grouped(matrices: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     squeeze = rhs.ndim == 2
     if squeeze:
         rhs = rhs[:, :, None]
-    scale = np.sqrt(np.abs(np.einsum("gii->gi", matrices)))
-    scale = np.where(scale > 0, scale, 1.0)
+    diag = np.abs(np.einsum("gii->gi", matrices))
+    scale = np.where(diag > 0, np.sqrt(diag), 1.0)
     scaled = matrices / scale[:, :, None] / scale[:, None, :]
-    pinv = np.linalg.pinv(scaled, rcond=1e-12, hermitian=True)
-    out = (pinv @ (rhs / scale[:, :, None])) / scale[:, :, None]
+    b = rhs / scale[:, :, None]
+    out = np.empty_like(b)
+    # a direct solve where the unit-diagonal matrix is safely positive definite (every
+    # Cholesky pivot >= 1e-8; a zero column is set aside with a unit diagonal and a zero
+    # right-hand side, as the generalized inverse does); the pseudo-inverse elsewhere
+    empty = diag == 0
+    direct = np.zeros(len(matrices), dtype=bool)
+    if len(matrices):
+        padded = scaled + np.einsum("gi,ij->gij", empty, np.eye(scaled.shape[1]))
+        direct = _safely_definite(padded)
+    if direct.any():
+        out[direct] = np.linalg.solve(padded[direct], np.where(empty[direct][:, :, None], 0.0,
+                                                                b[direct]))
+    if not direct.all():
+        rest = ~direct
+        pinv = np.linalg.pinv(scaled[rest], rcond=1e-12, hermitian=True)
+        out[rest] = pinv @ b[rest]
+    out = out / scale[:, :, None]
     return out[:, :, 0] if squeeze else out
 
 
@@ -249,6 +294,20 @@ class CalibrationProjection:
         domains = np.concatenate([domain[inside], pair_domain[pair_of_entry]])
         values = np.concatenate([psi[inside], correction])
         return psus, domains, values
+
+
+def _safely_definite(matrices: np.ndarray) -> np.ndarray:
+    """Which unit-diagonal matrices have every Cholesky pivot >= 1e-8."""
+    try:
+        return (np.einsum("gii->gi", np.linalg.cholesky(matrices)) ** 2).min(axis=1) >= 1e-8
+    except np.linalg.LinAlgError:  # one is not positive definite: find which, one by one
+        out = np.zeros(len(matrices), dtype=bool)
+        for k, m in enumerate(matrices):
+            try:
+                out[k] = (np.diag(np.linalg.cholesky(m)) ** 2).min() >= 1e-8
+            except np.linalg.LinAlgError:
+                pass
+        return out
 
 
 def _factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

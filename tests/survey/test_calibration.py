@@ -213,3 +213,44 @@ def test_domains_of_a_calibrated_design_keep_the_calibration(sample):
     overridden, _ = aggregate_survey(out, ["cell"], "y", cal, lonely_psu="adjust")
     default, _ = aggregate_survey(out, ["cell"], "y", cal)
     np.testing.assert_allclose(overridden["y_se"], default["y_se"])  # no lonely strata here
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(method="logit", bounds=(0.5, 2.0), trim=(0.6, 1.7)),
+                                    dict(method="linear", numeric=True)])
+def test_replicates_calibrated_on_patterns_equal_each_replicate_calibrated_alone(sample, kwargs):
+    """Replicates are calibrated on the distinct (cell, x) patterns with summed weights;
+    each must equal the row-by-row calibration of that replicate as a design of its own."""
+    kwargs = dict(kwargs)
+    totals = _cell_totals(sample)
+    if kwargs.pop("numeric", False):  # a continuous auxiliary: every row its own pattern
+        inc = (sample["w"] * sample["inc"]).groupby(sample["cell"]).sum() * 1.05
+        totals = pd.concat([totals, pd.DataFrame({"cell": inc.index, "margin": "inc",
+                                                  "level": np.nan, "total": inc.values})])
+    rng = np.random.default_rng(5)
+    reps = [f"r{r}" for r in range(4)]
+    data = sample.assign(**{r: sample["w"] * rng.uniform(0.5, 1.5, len(sample)) for r in reps})
+    design = SurveyDesign(weights="w", replicate_weights=reps, replicate_method="bootstrap")
+    out, _ = calibrate(data, design, totals, by="cell", **kwargs)
+    for r in reps:
+        alone, _ = calibrate(data, SurveyDesign(weights=r), totals, by="cell", **kwargs)
+        np.testing.assert_allclose(out[f"{r}_cal"], alone[f"{r}_cal"], rtol=1e-12)
+
+
+def test_grouped_solve_equals_the_pseudo_inverse_on_singular_and_empty_groups():
+    from diff_diff.survey.calibration_model import solve_grouped
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 40, 4))
+    x[1, :, 3] = x[1, :, 0] + x[1, :, 1]  # collinear: singular
+    x[2, :, 2] = 0.0  # a column without respondents
+    x[3, :, 1] = x[3, :, 0] * (1 + 1e-7)  # nearly collinear
+    gram = np.einsum("gni,gnj->gij", x, x)
+    rhs = np.einsum("gni,gn->gi", x, rng.normal(size=(5, 40)))
+    rhs[2, 2] = 3.0  # no respondents but a target: the generalized inverse ignores it
+    expected = np.stack([np.linalg.pinv(g / np.sqrt(np.outer(np.diag(g) + (np.diag(g) == 0),
+                                                             np.diag(g) + (np.diag(g) == 0))),
+                                        rcond=1e-12, hermitian=True)
+                         @ (r / np.sqrt(np.diag(g) + (np.diag(g) == 0)))
+                         / np.sqrt(np.diag(g) + (np.diag(g) == 0)) for g, r in zip(gram, rhs)])
+    np.testing.assert_allclose(solve_grouped(gram, rhs), expected, rtol=1e-9, atol=1e-12)
+    assert solve_grouped(gram, rhs)[2, 2] == 0.0
