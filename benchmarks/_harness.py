@@ -252,6 +252,8 @@ def fingerprint(df: pd.DataFrame) -> str:
     for col in df.columns:
         values = df[col].to_numpy()
         digest.update(f"{col}:{values.dtype.str};".encode())
+        if values.dtype.kind == "O":  # object arrays hold pointers: hash the values instead
+            values = pd.util.hash_pandas_object(df[col], index=False).to_numpy()
         digest.update(np.ascontiguousarray(values).tobytes())
     return digest.hexdigest()[:16]
 

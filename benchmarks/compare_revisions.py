@@ -36,12 +36,18 @@ had               ``HeterogeneousAdoptionDiD("continuous_at_zero")``,        60,
                   8 periods, ``effects=4, placebo=3``
 twfe_survey       ``TwoWayFixedEffects()`` with the survey design           100,000
 twfe_cluster      ``TwoWayFixedEffects(cluster="psu")``                     100,000
+rake_replicates   ``calibrate`` (raking by state-year, 3 margins) of a      265,000
+                  design with 80 bootstrap replicate columns, each        (rows)
+                  recalibrated
 ================  =======================================================  =======
 
 CS, ImputationDiD and HAD panels: ``bench_cs.make_panel`` / ``bench_had.make_event``
 (20 / 8 periods); TWFE: ``bench_twfe.make_panel`` (20 periods). Each timed call
 fits, then reads ``res.att``, ``res.se`` and (CS, ImputationDiD, HAD)
 ``res.event_study_effects``, so lazily computed inference is inside the timing.
+``rake_replicates``: ``bench_calibration.sample`` / ``totals`` (350 state-year cells) plus
+80 replicate columns ``w * U(0.5, 1.5)``; its "estimates" are 400 calibrated replicate
+weights (rows 0, 1000, ... of replicates 0, 26, 53, 79), so ``agree`` compares weights.
 The survey design object is deep-copied before each call (untimed), so no call
 can reuse what an earlier one cached on it. The replicate columns are built by
 each side's own ``as_replicate_design`` (untimed).
@@ -95,6 +101,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # _harness.py and the data generators live next to this script
     sys.path.insert(0, HERE)
 import _harness as harness  # noqa: E402
+import bench_calibration  # noqa: E402
 import bench_cs  # noqa: E402  (module level: numpy, pandas, _harness only)
 import bench_had  # noqa: E402
 import bench_twfe  # noqa: E402
@@ -125,7 +132,10 @@ CASES = {
                         design="tsl", es=False),
     "twfe_cluster": dict(data="twfe", units=100_000, estimator="TwoWayFixedEffects",
                          init=dict(cluster="psu"), design=None, es=False),
+    "rake_replicates": dict(data="calibration", units=265_000, estimator=None, init={},
+                            design="replicate_columns", es=True),
 }
+N_CAL_REPLICATES = 80
 FIT_COLUMNS = {
     "cs": dict(outcome="y", unit="unit", time="period", first_treat="first_treat"),
     "twfe": dict(outcome="y", treatment="d", unit="unit", time="period"),
@@ -154,6 +164,11 @@ def add_design(df, n_strata: int, psu_per_stratum: int):
 def make_data(spec: dict, scale: int):
     """The case's frame at ``units / scale`` units, with the survey design columns."""
     n_units = spec["units"] // scale
+    if spec["data"] == "calibration":
+        df = bench_calibration.sample(n_units)
+        rng = np.random.default_rng(DESIGN_SEED)
+        reps = df["w"].to_numpy()[:, None] * rng.uniform(0.5, 1.5, (n_units, N_CAL_REPLICATES))
+        return df.assign(**{f"r{j}": reps[:, j] for j in range(N_CAL_REPLICATES)})
     if spec["data"] == "cs":
         df = bench_cs.make_panel(n_units)
     elif spec["data"] == "twfe":
@@ -213,8 +228,28 @@ def make_design(dd, spec: dict, df):
     return df, design
 
 
+def make_calibration_call(dd, df):
+    """``rake_replicates``: the timed calibration and its untimed design maker."""
+    totals = bench_calibration.totals(df)
+    reps = [f"r{j}" for j in range(N_CAL_REPLICATES)]
+    design = dd.SurveyDesign(weights="w", replicate_weights=reps, replicate_method="bootstrap")
+    rows = np.arange(0, len(df), 1000)[:100]
+
+    def call(design_copy):
+        out, cal = dd.calibrate(df, design_copy, totals, by=["state", "year"])
+        picked = [out[cal.replicate_weights[j]].to_numpy()[rows] for j in (0, 26, 53, 79)]
+        values = [float(v) for v in np.concatenate(picked)]
+        return dict(att=float(out[cal.weights].sum()), se=0.0,
+                    event_time=list(range(len(values))), es_estimate=values,
+                    es_se=[0.0] * len(values))
+
+    return call, (lambda: copy.deepcopy(design)), df
+
+
 def make_call(dd, spec: dict, df):
     """The timed call (takes a fresh copy of the design) and its untimed input maker."""
+    if spec["data"] == "calibration":
+        return make_calibration_call(dd, df)
     estimator = getattr(dd, spec["estimator"])
     columns = FIT_COLUMNS[spec["data"]]
     df, design = make_design(dd, spec, df)
