@@ -49,6 +49,8 @@ def dense_rank(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     keys = np.asarray(keys, dtype=np.int64)
     if size <= 4 * keys.size + 1024:
         present = np.bincount(keys, minlength=size) > 0
+        if present.all():  # already dense: the keys are their codes
+            return keys, np.arange(size, dtype=np.int64)
         rank = np.cumsum(present) - 1
         return rank[keys], np.flatnonzero(present)
     codes, uniques = pd.factorize(keys)

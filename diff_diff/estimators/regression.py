@@ -286,7 +286,8 @@ class TwoWayFixedEffects(_Regression):
         vcov_type = self.vcov_type or "cr1"
         one_way = vcov_type in ("classical", "hc1", "hc2", "hc3") and self.cluster is None
         cluster_col = self.cluster if self.cluster is not None else unit
-        cluster = None if one_way else label_codes(data, cluster_col, "cluster")[0]
+        cluster = (None if one_way else unit_codes if cluster_col == unit
+                   else label_codes(data, cluster_col, "cluster")[0])
         absorb = [unit_codes, time_codes]
         if vcov_type in ("hc2", "hc3", "hc2_bm"):
             # leverages/CR2 need the time effects in the design: absorb units only

@@ -27,8 +27,8 @@ CENSUS_TOLERANCE = 1e-7
 def psu_totals(psi: np.ndarray, psu: np.ndarray, n_psu: int) -> np.ndarray:
     """Sum the rows of ``psi`` (n x k) within PSU codes ``psu`` -> (n_psu x k).
 
-    One pass over the data through a sparse indicator product; no Python loop
-    over rows or PSUs.
+    One pass over the data: a ``bincount`` per column for a few columns, else a sparse
+    indicator product; no Python loop over rows or PSUs.
     """
     psi = np.asarray(psi, dtype=float)
     one_dim = psi.ndim == 1
@@ -37,6 +37,11 @@ def psu_totals(psi: np.ndarray, psu: np.ndarray, n_psu: int) -> np.ndarray:
     n = psi.shape[0]
     if psu.shape[0] != n:
         raise ValueError(f"psi has {n} rows but the design has {psu.shape[0]}")
+    if psi.shape[1] <= 4:  # a few columns: one counting pass each, no matrix to build
+        totals = np.empty((n_psu, psi.shape[1]))
+        for j in range(psi.shape[1]):
+            totals[:, j] = np.bincount(psu, weights=psi[:, j], minlength=n_psu)
+        return totals[:, 0] if one_dim else totals
     indicator = sp.csc_matrix(
         (np.ones(n), psu, np.arange(n + 1)), shape=(n_psu, n)
     )

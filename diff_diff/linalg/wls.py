@@ -345,11 +345,16 @@ def wls(
     coef[keep] = coef_k
     resid = y_t - x_k @ coef_k
     fitted = y - resid
-    positive = w > 0
-    n_obs = float(w[positive].sum()) if frequency else float(positive.sum())
-    y_mean = np.average(y, weights=w)
-    tss = float(np.sum(w * (y - y_mean) ** 2))
-    r2 = 1.0 - float(np.sum(w * resid**2)) / tss if tss > 0 else np.nan
+    if unit_weights:  # the same sums without the weight passes
+        n_obs = float(n)
+        centred = y - y.mean()
+        tss, rss = float(centred @ centred), float(resid @ resid)
+    else:
+        positive = w > 0
+        n_obs = float(w[positive].sum()) if frequency else float(positive.sum())
+        centred = y - np.average(y, weights=w)
+        tss, rss = float(w @ (centred * centred)), float(w @ (resid * resid))
+    r2 = 1.0 - rss / tss if tss > 0 else np.nan
     return WLSFit(
         coef=coef, names=list(names), kept=keep, x=x_k, resid=resid, fitted=fitted, weights=w,
         bread_inv=bread_inv, n_obs=n_obs, df_absorbed=absorbed_parameters(absorb, w, grid),
