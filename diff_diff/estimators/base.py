@@ -56,11 +56,50 @@ class Estimator:
             setattr(self, name, arguments[name])
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor settings as a dict."""
+        """The constructor settings as a dict (scikit-learn style).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility; settings are never nested.
+
+        Returns
+        -------
+        dict
+            Setting name -> value, one entry per constructor parameter.
+
+        Examples
+        --------
+        >>> from diff_diff import CallawaySantAnna
+        >>> CallawaySantAnna(alpha=0.1).get_params()["alpha"]
+        0.1
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params) -> "Estimator":
-        """Change settings (validated at the next ``fit``); returns ``self``."""
+        """Change settings (validated at the next ``fit``).
+
+        Parameters
+        ----------
+        **params
+            Constructor settings to change, by name.
+
+        Returns
+        -------
+        Estimator
+            ``self``, so that calls chain.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a constructor parameter of this estimator.
+
+        Examples
+        --------
+        >>> from diff_diff import CallawaySantAnna
+        >>> CallawaySantAnna().set_params(alpha=0.1).alpha
+        0.1
+        """
         valid = self._param_names()
         for name in params:
             if name not in valid:

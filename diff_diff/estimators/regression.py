@@ -164,6 +164,28 @@ class DifferenceInDifferences(_Regression):
     linearization of the scores, R ``svyglm``; or replicate refits), and then
     only the default ``vcov_type`` is allowed.
 
+    Parameters
+    ----------
+    vcov_type : str, default "hc1"
+        ``"classical"``, ``"hc1"``, ``"hc2"``, ``"hc3"``, ``"cr1"`` (needs ``cluster``) or
+        ``"hc2_bm"``.
+    cluster : str, optional
+        Column whose values are the clusters of ``cr1`` / ``hc2_bm`` and of the wild
+        bootstrap.
+    alpha : float, default 0.05
+        Significance level of the confidence intervals.
+    rank_deficient_action : {"warn", "error", "silent"}, default "warn"
+        What to do when regressors are collinear (the collinear columns are dropped).
+    inference : {"analytic", "wild_bootstrap"}, default "analytic"
+        ``"wild_bootstrap"`` replaces the analytic p-value and interval of the ATT by a
+        wild cluster bootstrap (``"analytical"`` is the 3.x spelling of ``"analytic"``).
+    n_bootstrap : int, default 999
+        Wild bootstrap draws.
+    bootstrap_weights : {"rademacher", "mammen", "webb"}, default "rademacher"
+        Wild bootstrap multipliers.
+    seed : int, optional
+        Seed of the wild bootstrap.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
@@ -188,7 +210,46 @@ class DifferenceInDifferences(_Regression):
         survey_design: SurveyDesign | None = None,
         post: str | None = None,
     ):
-        """Fit; ``treatment`` and ``time`` (or ``post``) are binary 0/1 columns."""
+        """Fit the 2x2 regression and return the interaction coefficient as the ATT.
+
+        Parameters
+        ----------
+        data : DataFrame
+            One row per observation (a panel or repeated cross-sections).
+        outcome : str
+            Outcome column.
+        treatment : str
+            Treated-group indicator (0/1).
+        time : str
+            Post-period indicator (0/1).
+        covariates : list of str, optional
+            Numeric columns added to the regression.
+        fixed_effects : list of str, optional
+            Categorical columns entered as dummies (first level dropped).
+        absorb : list of str, optional
+            Categorical columns absorbed (within transformation) instead of estimated.
+        survey_design : SurveyDesign, optional
+            Weights and sampling design. Analytic or frequency weights alone give a weighted
+            regression with ``vcov_type``; probability weights, strata, PSUs, FPC or replicate
+            weights give design-based variance (Taylor linearization or replicate refits).
+        post : str, optional
+            Synonym of ``time`` (the 3.x name); give one of the two.
+
+        Returns
+        -------
+        RegressionResults
+            The ATT with its inference, the coefficient table and the design metadata.
+
+        Raises
+        ------
+        ValueError
+            If a column is missing or not 0/1, a treatment x time cell is empty (or has no
+            positive weight), or the interaction is collinear with the other regressors.
+
+        Examples
+        --------
+        See :class:`DifferenceInDifferences`.
+        """
         from ..results.regression import RegressionResults
 
         self._validate()
@@ -247,6 +308,40 @@ class TwoWayFixedEffects(_Regression):
     staggered adoption the TWFE coefficient is a weighted average of
     comparisons that can have negative weights (Goodman-Bacon 2021): a
     warning points to :class:`~diff_diff.CallawaySantAnna`.
+
+    Parameters
+    ----------
+    vcov_type : str, optional
+        ``"classical"``, ``"hc1"``, ``"hc2"``, ``"hc3"``, ``"cr1"`` (needs ``cluster``) or
+        ``"hc2_bm"``. ``None`` (default) clusters by ``cluster`` or by unit (CR1).
+    cluster : str, optional
+        Column whose values are the clusters of ``cr1`` / ``hc2_bm`` and of the wild
+        bootstrap.
+    alpha : float, default 0.05
+        Significance level of the confidence intervals.
+    rank_deficient_action : {"warn", "error", "silent"}, default "warn"
+        What to do when regressors are collinear (the collinear columns are dropped).
+    inference : {"analytic", "wild_bootstrap"}, default "analytic"
+        ``"wild_bootstrap"`` replaces the analytic p-value and interval of the ATT by a
+        wild cluster bootstrap (``"analytical"`` is the 3.x spelling of ``"analytic"``).
+    n_bootstrap : int, default 999
+        Wild bootstrap draws.
+    bootstrap_weights : {"rademacher", "mammen", "webb"}, default "rademacher"
+        Wild bootstrap multipliers.
+    seed : int, optional
+        Seed of the wild bootstrap.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from diff_diff import TwoWayFixedEffects
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"unit": np.repeat(np.arange(30), 4), "time": np.tile(range(4), 30)})
+    >>> df["d"] = ((df["unit"] < 10) & (df["time"] >= 2)).astype(int)
+    >>> df["y"] = 0.1 * df["unit"] + 1.5 * df["d"] + rng.normal(0, 0.1, len(df))
+    >>> res = TwoWayFixedEffects().fit(df, "y", "d", unit="unit", time="time")
+    >>> round(res.att, 1)
+    1.5
     """
 
     _allowed = {**_Regression._allowed, "vcov_type": (None,) + VCOV_TYPES}
@@ -267,6 +362,43 @@ class TwoWayFixedEffects(_Regression):
         survey_design: SurveyDesign | None = None,
         post: str | None = None,
     ):
+        """Fit the two-way fixed-effects regression.
+
+        Parameters
+        ----------
+        data : DataFrame
+            A panel: one row per unit and period.
+        outcome : str
+            Outcome column.
+        treatment : str
+            Treatment status of the unit in the period (0/1); with ``post``, the
+            treated-group indicator.
+        unit, time : str
+            Unit and period columns (their effects are absorbed).
+        covariates : list of str, optional
+            Time-varying numeric columns added to the regression.
+        survey_design : SurveyDesign, optional
+            Weights and sampling design. Analytic or frequency weights alone give a weighted
+            regression with ``vcov_type``; probability weights, strata, PSUs, FPC or replicate
+            weights give design-based variance (Taylor linearization or replicate refits).
+        post : str, optional
+            Post-period indicator; the treatment is then ``treatment * post``.
+
+        Returns
+        -------
+        RegressionResults
+            The ATT and its inference; ``decompose()`` gives the Goodman-Bacon decomposition.
+
+        Raises
+        ------
+        ValueError
+            If a column is missing or not 0/1, or the treatment is collinear with the fixed
+            effects.
+
+        Examples
+        --------
+        See :class:`TwoWayFixedEffects`.
+        """
         from ..results.regression import RegressionResults
 
         self._validate()
@@ -383,6 +515,40 @@ class MultiPeriodDiD(_Regression):
     post-period ATT is the mean of ``d_t`` over ``post_periods`` with its
     standard error from the coefficient covariance (and, with
     ``vcov_type="hc2_bm"``, the Satterthwaite df of that contrast).
+
+    Parameters
+    ----------
+    vcov_type : str, default "hc1"
+        ``"classical"``, ``"hc1"``, ``"hc2"``, ``"hc3"``, ``"cr1"`` (needs ``cluster``) or
+        ``"hc2_bm"``.
+    cluster : str, optional
+        Column whose values are the clusters of ``cr1`` / ``hc2_bm`` and of the wild
+        bootstrap.
+    alpha : float, default 0.05
+        Significance level of the confidence intervals.
+    rank_deficient_action : {"warn", "error", "silent"}, default "warn"
+        What to do when regressors are collinear (the collinear columns are dropped).
+    inference : {"analytic", "wild_bootstrap"}, default "analytic"
+        ``"wild_bootstrap"`` replaces the analytic p-value and interval of the ATT by a
+        wild cluster bootstrap (``"analytical"`` is the 3.x spelling of ``"analytic"``).
+    n_bootstrap : int, default 999
+        Wild bootstrap draws.
+    bootstrap_weights : {"rademacher", "mammen", "webb"}, default "rademacher"
+        Wild bootstrap multipliers.
+    seed : int, optional
+        Seed of the wild bootstrap.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from diff_diff import MultiPeriodDiD
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"unit": np.repeat(np.arange(40), 6), "time": np.tile(range(6), 40)})
+    >>> df["treated"] = (df["unit"] < 20).astype(int)
+    >>> df["y"] = 2.0 * df["treated"] * (df["time"] >= 3) + rng.normal(0, 0.1, len(df))
+    >>> res = MultiPeriodDiD().fit(df, "y", "treated", "time", post_periods=[3, 4, 5])
+    >>> round(res.avg_att, 1)
+    2.0
     """
 
     def fit(
@@ -399,7 +565,50 @@ class MultiPeriodDiD(_Regression):
         absorb: list[str] | None = None,
         survey_design: SurveyDesign | None = None,
     ):
-        """Fit; ``treatment`` is the (time-invariant) treated-group indicator."""
+        """Fit the event-study regression.
+
+        Parameters
+        ----------
+        data : DataFrame
+            One row per observation.
+        outcome : str
+            Outcome column.
+        treatment : str
+            Treated-group indicator (0/1, constant within unit).
+        time : str
+            Period column.
+        post_periods : list, optional
+            Periods after treatment (give these or ``reference_period``).
+        reference_period : optional
+            The omitted period; by default the last period before ``post_periods``.
+        unit : str, optional
+            Unit column, used to check that ``treatment`` is constant within unit.
+        covariates : list of str, optional
+            Numeric columns added to the regression.
+        fixed_effects : list of str, optional
+            Categorical columns entered as dummies (first level dropped).
+        absorb : list of str, optional
+            Categorical columns absorbed instead of estimated.
+        survey_design : SurveyDesign, optional
+            Weights and sampling design. Analytic or frequency weights alone give a weighted
+            regression with ``vcov_type``; probability weights, strata, PSUs, FPC or replicate
+            weights give design-based variance (Taylor linearization or replicate refits).
+
+        Returns
+        -------
+        MultiPeriodResults
+            One effect per period relative to the reference, and their post-period average.
+
+        Raises
+        ------
+        ValueError
+            If a column is missing or not 0/1, ``treatment`` varies within a unit, or the
+            periods given are not in the data.
+
+        Examples
+        --------
+        See :class:`MultiPeriodDiD`.
+        """
         from ..results.regression import MultiPeriodResults
 
         self._validate()

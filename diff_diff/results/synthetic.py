@@ -12,6 +12,10 @@ from .base import ResultsBase
 class SyntheticDiDResults(ResultsBase):
     """Synthetic DiD estimate.
 
+    Diagnostics (refits on the stored panel): :meth:`in_time_placebo`,
+    :meth:`sensitivity_to_zeta_omega`, :meth:`get_loo_effects_df`,
+    :meth:`get_weight_concentration`, :meth:`trajectories`.
+
     Attributes
     ----------
     unit_weights : DataFrame
@@ -30,10 +34,6 @@ class SyntheticDiDResults(ResultsBase):
         controls' ``omega``-weighted average): its RMSE after removing its mean (the
         level is differenced out; NaN with one pre-period) and its mean.
     survey_metadata : SurveyMetadata or None
-
-    Diagnostics (refits on the stored panel): :meth:`in_time_placebo`,
-    :meth:`sensitivity_to_zeta_omega`, :meth:`get_loo_effects_df`,
-    :meth:`get_weight_concentration`, :meth:`trajectories`.
     """
 
     _title = "Synthetic difference-in-differences (Arkhangelsky et al. 2021)"
