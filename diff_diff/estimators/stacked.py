@@ -288,32 +288,35 @@ class StackedDiD(_Regression):
 def _q_weights(weighting, sub, treat, event, pop, n_sub, base):
     """Corrective weights per stacked row: shares within each event time of the counts
     (the sums of ``base``, the sampling weights, under a survey design)."""
-    q = np.ones(sub.size)
-    for e in np.unique(event):
-        at = event == e
-        is_t, is_c = at & (treat == 1), at & (treat == 0)
-        n_t = np.bincount(sub[is_t], weights=base[is_t], minlength=n_sub)
-        n_c = np.bincount(sub[is_c], weights=base[is_c], minlength=n_sub)
-        if n_t.sum() <= 0 or n_c.sum() <= 0:
-            raise ValueError(f"StackedDiD: event time {int(e)} has no treated or no control "
-                             "observation in any sub-experiment (unbalanced panel or "
-                             "periods spaced more than one unit apart?)")
-        share_t, share_c = n_t / n_t.sum(), n_c / n_c.sum()
-        if weighting == "aggregate":
-            target = share_t
-        elif weighting == "sample_share":
-            target = (n_t + n_c) / (n_t + n_c).sum()
-        else:  # population of the treated units of each sub-experiment (one row each here)
-            mass = np.bincount(sub[is_t], weights=pop[is_t], minlength=n_sub)
-            target = mass / mass.sum()
-        # a sub-experiment without treated rows at e contributes no DiD there: no weight
-        target = np.where(n_t > 0, target, 0.0)
-        target = target / target.sum()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q_t, q_c = target / share_t, target / share_c
-        q[is_t] = q_t[sub[is_t]]
-        q[is_c] = q_c[sub[is_c]]
-    return q
+    events, e_code = np.unique(event, return_inverse=True)
+    n_e = events.size
+    is_t = treat == 1
+    cell = e_code * n_sub + sub  # (event time, sub-experiment)
+    n_t = np.bincount(cell, weights=np.where(is_t, base, 0.0),
+                      minlength=n_e * n_sub).reshape(n_e, n_sub)
+    n_c = np.bincount(cell, weights=np.where(is_t, 0.0, base),
+                      minlength=n_e * n_sub).reshape(n_e, n_sub)
+    empty = (n_t.sum(axis=1) <= 0) | (n_c.sum(axis=1) <= 0)
+    if empty.any():
+        raise ValueError(f"StackedDiD: event time {int(events[np.argmax(empty)])} has no "
+                         "treated or no control observation in any sub-experiment "
+                         "(unbalanced panel or periods spaced more than one unit apart?)")
+    share_t = n_t / n_t.sum(axis=1, keepdims=True)
+    share_c = n_c / n_c.sum(axis=1, keepdims=True)
+    if weighting == "aggregate":
+        target = share_t
+    elif weighting == "sample_share":
+        target = (n_t + n_c) / (n_t + n_c).sum(axis=1, keepdims=True)
+    else:  # population of the treated units of each sub-experiment (one row each here)
+        mass = np.bincount(cell, weights=np.where(is_t, pop, 0.0),
+                           minlength=n_e * n_sub).reshape(n_e, n_sub)
+        target = mass / mass.sum(axis=1, keepdims=True)
+    # a sub-experiment without treated rows at e contributes no DiD there: no weight
+    target = np.where(n_t > 0, target, 0.0)
+    target = target / target.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q_t, q_c = (target / share_t).ravel(), (target / share_c).ravel()
+    return np.where(is_t, q_t[cell], q_c[cell])
 
 
 def _num(value):
