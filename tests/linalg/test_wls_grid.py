@@ -40,3 +40,24 @@ def test_grid_is_refused_where_it_would_not_be_exact():
     duplicated[1] = duplicated[0]
     assert wls.two_way_grid([a, duplicated], w) is None  # a cell twice, another empty
     assert wls.two_way_grid([a], w) is None and wls.two_way_grid([a, b, b], w) is None
+
+
+def test_few_joint_cells_are_projected_exactly_on_the_cells(monkeypatch):
+    """Three absorbed dimensions with 2 x 7 x 3 levels over 5,000 rows (a stacked event
+    study's shape), unbalanced, with zero weights: the cell projection equals the dense
+    dummy-variable regression and the alternating projections."""
+    rng = np.random.default_rng(3)
+    n = 5000
+    absorb = [rng.integers(0, 2, n), rng.integers(0, 7, n), rng.integers(0, 3, n)]
+    values = rng.normal(size=(n, 2)) + absorb[1][:, None]
+    weights = rng.uniform(0.5, 2.0, n) * (rng.random(n) > 0.05)
+    fast = wls.demean(values, absorb, weights)
+    dummies = np.column_stack([(c == k).astype(float) for c in absorb
+                               for k in range(int(c.max()) + 1)])
+    root = np.sqrt(weights)[:, None]
+    coef = np.linalg.lstsq(dummies * root, values * root, rcond=None)[0]
+    np.testing.assert_allclose(fast, values - dummies @ coef, atol=1e-12)
+    with monkeypatch.context() as m:
+        m.setattr(wls, "_demean_by_cells", lambda *args: None)
+        slow = wls.demean(values, absorb, weights)
+    np.testing.assert_allclose(fast, slow, atol=1e-9)
