@@ -11,12 +11,19 @@ import pandas as pd
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..results.continuous import ContinuousDiDResults
-from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int
+from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, Sample, is_int, is_prob
 from .panel import _first_treat, balanced_wide, check_constant_within_unit, numeric
 from .registry import register
 
-CONTROL_GROUPS = ("never_treated", "not_yet_treated")
+CONTROL_GROUPS = ("never_treated", "not_yet_treated", "lowest_dose")
 GRID_POINTS = 50
+
+
+def _positive_number(value) -> bool:
+    import numbers
+
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and np.isfinite(value) and value > 0)
 
 
 @register(aliases=("CDiD",), data="panel", inference="influence", event_study=True,
@@ -26,20 +33,22 @@ GRID_POINTS = 50
 class ContinuousDiD(Estimator):
     """Dose-response DiD (Callaway, Goodman-Bacon & Sant'Anna 2024; R ``contdid``).
 
-    For each treated cohort ``g`` and period ``t`` (pre-treatment cells included, base
-    period ``t - 1`` before treatment and ``g - 1`` after), the outcome change of the
-    cohort's units is regressed on a B-spline of their dose (degree ``degree``,
-    ``num_knots`` interior knots at quantiles of all treated doses, boundary knots at the
-    cohort's own dose range, an intercept); the comparison units' mean change is
-    subtracted. Then ``ATT(d)`` is the fitted curve minus that mean, ``ACRT(d)`` its
-    derivative, ``ATT^glob`` the cell's binary DiD and ``ACRT^glob`` the derivative
-    averaged over the cohort's doses. Post-treatment cells are combined with cohort-share
+    For each treated cohort ``g`` and period ``t`` (pre-treatment cells included), the
+    outcome change from the base period of the cohort's units is regressed on a
+    B-spline of their dose (degree ``degree``, ``num_knots`` interior knots at quantiles
+    of all treated doses, boundary knots at the cohort's own dose range, an intercept)
+    or, with ``treatment_type="discrete"``, on a dummy per dose value; the comparison
+    units' mean change is subtracted. Then ``ATT(d)`` is the fitted curve minus that
+    mean, ``ACRT(d)`` its derivative (discrete doses: the slope from the next lower dose
+    value), ``ATT^glob`` the cell's binary DiD and ``ACRT^glob`` the ACRT averaged over
+    the cohort's doses. Post-treatment cells (``t >= g``) are combined with cohort-share
     weights split equally over each cohort's post periods (over the cells with a fitted
     curve for ACRT and the curves), and by event time with cohort shares
     (``event_study_effects`` of ``ATT(g, t)``, ``event_study_slopes`` of ``ACRT(g, t)``).
+    Cells, base periods and comparison units are those of R ``contdid`` (moderndid).
 
     Standard errors come from influence functions that include the estimation of the
-    spline coefficients, of the average of the derivative over the doses and of the
+    curve's coefficients, of the average of the derivative over the doses and of the
     cohort weights, through the engine: clusters, survey designs (weighted regressions
     and means), replicate refits, the PSU bootstrap (with ``cband``, uniform bands over
     the dose grid).
@@ -47,15 +56,55 @@ class ContinuousDiD(Estimator):
     Parameters
     ----------
     degree : int
-        Spline degree (3: cubic).
+        Spline degree (3: cubic). Not used with discrete doses.
     num_knots : int
-        Interior knots (0: a global polynomial of degree ``degree``).
+        Interior knots (0: a global polynomial of degree ``degree``). Not used with
+        discrete doses.
     dvals : array-like, optional
-        Doses at which ``ATT(d)`` and ``ACRT(d)`` are reported (default 50 points over
-        the treated doses' range).
-    control_group : {"never_treated", "not_yet_treated"}
-    alpha, cluster, n_bootstrap, bootstrap_weights, seed, cband
+        Doses at which ``ATT(d)`` and ``ACRT(d)`` are reported (default: 50 points over
+        the treated doses' range; with discrete doses every dose value, and ``dvals``
+        must be a subset of the observed treated doses).
+    control_group : {"never_treated", "not_yet_treated", "lowest_dose"}
+        The comparison: never-treated units; those plus the cohorts not yet treated
+        (nor anticipating) in both periods of a cell (R ``contdid``'s
+        ``"notyettreated"``); or, without untreated units, the cohort's own units at the
+        lowest treated dose ``d_L`` (``reference_dose``). With ``"lowest_dose"`` each
+        cell's curve is pinned at ``d_L``: ``ATT(d)`` estimates
+        ``ATT(d) - ATT(d_L)`` (under strong parallel trends), ``ATT^glob`` the average of
+        that over the treated, and ``ACRT`` is unchanged (with discrete doses ``ACRT``
+        at ``d_L`` itself is not identified and reported as NaN).
+    anticipation : int
+        Periods before ``g`` in which outcomes may already react: the base period of
+        post-treatment cells is ``g - anticipation - 1`` (in period positions), and
+        not-yet-treated comparisons must be untreated ``anticipation`` periods beyond
+        both periods of a cell. Cohorts with no period before that are dropped.
+    base_period : {"varying", "universal"}
+        ``"varying"``: a pre-treatment cell ``t < g - anticipation`` compares ``t`` with
+        ``t - 1``; ``"universal"``: every cell compares with ``g - anticipation - 1``
+        (whose own cell is the event study's reference row, 0 with no inference).
+    alpha, n_bootstrap, bootstrap_weights, seed, cluster, cband
         The shared inference settings.
+    rank_deficient_action : {"warn", "error", "silent"}
+        What to do when post-treatment cells cannot fit the curve (too few distinct
+        doses for the spline, or a discrete dose value missing from a cohort): they
+        leave ``ACRT`` and the curves with a warning, an error, or silently.
+    covariates : None
+        3.13 keyword; covariates are not supported (neither by R ``contdid``): anything
+        but None or an empty list raises ``NotImplementedError``.
+    estimation_method : {"dr", "reg"}
+        3.13 keyword; without covariates both are the difference in mean changes used
+        here (``"ipw"`` is refused as in 3.13).
+    pscore_trim, epv_threshold, pscore_fallback
+        3.13 keywords for the covariate path; validated (``pscore_trim`` in (0, 0.5),
+        ``epv_threshold`` > 0, ``pscore_fallback`` "error" or "unconditional") and
+        otherwise unused, as in 3.13 fits without covariates.
+    treatment_type : {"continuous", "discrete"}
+        ``"discrete"``: a saturated model, one dummy per treated dose value, so
+        ``ATT(d)`` is the mean change of the cohort's units at dose ``d`` minus the
+        comparison mean, and ``ACRT(d_j) = (ATT(d_j) - ATT(d_{j-1})) / (d_j - d_{j-1})``
+        over the sorted dose values with ``d_0 = 0``, ``ATT(0) = 0``
+        (``ACRT(d_1) = ATT(d_1) / d_1``); every cohort needs every dose value (else
+        its cells leave the curves, see ``rank_deficient_action``).
 
     Examples
     --------
@@ -68,19 +117,31 @@ class ContinuousDiD(Estimator):
     (1.054, 2.194)
     """
 
-    _allowed = {**INFERENCE_ALLOWED, "control_group": CONTROL_GROUPS}
+    _allowed = {**INFERENCE_ALLOWED, "control_group": CONTROL_GROUPS,
+                "base_period": ("varying", "universal"),
+                "rank_deficient_action": ("warn", "error", "silent"),
+                "estimation_method": ("dr", "reg"),
+                "pscore_fallback": ("error", "unconditional"),
+                "treatment_type": ("continuous", "discrete")}
     _checks = {**INFERENCE_CHECKS,
                "degree": (lambda v: is_int(v, 1), "an integer >= 1"),
-               "num_knots": (lambda v: is_int(v, 0), "an integer >= 0")}
+               "num_knots": (lambda v: is_int(v, 0), "an integer >= 0"),
+               "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
+               "pscore_trim": (lambda v: is_prob(v) and v < 0.5, "in (0, 0.5)"),
+               "epv_threshold": (_positive_number, "a positive number")}
     _results_class = ContinuousDiDResults
 
     def __init__(self, degree=3, num_knots=0, dvals=None, control_group="never_treated",
-                 alpha=0.05, cluster=None, n_bootstrap=0, bootstrap_weights="rademacher",
-                 seed=None, cband=True):
+                 anticipation=0, base_period="varying", alpha=0.05, n_bootstrap=0,
+                 bootstrap_weights="rademacher", seed=None, rank_deficient_action="warn",
+                 covariates=None, estimation_method="dr", pscore_trim=0.01,
+                 epv_threshold=10.0, pscore_fallback="error", treatment_type="continuous",
+                 cluster=None, cband=True):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
-            dose: str, survey_design=None, aggregate=None) -> ContinuousDiDResults:
+            dose: str, aggregate=None, survey_design=None,
+            covariates=None) -> ContinuousDiDResults:
         """Estimate the dose-response curves, their averages and the event studies.
 
         Parameters
@@ -91,14 +152,22 @@ class ContinuousDiD(Estimator):
             Columns; ``first_treat`` 0 (or inf) for never treated, else one of the
             periods; ``dose`` each treated unit's dose (its value in the first treated
             period is used; controls' values are not used but must be numbers).
-        survey_design : SurveyDesign, optional
         aggregate : {None, "dose", "event_study", "eventstudy"}
             Accepted for 3.x calls; everything is always computed (the event studies are
             ``event_study_effects`` and ``event_study_slopes``).
+        survey_design : SurveyDesign, optional
+        covariates : None
+            3.13 keyword; anything but None or an empty list raises
+            ``NotImplementedError`` (see the constructor's ``covariates``).
         """
         if aggregate not in (None, "dose", "event_study", "eventstudy"):
             raise ValueError("aggregate must be None, 'dose' or 'event_study', got "
                              f"{aggregate!r}")
+        for given in (covariates, self.covariates):
+            if given is not None and len(given) > 0:
+                raise NotImplementedError(
+                    "ContinuousDiD does not support covariates (nor does R contdid); pass "
+                    "covariates=None")
         return self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
                                                    first_treat=first_treat, dose=dose))
 
@@ -121,11 +190,14 @@ class ContinuousDiD(Estimator):
                              f"{sorted(set(G[off].tolist()))[:5]} are not periods of "
                              f"{c['time']!r}")
         gpos = np.where(G > 0, np.searchsorted(periods, G), 0)  # cohort as a period position
-        early = (G > 0) & (gpos == 0)
+        early = (G > 0) & (gpos <= self.anticipation)
         keep = ~early
         if early.any():
-            warn_user(f"ContinuousDiD: dropped {int(early.sum())} unit(s) treated in the first "
-                      "period (no pre-treatment period)")
+            what = ("treated in the first period" if not self.anticipation else
+                    f"treated within {self.anticipation + 1} period(s) of the first (with "
+                    f"anticipation={self.anticipation})")
+            warn_user(f"ContinuousDiD: dropped {int(early.sum())} unit(s) {what}: no "
+                      "pre-treatment period")
         dose_at_start = np.where(G > 0, wide["d"][np.arange(n), gpos], 0.0)
         if ((G > 0) & keep & ~(dose_at_start > 0)).any():
             raise ValueError(f"ContinuousDiD: every treated unit needs a positive dose in its "
@@ -134,10 +206,8 @@ class ContinuousDiD(Estimator):
             raise ValueError("ContinuousDiD: no unit is treated")
         if self.control_group == "never_treated" and not ((G == 0) & keep).any():
             raise ValueError("ContinuousDiD: there are no never-treated units; use "
-                             "control_group='not_yet_treated'")
-        problem = ContinuousProblem(Y[keep], gpos[keep], dose_at_start[keep], periods,
-                                    self.degree, self.num_knots, self.control_group,
-                                    self.dvals)
+                             "control_group='not_yet_treated' or 'lowest_dose'")
+        problem = ContinuousProblem(Y[keep], gpos[keep], dose_at_start[keep], periods, self)
         return Sample(problem, first[keep], c["unit"], columns)
 
     def _estimate(self, sample, design):
@@ -150,26 +220,65 @@ class ContinuousDiD(Estimator):
 
 class ContinuousProblem:
     """One fit's data: outcomes ``Y`` (units x periods), cohorts as period positions
-    (0: never treated), each unit's dose."""
+    (0: never treated), each unit's dose, and the estimator's settings."""
 
-    def __init__(self, Y, gpos, dose, periods, degree, num_knots, control_group, dvals):
+    def __init__(self, Y, gpos, dose, periods, settings):
         self.Y, self.gpos, self.dose, self.periods = Y, gpos, dose, periods
-        self.degree, self.num_knots, self.control_group = degree, num_knots, control_group
+        s = settings
+        self.degree, self.num_knots, self.control_group = s.degree, s.num_knots, s.control_group
+        self.anticipation, self.base_period = s.anticipation, s.base_period
+        self.discrete = s.treatment_type == "discrete"
+        self.rank_action = s.rank_deficient_action
         treated = gpos > 0
         doses = dose[treated]
-        if num_knots:
-            probs = np.linspace(0, 1, num_knots + 2)[1:-1]
-            self.knots = np.quantile(doses, probs)
-        else:
+        self.lowest = self.control_group == "lowest_dose"
+        self.reference_dose = float(doses.min()) if self.lowest else None
+        if s.dvals is not None:
+            dvals = np.asarray(s.dvals, float).ravel()
+            if dvals.size == 0 or not np.all(np.isfinite(dvals)):
+                raise ValueError("ContinuousDiD: dvals must hold finite doses (at least one), "
+                                 f"got {s.dvals!r}")
+        if self.discrete:
+            self.levels = np.unique(doses)
+            if self.lowest and self.levels.size < 2:
+                raise ValueError("ContinuousDiD: control_group='lowest_dose' needs at least "
+                                 "two treated dose values (column dose has one)")
+            if s.dvals is None:
+                self.grid_idx = np.arange(self.levels.size)
+            else:
+                missing = dvals[~np.isin(dvals, self.levels)]
+                if missing.size:
+                    raise ValueError(
+                        "ContinuousDiD: with treatment_type='discrete', dvals must be treated "
+                        f"dose values; {missing[:5].tolist()} are not (the values are "
+                        f"{self.levels[:10].tolist()}{' ...' if self.levels.size > 10 else ''})")
+                self.grid_idx = np.searchsorted(self.levels, dvals)
+            self.grid = self.levels[self.grid_idx]
             self.knots = np.zeros(0)
-        self.grid = (np.linspace(doses.min(), doses.max(), GRID_POINTS) if dvals is None
-                     else np.asarray(dvals, float).ravel())
+        else:
+            if self.num_knots:
+                probs = np.linspace(0, 1, self.num_knots + 2)[1:-1]
+                self.knots = np.quantile(doses, probs)
+            else:
+                self.knots = np.zeros(0)
+            self.grid = (np.linspace(doses.min(), doses.max(), GRID_POINTS) if s.dvals is None
+                         else dvals)
+        # ACRT at the lowest dose value is not identified with discrete doses compared
+        # with the lowest dose (its lower neighbour would be the comparison itself)
+        self.acrt_undefined = (self.grid == self.levels[0] if self.discrete and self.lowest
+                               else np.zeros(self.grid.size, bool))
         T = Y.shape[1]
+        a = self.anticipation
         cells = []
         for g in np.unique(gpos[treated]):
-            for t in range(1, T):
-                base = t - 1 if t < g else g - 1
-                cells.append((int(g), t, base))
+            g = int(g)
+            main = g - a - 1
+            for t in range(1 if self.base_period == "varying" else 0, T):
+                if self.base_period == "universal":
+                    base = main
+                else:
+                    base = t - 1 if t < g - a else main
+                cells.append((g, t, base))
         self.cells = cells
         self.event_times = None  # set by the first (full-sample) estimate
 
@@ -178,11 +287,21 @@ class ContinuousProblem:
         return float(self.periods[row["t"]] - self.periods[row["g"]])
 
     def _warn(self, cells, dropped):
-        if dropped:
-            warn_user(f"ContinuousDiD: {len(dropped)} post-treatment cell(s) have too few "
-                      "distinct doses for the spline (cohort(s) "
-                      f"{sorted({_plain(self.periods[g]) for g, _ in dropped})}); ACRT and the "
-                      "dose-response curves average the other cells (ATT_glob uses all)")
+        if dropped and self.rank_action != "silent":
+            cohorts = sorted({_plain(self.periods[g]) for g, _ in dropped})
+            if self.discrete:
+                why = ("lack some of the treated dose values (a saturated discrete model needs "
+                       f"every value in every cohort): cohort(s) {cohorts}")
+            else:
+                why = f"have too few distinct doses for the spline (cohort(s) {cohorts})"
+            message = (f"ContinuousDiD: {len(dropped)} post-treatment cell(s) {why}; ACRT and "
+                       "the dose-response curves average the other cells"
+                       + ("" if self.lowest else " (ATT_glob uses all)"))
+            if self.rank_action == "error":
+                raise ValueError(message + " (rank_deficient_action='error')")
+            warn_user(message)
+        if self.discrete:
+            return
         # material extrapolation only: beyond a cohort's doses by over 10% of the grid's
         # span (sampling alone leaves each cohort's range a little short of the grid's)
         slack = 0.1 * (self.grid.max() - self.grid.min())
@@ -213,64 +332,117 @@ class ContinuousProblem:
             cols.append(interpolate.BSpline(t, coef, p, extrapolate=True).derivative(1)(x))
         return np.column_stack(cols)
 
+    def _maps(self, x, lo, hi):
+        """The cell's model at the treated doses ``x``: the design ``X``; per unit the
+        slope map ``A`` and the coefficient ``c`` of the comparison level (slope_i =
+        A_i beta + c_i ref) and which units have a slope; on the grid the level map
+        ``Bg``, the slope maps ``Ag``, ``cg``; ``L`` the level at the reference dose."""
+        if self.discrete:
+            lv = self.levels
+            J = lv.size
+            X = (x[:, None] == lv[None, :]).astype(float)
+            F = np.zeros((J, J))
+            cF = np.zeros(J)
+            gaps = np.diff(np.r_[0.0, lv])
+            F[np.arange(J), np.arange(J)] = 1.0 / gaps
+            F[np.arange(1, J), np.arange(J - 1)] = -1.0 / gaps[1:]
+            cF[0] = -1.0 / gaps[0]  # ACRT(d_1) = (ATT(d_1) - 0) / d_1
+            level = np.searchsorted(lv, x)
+            has_slope = level > 0 if self.lowest else np.ones(x.size, bool)
+            L = np.eye(J)[0] if self.lowest else None
+            return (X, F[level], cF[level], has_slope, np.eye(J)[self.grid_idx],
+                    F[self.grid_idx], cF[self.grid_idx], L)
+        X = self._basis(x, lo, hi)
+        A = np.column_stack([np.zeros(x.size), self._basis(x, lo, hi, derivative=True)])
+        Bg = self._basis(self.grid, lo, hi)
+        Ag = np.column_stack([np.zeros(self.grid.size), self._basis(self.grid, lo, hi, True)])
+        L = self._basis(np.array([self.reference_dose]), lo, hi)[0] if self.lowest else None
+        return (X, A, np.zeros(x.size), np.ones(x.size, bool), Bg, Ag,
+                np.zeros(self.grid.size), L)
+
     def theta(self, weights):
         """The estimates alone (replicate refits)."""
         return self.estimate(weights)[0]
+
+    def _cell(self, g, t, base, w):
+        """One (g, t) cell: its ATT (binary, or against the lowest dose), ACRT and curves
+        with their influence values (sum scale); None when it has no units to compare."""
+        Y, gpos, dose = self.Y, self.gpos, self.dose
+        n = Y.shape[0]
+        if t == base:  # universal base period: the reference cell, 0 by construction
+            zero = np.zeros(n)
+            return {"g": g, "t": t, "att": 0.0, "psi_att": zero, "acrt": 0.0,
+                    "psi_acrt": zero, "ok": False, "reference": True}
+        dy = Y[:, t] - Y[:, base]
+        treated = gpos == g
+        wt = w * treated
+        Wt = wt.sum()
+        if Wt <= 0:
+            return None
+        m_t = wt @ dy / Wt
+        psi_mt = wt * (dy - m_t) / Wt
+        row = {"g": g, "t": t, "ok": False}
+        if not self.lowest:
+            if self.control_group == "never_treated":
+                control = gpos == 0
+            else:
+                # untreated (and not anticipating) in both periods, the cohort excluded
+                control = (gpos == 0) | ((gpos > max(t, base) + self.anticipation)
+                                         & (gpos != g))
+            wc = w * control
+            if wc.sum() <= 0:
+                return None
+            m_c = wc @ dy / wc.sum()
+            psi_mc = wc * (dy - m_c) / wc.sum()
+            row.update(att=m_t - m_c, psi_att=psi_mt - psi_mc)
+        x = dose[treated]
+        lo, hi = x.min(), x.max()
+        row.update(lo=lo, hi=hi)
+        X, A, c, has_slope, Bg, Ag, cg, L = self._maps(x, lo, hi)
+        wx = wt[treated]
+        positive = wx > 0  # replicate refits may leave units out
+        if self.discrete:
+            ok = bool(np.all(wx @ X > 0))
+        else:
+            ok = (np.unique(x[positive]).size >= X.shape[1]
+                  and np.linalg.matrix_rank(X[positive]) == X.shape[1])
+        if not ok:
+            return row
+        xw = X * wx[:, None]
+        bread = np.linalg.inv(X.T @ xw)
+        beta = bread @ (xw.T @ dy[treated])
+        resid = dy[treated] - X @ beta
+        psi_beta = np.zeros((n, X.shape[1]))
+        psi_beta[treated] = (X * (wx * resid)[:, None]) @ bread
+        if self.lowest:
+            ref, psi_ref = L @ beta, psi_beta @ L
+            row.update(att=m_t - ref, psi_att=psi_mt - psi_ref)
+        else:
+            ref, psi_ref = m_c, psi_mc
+        slopes = A @ beta + c * ref
+        ws = wx * has_slope
+        Ws = ws.sum()
+        acrt = ws @ slopes / Ws
+        psi_acrt = psi_beta @ (ws @ A / Ws) + (ws @ c / Ws) * psi_ref
+        psi_acrt[treated] += ws * (slopes - acrt) / Ws
+        row.update(ok=True, acrt=acrt, psi_acrt=psi_acrt, att_d=Bg @ beta - ref,
+                   psi_att_d=psi_beta @ Bg.T - psi_ref[:, None],
+                   acrt_d=Ag @ beta + cg * ref,
+                   psi_acrt_d=psi_beta @ Ag.T + np.multiply.outer(psi_ref, cg))
+        return row
 
     def estimate(self, weights):
         """``theta`` = [ATT^glob, ACRT^glob, ATT(d) on the grid, ACRT(d) on the grid, the
         event study of ATT(g, t), that of ACRT(g, t)], psi (units x theta, sum scale),
         info."""
-        Y, gpos, dose = self.Y, self.gpos, self.dose
+        gpos = self.gpos
         first_call = self.event_times is None
-        n = Y.shape[0]
+        n = self.Y.shape[0]
         w = np.asarray(weights, float)
         W = w.sum()
         k_grid = self.grid.size
-        cell_rows = []
-        for g, t, base in self.cells:
-            dy = Y[:, t] - Y[:, base]
-            treated = gpos == g
-            if self.control_group == "never_treated":
-                control = gpos == 0
-            else:
-                # not yet treated in either period, the cohort itself excluded (R did)
-                control = (gpos == 0) | ((gpos > max(t, base)) & (gpos != g))
-            wt, wc = w * treated, w * control
-            if wt.sum() <= 0 or wc.sum() <= 0:
-                continue
-            m_c = wc @ dy / wc.sum()
-            psi_mc = wc * (dy - m_c) / wc.sum()
-            m_t = wt @ dy / wt.sum()
-            att = m_t - m_c
-            psi_att = wt * (dy - m_t) / wt.sum() - psi_mc
-            lo, hi = dose[treated].min(), dose[treated].max()
-            X = self._basis(dose[treated], lo, hi)
-            positive = wt[treated] > 0  # replicate refits may leave units out
-            fitted_ok = (np.unique(dose[treated][positive]).size >= X.shape[1]
-                         and np.linalg.matrix_rank(X[positive]) == X.shape[1])
-            row = {"g": g, "t": t, "att": att, "psi_att": psi_att, "ok": fitted_ok, "lo": lo,
-                   "hi": hi}
-            if fitted_ok:
-                xw = X * wt[treated][:, None]
-                bread = np.linalg.inv(X.T @ xw)
-                beta = bread @ (xw.T @ dy[treated])
-                resid = dy[treated] - X @ beta
-                psi_beta = np.zeros((n, X.shape[1]))
-                psi_beta[treated] = (X * (wt[treated] * resid)[:, None]) @ bread
-                D = self._basis(dose[treated], lo, hi, derivative=True)
-                slopes = D @ beta[1:]
-                Wt = wt.sum()
-                acrt = wt[treated] @ slopes / Wt
-                a = np.r_[0.0, wt[treated] @ D / Wt]
-                psi_acrt = psi_beta @ a
-                psi_acrt[treated] += wt[treated] * (slopes - acrt) / Wt
-                Bg = self._basis(self.grid, lo, hi)
-                Dg = np.column_stack([np.zeros(k_grid), self._basis(self.grid, lo, hi, True)])
-                row.update(acrt=acrt, psi_acrt=psi_acrt, att_d=Bg @ beta - m_c,
-                           psi_att_d=psi_beta @ Bg.T - psi_mc[:, None],
-                           acrt_d=Dg @ beta, psi_acrt_d=psi_beta @ Dg.T)
-            cell_rows.append(row)
+        cell_rows = [r for r in (self._cell(g, t, base, w) for g, t, base in self.cells)
+                     if r is not None]
         dropped = [(r["g"], r["t"]) for r in cell_rows if not r["ok"] and r["t"] >= r["g"]]
         # cohort shares (and their influence): p_g = W_g / W over every unit
         cohorts = sorted({r["g"] for r in cell_rows})
@@ -295,7 +467,11 @@ class ContinuousProblem:
                 psi = psi + share * r["psi_" + key] + np.multiply.outer(d_share, r[key])
             return theta, psi
 
-        t_att, p_att = combine(post, "att", ())
+        post_att = [r for r in post if "att" in r]
+        if post_att:
+            t_att, p_att = combine(post_att, "att", ())
+        else:
+            t_att, p_att = np.nan, np.zeros(n)
         fitted_post = [r for r in post if r["ok"]]
         if fitted_post:
             t_acrt, p_acrt = combine(fitted_post, "acrt", ())
@@ -307,8 +483,8 @@ class ContinuousProblem:
             p_attd = p_acrtd = np.zeros((n, k_grid))
         thetas = [np.atleast_1d(t_att), np.atleast_1d(t_acrt), t_attd, t_acrtd]
         psis = [p_att[:, None], p_acrt[:, None], p_attd, p_acrtd]
-        # event studies of ATT(g, t) (every cell) and of ACRT(g, t) (cells with a curve):
-        # cohort-share weights among the cells at each event time
+        # event studies of ATT(g, t) and of ACRT(g, t) (cells with a value): cohort-share
+        # weights among the cells at each event time
         events = {}
         for key in ("att", "acrt"):
             rows = [r for r in cell_rows if key in r]
@@ -331,10 +507,10 @@ class ContinuousProblem:
             self.event_times = events
         theta = np.concatenate(thetas)
         psi = np.column_stack(psis)
-        S = sum(p[g] for g in {r["g"] for r in post})
-        K = {g: sum(1 for r in post if r["g"] == g) for g in cohorts}
+        S = sum(p[g] for g in {r["g"] for r in post_att})
+        K = {g: sum(1 for r in post_att if r["g"] == g) for g in cohorts}
         info = {"cells": cell_rows, "dropped": dropped, "events": events,
-                "weights": {(r["g"], r["t"]): p[r["g"]] / S / K[r["g"]] for r in post}}
+                "weights": {(r["g"], r["t"]): p[r["g"]] / S / K[r["g"]] for r in post_att}}
         if first_call:  # the full-sample fit (refits stay quiet)
             self._warn(cell_rows, dropped)
         return theta, psi, info

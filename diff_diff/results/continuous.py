@@ -34,8 +34,13 @@ class ContinuousDiDResults(EventStudyResultsBase):
     dose_grid : ndarray
     groups, time_periods : list
     n_obs, n_units, n_treated_units, n_control_units : int
-    degree, num_knots : int
-    control_group : str
+        ``n_control_units``: the never-treated units (none needed with
+        ``control_group="lowest_dose"``).
+    degree, num_knots, anticipation : int
+    control_group, base_period, treatment_type : str
+    reference_dose : float or None
+        ``d_L`` with ``control_group="lowest_dose"`` (the curves are
+        ``ATT(d) - ATT(d_L)``), else None.
     survey_metadata : SurveyMetadata or None
     """
 
@@ -56,6 +61,9 @@ class ContinuousDiDResults(EventStudyResultsBase):
         self.dose_grid = problem.grid.copy()
         self.degree, self.num_knots = estimator.degree, estimator.num_knots
         self.control_group = estimator.control_group
+        self.treatment_type = estimator.treatment_type
+        self.anticipation, self.base_period = estimator.anticipation, estimator.base_period
+        self.reference_dose = problem.reference_dose
         overall = tidy({"term": ["ATT_glob", "ACRT_glob"]}, theta[:2], se[:2], self.df,
                        self.alpha)
         self._overall = overall
@@ -74,6 +82,8 @@ class ContinuousDiDResults(EventStudyResultsBase):
         self._dose = {name: tidy({"dose": problem.grid}, theta[cols], se[cols], self.df,
                                  self.alpha, band(cols))
                       for name, cols in (("att", att_cols), ("acrt", acrt_cols))}
+        # discrete doses against the lowest dose: no ACRT at that dose (not identified)
+        self._dose["acrt"].loc[problem.acrt_undefined, self._dose["acrt"].columns[1:]] = np.nan
         start = 2 + 2 * k
         self._events = {}
         for name in ("att", "acrt"):
@@ -86,7 +96,7 @@ class ContinuousDiDResults(EventStudyResultsBase):
         self._cells = pd.DataFrame({
             "group": integer_labels(np.array([periods[r["g"]] for r in info["cells"]])),
             "time": integer_labels(np.array([periods[r["t"]] for r in info["cells"]])),
-            "att": [r["att"] for r in info["cells"]],
+            "att": [r.get("att", np.nan) for r in info["cells"]],
             "acrt": [r.get("acrt", np.nan) for r in info["cells"]],
             "weight": [weights.get((r["g"], r["t"]), 0.0) for r in info["cells"]]})
         self.groups = [_plain(periods[g]) for g in np.unique(problem.gpos[problem.gpos > 0])]
@@ -105,14 +115,17 @@ class ContinuousDiDResults(EventStudyResultsBase):
 
     @property
     def acrt_se(self) -> float:
+        """Standard error of ``ACRT^glob``."""
         return self._acrt["se"]
 
     @property
     def acrt_p_value(self) -> float:
+        """p-value of ``ACRT^glob``."""
         return self._acrt["p_value"]
 
     @property
     def acrt_conf_int(self) -> tuple:
+        """Confidence interval of ``ACRT^glob``."""
         return (self._acrt["conf_low"], self._acrt["conf_high"])
 
     overall_acrt, overall_acrt_se = acrt, acrt_se
@@ -126,22 +139,27 @@ class ContinuousDiDResults(EventStudyResultsBase):
     # ----------------------------------------------------------------- tables
     @property
     def dose_response_att(self) -> pd.DataFrame:
+        """``ATT(d)`` on the dose grid (a tidy table with ``dose``)."""
         return self._dose["att"].copy()
 
     @property
     def dose_response_acrt(self) -> pd.DataFrame:
+        """``ACRT(d)`` on the dose grid (a tidy table with ``dose``)."""
         return self._dose["acrt"].copy()
 
     @property
     def event_study_effects(self) -> pd.DataFrame:
+        """Event study of ``ATT(g, t)`` (by ``event_time``)."""
         return effects_table(self._events["att"].copy(), "event_time")
 
     @property
     def event_study_slopes(self) -> pd.DataFrame:
+        """Event study of ``ACRT(g, t)`` (by ``event_time``)."""
         return effects_table(self._events["acrt"].copy(), "event_time")
 
     @property
     def group_time_effects(self) -> pd.DataFrame:
+        """Every cell's ``att``, ``acrt`` and weight in ``ATT_glob``."""
         return self._cells.copy()
 
     def _overall_table(self):
@@ -163,8 +181,15 @@ class ContinuousDiDResults(EventStudyResultsBase):
     # ---------------------------------------------------------------- printing
     def _info(self) -> list:
         knots = f", {self.num_knots} interior knot(s)" if self.num_knots else ""
-        info = [("B-spline", f"degree {self.degree}{knots}"),
-                ("Comparison units", self.control_group.replace("_", " ")),
+        model = (("Dose model", f"saturated, {len(self.dose_grid)} dose value(s) reported")
+                 if self.treatment_type == "discrete" else
+                 ("B-spline", f"degree {self.degree}{knots}"))
+        comparison = self.control_group.replace("_", " ")
+        if self.reference_dose is not None:
+            comparison += f" (d_L = {self.reference_dose:.4g})"
+        info = [model, ("Comparison units", comparison),
+                ("Base period", self.base_period + (
+                    f", anticipation {self.anticipation}" if self.anticipation else "")),
                 ("Units (treated / comparison)",
                  f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
                 ("Cohorts", ", ".join(map(str, self.groups)))]

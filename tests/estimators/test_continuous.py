@@ -3,6 +3,8 @@ outcome change on the dose (checked with numpy, its design-based SE with the R-e
 survey total of the linearised slope); invariants; the 3.x calls; errors. Parity with
 moderndid's port of R contdid: tests/parity/test_continuous_moderndid.py."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,3 +155,172 @@ def test_errors(panel):
         dd.ContinuousDiD(degree=0).fit(panel, **KW)
     with pytest.raises(ValueError, match="target"):
         dd.ContinuousDiD(degree=1).fit(panel, **KW).plot_dose_response("level")
+
+
+# ------------------------------------------------------------------ discrete doses, lowest dose
+def _discrete(data):
+    """Doses rounded up to thirds: three values in every cohort."""
+    return data.assign(dose=np.ceil(data["dose"] * 3) / 3)
+
+
+def test_discrete_doses_are_weighted_cell_means_and_finite_difference_slopes(two_period):
+    """Two periods: ATT(d_j) is the weighted mean change at d_j minus the comparison mean;
+    ACRT(d_j) = (ATT(d_j) - ATT(d_{j-1})) / (d_j - d_{j-1}) from d_0 = 0; ACRT_glob their
+    average over the treated units' doses; the SE of ATT(d_1) the design-based SE of the
+    difference of two domain means (its linearisation's survey total)."""
+    data, dy, units = two_period
+    data = _discrete(data)
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    res = dd.ContinuousDiD(treatment_type="discrete").fit(data, survey_design=design, **KW)
+    w = units["weight"].to_numpy()
+    treated = units["first_treat"].to_numpy() == 4
+    dose = np.ceil(units["dose"].to_numpy() * 3) / 3
+    levels = np.unique(dose[treated])
+    control = np.average(dy[~treated], weights=w[~treated])
+    att = np.array([np.average(dy[treated & (dose == v)], weights=w[treated & (dose == v)])
+                    for v in levels]) - control
+    acrt = np.diff(np.r_[0.0, att]) / np.diff(np.r_[0.0, levels])
+    share = np.array([w[treated & (dose == v)].sum() for v in levels]) / w[treated].sum()
+    np.testing.assert_array_equal(res.dose_grid, levels)
+    np.testing.assert_allclose(res.dose_response_att["estimate"], att, atol=1e-12)
+    np.testing.assert_allclose(res.dose_response_acrt["estimate"], acrt, atol=1e-11)
+    assert res.acrt == pytest.approx(share @ acrt, abs=1e-12)
+    at1, ctl = treated & (dose == levels[0]), ~treated
+    z = np.where(at1, (dy - (att[0] + control)) / w[at1].sum(), 0.0)
+    z = z - np.where(ctl, (dy - control) / w[ctl].sum(), 0.0)
+    total = dd.survey_total(units.reset_index().assign(z=z), "z", design)
+    assert res.dose_response_att["se"].iloc[0] == pytest.approx(float(total["se"].iloc[0]),
+                                                                 rel=1e-10)
+    # dvals: a subset of the dose values, the slopes still from the next lower value
+    sub = dd.ContinuousDiD(treatment_type="discrete", dvals=levels[1:]).fit(
+        data, survey_design=design, **KW)
+    np.testing.assert_allclose(sub.dose_response_acrt["estimate"], acrt[1:], atol=1e-11)
+    with pytest.raises(ValueError, match="dvals must be treated dose values"):
+        dd.ContinuousDiD(treatment_type="discrete", dvals=[0.5]).fit(data, **KW)
+
+
+def test_lowest_dose_pins_the_curve_at_the_lowest_dose_and_needs_no_untreated(panel):
+    """ATT(d) - ATT(d_L) of the never-treated fit, unchanged without the untreated units;
+    ACRT as before; discrete: ACRT at d_L is not identified (NaN)."""
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    base = dd.ContinuousDiD(degree=2).fit(panel, survey_design=design, **KW)
+    low = dd.ContinuousDiD(degree=2, control_group="lowest_dose").fit(
+        panel, survey_design=design, **KW)
+    d_l = panel.loc[(panel["first_treat"] > 0) & (panel["time"] == panel["first_treat"]),
+                    "dose"].min()
+    assert low.reference_dose == d_l and base.reference_dose is None
+    at_dl = dd.ContinuousDiD(degree=2, dvals=[d_l]).fit(panel, survey_design=design, **KW)
+    curve = base.dose_response_att["estimate"] - at_dl.dose_response_att["estimate"].iloc[0]
+    np.testing.assert_allclose(low.dose_response_att["estimate"], curve, atol=1e-11)
+    assert low.acrt == pytest.approx(base.acrt, abs=1e-12)
+    assert low.att == pytest.approx(base.att - at_dl.dose_response_att["estimate"].iloc[0],
+                                    abs=1e-11)
+    treated_only = panel[panel["first_treat"] > 0]
+    alone = dd.ContinuousDiD(degree=2, control_group="lowest_dose").fit(
+        treated_only, survey_design=design, **KW)
+    assert alone.att == pytest.approx(low.att, abs=1e-12)
+    np.testing.assert_allclose(alone.dose_response_att["estimate"],
+                               low.dose_response_att["estimate"], atol=1e-12)
+    disc = dd.ContinuousDiD(treatment_type="discrete", control_group="lowest_dose").fit(
+        _discrete(treated_only), **KW)
+    acrt = disc.dose_response_acrt
+    assert np.isnan(acrt["estimate"].iloc[0]) and np.isnan(acrt["se"].iloc[0])
+    assert disc.dose_response_att["estimate"].iloc[0] == 0.0
+    assert np.isfinite(acrt["estimate"].iloc[1:]).all() and np.isfinite(disc.acrt)
+
+
+def test_anticipation_and_universal_base_period(panel):
+    """anticipation=1 moves the base period of post cells to g - 2 and drops cohort 2 (none
+    here; cohort 3 keeps period 1); universal: a reference row at -1 - anticipation."""
+    res = dd.ContinuousDiD(degree=1, base_period="universal", anticipation=1).fit(panel, **KW)
+    es = res.event_study_effects
+    ref = es[es["event_time"] == -2].iloc[0]
+    assert ref["estimate"] == 0.0 and ref["se"] == 0.0 and np.isnan(ref["p_value"])
+    # post cell (g=4, t=4) against base period 2: the binary DiD by hand
+    wide = panel.pivot(index="unit", columns="time", values="y")
+    g = panel.groupby("unit")["first_treat"].first()
+    change = wide[4] - wide[2]
+    cells = res.group_time_effects.set_index(["group", "time"])
+    assert cells.loc[(4, 4), "att"] == pytest.approx(
+        change[g == 4].mean() - change[g == 0].mean(), abs=1e-12)
+    with pytest.warns(UserWarning, match="dropped 53 unit"):
+        dd.ContinuousDiD(degree=1, anticipation=2).fit(panel, **KW)
+
+
+@pytest.mark.parametrize("settings", [dict(treatment_type="discrete"),
+                                      dict(control_group="lowest_dose", degree=1),
+                                      dict(base_period="universal", anticipation=1, degree=1)])
+def test_new_options_under_every_design(panel, settings):
+    data = _discrete(panel) if settings.get("treatment_type") else panel
+    tsl = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu", fpc="fpc")
+    fits = [dd.ContinuousDiD(**settings).fit(data, survey_design=tsl, **KW),
+            dd.ContinuousDiD(n_bootstrap=49, seed=2, **settings).fit(
+                data, survey_design=dd.SurveyDesign(weights="weight", psu="psu"), **KW)]
+    # weights scale and row order do not matter
+    again = dd.ContinuousDiD(**settings).fit(
+        data.assign(weight=data["weight"] * 3.7).sample(frac=1.0, random_state=5),
+        survey_design=tsl, **KW)
+    assert again.att == pytest.approx(fits[0].att, abs=1e-12)
+    np.testing.assert_allclose(again.dose_response_acrt["se"], fits[0].dose_response_acrt["se"],
+                               rtol=1e-9)
+    for res in fits:
+        assert np.isfinite([res.att, res.se, res.acrt, res.acrt_se]).all()
+        assert res.se > 0 and res.acrt_se > 0
+
+
+def test_new_options_with_replicate_weights(panel):
+    data = _discrete(panel)
+    psus = np.sort(data["psu"].unique())
+    reps = {f"r{k}": np.where(data["psu"] == p, 0.0, data["weight"] * len(psus) / (len(psus) - 1))
+            for k, p in enumerate(psus)}
+    data = data.assign(**reps)
+    design = dd.SurveyDesign(weights="weight", replicate_weights=list(reps),
+                             replicate_method="JK1")
+    res = dd.ContinuousDiD(treatment_type="discrete").fit(data, survey_design=design, **KW)
+    assert np.isfinite([res.att, res.se, res.acrt, res.acrt_se]).all()
+    assert np.isfinite(res.dose_response_att["se"]).all()
+
+
+def test_3x_keywords_and_their_errors(panel):
+    plain = dd.ContinuousDiD(degree=1).fit(panel, **KW)
+    same = dd.ContinuousDiD(degree=1, estimation_method="reg", pscore_trim=0.05,
+                            epv_threshold=5, pscore_fallback="unconditional",
+                            rank_deficient_action="silent").fit(panel, covariates=[], **KW)
+    assert (same.att, same.se, same.acrt) == (plain.att, plain.se, plain.acrt)
+    with pytest.raises(ValueError, match="estimation_method must be one of"):
+        dd.ContinuousDiD(estimation_method="ipw").fit(panel, **KW)
+    with pytest.raises(NotImplementedError, match="covariates"):
+        dd.ContinuousDiD().fit(panel, covariates=["x1"], **KW)
+    with pytest.raises(NotImplementedError, match="covariates"):
+        dd.ContinuousDiD(covariates=["x1"]).fit(panel, **KW)
+    with pytest.raises(ValueError, match="treatment_type must be one of"):
+        dd.ContinuousDiD(treatment_type="binary").fit(panel, **KW)
+    with pytest.raises(ValueError, match="base_period must be one of"):
+        dd.ContinuousDiD(base_period="first").fit(panel, **KW)
+    with pytest.raises(ValueError, match="anticipation must be"):
+        dd.ContinuousDiD(anticipation=-1).fit(panel, **KW)
+    with pytest.raises(ValueError, match="pscore_trim must be"):
+        dd.ContinuousDiD(pscore_trim=0.7).fit(panel, **KW)
+    with pytest.raises(ValueError, match="dvals must hold finite doses"):
+        dd.ContinuousDiD(dvals=[np.nan]).fit(panel, **KW)
+    with pytest.raises(ValueError, match="at least two treated dose values"):
+        dd.ContinuousDiD(treatment_type="discrete", control_group="lowest_dose").fit(
+            panel.assign(dose=1.0), **KW)
+
+
+def test_rank_deficient_action(panel):
+    keep = panel["first_treat"] != 5
+    small = panel[panel["unit"].isin(panel.loc[panel["first_treat"] == 5, "unit"].unique()[:2])]
+    data = pd.concat([panel[keep], small])
+    with pytest.raises(ValueError, match="too few distinct doses.*rank_deficient_action"):
+        dd.ContinuousDiD(rank_deficient_action="error").fit(data, **KW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dd.ContinuousDiD(rank_deficient_action="silent").fit(data, **KW)
+    # a discrete dose value missing from a cohort takes its cells out of the curves
+    gap = _discrete(panel)
+    top = gap.loc[(gap["first_treat"] == 5) & (gap["time"] == 5) & (gap["dose"] == 1.0), "unit"]
+    gap = gap[~gap["unit"].isin(top)]
+    with pytest.warns(UserWarning, match="lack some of the treated dose values"):
+        res = dd.ContinuousDiD(treatment_type="discrete").fit(gap, **KW)
+    assert (res.group_time_effects.query("group == 5 and time >= 5")["acrt"].isna()).all()

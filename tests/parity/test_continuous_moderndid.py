@@ -14,6 +14,7 @@ ours never treated (as in 3.13): the test passes it explicitly.
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,59 @@ def test_influence_functions_match_moderndid(data):
     for j, g in enumerate(theirs["grid_idx"]):  # five grid points, (point, unit) arrays
         np.testing.assert_allclose(n * psi[:, 2 + g], theirs["att_d"][j], atol=1e-10)
         np.testing.assert_allclose(n * psi[:, 2 + k + g], theirs["acrt_d"][j], atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Extensions (fixture block ``extensions``): anticipation and the universal base period as
+# moderndid computes them; saturated discrete doses (column ``Dd``, four values) against
+# moderndid's cubic through the four values (the same fit), ACRT(d) its finite differences;
+# control_group="lowest_dose" against moderndid's ATT(d) - ATT(d_L); weighted fits (unit weight
+# ``w``) against moderndid on the panel with each unit repeated w times. SEs: the analytic SE
+# of moderndid's influence values (collapsed to the units when weighted) times sqrt(n/(n-1)).
+# ---------------------------------------------------------------------------------------------
+EXT = FIXTURE["extensions"]
+
+
+def _fit_extension(data, case):
+    sample = data[data["sample"] == case["sample"]].assign(D=lambda f: f[case["dose_column"]])
+    ours = dict(case["ours"])
+    ours.setdefault("control_group", "not_yet_treated")
+    design = dd.SurveyDesign(weights="w") if case["weighted"] else None
+    return dd.ContinuousDiD(**ours).fit(sample, survey_design=design, **KW)
+
+
+def _close(actual, expected, **tol):
+    expected = np.array([np.nan if v is None else v for v in np.atleast_1d(expected)], float)
+    np.testing.assert_allclose(np.asarray(actual, float), expected, equal_nan=True, **tol)
+
+
+@pytest.mark.parametrize("name", sorted(EXT))
+def test_extensions_match_moderndid(data, name):
+    case = EXT[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the dropped-cohort warning of anticipation=1
+        res = _fit_extension(data, case)
+    n = case["n_units"]
+    assert res.n_units == n
+    scale = np.sqrt(n / (n - 1))
+    if case["kind"].startswith("es_"):
+        table = res.event_study_slopes if case["kind"] == "es_slope" else \
+            res.event_study_effects
+        assert table["event_time"].tolist() == case["event_times"]
+        _close(table["estimate"], case["att_by_event"], atol=1e-11)
+        _close(table["se"], scale * np.array(case["se_by_event_analytic"]), rtol=1e-10,
+               atol=1e-15)
+        return
+    np.testing.assert_allclose(res.dose_grid, case["dose"], atol=1e-14)
+    assert res.att == pytest.approx(case["overall_att"], abs=1e-11)
+    assert res.se == pytest.approx(scale * case["overall_att_se_analytic"], rel=1e-10)
+    if "overall_acrt" in case:
+        assert res.acrt == pytest.approx(case["overall_acrt"], abs=1e-11)
+        assert res.acrt_se == pytest.approx(scale * case["overall_acrt_se_analytic"], rel=1e-10)
+    if "reference_dose" in case:
+        assert res.reference_dose == pytest.approx(case["reference_dose"], abs=1e-15)
+    for target in ("att", "acrt"):
+        table = getattr(res, f"dose_response_{target}")
+        _close(table["estimate"], case[f"{target}_d"], atol=1e-11)
+        expected_se = [None if v is None else scale * v for v in case[f"{target}_d_se_analytic"]]
+        _close(table["se"], expected_se, rtol=1e-9, atol=1e-13)

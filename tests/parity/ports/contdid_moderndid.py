@@ -328,10 +328,154 @@ def es_case(df, args):
     }
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# extensions: anticipation, universal base period, discrete doses, lowest-dose comparison, sampling weights
+# ---------------------------------------------------------------------------------------------------------------
+# discrete doses: column ``Dd`` = ceil(4 D) / 4 in {0.25, 0.5, 0.75, 1} (rounded after simulation, so Y still follows
+# the continuous D; parity needs no truth). Weighted cases: unit weight ``w`` = 1 + id % 3; moderndid takes no
+# weights, so it runs on the panel with each unit repeated w times (new ids) - a weighted mean/regression with
+# integer weights equals the unweighted one on the repeated rows. Its IF (one value per copy, n_rep x scale) is
+# collapsed to the original units: psi_i = sum over copies of IF / n_rep (the sum-scale influence value of unit i,
+# ours), se_analytic = sqrt(sum psi_i^2) - the same formula as sqrt(sum IF^2) / n without weights.
+LEVELS = np.array([0.25, 0.5, 0.75, 1.0])
+M_ARGS = dict(control_group="notyettreated")
+EXTENSIONS = {
+    # name: (sample, dose column, weighted, moderndid args, our constructor arguments, kind)
+    "anticipation1_dose": ("staggered", "D", False, dict(anticipation=1), dict(anticipation=1), "dose"),
+    "anticipation1_es_level": ("staggered", "D", False, dict(anticipation=1, aggregation="eventstudy",
+                                                             target_parameter="level"),
+                               dict(anticipation=1), "es_level"),
+    "anticipation1_es_slope": ("staggered", "D", False, dict(anticipation=1, aggregation="eventstudy",
+                                                             target_parameter="slope"),
+                               dict(anticipation=1), "es_slope"),
+    "universal_es_level": ("staggered", "D", False, dict(base_period="universal", aggregation="eventstudy",
+                                                         target_parameter="level"),
+                           dict(base_period="universal"), "es_level"),
+    "universal_es_slope": ("staggered", "D", False, dict(base_period="universal", aggregation="eventstudy",
+                                                         target_parameter="slope"),
+                           dict(base_period="universal"), "es_slope"),
+    "universal_anticipation1_es_level": ("staggered", "D", False,
+                                         dict(base_period="universal", anticipation=1,
+                                              aggregation="eventstudy", target_parameter="level"),
+                                         dict(base_period="universal", anticipation=1), "es_level"),
+    "universal_dose": ("staggered", "D", False, dict(base_period="universal"), dict(base_period="universal"),
+                       "dose"),
+    "discrete_dose": ("staggered", "Dd", False, {}, dict(treatment_type="discrete"), "discrete"),
+    "discrete_dose_nevertreated": ("staggered", "Dd", False, dict(control_group="nevertreated"),
+                                   dict(treatment_type="discrete", control_group="never_treated"),
+                                   "discrete"),
+    "discrete_two_period": ("two_period", "Dd", False, {}, dict(treatment_type="discrete"), "discrete"),
+    "lowest_dose_continuous": ("staggered", "D", False, {}, dict(control_group="lowest_dose"), "lowest"),
+    "lowest_dose_discrete": ("staggered", "Dd", False, {},
+                             dict(control_group="lowest_dose", treatment_type="discrete"), "lowest_discrete"),
+    "weighted_dose": ("staggered", "D", True, {}, {}, "dose"),
+    "weighted_discrete": ("staggered", "Dd", True, {}, dict(treatment_type="discrete"), "discrete"),
+    "weighted_lowest_dose": ("staggered", "D", True, {}, dict(control_group="lowest_dose"), "lowest"),
+    "weighted_universal_es_slope": ("staggered", "D", True, dict(base_period="universal",
+                                                                 aggregation="eventstudy",
+                                                                 target_parameter="slope"),
+                                    dict(base_period="universal"), "es_slope"),
+    "weighted_anticipation1_dose": ("staggered", "D", True, dict(anticipation=1), dict(anticipation=1), "dose"),
+}
+
+
+def repeat_units(df):
+    """Each unit repeated w times under new ids (id * 10 + copy); returns the frame and, per new id (sorted),
+    the position of its original unit among the sorted original ids."""
+    ids = np.sort(df["id"].unique())
+    w = df.groupby("id")["w"].first().loc[ids].to_numpy().astype(int)
+    parts = []
+    for k in range(w.max()):
+        part = df[df["id"].isin(ids[w > k])].copy()
+        part["id"] = part["id"] * 10 + k
+        parts.append(part)
+    rep = pd.concat(parts, ignore_index=True)
+    new_ids = np.sort(rep["id"].unique())
+    return rep, np.searchsorted(ids, new_ids // 10), len(ids)
+
+
+def collapse(inf, owner, n_orig):
+    """IF values (n_rep x scale, rows by sorted new id) -> sum-scale influence values of the original units."""
+    inf = np.asarray(inf, dtype=float)
+    inf = inf.reshape(inf.shape[0], -1)
+    out = np.zeros((n_orig, inf.shape[1]))
+    np.add.at(out, owner, inf / inf.shape[0])
+    return out
+
+
+def se_of(psi):
+    return np.sqrt(np.sum(np.asarray(psi) ** 2, axis=0))
+
+
+def extension_case(data, name, spec):
+    sample, dose_col, weighted, margs, ours, kind = spec
+    df = data[data["sample"] == sample].drop(columns="sample").reset_index(drop=True)
+    df = df.assign(D=df[dose_col])
+    # units treated within anticipation + 1 periods of the first have no base period: moderndid and we drop them;
+    # dropped here already so the repeated panel's ids map onto the kept units
+    a = margs.get("anticipation", 0)
+    df = df[~((df["G"] > 0) & (df["G"] <= df["time_period"].min() + a))]
+    owner, n_orig = None, df["id"].nunique()
+    run_df = df
+    if weighted:
+        run_df, owner, n_orig = repeat_units(df)
+    args = {**M_ARGS, **margs}
+    if kind in ("discrete", "lowest_discrete"):
+        args.update(degree=len(LEVELS) - 1, num_knots=0, dvals=LEVELS)
+    res, warns = run(run_df[["id", "time_period", "G", "D", "Y"]], **args)
+
+    def psi_of(inf):
+        inf = np.asarray(inf, dtype=float)
+        if owner is not None:
+            return collapse(inf, owner, n_orig)
+        return inf.reshape(inf.shape[0], -1) / inf.shape[0]
+
+    out = {"sample": sample, "dose_column": dose_col, "weighted": weighted, "moderndid_args": {
+        k: (fl(v) if isinstance(v, np.ndarray) else v) for k, v in args.items()}, "ours": ours, "kind": kind,
+        "warnings": warns}
+    if kind.startswith("es_"):
+        es = res.event_study
+        psi = psi_of(es.influence_func["by_event"])
+        out.update(event_times=[int(e) for e in es.event_times], att_by_event=fl(es.att_by_event),
+                   se_by_event_analytic=fl(se_of(psi)), n_units=int(psi.shape[0]))
+        return out
+    psi_att, psi_acrt = psi_of(res.overall_att_inf_func), psi_of(res.overall_acrt_inf_func)
+    psi_attd, psi_acrtd = psi_of(res.att_d_inf_func), psi_of(res.acrt_d_inf_func)
+    att_d, acrt_d = np.asarray(res.att_d, float), np.asarray(res.acrt_d, float)
+    overall_att, overall_acrt = float(res.overall_att), float(res.overall_acrt)
+    out["n_units"] = int(psi_att.shape[0])
+    out["dose"] = fl(res.dose)
+    if kind in ("discrete", "lowest_discrete"):
+        # saturated model = the cubic through the four cell means; ACRT from the ATT(d) values (linear in them):
+        # (ATT(d_j) - ATT(d_{j-1})) / (d_j - d_{j-1}), ATT(d_0 = 0) = 0
+        gaps = np.diff(np.r_[0.0, LEVELS])
+        F = np.diag(1 / gaps) - np.diag(1 / gaps[1:], -1)
+        acrt_d, psi_acrtd = F @ att_d, psi_attd @ F.T
+        overall_acrt = psi_acrt = None  # ACRT_glob of the saturated model: not in moderndid (tested by hand)
+    if kind in ("lowest", "lowest_discrete"):
+        # against the lowest dose d_L = the grid's first point: ATT(d) - ATT(d_L) (the comparison mean cancels)
+        overall_att = overall_att - att_d[0]
+        psi_att = psi_att - psi_attd[:, [0]]
+        att_d, psi_attd = att_d - att_d[0], psi_attd - psi_attd[:, [0]]
+        out["reference_dose"] = float(res.dose[0])
+    if kind == "lowest_discrete":
+        acrt_d[0], psi_acrtd[:, 0] = np.nan, np.nan  # not identified
+    out.update(overall_att=overall_att, overall_att_se_analytic=float(se_of(psi_att)[0]),
+               att_d=fl(att_d), att_d_se_analytic=fl(se_of(psi_attd)),
+               acrt_d=[None if not np.isfinite(v) else v for v in fl(acrt_d)],
+               acrt_d_se_analytic=[None if not np.isfinite(v) else v for v in fl(se_of(psi_acrtd))])
+    if overall_acrt is not None:
+        out.update(overall_acrt=overall_acrt, overall_acrt_se_analytic=float(se_of(psi_acrt)[0]))
+    return out
+
+
 def main():
     from importlib.metadata import version
 
-    make_data().to_csv(CSV, index=False)
+    data = make_data()
+    data["Dd"] = np.ceil(data["D"] * 4) / 4  # discrete doses (0 stays 0)
+    data["w"] = 1 + data["id"] % 3  # unit weights for the weighted cases
+    data.to_csv(CSV, index=False)
     data = pd.read_csv(CSV)
 
     out = {
@@ -350,10 +494,17 @@ def main():
             "se_convention": ("reported SEs: multiplier bootstrap (Rademacher, biters=1000) of the IF, "
                               "se = IQR(sqrt(n) * signs @ IF / n) / 1.3489795 / sqrt(n)"),
             "csv": CSV, "csv_md5": md5(CSV), "seed": SEED,
+            "tolerances": {"estimates_abs": 1e-11, "se_rel": 1e-10,
+                           "se_note": "ours = sqrt(n / (n - 1)) * se_analytic (the engine's small-sample factor)"},
+            "extensions": ("cases beyond the reference's own options are derived from its outputs by linear maps: "
+                           "discrete doses = moderndid's cubic through the four dose values (degree 3, dvals = "
+                           "the values), ACRT by finite differences of those ATT(d); lowest_dose = ATT(d) - "
+                           "ATT(d_L) with d_L the first grid point; weighted = moderndid on the panel with each "
+                           "unit repeated w times, influence values collapsed to the units"),
         },
     }
     for sample, cases in CASES.items():
-        df = data[data["sample"] == sample].drop(columns="sample").reset_index(drop=True)
+        df = data[data["sample"] == sample].drop(columns=["sample", "Dd", "w"]).reset_index(drop=True)
         G = df.groupby("id")["G"].first()
         blk = {"params": SAMPLES[sample], "n_units": int(df["id"].nunique()), "n_rows": int(len(df)),
                "cohort_counts": {str(int(k)): int(v) for k, v in G.value_counts().sort_index().items()},
@@ -364,6 +515,7 @@ def main():
             else:
                 blk["cases"][name] = dose_case(df, args, store_if=(sample == "two_period" and name == "default"))
         out[sample] = blk
+    out["extensions"] = {name: extension_case(data, name, spec) for name, spec in EXTENSIONS.items()}
 
     with open(OUT, "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)
