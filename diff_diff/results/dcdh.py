@@ -70,9 +70,13 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
         self._normalized = pd.concat([norm_placebos.iloc[::-1], norm_effects],
                                      ignore_index=True)
         k = len(problem.directions)
-        at = theta.size - k - 1
-        self._ate = tidy({"term": ["average_total_effect"]}, theta[at:at + 1],
-                         se[at:at + 1], self.df, self.alpha)
+        at = theta.size - k - 1  # the average total effect (none with linear trends)
+        if problem.has_ate:
+            self._ate = tidy({"term": ["average_total_effect"]}, theta[at:at + 1],
+                             se[at:at + 1], self.df, self.alpha)
+        else:
+            self._ate = tidy({"term": ["average_total_effect"]}, np.full(1, np.nan),
+                             np.full(1, np.nan), self.df, self.alpha)
         est, err = np.full(2, np.nan), np.full(2, np.nan)
         for j, s in enumerate(problem.directions):
             slot = 0 if s > 0 else 1

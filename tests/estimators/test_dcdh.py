@@ -186,3 +186,109 @@ def test_without_placebos(panel):
     res = dd.DCDH(placebo=False).fit(panel, L_max=2, **KW)
     assert res.event_study_effects["event_time"].tolist() == [1, 2]
     assert res.placebo_event_study.empty and len(res.normalized_effects) == 2
+
+
+def covariate_panel(seed=5):
+    data = switching_panel(seed=seed, n=90, T=6)
+    rng = np.random.default_rng(seed)
+    data["x"] = rng.normal(size=len(data)) + 0.1 * data["time"]
+    data["y"] = data["y"] + 0.7 * data["x"]
+    data["region"] = data["unit"] % 2
+    data["weight"] = 1.0 + (data["unit"] % 3)
+    data["stratum"] = (data["unit"] // 3) % 2
+    data["psu"] = data["unit"] // 3
+    return data
+
+
+def test_controls_take_the_covariate_out():
+    """With y = y0 + 0.7 x, the covariate-adjusted effects are those of y0 adjusted the
+    same way: the adjustment removes the 0.7 x (theta by baseline level = 0.7 + the
+    slope of y0 on x, which is 0 in expectation): checked exactly by shifting y by a
+    multiple of x, which moves theta by that multiple and leaves the effects unchanged."""
+    data = covariate_panel()
+    kw = dict(KW, L_max=2, controls="x")
+    a = dd.DCDH().fit(data, **kw)
+    b = dd.DCDH().fit(data.assign(y=data["y"] + 3.0 * data["x"]), **kw)
+    np.testing.assert_allclose(a.event_study_effects["estimate"],
+                               b.event_study_effects["estimate"], atol=1e-10)
+    np.testing.assert_allclose(a.event_study_effects["se"], b.event_study_effects["se"],
+                               rtol=1e-8)
+    raw = dd.DCDH().fit(data, **KW, L_max=2)
+    assert abs(raw.att - a.att) > 1e-3  # the covariate mattered
+
+
+def test_trends_nonparam_compares_within_cells():
+    """trends_nonparam: each cell's effects as a separate fit, averaged by switchers."""
+    data = covariate_panel()
+    res = dd.DCDH().fit(data, **KW, trends_nonparam="region")
+    parts = [dd.DCDH().fit(data[data["region"] == r], **KW) for r in (0, 1)]
+    n = np.array([p.event_study_effects.set_index("event_time").loc[1, "n_switchers"]
+                  for p in parts])
+    assert res.att == pytest.approx(n @ [p.att for p in parts] / n.sum(), abs=1e-12)
+
+
+def test_trends_lin_is_the_cumulated_differenced_effect():
+    """trends_lin: DID_1 is DID_1 of the first-differenced outcome; a group-specific
+    linear trend added to y leaves every effect unchanged."""
+    data = covariate_panel()
+    slope = np.random.default_rng(1).normal(size=data["unit"].max() + 1)
+    tilted = data.assign(y=data["y"] + slope[data["unit"]] * data["time"])
+    a = dd.DCDH().fit(data, **KW, L_max=2, trends_lin=True)
+    b = dd.DCDH().fit(tilted, **KW, L_max=2, trends_lin=True)
+    np.testing.assert_allclose(a.event_study_effects["estimate"],
+                               b.event_study_effects["estimate"], atol=1e-10)
+    diffed = data.sort_values(["unit", "time"]).assign(
+        y=lambda f: f.groupby("unit")["y"].diff())
+    wide = data.pivot(index="unit", columns="time", values="d")
+    early = wide.index[wide[2] != wide[1]]  # first switching in period 2: dropped
+    first = dd.DCDH().fit(diffed[(diffed["time"] > 1) & ~diffed["unit"].isin(early)], **KW)
+    assert a.att == pytest.approx(first.att, abs=1e-12)
+    assert np.isnan(a.average_total_effect["estimate"].iloc[0])
+
+
+@pytest.mark.parametrize("design", ["tsl", "replicate", "bootstrap"])
+def test_new_options_under_survey_designs(design):
+    data = covariate_panel()
+    kw = dict(KW, L_max=2, controls="x", trends_nonparam="region", trends_lin=True)
+    est = dd.DCDH()
+    if design == "tsl":
+        sd = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    elif design == "replicate":
+        units = data["unit"].to_numpy()
+        for r in range(8):
+            data[f"rep{r}"] = data["weight"] * np.where(units % 8 == r, 0.0, 8 / 7)
+        sd = dd.SurveyDesign(weights="weight", replicate_weights=[f"rep{r}" for r in range(8)],
+                             replicate_method="JK1")
+    else:
+        sd = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+        est = dd.DCDH(n_bootstrap=99, seed=1)
+    res = est.fit(data, survey_design=sd, **kw)
+    plain = dd.DCDH().fit(data, survey_design=dd.SurveyDesign(weights="weight"), **kw)
+    np.testing.assert_allclose(res.event_study_effects["estimate"],
+                               plain.event_study_effects["estimate"], atol=1e-12)
+    se = res.event_study_effects["se"].to_numpy()
+    assert np.isfinite(se).all() and (se > 0).all()
+
+
+def test_new_option_errors():
+    data = covariate_panel()
+    with pytest.raises(ValueError, match="'x'.*missing"):
+        dd.DCDH().fit(data.assign(x=data["x"].where(data.index != 5)), **KW, controls="x")
+    with pytest.raises(ValueError, match="control 'c'"):  # time-invariant: no changes
+        dd.DCDH().fit(data.assign(c=data["unit"] * 1.0), **KW, controls=["x", "c"])
+    with pytest.raises(ValueError, match="control 'p'"):  # a period effect
+        dd.DCDH().fit(data.assign(p=data["time"] ** 2.0), **KW, controls=["p"])
+    with pytest.raises(ValueError, match="collinear"):
+        dd.DCDH().fit(data.assign(x2=2 * data["x"]), **KW, controls=["x", "x2"])
+    with pytest.raises(ValueError, match="trends_nonparam column 'time'.*varies"):
+        dd.DCDH().fit(data, **KW, trends_nonparam="time")
+    with pytest.raises(ValueError, match="'nope'"):
+        dd.DCDH().fit(data, **KW, controls="nope")
+    with pytest.raises(ValueError, match="trends_nonparam.*missing"):
+        dd.DCDH().fit(data.assign(region=data["region"].where(data.index != 0)), **KW,
+                      trends_nonparam="region")
+    with pytest.raises(ValueError, match="trends_lin"):
+        dd.DCDH().fit(data, **KW, trends_lin="yes")
+    with pytest.warns(FutureWarning, match="covariates"):
+        old = dd.DCDH().fit(data, **KW, covariates="x")
+    assert old.att == dd.DCDH().fit(data, **KW, controls="x").att

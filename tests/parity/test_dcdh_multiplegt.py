@@ -1,18 +1,25 @@
 """ChaisemartinDHaultfoeuille against the authors' Python port of did_multiplegt_dyn
 (``py-did-multiplegt-dyn`` 0.1.9; ``tests/parity/ports/dcdh_multiplegt.py``, which also
-re-derives every number with numpy from the formulas it documents; fixture
-``dcdh_multiplegt.json``, data ``dcdh_panels.csv``: 300 groups x 8 periods, a binary
-staggered treatment, a binary treatment switching on and off, a treatment in 0..3 moving
-up or down once).
+re-derives the numbers of the cases without covariates or trends with numpy from the
+formulas it documents; fixture ``dcdh_multiplegt.json``, data ``dcdh_panels.csv``: 300
+groups x 8 periods, a binary staggered treatment, a binary treatment switching on and off,
+a treatment in 0..3 moving up or down once).
 
-Effects 1..3, placebos 1..2, the average total effect, normalised effects, and clusters:
-estimates and switcher counts to 1e-12; the influence values behind the standard errors
-(cohort-recentred, with the per-cohort sqrt(n/(n-1)) corrections) to 1e-12. The standard
-errors: theirs ``sqrt(sum U^2) / G``, ours the engine's ``sqrt(n / (n - 1))`` (clusters:
-``C / (C - 1)``) times the centred version of the same sum: equal up to that constant
-where the recentred values sum to zero (1e-12); with single-group cohorts (the
-non-binary sample) they do not quite, 1e-4. Their ``weight=`` case uses cell weights that
-vary over time, which a survey design's unit weights cannot express; it is not compared.
+Effects 1..3, placebos 1..2, the average total effect, normalised effects, clusters,
+covariates (``controls``), linear trends (``trends_lin``, also with groups first switching
+in the second period, which both drop), ``trends_nonparam``, all three at once, and
+group-constant weights (a survey design's weights): estimates and switcher counts to
+1e-12. Standard errors: theirs ``sqrt(sum U^2) / G``, ours the engine's ``sqrt(n / (n -
+1))`` (clusters: ``C / (C - 1)``) times the centred version of the same sum: equal up to
+that constant where the recentred values sum to zero (1e-12); where they do not
+(single-group cohorts, covariates) ours equal the centred sum of their stored values
+(1e-10). With covariates our influence values differ from theirs in two documented ways
+(docs/estimators.md): they subtract ``M' theta`` from every group's (placebos: within a
+baseline), which only a centred variance ignores, and with several first-period levels
+they scale the coefficients' influence by the regression weight of all levels over that
+of the group's own; with that scale put back, ours equal theirs up to those shifts
+(1e-10). Their ``weight=`` case with cell weights varying over time is not compared (a
+survey design's unit weights cannot express it).
 """
 
 import json
@@ -23,12 +30,16 @@ import pandas as pd
 import pytest
 
 import diff_diff as dd
+from diff_diff.estimators.dcdh import DCDHProblem
 
 HERE = Path(__file__).parent / "fixtures"
 FIXTURE = json.loads((HERE / "dcdh_multiplegt.json").read_text())
 CASES = [(sample, name) for sample in ("binary_staggered", "switching", "nonbinary")
-         for name, case in FIXTURE[sample]["cases"].items() if "weight" not in case["args"]]
-KW = dict(outcome="y", unit="group", time="time", treatment="treatment")
+         for name, case in FIXTURE[sample]["cases"].items()
+         if case["args"].get("weight") in (None, "wg")]
+INFLUENCE = [(s, n) for s, n in CASES if "influence" in FIXTURE[s]["cases"][n]
+             and n != "default"]
+KW = dict(unit="group", time="time", treatment="treatment")
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +48,17 @@ def data():
 
 
 def _fit(data, sample, args):
-    return dd.DCDH(cluster=args.get("cluster")).fit(data[data["sample"] == sample],
-                                                    L_max=args["effects"], **KW)
+    frame = data[(data["sample"] == sample) & (data["time"] >= args.get("start", 1))]
+    design = dd.SurveyDesign(weights="wg") if args.get("weight") == "wg" else None
+    return dd.DCDH(cluster=args.get("cluster")).fit(
+        frame, outcome=args.get("outcome", "y"), L_max=args["effects"],
+        controls=args.get("controls"), trends_lin=args.get("trends_lin", False),
+        trends_nonparam=args.get("trends_nonparam"), survey_design=design, **KW)
+
+
+def _rows(case):
+    rows = [(int(k.split("_")[1]), v) for k, v in case["effects"].items()]
+    return rows + [(-int(k.split("_")[1]), v) for k, v in (case["placebos"] or {}).items()]
 
 
 @pytest.mark.parametrize("sample,name", CASES, ids=[f"{a}-{b}" for a, b in CASES])
@@ -50,20 +70,31 @@ def test_matches_did_multiplegt_dyn(data, sample, name):
     frame = data[data["sample"] == sample]
     n = frame[args["cluster"]].nunique() if "cluster" in args else res.n_groups
     scale = np.sqrt(n / (n - 1))
-    rtol = 1e-4 if sample == "nonbinary" else 1e-12
+    # SEs compared here where the recentred values sum to zero; the others below
+    exact_se = "influence" not in case or name == "default"
+    rtol = 1e-4 if (sample, name) == ("nonbinary", "default") else 1e-12
     table = (res.normalized_effects if args.get("normalized") else
              res.event_study_effects).set_index("event_time")
     counts = res.event_study_effects.set_index("event_time")["n_switchers"]
-    rows = [(int(k.split("_")[1]), v) for k, v in case["effects"].items()]
-    rows += [(-int(k.split("_")[1]), v) for k, v in case.get("placebos", {}).items()]
-    for l, theirs in rows:
+    for l, theirs in _rows(case):
         assert table.loc[l, "estimate"] == pytest.approx(theirs["Estimate"], abs=1e-12)
-        assert table.loc[l, "se"] == pytest.approx(scale * theirs["SE"], rel=rtol)
-        assert counts[l] == theirs["Switchers"]
-    ate = case["ate"]["Average_Total_Effect"]
-    assert res.average_total_effect["estimate"].iloc[0] == pytest.approx(ate["Estimate"],
-                                                                        abs=1e-12)
-    assert res.average_total_effect["se"].iloc[0] == pytest.approx(scale * ate["SE"], rel=rtol)
+        if exact_se:
+            assert table.loc[l, "se"] == pytest.approx(scale * theirs["SE"], rel=rtol)
+        if args.get("trends_lin") and l < 0:
+            # their placebo rows all show the last placebo's count; Switchers.w is right
+            if "weight" not in args:
+                assert counts[l] == theirs["Switchers.w"]
+        else:
+            assert counts[l] == theirs["Switchers"]
+    ate = res.average_total_effect.iloc[0]
+    if args.get("trends_lin"):  # the reference reports none either
+        assert case["ate"]["Average_Total_Effect"]["Estimate"] is None
+        assert np.isnan(ate["estimate"]) and np.isnan(ate["se"])
+        return
+    theirs = case["ate"]["Average_Total_Effect"]
+    assert ate["estimate"] == pytest.approx(theirs["Estimate"], abs=1e-12)
+    if exact_se:
+        assert ate["se"] == pytest.approx(scale * theirs["SE"], rel=rtol)
 
 
 @pytest.mark.parametrize("sample", ["binary_staggered", "switching", "nonbinary"])
@@ -80,3 +111,52 @@ def test_influence_values_match(data, sample):
     # layout: effects, placebos, their normalised versions, the ATE, joiners, leavers
     ate = 2 * len(res.event_study_effects)
     np.testing.assert_allclose(G * psi[:, ate], theirs["Uvar_ate"], atol=1e-12)
+
+
+def _their_scale(monkeypatch):
+    """The reference's scale of the coefficients' influence: the regression weight of all
+    first-period levels over that of the group's own level."""
+    original = DCDHProblem._coefficients
+
+    def scaled(self, w):
+        coef, influence = original(self, w)
+        _, _, sample = self._first_differences(w)
+        cells = np.where(sample, w[:, None], 0.0)
+        for b in range(self.levels.size):
+            own = self.level == b
+            influence[own] *= cells.sum() / cells[own].sum()
+        return coef, influence
+
+    monkeypatch.setattr(DCDHProblem, "_coefficients", scaled)
+
+
+@pytest.mark.parametrize("sample,name", INFLUENCE, ids=[f"{a}-{b}" for a, b in INFLUENCE])
+def test_covariate_and_cell_influence_values(data, sample, name, monkeypatch):
+    """Ours equal theirs up to the reference's shifts (constant for effects and the ATE,
+    constant within first-period level for placebos) once their scale is put back; our
+    standard errors are the engine's on the centred values."""
+    case = FIXTURE[sample]["cases"][name]
+    args, theirs = case["args"], case["influence"]
+    plain = _fit(data, sample, args)
+    if "controls" in args:
+        _their_scale(monkeypatch)
+    res = _fit(data, sample, args)
+    psi, G = res._inference.estimate.psi, res.n_groups
+    level = (data[(data["sample"] == sample) & (data["time"] == 1)]
+             .set_index("group").loc[theirs["group"], "treatment"].to_numpy())
+    L, P = len(case["effects"]), len(case["placebos"])
+    columns = [(f"Uvar_effect_{l}", l - 1, False) for l in range(1, L + 1)]
+    columns += [(f"Uvar_placebo_{l}", L + l - 1, True) for l in range(1, P + 1)]
+    if "Uvar_ate" in theirs:
+        columns.append(("Uvar_ate", 2 * len(res.event_study_effects), False))
+    scale = np.sqrt(G / (G - 1))
+    for key, j, by_level in columns:
+        values = np.asarray(theirs[key])
+        gap = G * psi[:, j] - values
+        for lev in (np.unique(level) if by_level else [None]):
+            at = slice(None) if lev is None else level == lev
+            assert np.ptp(gap[at]) < 1e-10, key
+        if "controls" not in args:  # the engine's SE on their centred values
+            se = scale * np.sqrt(((values - values.mean()) ** 2).sum()) / G
+            ours = plain._inference.variance().se[j]
+            assert ours == pytest.approx(se, rel=1e-10), key

@@ -33,6 +33,28 @@ default): ``default`` = effects=3, placebo=2 for every sample; for binary_stagge
 normalized=True), ``cluster`` (cluster="cluster") and ``weighted`` (weight="w"); for switching also
 ``cluster``.
 
+Covariate and trend cases (added with the estimator's ``controls``, ``trends_lin`` and
+``trends_nonparam``; args keys ``outcome`` and ``start`` pick the outcome column and the first
+period kept, the rest are the package's keywords). Extra CSV columns, from their own generator
+(seed SEED + 1, so the columns above are unchanged): x1, x2 (time-varying covariates), yc (an
+outcome shifted by them), yt (an outcome with group-specific linear trends), region (1..3,
+constant within group), wg (a group-constant weight). Cases: ``controls`` (x1, x2 on yc; x1
+alone for nonbinary), ``controls_weighted`` (weight=wg), ``trends_lin`` (on yt),
+``trends_lin_weighted``, ``trends_lin_from2`` (periods 2..8, so groups first switching in the
+second period exist and are dropped), ``trends_nonparam`` (region), ``trends_nonparam_weighted``
+and ``all_three`` (x1, trends_lin, region on yc). They are not re-derived by hand here; for
+the covariate and trends_nonparam cases ``influence`` holds the variance U of every effect,
+placebo and the ATE.
+Reference facts found on the way (see docs/estimators.md, dCDH section):
+* the coefficient theta_d is the regression of first differences of Y on those of X, centred
+  within (period, baseline, trends_nonparam) cells, over the not-yet-switched (g, t) cells of
+  baseline d; each long difference of Y loses theta_d' times that of X.
+* its influence on the variance U is scaled by rsum / N_c_d, rsum the weight of the
+  regression cells of ALL baselines and N_c_d that of baseline d (1 with one baseline);
+* part2 subtracts M' theta_d from every group's variance U (effects: all groups; placebos:
+  groups of baseline d), a shift its uncentred variance keeps;
+* the slope M counts a cell only when l <= T_g - 2.
+
 Estimand as implemented (read from did_multiplegt_dyn_core / did_multiplegt_main; notation:
 N_{g,t} = cell weight (1 without ``weight``; 0 when y or D is missing), d_g = D_{g,1} the
 baseline ("status quo") treatment, F_g = first period with D_{g,t} != d_g (T+1 if never),
@@ -165,6 +187,24 @@ CASES = {
         "default": dict(BASE),
     },
 }
+# covariates and trends (outcome / start: the outcome column and the first period kept; the
+# other keys are did_multiplegt_dyn's); wg is constant within group
+CTRL = dict(BASE, controls=["x1", "x2"], outcome="yc")
+TL = dict(BASE, trends_lin=True, outcome="yt")
+TNP = dict(BASE, trends_nonparam=["region"])
+CASES["binary_staggered"].update({
+    "controls": CTRL, "controls_weighted": dict(CTRL, weight="wg"),
+    "trends_lin": TL, "trends_lin_from2": dict(TL, start=2)})
+CASES["switching"].update({
+    "controls": CTRL, "controls_weighted": dict(CTRL, weight="wg"),
+    "trends_lin": TL, "trends_lin_weighted": dict(TL, weight="wg"),
+    "trends_nonparam": TNP,
+    "all_three": dict(BASE, controls=["x1"], trends_lin=True, trends_nonparam=["region"],
+                      outcome="yc")})
+CASES["nonbinary"].update({
+    "controls": dict(BASE, controls=["x1"], outcome="yc"),
+    "trends_nonparam": TNP, "trends_nonparam_weighted": dict(TNP, weight="wg")})
+NEW_OPTIONS = ("controls", "trends_lin", "trends_nonparam")
 
 
 def fl(a):
@@ -224,7 +264,34 @@ def make_data():
     D1 = np.array([rng.choice([v for v in range(4) if v != d0]) for d0 in D0])
     D = np.where(change[:, None] & (t_idx[None, :] >= S[:, None]), D1[:, None], D0[:, None])
     out.append(frame("nonbinary", D, base + 0.8 * D))
-    return pd.concat(out, ignore_index=True)
+    return add_covariates(pd.concat(out, ignore_index=True))
+
+
+def add_covariates(df):
+    """Columns for the covariate and trend cases, drawn from their own generator (so the
+    columns above are those of the first fixture): x1 (cell noise plus a common trend), x2
+    (a group-specific trend plus noise), yc = y + 0.8 x1 - 0.5 x2 + 0.6 x1 D (the covariates
+    shift the outcome; x1's changes also differ after a switch), yt = y + a group-specific
+    linear trend whose slope is larger for groups switching later, region (1..3, constant
+    within group), wg (a group-constant weight, U(0.5, 2))."""
+    rng = np.random.default_rng(SEED + 1)
+    n = len(df)
+    t = df["time"].to_numpy(float)
+    g = df["group"].to_numpy()
+    key = df["sample"].astype(str) + ":" + df["group"].astype(str)
+    gcode = pd.factorize(key)[0]
+    n_g = gcode.max() + 1
+    slope_x, slope_y = rng.normal(0, 0.3, n_g), rng.normal(0, 0.2, n_g)
+    x1 = np.round(rng.normal(0, 1, n) + 0.1 * t, 8)
+    x2 = np.round(slope_x[gcode] * t + rng.normal(0, 0.5, n), 8)
+    D = df["treatment"].to_numpy(float)
+    yc = df["y"].to_numpy() + 0.8 * x1 - 0.5 * x2 + 0.6 * x1 * (D > 0)
+    first = df.assign(on=D != df.groupby(key)["treatment"].transform("first")).groupby(key)["on"]
+    late = first.transform(lambda s: np.argmax(s.to_numpy()) if s.any() else len(s)).to_numpy()
+    yt = df["y"].to_numpy() + (slope_y[gcode] + 0.05 * late) * t
+    wg = np.round(rng.uniform(0.5, 2.0, n_g), 6)[gcode]
+    return df.assign(x1=x1, x2=x2, yc=np.round(yc, 10), yt=np.round(yt, 10),
+                     region=(g - 1) % 3 + 1, wg=wg)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -399,9 +466,13 @@ def run(df, args):
     import polars as pl
     from did_multiplegt_dyn import DidMultiplegtDyn
 
+    args = dict(args)
+    outcome = args.pop("outcome", "y")
+    df = df[df["time"] >= args.pop("start", 1)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = DidMultiplegtDyn(pl.from_pandas(df), "y", "group", "time", "treatment", **args).fit()
+        m = DidMultiplegtDyn(pl.from_pandas(df), outcome, "group", "time", "treatment",
+                             **args).fit()
     msgs = sorted({str(w.message) for w in caught if "deprecat" not in str(w.message).lower()})
     return m.result, msgs
 
@@ -432,6 +503,20 @@ def influence(res, n_eff, n_pl, ids_expected):
     return out
 
 
+def variance_influence(res, n_eff, n_pl):
+    import polars as pl
+
+    d = res["df"].filter(pl.col("first_obs_by_gp_XX") == 1).sort("group_XX")
+    out = {"group": [int(v) for v in d["group_XX"].to_numpy()]}
+    for l in range(1, n_eff + 1):
+        out[f"Uvar_effect_{l}"] = fl(d[f"U_Gg_var_glob_{l}_XX"].fill_null(0).to_numpy())
+    for l in range(1, n_pl + 1):
+        out[f"Uvar_placebo_{l}"] = fl(d[f"U_Gg_var_glob_pl_{l}_XX"].fill_null(0).to_numpy())
+    if "U_Gg_var_global_XX" in d.columns:  # none with trends_lin
+        out["Uvar_ate"] = fl(d["U_Gg_var_global_XX"].fill_null(0).to_numpy())
+    return out
+
+
 def one_case(df, name, args):
     res, msgs = run(df, args)
     dyn = res["did_multiplegt_dyn"]
@@ -447,6 +532,13 @@ def one_case(df, name, args):
         "vcov_names": [str(c) for c in vcov.columns], "vcov": [fl(r) for r in vcov.to_numpy()],
         "delta_D_avg_total": (None if dyn.get("delta_D_avg_total") is None else float(dyn["delta_D_avg_total"])),
     }
+    if any(k in args for k in NEW_OPTIONS):
+        # not re-derived by hand: the variance-U columns per kept group (sorted by id) for
+        # the covariate cases, whose influence values the parity test compares
+        case["n_groups_used"] = int(res["df"]["group_XX"].n_unique())
+        if "controls" in args or "trends_nonparam" in args:
+            case["influence"] = variance_influence(res, args["effects"], args["placebo"])
+        return case
     est_e = [eff[f"Effect_{l}"]["Estimate"] for l in range(1, args["effects"] + 1)]
     se_e = [eff[f"Effect_{l}"]["SE"] for l in range(1, args["effects"] + 1)]
     est_p = [pla[f"Placebo_{l}"]["Estimate"] for l in range(1, args["placebo"] + 1)]
@@ -516,6 +608,10 @@ def main():
                               "any effect), Switchers = number of switchers (ATE row: summed over effects); "
                               "N.w / Switchers.w = the same sums of the cell weights N_gt"),
             "csv": CSV, "csv_md5": md5(CSV),
+            "tolerances": ("estimates and switcher counts 1e-12; SEs 1e-12 after sqrt(n/(n-1)) "
+                           "where the recentred U sum to zero (else 1e-4, or centred U); covariate "
+                           "influence values up to the reference's shifts 1e-10 (see "
+                           "tests/parity/test_dcdh_multiplegt.py)"),
         },
     }
     for sample, cases in CASES.items():
