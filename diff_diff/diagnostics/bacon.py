@@ -58,13 +58,50 @@ class BaconDecomposition:
         self.weights = weights
 
     def get_params(self, deep: bool = True) -> dict:
+        """The constructor settings as a dict.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility.
+
+        Returns
+        -------
+        dict
+            ``{"weights": ...}``.
+        """
         return {"weights": self.weights}
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
             survey_design=None) -> "BaconDecompositionResults":
         """Decompose the TWFE regression of ``outcome`` on ``1{time >= first_treat}`` with
         unit and period effects (balanced panel; units missing a period are dropped with a
-        warning). ``survey_design`` contributes its weights (constant within unit)."""
+        warning). ``survey_design`` contributes its weights (constant within unit).
+
+        Parameters
+        ----------
+        data : DataFrame
+            A panel: one row per unit and period.
+        outcome : str
+            Outcome column.
+        unit, time : str
+            Unit and period columns.
+        first_treat : str
+            First treated period of each unit (0 or NaN: never treated).
+        survey_design : SurveyDesign, optional
+            Its weights (constant within unit) weight the regression and the 2x2s.
+
+        Returns
+        -------
+        BaconDecompositionResults
+            The 2x2 comparisons, their weights and the TWFE coefficient they reproduce.
+
+        Raises
+        ------
+        ValueError
+            If a column is missing, ``first_treat`` varies within a unit, or there is no
+            treatment timing to decompose.
+        """
         if self.weights not in WEIGHT_METHODS:
             raise ValueError(f"BaconDecomposition: weights must be one of "
                              f"{list(WEIGHT_METHODS)}, got {self.weights!r}")
@@ -229,9 +266,23 @@ class BaconDecompositionResults:
         return out[["weight", "estimate"]].reset_index()
 
     def to_dataframe(self) -> pd.DataFrame:
+        """The 2x2 comparisons as a table.
+
+        Returns
+        -------
+        DataFrame
+            One row per 2x2 comparison (a copy of ``comparisons``).
+        """
         return self.comparisons.copy()
 
     def summary(self) -> str:
+        """The decomposition as text (what ``print(result)`` shows).
+
+        Returns
+        -------
+        str
+            The TWFE coefficient, the weight and average estimate of each comparison type.
+        """
         lines = ["Goodman-Bacon decomposition of the TWFE coefficient", "=" * 60,
                  f"TWFE estimate:          {self.twfe_estimate:.6g}",
                  f"Decomposition error:    {self.decomposition_error:.3g}",
@@ -251,7 +302,19 @@ class BaconDecompositionResults:
                 f"comparisons={len(self.comparisons)})")
 
     def plot(self, ax=None, **kwargs):
-        """Estimate against weight of every 2x2, by comparison type (matplotlib)."""
+        """Estimate against weight of every 2x2, by comparison type (matplotlib).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on; a new figure when omitted.
+        **kwargs
+            Passed to the scatter plot.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from ..plotting import plot_bacon
 
         return plot_bacon(self, ax=ax, **kwargs)

@@ -59,6 +59,24 @@ def stute_test(dose, y, order: int = 1, n_bootstrap: int = 999, seed=None) -> di
     ``y* = fitted + eta e``, refit, recompute; ``p = (1 + #{S* >= S}) / (B + 1)``.
 
     Returns ``statistic``, ``p_value``, ``n``, ``order``.
+
+    Parameters
+    ----------
+    dose : array_like
+        Each unit's dose.
+    y : array_like
+        Each unit's outcome (change).
+    order : int, default 1
+        Degree of the polynomial under the null.
+    n_bootstrap : int, default 999
+        Wild bootstrap draws.
+    seed : int, optional
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    dict
+        ``statistic``, ``p_value``, ``n``, ``order``.
     """
     dose, y = _check(dose, y, order)
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) \
@@ -95,6 +113,22 @@ def yatchew_test(dose, y, order: int = 1, het_robust: bool = True) -> dict:
     one-sided ``p = 1 - Phi(T)``. Normalisations follow R ``YatchewTest``.
 
     Returns ``statistic``, ``p_value``, ``sigma2_lin``, ``sigma2_diff``, ``n``.
+
+    Parameters
+    ----------
+    dose : array_like
+        Each unit's dose.
+    y : array_like
+        Each unit's outcome (change).
+    order : int, default 1
+        Degree of the polynomial under the null.
+    het_robust : bool, default True
+        Heteroskedasticity-robust normalisation.
+
+    Returns
+    -------
+    dict
+        ``statistic``, ``p_value``, ``sigma2_lin``, ``sigma2_diff``, ``n``.
     """
     dose, y = _check(dose, y, order)
     idx = np.lexsort((y, dose))

@@ -119,7 +119,29 @@ class HonestDiD:
     def fit(self, results, M: float | None = None,
             event_study_bounds: bool = True) -> "HonestDiDResults":
         """Identified set and robust confidence set at ``M`` (default: the constructor's);
-        with ``event_study_bounds`` also those of each post-reference event time."""
+        with ``event_study_bounds`` also those of each post-reference event time.
+
+        Parameters
+        ----------
+        results
+            An event-study result (Callaway-Sant'Anna with ``base_period="universal"``,
+            imputation, Sun-Abraham, ``MultiPeriodDiD``, ...) with leads and lags and their
+            covariance.
+        M : float, optional
+            The bound; the constructor's when omitted.
+        event_study_bounds : bool, default True
+            Also compute the sets of each post-reference event time.
+
+        Returns
+        -------
+        HonestDiDResults
+            Identified set, robust confidence set and the settings used.
+
+        Raises
+        ------
+        ValueError
+            If the results carry no event study with pre-periods and a covariance.
+        """
         inputs = _EventStudy.from_results(results)
         return self._fit_inputs(inputs, M, original_results=results,
                                 event_bounds=event_study_bounds)
@@ -129,14 +151,53 @@ class HonestDiD:
         """The same from plain arrays, as R ``HonestDiD`` takes them: ``betahat`` (pre-period
         coefficients first, the reference period left out), its covariance ``sigma``, and
         the number of pre-period coefficients (``df``: degrees of freedom of the original
-        interval, None for normal)."""
+        interval, None for normal).
+
+        Parameters
+        ----------
+        betahat : array_like
+            Event-study coefficients, pre-periods first, the reference period left out.
+        sigma : array_like
+            Their covariance matrix.
+        num_pre_periods : int
+            How many of ``betahat`` are pre-period coefficients.
+        M : float, optional
+            The bound; the constructor's when omitted.
+        df : float, optional
+            Degrees of freedom of the original interval (None: normal).
+        event_study_bounds : bool, default True
+            Also compute the sets of each post-reference event time.
+
+        Returns
+        -------
+        HonestDiDResults
+
+        Raises
+        ------
+        ValueError
+            If the shapes of ``betahat`` and ``sigma`` disagree or ``num_pre_periods`` is out
+            of range.
+        """
         inputs = _EventStudy.from_arrays(betahat, sigma, num_pre_periods, df)
         return self._fit_inputs(inputs, M, event_bounds=event_study_bounds)
 
     def sensitivity_analysis(self, results, M_grid=None) -> "SensitivityResults":
         """Robust confidence sets over a grid of ``M`` (default: R's, ``0, 0.5, ..., 2``
         for the relative restrictions; ten values from 0 to the standard error of
-        ``theta_hat`` for smoothness)."""
+        ``theta_hat`` for smoothness).
+
+        Parameters
+        ----------
+        results
+            An event-study result, as for :meth:`fit`.
+        M_grid : sequence of float, optional
+            The bounds to evaluate.
+
+        Returns
+        -------
+        SensitivityResults
+            One robust set per ``M``, the original interval and the breakdown value.
+        """
         inputs = _EventStudy.from_results(results)
         l_vec = inputs.weights(self.l_vec)
         if M_grid is None:
@@ -156,7 +217,19 @@ class HonestDiD:
         ``tol`` (in the units of ``M``: ``Mbar`` for the relative restrictions; for
         smoothness ``tol`` is a fraction of the standard error of ``theta_hat``).
         ``None`` when the set includes zero already at ``M = 0``; ``inf`` when it still
-        excludes zero at 10^6 times the starting bound."""
+        excludes zero at 10^6 times the starting bound.
+
+        Parameters
+        ----------
+        results
+            An event-study result, as for :meth:`fit`.
+        tol : float, default 0.01
+            Precision of the search.
+
+        Returns
+        -------
+        float or None
+        """
         if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
             raise ValueError(f"tol must be a positive number, got {tol!r}")
         inputs = _EventStudy.from_results(results)
@@ -277,6 +350,27 @@ def compute_honest_did(results, method: str = "relative_magnitude", M: float | N
                        **kwargs) -> "HonestDiDResults":
     """Function form of :class:`HonestDiD` (diff-diff 3.x): ``HonestDiD(method, M, alpha,
     l_vec, **kwargs).fit(results, event_study_bounds=event_study_bounds)``.
+
+    Parameters
+    ----------
+    results
+        An event-study result, as for :meth:`HonestDiD.fit`.
+    method : {"relative_magnitude", "smoothness", "combined"}, default "relative_magnitude"
+        The restriction on the violation of parallel trends.
+    M : float, optional
+        Its bound.
+    alpha : float, default 0.05
+        1 - confidence level.
+    l_vec : sequence of float, optional
+        Weights of the post-reference event times defining the target.
+    event_study_bounds : bool, default True
+        Also compute the sets of each post-reference event time.
+    **kwargs
+        Other :class:`HonestDiD` settings (``ci_method``, ``grid_points``, ...).
+
+    Returns
+    -------
+    HonestDiDResults
 
     Examples
     --------
@@ -442,6 +536,12 @@ class HonestDiDResults:
         return "linear combination l' tau_post of post-period effects"
 
     def summary(self) -> str:
+        """The identified set, the robust confidence set and the settings as text.
+
+        Returns
+        -------
+        str
+        """
         bound = "M" if self.method == "smoothness" else "Mbar"
         identified = (f"[{self.lb:.6g}, {self.ub:.6g}]" if math.isfinite(self.lb)
                       else "empty (the leads alone break the restriction)")
@@ -483,6 +583,12 @@ class HonestDiDResults:
                 f"{self.ci_ub:.6g}], identified_set=[{self.lb:.6g}, {self.ub:.6g}])")
 
     def to_dict(self) -> dict:
+        """Bounds, robust set and settings as a dict.
+
+        Returns
+        -------
+        dict
+        """
         return {"lb": self.lb, "ub": self.ub, "ci_lb": self.ci_lb, "ci_ub": self.ci_ub,
                 "M": self.M, "method": self.method, "ci_method": self.ci_method,
                 "alpha": self.alpha, "original_estimate": self.original_estimate,
@@ -495,7 +601,19 @@ class HonestDiDResults:
                 "df_survey": self.df_survey}
 
     def plot(self, ax=None, **kwargs):
-        """:func:`diff_diff.plot_honest_event_study` of these results."""
+        """:func:`diff_diff.plot_honest_event_study` of these results.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on; a new figure when omitted.
+        **kwargs
+            Passed to ``plot_honest_event_study``.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from ..plotting import plot_honest_event_study
 
         return plot_honest_event_study(self, ax=ax, **kwargs)
@@ -521,9 +639,22 @@ class SensitivityResults:
         self.breakdown_M = max(excluding) if excluding else None
 
     def to_dataframe(self) -> pd.DataFrame:
+        """The robust sets by ``M`` (a copy of ``table``).
+
+        Returns
+        -------
+        DataFrame
+            One row per ``M``.
+        """
         return self.table.copy()
 
     def summary(self) -> str:
+        """The robust sets by ``M`` and the breakdown value as text.
+
+        Returns
+        -------
+        str
+        """
         bound = "M" if self.method == "smoothness" else "Mbar"
         body = self.table.to_string(index=False, float_format=lambda v: f"{v:.6g}")
         return "\n".join([f"HonestDiD sensitivity ({_LABEL[self.method]}, {self.ci_method})",
@@ -539,7 +670,19 @@ class SensitivityResults:
         return f"SensitivityResults(method={self.method!r}, n_M={len(self.fits)})"
 
     def plot(self, ax=None, **kwargs):
-        """:func:`diff_diff.plot_sensitivity` of these results."""
+        """:func:`diff_diff.plot_sensitivity` of these results.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on; a new figure when omitted.
+        **kwargs
+            Passed to ``plot_sensitivity``.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from ..plotting import plot_sensitivity
 
         return plot_sensitivity(self, ax=ax, **kwargs)

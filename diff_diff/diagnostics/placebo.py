@@ -69,9 +69,17 @@ class PlaceboTestResults:
 
     @property
     def is_significant(self) -> bool:
+        """Whether ``p_value < alpha``."""
         return bool(self.p_value < self.alpha)
 
     def summary(self) -> str:
+        """The check, the placebo estimate with its inference, and the real DiD, as text.
+
+        Returns
+        -------
+        str
+            The text ``print(result)`` shows.
+        """
         kind = self.test_type
         if kind == "fake_timing":
             label = f"fake treatment period {self.fake_period}"
@@ -120,6 +128,13 @@ class PlaceboTestResults:
                 f"placebo_effect={self.placebo_effect:.6g}, p_value={self.p_value:.4g})")
 
     def to_dict(self) -> dict:
+        """The headline numbers as a dict (test type, estimate, inference, original DiD).
+
+        Returns
+        -------
+        dict
+            Plain Python values.
+        """
         return {"test_type": self.test_type, "placebo_effect": self.placebo_effect,
                 "se": self.se, "t_stat": self.t_stat, "p_value": self.p_value,
                 "conf_int": tuple(self.conf_int), "n_obs": self.n_obs, "alpha": self.alpha,
@@ -234,7 +249,42 @@ def placebo_timing_test(data, outcome: str, treatment: str, time: str, fake_trea
                         post_periods=None, alpha: float = 0.05, survey_design=None,
                         **estimator_kwargs) -> PlaceboTestResults:
     """DiD on the pre-treatment periods only, with treatment pretended to start at
-    ``fake_treatment_period`` (which must leave pre-periods on both sides)."""
+    ``fake_treatment_period`` (which must leave pre-periods on both sides).
+
+    Parameters
+    ----------
+    data : DataFrame
+        A panel or repeated cross-sections, one row per observation.
+    outcome : str
+        Outcome column.
+    treatment : str
+        Treated-group indicator (0/1, constant within unit).
+    time : str
+        Period column.
+    fake_treatment_period
+        The pretend first treated period, strictly inside the pre-treatment periods.
+    post_periods : list
+        The periods after treatment (required).
+    alpha : float, default 0.05
+        Significance level of the interval and of ``is_significant``.
+    survey_design : SurveyDesign, optional
+        Weights and design of every DiD fit.
+    **estimator_kwargs
+        Settings of the underlying :class:`~diff_diff.DifferenceInDifferences` (``vcov_type``,
+        ``cluster``, ...) and its ``fit`` keywords ``covariates``, ``fixed_effects``,
+        ``absorb``.
+
+    Returns
+    -------
+    PlaceboTestResults
+        The placebo estimate, its inference and the DiD on the real design.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, ``post_periods`` is not given or not in the data, or
+        ``fake_treatment_period`` leaves no pre-period on one side.
+    """
     _check(data, [outcome, treatment, time])
     pre, periods, first_post = _pre_sample(data, time, post_periods)
     fake = _plain(fake_treatment_period)
@@ -257,7 +307,43 @@ def placebo_group_test(data, outcome: str, time: str, unit: str, fake_treatment_
                        post_periods=None, treatment: str | None = None, alpha: float = 0.05,
                        survey_design=None, **estimator_kwargs) -> PlaceboTestResults:
     """DiD among the control units only (``treatment == 0`` when ``treatment`` is given),
-    the units in ``fake_treatment_group`` pretending to be treated."""
+    the units in ``fake_treatment_group`` pretending to be treated.
+
+    Parameters
+    ----------
+    data : DataFrame
+        A panel or repeated cross-sections, one row per observation.
+    outcome : str
+        Outcome column.
+    time : str
+        Period column.
+    unit : str
+        Unit column.
+    fake_treatment_group : list
+        Control units that pretend to be treated.
+    post_periods : list
+        The periods after treatment (required).
+    treatment : str, optional
+        Treated-group indicator; when given, the treated units are dropped first.
+    alpha : float, default 0.05
+        Significance level of the interval and of ``is_significant``.
+    survey_design : SurveyDesign, optional
+        Weights and design of every DiD fit.
+    **estimator_kwargs
+        Settings of the underlying :class:`~diff_diff.DifferenceInDifferences` (``vcov_type``,
+        ``cluster``, ...) and its ``fit`` keywords ``covariates``, ``fixed_effects``,
+        ``absorb``.
+
+    Returns
+    -------
+    PlaceboTestResults
+        The placebo estimate, its inference and the DiD on the real design.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, ``post_periods`` is not given or not in the data.
+    """
     _check(data, [outcome, time, unit, treatment])
     frame = data if treatment is None else data.loc[data[treatment] == 0]
     fake = np.atleast_1d(fake_treatment_group).tolist()
@@ -285,7 +371,47 @@ def permutation_test(data, outcome: str, treatment: str, time: str, unit: str,
     times across units, or across whole PSUs (survey design) / clusters (``cluster=``)
     when given, within survey strata. With PSUs/clusters the treatment must be constant
     within each (ValueError otherwise): permuting units that were assigned by cluster
-    would understate the spread of the null distribution and over-reject."""
+    would understate the spread of the null distribution and over-reject.
+
+    Parameters
+    ----------
+    data : DataFrame
+        A panel or repeated cross-sections, one row per observation.
+    outcome : str
+        Outcome column.
+    treatment : str
+        Treated-group indicator (0/1, constant within unit).
+    time : str
+        Period column.
+    unit : str
+        Unit column.
+    post_periods : list
+        The periods after treatment (required).
+    n_permutations : int, default 1000
+        Random relabellings of the treated group.
+    alpha : float, default 0.05
+        Significance level of the interval and of ``is_significant``.
+    seed : int, optional
+        Seed of the permutations.
+    survey_design : SurveyDesign, optional
+        Weights and design of every DiD fit; labels are permuted across its PSUs, within its
+        strata.
+    **estimator_kwargs
+        Settings of the underlying :class:`~diff_diff.DifferenceInDifferences` (``vcov_type``,
+        ``cluster``, ...) and its ``fit`` keywords ``covariates``, ``fixed_effects``,
+        ``absorb``.
+
+    Returns
+    -------
+    PlaceboTestResults
+        The placebo estimate, its inference and the DiD on the real design.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, ``post_periods`` is not given or not in the data, or the
+        treatment varies within a PSU or cluster.
+    """
     _check(data, [outcome, treatment, time, unit])
     if int(n_permutations) < 1:
         raise ValueError(f"n_permutations must be positive, got {n_permutations!r}")
@@ -352,7 +478,41 @@ def leave_one_out_test(data, outcome: str, treatment: str, time: str, unit: str,
     ``sum_h (n_h-1)/n_h sum_(g in h) (theta_(g) - mean_h)^2`` (strata with one PSU
     contribute nothing; no finite population correction). The effect tested is the
     mean of the jackknife replicates (``jackknife_effects``), against a normal
-    reference."""
+    reference.
+
+    Parameters
+    ----------
+    data : DataFrame
+        A panel or repeated cross-sections, one row per observation.
+    outcome : str
+        Outcome column.
+    treatment : str
+        Treated-group indicator (0/1, constant within unit).
+    time : str
+        Period column.
+    unit : str
+        Unit column.
+    post_periods : list
+        The periods after treatment (required).
+    alpha : float, default 0.05
+        Significance level of the interval and of ``is_significant``.
+    survey_design : SurveyDesign, optional
+        Weights and design of every DiD fit; its PSUs and strata define the jackknife.
+    **estimator_kwargs
+        Settings of the underlying :class:`~diff_diff.DifferenceInDifferences` (``vcov_type``,
+        ``cluster``, ...) and its ``fit`` keywords ``covariates``, ``fixed_effects``,
+        ``absorb``.
+
+    Returns
+    -------
+    PlaceboTestResults
+        The placebo estimate, its inference and the DiD on the real design.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, ``post_periods`` is not given or not in the data.
+    """
     _check(data, [outcome, treatment, time, unit])
     original, frame = _original(data, outcome, treatment, time, post_periods, survey_design,
                                 estimator_kwargs)
@@ -431,6 +591,50 @@ def run_placebo_test(data, outcome: str, treatment: str, time: str, unit: str | 
                      **estimator_kwargs) -> PlaceboTestResults:
     """One placebo check by name (``test_type``; module docstring).
 
+    Parameters
+    ----------
+    data : DataFrame
+        A panel or repeated cross-sections, one row per observation.
+    outcome : str
+        Outcome column.
+    treatment : str
+        Treated-group indicator (0/1, constant within unit).
+    time : str
+        Period column.
+    unit : str, optional
+        Unit column (needed by every check but ``"fake_timing"``).
+    test_type : {"fake_timing", "fake_group", "permutation", "leave_one_out"}
+        The check to run (see the module description).
+    fake_treatment_period : optional
+        For ``"fake_timing"``: the pretend first treated period.
+    fake_treatment_group : list, optional
+        For ``"fake_group"``: control units that pretend to be treated.
+    post_periods : list
+        The periods after treatment (required).
+    n_permutations : int, default 1000
+        Random relabellings of the treated group.
+    alpha : float, default 0.05
+        Significance level of the interval and of ``is_significant``.
+    seed : int, optional
+        Seed of the permutations.
+    survey_design : SurveyDesign, optional
+        Weights and design of every DiD fit.
+    **estimator_kwargs
+        Settings of the underlying :class:`~diff_diff.DifferenceInDifferences` (``vcov_type``,
+        ``cluster``, ...) and its ``fit`` keywords ``covariates``, ``fixed_effects``,
+        ``absorb``.
+
+    Returns
+    -------
+    PlaceboTestResults
+        The placebo estimate, its inference and the DiD on the real design.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, ``post_periods`` is not given or not in the data, or
+        ``test_type`` is unknown.
+
     Examples
     --------
     >>> import diff_diff as dd
@@ -471,7 +675,42 @@ def run_all_placebo_tests(data, outcome: str, treatment: str, time: str, unit: s
     except the earliest (keys ``"fake_timing_<period>"``; ``pre_periods`` restricts them
     to the listed periods, and periods outside that range are skipped), fake group (half
     of the control units, the first in sorted order), permutation and leave-one-out. A
-    check that cannot run gives ``{"error": message}`` under its key."""
+    check that cannot run gives ``{"error": message}`` under its key.
+
+    Parameters
+    ----------
+    data : DataFrame
+        A panel or repeated cross-sections, one row per observation.
+    outcome : str
+        Outcome column.
+    treatment : str
+        Treated-group indicator (0/1, constant within unit).
+    time : str
+        Period column.
+    unit : str
+        Unit column.
+    pre_periods : list, optional
+        Restrict the fake-timing checks to these periods.
+    post_periods : list
+        The periods after treatment (required).
+    n_permutations : int, default 500
+        Random relabellings of the treated group.
+    alpha : float, default 0.05
+        Significance level of the interval and of ``is_significant``.
+    seed : int, optional
+        Seed of the permutations.
+    survey_design : SurveyDesign, optional
+        Weights and design of every DiD fit.
+    **estimator_kwargs
+        Settings of the underlying :class:`~diff_diff.DifferenceInDifferences` (``vcov_type``,
+        ``cluster``, ...) and its ``fit`` keywords ``covariates``, ``fixed_effects``,
+        ``absorb``.
+
+    Returns
+    -------
+    dict
+        Check name -> :class:`PlaceboTestResults` (or ``{"error": message}``).
+    """
     _check(data, [outcome, treatment, time, unit])
     _, periods, _ = _pre_sample(data, time, post_periods)
     valid = [_plain(p) for p in periods[1:]]   # fake dates with a pre-period on each side

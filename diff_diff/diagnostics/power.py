@@ -77,6 +77,12 @@ class PowerResults:
     design: str
 
     def summary(self) -> str:
+        """The inputs and the answer as text (what ``print(result)`` shows).
+
+        Returns
+        -------
+        str
+        """
         lines = [f"DiD power analysis ({self.design}, {self.alternative}, alpha = {self.alpha:g})",
                  "=" * 64,
                  f"{'Treated / control units:':<30}{self.n_treated:g} / {self.n_control:g}",
@@ -95,6 +101,12 @@ class PowerResults:
         return self.summary()
 
     def to_dict(self) -> dict:
+        """Every field as a dict.
+
+        Returns
+        -------
+        dict
+        """
         return dict(self.__dict__)
 
 
@@ -148,7 +160,31 @@ class PowerAnalysis:
 
     def mde(self, n_treated, n_control, sigma, n_pre: int = 1, n_post: int = 1, rho: float = 0.0,
             deff: float = 1.0) -> PowerResults:
-        """The minimum detectable effect with the target power."""
+        """The minimum detectable effect with the target power.
+
+        Parameters
+        ----------
+        n_treated, n_control : int
+            Treated and control units.
+        sigma : float
+            Standard deviation of the outcome.
+        n_pre, n_post : int, default 1
+            Pre- and post-treatment periods.
+        rho : float, default 0.0
+            Within-unit correlation of the outcome between periods, in (-1, 1).
+        deff : float, default 1.0
+            Design effect of the survey design (1: simple random sampling).
+
+        Returns
+        -------
+        PowerResults
+            ``mde``, with the inputs.
+
+        Raises
+        ------
+        ValueError
+            If a count, ``sigma`` or ``deff`` is not positive, or ``rho`` is outside (-1, 1).
+        """
         se = math.sqrt(_variance(sigma, n_treated, n_control, n_pre, n_post, rho, deff))
         mde = self._effect_for(se)
         return self._result(_power(mde, se, self.alpha, self.alternative), mde, None, None,
@@ -156,7 +192,33 @@ class PowerAnalysis:
 
     def power(self, effect_size, n_treated, n_control, sigma, n_pre: int = 1, n_post: int = 1,
               rho: float = 0.0, deff: float = 1.0) -> PowerResults:
-        """Power against ``effect_size``."""
+        """Power against ``effect_size``.
+
+        Parameters
+        ----------
+        effect_size : float
+            The true effect to detect.
+        n_treated, n_control : int
+            Treated and control units.
+        sigma : float
+            Standard deviation of the outcome.
+        n_pre, n_post : int, default 1
+            Pre- and post-treatment periods.
+        rho : float, default 0.0
+            Within-unit correlation of the outcome between periods, in (-1, 1).
+        deff : float, default 1.0
+            Design effect of the survey design (1: simple random sampling).
+
+        Returns
+        -------
+        PowerResults
+            ``power``, with the inputs.
+
+        Raises
+        ------
+        ValueError
+            If a count, ``sigma`` or ``deff`` is not positive, or ``rho`` is outside (-1, 1).
+        """
         se = math.sqrt(_variance(sigma, n_treated, n_control, n_pre, n_post, rho, deff))
         return self._result(_power(float(effect_size), se, self.alpha, self.alternative),
                             self._effect_for(se), None, float(effect_size), n_treated,
@@ -165,7 +227,33 @@ class PowerAnalysis:
     def sample_size(self, effect_size, sigma, n_pre: int = 1, n_post: int = 1, rho: float = 0.0,
                     deff: float = 1.0, treat_frac: float = 0.5) -> PowerResults:
         """The smallest total number of units (``treat_frac`` of them treated, rounded to
-        whole units) with the target power against ``effect_size``."""
+        whole units) with the target power against ``effect_size``.
+
+        Parameters
+        ----------
+        effect_size : float
+            The true effect to detect.
+        sigma : float
+            Standard deviation of the outcome.
+        n_pre, n_post : int, default 1
+            Pre- and post-treatment periods.
+        rho : float, default 0.0
+            Within-unit correlation of the outcome between periods, in (-1, 1).
+        deff : float, default 1.0
+            Design effect of the survey design (1: simple random sampling).
+        treat_frac : float, default 0.5
+            Share of the units treated.
+
+        Returns
+        -------
+        PowerResults
+            ``required_n`` (and the treated and control counts), with the inputs.
+
+        Raises
+        ------
+        ValueError
+            If a count, ``sigma`` or ``deff`` is not positive, or ``rho`` is outside (-1, 1).
+        """
         effect = float(effect_size)
         if effect == 0 or not math.isfinite(effect):
             raise ValueError(f"effect_size must be a nonzero number, got {effect_size!r}")
@@ -194,7 +282,27 @@ class PowerAnalysis:
 
     def power_curve(self, n_treated, n_control, sigma, effect_sizes=None, n_pre: int = 1,
                     n_post: int = 1, rho: float = 0.0, deff: float = 1.0) -> pd.DataFrame:
-        """Power by effect size (default: 0 to 2.5 MDE): columns ``effect_size``, ``power``."""
+        """Power by effect size (default: 0 to 2.5 MDE): columns ``effect_size``, ``power``.
+
+        Parameters
+        ----------
+        n_treated, n_control : int
+            Treated and control units.
+        sigma : float
+            Standard deviation of the outcome.
+        effect_sizes : sequence of float, optional
+            The effects to evaluate; default 0 to 2.5 times the MDE.
+        n_pre, n_post : int, default 1
+            Pre- and post-treatment periods.
+        rho : float, default 0.0
+            Within-unit correlation of the outcome between periods, in (-1, 1).
+        deff : float, default 1.0
+            Design effect of the survey design (1: simple random sampling).
+
+        Returns
+        -------
+        DataFrame
+        """
         base = self.mde(n_treated, n_control, sigma, n_pre, n_post, rho, deff)
         if effect_sizes is None:
             effect_sizes = np.linspace(0.0, 2.5 * base.mde, 51)
@@ -206,7 +314,27 @@ class PowerAnalysis:
     def sample_size_curve(self, effect_sizes, sigma, n_pre: int = 1, n_post: int = 1,
                           rho: float = 0.0, deff: float = 1.0,
                           treat_frac: float = 0.5) -> pd.DataFrame:
-        """Required units by effect size: columns ``effect_size``, ``required_n``."""
+        """Required units by effect size: columns ``effect_size``, ``required_n``.
+
+        Parameters
+        ----------
+        effect_sizes : sequence of float
+            The effects to evaluate.
+        sigma : float
+            Standard deviation of the outcome.
+        n_pre, n_post : int, default 1
+            Pre- and post-treatment periods.
+        rho : float, default 0.0
+            Within-unit correlation of the outcome between periods, in (-1, 1).
+        deff : float, default 1.0
+            Design effect of the survey design (1: simple random sampling).
+        treat_frac : float, default 0.5
+            Share of the units treated.
+
+        Returns
+        -------
+        DataFrame
+        """
         sizes = np.asarray(effect_sizes, float).ravel()
         return pd.DataFrame({"effect_size": sizes, "required_n": [
             self.sample_size(e, sigma, n_pre, n_post, rho, deff, treat_frac).required_n
@@ -215,14 +343,74 @@ class PowerAnalysis:
 
 def compute_mde(n_treated, n_control, sigma, power: float = 0.8, alpha: float = 0.05,
                 n_pre: int = 1, n_post: int = 1, rho: float = 0.0, deff: float = 1.0) -> float:
-    """Minimum detectable effect (two-sided test; :class:`PowerAnalysis`)."""
+    """Minimum detectable effect (two-sided test; :class:`PowerAnalysis`).
+
+    Parameters
+    ----------
+    n_treated, n_control : int
+        Treated and control units.
+    sigma : float
+        Standard deviation of the outcome.
+    power : float, default 0.8
+        Target power.
+    alpha : float, default 0.05
+        Test level.
+    n_pre, n_post : int, default 1
+        Pre- and post-treatment periods.
+    rho : float, default 0.0
+        Within-unit correlation of the outcome between periods, in (-1, 1).
+    deff : float, default 1.0
+        Design effect of the survey design (1: simple random sampling).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        If a count, ``sigma`` or ``deff`` is not positive, or ``rho`` is outside (-1, 1).
+
+    Examples
+    --------
+    >>> import diff_diff as dd
+    >>> round(dd.compute_mde(n_treated=50, n_control=50, sigma=1.0), 4)
+    0.7924
+    """
     return PowerAnalysis(alpha, power).mde(n_treated, n_control, sigma, n_pre, n_post, rho,
                                            deff).mde
 
 
 def compute_power(effect_size, n_treated, n_control, sigma, alpha: float = 0.05, n_pre: int = 1,
                   n_post: int = 1, rho: float = 0.0, deff: float = 1.0) -> float:
-    """Power of the two-sided test against ``effect_size`` (:class:`PowerAnalysis`)."""
+    """Power of the two-sided test against ``effect_size`` (:class:`PowerAnalysis`).
+
+    Parameters
+    ----------
+    effect_size : float
+        The true effect to detect.
+    n_treated, n_control : int
+        Treated and control units.
+    sigma : float
+        Standard deviation of the outcome.
+    alpha : float, default 0.05
+        Test level.
+    n_pre, n_post : int, default 1
+        Pre- and post-treatment periods.
+    rho : float, default 0.0
+        Within-unit correlation of the outcome between periods, in (-1, 1).
+    deff : float, default 1.0
+        Design effect of the survey design (1: simple random sampling).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        If a count, ``sigma`` or ``deff`` is not positive, or ``rho`` is outside (-1, 1).
+    """
     return PowerAnalysis(alpha).power(effect_size, n_treated, n_control, sigma, n_pre, n_post,
                                       rho, deff).power
 
@@ -230,7 +418,42 @@ def compute_power(effect_size, n_treated, n_control, sigma, alpha: float = 0.05,
 def compute_sample_size(effect_size, sigma, power: float = 0.8, alpha: float = 0.05,
                         n_pre: int = 1, n_post: int = 1, rho: float = 0.0, deff: float = 1.0,
                         treat_frac: float = 0.5) -> int:
-    """Total units needed (two-sided test; :class:`PowerAnalysis`)."""
+    """Total units needed (two-sided test; :class:`PowerAnalysis`).
+
+    Parameters
+    ----------
+    effect_size : float
+        The true effect to detect.
+    sigma : float
+        Standard deviation of the outcome.
+    power : float, default 0.8
+        Target power.
+    alpha : float, default 0.05
+        Test level.
+    n_pre, n_post : int, default 1
+        Pre- and post-treatment periods.
+    rho : float, default 0.0
+        Within-unit correlation of the outcome between periods, in (-1, 1).
+    deff : float, default 1.0
+        Design effect of the survey design (1: simple random sampling).
+    treat_frac : float, default 0.5
+        Share of the units treated.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If a count, ``sigma`` or ``deff`` is not positive, or ``rho`` is outside (-1, 1).
+
+    Examples
+    --------
+    >>> import diff_diff as dd
+    >>> dd.compute_sample_size(effect_size=0.5, sigma=1.0, deff=1.8)
+    453
+    """
     return PowerAnalysis(alpha, power).sample_size(effect_size, sigma, n_pre, n_post, rho, deff,
                                                    treat_frac).required_n
 
@@ -283,6 +506,13 @@ class SurveyPowerConfig:
             raise ValueError(f"icc must be in [0, 1), got {self.icc!r}")
 
     def design(self):
+        """The design the simulated data are fitted with: ``survey_design``, or the
+        simulated weights, strata, PSUs and FPC.
+
+        Returns
+        -------
+        SurveyDesign
+        """
         if self.survey_design is not None:
             return self.survey_design
         from ..survey import SurveyDesign
@@ -393,18 +623,27 @@ class SimulationPowerResults:
 
     @property
     def rejection_rate(self) -> float:
+        """Share of simulations that rejected at the first effect size (= ``power``, 3.x name)."""
         return float(self.table["power"].iloc[0])
 
     @property
     def power_ci(self) -> tuple:
+        """Monte Carlo confidence interval of the power at the first effect size."""
         row = self.table.iloc[0]
         return float(row["power_ci_low"]), float(row["power_ci_high"])
 
     @property
     def n_simulation_failures(self) -> int:
+        """Fits that raised, over all effect sizes."""
         return int(self.table["n_failures"].sum())
 
     def summary(self) -> str:
+        """The results table by effect size as text.
+
+        Returns
+        -------
+        str
+        """
         cols = ["effect_size", "truth", "power", "power_se", "mean_estimate", "bias", "rmse",
                 "mean_se", "std_estimate", "coverage", "n_failures"]
         body = self.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
@@ -416,10 +655,29 @@ class SimulationPowerResults:
         return self.summary()
 
     def to_dataframe(self) -> pd.DataFrame:
+        """The results by effect size.
+
+        Returns
+        -------
+        DataFrame
+            One row per effect size: power, its standard error, bias, RMSE, coverage, failures.
+        """
         return self.table.copy()
 
     def plot(self, ax=None, **kwargs):
-        """:func:`diff_diff.plot_power_curve` of these results."""
+        """:func:`diff_diff.plot_power_curve` of these results.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on; a new figure when omitted.
+        **kwargs
+            Passed to ``plot_power_curve``.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from ..plotting import plot_power_curve
 
         return plot_power_curve(self, ax=ax, **kwargs)
@@ -481,6 +739,52 @@ def simulate_power(estimator, n_units: int = 100, n_periods: int = 4,
     every fit at an effect size fails (a setup error, not unlucky draws), and when the
     estimator needs columns the built-in simulator does not make (e.g.
     :class:`~diff_diff.TripleDifference`'s ``partition``).
+
+    Parameters
+    ----------
+    estimator
+        A registered estimator: an instance, a class or its name.
+    n_units, n_periods : int, default 100, 4
+        Panel size of each simulated data set.
+    treatment_effect : float, default 5.0
+        The true effect (when ``effect_sizes`` is not given).
+    treatment_fraction : float, default 0.5
+        Share of the units treated.
+    treatment_period : int, default 2
+        First treated period.
+    sigma : float, default 1.0
+        Noise standard deviation.
+    n_simulations : int, default 500
+        Data sets per effect size.
+    alpha : float, default 0.05
+        Test level.
+    effect_sizes : sequence of float, optional
+        Effects to evaluate (a power curve).
+    seed : int, optional
+        Seed of the draws.
+    data_generator : callable, optional
+        Replaces the built-in simulator; returns a frame or ``(frame, truth)``.
+    data_generator_kwargs : dict, optional
+        Keywords of ``data_generator``.
+    estimator_kwargs : dict, optional
+        ``fit`` keywords that override the registry's.
+    result_extractor : callable, optional
+        ``results -> (estimate, se, p_value, (low, high))``.
+    progress : bool, default True
+        Print progress.
+    survey_config : SurveyPowerConfig, optional
+        Simulate a stratified cluster sample and fit under its design.
+
+    Returns
+    -------
+    SimulationPowerResults
+        Power (with its Monte Carlo interval), bias, RMSE and coverage by effect size.
+
+    Raises
+    ------
+    ValueError
+        If the estimator is unknown, needs columns the simulator does not make, or every
+        fit fails.
 
     Examples
     --------
@@ -593,7 +897,25 @@ def simulate_mde(estimator, target_power: float = 0.8, effect_range=None, tol: f
     size with common random numbers; ``effect_range``: the bracket, default
     ``(0, 5 * sigma)``; ``tol``: relative width at which to stop). Every step uses the
     same draws (without ``seed`` one is drawn up front). Other keywords as
-    :func:`simulate_power`."""
+    :func:`simulate_power`.
+
+    Parameters
+    ----------
+    estimator
+        A registered estimator: an instance, a class or its name.
+    target_power : float, default 0.8
+        Power to reach.
+    effect_range : tuple of float, optional
+        Bracket of the search; default ``(0, 5 * sigma)``.
+    tol : float, default 0.02
+        Relative bracket width at which to stop.
+    **kwargs
+        As :func:`simulate_power`.
+
+    Returns
+    -------
+    float
+    """
     low, high = effect_range if effect_range is not None else (0.0, 5.0 * kwargs.get("sigma", 1.0))
     kwargs = {"progress": False, "n_simulations": 200, **kwargs}
     if kwargs.get("seed") is None:   # one seed for every step: common random numbers
@@ -619,7 +941,23 @@ def simulate_sample_size(estimator, target_power: float = 0.8, n_range=(20, 2000
     (simulated power need not be monotone in ``n``, so smaller ``n`` may reach the
     target too). Every step uses the same seed (without ``seed`` one is drawn up
     front). With ``survey_config`` the low end is raised to the survey population's
-    minimum (two units per PSU). Other keywords as :func:`simulate_power`."""
+    minimum (two units per PSU). Other keywords as :func:`simulate_power`.
+
+    Parameters
+    ----------
+    estimator
+        A registered estimator: an instance, a class or its name.
+    target_power : float, default 0.8
+        Power to reach.
+    n_range : tuple of int, default (20, 2000)
+        Bracket of the search.
+    **kwargs
+        As :func:`simulate_power`.
+
+    Returns
+    -------
+    int
+    """
     low, high = int(n_range[0]), int(n_range[1])
     kwargs = {"progress": False, "n_simulations": 200, **kwargs}
     if kwargs.get("seed") is None:

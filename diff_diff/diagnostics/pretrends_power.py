@@ -173,6 +173,25 @@ class PreTrendsPower:
         ``event_study_vcov`` (CallawaySantAnna, SunAbraham, ...). The
         pre-periods are its negative event times with positive variance (the
         reference period, variance 0, is left out); ``pre_periods`` picks some.
+
+        Parameters
+        ----------
+        results
+            An event-study result with ``event_study_effects`` and ``event_study_vcov``.
+        M : float, optional
+            Violation magnitude; default the minimum detectable violation.
+        pre_periods : sequence, optional
+            The pre-period event times to use (default: every lead with positive variance).
+
+        Returns
+        -------
+        PreTrendsPowerResults
+            Power at ``M``, the MDV and the pre-test's settings.
+
+        Raises
+        ------
+        ValueError
+            If the results have no leads with positive variance.
         """
         pre, est, vcov, reference, after, cross = _pre_period_inputs(results, pre_periods)
         if self.pretest_form == "nis" and pre.size > MAX_NIS_LEADS:
@@ -209,11 +228,42 @@ class PreTrendsPower:
             later_cross_vcov=cross)
 
     def power_at(self, results, M, pre_periods=None) -> float:
-        """The pre-test's power against ``M * shape``."""
+        """The pre-test's power against ``M * shape``.
+
+        Parameters
+        ----------
+        results
+            An event-study result with ``event_study_effects`` and ``event_study_vcov``.
+        M : float
+            Violation magnitude.
+        pre_periods : sequence, optional
+            The pre-period event times to use (default: every lead with positive variance).
+
+        Returns
+        -------
+        float
+        """
         return self.fit(results, M=M, pre_periods=pre_periods).power
 
     def power_curve(self, results, M_grid=None, n_points: int = 50, pre_periods=None):
-        """Power over violation magnitudes (default: 0 to 2.5 x the MDV)."""
+        """Power over violation magnitudes (default: 0 to 2.5 x the MDV).
+
+        Parameters
+        ----------
+        results
+            An event-study result with ``event_study_effects`` and ``event_study_vcov``.
+        M_grid : sequence of float, optional
+            Magnitudes to evaluate.
+        n_points : int, default 50
+            Grid size when ``M_grid`` is omitted.
+        pre_periods : sequence, optional
+            The pre-period event times to use (default: every lead with positive variance).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``M`` and ``power``.
+        """
         res = self.fit(results, pre_periods=pre_periods)
         return res.power_curve(M_grid, n_points)
 
@@ -221,7 +271,31 @@ class PreTrendsPower:
 def compute_pretrends_power(results, M=None, alpha: float = 0.05, target_power: float = 0.8,
                             violation_type: str = "linear", pre_periods=None,
                             violation_weights=None, pretest_form: str = "nis"):
-    """Function form of :class:`PreTrendsPower` (diff-diff 3.x)."""
+    """Function form of :class:`PreTrendsPower` (diff-diff 3.x).
+
+    Parameters
+    ----------
+    results
+        An event-study result with ``event_study_effects`` and ``event_study_vcov``.
+    M : float, optional
+        Violation magnitude; default the MDV.
+    alpha : float, default 0.05
+        Level of the pre-test.
+    target_power : float, default 0.8
+        Power that defines the minimum detectable violation.
+    violation_type : {"linear", "constant", "last_period", "custom"}, default "linear"
+        Shape of the violation over the pre-periods.
+    pre_periods : sequence, optional
+        The pre-period event times to use (default: every lead with positive variance).
+    violation_weights : sequence of float, optional
+        The shape for ``"custom"``.
+    pretest_form : {"nis", "wald"}, default "nis"
+        No individually significant lead, or the joint Wald test.
+
+    Returns
+    -------
+    PreTrendsPowerResults
+    """
     return PreTrendsPower(alpha, target_power, violation_type, violation_weights,
                           pretest_form).fit(results, M=M, pre_periods=pre_periods)
 
@@ -230,7 +304,29 @@ def compute_mdv(results, alpha: float = 0.05, target_power: float = 0.8,
                 violation_type: str = "linear", pre_periods=None, violation_weights=None,
                 pretest_form: str = "nis") -> float:
     """The minimum detectable violation: the ``M`` the pre-test detects with
-    probability ``target_power``."""
+    probability ``target_power``.
+
+    Parameters
+    ----------
+    results
+        An event-study result with ``event_study_effects`` and ``event_study_vcov``.
+    alpha : float, default 0.05
+        Level of the pre-test.
+    target_power : float, default 0.8
+        Power that defines the minimum detectable violation.
+    violation_type : {"linear", "constant", "last_period", "custom"}, default "linear"
+        Shape of the violation over the pre-periods.
+    pre_periods : sequence, optional
+        The pre-period event times to use (default: every lead with positive variance).
+    violation_weights : sequence of float, optional
+        The shape for ``"custom"``.
+    pretest_form : {"nis", "wald"}, default "nis"
+        No individually significant lead, or the joint Wald test.
+
+    Returns
+    -------
+    float
+    """
     return compute_pretrends_power(results, None, alpha, target_power, violation_type,
                                    pre_periods, violation_weights, pretest_form).mdv
 
@@ -388,6 +484,15 @@ class PreTrendsPowerResults:
         ``mean_after_pretesting`` (``delta + shift``). The later periods'
         ``delta``: ``later_violation`` (one number per later period), or for a
         linear violation the same line ``M (e - r)``; otherwise NaN.
+
+        Parameters
+        ----------
+        later_violation : sequence of float, optional
+            The violation in each later event time.
+
+        Returns
+        -------
+        DataFrame
         """
         if self.pretest_form != "nis":
             raise ValueError("means_after_pretesting is defined for pretest_form='nis' (the "
@@ -413,7 +518,19 @@ class PreTrendsPowerResults:
                              "mean_after_pretesting": violation + shift})
 
     def power_curve(self, M_grid=None, n_points: int = 50) -> pd.DataFrame:
-        """Power by violation magnitude: columns ``M`` and ``power``."""
+        """Power by violation magnitude: columns ``M`` and ``power``.
+
+        Parameters
+        ----------
+        M_grid : sequence of float, optional
+            Magnitudes to evaluate; default 0 to 2.5 times the MDV.
+        n_points : int, default 50
+            Grid size when ``M_grid`` is omitted.
+
+        Returns
+        -------
+        DataFrame
+        """
         if M_grid is None:
             M_grid = np.linspace(0.0, 2.5 * self.mdv, int(n_points))
         grid = np.asarray(M_grid, float).ravel()
@@ -421,12 +538,30 @@ class PreTrendsPowerResults:
                              "power": [self._problem.power(m, False)[0] for m in grid]})
 
     def plot(self, ax=None, **kwargs):
-        """:func:`diff_diff.plot_pretrends_power` of these results."""
+        """:func:`diff_diff.plot_pretrends_power` of these results.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on; a new figure when omitted.
+        **kwargs
+            Passed to ``plot_pretrends_power``.
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from ..plotting import plot_pretrends_power
 
         return plot_pretrends_power(self, ax=ax, **kwargs)
 
     def summary(self) -> str:
+        """The pre-test, its power at the violation and the MDV as text.
+
+        Returns
+        -------
+        str
+        """
         test = ("no individually significant coefficient" if self.pretest_form == "nis"
                 else "joint Wald test")
         shape = ", ".join(f"{e:g}: {s:.4g}" for e, s in zip(self.pre_periods,
@@ -451,6 +586,12 @@ class PreTrendsPowerResults:
                 f"violation_type={self.violation_type!r}, pretest_form={self.pretest_form!r})")
 
     def to_dict(self) -> dict:
+        """The headline numbers and settings as a dict.
+
+        Returns
+        -------
+        dict
+        """
         return {"power": self.power, "mdv": self.mdv,
                 "violation_magnitude": self.violation_magnitude,
                 "violation_type": self.violation_type, "alpha": self.alpha,

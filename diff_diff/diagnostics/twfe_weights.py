@@ -132,6 +132,12 @@ class TWFEWeightsResults:
         self.sigma_fe_2 = _sigma_fe_2(w.to_numpy(), share.to_numpy(), self.beta_fe)
 
     def summary(self) -> str:
+        """Counts and sums of the positive and negative weights as text.
+
+        Returns
+        -------
+        str
+        """
         return "\n".join([
             "TWFE weights (de Chaisemartin & D'Haultfoeuille 2020, Theorem 1)", "=" * 60,
             f"{'TWFE coefficient beta_fe:':<44}{self.beta_fe:.6g}",
@@ -149,6 +155,13 @@ class TWFEWeightsResults:
                 f"sigma_fe={self.sigma_fe:.6g}, sigma_fe_2={self.sigma_fe_2:.6g})")
 
     def to_dataframe(self) -> pd.DataFrame:
+        """The weight of every treated cell (a copy of ``weights``).
+
+        Returns
+        -------
+        DataFrame
+            One row per treated cell.
+        """
         return self.weights.copy()
 
 

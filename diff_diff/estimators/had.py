@@ -527,7 +527,18 @@ def _mass_point(dy, x, w, d_lower) -> dict:
 
 def qug_test(dose) -> tuple[float, float]:
     """QUG test of a quasi-untreated group: ``T = D_(1) / (D_(2) - D_(1))`` over the
-    positive doses, ``p = 1 / (1 + T)`` (small p: the lowest doses are not near 0)."""
+    positive doses, ``p = 1 / (1 + T)`` (small p: the lowest doses are not near 0).
+
+    Parameters
+    ----------
+    dose : array_like
+        Each unit's dose; zeros and NaN are ignored.
+
+    Returns
+    -------
+    tuple of float
+        The statistic ``T`` and its p-value.
+    """
     positive = np.sort(np.asarray(dose, dtype=float)[np.asarray(dose) > 0])
     if positive.size < 2:
         return np.nan, np.nan

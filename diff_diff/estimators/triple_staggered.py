@@ -318,6 +318,31 @@ class StaggeredTripleDifference(TripleDifference):
     and ``fit(data, outcome, unit, time, first_treat, eligibility, covariates, aggregate,
     balance_e, survey_design)``.
 
+    Parameters
+    ----------
+    estimation_method : {"dr", "reg", "ipw"}, default "dr"
+        Doubly robust, outcome regression or inverse probability weighting.
+    control_group : {"notyettreated", "nevertreated"}, default "notyettreated"
+        Comparison cohorts.
+    alpha : float, default 0.05
+        Significance level.
+    anticipation : int, default 0
+        Periods of anticipation.
+    base_period : {"varying", "universal"}, default "varying"
+        Base period of the pre-treatment effects.
+    n_bootstrap : int, default 0
+        Multiplier bootstrap draws (0: analytic standard errors).
+    bootstrap_weights : {"rademacher", "mammen", "webb"}, default "rademacher"
+        Bootstrap multipliers.
+    seed : int, optional
+        Seed of the bootstrap.
+    cband : bool, default True
+        Uniform confidence bands for the event study (with the bootstrap).
+    pscore_trim : float, default 0.01
+        Propensity scores are trimmed to ``[pscore_trim, 1 - pscore_trim]``.
+    cluster : str, optional
+        Column to cluster standard errors by.
+
     Examples
     --------
     >>> import warnings

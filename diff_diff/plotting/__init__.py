@@ -34,6 +34,34 @@ def plot_event_study(
     estimates can share one axis with ``offset`` and ``label``. ``use_cband``
     is the diff-diff 3.x name of ``band``. Returns the axis.
 
+    Parameters
+    ----------
+    effects
+        A result with an event study, or a tidy table.
+    ax : matplotlib Axes, optional
+        Axes to draw on; a new figure when omitted.
+    label : str, optional
+        Legend label of this series.
+    color : str, optional
+        Matplotlib colour.
+    offset : float, default 0.0
+        Horizontal shift (to place several series side by side).
+    band : bool, default True
+        Draw the uniform (sup-t) band when the result has one.
+    title : str or None, default 'Event study'
+        Axes title (None: none).
+    use_cband : bool, optional
+        3.x name of ``band``.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+
     Examples
     --------
     >>> import matplotlib
@@ -136,6 +164,23 @@ def plot_pretrends_power(results, ax=None, M_grid=None, n_points: int = 60,
     """The pre-test's power against the violation magnitude ``M`` (``results``: a
     :class:`~diff_diff.PreTrendsPower` fit), with the target power, the minimum
     detectable violation and ``alpha`` marked. Returns the axis.
+
+    Parameters
+    ----------
+    results : PreTrendsPowerResults
+        A :class:`~diff_diff.PreTrendsPower` fit.
+    ax : matplotlib Axes, optional
+        Axes to draw on; a new figure when omitted.
+    M_grid : sequence of float, optional
+        Violation magnitudes; default 0 to 2.5 times the MDV.
+    n_points : int, default 60
+        Grid size when ``M_grid`` is omitted.
+    title : str or None, default 'Power of the pre-test'
+        Axes title (None: none).
+
+    Returns
+    -------
+    matplotlib Axes
     """
     plt = _pyplot()
     if ax is None:
@@ -161,7 +206,21 @@ def plot_pretrends_power(results, ax=None, M_grid=None, n_points: int = 60,
 def plot_sensitivity(results, ax=None,
                      title: str | None = "Sensitivity to violations of parallel trends"):
     """Robust confidence sets by ``M`` next to the original interval (``results``: a
-    :meth:`~diff_diff.HonestDiD.sensitivity_analysis`). Returns the axis."""
+    :meth:`~diff_diff.HonestDiD.sensitivity_analysis`). Returns the axis.
+
+    Parameters
+    ----------
+    results : SensitivityResults
+        The output of ``HonestDiD.sensitivity_analysis``.
+    ax : matplotlib Axes, optional
+        Axes to draw on; a new figure when omitted.
+    title : str or None, default 'Sensitivity to violations of parallel trends'
+        Axes title (None: none).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
@@ -191,7 +250,21 @@ def plot_sensitivity(results, ax=None,
 def plot_honest_event_study(results, ax=None, title: str | None = "Event study with robust sets"):
     """The event study's estimates and intervals, with each post-period's robust
     confidence set drawn beside it (``results``: a :class:`~diff_diff.HonestDiD` fit
-    on results with an event study). Returns the axis."""
+    on results with an event study). Returns the axis.
+
+    Parameters
+    ----------
+    results : HonestDiDResults
+        A :class:`~diff_diff.HonestDiD` fit with ``event_study_bounds=True``.
+    ax : matplotlib Axes, optional
+        Axes to draw on; a new figure when omitted.
+    title : str or None, default 'Event study with robust sets'
+        Axes title (None: none).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     bounds = getattr(results, "event_study_bounds", None)
     if bounds is None or results.original_results is None:
         raise ValueError("plot_honest_event_study needs HonestDiD().fit(results) output (with "
@@ -218,7 +291,23 @@ def plot_power_curve(results, ax=None, target: float | None = 0.8,
     """Power against effect size (or sample size): ``results`` is a
     :func:`~diff_diff.simulate_power` result (with its Wilson band) or a table with
     ``power`` and ``effect_size`` or ``n`` columns (``PowerAnalysis.power_curve``).
-    Returns the axis."""
+    Returns the axis.
+
+    Parameters
+    ----------
+    results
+        A ``simulate_power`` result or a power-curve table.
+    ax : matplotlib Axes, optional
+        Axes to draw on; a new figure when omitted.
+    target : float or None, default 0.8
+        Target power drawn as a horizontal line (None: none).
+    title : str or None, default 'Power curve'
+        Axes title (None: none).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     table = results.table if hasattr(results, "table") else results
     if not isinstance(table, pd.DataFrame) or "power" not in table.columns:
         raise TypeError("plot_power_curve needs simulate_power results or a table with a "
@@ -248,7 +337,21 @@ def plot_power_curve(results, ax=None, target: float | None = 0.8,
 def plot_group_effects(results, ax=None, title: str | None = "Effects by cohort"):
     """Effects by treatment cohort with confidence intervals (``results``: a result with
     ``group_effects``, e.g. CallawaySantAnna, or a table with ``group``, ``estimate``,
-    ``conf_low``, ``conf_high``). Returns the axis."""
+    ``conf_low``, ``conf_high``). Returns the axis.
+
+    Parameters
+    ----------
+    results
+        A result with ``group_effects`` or a tidy table by ``group``.
+    ax : matplotlib Axes, optional
+        Axes to draw on; a new figure when omitted.
+    title : str or None, default 'Effects by cohort'
+        Axes title (None: none).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     table = results if isinstance(results, pd.DataFrame) else getattr(results, "group_effects",
                                                                        None)
     if table is None:

@@ -73,7 +73,25 @@ class ResultsBase:
         return tuple(self._levels)
 
     def to_dataframe(self, level: str | None = None) -> pd.DataFrame:
-        """A tidy table of the results at ``level`` (see :attr:`levels`)."""
+        """A tidy table of the results at ``level`` (see :attr:`levels`).
+
+        Parameters
+        ----------
+        level : str, optional
+            One of :attr:`levels`; default the first (``"dynamic"`` is read as
+            ``"event_study"``).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``term``, ``estimate``, ``se``, ``t_stat``, ``p_value``, ``conf_low``,
+            ``conf_high`` (and level-specific keys such as ``event_time``).
+
+        Raises
+        ------
+        ValueError
+            If ``level`` is not one of :attr:`levels`.
+        """
         if level is None:
             level = next(iter(self._levels))
         level = {"dynamic": "event_study"}.get(level, level)
@@ -117,6 +135,7 @@ class ResultsBase:
                               getattr(self, "survey_metadata", None), self.alpha)
 
     def print_summary(self) -> None:
+        """Print :meth:`summary` (diff-diff 3.x)."""
         print(self.summary())
 
     def __str__(self) -> str:
@@ -151,6 +170,17 @@ class ResultsBase:
 
         Event-study results draw effects by event time; others the headline
         effect and their main table's estimates.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on; a new figure when omitted.
+        **kwargs
+            Passed to the plotting function.
+
+        Returns
+        -------
+        matplotlib Axes
         """
         from ..plotting import plot_estimates
 
@@ -171,7 +201,25 @@ class ResultsBase:
     # -------------------------------------------------------------- setup
     @classmethod
     def from_fit(cls, estimator, fitted, inference, metadata):
-        """The results of one fit: ``fitted`` is what the estimator's ``_estimate`` returned."""
+        """The results of one fit: ``fitted`` is what the estimator's ``_estimate`` returned.
+
+        Used by the estimators' ``fit``; not needed in user code.
+
+        Parameters
+        ----------
+        estimator
+            The fitted estimator (its settings are recorded).
+        fitted
+            What the estimator's ``_estimate`` returned.
+        inference
+            The variance engine's ``Inference`` of the estimates.
+        metadata : SurveyMetadata or None
+            The design summary.
+
+        Returns
+        -------
+        ResultsBase
+        """
         self = cls.__new__(cls)
         self._keep_inference_inputs(estimator, inference, metadata)
         self._setup(estimator, fitted)
@@ -195,7 +243,19 @@ class EventStudyResultsBase(ResultsBase):
     ``conf_low``, ``conf_high``; the ``event_study_effects`` property by default)."""
 
     def plot_event_study(self, ax=None, **kwargs):
-        """Effects by event time with confidence intervals (matplotlib); returns the axis."""
+        """Effects by event time with confidence intervals (matplotlib); returns the axis.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on; a new figure when omitted.
+        **kwargs
+            Passed to ``plot_event_study`` (``label``, ``color``, ``band``, ``title``, ...).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from ..plotting import plot_event_study
 
         return plot_event_study(self._event_study_table(), ax=ax, **kwargs)

@@ -181,6 +181,33 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         treated cohorts; overall = mean over periods.
         Standard errors come from the stored influence functions, including
         the influence of the estimated cohort-size weights; nothing is refit.
+
+        Parameters
+        ----------
+        kind : {"simple", "dynamic", "event_study", "group", "calendar"}, default "simple"
+            The aggregation.
+        min_e, max_e : float, default -inf, inf
+            Event-time window of ``"dynamic"``.
+        balance_e : int, optional
+            Keep cohorts observed at least this many periods after treatment.
+
+        Returns
+        -------
+        AggregationResults
+            The overall effect and, except for ``"simple"``, the table of effects.
+
+        Raises
+        ------
+        ValueError
+            If ``kind`` is unknown.
+
+        Examples
+        --------
+        >>> import diff_diff as dd
+        >>> res = dd.CallawaySantAnna().fit(dd.load_mpdta(), outcome="lemp", unit="countyreal",
+        ...                                 time="year", first_treat="first.treat")
+        >>> round(res.aggregate("group").att, 4)
+        -0.031
         """
         return self._aggregate_many([(kind, min_e, max_e, balance_e)])[0]
 
@@ -379,6 +406,15 @@ class CallawaySantAnnaResults(EventStudyResultsBase):
         ``"group_time"`` tests every pre-treatment ATT(g, t), as the p-value R
         ``did`` prints. Returns ``statistic`` (Wald / q), ``df1`` (q), ``df2``
         (design df, or None: chi-square) and ``p_value``.
+
+        Parameters
+        ----------
+        level : {"event_study", "group_time"}, default "event_study"
+            Which pre-treatment effects to test.
+
+        Returns
+        -------
+        dict
         """
         if level == "event_study":
             es = self._dynamic.effects

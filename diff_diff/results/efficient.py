@@ -51,10 +51,12 @@ class EfficientDiDResults(CallawaySantAnnaResults):
 
     @property
     def efficient_weights(self) -> pd.DataFrame:
+        """One row per cell and moment: comparison cohort, baseline and GLS weight (a copy)."""
         return self._efficient_weights.copy()
 
     @property
     def omega_condition_numbers(self) -> pd.DataFrame:
+        """Condition numbers of each cell's moment covariance (a copy)."""
         return self._condition.copy()
 
     def _info(self) -> list:

@@ -153,6 +153,11 @@ class ImputationDiDResults(EventStudyResultsBase):
         share one level (leads for every horizon would be collinear with the
         unit effects).
 
+        Parameters
+        ----------
+        n_leads : int, optional
+            Number of pre-treatment horizons to test (closest to treatment first).
+
         Returns
         -------
         dict

@@ -61,7 +61,22 @@ class RegressionResults(ResultsBase):
         """Goodman-Bacon decomposition of this TWFE coefficient into its 2x2 comparisons
         (:class:`~diff_diff.BaconDecomposition`). Needs the fit without covariates, on a
         balanced panel with numeric periods, of a treatment that switches on once per unit
-        and stays on."""
+        and stays on.
+
+        Parameters
+        ----------
+        weights : {"exact", "approximate"}, default "exact"
+            As :class:`~diff_diff.BaconDecomposition`.
+
+        Returns
+        -------
+        BaconDecompositionResults
+
+        Raises
+        ------
+        ValueError
+            If the fit is not a TWFE fit the decomposition applies to.
+        """
         panel = getattr(self, "_panel", None)
         if panel is None:
             raise ValueError("decompose() is available for TwoWayFixedEffects results")
@@ -177,12 +192,15 @@ class MultiPeriodResults(RegressionResults, EventStudyResultsBase):
     def _headline(self):
         return self._avg
 
-    avg_att = property(lambda self: self._avg["estimate"])
-    avg_se = property(lambda self: self._avg["se"])
-    avg_t_stat = property(lambda self: self._avg["t_stat"])
-    avg_p_value = property(lambda self: self._avg["p_value"])
-    avg_conf_int = property(lambda self: (self._avg["conf_low"], self._avg["conf_high"]))
-    avg_df = property(lambda self: self._avg["df"])
+    avg_att = property(lambda self: self._avg["estimate"],
+                       doc="Average of the post-period effects (= ``att``).")
+    avg_se = property(lambda self: self._avg["se"], doc="Standard error of ``avg_att``.")
+    avg_t_stat = property(lambda self: self._avg["t_stat"], doc="t statistic of ``avg_att``.")
+    avg_p_value = property(lambda self: self._avg["p_value"], doc="p-value of ``avg_att``.")
+    avg_conf_int = property(lambda self: (self._avg["conf_low"], self._avg["conf_high"]),
+                            doc="Confidence interval of ``avg_att``.")
+    avg_df = property(lambda self: self._avg["df"],
+                      doc="Degrees of freedom of ``avg_att``'s inference (None: normal).")
 
     _headline_term = "average post-period ATT"
     _levels = {"coefficients": "_coefficient_table", "event_study": "_event_study_table",

@@ -44,6 +44,19 @@ class SyntheticDiDResults(ResultsBase):
     @classmethod
     def build(cls, estimator, fit, se, df, draws, units, n0, periods, t0, metadata, n_obs,
               snapshot):
+        """Assemble the result of a fit (used by ``SyntheticDiD.fit``).
+
+        Parameters
+        ----------
+        estimator, fit, se, df, draws, units, n0, periods, t0, metadata, n_obs, snapshot
+            The estimator, its weights and estimate, the variance draws, the panel's units
+            (controls first, ``n0`` of them) and periods (``t0`` pre-periods), the design
+            summary, the number of rows and the stored panel for diagnostics.
+
+        Returns
+        -------
+        SyntheticDiDResults
+        """
         self = cls.__new__(cls)
         self.estimator_params = estimator.get_params()
         self.alpha = estimator.alpha
@@ -79,10 +92,12 @@ class SyntheticDiDResults(ResultsBase):
 
     @property
     def unit_weights(self) -> pd.DataFrame:
+        """The controls' weights omega: columns ``unit``, ``weight`` (a copy)."""
         return self._units.copy()
 
     @property
     def time_weights(self) -> pd.DataFrame:
+        """The pre-periods' weights lambda: columns ``period``, ``weight`` (a copy)."""
         return self._times.copy()
 
     def get_unit_weights_df(self) -> pd.DataFrame:
@@ -166,7 +181,19 @@ class SyntheticDiDResults(ResultsBase):
         """The estimate over unit-weight regularisation levels (time weights do not depend
         on ``zeta_omega``): ``zeta_omega``, ``att``, ``pre_fit_rmse``, ``max_unit_weight``,
         ``effective_n`` (``1 / sum(omega^2)``). Default grid: ``multipliers`` times the
-        fit's ``zeta_omega``."""
+        fit's ``zeta_omega``.
+
+        Parameters
+        ----------
+        zeta_grid : sequence of float, optional
+            The regularisation levels to refit at.
+        multipliers : sequence of float, default (0.25, 0.5, 1.0, 2.0, 4.0)
+            Used when ``zeta_grid`` is omitted.
+
+        Returns
+        -------
+        DataFrame
+        """
         fit = self._fit
         grid = (np.asarray(multipliers, float) * fit.zeta_omega if zeta_grid is None
                 else np.asarray(zeta_grid, float).ravel())
@@ -215,7 +242,17 @@ class SyntheticDiDResults(ResultsBase):
 
     def get_weight_concentration(self, top_k: int = 5) -> dict:
         """``effective_n`` (``1 / sum(omega^2)``), ``herfindahl`` (``sum(omega^2)``),
-        ``top_k_share`` (the ``top_k`` largest weights' sum) and ``top_k`` used."""
+        ``top_k_share`` (the ``top_k`` largest weights' sum) and ``top_k`` used.
+
+        Parameters
+        ----------
+        top_k : int, default 5
+            Number of largest unit weights summed in ``top_k_share``.
+
+        Returns
+        -------
+        dict
+        """
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0, got {top_k!r}")
         omega = np.sort(self._fit.omega)[::-1]

@@ -66,10 +66,12 @@ class TripleDifferenceResults(ResultsBase):
 
     @property
     def comparisons(self) -> pd.DataFrame:
+        """The three two-group DiDs of the treated-eligible cell (a copy)."""
         return self._comparisons.copy()
 
     @property
     def group_means(self) -> pd.DataFrame:
+        """Weighted mean outcome by cell, with the number of observations (a copy)."""
         return self._means.copy()
 
     def _comparison_table(self):

@@ -99,10 +99,14 @@ class StaggeredTripleDiffResults(CallawaySantAnnaResults):
     # the paper's overall effect: the mean of the post-treatment event-study effects
     overall_att_es = property(lambda self: self._dynamic.att,
                               doc="Event-study average ATT (paper Eq. 4.14).")
-    overall_se_es = property(lambda self: self._dynamic.se)
-    overall_t_stat_es = property(lambda self: self._dynamic.t_stat)
-    overall_p_value_es = property(lambda self: self._dynamic.p_value)
-    overall_conf_int_es = property(lambda self: self._dynamic.conf_int)
+    overall_se_es = property(lambda self: self._dynamic.se,
+                             doc="Standard error of ``overall_att_es``.")
+    overall_t_stat_es = property(lambda self: self._dynamic.t_stat,
+                                 doc="t statistic of ``overall_att_es``.")
+    overall_p_value_es = property(lambda self: self._dynamic.p_value,
+                                  doc="p-value of ``overall_att_es``.")
+    overall_conf_int_es = property(lambda self: self._dynamic.conf_int,
+                                   doc="Confidence interval of ``overall_att_es``.")
 
     def _info(self) -> list:
         k, pooled = self._att.size, int((self._n_comparisons > 1).sum())

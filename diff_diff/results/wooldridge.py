@@ -80,7 +80,21 @@ class WooldridgeDiDResults(EventStudyResultsBase):
     @classmethod
     def from_parts(cls, estimator, fit, var, labels, mass, unit_mass, metadata, wild, n_units,
                    n_treated, covariates):
-        """From the linear fit: the cell coefficients and their covariance."""
+        """From the linear fit: the cell coefficients and their covariance.
+
+        Used by ``WooldridgeDiD.fit``.
+
+        Parameters
+        ----------
+        estimator, fit, var, labels, mass, unit_mass
+            The estimator, the linear fit, its variance, the cells' labels and weights.
+        metadata, wild, n_units, n_treated, covariates
+            Design summary, wild-bootstrap results, counts and covariates used.
+
+        Returns
+        -------
+        WooldridgeDiDResults
+        """
         k = len(labels)
         contrast_df = None
         if var.contrast_df is not None:  # rows as the estimator stacked them (contrast_layout)
@@ -96,7 +110,23 @@ class WooldridgeDiDResults(EventStudyResultsBase):
     @classmethod
     def build(cls, estimator, coef, vcov, df, n_clusters, vcov_type, labels, mass, unit_mass,
               metadata, wild, n_obs, n_units, n_treated, covariates, contrast_df=None):
-        """From cell ATTs, their covariance and the cells' weights (any method)."""
+        """From cell ATTs, their covariance and the cells' weights (any method).
+
+        Used by ``WooldridgeDiD.fit``.
+
+        Parameters
+        ----------
+        estimator, coef, vcov, df, n_clusters, vcov_type, labels, mass, unit_mass
+            The estimator, the cell ATTs, their covariance and its degrees of freedom, clusters
+            and type, the cells' labels and weights.
+        metadata, wild, n_obs, n_units, n_treated, covariates, contrast_df
+            Design summary, wild-bootstrap results, counts, covariates used and the
+            aggregations' degrees of freedom.
+
+        Returns
+        -------
+        WooldridgeDiDResults
+        """
         self = cls.__new__(cls)
         self.estimator_params = estimator.get_params()
         self.alpha = estimator.alpha
@@ -168,7 +198,19 @@ class WooldridgeDiDResults(EventStudyResultsBase):
         """An aggregation of the cells: ``"simple"`` (a dict: the overall ATT over the
         treated cells), or a table by ``"group"``, ``"calendar"`` or ``"event_study"``;
         ``weights``: ``"cell"`` (the cells' weighted numbers of observations) or
-        ``"cohort_share"`` (the cohorts' weighted numbers of units)."""
+        ``"cohort_share"`` (the cohorts' weighted numbers of units).
+
+        Parameters
+        ----------
+        kind : {"simple", "group", "calendar", "event_study"}, default "simple"
+            The aggregation.
+        weights : {"cell", "cohort_share"}, default "cell"
+            How cells are weighted.
+
+        Returns
+        -------
+        dict or DataFrame
+        """
         out = self._aggregate(kind, weights)
         return dict(out["overall"]) if kind == "simple" else out["table"].copy()
 
@@ -202,10 +244,12 @@ class WooldridgeDiDResults(EventStudyResultsBase):
 
     @property
     def group_effects(self) -> pd.DataFrame:
+        """Effects by cohort (``aggregate("group")`` as a table)."""
         return effects_table(self.to_dataframe("group"), "group")
 
     @property
     def calendar_effects(self) -> pd.DataFrame:
+        """Effects by calendar period (``aggregate("calendar")`` as a table)."""
         return effects_table(self.to_dataframe("calendar"), "time")
 
     def _info(self) -> list:

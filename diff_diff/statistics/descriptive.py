@@ -89,6 +89,34 @@ def survey_total(
     scale the weights describe. Matches R's ``svytotal`` and
     ``svyby(..., svytotal)``. Parameters and result as :func:`survey_mean`.
 
+    Parameters
+    ----------
+    data : DataFrame
+        One row per respondent.
+    variable : str or sequence of str
+        Column(s) to total.
+    survey_design : SurveyDesign
+        Weights and sampling design.
+    by : str or sequence of str, optional
+        Domain column(s): one total per domain, with domain (subpopulation) variance.
+    deff : bool, default False
+        Add the design effect.
+    na_rm : bool, default False
+        Drop rows where the variable is missing (as a domain), instead of raising.
+    alpha : float, default 0.05
+        Significance level of the intervals.
+
+    Returns
+    -------
+    DataFrame
+        One row per variable (and domain): ``estimate``, ``se``, ``df``, ``conf_low``,
+        ``conf_high`` (and ``deff``).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, or has missing values without ``na_rm``.
+
     Examples
     --------
     >>> import pandas as pd

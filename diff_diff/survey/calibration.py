@@ -282,6 +282,31 @@ def rake(
     level (or is the long DataFrame form of :func:`calibrate`). The solution
     equals iterative proportional fitting (R ``rake()``) run to convergence.
 
+    Parameters
+    ----------
+    data : DataFrame
+        One row per respondent.
+    survey_design : SurveyDesign
+        The design whose weights are raked.
+    margins : mapping or DataFrame
+        Population counts per level of each categorical column.
+    by : str or sequence of str, optional
+        Rake within each cell of these columns (e.g. state and year), with ``margins`` in
+        the long form carrying the same columns.
+    **kwargs
+        Other :func:`calibrate` settings (``bounds``, ``max_iter``, ``tol``, ...).
+
+    Returns
+    -------
+    tuple of (DataFrame, SurveyDesign)
+        The data with the calibrated weight column, and the design that uses it (its
+        variance accounts for the calibration).
+
+    Raises
+    ------
+    CalibrationError
+        If the margins cannot be met.
+
     Examples
     --------
     >>> import pandas as pd

@@ -286,6 +286,30 @@ class SurveyDesign:
         within a stratum or is below the number of sampled PSUs, fewer than
         two replicate columns, or a positive replicate weight where the
         full-sample weight is zero.
+
+        Parameters
+        ----------
+        data : DataFrame
+            The data the design describes.
+
+        Returns
+        -------
+        ResolvedDesign
+
+        Raises
+        ------
+        ValueError
+            As above.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from diff_diff import SurveyDesign
+        >>> df = pd.DataFrame({"w": [1.0, 2.0, 1.0, 2.0], "st": [1, 1, 2, 2],
+        ...                    "psu": [1, 2, 3, 4]})
+        >>> r = SurveyDesign(weights="w", strata="st", psu="psu").resolve(df)
+        >>> r.n_obs, r.n_psu, r.n_strata
+        (4, 4, 2)
         """
         from .resolved import resolve_design
 
@@ -345,7 +369,17 @@ class SurveyDesign:
         return self.copy_with(weights=weight_column, replicate_weights=new_reps), out
 
     def copy_with(self, **changes) -> "SurveyDesign":
-        """``dataclasses.replace`` that keeps the design's calibration (if any)."""
+        """``dataclasses.replace`` that keeps the design's calibration (if any).
+
+        Parameters
+        ----------
+        **changes
+            Fields to change, by name.
+
+        Returns
+        -------
+        SurveyDesign
+        """
         new = replace(self, **changes)
         if hasattr(self, "calibration"):
             new.calibration = self.calibration

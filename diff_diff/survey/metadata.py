@@ -84,7 +84,21 @@ class SurveyMetadata:
         variance_method: str | None = None,
         estimate_deff: dict | None = None,
     ) -> "SurveyMetadata":
-        """Metadata of the rows of ``design`` with positive weight."""
+        """Metadata of the rows of ``design`` with positive weight.
+
+        Parameters
+        ----------
+        design : ResolvedDesign
+            The resolved design.
+        variance_method : str, optional
+            How the variance was computed (recorded as given).
+        estimate_deff : dict, optional
+            Design effects of the estimates, recorded as given.
+
+        Returns
+        -------
+        SurveyMetadata
+        """
         inset = design.weights > 0
         w = design.raw_weights[inset]
         sum_w = float(w.sum())

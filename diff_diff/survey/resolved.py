@@ -95,14 +95,17 @@ class ResolvedDesign:
     # ----------------------------------------------------------- basic sizes
     @property
     def n_obs(self) -> int:
+        """Number of rows (observations) of the data the design was resolved on."""
         return int(self.weights.shape[0])
 
     @property
     def n_psu(self) -> int:
+        """Number of sampled PSUs (each row its own PSU when the design names none)."""
         return int(self.psu_stratum.shape[0])
 
     @property
     def n_strata(self) -> int:
+        """Number of strata (1 when the design names none)."""
         return int(self.stratum_n_psu.shape[0])
 
     @property
@@ -118,6 +121,7 @@ class ResolvedDesign:
 
     @property
     def uses_replicates(self) -> bool:
+        """Whether variances come from replicate weights rather than strata and PSUs."""
         return self.replicate is not None
 
     @property
@@ -166,6 +170,15 @@ class ResolvedDesign:
         PSU and stratum structure (sampled PSUs per stratum, FPC) stay those of
         the full design, as R's ``subset()`` keeps them: dropping rows makes a
         domain, not a new sample.
+
+        Parameters
+        ----------
+        rows : ndarray
+            Row indices or a boolean mask.
+
+        Returns
+        -------
+        ResolvedDesign
         """
         rows = np.asarray(rows)
         if self.calibration is not None:
@@ -191,6 +204,20 @@ class ResolvedDesign:
         clusters become the PSUs within the design's strata (a cluster seen in
         two strata is an error unless the design has ``nest=True``, which
         splits it by stratum).
+
+        Parameters
+        ----------
+        cluster : ndarray
+            One cluster label per row.
+
+        Returns
+        -------
+        ResolvedDesign
+
+        Raises
+        ------
+        ValueError
+            If a cluster spans two strata and the design is not nested.
         """
         if self.has_psu or self.replicate is not None:
             raise ValueError(
@@ -230,7 +257,17 @@ class ResolvedDesign:
         )
 
     def restrict(self, inside: np.ndarray) -> "ResolvedDesign":
-        """A domain: zero weight (and replicate weight) outside ``inside``."""
+        """A domain: zero weight (and replicate weight) outside ``inside``.
+
+        Parameters
+        ----------
+        inside : ndarray of bool
+            One flag per row: the domain.
+
+        Returns
+        -------
+        ResolvedDesign
+        """
         inside = np.asarray(inside, dtype=bool)
         rep = self.replicate
         if rep is not None:
