@@ -203,8 +203,22 @@ class ContinuousDiDResults(EventStudyResultsBase):
                  ["event_time"])]
 
     def plot_dose_response(self, target: str = "att", ax=None, title: str | None = None):
-        """``ATT(d)`` (``target="att"``) or ``ACRT(d)`` with pointwise intervals (and the
-        uniform band when computed); returns the axis."""
+        """Plot ``ATT(d)`` or ``ACRT(d)`` with pointwise intervals (and the uniform band
+        when computed).
+
+        Parameters
+        ----------
+        target : {"att", "acrt"}
+            The curve to draw.
+        ax : matplotlib Axes, optional
+            Where to draw (default: a new figure).
+        title : str, optional
+            The axis title (default: names the curve).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from ..plotting import _pyplot
 
         if target not in ("att", "acrt"):

@@ -71,9 +71,17 @@ CSV = "tests/parity/fixtures/contdid_sim.csv"
 SEED = 20240  # random_state of cont_did (bootstrap)
 
 SAMPLES = {
-    "two_period": dict(n=1000, num_time_periods=2, p_untreated=0.25, dose_linear_effect=0.5,
-                       dose_quadratic_effect=1.0, seed=101),
-    "staggered": dict(n=1000, num_time_periods=4, dose_linear_effect=0.5, dose_quadratic_effect=1.0, seed=202),
+    "two_period": dict(
+        n=1000,
+        num_time_periods=2,
+        p_untreated=0.25,
+        dose_linear_effect=0.5,
+        dose_quadratic_effect=1.0,
+        seed=101,
+    ),
+    "staggered": dict(
+        n=1000, num_time_periods=4, dose_linear_effect=0.5, dose_quadratic_effect=1.0, seed=202
+    ),
 }
 CASES = {
     "two_period": {
@@ -120,8 +128,16 @@ def run(df, **case):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = m.cont_did(pl.from_pandas(df), yname="Y", tname="time_period", idname="id", gname="G", dname="D",
-                         random_state=SEED, **case)
+        res = m.cont_did(
+            pl.from_pandas(df),
+            yname="Y",
+            tname="time_period",
+            idname="id",
+            gname="G",
+            dname="D",
+            random_state=SEED,
+            **case,
+        )
     return res, sorted({str(w.message) for w in caught})
 
 
@@ -131,13 +147,14 @@ def se_pair(inf):
     return np.sqrt(np.sum(inf**2, axis=0)) / n, np.std(inf, axis=0, ddof=1) / np.sqrt(n)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # independent re-derivation (numpy + scipy only)
-# ---------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def basis(x, degree, interior, lo, hi, deriv=0):
-    """Clamped B-spline basis on [lo, hi] (all K = degree + 1 + len(interior) columns), scipy, extrapolating."""
+    """Clamped B-spline basis on [lo, hi] (all K = degree + 1 + len(interior) columns), scipy,
+    extrapolating."""
     t = np.r_[[lo] * (degree + 1), np.sort(interior), [hi] * (degree + 1)]
     k = len(t) - degree - 1
     out = np.empty((len(x), k))
@@ -154,7 +171,12 @@ def wide(df):
     y = df.pivot(index="id", columns="time_period", values="Y").sort_index()
     first = df.sort_values(["id", "time_period"]).groupby("id").first()
     # a unit's dose: its value in its first post-treatment period (constant here)
-    return y.to_numpy(float), y.columns.to_numpy(), first["G"].to_numpy(), first["D"].to_numpy(float)
+    return (
+        y.to_numpy(float),
+        y.columns.to_numpy(),
+        first["G"].to_numpy(),
+        first["D"].to_numpy(float),
+    )
 
 
 def cell(y, periods, G, D, g, t, degree, knots, grid, control_group):
@@ -178,16 +200,27 @@ def cell(y, periods, G, D, g, t, degree, knots, grid, control_group):
     e = dyt - X @ beta
     ybar_c = dy[control].mean()
     Minv = np.linalg.inv(X.T @ X / n_t)
-    reg_if = (e[:, None] * X) @ Minv  # n_t x p, IF of beta on the treated (mean scale within the treated)
+    reg_if = (
+        e[:, None] * X
+    ) @ Minv  # n_t x p, IF of beta on the treated (mean scale within the treated)
     dB_i = basis(dose, degree, kn, lo, hi, 1)[:, 1:]
     acrt_i = dB_i @ beta[1:]
     acrt = acrt_i.mean()
     a = np.r_[0.0, dB_i.mean(axis=0)]
     Xg = np.column_stack([np.ones(len(grid)), basis(grid, degree, kn, lo, hi)[:, 1:]])
     dXg = np.column_stack([np.zeros(len(grid)), basis(grid, degree, kn, lo, hi, 1)[:, 1:]])
-    out = dict(att=dyt.mean() - ybar_c, acrt=acrt, att_d=Xg @ beta - ybar_c, acrt_d=dXg @ beta,
-               if_att=np.zeros(n), if_acrt=np.zeros(n), if_att_d=np.zeros((n, len(grid))),
-               if_acrt_d=np.zeros((n, len(grid))), knots=kn, boundary=(lo, hi))
+    out = dict(
+        att=dyt.mean() - ybar_c,
+        acrt=acrt,
+        att_d=Xg @ beta - ybar_c,
+        acrt_d=dXg @ beta,
+        if_att=np.zeros(n),
+        if_acrt=np.zeros(n),
+        if_att_d=np.zeros((n, len(grid))),
+        if_acrt_d=np.zeros((n, len(grid))),
+        knots=kn,
+        boundary=(lo, hi),
+    )
     out["if_att"][treated] = n / n_t * (dyt - dyt.mean())
     out["if_att"][control] = -n / n_c * (dy[control] - ybar_c)
     out["if_acrt"][treated] = n / n_t * ((acrt_i - acrt) + reg_if @ a)
@@ -201,22 +234,34 @@ def by_hand_dose(df, degree=3, num_knots=0, control_group="notyettreated"):
     y, periods, G, D = wide(df)
     n = len(G)
     tr_doses = D[G > 0]
-    knots = np.quantile(tr_doses, np.linspace(0, 1, num_knots + 2)[1:-1]) if num_knots > 0 else np.array([])
+    knots = (
+        np.quantile(tr_doses, np.linspace(0, 1, num_knots + 2)[1:-1])
+        if num_knots > 0
+        else np.array([])
+    )
     grid = np.linspace(tr_doses.min(), tr_doses.max(), 50)
     cohorts = np.unique(G[(G > 0) & (G >= periods[1])])
-    cells = {(g, t): cell(y, periods, G, D, g, t, degree, knots, grid, control_group)
-             for t in periods[1:] for g in cohorts if t >= g}  # pre-treatment cells get no weight
+    cells = {
+        (g, t): cell(y, periods, G, D, g, t, degree, knots, grid, control_group)
+        for t in periods[1:]
+        for g in cohorts
+        if t >= g
+    }  # pre-treatment cells get no weight
     p = {g: np.mean(G == g) for g in cohorts}
     S = sum(p.values())
     K = {g: sum(1 for (gg, _) in cells if gg == g) for g in cohorts}
     dev = sum((G == g) - p[g] for g in cohorts)
-    psi = {g: ((G == g) - p[g]) / S - p[g] / S**2 * dev for g in cohorts}  # IF of the cohort share p_g / S
+    psi = {
+        g: ((G == g) - p[g]) / S - p[g] / S**2 * dev for g in cohorts
+    }  # IF of the cohort share p_g / S
     res = {}
     for key in ("att", "acrt", "att_d", "acrt_d"):
         est = sum(p[g] / S / K[g] * c[key] for (g, t), c in cells.items())
         inf = sum(p[g] / S / K[g] * c["if_" + key] for (g, t), c in cells.items())
-        inf = inf + sum(np.multiply.outer(psi[g] / K[g], np.atleast_1d(c[key])).reshape(inf.shape)
-                        for (g, t), c in cells.items())
+        inf = inf + sum(
+            np.multiply.outer(psi[g] / K[g], np.atleast_1d(c[key])).reshape(inf.shape)
+            for (g, t), c in cells.items()
+        )
         res[key], res["if_" + key] = est, inf
     res["grid"], res["knots"], res["n"] = grid, knots, n
     res["cells"] = cells
@@ -224,7 +269,7 @@ def by_hand_dose(df, degree=3, num_knots=0, control_group="notyettreated"):
     return res
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def dose_case(df, args, store_if):
@@ -236,29 +281,56 @@ def dose_case(df, args, store_if):
     se_attd_a, _ = se_pair(res.att_d_inf_func)
     se_acrtd_a, _ = se_pair(res.acrt_d_inf_func)
     case = {
-        "args": args, "warnings": warns, "n_units": n,
-        "dose": fl(res.dose), "knots_global": fl(ptep.knots), "degree": int(ptep.degree),
-        "att_d": fl(res.att_d), "att_d_se": fl(res.att_d_se), "att_d_se_analytic": fl(se_attd_a),
-        "acrt_d": fl(res.acrt_d), "acrt_d_se": fl(res.acrt_d_se), "acrt_d_se_analytic": fl(se_acrtd_a),
-        "att_d_crit_val": float(res.att_d_crit_val), "acrt_d_crit_val": float(res.acrt_d_crit_val),
-        "overall_att": float(res.overall_att), "overall_att_se": float(res.overall_att_se),
-        "overall_att_se_analytic": float(se_att_a), "overall_att_se_sd_ddof1": float(se_att_sd),
-        "overall_acrt": float(res.overall_acrt), "overall_acrt_se": float(res.overall_acrt_se),
-        "overall_acrt_se_analytic": float(se_acrt_a), "overall_acrt_se_sd_ddof1": float(se_acrt_sd),
+        "args": args,
+        "warnings": warns,
+        "n_units": n,
+        "dose": fl(res.dose),
+        "knots_global": fl(ptep.knots),
+        "degree": int(ptep.degree),
+        "att_d": fl(res.att_d),
+        "att_d_se": fl(res.att_d_se),
+        "att_d_se_analytic": fl(se_attd_a),
+        "acrt_d": fl(res.acrt_d),
+        "acrt_d_se": fl(res.acrt_d_se),
+        "acrt_d_se_analytic": fl(se_acrtd_a),
+        "att_d_crit_val": float(res.att_d_crit_val),
+        "acrt_d_crit_val": float(res.acrt_d_crit_val),
+        "overall_att": float(res.overall_att),
+        "overall_att_se": float(res.overall_att_se),
+        "overall_att_se_analytic": float(se_att_a),
+        "overall_att_se_sd_ddof1": float(se_att_sd),
+        "overall_acrt": float(res.overall_acrt),
+        "overall_acrt_se": float(res.overall_acrt_se),
+        "overall_acrt_se_analytic": float(se_acrt_a),
+        "overall_acrt_se_sd_ddof1": float(se_acrt_sd),
         "if_mean_att": float(np.mean(res.overall_att_inf_func)),
         "if_mean_acrt": float(np.mean(res.overall_acrt_inf_func)),
     }
-    bh = by_hand_dose(df, degree=args.get("degree", 3), num_knots=args.get("num_knots", 0),
-                      control_group=args.get("control_group", "notyettreated"))
+    bh = by_hand_dose(
+        df,
+        degree=args.get("degree", 3),
+        num_knots=args.get("num_knots", 0),
+        control_group=args.get("control_group", "notyettreated"),
+    )
     case["cells"] = [
-        {"group": int(g), "time": int(t), "weight": float(bh["weights"][(g, t)]), "att": float(c["att"]),
-         "acrt": float(c["acrt"]), "knots": fl(c["knots"]), "boundary_knots": fl(c["boundary"])}
-        for (g, t), c in bh["cells"].items()]
+        {
+            "group": int(g),
+            "time": int(t),
+            "weight": float(bh["weights"][(g, t)]),
+            "att": float(c["att"]),
+            "acrt": float(c["acrt"]),
+            "knots": fl(c["knots"]),
+            "boundary_knots": fl(c["boundary"]),
+        }
+        for (g, t), c in bh["cells"].items()
+    ]
     diffs = {
         "grid": np.max(np.abs(bh["grid"] - res.dose)),
         "knots": np.max(np.abs(bh["knots"] - ptep.knots)) if len(bh["knots"]) else 0.0,
-        "overall_att": abs(bh["att"] - res.overall_att), "overall_acrt": abs(bh["acrt"] - res.overall_acrt),
-        "att_d": np.max(np.abs(bh["att_d"] - res.att_d)), "acrt_d": np.max(np.abs(bh["acrt_d"] - res.acrt_d)),
+        "overall_att": abs(bh["att"] - res.overall_att),
+        "overall_acrt": abs(bh["acrt"] - res.overall_acrt),
+        "att_d": np.max(np.abs(bh["att_d"] - res.att_d)),
+        "acrt_d": np.max(np.abs(bh["acrt_d"] - res.acrt_d)),
         "if_att": np.max(np.abs(bh["if_att"] - res.overall_att_inf_func)),
         "if_acrt": np.max(np.abs(bh["if_acrt"] - res.overall_acrt_inf_func)),
         "if_att_d": np.max(np.abs(bh["if_att_d"] - res.att_d_inf_func)),
@@ -272,8 +344,10 @@ def dose_case(df, args, store_if):
     if store_if:
         case["influence_function"] = {
             "id": [int(v) for v in np.sort(df["id"].unique())],
-            "overall_att": fl(res.overall_att_inf_func), "overall_acrt": fl(res.overall_acrt_inf_func),
-            "grid_idx": IF_GRID_IDX, "dose_at_grid_idx": fl(res.dose[IF_GRID_IDX]),
+            "overall_att": fl(res.overall_att_inf_func),
+            "overall_acrt": fl(res.overall_acrt_inf_func),
+            "grid_idx": IF_GRID_IDX,
+            "dose_at_grid_idx": fl(res.dose[IF_GRID_IDX]),
             "att_d": [fl(res.att_d_inf_func[:, j]) for j in IF_GRID_IDX],
             "acrt_d": [fl(res.acrt_d_inf_func[:, j]) for j in IF_GRID_IDX],
         }
@@ -281,13 +355,17 @@ def dose_case(df, args, store_if):
 
 
 def by_hand_es(df, target):
-    """Event study: cells (g, t) for every t >= 2 (pre-treatment too), cohort-share weights within event time."""
+    """Event study: cells (g, t) for every t >= 2 (pre-treatment too), cohort-share weights within
+    event time."""
     y, periods, G, D = wide(df)
     grid = np.linspace(D[G > 0].min(), D[G > 0].max(), 50)
     cohorts = np.unique(G[(G > 0) & (G >= periods[1])])
     key = "acrt" if target == "slope" else "att"
-    cells = {(g, t): cell(y, periods, G, D, g, t, 3, np.array([]), grid, "notyettreated")
-             for t in periods[1:] for g in cohorts}
+    cells = {
+        (g, t): cell(y, periods, G, D, g, t, 3, np.array([]), grid, "notyettreated")
+        for t in periods[1:]
+        for g in cohorts
+    }
     p = {g: np.mean(G == g) for g in cohorts}
     ev = sorted({t - g for g, t in cells})
     est, inf = [], []
@@ -296,8 +374,13 @@ def by_hand_es(df, target):
         S = sum(p[g] for g, _ in keys)
         dev = sum((G == g) - p[g] for g, _ in keys)
         est.append(sum(p[g] / S * cells[(g, t)][key] for g, t in keys))
-        inf.append(sum(p[g] / S * cells[(g, t)]["if_" + key]
-                       + (((G == g) - p[g]) / S - p[g] / S**2 * dev) * cells[(g, t)][key] for g, t in keys))
+        inf.append(
+            sum(
+                p[g] / S * cells[(g, t)]["if_" + key]
+                + (((G == g) - p[g]) / S - p[g] / S**2 * dev) * cells[(g, t)][key]
+                for g, t in keys
+            )
+        )
     ev, est, inf = np.array(ev), np.array(est), np.column_stack(inf)
     post = ev >= 0
     return ev, est, inf, est[post].mean(), inf[:, post].mean(axis=1)
@@ -310,77 +393,176 @@ def es_case(df, args):
     inf_e = es.influence_func["by_event"]
     inf_o = es.influence_func["overall"]
     ev, est, inf, overall, inf_overall = by_hand_es(df, args["target_parameter"])
-    diffs = {"event_times": float(np.max(np.abs(ev - np.asarray(es.event_times)))),
-             "att_by_event": float(np.max(np.abs(est - es.att_by_event))),
-             "if_by_event": float(np.max(np.abs(inf - inf_e))),
-             "overall": float(abs(overall - es.overall_att)),
-             "if_overall": float(np.max(np.abs(inf_overall - inf_o)))}
+    diffs = {
+        "event_times": float(np.max(np.abs(ev - np.asarray(es.event_times)))),
+        "att_by_event": float(np.max(np.abs(est - es.att_by_event))),
+        "if_by_event": float(np.max(np.abs(inf - inf_e))),
+        "overall": float(abs(overall - es.overall_att)),
+        "if_overall": float(np.max(np.abs(inf_overall - inf_o))),
+    }
     assert max(diffs.values()) < 1e-8, diffs
     return {
         "by_hand_max_abs_diff": diffs,
-        "args": args, "warnings": warns,
-        "event_times": [int(e) for e in es.event_times], "att_by_event": fl(es.att_by_event),
-        "se_by_event": fl(es.se_by_event), "se_by_event_analytic": fl(se_pair(inf_e)[0]),
-        "overall_att": float(es.overall_att), "overall_se": float(es.overall_se),
+        "args": args,
+        "warnings": warns,
+        "event_times": [int(e) for e in es.event_times],
+        "att_by_event": fl(es.att_by_event),
+        "se_by_event": fl(es.se_by_event),
+        "se_by_event_analytic": fl(se_pair(inf_e)[0]),
+        "overall_att": float(es.overall_att),
+        "overall_se": float(es.overall_se),
         "overall_se_analytic": float(se_pair(inf_o)[0]),
-        "att_gt": {"group": [int(v) for v in ag.groups], "time": [int(v) for v in ag.times],
-                   "att": fl(ag.att), "se": fl(ag.se), "se_analytic": fl(se_pair(ag.influence_func)[0])},
+        "att_gt": {
+            "group": [int(v) for v in ag.groups],
+            "time": [int(v) for v in ag.times],
+            "att": fl(ag.att),
+            "se": fl(ag.se),
+            "se_analytic": fl(se_pair(ag.influence_func)[0]),
+        },
     }
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# extensions: anticipation, universal base period, discrete doses, lowest-dose comparison, sampling weights
-# ---------------------------------------------------------------------------------------------------------------
-# discrete doses: column ``Dd`` = ceil(4 D) / 4 in {0.25, 0.5, 0.75, 1} (rounded after simulation, so Y still follows
-# the continuous D; parity needs no truth). Weighted cases: unit weight ``w`` = 1 + id % 3; moderndid takes no
-# weights, so it runs on the panel with each unit repeated w times (new ids) - a weighted mean/regression with
-# integer weights equals the unweighted one on the repeated rows. Its IF (one value per copy, n_rep x scale) is
-# collapsed to the original units: psi_i = sum over copies of IF / n_rep (the sum-scale influence value of unit i,
-# ours), se_analytic = sqrt(sum psi_i^2) - the same formula as sqrt(sum IF^2) / n without weights.
+# --------------------------------------------------------------------------------------------------
+# extensions: anticipation, universal base period, discrete doses, lowest-dose comparison, sampling
+# weights
+# --------------------------------------------------------------------------------------------------
+# discrete doses: column ``Dd`` = ceil(4 D) / 4 in {0.25, 0.5, 0.75, 1} (rounded after simulation,
+# so Y still follows the continuous D; parity needs no truth). Weighted cases: unit weight ``w`` = 1
+# + id % 3; moderndid takes no weights, so it runs on the panel with each unit repeated w times (new
+# ids) - a weighted mean/regression with integer weights equals the unweighted one on the repeated
+# rows. Its IF (one value per copy, n_rep x scale) is collapsed to the original units: psi_i = sum
+# over copies of IF / n_rep (the sum-scale influence value of unit i, ours), se_analytic = sqrt(sum
+# psi_i^2) - the same formula as sqrt(sum IF^2) / n without weights.
 LEVELS = np.array([0.25, 0.5, 0.75, 1.0])
 M_ARGS = dict(control_group="notyettreated")
 EXTENSIONS = {
     # name: (sample, dose column, weighted, moderndid args, our constructor arguments, kind)
-    "anticipation1_dose": ("staggered", "D", False, dict(anticipation=1), dict(anticipation=1), "dose"),
-    "anticipation1_es_level": ("staggered", "D", False, dict(anticipation=1, aggregation="eventstudy",
-                                                             target_parameter="level"),
-                               dict(anticipation=1), "es_level"),
-    "anticipation1_es_slope": ("staggered", "D", False, dict(anticipation=1, aggregation="eventstudy",
-                                                             target_parameter="slope"),
-                               dict(anticipation=1), "es_slope"),
-    "universal_es_level": ("staggered", "D", False, dict(base_period="universal", aggregation="eventstudy",
-                                                         target_parameter="level"),
-                           dict(base_period="universal"), "es_level"),
-    "universal_es_slope": ("staggered", "D", False, dict(base_period="universal", aggregation="eventstudy",
-                                                         target_parameter="slope"),
-                           dict(base_period="universal"), "es_slope"),
-    "universal_anticipation1_es_level": ("staggered", "D", False,
-                                         dict(base_period="universal", anticipation=1,
-                                              aggregation="eventstudy", target_parameter="level"),
-                                         dict(base_period="universal", anticipation=1), "es_level"),
-    "universal_dose": ("staggered", "D", False, dict(base_period="universal"), dict(base_period="universal"),
-                       "dose"),
+    "anticipation1_dose": (
+        "staggered",
+        "D",
+        False,
+        dict(anticipation=1),
+        dict(anticipation=1),
+        "dose",
+    ),
+    "anticipation1_es_level": (
+        "staggered",
+        "D",
+        False,
+        dict(anticipation=1, aggregation="eventstudy", target_parameter="level"),
+        dict(anticipation=1),
+        "es_level",
+    ),
+    "anticipation1_es_slope": (
+        "staggered",
+        "D",
+        False,
+        dict(anticipation=1, aggregation="eventstudy", target_parameter="slope"),
+        dict(anticipation=1),
+        "es_slope",
+    ),
+    "universal_es_level": (
+        "staggered",
+        "D",
+        False,
+        dict(base_period="universal", aggregation="eventstudy", target_parameter="level"),
+        dict(base_period="universal"),
+        "es_level",
+    ),
+    "universal_es_slope": (
+        "staggered",
+        "D",
+        False,
+        dict(base_period="universal", aggregation="eventstudy", target_parameter="slope"),
+        dict(base_period="universal"),
+        "es_slope",
+    ),
+    "universal_anticipation1_es_level": (
+        "staggered",
+        "D",
+        False,
+        dict(
+            base_period="universal",
+            anticipation=1,
+            aggregation="eventstudy",
+            target_parameter="level",
+        ),
+        dict(base_period="universal", anticipation=1),
+        "es_level",
+    ),
+    "universal_dose": (
+        "staggered",
+        "D",
+        False,
+        dict(base_period="universal"),
+        dict(base_period="universal"),
+        "dose",
+    ),
     "discrete_dose": ("staggered", "Dd", False, {}, dict(treatment_type="discrete"), "discrete"),
-    "discrete_dose_nevertreated": ("staggered", "Dd", False, dict(control_group="nevertreated"),
-                                   dict(treatment_type="discrete", control_group="never_treated"),
-                                   "discrete"),
-    "discrete_two_period": ("two_period", "Dd", False, {}, dict(treatment_type="discrete"), "discrete"),
-    "lowest_dose_continuous": ("staggered", "D", False, {}, dict(control_group="lowest_dose"), "lowest"),
-    "lowest_dose_discrete": ("staggered", "Dd", False, {},
-                             dict(control_group="lowest_dose", treatment_type="discrete"), "lowest_discrete"),
+    "discrete_dose_nevertreated": (
+        "staggered",
+        "Dd",
+        False,
+        dict(control_group="nevertreated"),
+        dict(treatment_type="discrete", control_group="never_treated"),
+        "discrete",
+    ),
+    "discrete_two_period": (
+        "two_period",
+        "Dd",
+        False,
+        {},
+        dict(treatment_type="discrete"),
+        "discrete",
+    ),
+    "lowest_dose_continuous": (
+        "staggered",
+        "D",
+        False,
+        {},
+        dict(control_group="lowest_dose"),
+        "lowest",
+    ),
+    "lowest_dose_discrete": (
+        "staggered",
+        "Dd",
+        False,
+        {},
+        dict(control_group="lowest_dose", treatment_type="discrete"),
+        "lowest_discrete",
+    ),
     "weighted_dose": ("staggered", "D", True, {}, {}, "dose"),
     "weighted_discrete": ("staggered", "Dd", True, {}, dict(treatment_type="discrete"), "discrete"),
-    "weighted_lowest_dose": ("staggered", "D", True, {}, dict(control_group="lowest_dose"), "lowest"),
-    "weighted_universal_es_slope": ("staggered", "D", True, dict(base_period="universal",
-                                                                 aggregation="eventstudy",
-                                                                 target_parameter="slope"),
-                                    dict(base_period="universal"), "es_slope"),
-    "weighted_anticipation1_dose": ("staggered", "D", True, dict(anticipation=1), dict(anticipation=1), "dose"),
+    "weighted_lowest_dose": (
+        "staggered",
+        "D",
+        True,
+        {},
+        dict(control_group="lowest_dose"),
+        "lowest",
+    ),
+    "weighted_universal_es_slope": (
+        "staggered",
+        "D",
+        True,
+        dict(base_period="universal", aggregation="eventstudy", target_parameter="slope"),
+        dict(base_period="universal"),
+        "es_slope",
+    ),
+    "weighted_anticipation1_dose": (
+        "staggered",
+        "D",
+        True,
+        dict(anticipation=1),
+        dict(anticipation=1),
+        "dose",
+    ),
 }
 
 
 def repeat_units(df):
-    """Each unit repeated w times under new ids (id * 10 + copy); returns the frame and, per new id (sorted),
+    """Each unit repeated w times under new ids (id * 10 + copy); returns the frame and, per new id
+    (sorted),
     the position of its original unit among the sorted original ids."""
     ids = np.sort(df["id"].unique())
     w = df.groupby("id")["w"].first().loc[ids].to_numpy().astype(int)
@@ -395,7 +577,8 @@ def repeat_units(df):
 
 
 def collapse(inf, owner, n_orig):
-    """IF values (n_rep x scale, rows by sorted new id) -> sum-scale influence values of the original units."""
+    """IF values (n_rep x scale, rows by sorted new id) -> sum-scale influence values of the
+    original units."""
     inf = np.asarray(inf, dtype=float)
     inf = inf.reshape(inf.shape[0], -1)
     out = np.zeros((n_orig, inf.shape[1]))
@@ -411,8 +594,8 @@ def extension_case(data, name, spec):
     sample, dose_col, weighted, margs, ours, kind = spec
     df = data[data["sample"] == sample].drop(columns="sample").reset_index(drop=True)
     df = df.assign(D=df[dose_col])
-    # units treated within anticipation + 1 periods of the first have no base period: moderndid and we drop them;
-    # dropped here already so the repeated panel's ids map onto the kept units
+    # units treated within anticipation + 1 periods of the first have no base period: moderndid and
+    # we drop them; dropped here already so the repeated panel's ids map onto the kept units
     a = margs.get("anticipation", 0)
     df = df[~((df["G"] > 0) & (df["G"] <= df["time_period"].min() + a))]
     owner, n_orig = None, df["id"].nunique()
@@ -430,14 +613,24 @@ def extension_case(data, name, spec):
             return collapse(inf, owner, n_orig)
         return inf.reshape(inf.shape[0], -1) / inf.shape[0]
 
-    out = {"sample": sample, "dose_column": dose_col, "weighted": weighted, "moderndid_args": {
-        k: (fl(v) if isinstance(v, np.ndarray) else v) for k, v in args.items()}, "ours": ours, "kind": kind,
-        "warnings": warns}
+    out = {
+        "sample": sample,
+        "dose_column": dose_col,
+        "weighted": weighted,
+        "moderndid_args": {k: (fl(v) if isinstance(v, np.ndarray) else v) for k, v in args.items()},
+        "ours": ours,
+        "kind": kind,
+        "warnings": warns,
+    }
     if kind.startswith("es_"):
         es = res.event_study
         psi = psi_of(es.influence_func["by_event"])
-        out.update(event_times=[int(e) for e in es.event_times], att_by_event=fl(es.att_by_event),
-                   se_by_event_analytic=fl(se_of(psi)), n_units=int(psi.shape[0]))
+        out.update(
+            event_times=[int(e) for e in es.event_times],
+            att_by_event=fl(es.att_by_event),
+            se_by_event_analytic=fl(se_of(psi)),
+            n_units=int(psi.shape[0]),
+        )
         return out
     psi_att, psi_acrt = psi_of(res.overall_att_inf_func), psi_of(res.overall_acrt_inf_func)
     psi_attd, psi_acrtd = psi_of(res.att_d_inf_func), psi_of(res.acrt_d_inf_func)
@@ -446,24 +639,31 @@ def extension_case(data, name, spec):
     out["n_units"] = int(psi_att.shape[0])
     out["dose"] = fl(res.dose)
     if kind in ("discrete", "lowest_discrete"):
-        # saturated model = the cubic through the four cell means; ACRT from the ATT(d) values (linear in them):
-        # (ATT(d_j) - ATT(d_{j-1})) / (d_j - d_{j-1}), ATT(d_0 = 0) = 0
+        # saturated model = the cubic through the four cell means; ACRT from the ATT(d) values
+        # (linear in them): (ATT(d_j) - ATT(d_{j-1})) / (d_j - d_{j-1}), ATT(d_0 = 0) = 0
         gaps = np.diff(np.r_[0.0, LEVELS])
         F = np.diag(1 / gaps) - np.diag(1 / gaps[1:], -1)
         acrt_d, psi_acrtd = F @ att_d, psi_attd @ F.T
-        overall_acrt = psi_acrt = None  # ACRT_glob of the saturated model: not in moderndid (tested by hand)
+        overall_acrt = psi_acrt = (
+            None  # ACRT_glob of the saturated model: not in moderndid (tested by hand)
+        )
     if kind in ("lowest", "lowest_discrete"):
-        # against the lowest dose d_L = the grid's first point: ATT(d) - ATT(d_L) (the comparison mean cancels)
+        # against the lowest dose d_L = the grid's first point: ATT(d) - ATT(d_L) (the comparison
+        # mean cancels)
         overall_att = overall_att - att_d[0]
         psi_att = psi_att - psi_attd[:, [0]]
         att_d, psi_attd = att_d - att_d[0], psi_attd - psi_attd[:, [0]]
         out["reference_dose"] = float(res.dose[0])
     if kind == "lowest_discrete":
         acrt_d[0], psi_acrtd[:, 0] = np.nan, np.nan  # not identified
-    out.update(overall_att=overall_att, overall_att_se_analytic=float(se_of(psi_att)[0]),
-               att_d=fl(att_d), att_d_se_analytic=fl(se_of(psi_attd)),
-               acrt_d=[None if not np.isfinite(v) else v for v in fl(acrt_d)],
-               acrt_d_se_analytic=[None if not np.isfinite(v) else v for v in fl(se_of(psi_acrtd))])
+    out.update(
+        overall_att=overall_att,
+        overall_att_se_analytic=float(se_of(psi_att)[0]),
+        att_d=fl(att_d),
+        att_d_se_analytic=fl(se_of(psi_attd)),
+        acrt_d=[None if not np.isfinite(v) else v for v in fl(acrt_d)],
+        acrt_d_se_analytic=[None if not np.isfinite(v) else v for v in fl(se_of(psi_acrtd))],
+    )
     if overall_acrt is not None:
         out.update(overall_acrt=overall_acrt, overall_acrt_se_analytic=float(se_of(psi_acrt)[0]))
     return out
@@ -481,41 +681,77 @@ def main():
     out = {
         "meta": {
             "script": "tests/parity/ports/contdid_moderndid.py",
-            "source": f"moderndid {version('moderndid')} (moderndid.didcont.cont_did; Python port of R contdid)",
-            "numpy": version("numpy"), "pandas": version("pandas"), "scipy": version("scipy"),
-            "polars": version("polars"), "python": platform.python_version(),
+            "source": f"moderndid {version('moderndid')} "
+            "(moderndid.didcont.cont_did; Python port of R contdid)",
+            "numpy": version("numpy"),
+            "pandas": version("pandas"),
+            "scipy": version("scipy"),
+            "polars": version("polars"),
+            "python": platform.python_version(),
             "date": datetime.date.today().isoformat(),
-            "call": ("moderndid.cont_did(df, yname='Y', tname='time_period', idname='id', gname='G', dname='D', "
-                     f"random_state={SEED}, **args)"),
-            "data_generator": ("moderndid.gen_cont_did_data(**params); true ATT(d) = 0.5 d + d^2, "
-                               "ACRT(d) = 0.5 + 2 d, D ~ U(0,1) for treated units, 0 for G = 0"),
-            "if_convention": ("one value per unit sorted by id, n x scale: theta_hat - theta ~ mean(IF); "
-                              "se_analytic = sqrt(sum IF^2) / n"),
-            "se_convention": ("reported SEs: multiplier bootstrap (Rademacher, biters=1000) of the IF, "
-                              "se = IQR(sqrt(n) * signs @ IF / n) / 1.3489795 / sqrt(n)"),
-            "csv": CSV, "csv_md5": md5(CSV), "seed": SEED,
-            "tolerances": {"estimates_abs": 1e-11, "se_rel": 1e-10,
-                           "se_note": "ours = sqrt(n / (n - 1)) * se_analytic (the engine's small-sample factor)"},
-            "extensions": ("cases beyond the reference's own options are derived from its outputs by linear maps: "
-                           "discrete doses = moderndid's cubic through the four dose values (degree 3, dvals = "
-                           "the values), ACRT by finite differences of those ATT(d); lowest_dose = ATT(d) - "
-                           "ATT(d_L) with d_L the first grid point; weighted = moderndid on the panel with each "
-                           "unit repeated w times, influence values collapsed to the units"),
+            "call": (
+                "moderndid.cont_did(df, yname='Y', tname='time_period', idname='id', gname='G', "
+                "dname='D', "
+                f"random_state={SEED}, **args)"
+            ),
+            "data_generator": (
+                "moderndid.gen_cont_did_data(**params); true ATT(d) = 0.5 d + d^2, "
+                "ACRT(d) = 0.5 + 2 d, D ~ U(0,1) for treated units, 0 for G = 0"
+            ),
+            "if_convention": (
+                "one value per unit sorted by id, n x scale: theta_hat - theta ~ mean(IF); "
+                "se_analytic = sqrt(sum IF^2) / n"
+            ),
+            "se_convention": (
+                "reported SEs: multiplier bootstrap (Rademacher, biters=1000) of the IF, "
+                "se = IQR(sqrt(n) * signs @ IF / n) / 1.3489795 / sqrt(n)"
+            ),
+            "csv": CSV,
+            "csv_md5": md5(CSV),
+            "seed": SEED,
+            "tolerances": {
+                "estimates_abs": 1e-11,
+                "se_rel": 1e-10,
+                "se_note": "ours = sqrt(n / (n - 1)) * se_analytic "
+                "(the engine's small-sample factor)",
+            },
+            "extensions": (
+                "cases beyond the reference's own options are derived from its outputs by "
+                "linear maps: discrete doses = moderndid's cubic through the four dose values "
+                "(degree 3, dvals = the values), ACRT by finite differences of those ATT(d); "
+                "lowest_dose = ATT(d) - ATT(d_L) with d_L the first grid point; weighted = "
+                "moderndid on the panel with each unit repeated w times, influence values "
+                "collapsed to the units"
+            ),
         },
     }
     for sample, cases in CASES.items():
-        df = data[data["sample"] == sample].drop(columns=["sample", "Dd", "w"]).reset_index(drop=True)
+        df = (
+            data[data["sample"] == sample]
+            .drop(columns=["sample", "Dd", "w"])
+            .reset_index(drop=True)
+        )
         G = df.groupby("id")["G"].first()
-        blk = {"params": SAMPLES[sample], "n_units": int(df["id"].nunique()), "n_rows": int(len(df)),
-               "cohort_counts": {str(int(k)): int(v) for k, v in G.value_counts().sort_index().items()},
-               "cases": {}}
+        blk = {
+            "params": SAMPLES[sample],
+            "n_units": int(df["id"].nunique()),
+            "n_rows": int(len(df)),
+            "cohort_counts": {
+                str(int(k)): int(v) for k, v in G.value_counts().sort_index().items()
+            },
+            "cases": {},
+        }
         for name, args in cases.items():
             if args.get("aggregation") == "eventstudy":
                 blk["cases"][name] = es_case(df, args)
             else:
-                blk["cases"][name] = dose_case(df, args, store_if=(sample == "two_period" and name == "default"))
+                blk["cases"][name] = dose_case(
+                    df, args, store_if=(sample == "two_period" and name == "default")
+                )
         out[sample] = blk
-    out["extensions"] = {name: extension_case(data, name, spec) for name, spec in EXTENSIONS.items()}
+    out["extensions"] = {
+        name: extension_case(data, name, spec) for name, spec in EXTENSIONS.items()
+    }
 
     with open(OUT, "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)
