@@ -101,14 +101,20 @@ def regression_variance(
     freq = fit.weights if fit.frequency else None
     if vcov_type in ("hc1", "cr1"):
         # the engine's n/(n-1) (or G/(G-1)) times the regression factor (n-1)/(n-k)
-        estimate = Estimate(fit.coef[fit.kept], fit.influence(),
-                            small_sample=(n - 1.0) / (n - k_total), name=name)
+        small_sample = (n - 1.0) / (n - k_total)
         if cluster is None:
+            estimate = Estimate(fit.coef[fit.kept], fit.influence(),
+                                small_sample=small_sample, name=name)
             vcov = Inference(estimate, trivial_design(fit.x.shape[0], freq)).variance().vcov
             return RegressionVariance(vcov, n - k_total, "hc1")
-        base = trivial_design(fit.x.shape[0]).with_clusters(cluster)
-        vcov = Inference(estimate, base).variance().vcov
-        return RegressionVariance(vcov, float(base.n_psu - 1), "cr1", n_clusters=base.n_psu)
+        # clusters: their influence totals are all the variance needs (each its own PSU)
+        codes = np.asarray(cluster, dtype=np.int64)
+        present = np.bincount(codes) > 0
+        totals = fit.cluster_influence(codes, present.size)[present]
+        estimate = Estimate(fit.coef[fit.kept], totals, small_sample=small_sample, name=name)
+        vcov = Inference(estimate, trivial_design(totals.shape[0])).variance().vcov
+        n_clusters = int(present.sum())
+        return RegressionVariance(vcov, float(n_clusters - 1), "cr1", n_clusters=n_clusters)
     if fit.frequency:
         raise ValueError(f"vcov_type={vcov_type!r} is not available with frequency weights")
     if vcov_type in ("hc2", "hc3"):

@@ -89,6 +89,20 @@ class WLSFit:
         """Influence values of the kept coefficients on the sum scale."""
         return self.scores() @ self.bread_inv
 
+    def cluster_influence(self, cluster: np.ndarray, n_clusters: int,
+                          chunk: int = 1 << 17) -> np.ndarray:
+        """Influence values summed within clusters (``n_clusters`` x k_kept), in chunks of
+        rows: no n x k array is formed (what a clustered variance needs of a wide fit)."""
+        u = self.weights * self.resid
+        totals = np.zeros((n_clusters, self.x.shape[1]))
+        for start in range(0, u.size, chunk):
+            rows = slice(start, start + chunk)
+            m = u[rows].size
+            indicator = sp.csc_matrix((u[rows], cluster[rows], np.arange(m + 1)),
+                                      shape=(n_clusters, m))
+            totals += indicator @ self.x[rows]
+        return totals @ self.bread_inv
+
 
 def _group_means(values: np.ndarray, codes: np.ndarray, n_groups: int, w: np.ndarray,
                  w_sum: np.ndarray) -> np.ndarray:
@@ -107,6 +121,7 @@ def demean(
     tol: float = 1e-11,
     max_iter: int = 10_000,
     grid: "TwoWayGrid | None | bool" = True,
+    inplace: bool = False,
 ) -> np.ndarray:
     """Project the columns of ``values`` off the absorbed fixed effects (weighted).
 
@@ -115,14 +130,17 @@ def demean(
     column scale. Rows with zero weight are carried along but do not
     influence the means. A balanced unit x period layout (:class:`TwoWayGrid`;
     ``grid``: the one already found, ``True`` to look for it) takes one exact pass.
+    ``inplace``: ``values`` (a Fortran-ordered float array) is overwritten and returned.
     """
+    inplace = inplace and values.dtype == float and values.flags.f_contiguous
     if not absorb:
-        return np.array(values, dtype=float, order="F")
+        return values if inplace else np.array(values, dtype=float, order="F")
     if grid is True:
         grid = two_way_grid(absorb, weights)
     if grid is not None:
-        return grid.demean(np.asarray(values, dtype=float), weights)
-    values = np.array(values, dtype=float, order="F")
+        values = np.asarray(values, dtype=float)
+        return grid.demean(values, weights, out=values if inplace else None)
+    values = values if inplace else np.array(values, dtype=float, order="F")
     sizes = [int(c.max()) + 1 for c in absorb]
     w_sums = []
     for codes, size in zip(absorb, sizes):
@@ -130,9 +148,10 @@ def demean(
         w_sums.append(np.where(s > 0, s, 1.0))
     if len(absorb) == 1:
         return values - _group_means(values, absorb[0], sizes[0], weights, w_sums[0])
-    by_cells = _demean_by_cells(values, absorb, sizes, weights)
-    if by_cells is not None:
-        return by_cells
+    fitted = _fitted_by_cells(values, absorb, sizes, weights)
+    if fitted is not None:
+        values -= fitted
+        return values
     scale = np.maximum(np.abs(values).max(axis=0), 1.0)
     for _ in range(max_iter):
         change = np.zeros(values.shape[1])
@@ -148,8 +167,20 @@ def demean(
     return values
 
 
-def _demean_by_cells(values, absorb, sizes, weights, max_cells=20_000, max_levels=2_000):
-    """The exact projection when the absorbed dimensions form few joint cells, else None.
+def _weighted_gram(x: np.ndarray, w: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``x' diag(w) x`` in chunks of rows (no weighted copy of a wide ``x``)."""
+    if x.shape[1] <= 8:
+        return (x * w[:, None]).T @ x
+    gram = np.zeros((x.shape[1], x.shape[1]))
+    for start in range(0, x.shape[0], chunk):
+        part = x[start:start + chunk]
+        gram += (part * w[start:start + chunk, None]).T @ part
+    return gram
+
+
+def _fitted_by_cells(values, absorb, sizes, weights, max_cells=20_000, max_levels=2_000):
+    """The fixed effects' exact fit to every column when the absorbed dimensions form few
+    joint cells, else None.
 
     The fixed effects are functions of the joint cell (one level per dimension), so
     their weighted fit to any column depends on the column only through its weighted
@@ -178,7 +209,7 @@ def _demean_by_cells(values, absorb, sizes, weights, max_cells=20_000, max_level
         dummies[np.arange(n_cells), offset + codes] = 1.0
     root = np.sqrt(cell_w)[:, None]
     coef = np.linalg.lstsq(dummies * root, means * root, rcond=None)[0]
-    return values - (dummies @ coef)[cell]
+    return (dummies @ coef)[cell]
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,24 +224,29 @@ class TwoWayGrid:
     ordered: bool  # rows sorted by a, then b: the data reshape to (n_a, n_b)
     codes: tuple | None = None  # (a, b) when not ordered
 
-    def demean(self, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def demean(self, values: np.ndarray, weights: np.ndarray,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """The projected columns, into ``out`` (may be ``values`` itself) or a new array."""
         one_dim = values.ndim == 1
         values = values[:, None] if one_dim else values
         m = values.shape[1]
+        if out is not None and out.ndim == 1:
+            out = out[:, None]
         if self.ordered:
-            out = np.empty((values.shape[0], m), order="F")
+            out = np.empty((values.shape[0], m), order="F") if out is None else out
             unit_w = weights.reshape(self.n_a, self.n_b)[:, 0]
             unit_w = unit_w / unit_w.sum()
             for j in range(m):  # each column as a units x periods matrix
                 grid = np.ascontiguousarray(values[:, j]).reshape(self.n_a, self.n_b)
                 unit_means = grid.mean(axis=1)
+                period_term = unit_w @ grid - unit_w @ unit_means
                 result = out[:, j].reshape(self.n_a, self.n_b)
                 np.subtract(grid, unit_means[:, None], out=result)
-                result -= (unit_w @ grid - unit_w @ unit_means)[None, :]
+                result -= period_term[None, :]
         else:
             a, b = self.codes
             total = weights.sum()
-            out = np.empty_like(values)
+            out = np.empty_like(values) if out is None else out
             for j in range(m):
                 x = values[:, j]
                 unit_means = np.bincount(a, weights=x, minlength=self.n_a) / self.n_b
@@ -358,11 +394,11 @@ def wls(
     grid = two_way_grid(absorb, w)
     stacked = np.empty((n, k + 1), order="F")  # columns contiguous for the projections
     stacked[:, 0], stacked[:, 1:] = y, x
-    both = demean(stacked, absorb, w, grid=grid)
+    both = demean(stacked, absorb, w, grid=grid, inplace=True)
     y_t, x_t = both[:, 0], both[:, 1:]
     unit_weights = bool(np.all(w == 1.0))
-    gram = (x_t if unit_weights else x_t * w[:, None]).T @ x_t
-    raw = (x * x).sum(axis=0) if unit_weights else (x * x * w[:, None]).sum(axis=0)
+    gram = x_t.T @ x_t if unit_weights else _weighted_gram(x_t, w)
+    raw = np.einsum("ij,ij->j", x, x) if unit_weights else np.einsum("ij,ij,i->j", x, x, w)
     keep = independent_columns(gram, scale=raw if absorb else None)
     if not keep.all():
         dropped = [names[j] for j in np.flatnonzero(~keep)]
@@ -376,7 +412,7 @@ def wls(
         raise RankDeficientError("no identified regressor: every column is collinear")
     x_k = x_t if keep.all() else x_t[:, keep]
     bread_inv = np.linalg.inv(gram[np.ix_(keep, keep)])
-    coef_k = bread_inv @ ((x_k if unit_weights else x_k * w[:, None]).T @ y_t)
+    coef_k = bread_inv @ (x_k.T @ (y_t if unit_weights else w * y_t))
     coef = np.full(k, np.nan)
     coef[keep] = coef_k
     resid = y_t - x_k @ coef_k

@@ -58,6 +58,6 @@ def test_few_joint_cells_are_projected_exactly_on_the_cells(monkeypatch):
     coef = np.linalg.lstsq(dummies * root, values * root, rcond=None)[0]
     np.testing.assert_allclose(fast, values - dummies @ coef, atol=1e-12)
     with monkeypatch.context() as m:
-        m.setattr(wls, "_demean_by_cells", lambda *args: None)
+        m.setattr(wls, "_fitted_by_cells", lambda *args: None)
         slow = wls.demean(values, absorb, weights)
     np.testing.assert_allclose(fast, slow, atol=1e-9)
