@@ -35,6 +35,26 @@ class StackedDiDResults(EventStudyResultsBase):
     @classmethod
     def from_parts(cls, estimator, fit, var, events, overall, stack, stacked, unit, time,
                    metadata, wild):
+        """From the stacked event-study regression: its coefficients and their covariance.
+
+        Used by ``StackedDiD.fit``.
+
+        Parameters
+        ----------
+        estimator, fit, var
+            The estimator, the weighted regression on the stack and its variance.
+        events, overall
+            The event times of the coefficients and the contrast of the overall ATT.
+        stack, stacked, unit, time
+            The stack's bookkeeping (sub-experiments, corrective weights), its rows and
+            the unit and time columns.
+        metadata, wild
+            Design summary and wild-bootstrap results (or None).
+
+        Returns
+        -------
+        StackedDiDResults
+        """
         self = cls.__new__(cls)
         self.estimator_params = estimator.get_params()
         self.alpha = estimator.alpha

@@ -35,6 +35,26 @@ class SunAbrahamResults(EventStudyResultsBase):
 
     @classmethod
     def from_parts(cls, estimator, fit, var, agg, labels, metadata, wild, n_units, n_treated):
+        """From the saturated cohort x relative-period regression and its aggregation.
+
+        Used by ``SunAbraham.fit``.
+
+        Parameters
+        ----------
+        estimator, fit, var
+            The estimator, the regression and the covariance of its coefficients.
+        agg, labels
+            The interaction-weighted aggregation (event-study and overall contrasts) and
+            the cells' (cohort, relative period) labels.
+        metadata, wild
+            Design summary and wild-bootstrap results (or None).
+        n_units, n_treated
+            Units in the fit, and treated units among them.
+
+        Returns
+        -------
+        SunAbrahamResults
+        """
         self = cls.__new__(cls)
         self.estimator_params = estimator.get_params()
         self.alpha = estimator.alpha

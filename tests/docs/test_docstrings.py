@@ -23,9 +23,6 @@ from diff_diff.results.base import ResultsBase
 # missing (it passes once written); remove it then.
 _OWNED = "docstring pending in {} (being edited elsewhere, issue 16)"
 _PENDING_BY_FILE = {
-    "diff_diff/results/continuous.py": ("diff_diff.results.continuous", [
-        "ContinuousDiDResults.plot_dose_response",
-    ]),
     "diff_diff/results/dcdh.py": ("diff_diff.results.dcdh", [
         "ChaisemartinDHaultfoeuilleResults.average_total_effect",
         "ChaisemartinDHaultfoeuilleResults.event_study_effects",
@@ -40,12 +37,6 @@ _PENDING_BY_FILE = {
         "ChaisemartinDHaultfoeuilleResults.leavers_se",
         "ChaisemartinDHaultfoeuilleResults.leavers_t_stat",
         "ChaisemartinDHaultfoeuilleResults.normalized_effects",
-    ]),
-    "diff_diff/results/stacked.py": ("diff_diff.results.stacked", [
-        "StackedDiDResults.from_parts",
-    ]),
-    "diff_diff/results/sun_abraham.py": ("diff_diff.results.sun_abraham", [
-        "SunAbrahamResults.from_parts",
     ]),
     "diff_diff/results/trop.py": ("diff_diff.results.trop", [
         "TROPResults.build",
