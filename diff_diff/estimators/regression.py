@@ -11,6 +11,7 @@ import pandas as pd
 from .._grouping import label_codes
 from .._warnings import warn_user
 from ..inference.regression import VCOV_TYPES, regression_variance, wild_contrast_inference
+from ..linalg.cells import grid_cell_fit
 from ..linalg.wls import RANK_ACTIONS, wls
 from ..survey.design import WEIGHT_TYPES, SurveyDesign
 from ..survey.units import resolve_row_design
@@ -93,14 +94,22 @@ class _Regression(Estimator):
         and the covariates, absorbing units and periods; for ``hc2``/``hc3``/``hc2_bm``,
         whose leverages need them in the design, the periods enter as dummies instead.
         Returns ``(fit, x, absorb, weights, frequency, design, meta)``."""
+        time_codes = label_codes(data, time, "time")[0]
+        weights, frequency, design, meta = self._weights(data, survey_design)
+        absorb = [unit_codes, time_codes]
+        if (not covariates and not frequency and self.vcov_type in ("hc1", "cr1")
+                and getattr(self, "inference", "analytic") != "wild_bootstrap"
+                and (design is None or design.replicate is None)):
+            # a balanced panel: solved on the (cohort pattern, period) cells, no n x k design
+            fit = grid_cell_fit(y, cells, len(names), unit_codes, time_codes, weights,
+                                list(names), self.rank_deficient_action)
+            if fit is not None:
+                return fit, None, absorb, weights, frequency, design, meta
         x = np.zeros((y.size, len(names) + len(covariates)), order="F")
         inside = np.flatnonzero(cells >= 0)
         x[inside, cells[inside]] = 1.0
         for j, c in enumerate(covariates):
             x[:, len(names) + j] = numeric(data, c, "covariate")
-        time_codes = label_codes(data, time, "time")[0]
-        weights, frequency, design, meta = self._weights(data, survey_design)
-        absorb = [unit_codes, time_codes]
         extra = []
         if self.vcov_type in ("hc2", "hc3", "hc2_bm"):
             n_t = int(time_codes.max()) + 1

@@ -317,6 +317,20 @@ def absorbed_parameters(absorb: list[np.ndarray], weights: np.ndarray,
     return total - components - (len(absorb) - 2)
 
 
+def _rank_check(keep: np.ndarray, names: list, action: str) -> None:
+    """Warn about (or refuse) the collinear columns ``~keep`` as ``action`` says."""
+    if not keep.all():
+        dropped = [names[j] for j in np.flatnonzero(~keep)]
+        message = (f"regressors {dropped} are collinear with earlier regressors or the fixed "
+                   "effects and were dropped")
+        if action == "error":
+            raise RankDeficientError(message)
+        if action == "warn":
+            warn_user(message)
+    if not keep.any():
+        raise RankDeficientError("no identified regressor: every column is collinear")
+
+
 def independent_columns(gram: np.ndarray, tol: float = RANK_TOLERANCE,
                         scale: np.ndarray | None = None) -> np.ndarray:
     """Columns kept in order: each must add at least ``tol`` of its own norm (R ``lm``).
@@ -400,16 +414,7 @@ def wls(
     gram = x_t.T @ x_t if unit_weights else _weighted_gram(x_t, w)
     raw = np.einsum("ij,ij->j", x, x) if unit_weights else np.einsum("ij,ij,i->j", x, x, w)
     keep = independent_columns(gram, scale=raw if absorb else None)
-    if not keep.all():
-        dropped = [names[j] for j in np.flatnonzero(~keep)]
-        message = (f"regressors {dropped} are collinear with earlier regressors or the fixed "
-                   "effects and were dropped")
-        if rank_deficient_action == "error":
-            raise RankDeficientError(message)
-        if rank_deficient_action == "warn":
-            warn_user(message)
-    if not keep.any():
-        raise RankDeficientError("no identified regressor: every column is collinear")
+    _rank_check(keep, names, rank_deficient_action)
     x_k = x_t if keep.all() else x_t[:, keep]
     bread_inv = np.linalg.inv(gram[np.ix_(keep, keep)])
     coef_k = bread_inv @ (x_k.T @ (y_t if unit_weights else w * y_t))

@@ -1,0 +1,173 @@
+"""Saturated cell regressions on a balanced panel, solved on the cells.
+
+Sun-Abraham's and ETWFE's regressions put one indicator per (cohort, period) cell in the
+design and absorb unit and period effects. On a balanced panel whose weights are constant
+within unit (:class:`~diff_diff.linalg.wls.TwoWayGrid`), the within transformation of an
+indicator column depends on the unit only through its pattern of cells over the periods
+(its cohort), so the demeaned design is a small ``patterns x periods x cells`` table and
+the normal equations need only the outcome's weighted sums per (pattern, period). The fit
+(``grid_cell_fit``) equals :func:`~diff_diff.linalg.wls.wls` on the full design (the
+tests assert it) without forming the ``n x k`` design; the clustered variance by unit
+needs each unit's score, a ``periods x cells`` product per pattern.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from .wls import _rank_check, independent_columns, two_way_grid
+
+
+class CellGridFit:
+    """A :class:`~diff_diff.linalg.wls.WLSFit` whose design is held by cells.
+
+    Every attribute and method of ``WLSFit`` is available; ``x`` (the demeaned design,
+    ``n x k_kept``) is formed only when something asks for it.
+    """
+
+    frequency = False
+
+    def __init__(self, coef, names, kept, resid, fitted, weights, bread_inv, n_obs,
+                 df_absorbed, r_squared, cell_x, row_pattern, row_time, unit_codes,
+                 unit_pattern):
+        self.coef, self.names, self.kept = coef, names, kept
+        self.resid, self.fitted, self.weights = resid, fitted, weights
+        self.bread_inv, self.n_obs, self.df_absorbed = bread_inv, n_obs, df_absorbed
+        self.r_squared = r_squared
+        self._cell_x = cell_x  # (patterns, periods, k_kept), demeaned
+        self._row_pattern, self._row_time = row_pattern, row_time
+        self._unit_codes, self._unit_pattern = unit_codes, unit_pattern
+
+    @property
+    def rank(self) -> int:
+        return int(self.kept.sum())
+
+    @property
+    def df_resid(self) -> float:
+        return float(self.n_obs - self.rank - self.df_absorbed)
+
+    @cached_property
+    def x(self) -> np.ndarray:
+        """The demeaned design of the kept columns, row by row (``n x k_kept``)."""
+        return np.asfortranarray(self._cell_x[self._row_pattern, self._row_time])
+
+    def scores(self) -> np.ndarray:
+        return self.x * (self.weights * self.resid)[:, None]
+
+    def influence(self) -> np.ndarray:
+        return self.scores() @ self.bread_inv
+
+    def cluster_influence(self, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+        """Influence values summed within clusters; by units (or clusters that are the
+        units) without forming the design: per pattern, the units' weighted residuals
+        (units x periods) times the pattern's design (periods x cells)."""
+        if n_clusters != self._unit_pattern.size or not np.array_equal(cluster,
+                                                                       self._unit_codes):
+            u = self.weights * self.resid
+            totals = np.zeros((n_clusters, self._cell_x.shape[2]))
+            for start in range(0, u.size, 1 << 16):
+                rows = slice(start, start + (1 << 16))
+                part = self._cell_x[self._row_pattern[rows], self._row_time[rows]]
+                for j in range(part.shape[1]):
+                    totals[:, j] += np.bincount(cluster[rows], weights=part[:, j] * u[rows],
+                                                minlength=n_clusters)
+            return totals @ self.bread_inv
+        n_units, n_t = self._unit_pattern.size, self._cell_x.shape[1]
+        table = np.zeros((n_units, n_t))
+        table[self._unit_codes, self._row_time] = self.weights * self.resid
+        totals = np.empty((n_units, self._cell_x.shape[2]))
+        for p in range(self._cell_x.shape[0]):
+            units = np.flatnonzero(self._unit_pattern == p)
+            totals[units] = table[units] @ self._cell_x[p]
+        return totals @ self.bread_inv
+
+
+def _distinct_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct rows, each row's index among them)`` of an integer table: rows are
+    grouped by a random linear fingerprint and every row is checked against its group's
+    first row (exact; a collision falls back to sorting the rows)."""
+    mixer = np.random.default_rng(0).integers(1, 2**62, table.shape[1])
+    with np.errstate(over="ignore"):
+        fingerprint = table @ mixer
+    _, first, inverse = np.unique(fingerprint, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if (table == table[first[inverse]]).all():
+        return table[first], inverse
+    distinct, inverse = np.unique(table, axis=0, return_inverse=True)
+    return distinct, inverse.reshape(-1)
+
+
+def grid_cell_fit(y, cells, n_cells, unit_codes, time_codes, weights, names,
+                  rank_deficient_action="warn", max_patterns=None):
+    """The WLS of ``y`` on one indicator per cell (``cells``: each row's, -1 none),
+    absorbing units and periods, solved on the cells; None when the panel is not a
+    balanced grid with weights constant within unit (or has too many patterns).
+
+    Parameters
+    ----------
+    y : ndarray (n,)
+    cells : ndarray of int (n,)
+        Cell code 0..n_cells-1 of each row, -1 for rows without an indicator.
+    n_cells : int
+    unit_codes, time_codes : ndarray of int (n,)
+        Codes 0..N-1 and 0..T-1.
+    weights : ndarray (n,) or None
+    names : list of str
+        The cells' names (messages about collinear cells).
+    rank_deficient_action : {"warn", "error", "silent"}
+    max_patterns : int, optional
+        Give up (None) above this many distinct patterns (default: a quarter of the units).
+
+    Returns
+    -------
+    CellGridFit or None
+    """
+    y = np.asarray(y, dtype=float)
+    w = np.ones(y.size) if weights is None else np.asarray(weights, dtype=float)
+    grid = two_way_grid([unit_codes, time_codes], w)
+    if grid is None:
+        return None
+    n_units, n_t = grid.n_a, grid.n_b
+    table = np.full((n_units, n_t), -1, dtype=np.int64)
+    table[unit_codes, time_codes] = cells
+    patterns, unit_pattern = _distinct_rows(table)
+    n_p = patterns.shape[0]
+    if n_p > (max_patterns if max_patterns is not None else max(n_units // 4, 1)):
+        return None
+    unit_w = np.zeros(n_units)
+    unit_w[unit_codes] = w
+    mass = np.bincount(unit_pattern, weights=unit_w, minlength=n_p)
+    share = mass / mass.sum()
+    design = np.zeros((n_p, n_t, n_cells))
+    p_idx, t_idx = np.nonzero(patterns >= 0)
+    design[p_idx, t_idx, patterns[p_idx, t_idx]] = 1.0
+    # the grid's projection: x - unit mean - (weighted period mean - weighted grand mean)
+    unit_mean = design.mean(axis=1)
+    period_term = np.einsum("p,ptk->tk", share, design) - share @ unit_mean
+    demeaned = design - unit_mean[:, None, :] - period_term[None, :, :]
+    y_t = grid.demean(y, w)
+    row_pattern = unit_pattern[unit_codes]
+    sums = np.bincount(row_pattern * n_t + time_codes, weights=w * y_t,
+                       minlength=n_p * n_t).reshape(n_p, n_t)
+    gram = np.einsum("p,ptj,ptk->jk", mass, demeaned, demeaned)
+    raw = np.einsum("p,ptj->j", mass, design)  # indicators: x * x = x
+    keep = independent_columns(gram, scale=raw)
+    _rank_check(keep, names, rank_deficient_action)
+    cell_x = demeaned[:, :, keep]
+    bread_inv = np.linalg.inv(gram[np.ix_(keep, keep)])
+    coef_k = bread_inv @ np.einsum("ptj,pt->j", cell_x, sums)
+    coef = np.full(n_cells, np.nan)
+    coef[keep] = coef_k
+    resid = y_t - (cell_x @ coef_k)[row_pattern, time_codes]
+    fitted = y - resid
+    positive = w > 0
+    centred = y - np.average(y, weights=w)
+    tss, rss = float(w @ (centred * centred)), float(w @ (resid * resid))
+    return CellGridFit(
+        coef=coef, names=list(names), kept=keep, resid=resid, fitted=fitted, weights=w,
+        bread_inv=bread_inv, n_obs=float(positive.sum()), df_absorbed=n_units + n_t - 1,
+        r_squared=1.0 - rss / tss if tss > 0 else np.nan, cell_x=cell_x,
+        row_pattern=row_pattern, row_time=time_codes, unit_codes=unit_codes,
+        unit_pattern=unit_pattern)
