@@ -47,6 +47,22 @@ class ChaisemartinDHaultfoeuille(Estimator):
         Also estimate placebos ``-1 .. -L_max`` (where pre-periods allow).
     drop_larger_lower : bool
         Drop groups whose treatment goes both above and below its first value.
+    same_switchers : bool
+        Compute every effect, placebo, normalised effect and the average total effect on
+        the same switchers: those observed ``L`` periods after their switch with controls
+        then (``L`` the number of effects estimated), as ``did_multiplegt_dyn``'s
+        ``same_switchers`` (so the effects' path is not a change of composition). Ignored
+        with ``fit(trends_lin=True)``, whose effect ``l`` already uses the switchers
+        reaching ``l`` (as the reference does).
+    only_never_switchers : bool
+        Compare switchers only with groups that never switch (of the same first-period
+        treatment and ``trends_nonparam`` cell), not with the not yet switched
+        (``did_multiplegt_dyn``'s ``only_never_switchers``). Switchers without such a
+        group are left out.
+    effects_equal : bool
+        Also test that all effects ``DID_1 .. DID_L`` are equal (``did_multiplegt_dyn``'s
+        ``effects_equal``): a Wald test of the ``L - 1`` demeaned effects with their
+        covariance, in :attr:`~ChaisemartinDHaultfoeuilleResults.joint_tests`.
     alpha, cluster, n_bootstrap, bootstrap_weights, seed, cband
         The shared inference settings; influence values are per group.
 
@@ -63,11 +79,15 @@ class ChaisemartinDHaultfoeuille(Estimator):
     _allowed = dict(INFERENCE_ALLOWED)
     _checks = {**INFERENCE_CHECKS,
                "placebo": (lambda v: isinstance(v, bool), "True or False"),
-               "drop_larger_lower": (lambda v: isinstance(v, bool), "True or False")}
+               "drop_larger_lower": (lambda v: isinstance(v, bool), "True or False"),
+               "same_switchers": (lambda v: isinstance(v, bool), "True or False"),
+               "only_never_switchers": (lambda v: isinstance(v, bool), "True or False"),
+               "effects_equal": (lambda v: isinstance(v, bool), "True or False")}
     _results_class = ChaisemartinDHaultfoeuilleResults
 
     def __init__(self, alpha=0.05, cluster=None, n_bootstrap=0, bootstrap_weights="rademacher",
-                 seed=None, cband=True, placebo=True, drop_larger_lower=True):
+                 seed=None, cband=True, placebo=True, drop_larger_lower=True,
+                 same_switchers=False, only_never_switchers=False, effects_equal=False):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str | None = None,
@@ -197,9 +217,14 @@ class ChaisemartinDHaultfoeuille(Estimator):
             X = None if X is None else np.diff(X, axis=1)
         problem = DCDHProblem(Y[keep], D[keep], periods, L_max, self.placebo, clusters,
                               cell=cell[keep], X=None if X is None else X[keep],
-                              controls=tuple(controls),
-                              trends_lin=trends_lin)
+                              controls=tuple(controls), trends_lin=trends_lin,
+                              same_switchers=self.same_switchers,
+                              only_never_switchers=self.only_never_switchers)
         if not problem.effects:
+            if self.only_never_switchers:
+                raise ValueError("ChaisemartinDHaultfoeuille: only_never_switchers=True, but no "
+                                 "switcher has a never-switching group of the same initial "
+                                 "treatment to compare with")
             raise ValueError("ChaisemartinDHaultfoeuille: no group switches treatment with a "
                              "group of the same initial treatment still unswitched to compare "
                              "with")
@@ -234,12 +259,17 @@ class DCDHProblem:
 
     ``cell`` codes the comparison cells (first-period treatment x ``trends_nonparam``
     values); ``X`` (groups x periods x controls) the covariates; with ``trends_lin`` the
-    arrays are already first-differenced."""
+    arrays are already first-differenced. ``same_switchers``: every estimate over the
+    switchers reaching the last effect (not with ``trends_lin``); ``only_never_switchers``:
+    controls are the groups that never switch."""
 
     def __init__(self, Y, D, periods, L_max, placebo, clusters=None, cell=None, X=None,
-                 controls=(), trends_lin=False):
+                 controls=(), trends_lin=False, same_switchers=False,
+                 only_never_switchers=False):
         self.Y, self.D, self.periods, self.clusters = Y, D, periods, clusters
         self.X, self.controls, self.trends_lin = X, tuple(controls), trends_lin
+        self.same_switchers = same_switchers and not trends_lin
+        self.only_never = only_never_switchers
         n, T = Y.shape
         base = D[:, 0]
         self.levels, self.level = np.unique(base, return_inverse=True)
@@ -248,6 +278,9 @@ class DCDHProblem:
         F = np.where(changed.any(axis=1), changed.argmax(axis=1), T)  # T: never switches
         self.F, self.base = F, base
         sw = F < T
+        # only_never_switchers: a cell's switchers need a never-switcher in it
+        never_cells = np.unique(self.cell[~sw])
+        self.never_cell = np.isin(self.cell, never_cells)
         # last period at which some group of the same comparison cell is unswitched
         last = np.empty(n, dtype=np.int64)
         for value in np.unique(self.cell):
@@ -265,15 +298,16 @@ class DCDHProblem:
             if not self._reaches(l).any():
                 break
             effects.append(l)
+        self.effects = effects
         if placebo:
             for l in range(1, len(effects) + 1):
-                if (self._reaches(l) & (F - 1 - l >= 0)).any():
+                if (self._reaches(self._span(l)) & (F - 1 - l >= 0)).any():
                     placebos.append(l)
-        self.effects, self.placebos = effects, placebos
+        self.placebos = placebos
         self.has_ate = not trends_lin
-        first = self._reaches(1)  # switchers with an effect at l = 1
+        first = self._reaches(self._span(1))  # switchers with an effect at l = 1
         self.directions = tuple(s for s in (1.0, -1.0) if (first & (self.sign == s)).any())
-        if len(effects) < L_max:
+        if effects and len(effects) < L_max:  # none: the caller raises
             warn_user(f"ChaisemartinDHaultfoeuille: only {len(effects)} effect(s) can be "
                       f"estimated (asked for L_max={L_max}): no switcher has a control group "
                       "that long")
@@ -283,7 +317,29 @@ class DCDHProblem:
     def _reaches(self, l):
         """Switchers observed ``l - 1`` periods after their switch with controls then."""
         T = self.Y.shape[1]
-        return (self.F < T) & (self.F - 1 + l <= np.minimum(self.last, T - 1))
+        out = (self.F < T) & (self.F - 1 + l <= np.minimum(self.last, T - 1))
+        return out & self.never_cell if self.only_never else out
+
+    def _span(self, l):
+        """The horizon a switcher must reach to enter effect ``l``: ``l``, or the last
+        effect with ``same_switchers``."""
+        return len(self.effects) if self.same_switchers else l
+
+    def _same(self, w):
+        """``same_switchers``: the switchers (of positive weight) with controls of positive
+        weight at the last effect (then also at every earlier one); None without it."""
+        if not self.same_switchers:
+            return None
+        L = len(self.effects)
+        at = self._reaches(L) & (w > 0)
+        t = self.F - 1 + L
+        pool = (w > 0) & (self.F == self.Y.shape[1]) if self.only_never else w > 0
+        out = np.zeros_like(at)
+        for value in np.unique(self.cell[at]):
+            members = self.cell == value
+            top = self.F[members & pool].max(initial=-1)
+            out |= at & members & (t < top)
+        return out
 
     def theta(self, weights):
         """The estimates alone (replicate refits)."""
@@ -384,7 +440,7 @@ class DCDHProblem:
         ``only``: the switchers allowed; ``adjust``: the covariates' coefficients and
         influence values."""
         Y, D, F = self.Y, self.D, self.F
-        n = Y.shape[0]
+        n, T = Y.shape
         eligible = self._reaches(l) & (w > 0)
         if placebo:
             eligible &= F - 1 - l >= 0
@@ -407,6 +463,8 @@ class DCDHProblem:
             for value in np.unique(self.cell[eligible & (F - 1 + l == t)]):
                 same = self.cell == value
                 controls = same & (F > t) & (w > 0)
+                if self.only_never:
+                    controls &= F == T
                 wc = w[controls]
                 if wc.sum() <= 0:
                     continue
@@ -463,11 +521,12 @@ class DCDHProblem:
         return (float(plain.sum() / total), recentred / total, count, total, dose / total,
                 cumulated / total)
 
-    def _effect(self, l, w, placebo=False, directions=(1.0, -1.0), adjust=None):
-        """:meth:`_horizon`, or with linear trends the sum of horizons ``1..l`` over the
-        switchers that reach ``l`` (and, for placebos, have ``l`` pre-periods)."""
+    def _effect(self, l, w, placebo=False, directions=(1.0, -1.0), adjust=None, same=None):
+        """:meth:`_horizon` (over ``same`` when given), or with linear trends the sum of
+        horizons ``1..l`` over the switchers that reach ``l`` (and, for placebos, have
+        ``l`` pre-periods)."""
         if not self.trends_lin:
-            return self._horizon(l, w, placebo, directions, adjust=adjust)
+            return self._horizon(l, w, placebo, directions, only=same, adjust=adjust)
         only = self._reaches(l)
         if placebo:
             only &= self.F - 1 - l >= 0
@@ -497,11 +556,13 @@ class DCDHProblem:
         (groups x theta, sum scale); info (counts and doses)."""
         w = np.asarray(weights, float)
         adjust = None if self.X is None else self._coefficients(w)
+        same = self._same(w)
         thetas, psis = [], []
         info = {"n_switchers": [], "n_placebo": [], "dose": [], "placebo_dose": []}
         totals, doses = [], []
         for l in self.effects:
-            est, psi, count, total, dose, cumulated = self._effect(l, w, adjust=adjust)
+            est, psi, count, total, dose, cumulated = self._effect(l, w, adjust=adjust,
+                                                                   same=same)
             thetas.append(est)
             psis.append(psi)
             info["n_switchers"].append(count)
@@ -509,7 +570,8 @@ class DCDHProblem:
             totals.append(total)
             doses.append(dose)
         for l in self.placebos:
-            est, psi, count, _, _, cumulated = self._effect(l, w, placebo=True, adjust=adjust)
+            est, psi, count, _, _, cumulated = self._effect(l, w, placebo=True,
+                                                            adjust=adjust, same=same)
             thetas.append(est)
             psis.append(psi)
             info["n_placebo"].append(count)
@@ -529,7 +591,8 @@ class DCDHProblem:
         # DID_1 of the joiners and of the leavers (the latter signed as an effect of
         # treatment, so DID_1 is their switcher-weighted average)
         for s in self.directions:  # those with switchers in the full sample
-            est, psi, count, *_ = self._effect(1, w, directions=(s,), adjust=adjust)
+            est, psi, count, *_ = self._effect(1, w, directions=(s,), adjust=adjust,
+                                               same=same)
             thetas.append(est)
             psis.append(psi)
             info["n_joiners" if s > 0 else "n_leavers"] = count

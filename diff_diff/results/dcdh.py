@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..inference import wald_test
 from .base import EventStudyResultsBase
 from .table import effects_table, tidy
 
@@ -33,6 +34,10 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
         DID_1 of the joiners and of the leavers (3.x fields ``joiners_att``, ``joiners_se``,
         ``joiners_t_stat``, ``joiners_p_value``, ``joiners_conf_int``, the same for
         ``leavers_``, and ``joiners_available`` / ``leavers_available``).
+    joint_tests : DataFrame
+        Wald tests with the covariance between horizons (``did_multiplegt_dyn``'s
+        ``p_jointeffects``, ``p_jointplacebo`` and, with ``effects_equal=True``,
+        ``p_equality_effects``).
     n_groups, n_switchers, n_obs : int
     survey_metadata : SurveyMetadata or None
     """
@@ -91,6 +96,40 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
         self.n_obs = int(problem.Y.size)
         self.n_switchers = int((problem.F < problem.Y.shape[1]).sum())
         self.L_max = L
+        self._joint = self._joint_tests(theta, L, P, estimator.effects_equal)
+
+    def _joint_tests(self, theta, L, P, equal):
+        """Wald tests: all effects zero, all placebos zero (each with at least two), and
+        with ``equal`` all effects equal (the ``L - 1`` first effects minus their mean)."""
+        inference, k = self._inference, theta.size
+        rows = []
+
+        def test(name, mapping, size):
+            out = {"statistic": np.nan, "df1": mapping.shape[1], "df2": inference.design_df,
+                   "p_value": np.nan}
+            if size >= 2:
+                var = inference.variance(mapping)
+                out = wald_test(mapping.T @ theta, var.vcov, inference.design_df)
+            rows.append({"test": name, **out})
+
+        test("effects", np.eye(k)[:, :L], L)
+        test("placebos", np.eye(k)[:, L:L + P], P)
+        if equal:
+            contrast = np.eye(k)[:, :L] - 1.0 / L * np.outer(np.r_[np.ones(L), np.zeros(k - L)],
+                                                            np.ones(L))
+            test("effects_equal", contrast[:, :L - 1], L)
+        return pd.DataFrame(rows, columns=["test", "statistic", "df1", "df2", "p_value"])
+
+    @property
+    def joint_tests(self) -> pd.DataFrame:
+        """Wald tests using the covariance between horizons: ``effects`` (all ``DID_l``
+        zero), ``placebos`` (all placebos zero) and, with ``effects_equal=True``,
+        ``effects_equal`` (all ``DID_l`` equal: the first ``L - 1`` effects minus the mean
+        of all ``L``, as ``did_multiplegt_dyn``). Columns ``statistic`` (Wald / ``df1``),
+        ``df1``, ``df2`` (the design's degrees of freedom, or None: chi-square) and
+        ``p_value``; NaN with fewer than two estimates (as the reference, which reports
+        none then)."""
+        return self._joint.copy()
 
     @property
     def event_study_effects(self) -> pd.DataFrame:
@@ -150,8 +189,15 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
 
     def _info(self) -> list:
         n_placebos = int((self._events["event_time"] < 0).sum())
-        return [("Groups (switchers)", f"{self.n_groups} ({self.n_switchers})"),
+        info = [("Groups (switchers)", f"{self.n_groups} ({self.n_switchers})"),
                 ("Effects / placebos", f"{self.L_max} / {n_placebos}")]
+        labels = {"effects": "Joint test effects = 0 (p)",
+                  "placebos": "Joint test placebos = 0 (p)",
+                  "effects_equal": "Test effects equal (p)"}
+        for row in self._joint.itertuples(index=False):
+            if np.isfinite(row.p_value):
+                info.append((labels[row.test], row.p_value))
+        return info
 
     def _tables(self) -> list:
         return [("DID_1 (the headline) and the average total effect per unit of treatment",

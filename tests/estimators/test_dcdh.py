@@ -36,8 +36,9 @@ def switching_panel(seed=0, n=120, T=7, levels=(0, 1)):
     return pd.DataFrame(rows, columns=["unit", "time", "d", "y"])
 
 
-def by_hand(data, l, placebo=False, doses=False):
-    """DID_l (or placebo l) from the definitions, one switcher at a time."""
+def by_hand(data, l, placebo=False, doses=False, same=None, never=False):
+    """DID_l (or placebo l) from the definitions, one switcher at a time; ``same``: only
+    the switchers reaching effect ``same``; ``never``: only never-switchers as controls."""
     Y = data.pivot(index="unit", columns="time", values="y").to_numpy()
     D = data.pivot(index="unit", columns="time", values="d").to_numpy()
     n, T = Y.shape
@@ -48,10 +49,13 @@ def by_hand(data, l, placebo=False, doses=False):
             continue
         end, ref = F[g] - 1 + l, F[g] - 1
         start = F[g] - 1 - l
-        same = [h for h in range(n) if D[h, 0] == D[g, 0]]
-        if end > max(F[h] for h in same) - 1 or end > T - 1 or (placebo and start < 0):
+        cell = [h for h in range(n) if D[h, 0] == D[g, 0]]
+        reach = F[g] - 1 + (same or l)
+        if reach > max(F[h] for h in cell) - 1 or reach > T - 1 or (placebo and start < 0):
             continue
-        controls = [h for h in same if F[h] > end]
+        controls = [h for h in cell if F[h] > end and (F[h] == T or not never)]
+        if not controls:
+            continue
         a = start if placebo else end
         change = Y[g, a] - Y[g, ref] - np.mean([Y[h, a] - Y[h, ref] for h in controls])
         terms.append(np.sign(D[g, F[g]] - D[g, 0]) * change)
@@ -292,3 +296,89 @@ def test_new_option_errors():
     with pytest.warns(FutureWarning, match="covariates"):
         old = dd.DCDH().fit(data, **KW, covariates="x")
     assert old.att == dd.DCDH().fit(data, **KW, controls="x").att
+
+
+@pytest.mark.parametrize("levels", [(0, 1), (0, 1, 2)])
+def test_same_switchers_and_only_never_switchers_match_the_definitions(levels):
+    data = switching_panel(levels=levels, seed=6)
+    same = dd.DCDH(same_switchers=True).fit(data, L_max=3, **KW)
+    never = dd.DCDH(only_never_switchers=True).fit(data, L_max=3, **KW)
+    plain = dd.DCDH().fit(data, L_max=3, **KW)
+    for res, kw in ((same, dict(same=3)), (never, dict(never=True))):
+        table = res.event_study_effects.set_index("event_time")
+        for l in (1, 2, 3, -1, -2, -3):
+            value, count = by_hand(data, abs(l), placebo=l < 0, **kw)
+            assert table.loc[l, "estimate"] == pytest.approx(value, abs=1e-12)
+            assert table.loc[l, "n_switchers"] == count
+    # the same switchers at every horizon, fewer than without the option at l = 1
+    counts = same.event_study_effects.set_index("event_time")["n_switchers"]
+    assert counts[1] == counts[2] == counts[3] < plain.event_study_effects.set_index(
+        "event_time").loc[1, "n_switchers"]
+    # joiners and leavers split the restricted DID_1
+    n = same.joiners_leavers["n_switchers"]
+    assert n.sum() == counts[1]
+    assert same.att == pytest.approx((n * same.joiners_leavers["estimate"]).sum() / n.sum())
+    assert abs(never.att - plain.att) > 1e-3
+
+
+def test_joint_tests_use_the_covariance_between_horizons(panel):
+    res = dd.DCDH(effects_equal=True).fit(panel, L_max=3, **KW)
+    tests = res.joint_tests.set_index("test")
+    psi = res._inference.estimate.psi
+    theta = res._inference.estimate.theta
+    G = psi.shape[0]
+    V = G / (G - 1) * np.cov(psi[:, :3], rowvar=False, bias=True) * G
+    b = theta[:3]
+    assert tests.loc["effects", "statistic"] * 3 == pytest.approx(b @ np.linalg.solve(V, b),
+                                                                 rel=1e-10)
+    C = np.eye(3)[:2] - 1 / 3
+    W = (C @ b) @ np.linalg.solve(C @ V @ C.T, C @ b)
+    assert tests.loc["effects_equal", "statistic"] * 2 == pytest.approx(W, rel=1e-10)
+    # independent horizons would give another statistic
+    Vd = np.diag(np.diag(C @ V @ C.T))
+    assert abs((C @ b) @ np.linalg.solve(Vd, C @ b) / W - 1) > 0.01
+    assert tests.loc["effects_equal", "df1"] == 2 and tests.loc["placebos", "df1"] == 2
+    assert 0 < tests.loc["placebos", "p_value"] < 1
+    assert "effects_equal" not in dd.DCDH().fit(panel, L_max=3, **KW).joint_tests["test"].values
+    one = dd.DCDH(effects_equal=True).fit(panel, L_max=1, **KW).joint_tests
+    assert one["p_value"].isna().all()  # a single effect: nothing joint to test
+    assert "Test effects equal (p)" in res.summary()
+
+
+@pytest.mark.parametrize("design", ["tsl", "replicate", "bootstrap"])
+def test_options_under_survey_designs(design):
+    data = covariate_panel()
+    est_kw = dict(same_switchers=True, only_never_switchers=True, effects_equal=True)
+    if design == "tsl":
+        sd = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    elif design == "replicate":
+        units = data["unit"].to_numpy()
+        for r in range(8):
+            data[f"rep{r}"] = data["weight"] * np.where(units % 8 == r, 0.0, 8 / 7)
+        sd = dd.SurveyDesign(weights="weight", replicate_weights=[f"rep{r}" for r in range(8)],
+                             replicate_method="JK1")
+    else:
+        sd = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+        est_kw.update(n_bootstrap=99, seed=1)
+    res = dd.DCDH(**est_kw).fit(data, survey_design=sd, L_max=2, controls="x", **KW)
+    plain = dd.DCDH(same_switchers=True, only_never_switchers=True).fit(
+        data, survey_design=dd.SurveyDesign(weights="weight"), L_max=2, controls="x", **KW)
+    np.testing.assert_allclose(res.event_study_effects["estimate"],
+                               plain.event_study_effects["estimate"], atol=1e-12)
+    se = res.event_study_effects["se"].to_numpy()
+    assert np.isfinite(se).all() and (se > 0).all()
+    tests = res.joint_tests.set_index("test")
+    assert np.isfinite(tests["p_value"]).all()
+    assert tests.loc["effects", "df2"] == res.df and res.df is not None
+
+
+def test_option_errors(panel):
+    for option in ("same_switchers", "only_never_switchers", "effects_equal"):
+        with pytest.raises(ValueError, match=option):
+            dd.DCDH(**{option: "yes"}).fit(panel, **KW)
+    # every group eventually switches: no never-switcher to compare with
+    data = switching_panel(seed=3)
+    wide = data.pivot(index="unit", columns="time", values="d")
+    movers = wide.index[(wide.ne(wide[1], axis=0)).any(axis=1)]
+    with pytest.raises(ValueError, match="only_never_switchers"):
+        dd.DCDH(only_never_switchers=True).fit(data[data["unit"].isin(movers)], **KW)

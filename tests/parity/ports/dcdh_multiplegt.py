@@ -45,6 +45,16 @@ second period exist and are dropped), ``trends_nonparam`` (region), ``trends_non
 and ``all_three`` (x1, trends_lin, region on yc). They are not re-derived by hand here; for
 the covariate and trends_nonparam cases ``influence`` holds the variance U of every effect,
 placebo and the ATE.
+Option and test cases (added with the estimator's ``same_switchers``, ``only_never_switchers``
+and ``effects_equal``; effects=3, placebo=3 and effects_equal=True in each): for every sample
+``tests`` (no other option), ``same_switchers``, ``only_never_switchers``, each also
+``_weighted`` (weight=wg); for switching also ``only_never_controls`` (x1, x2 on yc) and
+``same_switchers_trends_lin`` (on yt: the reference
+ignores same_switchers with trends_lin); for nonbinary ``same_switchers_cells``
+(trends_nonparam=region). Each stores ``p_equality_effects`` and ``wald_statistics``: the
+statistics b' pinv(V) b behind ``p_jointeffects``, ``p_jointplacebo`` and
+``p_equality_effects``, recomputed from the package's estimates and ``vcov`` and asserted to
+give its p-values (1e-10; the p-values alone lose everything below 1e-16).
 Reference facts found on the way (see docs/estimators.md, dCDH section):
 * the coefficient theta_d is the regression of first differences of Y on those of X, centred
   within (period, baseline, trends_nonparam) cells, over the not-yet-switched (g, t) cells of
@@ -54,6 +64,14 @@ Reference facts found on the way (see docs/estimators.md, dCDH section):
 * part2 subtracts M' theta_d from every group's variance U (effects: all groups; placebos:
   groups of baseline d), a shift its uncentred variance keeps;
 * the slope M counts a cell only when l <= T_g - 2.
+* same_switchers: the switchers of every effect (and of every placebo, which take the
+  effects' switchers) are those with F_g - 1 + L <= T_g and controls of positive weight at
+  each t = F_g - 1 + j, j = 1..L (L the number of effects estimated); with trends_lin the
+  package runs each effect with same_switchers on for that effect alone, whatever is asked.
+* only_never_switchers: controls (also the control cohorts of the variance) are the groups
+  with F_g = T + 1 only; T_g, the sample and the covariate regression are unchanged.
+* trends_lin caps the placebos at max_g min(L_g, F_g - 2) - 1 (F_g on the original time
+  labels), one fewer than the switchers allow when L_g binds.
 
 Estimand as implemented (read from did_multiplegt_dyn_core / did_multiplegt_main; notation:
 N_{g,t} = cell weight (1 without ``weight``; 0 when y or D is missing), d_g = D_{g,1} the
@@ -134,6 +152,9 @@ above; the max abs differences of the estimates, SEs and the ATE are stored and 
 Traps found:
 * The package crashes with polars >= 2.0 (``pl.count()`` without argument was removed):
   pin ``polars<2`` (1.44.2 used). It only accepts a polars DataFrame (TypeError on pandas).
+* same_switchers=True with only_never_switchers=True crashes (polars ColumnNotFoundError:
+  its same-switchers loop reads a column ``T_max_XX`` that does not exist), so that pair has
+  no case.
 * Default ``placebo=1`` (R/Stata default 0), default ``effects=1``.
 * Groups with a baseline level that never varies in F_g are silently dropped (G shrinks), e.g.
   always-treated groups when no group with baseline 1 ever leaves.
@@ -204,7 +225,25 @@ CASES["switching"].update({
 CASES["nonbinary"].update({
     "controls": dict(BASE, controls=["x1"], outcome="yc"),
     "trends_nonparam": TNP, "trends_nonparam_weighted": dict(TNP, weight="wg")})
-NEW_OPTIONS = ("controls", "trends_lin", "trends_nonparam")
+# same_switchers, only_never_switchers and the tests (effects_equal on in every one):
+# placebo=3 because ChaisemartinDHaultfoeuille estimates placebos -1..-L_max
+OPT = dict(effects=3, placebo=3, effects_equal=True)
+for _sample in CASES:
+    CASES[_sample].update({
+        "tests": dict(OPT), "tests_weighted": dict(OPT, weight="wg"),
+        "same_switchers": dict(OPT, same_switchers=True),
+        "same_switchers_weighted": dict(OPT, same_switchers=True, weight="wg"),
+        "only_never_switchers": dict(OPT, only_never_switchers=True),
+        "only_never_switchers_weighted": dict(OPT, only_never_switchers=True, weight="wg")})
+CASES["switching"].update({
+    "only_never_controls": dict(OPT, only_never_switchers=True, controls=["x1", "x2"],
+                                outcome="yc"),
+    "same_switchers_trends_lin": dict(OPT, same_switchers=True, trends_lin=True,
+                                      outcome="yt")})
+CASES["nonbinary"].update({
+    "same_switchers_cells": dict(OPT, same_switchers=True, trends_nonparam=["region"])})
+NEW_OPTIONS = ("controls", "trends_lin", "trends_nonparam", "same_switchers",
+               "only_never_switchers", "effects_equal")
 
 
 def fl(a):
@@ -517,6 +556,35 @@ def variance_influence(res, n_eff, n_pl):
     return out
 
 
+def wald_statistics(case):
+    """The reference's test statistics b' pinv(V) b from its estimates and ``vcov``
+    (joint nullity of the effects and of the placebos; equality of the effects: the first
+    L - 1 effects minus the mean of all L), checked against its p-values."""
+    from scipy.stats import chi2
+
+    names, V = case["vcov_names"], np.asarray(case["vcov"])
+    eff = [k for k in names if k.startswith("Effect_")]
+    pla = [k for k in names if k.startswith("Placebo_")]
+    b = {k: case["effects"][k]["Estimate"] for k in eff}
+    b.update({k: case["placebos"][k]["Estimate"] for k in pla})
+    out = {}
+    for key, keys, p_key in (("effects", eff, "p_jointeffects"),
+                             ("placebos", pla, "p_jointplacebo")):
+        at = [names.index(k) for k in keys]
+        est = np.array([b[k] for k in keys])
+        W = float(est @ np.linalg.pinv(V[np.ix_(at, at)]) @ est)
+        out[key] = W
+        assert abs(chi2.sf(W, len(keys)) - case[p_key]) < 1e-10, (key, W, case[p_key])
+    L = len(eff)
+    at = [names.index(k) for k in eff]
+    C = np.eye(L)[:L - 1] - 1.0 / L
+    est = C @ np.array([b[k] for k in eff])
+    W = float(est @ np.linalg.pinv(C @ V[np.ix_(at, at)] @ C.T) @ est)
+    assert abs(chi2.sf(W, L - 1) - case["p_equality_effects"]) < 1e-10, (W, case)
+    out["effects_equal"] = W
+    return out
+
+
 def one_case(df, name, args):
     res, msgs = run(df, args)
     dyn = res["did_multiplegt_dyn"]
@@ -532,6 +600,9 @@ def one_case(df, name, args):
         "vcov_names": [str(c) for c in vcov.columns], "vcov": [fl(r) for r in vcov.to_numpy()],
         "delta_D_avg_total": (None if dyn.get("delta_D_avg_total") is None else float(dyn["delta_D_avg_total"])),
     }
+    if args.get("effects_equal"):
+        case["p_equality_effects"] = float(dyn["p_equality_effects"])
+        case["wald_statistics"] = wald_statistics(case)
     if any(k in args for k in NEW_OPTIONS):
         # not re-derived by hand: the variance-U columns per kept group (sorted by id) for
         # the covariate cases, whose influence values the parity test compares
@@ -610,7 +681,9 @@ def main():
             "csv": CSV, "csv_md5": md5(CSV),
             "tolerances": ("estimates and switcher counts 1e-12; SEs 1e-12 after sqrt(n/(n-1)) "
                            "where the recentred U sum to zero (else 1e-4, or centred U); covariate "
-                           "influence values up to the reference's shifts 1e-10 (see "
+                           "influence values up to the reference's shifts 1e-10; Wald "
+                           "statistics times (G - 1) / G (clusters: (C - 1) / C) 1e-10 where "
+                           "the recentred U sum to zero, else 1e-3 (see "
                            "tests/parity/test_dcdh_multiplegt.py)"),
         },
     }
