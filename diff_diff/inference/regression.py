@@ -159,12 +159,29 @@ def _survey(fit, vcov_type, cluster, design, refit, name="", groups=None) -> Reg
         )
     if cluster is not None:
         design = design.with_clusters(cluster)
-    inference = Inference(Estimate(fit.coef[fit.kept], _LazyInfluence(fit), reestimate=refit,
+    psi, design = _unit_level(fit, design)
+    inference = Inference(Estimate(fit.coef[fit.kept], psi, reestimate=refit,
                                    groups=groups, name=name), design)
     var = inference.variance()
     n_clusters = None if var.method == "replicate" else design.n_psu
     df = var.df if var.df is None or np.ndim(var.df) == 0 else float(np.nanmin(var.df))
     return RegressionVariance(var.vcov, df, var.method, n_clusters=n_clusters)
+
+
+def _unit_level(fit, design):
+    """``(influence, design)``: a fit solved on cells (:class:`~diff_diff.linalg.cells.
+    CellGridFit`) under a Taylor design whose PSUs are constant within its units gives
+    per-unit influence totals and the design of one row per unit (same PSU totals, same
+    strata and FPC); anything else the fit's rows, formed only if needed."""
+    units = getattr(fit, "_unit_codes", None)
+    if units is None or design.replicate is not None or design.calibration is not None:
+        return _LazyInfluence(fit), design
+    n_units = fit._unit_pattern.size
+    first = np.empty(n_units, dtype=np.int64)
+    first[units] = np.arange(units.size)
+    if not (design.psu == design.psu[first][units]).all():
+        return _LazyInfluence(fit), design
+    return fit.cluster_influence(units, n_units), design.take(first)
 
 
 class _LazyInfluence:

@@ -84,3 +84,42 @@ def test_distinct_rows_fall_back_when_fingerprints_collide(monkeypatch):
     rows, inverse = _distinct_rows(table)
     np.testing.assert_array_equal(rows[inverse], table)
     assert len(rows) == 3
+
+
+@pytest.mark.parametrize("psu_within_unit", [True, False])
+def test_survey_variance_from_unit_totals_equals_the_row_level_one(psu_within_unit,
+                                                                   monkeypatch):
+    """Under a Taylor design whose PSUs are constant within unit, a cell-solved fit hands
+    the engine one influence row per unit; PSUs that vary within units use the rows."""
+    import warnings
+
+    import diff_diff as dd
+    import diff_diff.inference.regression as reg
+    from diff_diff.datasets import example_panel
+
+    panel = example_panel(n_units=120)
+    if not psu_within_unit:
+        panel = panel.assign(psu=panel["psu"] * 2 + panel["time"] % 2)
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu", fpc="fpc")
+    kw = dict(outcome="y", unit="unit", time="time", first_treat="first_treat")
+    taken = []
+    original = reg._unit_level
+
+    def spy(fit, design):
+        out = original(fit, design)
+        taken.append(not isinstance(out[0], reg._LazyInfluence))
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        monkeypatch.setattr(reg, "_unit_level", spy)
+        fast = [dd.SunAbraham().fit(panel, survey_design=design, **kw),
+                dd.WooldridgeDiD().fit(panel, survey_design=design, **kw)]
+        monkeypatch.setattr(reg, "_unit_level", lambda fit, d: (reg._LazyInfluence(fit), d))
+        rows = [dd.SunAbraham().fit(panel, survey_design=design, **kw),
+                dd.WooldridgeDiD().fit(panel, survey_design=design, **kw)]
+    assert taken == [psu_within_unit] * 2
+    for a, b in zip(fast, rows):
+        assert a.se == pytest.approx(b.se, rel=1e-12)
+        np.testing.assert_allclose(a.event_study_effects["se"], b.event_study_effects["se"],
+                                   rtol=1e-12)
