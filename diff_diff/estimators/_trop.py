@@ -48,7 +48,17 @@ class EffectsSolver:
 
 
 def _svt(Z, threshold):
-    """Singular value soft-thresholding: the proximal map of ``threshold * ||.||_*``."""
+    """Singular value soft-thresholding: the proximal map of ``threshold * ||.||_*``.
+
+    A tall ``Z`` (at least four times as many rows as columns) is reduced first: the
+    singular values and right vectors of its ``R`` factor are those of ``Z``, and the
+    result is ``Z V diag(1 - threshold / s) V'`` over the kept values (no left vectors)."""
+    m, n = Z.shape
+    if m >= 4 * n:
+        _, s, vt = np.linalg.svd(np.linalg.qr(Z, mode="r"))
+        keep = s > threshold
+        v = vt[keep]
+        return (Z @ (v.T * (1.0 - threshold / s[keep]))) @ v, s[keep] - threshold
     u, s, vt = np.linalg.svd(Z, full_matrices=False)
     s = np.maximum(s - threshold, 0.0)
     keep = s > 0
@@ -90,3 +100,88 @@ def objective(Y, V, lam, a, b, L):
     R = Y - a[:, None] - b[None, :] - L
     penalty = 0.0 if math.isinf(lam) else lam * np.linalg.svd(L, compute_uv=False).sum()
     return float((V * R * R).sum() + penalty)
+
+
+class BatchEffectsSolver:
+    """:class:`EffectsSolver` for a stack of weight matrices ``V`` (``K x N x T``)."""
+
+    def __init__(self, V):
+        self.V = V
+        self.r = V.sum(axis=2)
+        self.c = V.sum(axis=1)
+        if (self.r <= 0).any() or (self.c <= 0).any():
+            raise ValueError("a unit or period has no untreated observation with positive "
+                             "weight, so its fixed effect is not identified")
+        k, _, n_t = V.shape
+        schur = -np.matmul(V.transpose(0, 2, 1) / self.r[:, None, :], V)
+        schur[:, np.arange(n_t), np.arange(n_t)] += self.c
+        self.inverse = np.zeros((k, n_t, n_t))
+        if n_t > 1:
+            self.inverse[:, :-1, :-1] = np.linalg.inv(schur[:, :-1, :-1])
+
+    def take(self, idx):
+        """The solver of the problems ``idx``."""
+        out = object.__new__(BatchEffectsSolver)
+        out.V, out.r, out.c, out.inverse = self.V[idx], self.r[idx], self.c[idx], self.inverse[idx]
+        return out
+
+    def effects(self, R):
+        V = self.V
+        vr = V * R
+        row = vr.sum(axis=2) / self.r
+        rhs = vr.sum(axis=1) - np.einsum("knt,kn->kt", V, row)
+        b = np.einsum("kst,kt->ks", self.inverse, rhs)
+        a = row - np.einsum("knt,kt->kn", V, b) / self.r
+        return a, b
+
+
+def fit_lowrank_batch(Y, V, lam, tol=1e-10, max_iter=20000, L0=None):
+    """:func:`fit_lowrank` for ``K`` problems at once: ``V`` is ``K x N x T``, ``Y`` and
+    ``L0`` are ``N x T`` (shared) or ``K x N x T``. The same iterations as
+    :func:`fit_lowrank` on each problem (stacked SVDs, one Python loop; a problem leaves
+    the stack when it converges). Returns ``(a, b, L, iterations, converged)`` stacked."""
+    k = V.shape[0]
+    Y = np.broadcast_to(Y, V.shape)
+    solver = BatchEffectsSolver(V)
+    if math.isinf(lam):
+        a, b = solver.effects(Y)
+        return a, b, np.zeros(V.shape), np.zeros(k, dtype=np.int64), np.ones(k, dtype=bool)
+    vmax = V.max(axis=(1, 2))
+    step = V / vmax[:, None, None]
+    threshold = lam / (2.0 * vmax)
+    L = np.zeros(V.shape) if L0 is None else np.array(np.broadcast_to(L0, V.shape))
+    out_L = L.copy()
+    iterations = np.full(k, max_iter, dtype=np.int64)
+    converged = np.zeros(k, dtype=bool)
+    active = np.arange(k)
+    Z, t_k = L.copy(), np.ones(k)
+    Ya, stepa, thra, sol = Y, step, threshold, solver
+    for it in range(1, max_iter + 1):
+        a, b = sol.effects(Ya - Z)
+        G = Z + stepa * (Ya - Z - a[:, :, None] - b[:, None, :])
+        u, s, vt = np.linalg.svd(G, full_matrices=False)
+        s = np.maximum(s - thra[:, None], 0.0)
+        L_new = np.matmul(u * s[:, None, :], vt)
+        delta = L_new - L
+        change = np.sqrt(np.einsum("knt,knt->k", delta, delta))
+        restart = np.einsum("knt,knt->k", Z - L_new, delta) > 0
+        t_k[restart] = 1.0
+        t_next = (1.0 + np.sqrt(1.0 + 4.0 * t_k * t_k)) / 2.0
+        Z = L_new + ((t_k - 1.0) / t_next)[:, None, None] * delta
+        L, t_k = L_new, t_next
+        norm = np.sqrt(np.einsum("knt,knt->k", L, L))
+        done = change <= tol * np.maximum(1.0, norm)
+        if done.any():
+            idx = active[done]
+            out_L[idx], iterations[idx], converged[idx] = L[done], it, True
+            keep = ~done
+            active = active[keep]
+            if active.size == 0:
+                break
+            L, Z, t_k = L[keep], Z[keep], t_k[keep]
+            Ya, stepa, thra = Ya[keep], stepa[keep], thra[keep]
+            sol = sol.take(keep)
+    if active.size:
+        out_L[active] = L
+    a, b = solver.effects(Y - out_L)
+    return a, b, out_L, iterations, converged

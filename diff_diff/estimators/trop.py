@@ -14,7 +14,7 @@ from .._warnings import warn_user
 from ..results.trop import TROPResults
 from ..survey.design import SurveyDesign
 from ..survey.units import resolve_unit_design
-from ._trop import fit_lowrank
+from ._trop import fit_lowrank, fit_lowrank_batch
 from .base import INFERENCE_ALLOWED, INFERENCE_CHECKS, Estimator, is_int, is_prob, is_seed
 from .panel import numeric, require_columns
 from .registry import check_supported, register
@@ -24,6 +24,7 @@ DEFAULT_TIME_GRID = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)
 DEFAULT_UNIT_GRID = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)
 DEFAULT_NN_GRID = (0.01, 0.1, 1.0, math.inf)
 CV_TOL = 1e-7
+BATCH_ELEMENTS = 1 << 20  # cells of a stack of fits solved together (memory bound)
 
 
 def _grid(value, name, allow_inf):
@@ -475,16 +476,27 @@ class TROPProblem:
             except ValueError:
                 return math.inf
             starts["base"] = base
-        for k, (j, t) in enumerate(cells):
-            W = self.W.copy()
-            W[j, t] = 1.0
+        V_all = self.global_weights(Y, self.W, w, lam_time, lam_unit)
+        n_cells = len(cells)
+        chunk = max(1, min(n_cells, BATCH_ELEMENTS // Y.size))
+        for lo in range(0, n_cells, chunk):  # a stack of fits per chunk of cells
+            part = cells[lo:lo + chunk]
             if self.method == "global":
-                V = self.global_weights(Y, self.W, w, lam_time, lam_unit) * (1.0 - W)
+                V = np.repeat(V_all[None], len(part), axis=0)
+                V[np.arange(len(part)), part[:, 0], part[:, 1]] = 0.0
             else:
-                V = self.local_weights(Y, W, w, j, t, lam_time, lam_unit)
+                V = np.empty((len(part),) + Y.shape)
+                for k, (j, t) in enumerate(part):
+                    W = self.W.copy()
+                    W[j, t] = 1.0
+                    V[k] = self.local_weights(Y, W, w, j, t, lam_time, lam_unit)
             try:
-                a, b, L = self._solve(Y, V, lam_nn, base, max(self.tol, CV_TOL))
+                a, b, L, _, converged = fit_lowrank_batch(
+                    Y, V, lam_nn, max(self.tol, CV_TOL), self.max_iter, base)
             except ValueError:
                 return math.inf
-            errors[k] = Y[j, t] - a[j] - b[t] - L[j, t]
+            self.unconverged += int((~converged).sum())
+            k = np.arange(len(part))
+            errors[lo:lo + chunk] = (Y[part[:, 0], part[:, 1]] - a[k, part[:, 0]]
+                                     - b[k, part[:, 1]] - L[k, part[:, 0], part[:, 1]])
         return float(np.mean(errors ** 2))

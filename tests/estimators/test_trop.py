@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import diff_diff as dd
-from diff_diff.estimators._trop import fit_lowrank, objective
+from diff_diff.estimators._trop import _svt, fit_lowrank, fit_lowrank_batch, objective
 
 KW = dict(outcome="packspercapita", treatment="treated", unit="state", time="year")
 # Prop 99 has one treated unit: its bootstrap SE is NaN with a warning (tested below)
@@ -62,6 +62,39 @@ def test_the_fit_satisfies_the_optimality_conditions(matrices, lam):
     for _ in range(5):
         step = 1e-3 * rng.standard_normal(L.shape)
         assert objective(Y, V, lam, a, b, L + step) > best
+
+
+def test_tall_thresholding_equals_the_full_svd():
+    """A tall matrix is thresholded through its R factor: the same matrix and values as
+    soft-thresholding its full SVD."""
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((200, 12)) + 20 * rng.standard_normal((200, 2)) @ \
+        rng.standard_normal((2, 12))
+    u, s, vt = np.linalg.svd(Z, full_matrices=False)
+    threshold = 0.5 * (s[2] + s[3])
+    want = (u * np.maximum(s - threshold, 0)) @ vt
+    got, kept = _svt(Z, threshold)
+    assert kept.size == 3 and np.allclose(kept, s[:3] - threshold, rtol=0, atol=1e-10)
+    assert np.abs(got - want).max() < 1e-10
+
+
+@pytest.mark.parametrize("lam", [1.0, math.inf])
+def test_stacked_fits_equal_one_at_a_time(matrices, lam):
+    """The cross-validation's stacked solver runs the same iterations on each problem."""
+    Y, W = matrices
+    V = np.stack([_global_weights(Y, W, 0.1, lt) for lt in (0.2, 0.5, 1.0)])
+    V[1, 0, 0] = 0.0
+    start = fit_lowrank(Y, V[0], lam, tol=1e-6)[2]
+    a, b, L, its, conv = fit_lowrank_batch(Y, V, lam, 1e-8, 5000, start)
+    assert conv.all()
+    for k in range(3):
+        a1, b1, L1, it1, _ = fit_lowrank(Y, V[k], lam, 1e-8, 5000, start)
+        assert its[k] == (it1 if math.isfinite(lam) else 0)
+        for x, y in ((a, a1), (b, b1), (L, L1)):
+            assert np.abs(x[k] - y).max() < 1e-9
+    with pytest.raises(ValueError, match="not identified"):
+        V[2, :, 3] = 0.0
+        fit_lowrank_batch(Y, V, lam)
 
 
 def test_no_weights_and_no_low_rank_term_is_the_twfe_did(prop99):
