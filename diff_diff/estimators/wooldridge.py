@@ -77,12 +77,13 @@ class WooldridgeDiD(_Regression):
     _allowed = {**_Regression._allowed, "method": METHODS, "control_group": CONTROL_GROUPS,
                 "unsupported_period_action": UNSUPPORTED}
     _checks = {**_Regression._checks,
-               "anticipation": (_count, "a non-negative integer")}
+               "anticipation": (_count, "a non-negative integer"),
+               "cohort_trends": (lambda v: isinstance(v, bool), "True or False")}
 
     def __init__(self, method="ols", control_group="not_yet_treated", anticipation=0,
                  vcov_type="hc1", cluster=None, alpha=0.05, rank_deficient_action="warn",
                  inference="analytic", n_bootstrap=0, bootstrap_weights="rademacher", seed=None,
-                 unsupported_period_action="drop"):
+                 unsupported_period_action="drop", cohort_trends=False):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
@@ -98,45 +99,58 @@ class WooldridgeDiD(_Regression):
             Columns; ``first_treat`` is the first treated period (0 or inf: never
             treated), constant within unit.
         covariates : list of str, optional
-            Controls entered linearly (time-varying ones; time-invariant ones are
-            absorbed by the unit effects).
+            Controls in the ETWFE sense (Wooldridge 2021 section 6; the ``etwfe``
+            formula's right-hand side): each control ``x`` enters at its level, interacted
+            with the treated-cohort dummies and with the period dummies (all but the
+            first period), and centred at its (weighted) mean in each cell and interacted
+            with that cell's indicator, so the cell coefficient is ATT(g, t) at the cell's
+            covariate mean (the average over the cell's treated observations of the
+            effect, which may vary with ``x``). Terms the unit effects absorb (the level
+            and cohort interactions of a control constant within units) are left out.
         survey_design : SurveyDesign, optional
-        exovar, xtvar, xgvar
-            diff-diff 3.x's covariate roles: ``exovar`` (controls entered as they are)
-            is ``covariates``; ``xtvar`` (demeaned within cohort x period and interacted
-            with the cells) and ``xgvar`` (interacted with the cohorts) are not
-            available yet and raise.
+        exovar, xtvar, xgvar : str or list of str, optional
+            diff-diff 3.x's covariate roles: ``exovar`` enters as it is (one linear
+            term, no interaction); ``xtvar`` enters at its level and, centred within
+            cohort x period (at each cell's mean), interacted with every cell (effect
+            heterogeneity); ``xgvar`` enters at its level and interacted with the
+            treated-cohort dummies. A column named in several roles (or also in
+            ``covariates``) gets the union of their terms; ``covariates`` is ``xtvar`` and
+            ``xgvar`` together plus the period interactions.
         """
         self._validate()
-        if xtvar is not None or xgvar is not None:
-            raise ValueError("WooldridgeDiD: xtvar= and xgvar= (covariates interacted with "
-                             "the cells or cohorts) are not available yet; covariates= (or "
-                             "exovar=) enters controls linearly")
-        if exovar is not None:
-            exovar = [exovar] if isinstance(exovar, str) else list(exovar)
-            covariates = ([covariates] if isinstance(covariates, str)
-                          else list(covariates or [])) + exovar
+        spec = _covariate_terms(covariates, exovar, xtvar, xgvar)
+        if self.cohort_trends and self.control_group == "never_treated":
+            raise ValueError("WooldridgeDiD(cohort_trends=True): with "
+                             "control_group='never_treated' every pre-treatment period of a "
+                             "cohort but its reference has its own cell, so a cohort's trend "
+                             "is not identified; use control_group='not_yet_treated'")
         if self.method != "ols":
-            return self._fit_nonlinear(data, outcome, unit, time, first_treat, covariates,
+            return self._fit_nonlinear(data, outcome, unit, time, first_treat, list(spec),
                                        survey_design)
         if self.n_bootstrap and self.inference != "wild_bootstrap":
             warn_user("WooldridgeDiD: n_bootstrap is used by inference='wild_bootstrap' only; "
                       "the standard errors are analytic")
-        covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
+        names_x = list(spec)
         require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
-                        covariates=covariates, cluster=self.cluster)
+                        covariates=names_x, cluster=self.cluster)
         rows, g, t, unit_codes, periods = self._sample(data, unit, time, first_treat)
         data = data.iloc[rows]
         y = numeric(data, outcome, "outcome")
         cells, labels = self._cells(g, t, periods)
         names = [f"{first_treat}[{_num(a)}]:{time}[{_num(b)}]" for a, b in labels]
-        fit, x, absorb, weights, frequency, design, meta = self._cell_fit(
-            data, y, cells, names, covariates, time, unit_codes, survey_design)
         k = len(labels)
+        trend_cohorts = self._trend_cohorts(g, periods) if self.cohort_trends else []
+        if spec or trend_cohorts:
+            fit, x, absorb, weights, frequency, design, meta = self._covariate_fit(
+                data, y, cells, names, spec, trend_cohorts, g, t, periods, unit_codes, time,
+                survey_design)
+        else:
+            fit, x, absorb, weights, frequency, design, meta = self._cell_fit(
+                data, y, cells, names, [], time, unit_codes, survey_design)
         if not fit.kept[:k].all():
             lost = [lab for lab, kept in zip(names, fit.kept[:k]) if not kept]
             raise ValueError(f"WooldridgeDiD: cell(s) {lost[:5]} are not identified (collinear "
-                             "with the fixed effects or covariates)")
+                             "with the fixed effects, trends or covariates)")
         w = np.ones(y.size) if weights is None else weights
         inside = cells >= 0
         mass = np.bincount(cells[inside], weights=w[inside], minlength=k)
@@ -156,17 +170,111 @@ class WooldridgeDiD(_Regression):
         var, wild = self._infer(fit, y, x, frequency, absorb, design, cluster, overall,
                                 contrasts=contrasts, vcov_type=self.vcov_type,
                                 default_cluster=self.cluster is None, groups=groups[fit.kept])
-        return WooldridgeDiDResults.from_parts(
+        res = WooldridgeDiDResults.from_parts(
             self, fit, var, labels, mass, unit_mass, meta, wild,
             n_units=int(unit_codes.max()) + 1,
-            n_treated=int(np.unique(unit_codes[g > 0]).size), covariates=covariates)
+            n_treated=int(np.unique(unit_codes[g > 0]).size), covariates=names_x)
+        res.covariate_terms = {c: sorted(terms) for c, terms in spec.items()}
+        if trend_cohorts:
+            where = {n: j for j, n in enumerate(fit.names)}
+            res.cohort_trend_coefs = {_num(c): float(fit.coef[where[f"trend[{_num(c)}]"]])
+                                      for c in trend_cohorts}
+        return res
+
+    def _trend_cohorts(self, g, t_periods):
+        """Cohorts that get a linear trend (every treated cohort; without never-treated units
+        the last cohort is the baseline), each with at least two untreated periods."""
+        cohorts = np.unique(g[g > 0])
+        if not (g == 0).any():
+            cohorts = cohorts[:-1]
+        for c in cohorts:
+            pre = int((t_periods < c - self.anticipation).sum())
+            if pre < 2:
+                raise ValueError(f"WooldridgeDiD(cohort_trends=True): cohort {_num(c)} has "
+                                 f"{pre} untreated period(s) before its treatment; its linear "
+                                 "trend needs at least two (drop cohort_trends or that cohort)")
+        return list(cohorts)
+
+    def _covariate_fit(self, data, y, cells, names, spec, trend_cohorts, g, t, periods,
+                       unit_codes, time, survey_design):
+        """The regression with covariate terms and cohort trends (a full design, unit and
+        period effects absorbed). Columns: the cells, then each cell's covariate
+        interactions (centred at the cell's weighted mean, so the cell coefficient stays
+        ATT(g, t)), the cohort trends, then the controls (levels, cohort and period
+        interactions). Returns what ``_cell_fit`` returns."""
+        time_codes = label_codes(data, time, "time")[0]
+        weights, frequency, design, meta = self._weights(data, survey_design)
+        w = np.ones(y.size) if weights is None else weights
+        k, n = len(names), y.size
+        inside = np.flatnonzero(cells >= 0)
+        code = cells[inside]
+        cell_w = np.bincount(code, weights=w[inside], minlength=k)
+        cohorts = np.unique(g[g > 0])
+        if not (g == 0).any():  # the last cohort is the reference of the cohort terms
+            cohorts = cohorts[:-1]
+        columns, col_names, controls = [np.zeros((n, k))], list(names), []
+        columns[0][inside, code] = 1.0
+        values = {c: numeric(data, c, "covariate") for c in spec}
+        for c, terms in spec.items():
+            if "cells" not in terms:
+                continue
+            x = values[c]
+            centre = np.divide(np.bincount(code, weights=(w * x)[inside], minlength=k), cell_w,
+                               out=np.zeros(k), where=cell_w > 0)
+            block = np.zeros((n, k))
+            block[inside, code] = x[inside] - centre[code]
+            columns.append(block)
+            col_names += [f"{name}:{c}" for name in names]
+        for c in trend_cohorts:
+            columns.append(((g == c) * t)[:, None])
+            col_names.append(f"trend[{_num(c)}]")
+        for c, terms in spec.items():
+            x = values[c]
+            counts = np.bincount(unit_codes)
+            unit_mean = np.bincount(unit_codes, weights=x) / counts
+            absorbed = np.allclose(x, unit_mean[unit_codes], rtol=0,
+                                   atol=1e-12 * max(1.0, np.abs(x).max()))
+            generated = terms != {"level"}  # a role beyond the linear term
+            if "level" in terms and not (absorbed and generated):
+                columns.append(x[:, None])
+                col_names.append(c)
+                if generated:
+                    controls.append(c)
+            if "cohort" in terms and not absorbed:
+                columns.append(np.column_stack([(g == a) * x for a in cohorts]))
+                extra = [f"{c}:cohort[{_num(a)}]" for a in cohorts]
+                col_names += extra
+                controls += extra
+            if "period" in terms:
+                columns.append(np.column_stack([(t == s) * x for s in periods[1:]]))
+                extra = [f"{c}:{time}[{_num(s)}]" for s in periods[1:]]
+                col_names += extra
+                controls += extra
+        x = np.asfortranarray(np.column_stack(columns))
+        absorb = [unit_codes, time_codes]
+        if self.vcov_type in ("hc2", "hc3", "hc2_bm"):  # leverages need the periods in x
+            n_t = int(time_codes.max()) + 1
+            dummies = np.zeros((n, n_t - 1))
+            later = np.flatnonzero(time_codes > 0)
+            dummies[later, time_codes[later] - 1] = 1.0
+            x = np.asfortranarray(np.column_stack([x, dummies]))
+            extra = [f"{time}[{j}]" for j in range(1, n_t)]
+            col_names += extra
+            controls += extra
+            absorb = [unit_codes]
+        fit = self._wls(y, x, col_names, weights, frequency, absorb,
+                        expected_collinear=tuple(controls))
+        return fit, x, absorb, weights, frequency, design, meta
 
     def _fit_nonlinear(self, data, outcome, unit, time, first_treat, covariates, survey_design):
         from .wooldridge_nonlinear import NonlinearETWFE
 
         if covariates:
-            raise ValueError(f"WooldridgeDiD(method={self.method!r}): covariates are not "
-                             "available for the nonlinear models yet (method='ols' takes them)")
+            raise ValueError(
+                f"WooldridgeDiD(method={self.method!r}): covariates are not available for the "
+                "nonlinear models yet: their QMLE is solved on cohort x period sums, which a "
+                "row-varying covariate breaks (etwfe fits them with a row-level design; "
+                f"not implemented here); method='ols' takes covariates {covariates}")
         if self.inference == "wild_bootstrap":
             raise ValueError(f"WooldridgeDiD(method={self.method!r}): the wild bootstrap is for "
                              "the linear model; the nonlinear standard errors are the delta "
@@ -233,6 +341,25 @@ class WooldridgeDiD(_Regression):
         cells[has] = code
         labels = [(float(a), float(b)) for a, b in uniques]
         return cells, labels
+
+
+ROLE_TERMS = {"covariates": {"level", "cohort", "period", "cells"}, "exovar": {"level"},
+              "xtvar": {"level", "cells"}, "xgvar": {"level", "cohort"}}
+
+
+def _covariate_terms(covariates, exovar, xtvar, xgvar):
+    """``{column: terms}`` in the order the columns are named: the union of the terms of
+    every role a column is given (``ROLE_TERMS``)."""
+    spec = {}
+    for role, value in (("covariates", covariates), ("exovar", exovar), ("xtvar", xtvar),
+                        ("xgvar", xgvar)):
+        if value is None:
+            continue
+        for c in [value] if isinstance(value, str) else list(value):
+            if not isinstance(c, str):
+                raise TypeError(f"{role} must hold column names, got {c!r}")
+            spec.setdefault(c, set()).update(ROLE_TERMS[role])
+    return spec
 
 
 def _before(periods, g, steps):

@@ -15,6 +15,11 @@ from .registry import Capabilities
 LINKS = ("logit", "poisson")
 
 
+def _plain(value):
+    value = float(value)
+    return int(value) if value.is_integer() else value
+
+
 def _mean(eta, method):
     if method == "logit":
         return 0.5 * (1.0 + np.tanh(0.5 * eta))  # logistic, overflow-free
@@ -161,6 +166,8 @@ class NonlinearETWFE(Estimator):
         columns_x = [np.ones(codes.size)]
         columns_x += [(pc == k).astype(float) for k in range(1, cohorts.size)]
         columns_x += [(pt == k).astype(float) for k in range(1, periods.size)]
+        trends = owner._trend_cohorts(g, periods) if owner.cohort_trends else []
+        columns_x += [(cohorts[pc] == c) * periods[pt] for c in trends]  # cohort trends
         pattern_cell = cells[rep]
         columns_x += [(pattern_cell == j).astype(float) for j in range(len(labels))]
         xp = np.column_stack(columns_x)
@@ -171,6 +178,7 @@ class NonlinearETWFE(Estimator):
                                    int(unit_codes.max()) + 1, method, "WooldridgeDiD")
         problem.labels, problem.g, problem.unit_codes = labels, g, unit_codes
         problem.cell = cells
+        problem.trends = trends
         if np.linalg.matrix_rank(xp) < xp.shape[1]:
             raise ValueError("WooldridgeDiD: the cohort x period cells are not identified "
                              "(a cohort observed in too few periods?)")
@@ -180,7 +188,8 @@ class NonlinearETWFE(Estimator):
         problem = sample.arrays
         att, psi, beta = problem.estimate(design.weights)
         estimate = Estimate(att, psi, reestimate=problem.att, name="WooldridgeDiD")
-        return SimpleNamespace(estimate=estimate, problem=problem, weights=design.weights)
+        return SimpleNamespace(estimate=estimate, problem=problem, weights=design.weights,
+                               beta=beta)
 
     def _results(self, fitted, inference, metadata):
         from ..results.wooldridge import WooldridgeDiDResults
@@ -202,5 +211,9 @@ class NonlinearETWFE(Estimator):
             problem.labels, mass, unit_mass, metadata, None,
             n_obs=problem.y.size, n_units=int(problem.unit_codes.max()) + 1,
             n_treated=int(np.unique(problem.unit_codes[problem.g > 0]).size), covariates=[])
+        if problem.trends:
+            first = problem.first_cell - len(problem.trends)
+            res.cohort_trend_coefs = {_plain(c): float(fitted.beta[first + j])
+                                      for j, c in enumerate(problem.trends)}
         res._inference = inference
         return res

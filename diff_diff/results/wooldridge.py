@@ -140,6 +140,9 @@ class WooldridgeDiDResults(EventStudyResultsBase):
         self.n_obs = int(n_obs)
         self.n_units, self.n_treated_units = n_units, n_treated
         self.covariates = list(covariates)
+        self.covariate_terms = {}
+        self.cohort_trends = bool(getattr(estimator, "cohort_trends", False))
+        self.cohort_trend_coefs = {}
         self._coef = np.asarray(coef, float)
         self._vcov = np.asarray(vcov, float)
         self.df = df

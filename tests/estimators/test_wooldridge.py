@@ -4,7 +4,6 @@ imputation estimator; never-treated ETWFE is Callaway-Sant'Anna with a universal
 period), aggregations are the weighted averages they claim, survey designs, errors.
 Parity with the etwfe package: tests/parity/test_wooldridge_etwfe.py."""
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -98,22 +97,137 @@ def test_unsupported_periods_and_errors(mpdta):
         res.aggregate("group", weights="equal")
 
 
-def test_covariates_and_cr2(mpdta):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = dd.WooldridgeDiD().fit(mpdta.assign(x=mpdta["lpop"] * (mpdta["year"] - 2003)),
-                                     covariates=["x"], **MPDTA)
-    assert res.covariates == ["x"] and np.isfinite(res.att)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        old = dd.WooldridgeDiD().fit(mpdta.assign(x=mpdta["lpop"] * (mpdta["year"] - 2003)),
-                                     exovar=["x"], **MPDTA)
-    assert old.att == res.att
-    with pytest.raises(ValueError, match="xtvar= and xgvar="):
-        dd.WooldridgeDiD().fit(mpdta, xtvar=["lpop"], **MPDTA)
+def test_cr2(mpdta):
     cr2 = dd.WooldridgeDiD(vcov_type="hc2_bm").fit(mpdta, **MPDTA)
     cr1 = dd.WooldridgeDiD().fit(mpdta, **MPDTA)
     assert cr2.att == pytest.approx(cr1.att, abs=1e-12) and 0.8 < cr2.se / cr1.se < 1.3
+
+
+def _dummy_ols(panel, terms, trends=()):
+    """The ETWFE regression by hand (unit and period dummies, numpy lstsq): the not-yet
+    cells, each covariate's terms (``cells``: centred at the cell mean and interacted with
+    the cell; ``level``; ``cohort``: x times the treated-cohort dummies; ``period``: x times
+    the period dummies but the first) and cohort trends. Returns the cell coefficients."""
+    g, t = panel["first_treat"].to_numpy(), panel["time"].to_numpy()
+    cell = pd.Series(list(zip(g, t))).where((g > 0) & (t >= g))
+    keys = sorted(cell.dropna().unique())
+    cols = [(cell == key).to_numpy(float) for key in keys]
+    for name, kinds in terms.items():
+        x = panel[name].to_numpy()
+        for key in keys:
+            on = (cell == key).to_numpy()
+            if "cells" in kinds:
+                cols.append(np.where(on, x - x[on].mean(), 0.0))
+        cols += [x] if "level" in kinds else []
+        cols += [x * (g == c) for c in (3, 4, 5)] if "cohort" in kinds else []
+        cols += [x * (t == s) for s in range(2, 7)] if "period" in kinds else []
+    cols += [t * (g == c) for c in trends]
+    units = pd.get_dummies(panel["unit"]).to_numpy(float)
+    periods = pd.get_dummies(t).to_numpy(float)[:, 1:]
+    design = np.column_stack(cols + [units, periods])
+    beta = np.linalg.lstsq(design, panel["y"].to_numpy(), rcond=None)[0]
+    return dict(zip(keys, beta[:len(keys)]))
+
+
+@pytest.mark.parametrize("kw,terms", [
+    (dict(covariates=["x1"]), {"x1": ("cells", "level", "cohort", "period")}),
+    (dict(exovar="x1"), {"x1": ("level",)}),
+    (dict(xtvar=["x1"]), {"x1": ("cells", "level")}),
+    (dict(xgvar=["x1"], exovar=["x2"]), {"x1": ("level", "cohort"), "x2": ("level",)}),
+])
+def test_covariate_roles_are_the_documented_regressions(kw, terms):
+    panel = example_panel().assign(x2=lambda d: np.cos(d["unit"] * d["time"]))
+    res = dd.ETWFE().fit(panel, "y", "unit", "time", "first_treat", **kw)
+    cells = res.group_time_effects.set_index(["group", "time"])["estimate"]
+    for key, value in _dummy_ols(panel, terms).items():
+        assert cells[key] == pytest.approx(value, abs=1e-9)
+    assert sorted(res.covariates) == sorted(terms)
+    assert res.covariate_terms == {k: sorted(v) for k, v in terms.items()}
+
+
+def test_covariate_invariants(mpdta):
+    # treated-cell interactions alone leave the not-yet fit of the controls unchanged
+    plain = dd.WooldridgeDiD().fit(mpdta, **MPDTA)
+    het = dd.WooldridgeDiD().fit(mpdta, xtvar="lpop", **MPDTA)
+    np.testing.assert_allclose(het.group_time_effects["estimate"],
+                               plain.group_time_effects["estimate"], rtol=0, atol=1e-12)
+    assert het.se != pytest.approx(plain.se, rel=1e-3)
+    # shifting a control moves no cell (centred at the cell means; levels absorbed)
+    full = dd.WooldridgeDiD().fit(mpdta, covariates=["lpop"], **MPDTA)
+    shifted = dd.WooldridgeDiD().fit(mpdta.assign(lpop=mpdta["lpop"] + 7.0),
+                                     covariates=["lpop"], **MPDTA)
+    np.testing.assert_allclose(shifted.group_time_effects["estimate"],
+                               full.group_time_effects["estimate"], rtol=0, atol=1e-10)
+    assert full.att != pytest.approx(plain.att, abs=1e-4)
+    # a role named twice is the union of its terms: xtvar + xgvar + (period terms) = covariates
+    assert dd.WooldridgeDiD().fit(mpdta, xtvar="lpop", xgvar="lpop", **MPDTA).att == \
+        pytest.approx(het.att, abs=1e-12)  # lpop is constant in county: cohort terms absorbed
+
+
+def test_covariates_under_survey_designs():
+    panel = example_panel()
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu", fpc="fpc")
+    base = dd.ETWFE().fit(panel, "y", "unit", "time", "first_treat", covariates=["x1"],
+                          survey_design=design)
+    scaled = dd.ETWFE().fit(panel.assign(weight=panel["weight"] * 3.0), "y", "unit", "time",
+                            "first_treat", covariates=["x1"], survey_design=design)
+    assert scaled.att == pytest.approx(base.att, rel=1e-10)
+    assert scaled.se == pytest.approx(base.se, rel=1e-9)
+    assert base.survey_metadata is not None and base.df is not None
+    # the weighted cell means centre the interactions: a weighted cell is the weighted
+    # average of the row effects b_gt + c_gt (x - centre)
+    unweighted = dd.ETWFE().fit(panel, "y", "unit", "time", "first_treat", covariates=["x1"])
+    assert base.att != pytest.approx(unweighted.att, abs=1e-6)
+    data, rep = dd.as_replicate_design(panel, design, "JKn")
+    replicate = dd.ETWFE().fit(data, "y", "unit", "time", "first_treat", covariates=["x1"],
+                               survey_design=rep)
+    assert replicate.att == pytest.approx(base.att, abs=1e-12)
+    assert 0.6 < replicate.se / base.se < 1.6
+
+
+def test_cohort_trends_recover_effects_under_cohort_specific_trends():
+    rng = np.random.default_rng(3)
+    n, periods = 120, np.arange(1, 8)
+    g = np.array([0, 4, 5, 6])[np.arange(n) % 4]
+    unit, t = np.repeat(np.arange(n), 7), np.tile(periods, n)
+    gg = g[unit]
+    slope = {0: 0.0, 4: 0.3, 5: -0.2, 6: 0.1}
+    trend = np.array([slope[c] for c in gg]) * t
+    tau = 1.0 + 0.5 * (t - gg)
+    index = rng.normal(size=n)[unit] + 0.2 * t + trend + np.where((gg > 0) & (t >= gg), tau, 0)
+    panel = pd.DataFrame({"unit": unit, "time": t, "first_treat": gg, "y": index})
+    res = dd.WooldridgeDiD(cohort_trends=True).fit(panel, "y", "unit", "time", "first_treat")
+    cells = res.group_time_effects
+    np.testing.assert_allclose(cells["estimate"], 1.0 + 0.5 * cells["event_time"], atol=1e-9)
+    assert res.cohort_trends and res.cohort_trend_coefs == pytest.approx(
+        {4: 0.3, 5: -0.2, 6: 0.1}, abs=1e-9)
+    plain = dd.WooldridgeDiD().fit(panel, "y", "unit", "time", "first_treat")
+    assert abs(plain.att - res.att) > 0.1  # without trends: biased
+    # Poisson on the exact mean exp(index): the QMLE recovers the index, trends included
+    count = panel.assign(y=np.exp(index / 4))
+    pois = dd.WooldridgeDiD(method="poisson", cohort_trends=True).fit(
+        count, "y", "unit", "time", "first_treat")
+    assert pois.cohort_trend_coefs == pytest.approx({4: 0.075, 5: -0.05, 6: 0.025}, abs=1e-8)
+    with pytest.raises(ValueError, match="trend is not identified"):
+        dd.WooldridgeDiD(cohort_trends=True, control_group="never_treated").fit(
+            panel, "y", "unit", "time", "first_treat")
+    with pytest.raises(ValueError, match="cohort 4 has 1 untreated period"):
+        dd.WooldridgeDiD(cohort_trends=True).fit(panel[panel["time"] >= 3], "y", "unit",
+                                                 "time", "first_treat")
+    with pytest.raises(ValueError, match="cohort_trends must be True or False"):
+        dd.WooldridgeDiD(cohort_trends="yes").fit(panel, "y", "unit", "time", "first_treat")
+
+
+def test_bad_covariates_name_the_column(mpdta):
+    with pytest.raises(ValueError, match="covariate column 'x' has 1 missing"):
+        dd.WooldridgeDiD().fit(mpdta.assign(x=np.where(mpdta.index == 3, np.nan, 1.0)),
+                               covariates=["x"], **MPDTA)
+    with pytest.raises(ValueError, match="covariate column 'x' must be numeric"):
+        dd.WooldridgeDiD().fit(mpdta.assign(x="a"), xgvar="x", **MPDTA)
+    with pytest.raises(ValueError, match="'nope'"):
+        dd.WooldridgeDiD().fit(mpdta, xtvar=["nope"], **MPDTA)
+    with pytest.raises(TypeError, match="exovar must hold column names"):
+        dd.WooldridgeDiD().fit(mpdta, exovar=[1], **MPDTA)
 
 
 # ------------------------------------------------------------------ nonlinear
@@ -205,9 +319,10 @@ def test_nonlinear_survey_and_errors(binary_panel):
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         dd.WooldridgeDiD(method="logit").fit(binary_panel, "y_count", "unit", "time",
                                              "first_treat")
-    with pytest.raises(ValueError, match="covariates are not available"):
+    with pytest.raises(ValueError, match="covariates are not available .* cohort x period "
+                                         r"sums.*\['w'\]"):
         dd.WooldridgeDiD(method="poisson").fit(binary_panel, "y_count", "unit", "time",
-                                               "first_treat", covariates=["w"])
+                                               "first_treat", xtvar="w")
     with pytest.raises(ValueError, match="wild bootstrap is for the linear model"):
         dd.WooldridgeDiD(method="poisson", inference="wild_bootstrap").fit(
             binary_panel, "y_count", "unit", "time", "first_treat")
@@ -217,7 +332,7 @@ def test_time_invariant_covariates_are_dropped_with_a_warning(mpdta):
     """lpop is constant within county: the unit effects absorb it; it must be dropped as
     collinear, not kept as rounding noise with a wild coefficient."""
     with pytest.warns(UserWarning, match=r"\['lpop'\] are collinear"):
-        res = dd.WooldridgeDiD().fit(mpdta, covariates=["lpop"], **MPDTA)
+        res = dd.WooldridgeDiD().fit(mpdta, exovar=["lpop"], **MPDTA)
     assert res.att == pytest.approx(dd.WooldridgeDiD().fit(mpdta, **MPDTA).att, abs=1e-14)
 
 

@@ -14,10 +14,20 @@ checked against R etwfe's test values; ``tests/parity/ports/etwfe_reference.py``
   (ours: ``G/(G-1)`` only). The port script's per-cell SEs (``att_gt``, made by hand
   from etwfe internals because etwfe prints no cell table) are not used: they disagree
   with etwfe's own ``emfx`` aggregations of single cells, which ours match.
+* Covariates (``covariates=``: etwfe's formula controls, unit effects): time-constant
+  ``lpop``, a time-varying ``xtv`` (not-yet and never-treated controls): ATT(g, t) and the
+  aggregations to 1e-10, SEs with the same constant ``sqrt((n - k_fixest)/(n - K_ours))``
+  (``K_ours``: the identified coefficients, the unit effects and T - 1 periods).
+  Weighted (``SurveyDesign(weights="w")`` against pyfixest ``weights="w"``): our cells and
+  aggregations average the treated rows with the weights, as the port's ``weighted_emfx``
+  does from etwfe's weighted fit (etwfe's ``emfx`` itself averages them unweighted);
+  our variance is the design-based one (PSU = unit, ``G/(G-1)`` only), so the SE ratio is
+  ``sqrt((n - k_fixest)/(n - 1))``.
 """
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +47,9 @@ def _theirs(case):
 
 def _compare(res, case, se_ratio, rtol=1e-9):
     theirs = _theirs(case)
+    if "weighted_emfx" in theirs:
+        theirs = {"att_gt": theirs["weighted_emfx"]["att_gt"],
+                  "aggregations": theirs["weighted_emfx"]}
     cells = res.group_time_effects
     gt = theirs["att_gt"]
     ours = cells.set_index(["group", "time"])["estimate"]
@@ -55,6 +68,11 @@ def _compare(res, case, se_ratio, rtol=1e-9):
                 ref_keep = np.asarray(ref["label"]) >= 0
                 ref = {k: np.asarray(v)[ref_keep] for k, v in ref.items()}
         np.testing.assert_allclose(est, ref["estimate"], rtol=0, atol=1e-10)
+        if se_ratio is not None and kind == "simple":
+            cell_se = cells.set_index(["group", "time"])["se"]
+            ratio = [cell_se[(g, t)] / s for g, t, s in zip(gt["g"], gt["t"], gt["std.error"])]
+            if "w" in gt:  # the weighted cells (etwfe's per-cell SEs are not used otherwise)
+                np.testing.assert_allclose(ratio, se_ratio, rtol=rtol)
         if se_ratio is not None:
             np.testing.assert_allclose(se / np.asarray(ref["std.error"]), se_ratio, rtol=rtol)
 
@@ -91,3 +109,36 @@ def test_nonlinear(case, method, outcome):
     k = len(_theirs(case)["coefficients"]["estimate"])
     # both fits are IRLS solutions to ~1e-12: the SE ratio holds to ~1e-9
     _compare(res, case, math.sqrt((n - k) / (n - 1)), rtol=1e-7)
+
+
+def _with_covariates(data):
+    """The port's ``add_columns``: the same integer arithmetic, so the same floats."""
+    county, year = data["countyreal"].astype(int), data["year"].astype(int)
+    return data.assign(xtv=data["lpop"] + 0.05 * ((county * 7 + year * 3) % 11 - 5),
+                       w=1.0 + (county % 5) / 4.0)
+
+
+@pytest.mark.parametrize("case,control,covariate", [
+    ("mpdta_notyet_lpop_unitfe", "not_yet_treated", "lpop"),
+    ("mpdta_notyet_xtv_unitfe", "not_yet_treated", "xtv"),
+    ("mpdta_never_xtv_unitfe", "never_treated", "xtv"),
+    ("mpdta_notyet_xtv_weighted", "not_yet_treated", "xtv")])
+def test_covariates(mpdta, case, control, covariate):
+    data = _with_covariates(mpdta)
+    weighted = case.endswith("weighted")
+    design = dd.SurveyDesign(weights="w") if weighted else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the weights' normalisation note
+        res = dd.WooldridgeDiD(control_group=control).fit(
+            data, outcome="lemp", unit="countyreal", time="year", first_treat="first.treat",
+            covariates=[covariate], survey_design=design)
+    reference = FIXTURE["cases"][case]
+    vcov, n = _theirs(case)["vcov"], reference["n_obs"]
+    k_fixest = vcov["df_k"]
+    fixest_coefs = len(_theirs(case)["coefficients"]["estimate"])
+    assert k_fixest == fixest_coefs + 5  # nested unit effects count once, plus 4 periods
+    if weighted:
+        ratio = math.sqrt((n - k_fixest) / (n - 1))
+    else:  # the same identified coefficients as pyfixest, then 500 units and 4 periods
+        ratio = math.sqrt((n - k_fixest) / (n - (fixest_coefs + 500 + 4)))
+    _compare(res, case, ratio)

@@ -97,6 +97,15 @@ parameters in ``SIM``) is written to ``tests/parity/fixtures/etwfe_sim_panel.csv
 (unit, time, first_treat, y_bin, y_count; 400 units x 6 periods, cohorts 3, 4, 5
 and never treated = 0), so the test needs no RNG agreement.
 
+Covariate cases with unit effects (``ivar="countyreal"``, what WooldridgeDiD fits):
+``lemp ~ lpop`` (time-constant: pyfixest drops ``lpop`` and ``C(g):lpop`` as absorbed by
+the unit effects, keeps ``C(t):lpop``), ``lemp ~ xtv`` with a time-varying control ``xtv``
+built from integers by ``add_columns`` (not-yet and never-treated controls), and the same
+weighted (``fit_kwargs={"weights": "w"}``, ``w`` constant within county). etwfe demeans a
+control within cohort without the weights and its ``emfx`` averages the treated rows
+without the weights too; ``weighted_emfx`` records, from the weighted fit, emfx's own
+slopes and jacobians averaged with the weights (the ATT of the weighted population).
+
 ``r_crosscheck``: values of R etwfe's ``inst/tinytest/test_emfx.R`` (models
 ``lemp ~ lpop`` / ``cgroup="never"`` / ``emp ~ lpop`` Poisson, all ``vcov =
 ~countyreal``), stored with the largest absolute differences from this port.
@@ -199,6 +208,18 @@ CASES = {
     # 3b. lpop as xvar (heterogeneity variable, not a control): recorded, see docstring
     "mpdta_notyet_xvar_lpop": dict(data="mpdta", fml="lemp ~ 0", tvar="year", gvar="first_treat",
                                    xvar="lpop"),
+    # 3c. covariates with unit fixed effects (our specification): time-constant lpop, a
+    # time-varying control xtv (both sides build it from integers, see add_columns), the
+    # latter also weighted (pyfixest weights=, unit-constant w) and with never-treated controls
+    "mpdta_notyet_lpop_unitfe": dict(data="mpdta", fml="lemp ~ lpop", tvar="year",
+                                     gvar="first_treat", ivar="countyreal"),
+    "mpdta_notyet_xtv_unitfe": dict(data="mpdta", fml="lemp ~ xtv", tvar="year",
+                                    gvar="first_treat", ivar="countyreal"),
+    "mpdta_notyet_xtv_weighted": dict(data="mpdta", fml="lemp ~ xtv", tvar="year",
+                                      gvar="first_treat", ivar="countyreal",
+                                      fit_kwargs={"weights": "w"}),
+    "mpdta_never_xtv_unitfe": dict(data="mpdta", fml="lemp ~ xtv", tvar="year",
+                                   gvar="first_treat", ivar="countyreal", cgroup="never"),
     # 4. nonlinear, simulated panel
     "sim_logit": dict(data="sim", fml="y_bin ~ 0", tvar="time", gvar="first_treat",
                       family="logit"),
@@ -234,10 +255,19 @@ def make_sim() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["unit", "time", "first_treat", "y_bin", "y_count"])
 
 
+def add_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The covariate cases' columns, from integers only (the test rebuilds them exactly):
+    a time-varying control ``xtv`` and a unit-constant weight ``w``."""
+    county, year = df["countyreal"].astype(int), df["year"].astype(int)
+    df["xtv"] = df["lpop"] + 0.05 * ((county * 7 + year * 3) % 11 - 5)
+    df["w"] = 1.0 + (county % 5) / 4.0
+    return df
+
+
 def load_mpdta() -> pd.DataFrame:
     df = pd.read_csv(MPDTA).rename(columns={"first.treat": "first_treat"})
     df["emp"] = np.exp(df["lemp"])
-    return df
+    return add_columns(df)
 
 
 def emfx_rows(m) -> pd.DataFrame:
@@ -263,6 +293,42 @@ def att_gt(m, predict="response"):
         out["n"].append(int(mask.sum()))
         out["estimate"].append(float(slopes[mask].mean()))
         out["std.error"].append(float(np.sqrt(jbar @ V @ jbar)))
+    return out
+
+
+def weighted_emfx(m, wcol) -> dict:
+    """emfx's estimator with the rows weighted by ``wcol`` (etwfe's emfx averages the rows
+    unweighted even when the regression is weighted): per cell and per aggregate,
+    est = sum w_i s_i / sum w_i and se = sqrt(jbar' V jbar), jbar the w-weighted mean of
+    the rows' jacobians; etwfe's own slope/jacobian routine (not-yet-treated cases)."""
+    df = emfx_rows(m).copy()
+    slopes, jac, _ = m._compute_slopes_and_jacobians(df)
+    V = m.model_._vcov
+    w = df[wcol].to_numpy(dtype=float)
+    g, t = df["_g"].astype(int).to_numpy(), df["_t"].astype(int).to_numpy()
+
+    def one(mask):
+        jbar = (jac[mask] * w[mask, None]).sum(axis=0) / w[mask].sum()
+        return float(np.average(slopes[mask], weights=w[mask])), float(np.sqrt(jbar @ V @ jbar))
+
+    out = {"att_gt": {"g": [], "t": [], "w": [], "estimate": [], "std.error": []}}
+    for a, b in sorted(set(zip(g, t))):
+        est, se = one((g == a) & (t == b))
+        cell = out["att_gt"]
+        cell["g"].append(int(a))
+        cell["t"].append(int(b))
+        cell["w"].append(float(w[(g == a) & (t == b)].sum()))
+        cell["estimate"].append(est)
+        cell["std.error"].append(se)
+    for typ, key in [("simple", None), ("group", g), ("calendar", t), ("event", t - g)]:
+        labels = ["ATT"] if key is None else sorted(set(key.tolist()))
+        rows = {"label": [], "estimate": [], "std.error": []}
+        for lab in labels:
+            est, se = one(np.ones(g.size, bool) if key is None else key == lab)
+            rows["label"].append(lab if key is None else int(lab))
+            rows["estimate"].append(est)
+            rows["std.error"].append(se)
+        out[typ] = rows
     return out
 
 
@@ -348,7 +414,8 @@ def fit(spec, data, vcov):
     from etwfe import etwfe
 
     kw = {k: spec[k] for k in ["ivar", "xvar", "cgroup", "family"] if k in spec}
-    fit_kw = GLM_KW if spec.get("family") else {}
+    fit_kw = dict(GLM_KW) if spec.get("family") else {}
+    fit_kw.update(spec.get("fit_kwargs", {}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return etwfe(spec["fml"], tvar=spec["tvar"], gvar=spec["gvar"], data=data, vcov=vcov,
@@ -360,7 +427,8 @@ def run_case(name, spec, data):
     case = {"settings": {**{k: v for k, v in spec.items()},
                          "ivar": spec.get("ivar"), "xvar": spec.get("xvar"),
                          "cgroup": spec.get("cgroup", "notyet"), "family": spec.get("family"),
-                         "fit_kwargs": GLM_KW if spec.get("family") else {}}}
+                         "fit_kwargs": {**(GLM_KW if spec.get("family") else {}),
+                                        **spec.get("fit_kwargs", {})}}}
     case["vcov_variants"] = {}
     t0 = time.perf_counter()
     for vname, vcov in [("cluster_unit", main_vcov), ("default", None)]:
@@ -373,6 +441,8 @@ def run_case(name, spec, data):
                        "att_gt": att_gt(m), "aggregations": aggregations(m, spec)}
                 res["max_abs_agg_minus_weighted_cells"] = check_weights(
                     res["att_gt"], res["aggregations"], m.cgroup)
+                if spec.get("fit_kwargs", {}).get("weights"):
+                    res["weighted_emfx"] = weighted_emfx(m, spec["fit_kwargs"]["weights"])
                 if spec.get("family"):
                     res["att_gt_link"] = att_gt(m, predict="link")
                     res["aggregations_link"] = aggregations(m, spec, predict="link")
