@@ -8,6 +8,7 @@ import pandas as pd
 
 from .._grouping import label_codes
 from .._warnings import warn_user
+from ..linalg.cells import small_cell_fit
 from ..linalg.wls import wls
 from ..results.stacked import StackedDiDResults
 from ..survey.design import SurveyDesign
@@ -156,9 +157,6 @@ class StackedDiD(_Regression):
         events = [e for e in range(-self.kappa_pre, self.kappa_post + 1)
                   if e != -1 - self.anticipation]
         e_row, treat = stack["event"], stack["treat"]
-        x = np.zeros((y.size, len(events)), order="F")
-        for j, e in enumerate(events):
-            x[:, j] = treat * (e_row == e)
         names = [f"treat:e[{e}]" for e in events]
         weights, frequency, design, meta = self._weights(stacked, survey_design)
         sampling = np.ones(y.size) if weights is None else weights
@@ -169,19 +167,35 @@ class StackedDiD(_Regression):
         q = corrective(sampling)
         stack["q"] = q
         w = q * sampling
-        event_codes = pd.factorize(e_row, sort=True)[0].astype(np.int64)
+        event_codes, event_values = pd.factorize(e_row, sort=True)
+        event_codes = event_codes.astype(np.int64)
         treat_codes = treat.astype(np.int64)
         absorb = [treat_codes, event_codes]
+        # the design and the absorbed effects are functions of (treated, event time): one
+        # row per cell; the rows' design is formed only where a refit or CR2 needs it
+        n_e = len(event_values)
+        cell = treat_codes * n_e + event_codes
+        cell_design = np.zeros((2 * n_e, len(events)))
+        for j, e in enumerate(events):
+            cell_design[n_e + np.flatnonzero(np.asarray(event_values) == e), j] = 1.0
+
+        def design_rows():
+            return np.asfortranarray(cell_design[cell])
         extra = []
         if self.vcov_type == "hc2_bm":  # CR2 needs every effect in the design
             dummies = [np.ones(y.size), treat.astype(float)]
             dummies += [(event_codes == k).astype(float) for k in range(1, event_codes.max() + 1)]
             extra = ["(Intercept)", "treat"] + [f"e[{k}]"
                                                 for k in range(1, event_codes.max() + 1)]
-            x = np.column_stack([x] + dummies)
+            x = np.column_stack([design_rows()] + dummies)
             absorb = []
-        fit = self._wls(y, x, names + extra, w, frequency, absorb,
-                        expected_collinear=tuple(extra))
+            fit = self._wls(y, x, names + extra, w, frequency, absorb,
+                            expected_collinear=tuple(extra))
+        else:
+            x = None
+            fit = small_cell_fit(y, cell, cell_design, [np.repeat([0, 1], n_e),
+                                                        np.tile(np.arange(n_e), 2)],
+                                 w, names, self.rank_deficient_action)
         if not fit.kept[:len(events)].all():
             lost = [n for n, k in zip(names, fit.kept) if not k]
             raise ValueError(f"StackedDiD: {lost} not identified (no treated or control "
@@ -199,7 +213,8 @@ class StackedDiD(_Regression):
         contrasts = np.vstack([np.eye(fit.rank)[:len(events)], overall])
 
         def refit(rep):  # replicate weights: the corrective weights follow them
-            return wls(y, x, fit.names, corrective(rep) * rep, absorb, "silent",
+            rows = design_rows() if x is None else x
+            return wls(y, rows, fit.names, corrective(rep) * rep, absorb, "silent",
                        frequency).coef[fit.kept]
         nested = False
         var = self._variance(fit, design, cluster, contrasts, refit, nested,

@@ -1,4 +1,4 @@
-"""Saturated cell regressions on a balanced panel, solved on the cells.
+"""Regressions whose design is a function of a few cells, solved on the cells.
 
 Sun-Abraham's and ETWFE's regressions put one indicator per (cohort, period) cell in the
 design and absorb unit and period effects. On a balanced panel whose weights are constant
@@ -9,6 +9,11 @@ the normal equations need only the outcome's weighted sums per (pattern, period)
 (``grid_cell_fit``) equals :func:`~diff_diff.linalg.wls.wls` on the full design (the
 tests assert it) without forming the ``n x k`` design; the clustered variance by unit
 needs each unit's score, a ``periods x cells`` product per pattern.
+
+``small_cell_fit`` covers the other shape: the design and every absorbed effect are
+functions of one small cell code (a stacked event study: treated x event time), so the
+whole fit is a weighted regression on the cells, and a cluster's score sums its rows'
+weighted residuals per cell.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .wls import _rank_check, independent_columns, two_way_grid
+from .wls import _rank_check, absorbed_parameters, independent_columns, two_way_grid
 
 
 class CellGridFit:
@@ -171,3 +176,84 @@ def grid_cell_fit(y, cells, n_cells, unit_codes, time_codes, weights, names,
         r_squared=1.0 - rss / tss if tss > 0 else np.nan, cell_x=cell_x,
         row_pattern=row_pattern, row_time=time_codes, unit_codes=unit_codes,
         unit_pattern=unit_pattern)
+
+
+class SmallCellFit(CellGridFit):
+    """A fit whose demeaned design is one row per cell (``cell_x``: cells x k_kept)."""
+
+    def __init__(self, cell, **fields):
+        super().__init__(row_pattern=cell, row_time=None, unit_codes=None, unit_pattern=None,
+                         **fields)
+
+    @cached_property
+    def x(self) -> np.ndarray:
+        return np.asfortranarray(self._cell_x[self._row_pattern])
+
+    def cluster_influence(self, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+        n_c = self._cell_x.shape[0]
+        sums = np.bincount(cluster * np.int64(n_c) + self._row_pattern,
+                           weights=self.weights * self.resid,
+                           minlength=n_clusters * n_c).reshape(n_clusters, n_c)
+        return sums @ self._cell_x @ self.bread_inv
+
+
+def small_cell_fit(y, cell, cell_design, cell_absorb, weights, names,
+                   rank_deficient_action="warn"):
+    """WLS of ``y`` on a design and absorbed effects that are functions of ``cell``.
+
+    Parameters
+    ----------
+    y : ndarray (n,)
+    cell : ndarray of int (n,)
+        Cell code 0..C-1 of every row.
+    cell_design : ndarray (C, k)
+        The design row of each cell.
+    cell_absorb : list of ndarray of int (C,)
+        Each absorbed dimension's level of each cell.
+    weights : ndarray (n,) or None
+    names : list of str
+    rank_deficient_action : {"warn", "error", "silent"}
+
+    Returns
+    -------
+    SmallCellFit
+        The fit :func:`~diff_diff.linalg.wls.wls` gives on the rows.
+    """
+    y = np.asarray(y, dtype=float)
+    w = np.ones(y.size) if weights is None else np.asarray(weights, dtype=float)
+    n_c, k = cell_design.shape
+    mass = np.bincount(cell, weights=w, minlength=n_c)
+    sums = np.bincount(cell, weights=w * y, minlength=n_c)
+    sizes = [int(c.max()) + 1 for c in cell_absorb]
+    dummies = np.zeros((n_c, sum(sizes)))
+    offset = 0
+    for codes, size in zip(cell_absorb, sizes):
+        dummies[np.arange(n_c), offset + codes] = 1.0
+        offset += size
+    root = np.sqrt(mass)[:, None]
+
+    def project(values):  # the absorbed effects' weighted fit on the cells
+        coef = np.linalg.lstsq(dummies * root, values * root, rcond=None)[0]
+        return dummies @ coef
+
+    y_mean = sums / np.where(mass > 0, mass, 1.0)
+    y_t = y - project(y_mean[:, None])[:, 0][cell]
+    x_t = cell_design - project(cell_design)
+    gram = (x_t * mass[:, None]).T @ x_t
+    raw = mass @ (cell_design * cell_design)
+    keep = independent_columns(gram, scale=raw)
+    _rank_check(keep, names, rank_deficient_action)
+    cell_x = x_t[:, keep]
+    bread_inv = np.linalg.inv(gram[np.ix_(keep, keep)])
+    coef_k = bread_inv @ (cell_x.T @ np.bincount(cell, weights=w * y_t, minlength=n_c))
+    coef = np.full(k, np.nan)
+    coef[keep] = coef_k
+    resid = y_t - (cell_x @ coef_k)[cell]
+    positive = w > 0
+    centred = y - np.average(y, weights=w)
+    tss, rss = float(w @ (centred * centred)), float(w @ (resid * resid))
+    return SmallCellFit(
+        cell=cell, coef=coef, names=list(names), kept=keep, resid=resid, fitted=y - resid,
+        weights=w, bread_inv=bread_inv, n_obs=float(positive.sum()),
+        df_absorbed=absorbed_parameters(list(cell_absorb), mass, grid=None),
+        r_squared=1.0 - rss / tss if tss > 0 else np.nan, cell_x=cell_x)
