@@ -52,7 +52,8 @@ class WooldridgeDiD(_Regression):
         over the cell's observations of ``G(x'b) - G(x'b - tau_gt)`` (average
         structural functions with and without the cell's effect) and its standard
         error the delta method on the QMLE sandwich (clustered by unit, or ``cluster=``,
-        or the survey design's; replicate designs refit). No covariates yet for these.
+        or the survey design's; replicate designs refit). No covariates for these yet
+        (their fit runs on cohort x period sums; a row-varying covariate breaks that).
     control_group : {"not_yet_treated", "never_treated"}
     anticipation : int
     vcov_type : {"hc1", "classical", "hc2", "hc3", "cr1", "hc2_bm"}
@@ -64,6 +65,15 @@ class WooldridgeDiD(_Regression):
         a warning, or an error is raised.
     alpha, rank_deficient_action, inference, n_bootstrap, bootstrap_weights, seed
         As the regression family.
+    cohort_trends : bool, default False
+        Cohort-specific linear trends (Wooldridge 2021 section 8): one term
+        ``1{G_i = g} * t`` per treated cohort (without never-treated units the last
+        cohort is the baseline and gets none), so ATT(g, t) is the cell's departure from
+        its cohort's linear pre-treatment trend; each trended cohort needs two untreated
+        periods (else ``ValueError``), and ``control_group="never_treated"`` (every
+        pre-period but one in its own cell) leaves the trends unidentified (``ValueError``).
+        The slopes are ``results.cohort_trend_coefs``. Logit/Poisson: the trend enters
+        the index.
 
     Examples
     --------
