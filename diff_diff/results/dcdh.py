@@ -133,14 +133,20 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
 
     @property
     def event_study_effects(self) -> pd.DataFrame:
+        """``DID_l`` by ``event_time`` (``l = 1 .. L``) and the placebos (``-1, -2, ...``):
+        the tidy columns and ``n_switchers``."""
         return effects_table(self._events.copy(), "event_time")
 
     @property
     def normalized_effects(self) -> pd.DataFrame:
+        """The effects and placebos divided by their switchers' mean cumulated treatment
+        change (column ``dose``)."""
         return effects_table(self._normalized.copy(), "event_time")
 
     @property
     def average_total_effect(self) -> pd.DataFrame:
+        """One row: the effect per unit of treatment over the horizons (NaN with
+        ``trends_lin``); its SE includes the covariances between horizons."""
         return self._ate.copy()
 
     @property
@@ -155,16 +161,21 @@ class ChaisemartinDHaultfoeuilleResults(EventStudyResultsBase):
             return (row["conf_low"], row["conf_high"])
         return row[field]
 
-    joiners_att = property(lambda self: self._direction("joiners", "estimate"))
-    joiners_se = property(lambda self: self._direction("joiners", "se"))
-    joiners_t_stat = property(lambda self: self._direction("joiners", "t_stat"))
-    joiners_p_value = property(lambda self: self._direction("joiners", "p_value"))
-    joiners_conf_int = property(lambda self: self._direction("joiners", "conf_int"))
-    leavers_att = property(lambda self: self._direction("leavers", "estimate"))
-    leavers_se = property(lambda self: self._direction("leavers", "se"))
-    leavers_t_stat = property(lambda self: self._direction("leavers", "t_stat"))
-    leavers_p_value = property(lambda self: self._direction("leavers", "p_value"))
-    leavers_conf_int = property(lambda self: self._direction("leavers", "conf_int"))
+    def _direction_property(which, field, text):
+        return property(lambda self: self._direction(which, field),
+                        doc=f"{text} of the {which}' DID_1 (3.x field; NaN without {which}).")
+
+    joiners_att = _direction_property("joiners", "estimate", "Estimate")
+    joiners_se = _direction_property("joiners", "se", "Standard error")
+    joiners_t_stat = _direction_property("joiners", "t_stat", "t statistic")
+    joiners_p_value = _direction_property("joiners", "p_value", "p-value")
+    joiners_conf_int = _direction_property("joiners", "conf_int", "Confidence interval")
+    leavers_att = _direction_property("leavers", "estimate", "Estimate")
+    leavers_se = _direction_property("leavers", "se", "Standard error")
+    leavers_t_stat = _direction_property("leavers", "t_stat", "t statistic")
+    leavers_p_value = _direction_property("leavers", "p_value", "p-value")
+    leavers_conf_int = _direction_property("leavers", "conf_int", "Confidence interval")
+    del _direction_property
 
     @property
     def placebo_event_study(self) -> pd.DataFrame:
