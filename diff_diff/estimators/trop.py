@@ -256,8 +256,10 @@ class TROP(Estimator):
     def _bootstrap(self, problem, lambdas, w, design, rng):
         n = problem.Y.shape[0]
         treated = problem.W.any(axis=1)
-        draws = []
+        draws, specs = [], []
         failures = 0
+        # resampled units (as many rows in every draw), global method: fits solved together
+        stacked = problem.method == "global" and design is None
         while len(draws) < self.n_bootstrap:
             if design is None:
                 rows = np.concatenate([rng.choice(np.flatnonzero(g), size=int(g.sum()))
@@ -273,12 +275,18 @@ class TROP(Estimator):
             else:  # Rao-Wu: rescaled weights, left-out PSUs dropped
                 rows, weights = np.flatnonzero(keep), w * mult
             try:
-                draws.append(problem.subset(rows, lambdas, weights))
+                if stacked:  # checked now (the same draws fail), fitted below as a stack
+                    problem.global_draw(rows, lambdas, weights)
+                    specs.append((rows, weights))
+                else:
+                    draws.append(problem.subset(rows, lambdas, weights))
             except ValueError:
                 failures += 1
                 if failures > self.n_bootstrap:
                     raise ValueError("TROP: most bootstrap draws cannot be fitted (a resample "
                                      "leaves a period with no untreated unit)") from None
+            if stacked and len(specs) == self.n_bootstrap:
+                draws = list(problem.global_draws(specs, lambdas))
         if failures:
             warn_user(f"TROP: {failures} bootstrap draw(s) could not be fitted and were "
                       "redrawn")
@@ -422,6 +430,35 @@ class TROPProblem:
         Y, W, wr = self.Y[rows], self.W[rows], np.asarray(w, float)[rows]
         r, c, tau, _ = self.effects(Y, W, wr, lambdas)
         return float(wr[r] @ tau / wr[r].sum())
+
+    def global_draw(self, rows, lambdas, w):
+        """``(Y, W, w, V)`` of the global fit on the units ``rows`` (repeats allowed) with
+        unit weights ``w``; ValueError where :meth:`subset` could not fit it."""
+        Y, W, wr = self.Y[rows], self.W[rows], np.asarray(w, float)[rows]
+        if not W.any() or W.any(axis=1).all():
+            raise ValueError("the units left have no treated cell or no never-treated unit")
+        wr = wr / wr.mean()
+        V = self.global_weights(Y, W, wr, lambdas[0], lambdas[1])
+        if (V.sum(axis=1) <= 0).any() or (V.sum(axis=0) <= 0).any():
+            raise ValueError("a unit or period has no untreated observation with positive "
+                             "weight")
+        return Y, W, wr, V
+
+    def global_draws(self, specs, lambdas):
+        """:meth:`subset` of the global method for each ``(rows, w)`` of ``specs``, the fits
+        solved as stacks (:func:`fit_lowrank_batch`)."""
+        out = np.empty(len(specs))
+        chunk = max(1, BATCH_ELEMENTS // self.Y.size)
+        for lo in range(0, len(specs), chunk):
+            parts = [self.global_draw(rows, lambdas, w) for rows, w in specs[lo:lo + chunk]]
+            Y, W, wr, V = (np.stack(x) for x in zip(*parts))
+            a, b, L, _, converged = fit_lowrank_batch(Y, V, lambdas[2], self.tol,
+                                                      self.max_iter)
+            self.unconverged += int((~converged).sum())
+            tau = (Y - a[:, :, None] - b[:, None, :] - L) * W
+            weight = wr[:, :, None] * W
+            out[lo:lo + len(parts)] = (weight * tau).sum(axis=(1, 2)) / weight.sum(axis=(1, 2))
+        return out
 
     # ----------------------------------------------------------- cross-validation
     def tune(self, grids, w, max_samples, rng):
