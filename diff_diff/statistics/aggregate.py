@@ -19,7 +19,7 @@ SECOND_STAGE_WEIGHTS = ("pweight", "aweight")
 
 
 def aggregate_survey(
-    data: pd.DataFrame,
+    data,
     by: str | Sequence[str],
     outcomes: str | Sequence[str],
     survey_design: SurveyDesign,
@@ -27,6 +27,9 @@ def aggregate_survey(
     min_n: int = 2,
     lonely_psu: str | None = None,
     second_stage_weights: str = "pweight",
+    *,
+    engine: str | None = None,
+    return_stats: bool = False,
 ) -> tuple[pd.DataFrame, SurveyDesign]:
     """Collapse microdata to cells (e.g. state x year) with design-based precision.
 
@@ -39,8 +42,12 @@ def aggregate_survey(
 
     Parameters
     ----------
-    data : DataFrame
-        Respondent-level microdata. Not modified.
+    data : DataFrame, Polars/DuckDB/PyArrow frame, Parquet path or SurveyStatistics
+        Respondent-level microdata. Not modified. Anything but a pandas
+        DataFrame is aggregated where it lives (one grouped scan; see
+        :mod:`diff_diff.statistics.pushdown`); a Parquet path or glob is read
+        lazily by DuckDB (else Polars). A ``SurveyStatistics`` from
+        ``return_stats=True`` is finished without reading data.
     by : str or list of str
         Cell columns; the first is the geographic unit that clusters the
         second stage (e.g. ``["state", "year"]``).
@@ -71,6 +78,15 @@ def aggregate_survey(
           mean (0 where undefined): inverse-variance weighting for regression
           estimators that accept analytic weights; it targets efficiency, not
           a population average.
+    engine : {"pandas", "polars", "duckdb"}, optional
+        Force the engine: ``"pandas"`` collects the data and runs the
+        in-memory path; ``"polars"``/``"duckdb"`` push a pandas frame, a
+        PyArrow table or a Parquet path down to that engine. Default: where
+        the data are (pandas in memory, Parquet by DuckDB if installed).
+    return_stats : bool
+        Return the additive sufficient statistics of the scan (a
+        :class:`~diff_diff.statistics.pushdown.SurveyStatistics`) instead of
+        the panel; statistics of disjoint files add up with ``+``.
 
     Returns
     -------
@@ -102,6 +118,11 @@ def aggregate_survey(
     >>> design2.psu, design2.weights
     ('state', 'smoke_weight')
     """
+    if engine is not None or return_stats or not isinstance(data, pd.DataFrame):
+        from .pushdown import aggregate_pushdown
+
+        return aggregate_pushdown(data, by, outcomes, survey_design, covariates, min_n,
+                                  lonely_psu, second_stage_weights, engine, return_stats)
     by_cols, outcome_cols, covariate_cols = _check_arguments(
         data, by, outcomes, survey_design, covariates, min_n, lonely_psu, second_stage_weights
     )

@@ -16,13 +16,16 @@ from ..survey.design import SurveyDesign
 
 
 def survey_mean(
-    data: pd.DataFrame,
+    data,
     variable: str | Sequence[str],
     survey_design: SurveyDesign,
     by: str | Sequence[str] | None = None,
     deff: bool = False,
     na_rm: bool = False,
     alpha: float = 0.05,
+    *,
+    engine: str | None = None,
+    return_stats: bool = False,
 ) -> pd.DataFrame:
     """Design-weighted means with design-based standard errors.
 
@@ -35,7 +38,9 @@ def survey_mean(
 
     Parameters
     ----------
-    data : DataFrame
+    data : DataFrame, Polars/DuckDB/PyArrow frame, Parquet path or SurveyStatistics
+        One row per respondent. Anything but a pandas DataFrame is summed
+        where it lives (one grouped scan; see :mod:`diff_diff.statistics.pushdown`).
     variable : str or list of str
         Numeric (or boolean) columns; a 0/1 column gives a prevalence.
     survey_design : SurveyDesign
@@ -52,6 +57,11 @@ def survey_mean(
         missing value is an error.
     alpha : float
         1 - confidence level of the intervals (t with the design df).
+    engine : {"pandas", "polars", "duckdb"}, optional
+        Force the engine (as :func:`~diff_diff.aggregate_survey`).
+    return_stats : bool
+        Return the additive sufficient statistics (``SurveyStatistics``)
+        instead of the estimates; pass them back as ``data`` to finish.
 
     Returns
     -------
@@ -71,17 +81,25 @@ def survey_mean(
     >>> round(float(out["estimate"].iloc[0]), 4)
     0.7
     """
+    if engine is not None or return_stats or not isinstance(data, pd.DataFrame):
+        from .pushdown import describe_pushdown
+
+        return describe_pushdown("mean", data, variable, survey_design, by, deff, na_rm, alpha,
+                                 engine, return_stats)
     return _describe("mean", data, variable, survey_design, by, deff, na_rm, alpha)
 
 
 def survey_total(
-    data: pd.DataFrame,
+    data,
     variable: str | Sequence[str],
     survey_design: SurveyDesign,
     by: str | Sequence[str] | None = None,
     deff: bool = False,
     na_rm: bool = False,
     alpha: float = 0.05,
+    *,
+    engine: str | None = None,
+    return_stats: bool = False,
 ) -> pd.DataFrame:
     """Design-based population totals ``sum_{i in d} w_i y_i`` with standard errors.
 
@@ -91,8 +109,8 @@ def survey_total(
 
     Parameters
     ----------
-    data : DataFrame
-        One row per respondent.
+    data : DataFrame, Polars/DuckDB/PyArrow frame, Parquet path or SurveyStatistics
+        One row per respondent (see :func:`survey_mean`).
     variable : str or sequence of str
         Column(s) to total.
     survey_design : SurveyDesign
@@ -105,6 +123,11 @@ def survey_total(
         Drop rows where the variable is missing (as a domain), instead of raising.
     alpha : float, default 0.05
         Significance level of the intervals.
+    engine : {"pandas", "polars", "duckdb"}, optional
+        Force the engine (as :func:`~diff_diff.aggregate_survey`).
+    return_stats : bool
+        Return the additive sufficient statistics (``SurveyStatistics``)
+        instead of the estimates; pass them back as ``data`` to finish.
 
     Returns
     -------
@@ -126,6 +149,11 @@ def survey_total(
     >>> float(survey_total(df, "y", SurveyDesign(weights="w", strata="st"))["estimate"].iloc[0])
     50.0
     """
+    if engine is not None or return_stats or not isinstance(data, pd.DataFrame):
+        from .pushdown import describe_pushdown
+
+        return describe_pushdown("total", data, variable, survey_design, by, deff, na_rm,
+                                 alpha, engine, return_stats)
     return _describe("total", data, variable, survey_design, by, deff, na_rm, alpha)
 
 

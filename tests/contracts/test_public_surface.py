@@ -25,7 +25,7 @@ def test_survey_design_field_names():
 def test_aggregate_survey_keywords_and_outputs():
     params = list(inspect.signature(dd.aggregate_survey).parameters)
     assert params == ["data", "by", "outcomes", "survey_design", "covariates", "min_n",
-                      "lonely_psu", "second_stage_weights"]
+                      "lonely_psu", "second_stage_weights", "engine", "return_stats"]
     rng = np.random.default_rng(0)
     df = pd.DataFrame({
         "state": np.repeat(["a", "b", "c"], 40), "year": np.tile([1, 2], 60),
