@@ -110,7 +110,7 @@ package's SE (largest discrepancies printed).
 
 Usage::
 
-    python benchmarks/mc_sa_stacked_coverage.py              # 2000 reps, ~4-6 min on 2 cores
+    python benchmarks/mc_sa_stacked_coverage.py              # 2000 reps, 3-6 min on 2 cores
     python benchmarks/mc_sa_stacked_coverage.py --quick      # 50 reps
     python benchmarks/mc_sa_stacked_coverage.py --reps 1000 --seed 7 --workers 2
     python benchmarks/mc_sa_stacked_coverage.py --scale 2    # 198 PSUs (information)
