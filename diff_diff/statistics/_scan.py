@@ -145,10 +145,11 @@ def _valid(col: str, schema: dict):
     import narwhals as nw
 
     x = nw.col(col)
-    missing = x.is_null()
-    if schema[col].is_float():
-        missing = missing | x.is_nan()
-    return ~missing
+    if not schema[col].is_float():
+        return ~x.is_null()
+    # not NaN, written so that DuckDB (where NaN = NaN is true) agrees with the others
+    inf = float("inf")
+    return ~x.is_null() & (x.is_finite() | (x == inf) | (x == -inf))
 
 
 def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_cols):

@@ -45,7 +45,7 @@ def aggregate_survey(
     data : DataFrame, Polars/DuckDB/PyArrow frame, Parquet path or SurveyStatistics
         Respondent-level microdata. Not modified. Anything but a pandas
         DataFrame is aggregated where it lives (one grouped scan; see
-        :mod:`diff_diff.statistics.pushdown`); a Parquet path or glob is read
+        ``diff_diff.statistics.pushdown``); a Parquet path or glob is read
         lazily by DuckDB (else Polars). A ``SurveyStatistics`` from
         ``return_stats=True`` is finished without reading data.
     by : str or list of str
@@ -85,7 +85,7 @@ def aggregate_survey(
         the data are (pandas in memory, Parquet by DuckDB if installed).
     return_stats : bool
         Return the additive sufficient statistics of the scan (a
-        :class:`~diff_diff.statistics.pushdown.SurveyStatistics`) instead of
+        ``SurveyStatistics``) instead of
         the panel; statistics of disjoint files add up with ``+``.
 
     Returns

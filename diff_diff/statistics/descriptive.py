@@ -40,7 +40,7 @@ def survey_mean(
     ----------
     data : DataFrame, Polars/DuckDB/PyArrow frame, Parquet path or SurveyStatistics
         One row per respondent. Anything but a pandas DataFrame is summed
-        where it lives (one grouped scan; see :mod:`diff_diff.statistics.pushdown`).
+        where it lives (one grouped scan; see ``diff_diff.statistics.pushdown``).
     variable : str or list of str
         Numeric (or boolean) columns; a 0/1 column gives a prevalence.
     survey_design : SurveyDesign

@@ -1,0 +1,186 @@
+"""Benchmark of ``aggregate_survey`` pushed down to Polars and DuckDB (issue 17).
+
+One Parquet file of N respondents (default 10,000,000; ``--quick``: 1,000,000) is
+generated in chunks into ``/tmp`` (never into the repository; reused when present):
+50 states x 10 years = 500 cells, 500 strata nested in states, 5,000 PSUs nested in
+strata, weights, two outcomes (``smoke`` with 2% missing, ``bmi``) and a covariate. Each
+case runs in its own child process, so the peak RSS is that case's alone:
+
+* ``pandas``: ``pd.read_parquet`` then the in-memory ``aggregate_survey`` (the reference);
+* ``polars``: ``aggregate_survey(path, ..., engine="polars")`` (lazy scan, streaming);
+* ``duckdb``: ``aggregate_survey(path, ..., engine="duckdb")``;
+* ``duckdb-floor``: a hand-written DuckDB ``GROUP BY`` over the same file with the same
+  grouping and a comparable number of sums (the cost of one scan: the floor).
+
+Every timed call starts from the file (reading included). Columns: median and minimum
+wall time of the repeats, the child's peak RSS (``ru_maxrss``; the whole process) and the
+ratio of the median to the pandas median. The parent checks that every pushed-down panel
+equals the pandas panel (max relative difference of the means and standard errors).
+
+Usage::
+
+    python benchmarks/bench_pushdown.py            # 10M rows, ~3 min
+    python benchmarks/bench_pushdown.py --quick    # 1M rows
+    python benchmarks/bench_pushdown.py --rows 20000000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _harness  # noqa: E402
+
+CASES = ("pandas", "polars", "duckdb", "duckdb-floor")
+BY = ["state", "year"]
+OUTCOMES = ["smoke", "bmi"]
+
+
+def parquet_path(rows: int) -> str:
+    return f"/tmp/diff_diff_bench_pushdown_{rows}.parquet"
+
+
+def generate(rows: int, chunk: int = 1_000_000) -> str:
+    """Write the benchmark file in chunks (memory bounded by one chunk)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = parquet_path(rows)
+    if os.path.exists(path):
+        return path
+    tmp = path + ".part"
+    rng = np.random.default_rng(20240617)
+    writer = None
+    done = 0
+    while done < rows:
+        n = min(chunk, rows - done)
+        state = rng.integers(0, 50, n)
+        stratum = state * 10 + rng.integers(0, 10, n)
+        psu = stratum * 10 + rng.integers(0, 10, n)
+        smoke = (rng.random(n) < 0.15 + 0.002 * state).astype(float)
+        smoke[rng.random(n) < 0.02] = np.nan
+        table = pa.table({
+            "state": state.astype(np.int32), "year": rng.integers(2010, 2020, n).astype(np.int32),
+            "stratum": stratum.astype(np.int32), "psu": psu.astype(np.int32),
+            "w": rng.uniform(50, 500, n), "smoke": smoke,
+            "bmi": rng.normal(27 + 0.02 * state, 4, n), "age": rng.uniform(18, 85, n),
+        })
+        if writer is None:
+            writer = pq.ParquetWriter(tmp, table.schema)
+        writer.write_table(table)
+        done += n
+    writer.close()
+    os.replace(tmp, path)
+    return path
+
+
+def _call(case: str, path: str):
+    from diff_diff import SurveyDesign, aggregate_survey
+
+    design = SurveyDesign(weights="w", strata="stratum", psu="psu")
+    if case == "pandas":
+        import pandas as pd
+
+        return lambda: aggregate_survey(pd.read_parquet(path), BY, OUTCOMES, design,
+                                        covariates="age")[0]
+    if case in ("polars", "duckdb"):
+        return lambda: aggregate_survey(path, BY, OUTCOMES, design, covariates="age",
+                                        engine=case)[0]
+    import duckdb
+
+    sql = (
+        "SELECT state, year, stratum, psu, count(*) AS n, sum(w) AS sw, sum(w*w) AS sw2, "
+        + ", ".join(f"sum(w*{y}) AS swy_{y}, sum(w*{y}*{y}) AS swyy_{y}, "
+                    f"sum(w*w*{y}) AS s2wy_{y}, sum(w*w*{y}*{y}) AS s2wyy_{y}, "
+                    f"count({y}) AS nv_{y}" for y in OUTCOMES)
+        + f", sum(w*age) AS swx FROM read_parquet('{path}') GROUP BY ALL")
+    return lambda: duckdb.sql(sql).fetchnumpy()
+
+
+def child(case: str, path: str, repeats: int) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    call = _call(case, path)
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = call()
+        times.append(time.perf_counter() - t0)
+    panel = None
+    if case != "duckdb-floor":
+        cols = [f"{y}_{s}" for y in OUTCOMES for s in ("mean", "se")] + ["age_mean"]
+        panel = {c: out[c].tolist() for c in cols}
+    _harness.emit_result({"times": times, "maxrss_mb": _harness.maxrss_mb(), "panel": panel})
+
+
+def run_case(case: str, path: str, repeats: int) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", case, "--path", path,
+           "--repeats", str(repeats)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(_harness.RESULT_TAG):
+            return json.loads(line[len(_harness.RESULT_TAG):])
+    raise RuntimeError(f"case {case} failed:\n{proc.stderr[-2000:]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000,000 rows")
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.path, args.repeats)
+        return 0
+    rows = args.rows or (1_000_000 if args.quick else 10_000_000)
+    t0 = time.perf_counter()
+    path = generate(rows)
+    size = os.path.getsize(path) / _harness.MB
+    print(f"bench_pushdown: {rows:,} rows, {size:.0f} MB Parquet at {path} "
+          f"(ready in {time.perf_counter() - t0:.1f} s); {args.repeats} repeats per case")
+    print(_harness.environment())
+    results = {case: run_case(case, path, args.repeats) for case in args.cases}
+    base = statistics.median(results["pandas"]["times"]) if "pandas" in results else None
+    ref = results.get("pandas", {}).get("panel")
+    print(f"\n{'case':<14}{'median s':>10}{'min s':>9}{'peak RSS MB':>13}{'vs pandas':>11}"
+          f"{'max rel diff':>14}")
+    for case, res in results.items():
+        med, low = statistics.median(res["times"]), min(res["times"])
+        ratio = f"{base / med:.1f}x" if base else "-"
+        diff = "-"
+        if ref is not None and res["panel"] is not None and case != "pandas":
+            diff = f"{_max_rel(ref, res['panel']):.1e}"
+        print(f"{case:<14}{med:>10.2f}{low:>9.2f}{res['maxrss_mb']:>13.0f}{ratio:>11}{diff:>14}")
+    print("\nvs pandas: pandas median / case median (higher is faster). "
+          "Peak RSS: the child's ru_maxrss.")
+    return 0
+
+
+def _max_rel(ref: dict, got: dict) -> float:
+    import numpy as np
+
+    worst = 0.0
+    for c, values in ref.items():
+        a, b = np.asarray(values, float), np.asarray(got[c], float)
+        if a.shape != b.shape:
+            return float("inf")
+        ok = np.isfinite(a)
+        worst = max(worst, float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(np.abs(a[ok]),
+                                                                             1e-300))))
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
