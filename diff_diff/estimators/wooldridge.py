@@ -343,13 +343,18 @@ class WooldridgeDiD(_Regression):
         if self.control_group == "not_yet_treated":
             has = treated & (t >= g - self.anticipation)
         else:
-            reference = np.array([_before(periods, gg, 1 + self.anticipation) for gg in g])
+            cohorts, of_row = np.unique(g, return_inverse=True)
+            reference = np.array([_before(periods, gg, 1 + self.anticipation)
+                                  for gg in cohorts])[of_row.reshape(-1)]
             has = treated & (t != reference)
-        pairs = pd.MultiIndex.from_arrays([g[has], t[has]])
-        code, uniques = pd.factorize(pairs, sort=True)
+        g_values, g_code = np.unique(g[has], return_inverse=True)
+        t_values, t_code = np.unique(t[has], return_inverse=True)
+        pairs, code = np.unique(g_code.reshape(-1) * t_values.size + t_code.reshape(-1),
+                                return_inverse=True)  # sorted by cohort, then period
         cells = np.full(g.size, -1, dtype=np.int64)
-        cells[has] = code
-        labels = [(float(a), float(b)) for a, b in uniques]
+        cells[has] = code.reshape(-1)
+        labels = [(float(g_values[p // t_values.size]), float(t_values[p % t_values.size]))
+                  for p in pairs]
         return cells, labels
 
 
