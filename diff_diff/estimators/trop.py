@@ -25,6 +25,7 @@ DEFAULT_UNIT_GRID = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)
 DEFAULT_NN_GRID = (0.01, 0.1, 1.0, math.inf)
 CV_TOL = 1e-7
 BATCH_ELEMENTS = 1 << 20  # cells of a stack of fits solved together (memory bound)
+CV_STACK = 25  # cross-validation fits per stack (a tuple's fits may stop early)
 
 
 def _grid(value, name, allow_inf):
@@ -475,8 +476,13 @@ class TROPProblem:
         scores, starts = {}, {}
 
         def score(lambdas):
+            # the current tuple holds the lowest score so far (each coordinate step keeps
+            # it unless a value beats it): a tuple whose partial sum of squared errors
+            # already exceeds that cannot be chosen, and its fits stop there (its entry
+            # is then a lower bound, above every later current score)
             if lambdas not in scores:
-                scores[lambdas] = self._loocv(cells, lambdas, w, starts)
+                best = min(scores.values(), default=math.inf)
+                scores[lambdas] = self._loocv(cells, lambdas, w, starts, best)
             return scores[lambdas]
 
         current = [grids[0][0], grids[1][0], grids[2][-1]]
@@ -492,8 +498,12 @@ class TROPProblem:
         lambdas = tuple(current)
         return lambdas, score(lambdas), True
 
-    def _loocv(self, cells, lambdas, w, starts):
+    def _loocv(self, cells, lambdas, w, starts, bound=math.inf):
         """Mean squared prediction error of the control cells, each fitted as if treated.
+
+        The cells are fitted in stacks; once the squared errors so far sum to more than
+        ``bound`` times the number of cells, the rest are skipped and that partial mean
+        (a lower bound of the score, above ``bound``) is returned.
 
         Each fit starts from the global fit of these tuning values with every sampled
         cell left out (itself started from the previous one's, ``starts``) and stops at
@@ -513,9 +523,10 @@ class TROPProblem:
             except ValueError:
                 return math.inf
             starts["base"] = base
-        V_all = self.global_weights(Y, self.W, w, lam_time, lam_unit)
+        if self.method == "global":
+            V_all = self.global_weights(Y, self.W, w, lam_time, lam_unit)
         n_cells = len(cells)
-        chunk = max(1, min(n_cells, BATCH_ELEMENTS // Y.size))
+        chunk = max(1, min(CV_STACK, BATCH_ELEMENTS // Y.size))
         for lo in range(0, n_cells, chunk):  # a stack of fits per chunk of cells
             part = cells[lo:lo + chunk]
             if self.method == "global":
@@ -536,4 +547,7 @@ class TROPProblem:
             k = np.arange(len(part))
             errors[lo:lo + chunk] = (Y[part[:, 0], part[:, 1]] - a[k, part[:, 0]]
                                      - b[k, part[:, 1]] - L[k, part[:, 0], part[:, 1]])
+            partial = float(np.sum(errors[:lo + len(part)] ** 2))
+            if partial > bound * n_cells:
+                return partial / n_cells
         return float(np.mean(errors ** 2))
