@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from .._grouping import label_codes
 from .._warnings import warn_user
+from ..inference.estimate import Estimate, Inference
+from ..linalg.wls import wls
 from ..results.sun_abraham import SunAbrahamResults
 from ..survey.design import WEIGHT_TYPES, SurveyDesign
+from ..survey.resolved import trivial_design
 from .panel import _first_treat, check_constant_within_unit, numeric, require_columns
 from .registry import register
 from .regression import _Regression
@@ -16,6 +21,7 @@ from .regression import _Regression
 # "not_yet_treated" (diff-diff 3.x) fits the same saturated regression as "never_treated": the
 # not-yet-treated periods of later cohorts carry their own cohort x relative-period indicators
 CONTROL_GROUPS = ("never_treated", "not_yet_treated", "last_treated")
+WEIGHTS_SE = ("estimated", "fixed")
 
 
 @register(aliases=("SA",), data="panel", inference="regression", weight_types=WEIGHT_TYPES,
@@ -32,9 +38,9 @@ class SunAbraham(_Regression):
     cohort-share weights, ``beta_e = sum_g w_ge delta_ge``, ``w_ge`` the share
     of cohort g among the cohorts observed at e (weighted by the sampling
     weights), and the overall ATT averages the post-treatment cells by their
-    size. Standard errors are the delta method on the coefficient covariance
-    with the weights held fixed (as ``fixest::aggregate``), with any
-    ``vcov_type`` of the regression family or a survey design.
+    size. Standard errors of these aggregates are the delta method in the
+    coefficients and in the cohort masses behind the weights (``weights_se``),
+    with any ``vcov_type`` of the regression family or a survey design.
 
     Parameters
     ----------
@@ -63,6 +69,24 @@ class SunAbraham(_Regression):
         Wild bootstrap draws, multipliers and seed (``inference="wild_bootstrap"``;
         diff-diff 3.x's pairs bootstrap is not available, and ``n_bootstrap > 0``
         with analytic inference warns).
+    weights_se : {"estimated", "fixed"}, default "estimated"
+        Variance of the event-study effects and the overall ATT. ``"estimated"``
+        (Sun & Abraham 2021; Stata ``eventstudyinteract``): the cohort shares
+        are estimated from the sample, so each aggregate ``theta = sum_c m_c
+        delta_c / sum_c m_c`` (``m_c`` the weighted row count of cell c) gets
+        the influence ``sum_c w_c IF(delta_c) + sum_c (delta_c - theta)
+        IF(m_c) / sum_c m_c``, ``IF(m_c)`` each unit's (cluster's, PSU's)
+        weighted rows in cell c; its variance follows the same design as the
+        coefficients': CR1 by unit or ``cluster`` (the regression factor
+        ``(n - 1)/(n - k)`` on the coefficient part only), Taylor linearization
+        of a survey design, or replicate weights, each replicate re-estimating
+        coefficients and masses. ``classical``, ``hc2``, ``hc3`` and ``hc2_bm``
+        keep their covariance of the fixed-weight contrasts and add the part
+        the masses add to the HC1/CR1 one (rows, or units/clusters). The wild
+        bootstrap's p-value and interval (which hold the regressors, hence the
+        shares, fixed) are those of the fixed-weight statistic. ``"fixed"``:
+        the weights held fixed, ``c' V c`` (R ``fixest::aggregate``).
+        The cohort effects' standard errors are the same either way.
 
     Examples
     --------
@@ -73,14 +97,16 @@ class SunAbraham(_Regression):
     -0.04
     """
 
-    _allowed = {**_Regression._allowed, "control_group": CONTROL_GROUPS}
+    _allowed = {**_Regression._allowed, "control_group": CONTROL_GROUPS,
+                "weights_se": WEIGHTS_SE}
     _checks = {**_Regression._checks,
                "anticipation": (lambda v: isinstance(v, int) and not isinstance(v, bool)
                                 and v >= 0, "a non-negative integer")}
 
     def __init__(self, control_group="never_treated", anticipation=0, vcov_type="hc1",
                  cluster=None, alpha=0.05, rank_deficient_action="warn", inference="analytic",
-                 n_bootstrap=0, bootstrap_weights="rademacher", seed=None):
+                 n_bootstrap=0, bootstrap_weights="rademacher", seed=None,
+                 weights_se="estimated"):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
@@ -127,9 +153,18 @@ class SunAbraham(_Regression):
                                 agg["overall"], contrasts=agg["contrasts"],
                                 vcov_type=vcov_type, default_cluster=self.cluster is None,
                                 groups=groups[fit.kept])
+        agg_vcov = None
+        if self.weights_se == "estimated":
+
+            def refit(weights_r):
+                return wls(y, x, fit.names, weights_r, absorb, "silent", frequency).coef[fit.kept]
+            agg_vcov = _estimated_weights_vcov(
+                fit, var, agg, cells, w, unit_codes, design, cluster, vcov_type,
+                self.cluster is None, refit, type(self).__name__)
         res = SunAbrahamResults.from_parts(self, fit, var, agg, labels, meta, wild,
                                            n_units=int(unit_codes.max()) + 1,
-                                           n_treated=int(np.unique(unit_codes[g > 0]).size))
+                                           n_treated=int(np.unique(unit_codes[g > 0]).size),
+                                           agg_vcov=agg_vcov)
         res._warn_if_not_identified()
         return res
 
@@ -220,6 +255,7 @@ def _aggregation(labels, cells, w, kept, rank) -> dict:
         for j in members:
             contrasts[i, position[j]] = mass[j] / total
     post = [j for j, (_, e) in enumerate(labels) if e >= 0 and kept[j]]
+    members = [[j for j, (_, e) in enumerate(labels) if e == ev and kept[j]] for ev in events]
     overall = np.zeros(rank)
     if post:
         overall[position[post]] = mass[post] / mass[post].sum()
@@ -227,5 +263,130 @@ def _aggregation(labels, cells, w, kept, rank) -> dict:
         overall[:] = np.nan
     return {"events": events, "contrasts": np.vstack([contrasts, np.nan_to_num(overall)]),
             "event_contrasts": contrasts, "overall": overall, "weights": weights,
-            "mass": mass, "position": position}
+            "mass": mass, "position": position, "members": members + [post]}
 
+
+
+def _jacobian(agg, coef) -> tuple[np.ndarray, np.ndarray]:
+    """Derivatives of the aggregates (event times, then the overall ATT) in the kept
+    coefficients b and the cell masses m, ``theta_a = sum_{c in a} m_c b_c / M_a``:
+    ``m_c / M_a`` and ``(b_c - theta_a) / M_a``; and the aggregates that exist."""
+    rank, mass, position = coef.size, agg["mass"], agg["position"]
+    jac = np.zeros((len(agg["members"]), rank + mass.size))
+    rows = []
+    for a, members in enumerate(agg["members"]):
+        members = np.asarray(members, dtype=np.int64)
+        total = mass[members].sum() if members.size else 0.0
+        if not total > 0:
+            continue
+        b = coef[position[members]]
+        theta = mass[members] @ b / total
+        jac[a, position[members]] = mass[members] / total
+        jac[a, rank + members] = (b - theta) / total
+        rows.append(a)
+    return jac, np.asarray(rows, dtype=np.int64)
+
+
+def _aggregates(values, agg, rank) -> np.ndarray:
+    """The aggregates from kept coefficients and cell masses ``values = (b, m)`` (a replicate's
+    refit): cells without weight or coefficient in it are left out of their averages."""
+    beta, mass = values[:rank], values[rank:]
+    out = np.full(len(agg["members"]), np.nan)
+    for a, members in enumerate(agg["members"]):
+        members = np.asarray(members, dtype=np.int64)
+        b, m = beta[agg["position"][members]], mass[members]
+        ok = np.isfinite(b) & (m > 0)
+        if ok.any():
+            out[a] = m[ok] @ b[ok] / m[ok].sum()
+    return out
+
+
+def _estimated_weights_vcov(fit, var, agg, cells, w, unit_codes, design, cluster, vcov_type,
+                            default_cluster, refit, name) -> np.ndarray:
+    """Covariance of the aggregates (event times, then the overall ATT) with the cohort
+    shares estimated: the delta method of ``theta_a = sum_{c in a} m_c b_c / M_a`` in the kept
+    coefficients b and the cell masses m (the weighted row counts behind the shares), from
+    their joint influence values (a unit's, cluster's or row's weighted rows in cell c are its
+    influence on m_c), under the design the coefficients' variance used (same choice of
+    clusters, unit-level totals when PSUs hold whole units, the regression small-sample factor
+    on the coefficients). Replicate designs re-estimate b and m with each replicate's weights.
+    ``vcov_type`` without an influence form (classical, hc2, hc3, hc2_bm) keeps its covariance
+    of the fixed-weight contrasts and adds what the estimated masses add to the CR1/HC1 one."""
+    coef = fit.coef[fit.kept]
+    rank, n_cells = coef.size, agg["mass"].size
+    jac, rows = _jacobian(agg, coef)
+    out = np.full((jac.shape[0], jac.shape[0]), np.nan)
+    if not rows.size:
+        return out
+    sel = np.ix_(rows, rows)
+    inside = np.flatnonzero(cells >= 0)
+    theta = np.concatenate([coef, agg["mass"]])
+
+    def masses_by(codes, n_codes):
+        table = np.zeros((n_codes, n_cells))
+        np.add.at(table, (codes[inside], cells[inside]), w[inside])
+        return table
+
+    # the same design, clusters and level as regression_variance
+    if design is not None and design.is_trivial and design.weight_type in ("aweight", "fweight"):
+        design = None
+    if design is not None and default_cluster and design.defines_clustering:
+        cluster = None
+    if design is not None:
+        if cluster is not None:
+            design = design.with_clusters(cluster)
+        if design.replicate is not None:
+            def reestimate(weights_r):
+                masses = np.bincount(cells[inside], weights=weights_r[inside],
+                                     minlength=n_cells)
+                return np.concatenate([refit(weights_r), masses])
+            # each aggregate (and pair) keeps the replicates in which it exists; the
+            # regression's variance has already reported the replicates that lose a cohort
+            estimate = Estimate(_aggregates(theta, agg, rank)[rows], None,
+                                reestimate=lambda wr: _aggregates(reestimate(wr), agg, rank)[rows],
+                                groups=rows.astype(str), name=name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[sel] = Inference(estimate, design, _checked=True).variance().vcov
+            return out
+        psi, design = _design_influence(fit, design, unit_codes, masses_by)
+        inference = Inference(Estimate(theta, psi, name=name), design, _checked=True)
+        out[sel] = inference.variance(jac[rows].T).vcov
+        return out
+    if cluster is not None:
+        codes = np.asarray(cluster, dtype=np.int64)
+        present = np.bincount(codes) > 0
+        psi = np.hstack([fit.cluster_influence(codes, present.size)[present],
+                         masses_by(codes, present.size)[present]])
+        base = trivial_design(psi.shape[0])
+    else:
+        n_rows = cells.size
+        psi = np.hstack([fit.influence(), masses_by(np.arange(n_rows), n_rows)])
+        base = trivial_design(n_rows, fit.weights if fit.frequency else None)
+    small_sample = (fit.n_obs - 1.0) / (fit.n_obs - fit.rank - fit.df_absorbed)
+    factor = np.concatenate([np.full(rank, small_sample), np.ones(n_cells)])
+    inference = Inference(Estimate(theta, psi, small_sample=factor, name=name), base,
+                          _checked=True)
+    full = inference.variance(jac[rows].T).vcov
+    if vcov_type in ("hc1", "cr1"):
+        out[sel] = full
+        return out
+    fixed = jac[rows].copy()
+    fixed[:, rank:] = 0.0
+    c = fixed[:, :rank]
+    out[sel] = c @ var.vcov @ c.T + full - inference.variance(fixed.T).vcov
+    return out
+
+
+def _design_influence(fit, design, unit_codes, masses_by):
+    """Joint influence values of (b, m) and the design they go with: per unit and the design
+    of one row per unit when the PSUs hold whole units (same PSU totals), else per row."""
+    n_units = int(unit_codes.max()) + 1
+    first = np.empty(n_units, dtype=np.int64)
+    first[unit_codes[::-1]] = np.arange(unit_codes.size)[::-1]
+    if design.calibration is None and (design.psu == design.psu[first][unit_codes]).all():
+        psi = np.hstack([fit.cluster_influence(unit_codes, n_units),
+                         masses_by(unit_codes, n_units)])
+        return psi, design.take(first)
+    n_rows = unit_codes.size
+    return np.hstack([fit.influence(), masses_by(np.arange(n_rows), n_rows)]), design

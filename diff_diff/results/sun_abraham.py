@@ -34,7 +34,8 @@ class SunAbrahamResults(EventStudyResultsBase):
                "overall": "_overall_table"}
 
     @classmethod
-    def from_parts(cls, estimator, fit, var, agg, labels, metadata, wild, n_units, n_treated):
+    def from_parts(cls, estimator, fit, var, agg, labels, metadata, wild, n_units, n_treated,
+                   agg_vcov=None):
         """From the saturated cohort x relative-period regression and its aggregation.
 
         Used by ``SunAbraham.fit``.
@@ -50,6 +51,9 @@ class SunAbrahamResults(EventStudyResultsBase):
             Design summary and wild-bootstrap results (or None).
         n_units, n_treated
             Units in the fit, and treated units among them.
+        agg_vcov : ndarray, optional
+            Covariance of the aggregates (event times, then the overall ATT) with the
+            estimated cohort shares' term; None: ``c' V c`` with the shares held fixed.
 
         Returns
         -------
@@ -79,7 +83,7 @@ class SunAbrahamResults(EventStudyResultsBase):
                   if var.contrast_df is None else np.asarray(var.contrast_df[-(n_events + 1):]))
         c = agg["event_contrasts"]
         estimates = c @ coef
-        vcov_es = c @ var.vcov @ c.T
+        vcov_es = c @ var.vcov @ c.T if agg_vcov is None else agg_vcov[:n_events, :n_events]
         events = integer_labels(np.array(agg["events"]))
         es_df = None if df is None and var.contrast_df is None else row_df[:n_events]
         table = tidy({"event_time": events}, estimates, sqrt_diag(vcov_es), es_df, self.alpha)
@@ -97,7 +101,8 @@ class SunAbrahamResults(EventStudyResultsBase):
                                for e, ws in agg["weights"].items()}
         overall = agg["overall"]
         est = float(overall @ coef)
-        se = float(np.sqrt(overall @ var.vcov @ overall)) if np.isfinite(est) else np.nan
+        var_overall = overall @ var.vcov @ overall if agg_vcov is None else agg_vcov[-1, -1]
+        se = float(np.sqrt(var_overall)) if np.isfinite(est) and var_overall >= 0 else np.nan
         overall_df = None if df is None and var.contrast_df is None else float(row_df[-1])
         t, p, lo, hi = t_inference(est, se, overall_df, self.alpha)
         self._headline = with_wild({"estimate": est, "se": se, "t_stat": float(t),

@@ -37,6 +37,10 @@ SE tolerance: rel 1e-10 after the factor (observed <= 2e-14).
 hc2 (one-way) and hc2_bm (CR2 + Bell-McCaffrey df by unit) are recorded from 3.13,
 which fits them on the full dummy design; ours puts the period effects in the
 design for them (units absorbed) and matches without a factor.
+
+All runs use ``weights_se="fixed"``: the references hold the cohort shares fixed in the
+variance of the aggregates (``fixest::aggregate``); our default adds the term of the
+estimated shares (tests/estimators/test_sun_abraham.py).
 """
 
 import json
@@ -79,7 +83,7 @@ def _covariates(name):
 def _fit(name, run):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return dd.SunAbraham(**RUNS[run]).fit(
+        return dd.SunAbraham(**RUNS[run], weights_se="fixed").fit(
             _panel(name), outcome="y", unit="unit", time="time", first_treat="first_treat",
             covariates=_covariates(name))
 
