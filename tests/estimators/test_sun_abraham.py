@@ -146,3 +146,151 @@ def test_a_replicate_that_drops_a_cohort_is_left_out_only_for_that_cohort():
         res = dd.SunAbraham().fit(rep, survey_design=design, **KW)
     assert np.isfinite(res.event_study_effects["se"]).all() and np.isfinite(res.se)
     assert res.df == 8.0  # the smallest group's replicate df (9 usable replicates - 1)
+
+
+def _did_cells(df, weights=None):
+    """Hand-built cells of a balanced panel with never-treated controls: delta_ge is the
+    (weighted) DiD of cohort g and the never treated between g + e and g - 1, linearized by
+    z_i = 1{G_i = g} (D_i - Dbar_g) / N_g - 1{G_i = 0} (D_i - Dbar_0) / N_0 (per unit weight:
+    the design multiplies by w_i), D_i = y_{i,g+e} - y_{i,g-1}, N_g the weighted cohort size."""
+    wide = df.pivot(index="unit", columns="time", values="y")
+    first = df.groupby("unit").first().loc[wide.index]
+    g = first["g"].to_numpy()
+    w = np.ones(g.size) if weights is None else first[weights].to_numpy()
+    periods, y = list(wide.columns), wide.to_numpy()
+    cells = {}
+    for gg in sorted(set(g[g > 0])):
+        for t in periods:
+            if t == gg - 1:
+                continue
+            d = y[:, periods.index(t)] - y[:, periods.index(gg - 1)]
+            mine, never = g == gg, g == 0
+            m_g = np.average(d[mine], weights=w[mine])
+            m_0 = np.average(d[never], weights=w[never])
+            z = (np.where(mine, d - m_g, 0.0) / w[mine].sum()
+                 - np.where(never, d - m_0, 0.0) / w[never].sum())
+            cells[int(gg), int(t - gg)] = (m_g - m_0, z)
+    return cells, g, w, first
+
+
+def _linearized(cells, g, w, members, small_sample=1.0):
+    """theta = sum_c N_c delta_c / sum_c N_c over ``members`` and its per-unit influence
+    (before the weight w_i): fixed-weight part sqrt(small_sample) sum_c N_c / M z_c, and with
+    the cohort masses estimated + sum_c 1{G_i = g_c} (delta_c - theta) / M."""
+    size = np.array([w[g == gg].sum() for gg, _ in members])
+    total = size.sum()
+    theta = sum(s * cells[c][0] for s, c in zip(size, members)) / total
+    fixed = np.sqrt(small_sample) * sum(s / total * cells[c][1] for s, c in zip(size, members))
+    term = sum(np.where(g == c[0], cells[c][0] - theta, 0.0) / total for c in members)
+    return theta, fixed, fixed + term
+
+
+def _members(cells, key):
+    return [c for c in cells if (c[1] >= 0 if key == "overall" else c[1] == key)]
+
+
+def test_estimated_weights_se_by_hand_on_mpdta():
+    """CR1 by unit: V = G/(G-1) sum_i (z_i - zbar)^2 of the unit influence, the coefficient
+    part scaled by the regression factor (n-1)/(n-K), K = 12 cells + 500 units + 5 years - 1.
+    'fixed' is that without the masses' term; both match the package to 1e-12."""
+    d = dd.load_mpdta().rename(columns={"countyreal": "unit", "year": "time",
+                                        "first.treat": "g", "lemp": "y"})
+    res = {ws: dd.SunAbraham(weights_se=ws).fit(d, **KW) for ws in ("fixed", "estimated")}
+    cells, g, w, _ = _did_cells(d)
+    factor = (2500 - 1) / (2500 - 516)
+
+    def var(z):
+        return 500 / 499 * ((z - z.mean()) ** 2).sum()
+    for key in ("overall", -4, -3, -2, 0, 1, 2, 3):
+        theta, fixed, full = _linearized(cells, g, w, _members(cells, key), factor)
+        for ws, z in (("fixed", fixed), ("estimated", full)):
+            r = res[ws]
+            est, se = ((r.att, r.se) if key == "overall" else
+                       (r.event_study_effects[key]["effect"], r.event_study_effects[key]["se"]))
+            assert est == pytest.approx(theta, abs=1e-12)
+            assert se == pytest.approx(np.sqrt(var(z)), rel=1e-10), (key, ws)
+    # the numbers: 0.013197 -> 0.013454 (overall), 0.018873 -> 0.018957 (e = 1); one cohort
+    # at e = 2, 3: nothing to estimate in the weights, the same SE
+    assert res["fixed"].se == pytest.approx(0.0131966137, rel=1e-8)
+    assert res["estimated"].se == pytest.approx(0.0134535148, rel=1e-8)
+    es_f, es_e = res["fixed"].event_study_effects, res["estimated"].event_study_effects
+    assert es_e[2]["se"] == pytest.approx(es_f[2]["se"], rel=1e-12)
+    pd.testing.assert_frame_equal(res["fixed"].cohort_effects, res["estimated"].cohort_effects)
+
+
+def test_estimated_weights_se_by_hand_under_a_stratified_cluster_design():
+    """Taylor linearization of PSU totals of w_i z_i within strata (no small-sample factor)."""
+    df = panel(n_units=150)
+    df["psu"] = df["unit"] % 24
+    df["stratum"] = df["psu"] % 3
+    design = dd.SurveyDesign(weights="w", strata="stratum", psu="psu")
+    res = {ws: dd.SunAbraham(weights_se=ws).fit(df, survey_design=design, **KW)
+           for ws in ("fixed", "estimated")}
+    cells, g, w, first = _did_cells(df, "w")
+    psu, stratum = first["psu"].to_numpy(), first["stratum"].to_numpy()
+
+    def tsl(z):
+        totals = np.bincount(psu, weights=w * z)
+        strata = np.array([stratum[psu == j][0] for j in range(totals.size)])
+        return sum(n / (n - 1) * ((t - t.mean()) ** 2).sum()
+                   for t in (totals[strata == h] for h in np.unique(strata)) for n in [t.size])
+    for key in ("overall", -4, -2, 0, 1, 2):
+        theta, fixed, full = _linearized(cells, g, w, _members(cells, key))
+        for ws, z in (("fixed", fixed), ("estimated", full)):
+            r = res[ws]
+            se = r.se if key == "overall" else r.event_study_effects[key]["se"]
+            assert se == pytest.approx(np.sqrt(tsl(z)), rel=1e-9), (key, ws)
+    assert res["estimated"].df == res["fixed"].df == 24 - 3
+
+
+def test_replicates_reestimate_shares_and_coefficients():
+    """JK1: the estimated-weights variance is (R-1)/R sum_r (theta_r - mean)^2 of the
+    estimator refitted with each replicate's weights (shares and coefficients together)."""
+    df = panel(n_units=90)
+    df["psu"] = df["unit"] % 8
+    rep, design = dd.as_replicate_design(df, dd.SurveyDesign(weights="w", psu="psu"), "JK1")
+    res = dd.SunAbraham().fit(rep, survey_design=design, **KW)
+    fixed = dd.SunAbraham(weights_se="fixed").fit(rep, survey_design=design, **KW)
+    columns = list(design.replicate_weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [dd.SunAbraham(weights_se="fixed").fit(
+            rep, survey_design=dd.SurveyDesign(weights=c), **KW) for c in columns]
+    n_rep = len(columns)
+    for key in ("overall", 0, 1):
+        thetas = np.array([f.att if key == "overall" else f.event_study_effects[key]["effect"]
+                           for f in fits])
+        want = np.sqrt((n_rep - 1) / n_rep * ((thetas - thetas.mean()) ** 2).sum())
+        se = res.se if key == "overall" else res.event_study_effects[key]["se"]
+        se_fixed = fixed.se if key == "overall" else fixed.event_study_effects[key]["se"]
+        assert se == pytest.approx(want, rel=1e-9), key
+        assert abs(se - se_fixed) > 1e-4 * se  # the fixed-weight SE is another number
+    assert res.df == fixed.df == n_rep - 1
+
+
+def test_weights_se_options_and_other_variance_paths():
+    df = panel()
+    df["cl"] = df["unit"] % 17
+    with pytest.raises(ValueError, match="weights_se must be one of"):
+        dd.SunAbraham(weights_se="delta").fit(df, **KW)
+    # fixed: the contrasts of the coefficient covariance, c' V c
+    res = dd.SunAbraham(weights_se="fixed", cluster="cl").fit(df, **KW)
+    c = np.array([[res.cohort_weights[e].get(g, 0.0) if ee == e else 0.0
+                   for g, ee in res.vcov.index] for e in res.event_study_vcov.index])
+    np.testing.assert_allclose(res.event_study_vcov.to_numpy(),
+                               c @ res.vcov.to_numpy() @ c.T, rtol=1e-12, atol=1e-15)
+    # classical and hc2 (one-way) add the same masses' term to their own fixed-weight variance
+    gaps = []
+    for vcov_type in ("classical", "hc2"):
+        fit = {ws: dd.SunAbraham(vcov_type=vcov_type, weights_se=ws).fit(df, **KW)
+               for ws in ("fixed", "estimated")}
+        gaps.append(fit["estimated"].se ** 2 - fit["fixed"].se ** 2)
+    assert gaps[0] > 0 and gaps[0] == pytest.approx(gaps[1], rel=1e-9)
+    # the wild bootstrap holds the regressors (so the shares) fixed: its p-value and
+    # interval do not change, the reported analytic SE does
+    wild = {ws: dd.SunAbraham(cluster="cl", inference="wild_bootstrap", n_bootstrap=99,
+                              seed=3, weights_se=ws).fit(df, **KW)
+            for ws in ("fixed", "estimated")}
+    assert wild["estimated"].p_value == wild["fixed"].p_value
+    assert wild["estimated"].conf_int == wild["fixed"].conf_int
+    assert abs(wild["estimated"].se - wild["fixed"].se) > 1e-4
