@@ -23,21 +23,6 @@ from diff_diff.results.base import ResultsBase
 # missing (it passes once written); remove it then.
 _OWNED = "docstring pending in {} (being edited elsewhere, issue 16)"
 _PENDING_BY_FILE = {
-    "diff_diff/results/dcdh.py": ("diff_diff.results.dcdh", [
-        "ChaisemartinDHaultfoeuilleResults.average_total_effect",
-        "ChaisemartinDHaultfoeuilleResults.event_study_effects",
-        "ChaisemartinDHaultfoeuilleResults.joiners_att",
-        "ChaisemartinDHaultfoeuilleResults.joiners_conf_int",
-        "ChaisemartinDHaultfoeuilleResults.joiners_p_value",
-        "ChaisemartinDHaultfoeuilleResults.joiners_se",
-        "ChaisemartinDHaultfoeuilleResults.joiners_t_stat",
-        "ChaisemartinDHaultfoeuilleResults.leavers_att",
-        "ChaisemartinDHaultfoeuilleResults.leavers_conf_int",
-        "ChaisemartinDHaultfoeuilleResults.leavers_p_value",
-        "ChaisemartinDHaultfoeuilleResults.leavers_se",
-        "ChaisemartinDHaultfoeuilleResults.leavers_t_stat",
-        "ChaisemartinDHaultfoeuilleResults.normalized_effects",
-    ]),
     "diff_diff/results/trop.py": ("diff_diff.results.trop", [
         "TROPResults.build",
         "TROPResults.treatment_effects",
