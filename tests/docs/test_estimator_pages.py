@@ -27,12 +27,15 @@ def _markdown(page):
 
 def test_every_estimator_has_a_page_in_the_nav():
     nav = (DOCS.parent / "mkdocs.yml").read_text()
-    assert len(PAGES) >= len(dd.estimators.registered())
+    # the package's estimators (the platform's template example, which other tests
+    # register by importing it, is not part of the public surface)
+    public = [e for e in dd.estimators.registered() if e.name in dd.__all__]
+    assert len(PAGES) >= len(public)
     for page in PAGES:
         assert f"estimators/{page.name}" in nav, page.name
     api = (DOCS / "api" / "estimators.md").read_text()
     text = "\n".join(_markdown(p) for p in PAGES)
-    for entry in dd.estimators.registered():
+    for entry in public:
         assert f"#diff_diff.{entry.name})" in text, entry.name
         assert f"::: diff_diff.{entry.name}\n" in api
 
