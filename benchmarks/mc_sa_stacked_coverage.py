@@ -105,7 +105,7 @@ this balanced panel each delta_ge is a weighted DiD of means, see
 ``sa_linearized``) and add the term of the estimated weights to the
 linearization; TSL variance of the PSU totals with fpc, t(df). The script
 checks on every sample that the hand-built estimates equal the package's
-and that, with the weights held fixed, the hand-built SE equals the
+and that, with the weights' term, the hand-built SE equals the
 package's SE (largest discrepancies printed).
 
 Usage::
@@ -331,7 +331,7 @@ def replicate(args):
                     lin = sa_linearized(data, _FIXED_W, _KEYS["sa"])
                     pkg = out[name, variant]
                     out["check"] = (np.abs(lin[:, 0] - pkg[:, 0]).max(),
-                                    np.abs(lin[:, 2] / pkg[:, 1] - 1).max())
+                                    np.abs(lin[:, 1] / pkg[:, 1] - 1).max())
                     crit = stats.t.ppf(0.975, df)
                     out["sa_full", variant] = np.column_stack(
                         [lin[:, 0], lin[:, 1], lin[:, 0] - crit * lin[:, 1],
@@ -477,7 +477,7 @@ def main(argv=None) -> int:
     print(format_table(tables["sa_full", "design"]))
     check = np.array([results[r]["check"] for r in results])
     print(f"(hand-built SunAbraham vs the package, largest over replications and estimands: "
-          f"|estimate difference| {check[:, 0].max():.1e}, |SE with the weights fixed / "
+          f"|estimate difference| {check[:, 0].max():.1e}, |SE with the weights' term / "
           f"package SE - 1| {check[:, 1].max():.1e})")
     print(textwrap.fill(
         "MCSE cov = sqrt(p (1 - p) / R); bias/MCSE = mean bias / (MC SD / sqrt(R)); SE/SD = "
