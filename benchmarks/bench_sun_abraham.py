@@ -12,8 +12,11 @@ Implementations, each in its own fresh subprocess (one case, ``cr1``):
 
 * ``new``: the checkout (current interpreter)::
 
-      res = SunAbraham().fit(df, outcome="y", unit="unit", time="period",
-                             first_treat="first_treat")
+      res = SunAbraham(weights_se="fixed").fit(df, outcome="y", unit="unit",
+                                               time="period", first_treat="first_treat")
+
+  (``weights_se="fixed"``: the cohort shares held fixed in the SEs, as the peers do;
+  the default adds the shares' term, a few per-unit sums more.)
       res.att, res.se, res.event_study_effects
 
 * ``old``: diff-diff 3.13.0's ``SunAbraham`` with the same call (never-treated
@@ -186,8 +189,12 @@ def make_call(impl: str, df):
         versions.update(fields)
         estimator = diff_diff.SunAbraham
 
+        # the peers hold the cohort shares fixed in the SEs: so does "new" here (its
+        # default, weights_se="estimated", adds their term; the fit is the same)
+        settings = {"weights_se": "fixed"} if impl == "new" else {}
+
         def call():
-            res = estimator().fit(df, **cols)
+            res = estimator(**settings).fit(df, **cols)
             att, se, es = res.att, res.se, res.event_study_effects
             if isinstance(es, dict):  # 3.13.0: {e: {"effect", "se", ...}}
                 keys = sorted(es)
