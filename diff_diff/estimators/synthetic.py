@@ -220,7 +220,9 @@ class SyntheticDiD(Estimator):
                 if pool.size <= need:
                     raise ValueError(f"SyntheticDiD: the stratified placebo needs more controls "
                                      f"than treated units in every stratum (stratum {h}: "
-                                     f"{pool.size} controls, {need} treated)")
+                                     f"{pool.size} controls, {need} treated); use "
+                                     "variance_method='bootstrap' (Rao-Wu within strata) "
+                                     "or 'jackknife'")
                 groups.append((pool, need, h))
             others = np.flatnonzero(~np.isin(s_control, np.unique(s_treated)))
         stacks, weights, starts = [], [], []

@@ -236,3 +236,14 @@ def test_bootstrap_weights_have_no_effect_and_say_so(several):
         res = dd.SyntheticDiD(variance_method="jackknife", bootstrap_weights="mammen").fit(
             several, **KW)
     assert res.se == dd.SyntheticDiD(variance_method="jackknife").fit(several, **KW).se
+
+
+def test_stratified_placebo_without_enough_controls_points_to_the_other_methods():
+    panel = example_panel()
+    block = panel[panel["first_treat"].isin([0, 4])]
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    with pytest.raises(ValueError, match=r"stratum .*controls, .*treated\); use "
+                                         r"variance_method='bootstrap'"):
+        dd.SyntheticDiD(n_bootstrap=20, seed=0).fit(
+            block, outcome="y", treatment="treated", unit="unit", time="time",
+            post_periods=[4, 5, 6], survey_design=design)
