@@ -259,8 +259,8 @@ class TROP(Estimator):
         treated = problem.W.any(axis=1)
         draws, specs = [], []
         failures = 0
-        # resampled units (as many rows in every draw), global method: fits solved together
-        stacked = problem.method == "global" and design is None
+        # resampled units (as many rows in every draw): the draws' fits solved together
+        stacked = design is None
         while len(draws) < self.n_bootstrap:
             if design is None:
                 rows = np.concatenate([rng.choice(np.flatnonzero(g), size=int(g.sum()))
@@ -277,7 +277,7 @@ class TROP(Estimator):
                 rows, weights = np.flatnonzero(keep), w * mult
             try:
                 if stacked:  # checked now (the same draws fail), fitted below as a stack
-                    problem.global_draw(rows, lambdas, weights)
+                    problem.draw(rows, lambdas, weights)
                     specs.append((rows, weights))
                 else:
                     draws.append(problem.subset(rows, lambdas, weights))
@@ -287,7 +287,7 @@ class TROP(Estimator):
                     raise ValueError("TROP: most bootstrap draws cannot be fitted (a resample "
                                      "leaves a period with no untreated unit)") from None
             if stacked and len(specs) == self.n_bootstrap:
-                draws = list(problem.global_draws(specs, lambdas))
+                draws = list(problem.draws(specs, lambdas))
         if failures:
             warn_user(f"TROP: {failures} bootstrap draw(s) could not be fitted and were "
                       "redrawn")
@@ -432,31 +432,66 @@ class TROPProblem:
         r, c, tau, _ = self.effects(Y, W, wr, lambdas)
         return float(wr[r] @ tau / wr[r].sum())
 
-    def global_draw(self, rows, lambdas, w):
-        """``(Y, W, w, V)`` of the global fit on the units ``rows`` (repeats allowed) with
-        unit weights ``w``; ValueError where :meth:`subset` could not fit it."""
+    def draw(self, rows, lambdas, w, check=True):
+        """``(Y, W, w, V)`` of the fit on the units ``rows`` (repeats allowed) with unit
+        weights ``w``: ``V`` the weight matrix (global) or the stack of the treated cells'
+        (local, cells in ``np.nonzero`` order); ValueError where :meth:`subset` could not
+        fit it. ``check=False``: no checks and no ``V`` (None)."""
         Y, W, wr = self.Y[rows], self.W[rows], np.asarray(w, float)[rows]
-        if not W.any() or W.any(axis=1).all():
+        if check and (not W.any() or W.any(axis=1).all()):
             raise ValueError("the units left have no treated cell or no never-treated unit")
         wr = wr / wr.mean()
-        V = self.global_weights(Y, W, wr, lambdas[0], lambdas[1])
-        if (V.sum(axis=1) <= 0).any() or (V.sum(axis=0) <= 0).any():
+        if not check:
+            return Y, W, wr, None
+        lam_time, lam_unit = lambdas[:2]
+        if self.method == "global":
+            V = self.global_weights(Y, W, wr, lam_time, lam_unit)[None]
+        else:
+            V = np.stack([self.local_weights(Y, W, wr, i, t, lam_time, lam_unit)
+                          for i, t in zip(*np.nonzero(W))])
+        if (V.sum(axis=2) <= 0).any() or (V.sum(axis=1) <= 0).any():
             raise ValueError("a unit or period has no untreated observation with positive "
                              "weight")
-        return Y, W, wr, V
+        return Y, W, wr, V[0] if self.method == "global" else V
 
-    def global_draws(self, specs, lambdas):
-        """:meth:`subset` of the global method for each ``(rows, w)`` of ``specs``, the fits
-        solved as stacks (:func:`fit_lowrank_batch`)."""
+    def draws(self, specs, lambdas):
+        """:meth:`subset` for each ``(rows, w)`` of ``specs`` (every ``rows`` of one
+        length), the draws' fits solved as stacks (:func:`fit_lowrank_batch`): the
+        global fits together; the local ones cell by cell (the k-th treated cell of
+        every draw together, each started from its draw's previous cell, as in
+        :meth:`effects`)."""
+        lam_time, lam_unit, lam_nn = lambdas
         out = np.empty(len(specs))
         chunk = max(1, BATCH_ELEMENTS // self.Y.size)
         for lo in range(0, len(specs), chunk):
-            parts = [self.global_draw(rows, lambdas, w) for rows, w in specs[lo:lo + chunk]]
-            Y, W, wr, V = (np.stack(x) for x in zip(*parts))
-            a, b, L, _, converged = fit_lowrank_batch(Y, V, lambdas[2], self.tol,
-                                                      self.max_iter)
-            self.unconverged += int((~converged).sum())
-            tau = (Y - a[:, :, None] - b[:, None, :] - L) * W
+            parts = [self.draw(rows, lambdas, w, check=False) for rows, w in specs[lo:lo + chunk]]
+            Y, W, wr, _ = (np.stack(x) for x in zip(*((p[0], p[1], p[2], 0) for p in parts)))
+            if self.method == "global":
+                V = np.stack([self.global_weights(Y[d], W[d], wr[d], lam_time, lam_unit)
+                              for d in range(len(parts))])
+                a, b, L, _, converged = fit_lowrank_batch(Y, V, lam_nn, self.tol,
+                                                          self.max_iter)
+                self.unconverged += int((~converged).sum())
+                tau = (Y - a[:, :, None] - b[:, None, :] - L) * W
+            else:
+                tau = np.zeros(Y.shape)
+                cells = [np.nonzero(W[d]) for d in range(len(parts))]
+                start = None
+                for k in range(max(c[0].size for c in cells)):
+                    idx = [d for d in range(len(parts)) if cells[d][0].size > k]
+                    i = np.array([cells[d][0][k] for d in idx])
+                    t = np.array([cells[d][1][k] for d in idx])
+                    V = np.stack([self.local_weights(Y[d], W[d], wr[d], i[m], t[m], lam_time,
+                                                     lam_unit) for m, d in enumerate(idx)])
+                    L0 = None if start is None else start[idx]
+                    a, b, L, _, converged = fit_lowrank_batch(Y[idx], V, lam_nn, self.tol,
+                                                              self.max_iter, L0)
+                    self.unconverged += int((~converged).sum())
+                    m = np.arange(len(idx))
+                    tau[idx, i, t] = Y[idx, i, t] - a[m, i] - b[m, t] - L[m, i, t]
+                    if not math.isinf(lam_nn):
+                        start = np.zeros(Y.shape) if start is None else start
+                        start[idx] = L
             weight = wr[:, :, None] * W
             out[lo:lo + len(parts)] = (weight * tau).sum(axis=(1, 2)) / weight.sum(axis=(1, 2))
         return out

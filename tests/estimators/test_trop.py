@@ -97,19 +97,23 @@ def test_stacked_fits_equal_one_at_a_time(matrices, lam):
         fit_lowrank_batch(Y, V, lam)
 
 
-def test_stacked_bootstrap_fits_equal_one_at_a_time(matrices):
-    """The global bootstrap's draws fitted as a stack are the one-at-a-time refits."""
+@pytest.mark.parametrize("method", ["global", "local"])
+def test_stacked_bootstrap_fits_equal_one_at_a_time(matrices, method):
+    """The bootstrap's draws fitted as stacks are the one-at-a-time refits (local: cell
+    by cell, each draw's fits chained as in a single fit, draws with different numbers
+    of treated cells)."""
     from diff_diff.estimators.trop import TROPProblem
 
     Y, W = matrices
     W = W.copy()
     W[:3, -4:] = 1.0  # three more treated units
-    problem = TROPProblem(Y, W, "global", 1e-10, 10000)
+    problem = TROPProblem(Y, W, method, 1e-10, 10000)
     rng = np.random.default_rng(5)
-    specs = [(rng.choice(Y.shape[0], Y.shape[0]), np.ones(Y.shape[0])) for _ in range(4)]
+    specs = [(np.sort(rng.choice(39, 39)), rng.uniform(0.5, 1.5, 39)) for _ in range(4)]
     specs = [s for s in specs if W[s[0]].any() and not W[s[0]].any(axis=1).all()]
-    lambdas = (0.5, 0.1, 1.0)
-    stacked = problem.global_draws(specs, lambdas)
+    assert len({int(W[rows].sum()) for rows, _ in specs}) > 1
+    lambdas = (0.5, 0.1, 10.0)
+    stacked = problem.draws(specs, lambdas)
     single = [problem.subset(rows, lambdas, w) for rows, w in specs]
     assert len(specs) >= 3 and np.abs(stacked - single).max() < 1e-8
 
