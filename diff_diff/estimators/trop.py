@@ -465,7 +465,7 @@ class TROPProblem:
         chunk = max(1, BATCH_ELEMENTS // self.Y.size)
         for lo in range(0, len(specs), chunk):
             parts = [self.draw(rows, lambdas, w, check=False) for rows, w in specs[lo:lo + chunk]]
-            Y, W, wr, _ = (np.stack(x) for x in zip(*((p[0], p[1], p[2], 0) for p in parts)))
+            Y, W, wr = (np.stack(x) for x in zip(*(p[:3] for p in parts)))
             if self.method == "global":
                 V = np.stack([self.global_weights(Y[d], W[d], wr[d], lam_time, lam_unit)
                               for d in range(len(parts))])
