@@ -42,6 +42,29 @@ class TROPResults(ResultsBase):
     @classmethod
     def build(cls, estimator, fit, lambdas, score, searched, se, df, draws, units, periods,
               W, metadata, unconverged):
+        """From the tuned fit and its resampled or replicate estimates.
+
+        Used by ``TROP.fit``.
+
+        Parameters
+        ----------
+        estimator, fit
+            The estimator and the fit at the chosen tuning values (cells and effects).
+        lambdas, score, searched
+            The chosen ``(lambda_time, lambda_unit, lambda_nn)``, their leave-one-out
+            score and whether a grid was searched.
+        se, df, draws
+            Standard error, degrees of freedom (survey designs) and the bootstrap or
+            replicate estimates (None when the SE is undefined).
+        units, periods, W
+            Unit and period labels of the panel and its treatment matrix.
+        metadata, unconverged
+            Design summary, and the number of solver runs that hit ``max_iter``.
+
+        Returns
+        -------
+        TROPResults
+        """
         self = cls.__new__(cls)
         self.estimator_params = estimator.get_params()
         self.alpha, self.method = estimator.alpha, estimator.method
@@ -77,6 +100,7 @@ class TROPResults(ResultsBase):
 
     @property
     def treatment_effects(self) -> pd.DataFrame:
+        """Every treated cell's effect: columns ``unit``, ``period``, ``effect`` (a copy)."""
         return self._effects.copy()
 
     def get_treatment_effects_df(self) -> pd.DataFrame:

@@ -18,20 +18,6 @@ import pytest
 import diff_diff
 from diff_diff.results.base import ResultsBase
 
-# Names defined in files other engineers were editing when this test landed (issue 16):
-# their docstrings are to be written there. An entry only xfails while its docstring is
-# missing (it passes once written); remove it then.
-_OWNED = "docstring pending in {} (being edited elsewhere, issue 16)"
-_PENDING_BY_FILE = {
-    "diff_diff/results/trop.py": ("diff_diff.results.trop", [
-        "TROPResults.build",
-        "TROPResults.treatment_effects",
-    ]),
-}
-PENDING: dict[str, str] = {f"{mod}.{name}": _OWNED.format(path)
-                           for path, (mod, names) in _PENDING_BY_FILE.items()
-                           for name in names}
-
 _EXTRA_RESULT_MODULES = ("diff_diff.diagnostics", "diff_diff.results")
 _EXTRA_CLASSES = (
     "diff_diff.survey.resolved:ResolvedDesign",
@@ -152,8 +138,6 @@ def _problem(obj, needs_parameters: bool) -> str | None:
 def test_public_callable_is_documented(qualname):
     obj, needs_parameters = CASES[qualname]
     problem = _problem(obj, needs_parameters)
-    if problem and qualname in PENDING:
-        pytest.xfail(PENDING[qualname])
     assert problem is None, f"{qualname}: {problem}"
 
 
