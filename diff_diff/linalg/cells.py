@@ -22,10 +22,11 @@ from functools import cached_property
 
 import numpy as np
 
-from .wls import _rank_check, absorbed_parameters, independent_columns, two_way_grid
+from .wls import (FitMethods, _rank_check, absorbed_parameters, independent_columns,
+                  two_way_grid)
 
 
-class CellGridFit:
+class CellGridFit(FitMethods):
     """A :class:`~diff_diff.linalg.wls.WLSFit` whose design is held by cells.
 
     Every attribute and method of ``WLSFit`` is available; ``x`` (the demeaned design,
@@ -45,24 +46,10 @@ class CellGridFit:
         self._row_pattern, self._row_time = row_pattern, row_time
         self._unit_codes, self._unit_pattern = unit_codes, unit_pattern
 
-    @property
-    def rank(self) -> int:
-        return int(self.kept.sum())
-
-    @property
-    def df_resid(self) -> float:
-        return float(self.n_obs - self.rank - self.df_absorbed)
-
     @cached_property
     def x(self) -> np.ndarray:
         """The demeaned design of the kept columns, row by row (``n x k_kept``)."""
         return np.asfortranarray(self._cell_x[self._row_pattern, self._row_time])
-
-    def scores(self) -> np.ndarray:
-        return self.x * (self.weights * self.resid)[:, None]
-
-    def influence(self) -> np.ndarray:
-        return self.scores() @ self.bread_inv
 
     def cluster_influence(self, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
         """Influence values summed within clusters; by units (or clusters that are the

@@ -33,8 +33,30 @@ class RankDeficientError(ValueError):
     """Collinear regressors with ``rank_deficient_action="error"``."""
 
 
+class FitMethods:
+    """What every fit derives from its coefficients, design, residuals and weights
+    (shared by :class:`WLSFit` and the cell-solved fits of :mod:`.cells`)."""
+
+    @property
+    def rank(self) -> int:
+        return int(self.kept.sum())
+
+    @property
+    def df_resid(self) -> float:
+        """Residual degrees of freedom ``n - k - absorbed``."""
+        return float(self.n_obs - self.rank - self.df_absorbed)
+
+    def scores(self) -> np.ndarray:
+        """``w_i x_i e_i`` (n x k_kept): the estimating-equation contributions."""
+        return self.x * (self.weights * self.resid)[:, None]
+
+    def influence(self) -> np.ndarray:
+        """Influence values of the kept coefficients on the sum scale."""
+        return self.scores() @ self.bread_inv
+
+
 @dataclass(frozen=True, eq=False)
-class WLSFit:
+class WLSFit(FitMethods):
     """A weighted least-squares fit.
 
     Attributes
@@ -71,23 +93,6 @@ class WLSFit:
     df_absorbed: int
     r_squared: float
     frequency: bool = False
-
-    @property
-    def rank(self) -> int:
-        return int(self.kept.sum())
-
-    @property
-    def df_resid(self) -> float:
-        """Residual degrees of freedom ``n - k - absorbed``."""
-        return float(self.n_obs - self.rank - self.df_absorbed)
-
-    def scores(self) -> np.ndarray:
-        """``w_i x_i e_i`` (n x k_kept): the estimating-equation contributions."""
-        return self.x * (self.weights * self.resid)[:, None]
-
-    def influence(self) -> np.ndarray:
-        """Influence values of the kept coefficients on the sum scale."""
-        return self.scores() @ self.bread_inv
 
     def cluster_influence(self, cluster: np.ndarray, n_clusters: int,
                           chunk: int = 1 << 17) -> np.ndarray:
