@@ -8,12 +8,22 @@ entry of docs/api/estimators.md, ``../page/`` another estimator page.
 
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
-from markdown.extensions.toc import slugify
 
 import diff_diff as dd
+
+
+def slugify(text: str, separator: str) -> str:
+    """The heading anchor MkDocs' table-of-contents extension makes (its default slug:
+    ASCII-folded, punctuation dropped, lower case, runs of spaces and hyphens joined by
+    ``separator``), so this test needs no docs dependency."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^\w\s-]", "", text).strip().lower()
+    return re.sub(r"[-\s]+", separator, text)
+
 
 DOCS = Path(__file__).parents[2] / "docs"
 PAGES = sorted((DOCS / "estimators").glob("*.ipynb"))
