@@ -197,12 +197,23 @@ def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd
     warn_if_unidentified(design, "survey_" + kind)
     stats = domain_statistics(kind, design, y, domain, n_domains)
     est, var, df, n_pos = stats.estimate, stats.variance, stats.df, stats.n
+    cells, var_index, out = _estimate_table(keys, by_cols, variables, est, var, df, n_pos,
+                                           stats.sum_w, alpha)
+    if deff:
+        out["deff"] = domain_deff(kind, design, np.where(complete[:, None], y, 0.0), domain,
+                                  n_domains, var)[cells, var_index]
+    return pd.DataFrame(out)
+
+
+def _estimate_table(keys, by_cols, variables, est, var, df, n_pos, sum_w, alpha):
+    """``(cells, var_index, columns)`` of the result table: one row per domain with positive
+    weight and variable, with the estimate, its SE, df, t interval and count."""
     se = standard_error(var)
-    keep = np.flatnonzero(stats.sum_w > 0)
+    keep = np.flatnonzero(sum_w > 0)
     k = len(variables)
     cells = np.repeat(keep, k)
     var_index = np.tile(np.arange(k), keep.size)
-    t, p, lo, hi = t_inference(est[cells, var_index], se[cells, var_index], df[cells], alpha)
+    _, _, lo, hi = t_inference(est[cells, var_index], se[cells, var_index], df[cells], alpha)
     out = {} if keys is None else {c: keys[c].to_numpy()[cells] for c in by_cols}
     out.update(
         variable=np.asarray(variables, dtype=object)[var_index],
@@ -213,7 +224,4 @@ def _describe(kind, data, variable, survey_design, by, deff, na_rm, alpha) -> pd
         conf_high=hi,
         n=n_pos[cells].astype(np.int64),
     )
-    if deff:
-        out["deff"] = domain_deff(kind, design, np.where(complete[:, None], y, 0.0), domain, n_domains,
-                            var)[cells, var_index]
-    return pd.DataFrame(out)
+    return cells, var_index, out

@@ -24,13 +24,14 @@ import numpy as np
 import pandas as pd
 
 from .._grouping import group_codes
-from ..inference.intervals import standard_error, t_inference
+from ..inference.intervals import standard_error
 from ..inference.replicate import replicate_vcov_from_estimates
 from ..inference.tsl import domain_tsl_variance, lonely_inflation, stratum_weights
 from ..survey.columns import as_column_list
 from ..survey.design import LONELY_PSU_RULES, SurveyDesign
 from ..survey.resolved import _fpc_factor, _replicate_scaling, REPLICATE_RANK_TOLERANCE
 from .._warnings import warn_user
+from .descriptive import _estimate_table
 
 ROW_LEVEL_ONLY = (
     "a calibrated design (its variance needs each row's calibration residual); "
@@ -613,22 +614,8 @@ def finish_describe(kind, stats, design, deff, na_rm, alpha) -> pd.DataFrame:
     est = np.column_stack([x[0] for x in cols])
     var = np.column_stack([x[1] for x in cols])
     df, n_pos, sum_w = cols[0][2], cols[0][3], cols[0][4]
-    se = standard_error(var)
-    keep = np.flatnonzero(sum_w > 0)
-    cells = np.repeat(keep, k)
-    var_index = np.tile(np.arange(k), keep.size)
-    t, p, lo, hi = t_inference(est[cells, var_index], se[cells, var_index], df[cells], alpha)
-    by_cols = list(stats.by)
-    out = {} if fin.keys is None else {c: fin.keys[c].to_numpy()[cells] for c in by_cols}
-    out.update(
-        variable=np.asarray(variables, dtype=object)[var_index],
-        estimate=est[cells, var_index],
-        se=se[cells, var_index],
-        df=df[cells],
-        conf_low=lo,
-        conf_high=hi,
-        n=n_pos[cells].astype(np.int64),
-    )
+    cells, var_index, out = _estimate_table(fin.keys, list(stats.by), variables, est, var, df,
+                                           n_pos, sum_w, alpha)
     if deff:
         d = np.column_stack([_deff(kind, fin, j, var[:, j]) for j in range(k)])
         out["deff"] = d[cells, var_index]
