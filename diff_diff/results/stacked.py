@@ -93,17 +93,22 @@ class StackedDiDResults(EventStudyResultsBase):
                                     "conf_high": float(hi)}, wild)
         self.df = df
         self.wild_bootstrap = wild
-        frame = stacked.reset_index(drop=True).copy()
-        frame["_sub_exp"] = np.array(stack["groups"], dtype=float)[stack["sub"]]
-        frame["_treat"] = stack["treat"].astype(int)
-        frame["_event_time"] = stack["event"]
-        frame["_q_weight"] = stack["q"]
-        self._stacked = frame
+        # the stacked frame is assembled when first asked for (it is as large as the stack)
+        self._stacked = None
+        self._stack_parts = (stacked, np.array(stack["groups"], dtype=float)[stack["sub"]],
+                             stack["treat"].astype(int), stack["event"], stack["q"])
         return self
 
     @property
     def stacked_data(self) -> pd.DataFrame:
         """The stacked rows with ``_sub_exp``, ``_treat``, ``_event_time``, ``_q_weight``."""
+        if self._stacked is None:
+            stacked, sub_exp, treat, event, q = self._stack_parts
+            extra = pd.DataFrame({"_sub_exp": sub_exp, "_treat": treat, "_event_time": event,
+                                  "_q_weight": q})
+            base = stacked.drop(columns=[c for c in extra.columns if c in stacked.columns])
+            self._stacked = pd.concat([base.reset_index(drop=True), extra], axis=1)
+            self._stack_parts = None
         return self._stacked.copy()
 
     def _event_table(self) -> pd.DataFrame:
