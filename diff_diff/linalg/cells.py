@@ -26,6 +26,9 @@ from .wls import (FitMethods, _rank_check, absorbed_parameters, independent_colu
                   two_way_grid)
 
 
+PAIR_TABLE_SLACK = 1 << 20  # cluster x pattern x period tables up to 4n + this are summed
+
+
 class CellGridFit(FitMethods):
     """A :class:`~diff_diff.linalg.wls.WLSFit` whose design is held by cells.
 
@@ -58,7 +61,14 @@ class CellGridFit(FitMethods):
         if n_clusters != self._unit_pattern.size or not np.array_equal(cluster,
                                                                        self._unit_codes):
             u = self.weights * self.resid
-            totals = np.zeros((n_clusters, self._cell_x.shape[2]))
+            n_p, n_t, k = self._cell_x.shape
+            if n_clusters * n_p * n_t <= 4 * u.size + PAIR_TABLE_SLACK:
+                # each cluster's residual sums per (pattern, period), times the design
+                key = (cluster * np.int64(n_p) + self._row_pattern) * n_t + self._row_time
+                sums = np.bincount(key, weights=u, minlength=n_clusters * n_p * n_t)
+                return (sums.reshape(n_clusters, n_p * n_t)
+                        @ self._cell_x.reshape(n_p * n_t, k)) @ self.bread_inv
+            totals = np.zeros((n_clusters, k))
             for start in range(0, u.size, 1 << 16):
                 rows = slice(start, start + (1 << 16))
                 part = self._cell_x[self._row_pattern[rows], self._row_time[rows]]
