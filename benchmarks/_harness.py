@@ -553,9 +553,11 @@ def case_jobs(cases, impls, interpreter_of: dict, pythons: dict, args, *,
     return jobs, skipped
 
 
-def print_ratios(rows: dict, cases, labels: dict) -> None:
+def print_ratios(rows: dict, cases, labels: dict, bounds: dict | None = None) -> None:
     """Median (and min) time of each other implementation over ``new``, per case;
-    ``labels``: implementation -> column title."""
+    ``labels``: implementation -> column title; ``bounds``: ``(case, implementation)`` ->
+    the budget in seconds of a child stopped at it (its ratio printed as a lower bound)."""
+    bounds = bounds or {}
     header = ["case"] + [f"{label} / new" for label in labels.values()]
     body = []
     for case in cases:
@@ -565,8 +567,13 @@ def print_ratios(rows: dict, cases, labels: dict) -> None:
         cells = [case]
         for impl in labels:
             r = rows.get((case, impl))
-            cells.append("-" if r is None else f"{r['median_s'] / new['median_s']:.1f}x "
-                         f"(min {r['min_s'] / new['min_s']:.1f}x)")
+            if r is not None:
+                cells.append(f"{r['median_s'] / new['median_s']:.1f}x "
+                             f"(min {r['min_s'] / new['min_s']:.1f}x)")
+            elif (case, impl) in bounds:
+                cells.append(f"> {bounds[case, impl] / new['median_s']:.0f}x")
+            else:
+                cells.append("-")
         body.append(cells)
     if not body:
         return

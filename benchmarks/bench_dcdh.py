@@ -249,32 +249,6 @@ def print_table(rows: dict, missing: dict) -> None:
         harness.print_table(header, body, ["<", "<"] + [">"] * 7)
 
 
-def print_budget_ratios(rows: dict, missing: dict, impls) -> None:
-    """Median time of each other implementation over ``new``'s; "> x" where stopped."""
-    others = [m for m in IMPLS if m != "new" and m in impls]
-    header = ["case"] + [f"{m} / new" for m in others]
-    body = []
-    for case in CASES:
-        new = rows.get((case, "new"))
-        if new is None:
-            continue
-        cells = [case]
-        for m in others:
-            r, reason = rows.get((case, m)), missing.get((case, m), "")
-            if r is not None:
-                cells.append(f"{r['median_s'] / new['median_s']:.1f}x "
-                             f"(min {r['min_s'] / new['min_s']:.1f}x)")
-            elif reason.startswith(">"):
-                budget = float(reason.split()[1])
-                cells.append(f"> {budget / new['median_s']:.0f}x")
-            else:
-                cells.append("-")
-        body.append(cells)
-    if body:
-        print("ratio of median times, this run (min/min in parentheses):")
-        harness.print_table(header, body, [">"] * len(header), indent="  ", rule=False)
-
-
 def print_agreement(rows: dict) -> list:
     notes = []
     print("agreement with new (effects 1..5 and placebos -1..-5, common horizons):")
@@ -329,7 +303,10 @@ def run_parent(args) -> int:
     print()
     print_table(rows, missing)
     print()
-    print_budget_ratios(rows, missing, impls)
+    stopped = {key: float(reason.split()[1]) for key, reason in missing.items()
+               if reason.startswith(">")}  # "> <budget> s": stopped at its budget
+    harness.print_ratios(rows, CASES, {m: m for m in IMPLS if m != "new" and m in impls},
+                         bounds=stopped)
     print()
     notes = print_agreement(rows) + notes
     child = harness.child_notes(list(rows.values()), load_end, "--slow-budget",
