@@ -17,6 +17,8 @@ from .registry import register
 
 CONTROL_GROUPS = ("never_treated", "not_yet_treated", "lowest_dose")
 GRID_POINTS = 50
+# 3.13 keywords of the covariate path: accepted, validated, and without effect here
+_COVARIATE_DEFAULTS = {"pscore_trim": 0.01, "epv_threshold": 10.0, "pscore_fallback": "error"}
 
 
 def _positive_number(value) -> bool:
@@ -96,8 +98,8 @@ class ContinuousDiD(Estimator):
         here (``"ipw"`` is refused as in 3.13).
     pscore_trim, epv_threshold, pscore_fallback
         3.13 keywords for the covariate path; validated (``pscore_trim`` in (0, 0.5),
-        ``epv_threshold`` > 0, ``pscore_fallback`` "error" or "unconditional") and
-        otherwise unused, as in 3.13 fits without covariates.
+        ``epv_threshold`` > 0, ``pscore_fallback`` "error" or "unconditional");
+        values other than the defaults warn that they have no effect.
     treatment_type : {"continuous", "discrete"}
         ``"discrete"``: a saturated model, one dummy per treated dose value, so
         ``ATT(d)`` is the mean change of the cohort's units at dose ``d`` minus the
@@ -168,6 +170,11 @@ class ContinuousDiD(Estimator):
                 raise NotImplementedError(
                     "ContinuousDiD does not support covariates (nor does R contdid); pass "
                     "covariates=None")
+        self._validate()  # an invalid value is an error before it is a no-op
+        changed = [k for k, v in _COVARIATE_DEFAULTS.items() if getattr(self, k) != v]
+        if changed:
+            warn_user(f"ContinuousDiD: {', '.join(changed)} tune(s) 3.13's covariate path "
+                      "and has no effect here (no covariates)")
         return self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
                                                    first_treat=first_treat, dose=dose))
 

@@ -284,9 +284,11 @@ def test_new_options_with_replicate_weights(panel):
 
 def test_3x_keywords_and_their_errors(panel):
     plain = dd.ContinuousDiD(degree=1).fit(panel, **KW)
-    same = dd.ContinuousDiD(degree=1, estimation_method="reg", pscore_trim=0.05,
-                            epv_threshold=5, pscore_fallback="unconditional",
-                            rank_deficient_action="silent").fit(panel, covariates=[], **KW)
+    with pytest.warns(UserWarning, match="pscore_trim, epv_threshold, pscore_fallback "
+                                         r"tune\(s\) 3.13's covariate path and has no effect"):
+        same = dd.ContinuousDiD(degree=1, estimation_method="reg", pscore_trim=0.05,
+                                epv_threshold=5, pscore_fallback="unconditional",
+                                rank_deficient_action="silent").fit(panel, covariates=[], **KW)
     assert (same.att, same.se, same.acrt) == (plain.att, plain.se, plain.acrt)
     with pytest.raises(ValueError, match="estimation_method must be one of"):
         dd.ContinuousDiD(estimation_method="ipw").fit(panel, **KW)
