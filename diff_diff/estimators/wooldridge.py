@@ -52,8 +52,13 @@ class WooldridgeDiD(_Regression):
         over the cell's observations of ``G(x'b) - G(x'b - tau_gt)`` (average
         structural functions with and without the cell's effect) and its standard
         error the delta method on the QMLE sandwich (clustered by unit, or ``cluster=``,
-        or the survey design's; replicate designs refit). No covariates for these yet
-        (their fit runs on cohort x period sums; a row-varying covariate breaks that).
+        or the survey design's; replicate designs refit). Covariates enter the index with
+        the linear model's terms (levels, cohort and period interactions - all of them:
+        there are no unit effects to absorb any - and the cells' interactions); ATT(g, t)
+        is then the weighted mean over the cell's rows of ``G(x_i'b) - G(x0_i'b)``
+        (``x0_i``: without any treatment term), as ``etwfe``'s ``emfx``, and its delta
+        method holds the covariates at their values (as ``emfx``; replicate refits
+        re-average them).
     control_group : {"not_yet_treated", "never_treated"}
     anticipation : int
     vcov_type : {"hc1", "classical", "hc2", "hc3", "cr1", "hc2_bm"}
@@ -135,7 +140,7 @@ class WooldridgeDiD(_Regression):
                              "cohort but its reference has its own cell, so a cohort's trend "
                              "is not identified; use control_group='not_yet_treated'")
         if self.method != "ols":
-            return self._fit_nonlinear(data, outcome, unit, time, first_treat, list(spec),
+            return self._fit_nonlinear(data, outcome, unit, time, first_treat, spec,
                                        survey_design)
         if self.n_bootstrap and self.inference != "wild_bootstrap":
             warn_user("WooldridgeDiD: n_bootstrap is used by inference='wild_bootstrap' only; "
@@ -276,15 +281,9 @@ class WooldridgeDiD(_Regression):
                         expected_collinear=tuple(controls))
         return fit, x, absorb, weights, frequency, design, meta
 
-    def _fit_nonlinear(self, data, outcome, unit, time, first_treat, covariates, survey_design):
+    def _fit_nonlinear(self, data, outcome, unit, time, first_treat, spec, survey_design):
         from .wooldridge_nonlinear import NonlinearETWFE
 
-        if covariates:
-            raise ValueError(
-                f"WooldridgeDiD(method={self.method!r}): covariates are not available for the "
-                "nonlinear models yet: their QMLE is solved on cohort x period sums, which a "
-                "row-varying covariate breaks (etwfe fits them with a row-level design; "
-                f"not implemented here); method='ols' takes covariates {covariates}")
         if self.inference == "wild_bootstrap":
             raise ValueError(f"WooldridgeDiD(method={self.method!r}): the wild bootstrap is for "
                              "the linear model; the nonlinear standard errors are the delta "
@@ -295,7 +294,8 @@ class WooldridgeDiD(_Regression):
         if self.n_bootstrap:
             warn_user("WooldridgeDiD: n_bootstrap is not used by the nonlinear models; the "
                       "standard errors are the delta method")
-        return NonlinearETWFE(self).fit(data, outcome, unit, time, first_treat, survey_design)
+        return NonlinearETWFE(self, spec).fit(data, outcome, unit, time, first_treat,
+                                              survey_design)
 
     # ------------------------------------------------------------------ sample and cells
     def _sample(self, data, unit, time, first_treat):

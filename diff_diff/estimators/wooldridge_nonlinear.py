@@ -115,12 +115,147 @@ class NonlinearProblem:
         return self.estimate(unit_weights)[0]
 
 
+def _quasi_loglik(y, eta, w, method):
+    if method == "logit":
+        return float(np.sum(w * (y * eta - np.logaddexp(0.0, eta))))
+    return float(np.sum(w * (y * eta - np.exp(np.clip(eta, -700, 700)))))
+
+
+class CovariateProblem(NonlinearProblem):
+    """The pooled QMLE with covariates. Every design column is a function of the row's
+    cohort x period pattern times 1 or one covariate, so a row's design is
+    ``sum_j z_ij blocks[j][pattern_i]`` (``z[:, 0] = 1``, ``z[:, j]`` the j-th covariate):
+    the likelihood's score and Hessian are sums over patterns of the rows' weighted
+    moments of ``z``; no row-level design matrix is formed. ``treat`` marks the treatment
+    columns (the cells and their covariate interactions), which the counterfactual index
+    switches off."""
+
+    def __init__(self, blocks, z, treat, pattern, y, cell_pattern, unit_of_row, n_units,
+                 method, name):
+        self.blocks, self.z = blocks, z
+        self.blocks0 = blocks.copy()
+        self.blocks0[:, :, treat] = 0.0
+        self.treat = treat
+        self.pattern, self.y = pattern, y
+        self.cell_pattern = cell_pattern
+        self.n_cells = cell_pattern.size
+        self.unit_of_row, self.n_units = unit_of_row, n_units
+        self.method, self.name = method, name
+        self.n_pat, self.k = blocks.shape[1], blocks.shape[2]
+
+    def _index(self, blocks, beta):
+        """The rows' index ``sum_j z_ij (blocks[j] @ beta)[pattern_i]``."""
+        by_pattern = blocks @ beta  # (m + 1, P)
+        return np.einsum("ij,ij->i", self.z, by_pattern.T[self.pattern])
+
+    def _moments(self, values):
+        """``sum_j blocks[j].T @ (pattern sums of values * z_j)``."""
+        out = np.zeros(self.k)
+        for j in range(self.z.shape[1]):
+            out += self.blocks[j].T @ np.bincount(self.pattern, weights=values * self.z[:, j],
+                                                  minlength=self.n_pat)
+        return out
+
+    def _hessian(self, wd):
+        m1 = self.z.shape[1]
+        hessian = np.zeros((self.k, self.k))
+        for j in range(m1):
+            for h in range(j, m1):
+                s = np.bincount(self.pattern, weights=wd * self.z[:, j] * self.z[:, h],
+                                minlength=self.n_pat)
+                part = self.blocks[j].T @ (s[:, None] * self.blocks[h])
+                hessian += part if h == j else part + part.T
+        return hessian
+
+    def check_rank(self):
+        """``ValueError`` unless the design has full column rank (unit weights)."""
+        hessian = self._hessian(np.ones(self.y.size))
+        scale = np.sqrt(np.clip(np.diag(hessian), 1e-300, None))
+        eig = np.linalg.eigvalsh(hessian / np.outer(scale, scale))
+        if np.diag(hessian).min() <= 0 or eig.min() < 1e-10 * eig.max():
+            raise ValueError(f"{self.name}: the design with covariates is not of full rank "
+                             "(a covariate constant, or collinear with the cohort and period "
+                             "terms?)")
+
+    def _beta(self, w_row):
+        method, y = self.method, self.y
+        mean_y = np.sum(w_row * y) / np.sum(w_row)
+        if mean_y <= 0 or (method == "logit" and mean_y >= 1):
+            raise ValueError(f"{self.name}: the outcome does not vary (mean {mean_y:g}); the "
+                             f"{method} model has no finite fit")
+        beta = np.zeros(self.k)
+        beta[0] = np.log(mean_y / (1 - mean_y)) if method == "logit" else np.log(mean_y)
+        eta = self._index(self.blocks, beta)
+        value = _quasi_loglik(y, eta, w_row, method)
+        for _ in range(200):
+            mu = _mean(eta, method)
+            score = self._moments(w_row * (y - mu))
+            hessian = self._hessian(w_row * _derivative(eta, method))
+            try:
+                step = np.linalg.solve(hessian, score)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"{self.name}: the {method} fit is not identified") from None
+            size = 1.0
+            for _ in range(60):  # step halving: the quasi-likelihood must not fall
+                trial = beta + size * step
+                eta_new = self._index(self.blocks, trial)
+                new = _quasi_loglik(y, eta_new, w_row, method)
+                if new >= value - 1e-12 * abs(value):
+                    break
+                size /= 2
+            beta, eta, value = trial, eta_new, new
+            if np.max(np.abs(size * step)) < 1e-11 * max(1.0, np.max(np.abs(beta))):
+                break
+        else:  # pragma: no cover - concave; reached only under separation
+            raise ValueError(f"{self.name}: the {method} fit did not converge (perfect "
+                             "prediction?)")
+        return beta, self._hessian(w_row * _derivative(eta, method)), eta
+
+    def _att(self, beta, w_row):
+        """ATT(g, t): the weighted mean over the cell's rows of ``G(eta) - G(eta0)``
+        (``eta0`` without the treatment terms), and its gradient in beta, the mean of
+        ``G'(eta) x - G'(eta0) x0`` (etwfe's ``emfx``: the covariates held at their
+        values)."""
+        eta = self._index(self.blocks, beta)
+        eta0 = self._index(self.blocks0, beta)
+        s = _mean(eta, self.method) - _mean(eta0, self.method)
+        d1, d0 = _derivative(eta, self.method), _derivative(eta0, self.method)
+        p = self.pattern
+        mass = np.bincount(p, weights=w_row, minlength=self.n_pat)
+        cells = self.cell_pattern
+        att = np.bincount(p, weights=w_row * s, minlength=self.n_pat)[cells] / mass[cells]
+        grad = np.zeros((self.n_cells, self.k))
+        for j in range(self.z.shape[1]):
+            a = np.bincount(p, weights=w_row * d1 * self.z[:, j], minlength=self.n_pat)
+            b = np.bincount(p, weights=w_row * d0 * self.z[:, j], minlength=self.n_pat)
+            grad += (a[cells, None] * self.blocks[j][cells]
+                     - b[cells, None] * self.blocks0[j][cells])
+        return att, grad / mass[cells, None]
+
+    def estimate(self, unit_weights):
+        """Cell ATTs and their unit influence values (sum scale) under unit weights."""
+        from .._lazy import sparse
+
+        w_row = unit_weights[self.unit_of_row]
+        beta, hessian, eta = self._beta(w_row)
+        att, grad = self._att(beta, w_row)
+        resid = w_row * (self.y - _mean(eta, self.method))
+        per_unit = np.zeros((self.n_units, self.k))
+        for j in range(self.z.shape[1]):
+            by_unit = sparse.csr_matrix((resid * self.z[:, j], (self.unit_of_row, self.pattern)),
+                                        shape=(self.n_units, self.n_pat))
+            per_unit += np.asarray(by_unit @ self.blocks[j])
+        psi_beta = np.linalg.solve(hessian, per_unit.T).T
+        return att, psi_beta @ grad.T, beta
+
+
 class NonlinearETWFE(Estimator):
     """The logit / Poisson path of :class:`~diff_diff.WooldridgeDiD` on the fit template
     (unit-level sampling units: survey columns constant within unit)."""
 
-    def __init__(self, owner):
+    def __init__(self, owner, spec=None):
         self._owner = owner
+        self._spec = dict(spec or {})  # covariate -> its terms (wooldridge._covariate_terms)
         self.cluster, self.n_bootstrap = owner.cluster, 0
         self.bootstrap_weights, self.seed = owner.bootstrap_weights, owner.seed
         self.alpha, self.cband = owner.alpha, False
@@ -138,7 +273,8 @@ class NonlinearETWFE(Estimator):
 
     def fit(self, data, outcome, unit, time, first_treat, survey_design):
         return self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
-                                                   first_treat=first_treat))
+                                                   first_treat=first_treat,
+                                                   covariates=list(self._spec)))
 
     def _sample(self, data, columns):
         owner, c = self._owner, columns
@@ -174,15 +310,76 @@ class NonlinearETWFE(Estimator):
         cell_pattern = np.array([int(np.flatnonzero(pattern_cell == j)[0])
                                  for j in range(len(labels))], dtype=np.int64)
         first_rows = np.unique(unit_codes, return_index=True)[1]
-        problem = NonlinearProblem(xp, pattern, y, cell_pattern, unit_codes,
-                                   int(unit_codes.max()) + 1, method, "WooldridgeDiD")
-        problem.labels, problem.g, problem.unit_codes = labels, g, unit_codes
-        problem.cell = cells
-        problem.trends = trends
+        n_units = int(unit_codes.max()) + 1
         if np.linalg.matrix_rank(xp) < xp.shape[1]:
             raise ValueError("WooldridgeDiD: the cohort x period cells are not identified "
                              "(a cohort observed in too few periods?)")
+        n_base = xp.shape[1] - len(labels)
+        if self._spec:
+            problem = self._covariate_problem(frame, xp, n_base, pattern, pattern_cell,
+                                              cell_pattern, pc, pt, cohorts, periods, y,
+                                              unit_codes, n_units, c["time"])
+        else:
+            problem = NonlinearProblem(xp, pattern, y, cell_pattern, unit_codes, n_units,
+                                       method, "WooldridgeDiD")
+            problem.names = []
+        problem.first_cell = n_base
+        problem.labels, problem.g, problem.unit_codes = labels, g, unit_codes
+        problem.cell = cells
+        problem.trends = trends
         return Sample(problem, rows[first_rows], c["unit"], columns)
+
+    def _covariate_problem(self, frame, xp, n_base, pattern, pattern_cell, cell_pattern, pc,
+                           pt, cohorts, periods, y, unit_codes, n_units, time):
+        """The design blocks of the covariate terms (as the linear model's: each cell
+        interacted with the covariate centred at the cell's mean; the level; the
+        covariate times the cohort dummies (all but the first cohort: no unit effects
+        here) and times the period dummies (all but the first period)."""
+        from .panel import numeric
+
+        spec = self._spec
+        names_cov = list(spec)
+        m = len(names_cov)
+        n_pat, k_cells = xp.shape[0], xp.shape[1] - n_base
+        z = np.ones((y.size, m + 1))
+        columns = [[xp[:, j]] + [np.zeros(n_pat)] * m for j in range(xp.shape[1])]
+        treat = list(range(n_base, xp.shape[1]))
+        names = []
+        for i, c in enumerate(names_cov, start=1):
+            x = numeric(frame, c, "covariate")
+            z[:, i] = x
+            if "cells" not in spec[c]:
+                continue
+            sums = np.bincount(pattern, weights=x, minlength=n_pat)
+            centre = sums / np.bincount(pattern, minlength=n_pat)
+            for j in range(k_cells):
+                on = (pattern_cell == j).astype(float)
+                col = [-centre * on] + [np.zeros(n_pat)] * m
+                col[i] = on
+                treat.append(len(columns))
+                columns.append(col)
+                names.append(f"cell{j}:{c}")
+        for i, c in enumerate(names_cov, start=1):
+            terms = spec[c]
+            pieces = []
+            if "level" in terms:
+                pieces.append(np.ones(n_pat))
+            if "cohort" in terms:
+                pieces += [(pc == k).astype(float) for k in range(1, cohorts.size)]
+            if "period" in terms:
+                pieces += [(pt == k).astype(float) for k in range(1, periods.size)]
+            for piece in pieces:
+                col = [np.zeros(n_pat)] * (m + 1)
+                col[i] = piece
+                columns.append(col)
+        blocks = np.array([[col[j] for col in columns] for j in range(m + 1)])  # (m+1, k, P)
+        blocks = np.ascontiguousarray(blocks.transpose(0, 2, 1))
+        problem = CovariateProblem(blocks, z, np.array(treat, dtype=np.int64), pattern, y,
+                                   cell_pattern, unit_codes, n_units, self._owner.method,
+                                   "WooldridgeDiD")
+        problem.check_rank()
+        problem.names = names_cov
+        return problem
 
     def _estimate(self, sample, design):
         problem = sample.arrays
@@ -210,7 +407,9 @@ class NonlinearETWFE(Estimator):
                 "delta method" if inference.method == "tsl" else inference.label),
             problem.labels, mass, unit_mass, metadata, None,
             n_obs=problem.y.size, n_units=int(problem.unit_codes.max()) + 1,
-            n_treated=int(np.unique(problem.unit_codes[problem.g > 0]).size), covariates=[])
+            n_treated=int(np.unique(problem.unit_codes[problem.g > 0]).size),
+            covariates=problem.names)
+        res.covariate_terms = {c: sorted(terms) for c, terms in self._spec.items()}
         if problem.trends:
             first = problem.first_cell - len(problem.trends)
             res.cohort_trend_coefs = {_plain(c): float(fitted.beta[first + j])

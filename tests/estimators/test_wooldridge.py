@@ -5,6 +5,9 @@ period), aggregations are the weighted averages they claim, survey designs, erro
 Parity with the etwfe package: tests/parity/test_wooldridge_etwfe.py."""
 
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -319,10 +322,9 @@ def test_nonlinear_survey_and_errors(binary_panel):
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         dd.WooldridgeDiD(method="logit").fit(binary_panel, "y_count", "unit", "time",
                                              "first_treat")
-    with pytest.raises(ValueError, match="covariates are not available .* cohort x period "
-                                         r"sums.*\['w'\]"):
-        dd.WooldridgeDiD(method="poisson").fit(binary_panel, "y_count", "unit", "time",
-                                               "first_treat", xtvar="w")
+    with pytest.raises(ValueError, match="not of full rank"):
+        dd.WooldridgeDiD(method="poisson").fit(binary_panel.assign(c=2.0), "y_count", "unit",
+                                               "time", "first_treat", exovar="c")
     with pytest.raises(ValueError, match="wild bootstrap is for the linear model"):
         dd.WooldridgeDiD(method="poisson", inference="wild_bootstrap").fit(
             binary_panel, "y_count", "unit", "time", "first_treat")
@@ -355,3 +357,148 @@ def test_logit_without_variation_is_a_clear_error(binary_panel):
     with pytest.raises(ValueError, match="does not vary"):
         dd.WooldridgeDiD(method="poisson").fit(binary_panel.assign(y_count=0), "y_count",
                                                "unit", "time", "first_treat")
+
+
+# ------------------------------------------------------------------ nonlinear covariates
+FIXTURE_PATH = Path(__file__).parents[1] / "parity" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def etwfe():
+    return json.loads((FIXTURE_PATH / "etwfe_reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def sim_panel():
+    """The port's simulated panel with its integer-built covariates (add_sim_columns)."""
+    sim = pd.read_csv(FIXTURE_PATH / "etwfe_sim_panel.csv")
+    u, t = sim["unit"].astype(int), sim["time"].astype(int)
+    return sim.assign(x=((u * 7 + t * 3) % 11 - 5) / 10.0, xc=(u % 7) / 3.0 - 1.0,
+                      xd=(u % 3).astype(float))
+
+
+ETWFE_KINDS = {"simple": None, "group": "group", "calendar": "calendar", "event": "event_study"}
+
+
+def _against_etwfe(res, reference, se_ratio, atol=1e-10, rtol=1e-7, by_xvar=None):
+    """Every emfx aggregation (leads of the never-treated event study left out: etwfe lists
+    them, ours too, compared on e >= 0) and its SE divided by ``se_ratio``."""
+    theirs = reference["vcov_variants"]["cluster_unit"]["aggregations"]
+    for kind, name in ETWFE_KINDS.items():
+        ref = theirs[kind if by_xvar is None else f"{kind}_by_xvar"]
+        if name is None and by_xvar is None:
+            est, se = np.array([res.att]), np.array([res.se])
+        else:
+            table = res.aggregate(name or "simple", by_xvar=by_xvar is not None) \
+                if by_xvar is not None else res.aggregate(name)
+            if by_xvar is not None:
+                order = [c for c in (name and table.columns[0], by_xvar) if c]
+                table = table.sort_values(order)
+            est, se = table["estimate"].to_numpy(), table["se"].to_numpy()
+            if kind == "event":
+                keep = table["event_time"].to_numpy() >= 0
+                est, se = est[keep], se[keep]
+                ref_keep = np.asarray(ref["label"]) >= 0
+                ref = {k: np.asarray(v)[ref_keep] for k, v in ref.items()}
+        np.testing.assert_allclose(est, ref["estimate"], rtol=0, atol=atol)
+        np.testing.assert_allclose(se / np.asarray(ref["std.error"], float), se_ratio,
+                                   rtol=rtol)
+
+
+def _glm_ratio(reference):
+    """pyfixest's CRV1 on a GLM: G/(G-1) (n-1)/(n-k); ours (the design-based variance over
+    the units) G/(G-1): the SEs differ by sqrt((n-k)/(n-1))."""
+    theirs = reference["vcov_variants"]["cluster_unit"]
+    n, k = reference["n_obs"], len(theirs["coefficients"]["estimate"])
+    g = theirs["vcov"]["n_clusters"]
+    assert theirs["vcov"]["ssc"] == pytest.approx(g / (g - 1) * (n - 1) / (n - k), rel=1e-12)
+    return np.sqrt((n - k) / (n - 1))
+
+
+@pytest.mark.parametrize("case,method,outcome,kw,control", [
+    ("sim_logit_x", "logit", "y_bin", dict(covariates=["x"]), "not_yet_treated"),
+    ("sim_poisson_x_xc", "poisson", "y_count", dict(covariates=["x", "xc"]),
+     "not_yet_treated"),
+    ("sim_logit_never_x", "logit", "y_bin", dict(covariates=["x"]), "never_treated")])
+def test_nonlinear_covariates_match_etwfe(etwfe, sim_panel, case, method, outcome, kw,
+                                          control):
+    reference = etwfe["cases"][case]
+    res = dd.WooldridgeDiD(method=method, control_group=control).fit(
+        sim_panel, outcome, "unit", "time", "first_treat", **kw)
+    _against_etwfe(res, reference, _glm_ratio(reference))
+    assert res.covariates == kw["covariates"] and res.n_obs == reference["n_obs"]
+
+
+def test_nonlinear_poisson_with_lpop_matches_etwfe_and_r(etwfe, mpdta):
+    """R etwfe's m3p (emp ~ lpop, Poisson; also R's test values through the port)."""
+    reference = etwfe["cases"]["mpdta_poisson_emp_lpop"]
+    res = dd.WooldridgeDiD(method="poisson").fit(mpdta.assign(emp=np.exp(mpdta["lemp"])),
+                                                 "emp", "countyreal", "year", "first.treat",
+                                                 covariates=["lpop"])
+    _against_etwfe(res, reference, _glm_ratio(reference), atol=1e-9)
+    r = etwfe["r_crosscheck"]["r_values"]
+    r_event = r[[k for k in r if k.startswith("m3p")][0]]["event"]
+    np.testing.assert_allclose(res.aggregate("event_study")["estimate"], r_event["estimate"],
+                               rtol=0, atol=5e-4)
+
+
+def test_nonlinear_covariates_invariants_and_delta_method(sim_panel):
+    from diff_diff.estimators.wooldridge import WooldridgeDiD, _covariate_terms
+    from diff_diff.estimators.wooldridge_nonlinear import NonlinearETWFE
+
+    kw = dict(outcome="y_count", unit="unit", time="time", first_treat="first_treat")
+    panel = sim_panel.assign(w=1.0 + (sim_panel["unit"] % 4) / 3.0)
+    before = panel.copy()
+    design = dd.SurveyDesign(weights="w")
+    base = dd.WooldridgeDiD(method="poisson").fit(panel, covariates=["x"], survey_design=design,
+                                                  **kw)
+    pd.testing.assert_frame_equal(panel, before)
+    scaled = dd.WooldridgeDiD(method="poisson").fit(panel.assign(w=panel["w"] * 7.0),
+                                                    covariates=["x"], survey_design=design,
+                                                    **kw)
+    shuffled = dd.WooldridgeDiD(method="poisson").fit(panel.sample(frac=1.0, random_state=1),
+                                                      covariates=["x"], survey_design=design,
+                                                      **kw)
+    for other in (scaled, shuffled):
+        np.testing.assert_allclose(other.group_time_effects["estimate"],
+                                   base.group_time_effects["estimate"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(other.group_time_effects["se"],
+                                   base.group_time_effects["se"], rtol=1e-8)
+    # shifting the covariate is a reparametrisation: the ASF effects do not move
+    shifted = dd.WooldridgeDiD(method="poisson").fit(panel.assign(x=panel["x"] + 3.0),
+                                                     covariates=["x"], survey_design=design,
+                                                     **kw)
+    np.testing.assert_allclose(shifted.group_time_effects["estimate"],
+                               base.group_time_effects["estimate"], rtol=1e-8, atol=1e-10)
+    # the weighted cell is the weighted mean of the rows' G(eta) - G(eta0); the gradient
+    est = NonlinearETWFE(WooldridgeDiD(method="poisson"),
+                         _covariate_terms(["x", "xc"], None, None, None))
+    problem = est._sample(panel, dict(kw, covariates=["x", "xc"])).arrays
+    w_row = panel.groupby("unit")["w"].first().to_numpy()[problem.unit_of_row]
+    beta = problem._beta(w_row)[0]
+    att, grad = problem._att(beta, w_row)
+    h = 1e-6
+    for k in range(0, beta.size, 3):
+        step = np.zeros(beta.size)
+        step[k] = h
+        numeric = (problem._att(beta + step, w_row)[0] - problem._att(beta - step, w_row)[0])
+        np.testing.assert_allclose(grad[:, k], numeric / (2 * h), rtol=1e-5, atol=1e-8)
+    # the score is zero at the estimate
+    from diff_diff.estimators.wooldridge_nonlinear import _mean
+    eta = problem._index(problem.blocks, beta)
+    score = problem._moments(w_row * (problem.y - _mean(eta, "poisson")))
+    assert np.max(np.abs(score)) < 1e-8 * problem.y.size
+
+
+def test_nonlinear_covariates_under_survey_designs(sim_panel):
+    panel = sim_panel.assign(w=1.0 + (sim_panel["unit"] % 4) / 3.0,
+                             psu=sim_panel["unit"] // 4, stratum=(sim_panel["unit"] // 4) % 5)
+    design = dd.SurveyDesign(weights="w", strata="stratum", psu="psu")
+    kw = dict(outcome="y_bin", unit="unit", time="time", first_treat="first_treat",
+              covariates=["x"])
+    res = dd.WooldridgeDiD(method="logit").fit(panel, survey_design=design, **kw)
+    assert res.df is not None and res.survey_metadata is not None
+    data, rep = dd.as_replicate_design(panel, design, "JKn")
+    replicate = dd.WooldridgeDiD(method="logit").fit(data, survey_design=rep, **kw)
+    assert replicate.att == pytest.approx(res.att, abs=1e-10)
+    assert 0.7 < replicate.se / res.se < 1.4

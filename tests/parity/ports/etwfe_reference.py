@@ -228,6 +228,25 @@ CASES = {
     # Poisson on mpdta with a control: R etwfe's m3p
     "mpdta_poisson_emp_lpop": dict(data="mpdta", fml="emp ~ lpop", tvar="year",
                                    gvar="first_treat", family="poisson"),
+    # 5. nonlinear with controls on the simulated panel (x time-varying, xc unit-constant;
+    # both built from integers by add_sim_columns, not stored in the CSV)
+    "sim_logit_x": dict(data="sim", fml="y_bin ~ x", tvar="time", gvar="first_treat",
+                        family="logit"),
+    "sim_poisson_x_xc": dict(data="sim", fml="y_count ~ x + xc", tvar="time",
+                             gvar="first_treat", family="poisson"),
+    "sim_logit_never_x": dict(data="sim", fml="y_bin ~ x", tvar="time", gvar="first_treat",
+                              family="logit", cgroup="never"),
+    # 6. xvar (effect heterogeneity) with unit effects, a discrete xd = county % 3 (sim:
+    # unit % 3); emfx also by_xvar=True (recorded as aggregations["<type>_by_xvar"])
+    "mpdta_notyet_xvar_xd_unitfe": dict(data="mpdta", fml="lemp ~ 0", tvar="year",
+                                        gvar="first_treat", ivar="countyreal", xvar="xd"),
+    "mpdta_never_xvar_xd_unitfe": dict(data="mpdta", fml="lemp ~ 0", tvar="year",
+                                       gvar="first_treat", ivar="countyreal", xvar="xd",
+                                       cgroup="never"),
+    "mpdta_notyet_xtv_xvar_xd_unitfe": dict(data="mpdta", fml="lemp ~ xtv", tvar="year",
+                                            gvar="first_treat", ivar="countyreal", xvar="xd"),
+    "sim_poisson_xvar_xd": dict(data="sim", fml="y_count ~ 0", tvar="time",
+                                gvar="first_treat", family="poisson", xvar="xd"),
 }
 
 
@@ -261,6 +280,22 @@ def add_columns(df: pd.DataFrame) -> pd.DataFrame:
     county, year = df["countyreal"].astype(int), df["year"].astype(int)
     df["xtv"] = df["lpop"] + 0.05 * ((county * 7 + year * 3) % 11 - 5)
     df["w"] = 1.0 + (county % 5) / 4.0
+    return df
+
+
+def with_xd(df: pd.DataFrame) -> pd.DataFrame:
+    """mpdta with the xvar cases' discrete ``xd = county % 3`` (a separate frame: an extra
+    column moves pyfixest's other fits in the last bit)."""
+    return df.assign(xd=(df["countyreal"].astype(int) % 3).astype(float))
+
+
+def add_sim_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The simulated panel's covariates, from integers only (the test rebuilds them): a
+    time-varying ``x``, a unit-constant ``xc`` and a discrete ``xd``."""
+    unit, tt = df["unit"].astype(int), df["time"].astype(int)
+    df["x"] = ((unit * 7 + tt * 3) % 11 - 5) / 10.0
+    df["xc"] = (unit % 7) / 3.0 - 1.0
+    df["xd"] = (unit % 3).astype(float)
     return df
 
 
@@ -349,6 +384,12 @@ def aggregations(m, spec, predict="response") -> dict:
     for typ in AGG_TYPES:
         label = LABEL[typ] or m.tvar
         out[typ] = agg_table(m.emfx(type=typ, **kw), label)
+    if spec.get("xvar") == "xd":  # discrete: the effects by its levels too
+        for typ in AGG_TYPES:
+            tab = m.emfx(type=typ, predict=predict, by_xvar=True)
+            d = agg_table(tab, LABEL[typ] or m.tvar)
+            d[spec["xvar"]] = [float(v) for v in tab[spec["xvar"]]]
+            out[f"{typ}_by_xvar"] = d
     if m.cgroup == "never":
         out["event_post_only_false"] = agg_table(m.emfx(type="event", post_only=False, **kw),
                                                  "event")
@@ -514,6 +555,7 @@ def main():
     t_start = time.perf_counter()
     sim = make_sim()
     sim.to_csv(SIM_CSV, index=False)
+    sim = add_sim_columns(sim)
     mp = load_mpdta()
     with open(MPDTA, "rb") as fh:
         md5 = hashlib.md5(fh.read()).hexdigest()
@@ -554,7 +596,8 @@ def main():
         "cases": {},
     }
     for name, spec in CASES.items():
-        data = mp if spec["data"] == "mpdta" else sim
+        data = (with_xd(mp) if spec.get("xvar") == "xd" else mp) if spec["data"] == "mpdta" \
+            else sim
         out["cases"][name] = run_case(name, spec, data)
     out["r_crosscheck"] = r_crosscheck(mp)
     with open(OUT, "w") as f:
