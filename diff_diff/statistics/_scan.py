@@ -9,155 +9,27 @@ inside functions, never when ``diff_diff`` is imported.
 
 from __future__ import annotations
 
-import importlib.util
-import os
+from ..survey._engine import (
+    ENGINES, P, _collect, _installed, _need, _to_pandas, _valid, _wrap, check_columns,
+    check_numeric, file_engine, open_input, schema_of, to_pandas_small,
+)
 
-import pandas as pd
-
-ENGINES = ("pandas", "polars", "duckdb")
-
-# prefix of every column the scan creates (keeps clear of the user's names)
-P = "__dd_"
-
-
-def _installed(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
+# the input side lives in survey._engine (calibration on engines needs it too)
+__all__ = ["ENGINES", "P", "_collect", "_installed", "_need", "_to_pandas", "_valid", "_wrap",
+           "check_columns", "check_numeric", "file_engine", "open_input", "schema_of",
+           "to_pandas_small", "scan", "gram"]
 
 
-def _need(name: str, why: str):
-    if not _installed(name):
-        raise ImportError(f"{why} needs the {name!r} package: pip install 'diff-diff[engines]'")
-    return importlib.import_module(name)
-
-
-def file_engine(engine: str | None) -> str:
-    """The engine that reads a Parquet path: the forced one, else DuckDB, else Polars."""
-    if engine in ("duckdb", "polars"):
-        return engine
-    for name in ("duckdb", "polars"):
-        if _installed(name):
-            return name
-    raise ImportError("reading a Parquet path needs DuckDB or Polars: "
-                      "pip install 'diff-diff[engines]'")
-
-
-def open_input(data, engine: str | None):
-    """``(kind, frame, engine_name)``: kind ``"pandas"`` (a pandas DataFrame for the
-    in-memory path) or ``"narwhals"`` (a narwhals frame to scan)."""
-    if engine is not None and engine not in ENGINES:
-        raise ValueError(f"engine must be one of {list(ENGINES)} or None, got {engine!r}")
-    if isinstance(data, (str, os.PathLike)):
-        path = os.fspath(data)
-        reader = file_engine(engine)
-        if reader == "duckdb":
-            native = _need("duckdb", "a Parquet path").read_parquet(path)
-        else:
-            native = _need("polars", "a Parquet path").scan_parquet(path)
-        frame = _wrap(native)
-        if engine == "pandas":
-            return "pandas", _to_pandas(frame), "pandas"
-        return "narwhals", frame, reader
-    if isinstance(data, pd.DataFrame):
-        if engine in (None, "pandas"):
-            return "pandas", data, "pandas"
-        if engine == "polars":
-            return "narwhals", _wrap(_need("polars", "engine='polars'").from_pandas(data)), engine
-        return "narwhals", _wrap(_need("duckdb", "engine='duckdb'").from_df(data)), engine
-    root = type(data).__module__.split(".")[0]
-    if root == "pyarrow" and engine in ("polars", "duckdb"):
-        if engine == "polars":
-            native = _need("polars", "engine='polars'").from_arrow(data).lazy()
-        else:
-            native = _need("duckdb", "engine='duckdb'").from_arrow(data)
-        return "narwhals", _wrap(native), engine
-    frame = _wrap(data)
-    own = str(frame.implementation).rsplit(".", 1)[-1].lower()
-    if engine == "pandas":
-        return "pandas", _to_pandas(frame), "pandas"
-    if engine is not None and engine != own:
-        raise ValueError(
-            f"engine={engine!r} does not match the input, a {type(data).__module__}."
-            f"{type(data).__name__} (engine {own!r}); pass engine=None to compute where the "
-            "data are, or convert the data yourself")
-    return "narwhals", frame, own
-
-
-def _wrap(native):
-    if not _installed("narwhals"):
-        raise ImportError(
-            f"data of type {type(native).__name__} needs narwhals (the dataframe-agnostic "
-            "layer): pip install 'diff-diff[engines]'; or pass a pandas DataFrame")
-    import narwhals as nw
-
-    try:
-        return nw.from_native(native)
-    except TypeError:
-        raise TypeError(
-            f"data must be a pandas DataFrame, a frame narwhals reads (Polars, DuckDB, "
-            f"PyArrow, ...), a Parquet path or SurveyStatistics; got {type(native).__name__}"
-        ) from None
-
-
-def _collect(frame):
-    import narwhals as nw
-
-    if isinstance(frame, nw.LazyFrame):
-        if str(frame.implementation).endswith("POLARS"):
-            return frame.collect(engine="streaming")
-        return frame.collect()
-    return frame
-
-
-def to_pandas_small(frame) -> pd.DataFrame:
-    """A small (aggregated) narwhals frame as pandas, column by column (no pyarrow needed)."""
-    done = _collect(frame)
-    return pd.DataFrame({c: done.get_column(c).to_numpy() for c in done.columns})
-
-
-def _to_pandas(frame) -> pd.DataFrame:
-    return to_pandas_small(frame)
-
-
-# ---------------------------------------------------------------------------
-# the scan
-# ---------------------------------------------------------------------------
-def schema_of(frame) -> dict:
-    return dict(frame.collect_schema())
-
-
-def check_columns(schema: dict, named: list[tuple[str, str]]) -> None:
-    """``named``: (what, column). Same messages as the in-memory path."""
-    for what, col in named:
-        if col not in schema:
-            raise ValueError(f"{what} not found in data")
-
-
-def check_numeric(schema: dict, col: str, what: str, allow_bool: bool) -> None:
-    dtype = schema[col]
-    is_bool = str(dtype) == "Boolean"
-    if (is_bool and not allow_bool) or not (dtype.is_numeric() or is_bool):
-        raise ValueError(f"{what} must be numeric{' or boolean' if allow_bool else ''}, "
-                         f"got dtype {dtype}")
-
-
-def _valid(col: str, schema: dict):
-    """Not missing (null, or NaN in a float column)."""
-    import narwhals as nw
-
-    x = nw.col(col)
-    if not schema[col].is_float():
-        return ~x.is_null()
-    # not NaN, written so that DuckDB (where NaN = NaN is true) agrees with the others
-    inf = float("inf")
-    return ~x.is_null() & (x.is_finite() | (x == inf) | (x == -inf))
-
-
-def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_cols):
+def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_cols,
+         extra_columns=None, extra_sums=None):
     """One grouped pass: the additive sufficient statistics of every key group.
 
     ``keys``: group columns (cells, then stratum and PSU where the layout needs them).
     ``joint``: one validity for all outcomes (rows complete in every outcome) instead of
-    one per outcome. Returns a pandas DataFrame, one row per group.
+    one per outcome. ``extra_columns`` (name: expression) are formed with the scan's own
+    columns (``{P}w``, ``{P}v{j}``, ``{P}y{j}``); ``extra_sums`` (key: expression over
+    those) are summed beside the standard sums. Returns a pandas DataFrame, one row per
+    group.
     """
     import narwhals as nw
 
@@ -183,6 +55,8 @@ def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_col
         rep = nw.col(col).cast(f64)
         step1[f"{P}r{r}"] = rep if design.combined_weights else rep * w
     frame = frame.with_columns(**step1)
+    if extra_columns:
+        frame = frame.with_columns(**extra_columns)
 
     wc, w2 = nw.col(f"{P}w"), nw.col(f"{P}w") * nw.col(f"{P}w")
     sums = {"w": wc, "w2": w2, "wpos": (wc > 0).cast(f64), "wnull": wc.is_null().cast(f64)}
@@ -214,6 +88,8 @@ def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_col
         mins[f"rmin{r}"] = maxs[f"rmax{r}"] = f"{P}r{r}"
         if design.combined_weights:
             sums[f"rbad{r}"] = ((rw > 0) & (wc == 0)).cast(f64)
+    if extra_sums:
+        sums.update(extra_sums)
     frame = frame.with_columns(
         **{f"{P}s_{k}": e for k, e in sums.items()},
     )

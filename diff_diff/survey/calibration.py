@@ -112,6 +112,7 @@ def calibrate(
     tol: float = 1e-10,
     weight_column: str | None = None,
     account_for_calibration: bool = True,
+    engine: str | None = None,
 ) -> tuple[pd.DataFrame, SurveyDesign]:
     """Calibrate survey weights to population totals.
 
@@ -149,6 +150,11 @@ def calibrate(
         linearization; recalibrated replicates). ``False``: the calibrated
         weights are treated as fixed design weights (replicate weights are
         then multiplied by the full-sample ratio ``g``).
+    engine : {"pandas", "polars", "duckdb"}, optional
+        Calibrate where the data live: a Polars/DuckDB/PyArrow frame or a Parquet path
+        (or a pandas DataFrame with ``engine=``) is calibrated by grouped scans in that
+        engine and returned in it, the calibrated weight an expression of a joined factor
+        table (see ``diff_diff.survey.calibration_engine``); ``"pandas"`` collects it.
 
     Returns
     -------
@@ -175,8 +181,13 @@ def calibrate(
     >>> out["w_cal"].round(10).tolist()
     [15.0, 25.0, 15.0, 25.0]
     """
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if engine is not None or not isinstance(data, pd.DataFrame):
+        from .calibration_engine import calibrate_engine
+
+        return calibrate_engine(data, survey_design, totals, method=method, by=by,
+                                bounds=bounds, trim=trim, max_iter=max_iter, tol=tol,
+                                weight_column=weight_column,
+                                account_for_calibration=account_for_calibration, engine=engine)
     if not isinstance(survey_design, SurveyDesign):
         raise TypeError(f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}")
     if method not in METHODS:
