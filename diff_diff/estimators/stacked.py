@@ -3,10 +3,12 @@ Hollingsworth 2024) on the weighted-least-squares core."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
-from .._grouping import label_codes
+from .._grouping import codes_of, label_codes
 from .._warnings import warn_user
 from ..linalg.cells import small_cell_fit
 from ..linalg.wls import wls
@@ -152,38 +154,37 @@ class StackedDiD(_Regression):
         require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
                         population=population, cluster=column_cluster)
         stack = self._stack(data, unit, time, first_treat, population)
-        stacked = data.iloc[stack["rows"]]
-        y = numeric(stacked, outcome, "outcome")
+        rows = stack.rows
+        y = _gathered_numeric(data, outcome, "outcome", rows)
         events = [e for e in range(-self.kappa_pre, self.kappa_post + 1)
                   if e != -1 - self.anticipation]
-        e_row, treat = stack["event"], stack["treat"]
         names = [f"treat:e[{e}]" for e in events]
+        # the stacked frame is formed only where the design's columns are read from it
+        stacked = None if survey_design is None else data.iloc[rows]
         weights, frequency, design, meta = self._weights(stacked, survey_design)
-        sampling = np.ones(y.size) if weights is None else weights
-
-        def corrective(base):  # Q from (weighted) counts: estimated population shares
-            return _q_weights(self.weighting, stack["sub"], stack["treat"], stack["event"],
-                              stack["pop"], stack["n_sub"], base)
-        q = corrective(sampling)
-        stack["q"] = q
-        w = q * sampling
-        event_codes, event_values = pd.factorize(e_row, sort=True)
-        event_codes = event_codes.astype(np.int64)
-        treat_codes = treat.astype(np.int64)
-        absorb = [treat_codes, event_codes]
+        if weights is None:  # Q from the counts of the (cohort, period) classes
+            q = stack.q_from_counts(self.weighting)
+            w = q
+        else:
+            q = stack.q_from_rows(self.weighting, weights)
+            w = q * weights
+        stack.q = q
+        event_values, n_e = stack.event_values, stack.event_values.size
         # the design and the absorbed effects are functions of (treated, event time): one
         # row per cell; the rows' design is formed only where a refit or CR2 needs it
-        n_e = len(event_values)
-        cell = treat_codes * n_e + event_codes
+        cell = stack.cell
         cell_design = np.zeros((2 * n_e, len(events)))
         for j, e in enumerate(events):
-            cell_design[n_e + np.flatnonzero(np.asarray(event_values) == e), j] = 1.0
+            cell_design[n_e + np.flatnonzero(event_values == e), j] = 1.0
 
         def design_rows():
             return np.asfortranarray(cell_design[cell])
-        extra = []
+
+        def absorbed():
+            return [stack.treat.astype(np.int64), stack.event_codes]
         if self.vcov_type == "hc2_bm":  # CR2 needs every effect in the design
-            dummies = [np.ones(y.size), treat.astype(float)]
+            event_codes = stack.event_codes
+            dummies = [np.ones(y.size), stack.treat.astype(float)]
             dummies += [(event_codes == k).astype(float) for k in range(1, event_codes.max() + 1)]
             extra = ["(Intercept)", "treat"] + [f"e[{k}]"
                                                 for k in range(1, event_codes.max() + 1)]
@@ -193,6 +194,7 @@ class StackedDiD(_Regression):
                             expected_collinear=tuple(extra))
         else:
             x = None
+            absorb = None  # formed only for a replicate refit or the wild bootstrap
             fit = small_cell_fit(y, cell, cell_design, [np.repeat([0, 1], n_e),
                                                         np.tile(np.arange(n_e), 2)],
                                  w, names, self.rank_deficient_action)
@@ -201,12 +203,13 @@ class StackedDiD(_Regression):
             raise ValueError(f"StackedDiD: {lost} not identified (no treated or control "
                              "observations at those event times)")
         if self.cluster == "unit":
-            cluster = stack["unit_codes"]
+            cluster = stack.unit_codes
         elif self.cluster == "unit_subexp":
-            cluster = pd.factorize(stack["unit_codes"] * (stack["n_sub"] + 1)
-                                   + stack["sub"])[0].astype(np.int64)
+            cluster = pd.factorize(stack.unit_codes * (stack.n_sub + 1)
+                                   + stack.sub)[0].astype(np.int64)
         else:
-            cluster = label_codes(stacked, column_cluster, "cluster")[0]
+            cluster = label_codes(data[[column_cluster]].iloc[rows], column_cluster,
+                                  "cluster")[0]
         post = np.array([e >= 0 for e in events])
         overall = np.zeros(fit.rank)
         overall[np.flatnonzero(post)] = 1.0 / post.sum()
@@ -214,16 +217,19 @@ class StackedDiD(_Regression):
 
         def refit(rep):  # replicate weights: the corrective weights follow them
             rows = design_rows() if x is None else x
-            return wls(y, rows, fit.names, corrective(rep) * rep, absorb, "silent",
+            return wls(y, rows, fit.names, stack.q_from_rows(self.weighting, rep) * rep,
+                       absorbed() if absorb is None else absorb, "silent",
                        frequency).coef[fit.kept]
         nested = False
         var = self._variance(fit, design, cluster, contrasts, refit, nested,
                              default_cluster=self.cluster == "unit")
         wild = None
         if self.inference == "wild_bootstrap":
-            wild = self._wild(fit, y, absorb, var, cluster, overall, design)
-        return StackedDiDResults.from_parts(self, fit, var, events, overall, stack, stacked,
-                                            unit, time, meta, wild)
+            wild = self._wild(fit, y, absorbed() if absorb is None else absorb, var, cluster,
+                              overall, design)
+        source = (stacked, None) if stacked is not None else (_frozen(data), rows)
+        return StackedDiDResults.from_parts(self, fit, var, events, overall, stack, source,
+                                            meta, wild)
 
     def _variance(self, fit, design, cluster, contrasts, refit, nested, default_cluster):
         from ..inference.regression import regression_variance
@@ -239,7 +245,7 @@ class StackedDiD(_Regression):
         t = numeric(data, time, "time")
         g = _first_treat(data, first_treat)
         unit_codes, units = label_codes(data, unit, "unit")
-        check_constant_within_unit(g, unit_codes, units, first_treat)
+        first = check_constant_within_unit(g, unit_codes, units, first_treat)
         pop = None
         if population is not None:
             pop = numeric(data, population, "population")
@@ -247,32 +253,40 @@ class StackedDiD(_Regression):
             if (pop <= 0).any():
                 raise ValueError(f"StackedDiD: population column {population!r} must be "
                                  "positive")
-        t_min, t_max = t.min(), t.max()
-        cohorts = np.unique(g[(g > 0) & np.isfinite(g)])
+        # every row is in a class (its unit's first_treat, its period): the stack, its
+        # treated/control split and its event times are functions of the classes
+        time_codes, times = codes_of(pd.Series(t, copy=False))
+        times = times.astype(float)
+        levels, unit_level = np.unique(g[first], return_inverse=True)
+        n_t = times.size
+        row_class = unit_level.reshape(-1)[unit_codes] * n_t + time_codes
+        counts = np.bincount(row_class, minlength=levels.size * n_t).reshape(levels.size, n_t)
+        t_min, t_max = times[0], times[-1]
+        cohorts = levels[(levels > 0) & np.isfinite(levels)]
         if cohorts.size == 0:
             raise ValueError(f"StackedDiD: no unit is treated (first_treat column "
                              f"{first_treat!r})")
-        kept, trimmed, no_controls, pieces = [], [], [], []
+        never = (levels == 0) | ~np.isfinite(levels)
+        kept, trimmed, no_controls, tables = [], [], [], []
         for a in cohorts:
             if a - self.kappa_pre < t_min or a + self.kappa_post > t_max:
                 trimmed.append(a)
                 continue
-            treated = g == a
-            never = (g == 0) | ~np.isfinite(g)
+            treated = levels == a
             if self.control_group == "never_treated":
                 control = never
             else:
                 # clean: not treated (nor anticipating) through the end of the window
                 after = a + self.kappa_post + (self.kappa_pre if self.control_group == "strict"
                                                else 0)
-                control = never | (g - self.anticipation > after)
-            window = (t >= a - self.kappa_pre) & (t <= a + self.kappa_post)
-            rows = np.flatnonzero((treated | control) & window)
-            if not control[rows].any():
+                control = never | (levels - self.anticipation > after)
+            window = (times >= a - self.kappa_pre) & (times <= a + self.kappa_post)
+            member = (treated | control)[:, None] & window[None, :]
+            if not (counts[control][:, window] > 0).any():
                 no_controls.append(a)
                 continue
             kept.append(a)
-            pieces.append((a, rows, treated[rows]))
+            tables.append((member, np.broadcast_to(treated[:, None], member.shape)))
         if trimmed:
             warn_user(f"StackedDiD: cohort(s) {[_num(a) for a in trimmed]} trimmed: their "
                       f"window [-{self.kappa_pre}, {self.kappa_post}] does not fit in the "
@@ -284,29 +298,102 @@ class StackedDiD(_Regression):
             raise ValueError("StackedDiD: no sub-experiment left (every cohort was trimmed or "
                              "has no clean controls); shorten kappa_pre/kappa_post or change "
                              "control_group")
-        rows = np.concatenate([p[1] for p in pieces])
-        sub = np.concatenate([np.full(p[1].size, i) for i, p in enumerate(pieces)])
-        treat = np.concatenate([p[2] for p in pieces]).astype(float)
-        focal = np.array(kept, dtype=float)[sub]
-        offset = t[rows] - focal
-        if not np.allclose(offset, np.round(offset), rtol=0, atol=1e-9):
+        member = np.stack([m for m, _ in tables])  # (sub-experiment, class level, period)
+        treat = np.stack([tr for _, tr in tables])
+        offset = np.broadcast_to(times[None, None, :]
+                                 - np.array(kept, dtype=float)[:, None, None], member.shape)
+        occupied = member & (counts > 0)[None]
+        if not np.allclose(offset[occupied], np.round(offset[occupied]), rtol=0, atol=1e-9):
             raise ValueError("StackedDiD: event times t - first_treat must be whole numbers of "
                              "periods (the window is counted in the time column's units); "
                              "recode the periods as consecutive integers")
-        event = np.round(offset).astype(np.int64)
-        return {"rows": rows, "sub": sub, "treat": treat, "event": event,
-                "pop": None if pop is None else pop[rows],
-                "unit_codes": unit_codes[rows], "n_sub": len(kept), "groups": kept,
-                "trimmed": trimmed + no_controls, "units": units}
+        event = np.broadcast_to(np.round(offset).astype(np.int64), member.shape)
+        return _Stack(member, treat, event, counts, row_class, unit_codes, units, pop,
+                      kept, trimmed + no_controls)
 
 
-def _q_weights(weighting, sub, treat, event, pop, n_sub, base):
-    """Corrective weights per stacked row: shares within each event time of the counts
-    (the sums of ``base``, the sampling weights, under a survey design)."""
-    events, e_code = np.unique(event, return_inverse=True)
-    n_e = events.size
-    is_t = treat == 1
-    cell = e_code * n_sub + sub  # (event time, sub-experiment)
+class _Stack:
+    """The stacked rows as tables over (sub-experiment, class) and the row indices: each
+    sub-experiment's rows in the data's order, the sub-experiments one after another; a
+    class is (the unit's ``first_treat`` level, the period). Per-row arrays (treated,
+    event time, the fit's cell) are gathered from the small tables."""
+
+    def __init__(self, member, treat, event, counts, row_class, unit_codes, units, pop,
+                 groups, trimmed):
+        n_sub, n_level, n_t = member.shape
+        n_class = n_level * n_t
+        self.n_sub, self.groups, self.trimmed, self.units = n_sub, groups, trimmed, units
+        self._member = member.reshape(n_sub, n_class)
+        self._treat = treat.reshape(n_sub, n_class)
+        self._event = event.reshape(n_sub, n_class)
+        self._counts = counts.reshape(-1)
+        self._pop, self._row_class = pop, row_class
+        parts = [np.flatnonzero(m[row_class]) for m in self._member]
+        self.rows = np.concatenate(parts)
+        sizes = [p.size for p in parts]
+        self.sub = np.repeat(np.arange(n_sub), sizes)
+        # each stacked row's (sub-experiment, class) code
+        self.key = self.sub * np.int64(n_class) + row_class[self.rows]
+        self.unit_codes = unit_codes[self.rows]
+        present = (self._member & (self._counts > 0)[None, :])
+        self.event_values = np.unique(self._event[present])  # the occurring event times
+        self._event_code = np.searchsorted(self.event_values, self._event)
+        self._event_code[~present] = 0
+        self.q = None
+
+    @cached_property
+    def treat(self) -> np.ndarray:
+        """1.0 for the rows of a sub-experiment's treated cohort, else 0.0."""
+        return self._treat.reshape(-1).astype(float)[self.key]
+
+    @cached_property
+    def event(self) -> np.ndarray:
+        """Each stacked row's event time (period - focal cohort)."""
+        return self._event.reshape(-1)[self.key]
+
+    @cached_property
+    def event_codes(self) -> np.ndarray:
+        """Each stacked row's event time as a code 0..E-1 of ``event_values``."""
+        return self._event_code.reshape(-1)[self.key]
+
+    @cached_property
+    def cell(self) -> np.ndarray:
+        """The fit's cell of each row: treated x event time (``treat * E + event code``)."""
+        table = self._treat * self.event_values.size + self._event_code
+        return table.reshape(-1)[self.key]
+
+    def q_from_counts(self, weighting) -> np.ndarray:
+        """Corrective weights from the counts of the classes (no sampling weights)."""
+        present = self._member & (self._counts > 0)[None, :]
+        n_e = self.event_values.size
+        sub, cls = np.nonzero(present)
+        cell = self._event_code[sub, cls] * self.n_sub + sub
+        is_t = self._treat[sub, cls]
+        size = self._counts[cls].astype(float)
+        mass = None
+        if weighting == "population":
+            mass = np.bincount(self._row_class, weights=self._pop,
+                               minlength=self._counts.size)[cls]
+        q_t, q_c = _q_tables(weighting, self.event_values, n_e, self.n_sub, cell, is_t,
+                             size, mass)
+        table = np.zeros(self._member.shape)
+        table[sub, cls] = np.where(is_t, q_t[cell], q_c[cell])
+        return table.reshape(-1)[self.key]
+
+    def q_from_rows(self, weighting, base) -> np.ndarray:
+        """Corrective weights from sums of the stacked rows' sampling weights ``base``."""
+        cell = self.event_codes * self.n_sub + self.sub
+        is_t = self.treat == 1
+        pop = None if self._pop is None else self._pop[self.rows]
+        q_t, q_c = _q_tables(weighting, self.event_values, self.event_values.size,
+                             self.n_sub, cell, is_t, base, pop)
+        return np.where(is_t, q_t[cell], q_c[cell])
+
+
+def _q_tables(weighting, events, n_e, n_sub, cell, is_t, base, pop):
+    """Corrective weights of the treated and the controls by (event time, sub-experiment):
+    shares within each event time of the counts (the sums of ``base``: ones, class sizes
+    or the sampling weights under a survey design) over the entries ``cell``."""
     n_t = np.bincount(cell, weights=np.where(is_t, base, 0.0),
                       minlength=n_e * n_sub).reshape(n_e, n_sub)
     n_c = np.bincount(cell, weights=np.where(is_t, 0.0, base),
@@ -331,7 +418,33 @@ def _q_weights(weighting, sub, treat, event, pop, n_sub, base):
     target = target / target.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         q_t, q_c = (target / share_t).ravel(), (target / share_c).ravel()
-    return np.where(is_t, q_t[cell], q_c[cell])
+    return q_t, q_c
+
+
+def _gathered_numeric(data, col, role, rows):
+    """``numeric(data, col, role)`` of the rows ``rows`` (checked on those rows only)."""
+    series = data[col]
+    if pd.api.types.is_bool_dtype(series):
+        series = series.astype(float)
+    if not pd.api.types.is_numeric_dtype(series):
+        raise ValueError(f"{role} column {col!r} must be numeric, got dtype {series.dtype}")
+    values = series.to_numpy(dtype=float, na_value=np.nan)[rows]
+    if np.isnan(values).any():
+        raise ValueError(f"{role} column {col!r} has {int(np.isnan(values).sum())} missing values")
+    if np.isinf(values).any():
+        raise ValueError(f"{role} column {col!r} has {int(np.isinf(values).sum())} infinite values")
+    return values
+
+
+def _frozen(data):
+    """``data`` held for the results' stacked frame: a lazy copy under pandas'
+    copy-on-write (later changes to ``data`` do not reach it), else a deep copy."""
+    major = int(pd.__version__.split(".")[0])
+    try:
+        cow = major >= 3 or pd.get_option("mode.copy_on_write") is True
+    except (KeyError, pd.errors.OptionError):
+        cow = False
+    return data.copy(deep=not cow)
 
 
 def _num(value):

@@ -33,8 +33,7 @@ class StackedDiDResults(EventStudyResultsBase):
     _levels = {"event_study": "_event_table", "overall": "_overall_table"}
 
     @classmethod
-    def from_parts(cls, estimator, fit, var, events, overall, stack, stacked, unit, time,
-                   metadata, wild):
+    def from_parts(cls, estimator, fit, var, events, overall, stack, source, metadata, wild):
         """From the stacked event-study regression: its coefficients and their covariance.
 
         Used by ``StackedDiD.fit``.
@@ -45,9 +44,12 @@ class StackedDiDResults(EventStudyResultsBase):
             The estimator, the weighted regression on the stack and its variance.
         events, overall
             The event times of the coefficients and the contrast of the overall ATT.
-        stack, stacked, unit, time
-            The stack's bookkeeping (sub-experiments, corrective weights), its rows and
-            the unit and time columns.
+        stack
+            The stack's bookkeeping (rows, sub-experiments, treated rows, event times,
+            corrective weights ``stack.q``).
+        source : tuple
+            ``(frame, rows)``: the stacked rows are ``frame.iloc[rows]`` (``rows`` None:
+            ``frame`` is the stack); read when ``stacked_data`` is first asked for.
         metadata, wild
             Design summary and wild-bootstrap results (or None).
 
@@ -65,13 +67,16 @@ class StackedDiDResults(EventStudyResultsBase):
         self.cluster_name = estimator.cluster
         self.vcov_type = var.vcov_type
         self.n_clusters = var.n_clusters
-        self.n_obs = self.n_stacked_obs = int(stack["rows"].size)
-        self.n_sub_experiments = stack["n_sub"]
-        self.groups = [_plain(a) for a in stack["groups"]]
-        self.trimmed_groups = [_plain(a) for a in stack["trimmed"]]
-        treated = stack["treat"] == 1
-        self.n_treated_units = int(np.unique(stack["unit_codes"][treated]).size)
-        self.n_control_units = int(np.unique(stack["unit_codes"][~treated]).size)
+        self.n_obs = self.n_stacked_obs = int(stack.rows.size)
+        self.n_sub_experiments = stack.n_sub
+        self.groups = [_plain(a) for a in stack.groups]
+        self.trimmed_groups = [_plain(a) for a in stack.trimmed]
+        treated = stack.treat == 1
+        n_units = len(stack.units)
+        self.n_treated_units = int(np.count_nonzero(
+            np.bincount(stack.unit_codes[treated], minlength=n_units)))
+        self.n_control_units = int(np.count_nonzero(
+            np.bincount(stack.unit_codes[~treated], minlength=n_units)))
         self.reference_period = -1 - estimator.anticipation
         k = len(events)
         coef = fit.coef[fit.kept]
@@ -95,17 +100,18 @@ class StackedDiDResults(EventStudyResultsBase):
         self.wild_bootstrap = wild
         # the stacked frame is assembled when first asked for (it is as large as the stack)
         self._stacked = None
-        self._stack_parts = (stacked, np.array(stack["groups"], dtype=float)[stack["sub"]],
-                             stack["treat"].astype(int), stack["event"], stack["q"])
+        self._stack_parts = (source, stack)
         return self
 
     @property
     def stacked_data(self) -> pd.DataFrame:
         """The stacked rows with ``_sub_exp``, ``_treat``, ``_event_time``, ``_q_weight``."""
         if self._stacked is None:
-            stacked, sub_exp, treat, event, q = self._stack_parts
-            extra = pd.DataFrame({"_sub_exp": sub_exp, "_treat": treat, "_event_time": event,
-                                  "_q_weight": q})
+            (frame, rows), stack = self._stack_parts
+            stacked = frame if rows is None else frame.iloc[rows]
+            extra = pd.DataFrame({"_sub_exp": np.array(stack.groups, dtype=float)[stack.sub],
+                                  "_treat": stack.treat.astype(int),
+                                  "_event_time": stack.event, "_q_weight": stack.q})
             base = stacked.drop(columns=[c for c in extra.columns if c in stacked.columns])
             self._stacked = pd.concat([base.reset_index(drop=True), extra], axis=1)
             self._stack_parts = None

@@ -171,3 +171,31 @@ def test_review_fixes(panel):
     by_unit = fit(panel, weights_only, kappa_pre=2, kappa_post=1)
     by_stratum = fit(panel, weights_only, kappa_pre=2, kappa_post=1, cluster="stratum")
     assert by_stratum.n_clusters == 6 and by_stratum.se != by_unit.se
+
+
+def test_stack_built_from_classes_reads_only_its_rows(panel):
+    """The stack is gathered from (cohort, period) classes: outcome values outside every
+    window are never read (a missing value there is no error, one inside is counted once
+    per copy), the stacked frame is the data's rows as they were at the fit, and
+    shuffling the input rows changes nothing but the stack's row order."""
+    base = fit(panel, kappa_pre=1, kappa_post=1)
+    outside = panel["time"] == 1  # no window [a - 1, a + 1] of cohorts 3..5 reaches it
+    holes = panel.assign(y=np.where(outside, np.nan, panel["y"]))
+    res = fit(holes, kappa_pre=1, kappa_post=1)
+    assert res.att == base.att and res.se == base.se
+    inside = (panel["time"] == 4) & (panel["unit"] == panel["unit"].iloc[0])
+    copies = int((base.stacked_data["unit"] == panel["unit"].iloc[0])
+                 .where(base.stacked_data["time"] == 4, False).sum())
+    with pytest.raises(ValueError, match=f"has {copies} missing values"):
+        fit(panel.assign(y=np.where(inside, np.nan, panel["y"])), kappa_pre=1, kappa_post=1)
+    data = panel.copy()
+    res = fit(data, kappa_pre=1, kappa_post=1)
+    data.loc[:, "y"] = 0.0
+    stacked = res.stacked_data
+    assert np.allclose(stacked["y"], base.stacked_data["y"], rtol=0, atol=0)
+    assert (stacked.groupby("_sub_exp")["_treat"].sum() > 0).all()
+    shuffled = fit(panel.sample(frac=1.0, random_state=5), kappa_pre=1, kappa_post=1)
+    assert shuffled.att == pytest.approx(base.att, abs=1e-12)
+    assert shuffled.se == pytest.approx(base.se, rel=1e-10)
+    assert (shuffled.n_obs, shuffled.n_treated_units, shuffled.n_control_units) == (
+        base.n_obs, base.n_treated_units, base.n_control_units)
