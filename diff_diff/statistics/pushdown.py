@@ -33,10 +33,10 @@ from ..survey.resolved import _fpc_factor, _replicate_scaling, REPLICATE_RANK_TO
 from .._warnings import warn_user
 from .descriptive import _estimate_table
 
-ROW_LEVEL_ONLY = (
-    "a calibrated design (its variance needs each row's calibration residual); "
-    "calibrate on the engine is not available yet: collect the data into pandas "
-    "(engine='pandas') or calibrate and aggregate in memory"
+CALIBRATED_STATS = (
+    "return_stats=True is not available for a calibrated design (Taylor variance): its "
+    "statistics are tied to the calibration of the whole sample, so statistics of "
+    "separate files do not add up; calibrate the union and aggregate it"
 )
 
 
@@ -74,6 +74,9 @@ class SurveyStatistics:
         Sums of products of the replicate weights (replicate df).
     engine : str
         The engine that ran the scan.
+    calibration : CalibratedTable, optional
+        A calibrated design's finer table (cell, calibration group, margin levels,
+        stratum, PSU) for the calibration-aware variance (internal; never combined).
     """
 
     table: pd.DataFrame
@@ -86,6 +89,7 @@ class SurveyStatistics:
     layout: str
     gram: np.ndarray | None = None
     engine: str = ""
+    calibration: object = None
 
     def combine(self, *others: "SurveyStatistics") -> "SurveyStatistics":
         """The statistics of the union of disjoint row sets.
@@ -147,7 +151,7 @@ def aggregate_pushdown(data, by, outcomes, survey_design, covariates, min_n, lon
         # the in-memory argument checks, on an empty frame with the same columns
         _check_arguments(_probe(frame, kind), by, outcomes, survey_design, covariates, min_n,
                          lonely_psu, second_stage_weights)
-        _refuse_row_level(survey_design)
+        _refuse_row_level(survey_design, return_stats)
         stats = compute_statistics(frame, kind, engine_name, by_cols, outcome_cols,
                                    covariate_cols, survey_design, joint=False)
         if return_stats:
@@ -175,7 +179,7 @@ def describe_pushdown(kind, data, variable, survey_design, by, deff, na_rm, alph
         mode, frame, engine_name = open_input(data, engine)
         if mode == "pandas" and not return_stats:
             return _describe(kind, frame, variable, survey_design, by, deff, na_rm, alpha)
-        _refuse_row_level(survey_design)
+        _refuse_row_level(survey_design, return_stats)
         stats = compute_statistics(frame, mode, engine_name, by_cols, variables, [],
                                    survey_design, joint=True)
         if return_stats:
@@ -202,12 +206,19 @@ def _empty(stats: SurveyStatistics) -> pd.DataFrame:
     return pd.DataFrame({c: [0.0] for c in names}, columns=names)
 
 
-def _refuse_row_level(design: SurveyDesign) -> None:
+def _calibrated_taylor(design: SurveyDesign):
+    """The calibration info of a design whose Taylor variance needs the residuals."""
+    info = getattr(design, "calibration", None)
+    if info is None or not info.account_for_calibration or design.replicate_weights:
+        return None  # replicate designs carry recalibrated replicate columns instead
+    return info
+
+
+def _refuse_row_level(design: SurveyDesign, return_stats: bool = False) -> None:
     if not isinstance(design, SurveyDesign):
         raise TypeError(f"survey_design must be a SurveyDesign, got {type(design).__name__}")
-    info = getattr(design, "calibration", None)
-    if info is not None and getattr(info, "account_for_calibration", True):
-        raise ValueError(f"cannot push this computation down to an engine: {ROW_LEVEL_ONLY}")
+    if return_stats and _calibrated_taylor(design) is not None:
+        raise ValueError(CALIBRATED_STATS)
 
 
 def _check_stats(stats, by_cols, outcomes, covariates, design, joint) -> None:
@@ -246,6 +257,11 @@ def compute_statistics(frame, kind, engine_name, by_cols, outcomes, covariates, 
               for c in outcomes]
     named += [(f"aggregate_survey: covariates column {c!r}", c) for c in covariates]
     named += [(f"SurveyDesign.{f}: column {c!r}", c) for f, c in design.named_columns()]
+    info = _calibrated_taylor(design)
+    if info is not None:
+        named += [(f"calibrated design: column {c!r}", c) for c in
+                  [*info.by, *(m for m, _, _ in info.margins if m != "(Intercept)"),
+                   *([info.design_weights] if info.design_weights else [])]]
     _scan.check_columns(schema, named)
     for c in [*outcomes, *covariates]:
         _scan.check_numeric(schema, c, f"variable {c!r}", allow_bool=True)
@@ -262,12 +278,23 @@ def compute_statistics(frame, kind, engine_name, by_cols, outcomes, covariates, 
         extra = [c for c in (design.strata, design.psu) if c is not None]
         layout = "psu" if design.psu is not None else "moments"
     keys = list(dict.fromkeys([*by_cols, *extra]))
-    table = _scan.scan(frame, schema, keys, outcomes, covariates, joint, design, reps)
+    calibrated = None
+    if info is not None:
+        from ._calibrated import CalibratedTable, aggregate_standard, scan_spec
+
+        cal_keys, cols, sums, numeric = scan_spec(design, info, outcomes, layout)
+        fine_keys = list(dict.fromkeys([*keys, *cal_keys]))
+        fine = _scan.scan(frame, schema, fine_keys, outcomes, covariates, joint, design, reps,
+                          extra_columns=cols, extra_sums=sums)
+        table, row = aggregate_standard(fine, keys)
+        calibrated = CalibratedTable(table=fine, row=row, info=info, numeric=numeric)
+    else:
+        table = _scan.scan(frame, schema, keys, outcomes, covariates, joint, design, reps)
     gram = _scan.gram(frame, design, reps) if reps and joint else None
     return SurveyStatistics(table=table, keys=tuple(keys), by=tuple(by_cols),
                             outcomes=tuple(outcomes), covariates=tuple(covariates),
                             joint=joint, design=design, layout=layout, gram=gram,
-                            engine=engine_name)
+                            engine=engine_name, calibration=calibrated)
 
 
 # ---------------------------------------------------------------------------
@@ -433,7 +460,11 @@ class _Finished:
             var = self._replicate_variance(kind, j, est)
             df = np.full(D, self._replicate_df() if with_df else np.nan)
             return est, var, df, n, S, ss_psi
-        if layout == "psu":
+        if self.stats.calibration is not None:
+            from ._calibrated import calibrated_variance
+
+            var = calibrated_variance(self, kind, j)
+        elif layout == "psu":
             if kind == "mean":
                 z = np.where(has[c], (swy - e[c] * sw) / Sd[c], 0.0)
             else:
