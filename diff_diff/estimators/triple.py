@@ -79,6 +79,17 @@ class TripleDifference(Estimator):
     base_period : {"varying", "universal"}
         Staggered design: pre-treatment cells compare consecutive periods (``varying``)
         or every period with ``g - anticipation - 1`` (``universal``).
+    panel : bool
+        True (default): panel data when ``unit`` is given. False: repeated
+        cross-sections, every row its own observation (``unit`` is not needed and not
+        used), as ``panel=False`` of :class:`~diff_diff.CallawaySantAnna` and moderndid's
+        ``ddd``.
+    allow_unbalanced_panel : bool
+        Staggered design: a panel whose units miss periods (or values) is an error
+        (False, default) or is estimated from every observation with the repeated
+        cross-section estimators, influence values summed by unit so that standard
+        errors treat the unit as the sampling unit (True; a balanced panel still takes
+        the panel estimators, as R ``did`` and moderndid do).
 
     Examples
     --------
@@ -102,17 +113,18 @@ class TripleDifference(Estimator):
 
     _allowed = {**INFERENCE_ALLOWED, "estimation_method": METHODS,
                 "control_group": ("not_yet_treated", "never_treated"),
-                "base_period": ("varying", "universal")}
+                "base_period": ("varying", "universal"), "panel": (True, False),
+                "allow_unbalanced_panel": (True, False)}
     _checks = {**INFERENCE_CHECKS,
                "pscore_trim": (lambda v: is_prob(v) and v < 0.5, "in (0, 0.5)"),
                "anticipation": (lambda v: is_int(v, 0), "a non-negative integer")}
     _staggered_defaults = {"control_group": "not_yet_treated", "anticipation": 0,
-                           "base_period": "varying"}
+                           "base_period": "varying", "allow_unbalanced_panel": False}
 
     def __init__(self, estimation_method="dr", pscore_trim=0.01, alpha=0.05, cluster=None,
                  n_bootstrap=0, bootstrap_weights="rademacher", seed=None, cband=True,
                  vcov_type="hc1", control_group="not_yet_treated", anticipation=0,
-                 base_period="varying"):
+                 base_period="varying", panel=True, allow_unbalanced_panel=False):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, group: str | None = None,
@@ -193,10 +205,15 @@ class TripleDifference(Estimator):
 
         name = type(self).__name__
         role = "eligibility" if "eligibility" in columns else "partition"
-        missing = [k for k in ("unit", "time", "first_treat", role) if columns[k] is None]
+        needed = ("unit",) * bool(self.panel) + ("time", "first_treat", role)
+        missing = [k for k in needed if columns[k] is None]
         if missing:
-            raise ValueError(f"{name}: the staggered design needs unit=, time=, first_treat= "
-                             f"and {role}=; missing {', '.join(f'{k}=' for k in missing)}")
+            raise ValueError(f"{name}: the staggered design needs "
+                             f"{'unit=, ' if self.panel else ''}time=, first_treat= "
+                             f"and {role}=; missing {', '.join(f'{k}=' for k in missing)} "
+                             "(repeated cross-sections need no unit=: pass panel=False)")
+        if not self.panel:
+            columns = {**columns, "unit": None}
         check_legacy_aggregation(name, aggregate, balance_e)
         res = self._fit(data, survey_design, columns, balance_e=balance_e)
         return apply_legacy_aggregation(name, res, aggregate)
@@ -222,7 +239,7 @@ class TripleDifference(Estimator):
         x = (np.column_stack([np.ones(len(data))] + [numeric(data, v, "covariate")
                                                       for v in covs])
              if covs else None)
-        if c["unit"] is None:
+        if c["unit"] is None or not self.panel:
             problem = DDDProblem(y=y, s=s, q=q, post=p, x=x, panel=False)
             rows = np.arange(len(data))
         else:
@@ -311,23 +328,6 @@ class DDDProblem:
                                      "group x partition cell" + ("" if label is None else
                                                                  " and period"))
 
-    def _pair_rc(self, other, w):
-        """Repeated cross-sections: DiD of cell A against ``other`` on their observations,
-        ``(att, sum-scale psi, n_trimmed)``."""
-        use = np.flatnonzero((self.cell == 0) | (self.cell == other))
-        d = (self.cell[use] == 0).astype(float)
-        y, post, wu = self.y[use], self.post[use], w[use]
-        if self.x is None:
-            res = drdid.means_did_rc(y, post, d, wu)
-        else:
-            fn = drdid.ESTIMATORS_RC[self.method]
-            x = self.x[use]
-            res = fn(y, post, d, x, wu) if self.method == "reg" else fn(y, post, d, x, wu,
-                                                                           self.trim)
-        psi = np.zeros(self.y.size)
-        psi[use] = res.inf / use.size
-        return res.att, psi, res.n_trimmed
-
     def estimate(self, weights):
         if not ((weights > 0) & (self.cell == 0)).any():
             raise ValueError("TripleDifference: no treated-eligible unit with positive weight")
@@ -335,15 +335,11 @@ class DDDProblem:
             if self.panel:
                 fit = ddd_changes(self.y, self.cell, self.x, weights, self.method, self.trim)
                 return fit.att, fit.psi, {"pairs": fit.pairs, "n_trimmed": fit.n_trimmed}
-            atts, psi, trimmed = {}, np.zeros(self.y.size), 0
-            for other, name, sign in PAIRS:
-                atts[name], part, n_trim = _named(self._pair_rc, other, weights)
-                psi += sign * part
-                trimmed += n_trim
+            fit = ddd_levels(self.y, self.post, self.cell, self.x, weights, self.method,
+                             self.trim)
         except drdid.EstimationError as err:
             raise ValueError(f"TripleDifference: {err}") from None
-        theta = atts["B"] + atts["C"] - atts["D"]
-        return theta, psi, {"pairs": atts, "n_trimmed": trimmed}
+        return fit.att, fit.psi, {"pairs": fit.pairs, "n_trimmed": fit.n_trimmed}
 
     def att(self, weights):
         return np.array([self.estimate(weights)[0]])
@@ -419,6 +415,38 @@ def ddd_changes(dy, cell, x, w, method="dr", trim=0.01, pair_b=None, ps=None) ->
         psi[use] += sign * res.inf / use.size
         trimmed += res.n_trimmed
     return DDDFit(att, psi, pairs, trimmed, first, ps)
+
+
+def ddd_levels(y, post, cell, x, w, method="dr", trim=0.01) -> DDDFit:
+    """The DDD of repeated cross-sections: outcome levels ``y`` of observations in four
+    cells (``cell`` as :func:`ddd_changes`) and two periods (``post`` 0/1).
+
+    ``DiD(0, 1) + DiD(0, 2) - DiD(0, 3)``, each two-cell DiD on those cells' observations
+    of both periods by the repeated cross-section estimators of Sant'Anna & Zhao (2020)
+    (:data:`~diff_diff.estimators.drdid.ESTIMATORS_RC`; ``x`` with an intercept column,
+    ``None``: the four weighted means). Influence values are on the sum scale, one per
+    observation; the doubly robust one carries the sign convention documented in
+    :func:`~diff_diff.estimators.drdid.dr_did_rc`. Every cell needs positive weight in
+    both periods. Raises :class:`~diff_diff.estimators.drdid.EstimationError` naming the
+    comparison.
+    """
+    def pair(other):
+        use = np.flatnonzero((cell == 0) | (cell == other))
+        d = (cell[use] == 0).astype(float)
+        if x is None:
+            return use, drdid.means_did_rc(y[use], post[use], d, w[use])
+        fn = drdid.ESTIMATORS_RC[method]
+        extra = () if method == "reg" else (trim,)
+        return use, fn(y[use], post[use], d, x[use], w[use], *extra)
+
+    att, psi, pairs, trimmed = 0.0, np.zeros(y.size), {}, 0
+    for other, name, sign in PAIRS:
+        use, res = _named(pair, other)
+        pairs[name] = res.att
+        att += sign * res.att
+        psi[use] += sign * res.inf / use.size
+        trimmed += res.n_trimmed
+    return DDDFit(att, psi, pairs, trimmed)
 
 
 def binary_column(data, col, role):

@@ -16,16 +16,17 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from .._grouping import label_codes
+from .._grouping import any_occurrence, label_codes
 from .._warnings import warn_user
 from ..inference.estimate import Estimate
 from ..linalg.gls import gls_weights
 from ..results.triple_staggered import StaggeredTripleDiffResults
 from .base import Sample
-from .callaway_santanna import CohortShareBasis, _cells, _drop_always_treated, cohort_shares
+from .callaway_santanna import (CohortShareBasis, _cells, _drop_always_treated, _is_balanced,
+                               _unit_view, cohort_shares)
 from .drdid import EstimationError
-from .panel import build_unit_panel, check_constant_within_unit, number_label
-from .triple import TripleDifference, binary_column, ddd_changes
+from .panel import build_rows, build_unit_panel, check_constant_within_unit, number_label
+from .triple import TripleDifference, binary_column, ddd_changes, ddd_levels
 
 # diff-diff 3.x (and R triplediff) spellings of control_group
 R_SPELLINGS = {"notyettreated": "not_yet_treated", "nevertreated": "never_treated"}
@@ -43,6 +44,8 @@ class StaggeredArrays:
     dropped: int
     balance_e: int | None
     last_cohort: float | None
+    rows: object = None  # RowData: repeated cross-sections or an unbalanced panel
+    row_eligible: np.ndarray | None = None  # the partition of each row of ``rows``
 
 
 def staggered_sample(est, data: pd.DataFrame, columns: dict, balance_e) -> Sample:
@@ -51,6 +54,11 @@ def staggered_sample(est, data: pd.DataFrame, columns: dict, balance_e) -> Sampl
     role = "eligibility" if "eligibility" in c else "partition"
     covariates = c["covariates"] or None
     q_rows = binary_column(data, c[role], role)
+    if not est.panel:
+        return _rows_sample(est, data, c, role, q_rows, balance_e, panel=False)
+    if est.allow_unbalanced_panel and not _is_balanced(data, c["outcome"], c["unit"], c["time"],
+                                                       covariates):
+        return _rows_sample(est, data, c, role, q_rows, balance_e, panel=True)
     unit_code, units = label_codes(data, c["unit"], "unit")
     check_constant_within_unit(q_rows, unit_code, units, c[role], role)
     _require_balanced(data, c["outcome"], unit_code, units, c["time"], covariates, name)
@@ -61,6 +69,53 @@ def staggered_sample(est, data: pd.DataFrame, columns: dict, balance_e) -> Sampl
     panel, last = _window(panel, est._comparison_group(), est.anticipation, name)
     arrays = StaggeredArrays(panel, eligible, enabling, dropped, balance_e, last)
     return Sample(arrays, panel.unit_rows, c["unit"], columns)
+
+
+def _rows_sample(est, data, c, role, q_rows, balance_e, panel) -> Sample:
+    """Repeated cross-sections (``panel=False``: every row its own unit) or an unbalanced
+    panel (``allow_unbalanced_panel=True``: rows grouped into units by ``unit``)."""
+    name = type(est).__name__
+    rows = build_rows(data, c["outcome"], c["unit"] if panel else None, c["time"],
+                      c["first_treat"], c["covariates"] or None, name)
+    q = q_rows[rows.rows]
+    if panel:
+        check_constant_within_unit(q, rows.unit_code, rows.units, c[role], role)
+    rows, q, dropped = _drop_always_treated_rows(rows, q, est.anticipation, name)
+    view = _unit_view(rows)
+    eligible = q[any_occurrence(rows.unit_code, rows.units.size)]
+    enabling = view.first_treat
+    view, last = _window(view, est._comparison_group(), est.anticipation, name)
+    if last is not None:  # the comparison cohort's periods from its treatment on are gone
+        keep = rows.time_code < view.times.size
+        q = q[keep]
+        rows = replace(rows, y=rows.y[keep], time_code=rows.time_code[keep],
+                       times=view.times, first_treat=np.where(rows.first_treat[keep] == last,
+                                                              0.0, rows.first_treat[keep]),
+                       x=None if rows.x is None else rows.x[keep],
+                       unit_code=rows.unit_code[keep], rows=rows.rows[keep])
+        view = replace(view, n_rows=int(keep.sum()))
+    arrays = StaggeredArrays(view, eligible, enabling, dropped, balance_e, last, rows, q)
+    return Sample(arrays, view.unit_rows, c["unit"] if panel else None, c)
+
+
+def _drop_always_treated_rows(rows, q, anticipation, name):
+    """Rows of units treated by the first period (plus anticipation) have no pre-period:
+    drop them (with a warning); cohorts after the last period become never treated."""
+    g = rows.first_treat
+    bad = (g > 0) & (g <= rows.times[0] + anticipation)
+    g = np.where(g > rows.times[-1], 0.0, g)
+    if bad.any():
+        warn_user(f"{name}: dropped {int(bad.sum())} observation(s) of units already treated "
+                  "in the first period (no pre-treatment period)")
+    keep = ~bad
+    unit_code, units = pd.factorize(rows.unit_code[keep], sort=True)
+    unit_code = unit_code.astype(np.int64)
+    kept = rows.rows[keep]
+    rows = replace(rows, y=rows.y[keep], time_code=rows.time_code[keep], first_treat=g[keep],
+                   x=None if rows.x is None else rows.x[keep], unit_code=unit_code,
+                   units=rows.units[units], rows=kept,
+                   unit_rows=kept[any_occurrence(unit_code, units.size)])
+    return rows, q[keep], int(bad.sum())
 
 
 def _require_balanced(data, outcome, unit_code, units, time, covariates, name) -> None:
@@ -78,7 +133,9 @@ def _require_balanced(data, outcome, unit_code, units, time, covariates, name) -
             f"{what} in some of the {n_periods} periods (e.g. unit {example!r}); the "
             "staggered triple difference needs every unit in every period: keep the units "
             "observed throughout (drop rows with missing values, then the units with fewer "
-            "rows than periods) or fill the gaps")
+            "rows than periods), fill the gaps, or pass allow_unbalanced_panel=True (the "
+            "repeated cross-section estimators on every observation, influence values summed "
+            "by unit)")
 
 
 def _window(panel, control_group, anticipation, name):
@@ -105,7 +162,8 @@ def _window(panel, control_group, anticipation, name):
         f"from {number_label(panel.times[~keep][0])} on, when it is treated"
         f"{' or anticipates' if anticipation else ''}, are left out")
     x = None if panel.x is None else panel.x[:, keep]
-    return replace(panel, y=panel.y[:, keep], times=panel.times[keep], x=x,
+    y = panel.y[:, keep] if panel.y.shape[1] else panel.y  # a view of rows has no columns
+    return replace(panel, y=y, times=panel.times[keep], x=x,
                    first_treat=np.where(g == last, 0.0, g),
                    n_rows=int(panel.y.shape[0] * keep.sum())), last
 
@@ -128,8 +186,10 @@ def staggered_estimate(est, sample, design):
     cells = _cells(panel, est.anticipation, est.base_period)
     if cells.group.size == 0:
         raise ValueError(f"{name}: no treated cohort has a pre-treatment period")
-    core = StaggeredDDD(panel, eligible, cells, est._comparison_group(), est.anticipation,
-                        est.estimation_method, est.pscore_trim, name, arrays.last_cohort)
+    settings = (cells, est._comparison_group(), est.anticipation, est.estimation_method,
+                est.pscore_trim, name, arrays.last_cohort)
+    core = (StaggeredDDD(panel, eligible, *settings) if arrays.rows is None else
+            StaggeredDDDRows(arrays.rows, arrays.row_eligible, panel, eligible, *settings))
     fit = core.estimate(w)
     pg = core.cohort_shares(w)
     treated = np.where(eligible == 1, g, 0.0)  # eligible units of a cohort are its treated
@@ -182,12 +242,13 @@ class StaggeredDDD:
         g, times = panel.first_treat, panel.times
         self.groups = np.unique(g[g > 0])
         member = np.where(g > 0, np.searchsorted(self.groups, g) + 1, 0)  # 0: never treated
+        self.member = member
         self.share_group = np.where(eligible == 1, member - 1, -1)
         order = np.argsort(member, kind="stable")
         bounds = np.searchsorted(member[order], np.arange(self.groups.size + 2))
         self.rows_of = [order[bounds[j]:bounds[j + 1]] for j in range(self.groups.size + 1)]
         self.cell_member = np.searchsorted(self.groups, cells.group) + 1
-        self.x_fixed = panel.x is None or bool(np.all(panel.x == panel.x[:, :1, :]))
+        self.x_fixed = panel.x is None or bool(np.all(panel.x == panel.x[:, :1, :]))  # panel
         never = [0] if self.rows_of[0].size else []
         self.comparisons = []
         for gc, cur, base in zip(cells.group, cells.current, cells.base):
@@ -212,24 +273,19 @@ class StaggeredDDD:
                                self.cohort_shares(weights)])
 
     def estimate(self, weights, strict=True):
-        panel, cells = self.panel, self.cells
-        n, k = panel.y.shape[0], cells.group.size
+        """Every cell's ATT, influence values (sum scale, one row per unit), unit counts and
+        comparisons under unit ``weights``; ``strict``: warn about cells left out."""
+        cells = self.cells
+        n, k = self.eligible.size, cells.group.size
         out = SimpleNamespace(att=np.full(k, np.nan), psi=np.zeros((n, k), order="F"),
                               n_treated=np.zeros(k, np.int64), n_control=np.zeros(k, np.int64),
                               comparisons=[((), np.zeros(0), np.zeros(0))] * k)
-        problems, skipped, design, cache = [], [], {}, {}
+        problems, skipped, scratch = [], [], {}
         for c in range(k):
             if cells.base[c] == cells.current[c]:  # universal base period: 0 by definition
                 out.att[c] = 0.0
                 continue
-            base = cells.base[c]
-            if base not in design:
-                design[base] = None if panel.x is None else np.column_stack(
-                    [np.ones(n), panel.x[:, base, :]])
-            dy = panel.y[:, cells.current[c]] - panel.y[:, base]
-            treated = self._positive(self.rows_of[self.cell_member[c]], weights)
-            out.n_treated[c] = int((self.eligible[treated] == 1).sum())
-            fits, why = self._comparisons(c, treated, dy, design[base], weights, cache)
+            fits, why, out.n_treated[c] = self._cell_fits(c, weights, scratch)
             if why:
                 (skipped if fits else problems).append((cells.group[c], cells.time[c], why))
             if not fits:
@@ -256,6 +312,35 @@ class StaggeredDDD:
     def _positive(rows, weights):
         return rows[weights[rows] > 0]
 
+    def _cell_fits(self, c, weights, scratch):
+        """The comparisons of cell ``c`` (see :meth:`_comparisons`), why some failed and
+        the number of treated units; ``scratch`` is shared by the cells of one estimate."""
+        panel, base = self.panel, self.cells.base[c]
+        design = scratch.setdefault("design", {})
+        if base not in design:
+            design[base] = None if panel.x is None else np.column_stack(
+                [np.ones(panel.y.shape[0]), panel.x[:, base, :]])
+        dy = panel.y[:, self.cells.current[c]] - panel.y[:, base]
+        treated = self._positive(self.rows_of[self.cell_member[c]], weights)
+        fits, why = self._comparisons(c, treated, dy, design[base], weights,
+                                      scratch.setdefault("ps", {}))
+        return fits, why, int((self.eligible[treated] == 1).sum())
+
+    def _label(self, code):
+        """A comparison cohort for messages."""
+        return ("the never treated" if code == 0 and not self.never else
+                f"cohort {number_label(self.comparison_label(code))}")
+
+    @staticmethod
+    def _why(fits, reasons):
+        """One message from ``[(comparison, reason)]`` (empty when every comparison fit)."""
+        by_reason = {}
+        for label, reason in reasons:
+            by_reason.setdefault(reason, []).append(label)
+        why = "; ".join(f"against {', '.join(labels)}: {reason}"
+                        for reason, labels in by_reason.items())
+        return why or ("" if fits else "no comparison cohort")
+
     def _comparisons(self, c, treated, dy, x, weights, cache):
         """The DDD of cell ``c`` against each of its comparison cohorts:
         ``[(code, att, psi column, n comparison units)]`` and why none could be estimated.
@@ -269,8 +354,7 @@ class StaggeredDDD:
             control = self._positive(self.rows_of[code], weights)
             use = np.concatenate([treated, control])
             cell = np.where(q[use] == 1, 0, 1) + 2 * (np.arange(use.size) >= treated.size)
-            label = ("the never treated" if code == 0 and not self.never else
-                     f"cohort {number_label(self.comparison_label(code))}")
+            label = self._label(code)
             if np.bincount(cell, minlength=4).min() == 0:
                 reasons.append((label, "a cohort x partition cell has no unit"))
                 continue
@@ -287,12 +371,68 @@ class StaggeredDDD:
             column = np.zeros(n)
             column[use] = fit.psi
             fits.append((code, fit.att, column, control.size))
-        by_reason = {}
-        for label, reason in reasons:
-            by_reason.setdefault(reason, []).append(label)
-        why = "; ".join(f"against {', '.join(labels)}: {reason}"
-                        for reason, labels in by_reason.items())
-        return fits, why or ("" if fits else "no comparison cohort")
+        return fits, self._why(fits, reasons)
+
+
+class StaggeredDDDRows(StaggeredDDD):
+    """:class:`StaggeredDDD` on observations: repeated cross-sections (every row its own
+    unit) or an unbalanced panel (rows grouped into units).
+
+    The DDD of a cell against a comparison cohort uses every observation of the two
+    cohorts in the cell's two periods: the repeated cross-section estimators
+    (:func:`~diff_diff.estimators.triple.ddd_levels`; covariates as observed in each row),
+    as moderndid's ``ddd`` with ``panel=False`` or ``allow_unbalanced_panel=True`` (and R
+    ``did`` for the two-group case). Influence values are summed by unit, so with an
+    unbalanced panel a unit's observations are not treated as independent.
+    """
+
+    def __init__(self, rows, row_eligible, unit_view, eligible, cells, control_group,
+                 anticipation, method, trim, name="TripleDifference", last_cohort=None):
+        super().__init__(unit_view, eligible, cells, control_group, anticipation, method, trim,
+                         name, last_cohort)
+        self.rows, self.row_eligible = rows, row_eligible
+        self.n_times = rows.times.size
+        slot = self.member[rows.unit_code] * self.n_times + rows.time_code
+        self.order = np.argsort(slot, kind="stable")
+        self.bounds = np.searchsorted(slot[self.order],
+                                      np.arange((self.groups.size + 1) * self.n_times + 1))
+        self.x = None if rows.x is None else np.column_stack([np.ones(rows.y.size), rows.x])
+
+    def _slot(self, member, period):
+        at = member * self.n_times + period
+        return self.order[self.bounds[at]:self.bounds[at + 1]]
+
+    def _cell_fits(self, c, weights, scratch):
+        rows, cur, base = self.rows, self.cells.current[c], self.cells.base[c]
+        if "w" not in scratch:
+            scratch["w"] = weights[rows.unit_code]
+        w, q = scratch["w"], self.row_eligible
+
+        def observations(member):
+            found = np.concatenate([self._slot(member, cur), self._slot(member, base)])
+            return found[w[found] > 0]
+
+        treated = observations(self.cell_member[c])
+        fits, reasons = [], []
+        for code in self.comparisons[c]:
+            control = observations(code)
+            use = np.concatenate([treated, control])
+            cell = np.where(q[use] == 1, 0, 1) + 2 * (np.arange(use.size) >= treated.size)
+            post = (rows.time_code[use] == cur).astype(float)
+            if np.bincount(2 * cell + post.astype(np.int64), minlength=8).min() == 0:
+                reasons.append((self._label(code), "a cohort x partition cell has no "
+                                "observation in one of the two periods"))
+                continue
+            try:
+                fit = ddd_levels(rows.y[use], post, cell, None if self.x is None else
+                                 self.x[use], w[use], self.method, self.trim)
+            except EstimationError as err:
+                reasons.append((self._label(code), str(err)))
+                continue
+            column = np.bincount(rows.unit_code[use], weights=fit.psi,
+                                 minlength=self.eligible.size)
+            fits.append((code, fit.att, column, control.size))
+        return fits, self._why(fits, reasons), int((q[treated] == 1).sum())
 
 
 def gmm_combine(atts: np.ndarray, psi: np.ndarray):
@@ -342,6 +482,11 @@ class StaggeredTripleDifference(TripleDifference):
         Propensity scores are trimmed to ``[pscore_trim, 1 - pscore_trim]``.
     cluster : str, optional
         Column to cluster standard errors by.
+    panel : bool, default True
+        False: repeated cross-sections (``unit`` may be None).
+    allow_unbalanced_panel : bool, default False
+        True: an unbalanced panel is estimated from every observation (see
+        :class:`TripleDifference`).
 
     Examples
     --------
@@ -361,7 +506,7 @@ class StaggeredTripleDifference(TripleDifference):
     def __init__(self, estimation_method="dr", control_group="notyettreated", alpha=0.05,
                  anticipation=0, base_period="varying", n_bootstrap=0,
                  bootstrap_weights="rademacher", seed=None, cband=True, pscore_trim=0.01,
-                 cluster=None):
+                 cluster=None, panel=True, allow_unbalanced_panel=False):
         warn_user("StaggeredTripleDifference is deprecated and will be removed in 4.0; use "
                   "TripleDifference().fit(data, outcome, partition=..., unit=..., time=..., "
                   "first_treat=...): the same estimator (eligibility= is named partition=, "

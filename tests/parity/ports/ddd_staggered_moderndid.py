@@ -58,13 +58,30 @@ and standard errors by up to ~7e-6 relative. The ``tight_logit`` block repeats t
 ipw and dr cases with covariates with that fit run to ``tol=1e-13`` (``GLM.fit``
 wrapped while ``ddd`` runs); nothing else changes.
 
+Repeated cross-sections and unbalanced panels (blocks ``rc`` and ``unbalanced``; data
+``tests/parity/fixtures/ddd_staggered_unbalanced.csv``): the same panel with 15% of its
+rows dropped at random (``default_rng(12)``) and a row-level weight ``weight_rc ~ U(0.5,
+2)`` (``default_rng(13)``). ``rc``: ``m.ddd(..., idname=None, panel=False,
+weightsname=None | "weight_rc")``, every row its own observation (moderndid's
+``ddd_mp_rc``: per comparison cohort ``ddd_rc`` - the repeated cross-section DRDID forms,
+covariates as observed in each row - on the rows of cohorts g and k in periods t and
+the base period; influence function one value per row). ``unbalanced``: ``m.ddd(...,
+idname="id", allow_unbalanced_panel=True, weightsname=None | "weight")``: the same
+``ddd_rc`` per comparison on every observation of the cell's two periods, influence
+values scaled to the n units and summed within unit (one row per unit). Both trim
+comparison observations with propensity >= ``trim_level`` = 0.995 (``pscore_trim=0.005``
+on our side). Its repeated cross-section DR influence function subtracts the estimation
+effect of the comparison's pre-period outcome regression (R ``DRDID::drdid_rc`` adds it);
+our ``drdid.dr_did_rc`` subtracts it too, so the standard errors agree with no constant.
+
 Run from the repository root with the moderndid venv (outside the repository, and
 ``-P`` so this checkout is not imported):
 
     /path/to/venv-moderndid/bin/python -P tests/parity/ports/ddd_staggered_moderndid.py
 
-It writes ``tests/parity/fixtures/ddd_staggered_moderndid.json`` and
-``tests/parity/fixtures/ddd_staggered.csv``.
+It writes ``tests/parity/fixtures/ddd_staggered_moderndid.json``,
+``tests/parity/fixtures/ddd_staggered.csv`` and
+``tests/parity/fixtures/ddd_staggered_unbalanced.csv``.
 """
 
 from __future__ import annotations
@@ -80,6 +97,8 @@ import pandas as pd
 
 OUT = "tests/parity/fixtures/ddd_staggered_moderndid.json"
 CSV = "tests/parity/fixtures/ddd_staggered.csv"
+UNBALANCED_CSV = "tests/parity/fixtures/ddd_staggered_unbalanced.csv"
+DROP_SEED, ROW_WEIGHT_SEED, DROP_SHARE = 12, 13, 0.15
 DGP = dict(n=500, dgp_type=1, n_periods=5, n_cohorts=3, n_covariates=4, att_base=1.0,
            random_state=2025)
 NOISE_SEED, WEIGHT_SEED = 10, 11
@@ -95,6 +114,55 @@ CASES = [(e, cov, cg, bp, False)
 CASES += [("dr", True, "notyettreated", "varying", True),
           ("ipw", True, "nevertreated", "universal", True),
           ("reg", False, "notyettreated", "universal", True)]
+
+
+# (layout, est_method, covariates, control_group, base_period, weighted)
+ROW_CASES = [("rc", "dr", True, "notyettreated", "varying", False),
+             ("rc", "reg", True, "nevertreated", "universal", False),
+             ("rc", "ipw", True, "notyettreated", "universal", False),
+             ("rc", "dr", False, "nevertreated", "varying", False),
+             ("rc", "dr", True, "nevertreated", "universal", True),
+             ("rc", "reg", True, "notyettreated", "varying", True),
+             ("unbalanced", "dr", True, "notyettreated", "varying", False),
+             ("unbalanced", "reg", True, "nevertreated", "universal", False),
+             ("unbalanced", "ipw", True, "nevertreated", "varying", True),
+             ("unbalanced", "dr", False, "notyettreated", "universal", False),
+             ("unbalanced", "dr", True, "notyettreated", "universal", True)]
+
+
+def make_unbalanced(df):
+    """The panel with DROP_SHARE of its rows dropped and a row-level weight."""
+    rng = np.random.default_rng(DROP_SEED)
+    keep = np.sort(rng.choice(len(df), int(round(len(df) * (1 - DROP_SHARE))), replace=False))
+    out = df.iloc[keep].reset_index(drop=True)
+    out["weight_rc"] = np.random.default_rng(ROW_WEIGHT_SEED).uniform(0.5, 2.0, len(out))
+    out["weight_rc"] = out["weight_rc"].round(6)
+    return out
+
+
+def row_name(case):
+    layout, *rest = case
+    return name_of(tuple(rest))
+
+
+def one_row_case(df, case):
+    """A repeated cross-section or unbalanced-panel case, stored like :func:`one_case`."""
+    import moderndid as m
+
+    layout, e, cov, cg, bp, weighted = case
+    rc = layout == "rc"
+    weights = ("weight_rc" if rc else "weight") if weighted else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = m.ddd(df, yname="y", tname="time", idname=None if rc else "id",
+                    gname="first_treat", pname="partition", xformla=XFORMLA if cov else None,
+                    control_group=cg, base_period=bp, est_method=e, weightsname=weights,
+                    panel=not rc, allow_unbalanced_panel=not rc)
+        out = {"layout": layout, "est_method": e, "covariates": COVS if cov else [],
+               "control_group": cg, "base_period": bp, "weightsname": weights,
+               **summarise(m, res)}
+    out["warnings"] = sorted({str(w.message) for w in caught})
+    return out
 
 
 def make_data():
@@ -134,28 +202,36 @@ def one_case(df, case):
         res = m.ddd(df, yname="y", tname="time", idname="id", gname="first_treat",
                     pname="partition", xformla=XFORMLA if cov else None, control_group=cg,
                     base_period=bp, est_method=e, weightsname="weight" if weighted else None)
-        inf = np.asarray(res.inf_func_mat, dtype=float)
         out = {
             "est_method": e, "covariates": COVS if cov else [], "control_group": cg,
             "base_period": bp, "weightsname": "weight" if weighted else None,
-            "n": int(res.n),
-            "group_time": {"group": fl(res.groups), "time": fl(res.times), "att": fl(res.att),
-                           "se_if": [se_if(inf[:, j]) for j in range(inf.shape[1])],
-                           "se_moderndid": fl(res.se)},
-            "aggregations": {},
+            **summarise(m, res),
         }
-        for kind in ("simple", "eventstudy", "group"):
-            agg = m.agg_ddd(res, type=kind, boot=False, cband=False)
-            block = {"overall_att": float(agg.overall_att),
-                     "overall_se_if": se_if(agg.inf_func_overall),
-                     "overall_se_moderndid": float(agg.overall_se)}
-            if kind != "simple":
-                block.update({"label": fl(agg.egt), "att": fl(agg.att_egt),
-                              "se_if": [se_if(agg.inf_func[:, j])
-                                        for j in range(agg.inf_func.shape[1])],
-                              "se_moderndid": fl(agg.se_egt)})
-            out["aggregations"][kind] = block
     out["warnings"] = sorted({str(w.message) for w in caught})
+    return out
+
+
+def summarise(m, res):
+    """The cells and the three aggregations of a moderndid ``ddd`` result."""
+    inf = np.asarray(res.inf_func_mat, dtype=float)
+    out = {
+        "n": int(res.n),
+        "group_time": {"group": fl(res.groups), "time": fl(res.times), "att": fl(res.att),
+                       "se_if": [se_if(inf[:, j]) for j in range(inf.shape[1])],
+                       "se_moderndid": fl(res.se)},
+        "aggregations": {},
+    }
+    for kind in ("simple", "eventstudy", "group"):
+        agg = m.agg_ddd(res, type=kind, boot=False, cband=False)
+        block = {"overall_att": float(agg.overall_att),
+                 "overall_se_if": se_if(agg.inf_func_overall),
+                 "overall_se_moderndid": float(agg.overall_se)}
+        if kind != "simple":
+            block.update({"label": fl(agg.egt), "att": fl(agg.att_egt),
+                          "se_if": [se_if(agg.inf_func[:, j])
+                                    for j in range(agg.inf_func.shape[1])],
+                          "se_moderndid": fl(agg.se_egt)})
+        out["aggregations"][kind] = block
     return out
 
 
@@ -231,6 +307,27 @@ def main():
         for case in CASES:
             if case[0] in ("ipw", "dr") and case[1]:
                 out["tight_logit"][name_of(case)] = one_case(df, case)
+    make_unbalanced(df).to_csv(UNBALANCED_CSV, index=False)
+    rows = pd.read_csv(UNBALANCED_CSV)
+    out["meta"].update({
+        "unbalanced_csv": UNBALANCED_CSV, "unbalanced_csv_md5": md5(UNBALANCED_CSV),
+        "unbalanced_data": (f"{CSV} with {DROP_SHARE:.0%} of rows dropped "
+                            f"(default_rng({DROP_SEED})); weight_rc ~ U(0.5, 2) per row "
+                            f"(default_rng({ROW_WEIGHT_SEED}))"),
+        "call_rows": ("rc: moderndid.ddd(rows, ..., idname=None, panel=False, weightsname="
+                      "None | 'weight_rc'); unbalanced: moderndid.ddd(rows, ..., idname='id', "
+                      "allow_unbalanced_panel=True, weightsname=None | 'weight')"),
+        "rows_tolerance": ("as the panel cases: estimates 1e-8, SEs 1e-6 relative against "
+                           "rows_tight_logit for ipw/dr with covariates"),
+    })
+    out["rows"] = {"n_rows": int(len(rows)), "cases": {}, "tight_logit": {}}
+    for case in ROW_CASES:
+        out["rows"]["cases"][f"{case[0]}-{row_name(case)}"] = one_row_case(rows, case)
+    with TightLogit():
+        for case in ROW_CASES:
+            if case[1] in ("ipw", "dr") and case[2]:
+                out["rows"]["tight_logit"][f"{case[0]}-{row_name(case)}"] = one_row_case(
+                    rows, case)
     with open(OUT, "w") as fh:
         json.dump(out, fh, indent=1, sort_keys=True)
         fh.write("\n")
