@@ -1,4 +1,5 @@
-"""Efficient difference-in-differences (Chen, Sant'Anna & Xie 2025), without covariates."""
+"""Efficient difference-in-differences (Chen, Sant'Anna & Xie 2025), with or without baseline
+covariates."""
 
 from __future__ import annotations
 
@@ -54,6 +55,40 @@ class EfficientDiD(Estimator):
     calendar) and their standard errors, including the influence of the
     cohort-share weights, are those of :class:`CallawaySantAnna`.
 
+    With baseline covariates (``fit(covariates=...)``) parallel trends are
+    assumed conditional on X (the paper's conditional PT-All / PT-Post) and
+    the estimator is the paper's doubly robust efficient one, with every
+    nuisance a series (sieve) regression on one polynomial basis in X:
+
+    * outcome regressions ``m_h(X) = E[Y_s | G = h, X]`` for every group and
+      period, weighted least squares within the group;
+    * generalized propensity-score ratios ``r_gh(X) = p_g(X) / p_h(X)`` by the
+      paper's convex sieve criterion (minimize ``sum_{G=h} w r(X)^2 - 2
+      sum_{G=g} w r(X)`` over the basis span: the reweighted group ``h``
+      balances the basis means of cohort ``g``);
+    * each DiD moment in doubly robust form: cohort g's own outcome change plus
+      the other groups' regression predictions at the cohort's X, plus the
+      ratio-weighted residuals of the other groups;
+    * the moments combined with the conditional weights
+      ``Omega*(X)^-1 1 / 1'Omega*(X)^-1 1``, ``Omega*_jk(X) = sum_h r_gh(X)^2
+      A_j[h]' S_h(X) A_k[h]`` (``A_j[h]`` moment j's coefficients on group h's
+      periods, ``S_h(X)`` the series regression over all units of
+      ``1{G=h} w^2 n_h/(n_h - p) e e'``, ``e`` the unit's residual vector:
+      ``p_h(X)`` times the conditional covariance, every cross-period term
+      included);
+    * standard errors from the efficient influence function evaluated at the
+      estimates (each unit's term minus ``1{G=g} w ATT / W_g``).
+
+    The basis: the covariates standardized, all monomials of total degree
+    ``<= sieve_order`` with the intercept, orthonormalized by a pivoted QR
+    (collinear terms leave, so indicator columns give the saturated, fully
+    nonparametric basis). With one basis for all nuisances the outcome
+    regressions' residuals are orthogonal to the ratios, so under PT-Post
+    the estimate is also the regression-imputation and the ratio-weighting
+    estimate, and the influence function is the exact linearization of the
+    estimator for a fixed order. Constant covariates give the no-covariate
+    fit exactly.
+
     Parameters
     ----------
     pt_assumption : {"all", "post"}
@@ -70,15 +105,36 @@ class EfficientDiD(Estimator):
         Ridge added to ``Omega`` scaled to unit diagonal (i.e. relative to each
         moment's variance) before the weights are formed. 0 (default): the exact
         GLS weights, with a pseudo-inverse past numerical rank deficiency (a
-        moment without variance gets weight 0).
+        moment without variance gets weight 0; with covariates, directions of
+        a non-positive-definite series estimate of ``Omega*(X)`` are left out
+        the same way).
     alpha, cluster, n_bootstrap, bootstrap_weights, seed, cband
         The shared inference settings.
     vcov_type : {"hc1"}
         Accepted for diff-diff 3.x (the variance is the design's).
-    sieve_k_max, sieve_criterion, ratio_clip, kernel_bandwidth
-        Accepted for diff-diff 3.x: they tune the covariate path, which this
-        release does not provide (``fit(covariates=...)`` raises); other values
-        than the defaults warn that they have no effect.
+    sieve_order : int or None
+        Polynomial order of the series basis (covariates only). None
+        (default): chosen by ``sieve_criterion`` among ``1..sieve_k_max``.
+        Every group (each cohort and the comparison group) needs more units
+        with positive weight than basis terms, and the basis must not be
+        collinear within a group; otherwise ValueError.
+    sieve_k_max : int or None
+        Largest order tried when ``sieve_order`` is None; None:
+        ``max(1, floor(n_min ** 0.2))``, ``n_min`` the smallest group's count
+        of units with positive weight (orders that cannot be fitted are not
+        tried).
+    sieve_criterion : {"bic", "aic"}
+        Order choice: minimize ``sum_h sum_s [n_h log(RSS_hs / W_h) + c_h p]``
+        over the regressions of ``Y_s - Y_1`` within each group (``p`` basis
+        terms, ``c_h = log(n_h)`` for BIC, 2 for AIC).
+    ratio_clip : float
+        Propensity-score ratios are capped at ``ratio_clip`` times the
+        cohort-size ratio ``W_g / W_h`` (a warning counts the capped values;
+        ``np.inf``: no cap).
+    kernel_bandwidth : None
+        Accepted for diff-diff 3.x, which smoothed ``Omega*(X)`` with a
+        kernel; here ``Omega*(X)`` is a series regression on the same basis,
+        so a value warns that it has no effect.
 
     Examples
     --------
@@ -94,13 +150,19 @@ class EfficientDiD(Estimator):
     _checks = {**INFERENCE_CHECKS,
                "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
                "omega_ridge": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
-                               and 0 <= v < np.inf, "a non-negative number")}
+                               and 0 <= v < np.inf, "a non-negative number"),
+               "sieve_order": (lambda v: v is None or is_int(v, 1), "None or an integer >= 1"),
+               "sieve_k_max": (lambda v: v is None or is_int(v, 1), "None or an integer >= 1"),
+               "sieve_criterion": (lambda v: v in ("bic", "aic"), "'bic' or 'aic'"),
+               "ratio_clip": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+                              and v > 0, "a positive number (np.inf: no clipping)")}
     _results_class = EfficientDiDResults
 
     def __init__(self, pt_assumption="all", alpha=0.05, cluster=None, vcov_type="hc1",
                  control_group="never_treated", n_bootstrap=0, bootstrap_weights="rademacher",
                  seed=None, anticipation=0, sieve_k_max=None, sieve_criterion="bic",
-                 ratio_clip=20.0, kernel_bandwidth=None, omega_ridge=0.0, cband=True):
+                 ratio_clip=20.0, kernel_bandwidth=None, omega_ridge=0.0, cband=True,
+                 sieve_order=None):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
@@ -115,9 +177,10 @@ class EfficientDiD(Estimator):
             warning). Not modified.
         outcome, unit, time, first_treat : str
             ``first_treat``: first treated period, 0 or inf for never treated.
-        covariates : None
-            The covariate path (sieve propensity ratios and outcome
-            regressions) is not available in this release: NotImplementedError.
+        covariates : list of str, optional
+            Baseline covariates: numeric columns constant within unit and
+            without missing values (time-varying columns are refused; diff-diff
+            3.x used each unit's first-period value). See the class notes.
         aggregate, balance_e
             diff-diff 3.x, as :meth:`CallawaySantAnna.fit`.
         survey_design : SurveyDesign, optional
@@ -129,30 +192,34 @@ class EfficientDiD(Estimator):
         -------
         EfficientDiDResults
         """
-        if covariates:
-            raise NotImplementedError(
-                "EfficientDiD: the covariate path (sieve propensity ratios and outcome "
-                "regressions) is not available in this release; fit without covariates, "
-                "or use CallawaySantAnna(estimation_method='dr') for covariate-adjusted "
-                "ATT(g, t)")
         check_legacy_aggregation("EfficientDiD", aggregate, balance_e)
-        changed = [k for k, v in _NUISANCE_DEFAULTS.items() if getattr(self, k) != v]
-        if changed:
-            warn_user(f"EfficientDiD: {', '.join(changed)} tune(s) the covariate path and "
-                      "has no effect without covariates")
+        covariates = _covariate_list(covariates)
+        if covariates:
+            _check_covariates(data, covariates, unit)
+            if self.kernel_bandwidth is not None:
+                warn_user("EfficientDiD: kernel_bandwidth has no effect: Omega*(X) is estimated "
+                          "by series regressions on the same basis as the other nuisances")
+        else:
+            changed = [k for k, v in _NUISANCE_DEFAULTS.items() if getattr(self, k) != v]
+            if self.sieve_order is not None:
+                changed.append("sieve_order")
+            if changed:
+                warn_user(f"EfficientDiD: {', '.join(changed)} tune(s) the covariate path and "
+                          "has no effect without covariates")
         res = self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
                                                   first_treat=first_treat),
-                        balance_e=balance_e)
+                        balance_e=balance_e, covariates=covariates)
         return apply_legacy_aggregation("EfficientDiD", res, aggregate)
 
     # ------------------------------------------------------------------ template steps
-    def _sample(self, data, columns, balance_e=None):
+    def _sample(self, data, columns, balance_e=None, covariates=None):
         c = columns
         panel = build_unit_panel(data, c["outcome"], c["unit"], c["time"], c["first_treat"],
-                                 None, "EfficientDiD")
+                                 covariates, "EfficientDiD")
         panel, dropped = _drop_always_treated(panel, self.anticipation, "EfficientDiD")
         panel = self._comparison(panel)
-        return Sample((panel, dropped, balance_e), panel.unit_rows, c["unit"], columns)
+        return Sample((panel, dropped, balance_e, covariates), panel.unit_rows, c["unit"],
+                      columns)
 
     def _comparison(self, panel):
         """The comparison group as cohort 0 (with ``last_cohort``: the latest cohort joins
@@ -179,7 +246,7 @@ class EfficientDiD(Estimator):
                        times=panel.times[keep], n_rows=int(panel.y.shape[0] * keep.sum()))
 
     def _estimate(self, sample, design):
-        panel, dropped, balance_e = sample.arrays
+        panel, dropped, balance_e, covariates = sample.arrays
         g = panel.first_treat
         if not (g > 0).any():
             raise ValueError(
@@ -191,17 +258,31 @@ class EfficientDiD(Estimator):
         core = EfficientCore(panel, self.pt_assumption, self.anticipation, self.omega_ridge)
         weights = design.weights
         core.check_weights(weights)
-        fit = core.fit(weights)
-        influence = GroupMeansInfluence(panel.y, core.member, weights, fit.coef, fit.means,
-                                        fit.mass)
+        order = None
+        if covariates:
+            cov = CovariateCore(core, panel.x[:, 0, :], weights, self.sieve_order,
+                                self.sieve_k_max, self.sieve_criterion, self.ratio_clip,
+                                covariates)
+            fit = cov.fit(weights)
+            if fit.n_clipped:
+                warn_user(f"EfficientDiD: {fit.n_clipped} propensity-score ratio value(s) "
+                          f"exceeded ratio_clip={self.ratio_clip} times the cohort-size ratio "
+                          "and were clipped (standard errors use the clipped ratios)")
+            influence, reestimate, order = fit.psi, cov.theta, cov.order
+        else:
+            fit = core.fit(weights)
+            influence = GroupMeansInfluence(panel.y, core.member, weights, fit.coef, fit.means,
+                                            fit.mass)
+            reestimate = core.theta
         estimate = Estimate(np.concatenate([fit.att, fit.pg]),
                             CohortShareBasis(influence, g, weights),
-                            reestimate=core.theta, name="EfficientDiD")
+                            reestimate=reestimate, name="EfficientDiD")
         return SimpleNamespace(estimate=estimate, panel=panel, cells=core.cells, att=fit.att,
                                psi=influence, pg=fit.pg, n_treated=fit.n_treated,
                                n_control=fit.n_control, dropped=dropped, balance_e=balance_e,
                                moments=core.moments, moment_weights=fit.moment_weights,
-                               condition=fit.condition)
+                               condition=fit.condition, covariates=covariates,
+                               sieve_order=order)
 
     # ------------------------------------------------------------------ pretest
     @classmethod
@@ -273,6 +354,42 @@ class EfficientDiD(Estimator):
                                 "se_delta": np.sqrt(np.clip(np.diag(vcov), 0, None))})
         return HausmanPretestResult(stat, p, rank, reject, alpha, att["all"], att["post"],
                                     recommendation, details)
+
+
+def _covariate_list(covariates):
+    if covariates is None:
+        return []
+    if isinstance(covariates, str):
+        covariates = [covariates]
+    covariates = list(covariates)
+    for c in covariates:
+        if not isinstance(c, str):
+            raise TypeError(f"EfficientDiD: covariates must be column names, got {c!r}")
+    return covariates
+
+
+def _check_covariates(data, covariates, unit):
+    """Baseline covariates: present, numeric, without missing values, constant within unit."""
+    for c in covariates:
+        if c not in data.columns:
+            raise ValueError(f"EfficientDiD: covariate column {c!r} is not in data")
+        col = data[c]
+        if col.dtype.kind not in "biuf":
+            raise TypeError(f"EfficientDiD: covariate column {c!r} must be numeric (got "
+                            f"{col.dtype}); code categories as indicator columns")
+        bad = int((~np.isfinite(col.to_numpy(dtype=float))).sum())
+        if bad:
+            raise ValueError(f"EfficientDiD: covariate column {c!r} has {bad} missing or "
+                             "non-finite value(s); covariates must be observed for every unit")
+        varying = data.groupby(unit, sort=False)[c].nunique()
+        varying = varying[varying > 1]
+        if len(varying):
+            raise ValueError(
+                f"EfficientDiD: covariate {c!r} varies over time within {len(varying)} unit(s) "
+                f"(e.g. unit {varying.index[0]}); the estimator conditions on baseline "
+                "(time-invariant) covariates as in Chen, Sant'Anna & Xie (2025): pass each "
+                "unit's value in the first period (the period diff-diff 3.x used) as a "
+                "constant column")
 
 
 class EfficientCore:
@@ -424,3 +541,255 @@ class GroupMeansInfluence:
 
     def toarray(self):
         return self._apply(self.coef)
+
+
+# ---------------------------------------------------------------------------------------------
+# baseline covariates: series (sieve) nuisances, doubly robust moments, conditional weights
+# ---------------------------------------------------------------------------------------------
+_CHUNK = 4096  # covariate patterns per block when forming the conditional Omega*(X)
+
+
+def sieve_basis(x: np.ndarray, order: int) -> np.ndarray:
+    """Orthonormal basis of the polynomials of total degree ``<= order`` in the columns of ``x``.
+
+    The columns are standardized (mean 0, sd 1 over the units; constant columns
+    leave), every monomial up to the order is formed with the intercept, and
+    the span is orthonormalized by a column-pivoted QR (terms collinear with
+    earlier ones leave: indicator columns give the saturated basis of their
+    cells at every order). Returns ``Q`` (n x p) with ``Q'Q = I``.
+    """
+    from itertools import combinations_with_replacement
+
+    from scipy.linalg import qr
+
+    n = x.shape[0]
+    sd = x.std(axis=0)
+    z = (x[:, sd > 0] - x[:, sd > 0].mean(axis=0)) / sd[sd > 0]
+    terms = [np.ones(n)]
+    for degree in range(1, order + 1):
+        for combo in combinations_with_replacement(range(z.shape[1]), degree):
+            terms.append(np.prod(z[:, combo], axis=1))
+    q, r, _ = qr(np.column_stack(terms), mode="economic", pivoting=True)
+    d = np.abs(np.diag(r))
+    rank = int((d > d[0] * 1e-10 * max(n, len(terms))).sum())
+    return q[:, :rank]
+
+
+def _gls_batch(omega: np.ndarray, ridge: float):
+    """:func:`~diff_diff.linalg.gls.gls_weights` for a stack ``(m, H, H)`` of matrices."""
+    h = omega.shape[1]
+    d = np.sqrt(np.clip(np.einsum("mjj->mj", omega), 0, None))
+    scale = np.where(d > 0, d, 1.0)
+    corr = omega / (scale[:, :, None] * scale[:, None, :])
+    if ridge:
+        corr = corr + ridge * np.eye(h)
+    vals, vecs = np.linalg.eigh(corr)
+    top = vals.max(axis=1)
+    keep = vals > top[:, None] * h * np.finfo(float).eps * 100
+    proj = np.einsum("mjk,mj->mk", vecs, 1.0 / scale)
+    inv_ones = np.einsum("mjk,mk->mj", vecs, np.where(keep, proj / np.where(keep, vals, 1.0),
+                                                      0.0))
+    lam = inv_ones / scale
+    low = vals.min(axis=1)
+    cond = np.where(low > 0, top / np.where(low > 0, low, 1.0), np.inf)
+    return lam / lam.sum(axis=1, keepdims=True), cond
+
+
+class CovariateCore:
+    """The efficient ATT(g, t) under parallel trends conditional on baseline covariates.
+
+    Built on an :class:`EfficientCore` (its cells and moment coefficients
+    ``A[j, h, s]``). For each group ``h`` (0 = comparison, 1..G = cohorts)
+    the outcome vector is regressed on the series basis within the group
+    (weighted least squares): ``m_h(X) = E[Y | G = h, X]`` (every period at
+    once; any moment's outcome change is a linear combination). Moment ``j``
+    of cell (g, t) is then estimated by the doubly robust form
+
+        theta_j = (1/W_g) [ sum_{i in g} w_i (A_j[g].Y_i + sum_{h != g} A_j[h].m_h(X_i))
+                           + sum_{h != g} sum_{i in h} w_i r_gh(X_i) A_j[h].(Y_i - m_h(X_i)) ]
+
+    with ``r_gh(X) = p_g(X) / p_h(X)`` the sieve propensity-score ratio (the
+    minimizer of ``sum_{i in h} w_i r(X_i)^2 - 2 sum_{i in g} w_i r(X_i)`` over
+    the basis span, i.e. the balancing solution). The cell combines the
+    moments with the conditional weights ``w(X) = Omega*(X)^-1 1 / 1'Omega*(X)^-1 1``,
+
+        Omega*_jk(X) = sum_h r_gh(X)^2 A_j[h]' S_h(X) A_k[h],
+
+    ``S_h(X)`` the series regression (over all units) of
+    ``1{G_i = h} w_i^2 n_h/(n_h - p) e_i e_i'`` with ``e_i`` the unit's
+    residual vector, i.e. ``p_h(X)`` times the conditional second moment of the
+    influence contributions, so that ``r_gh^2 p_h = p_g^2 / p_h`` as in the
+    paper. ``ATT(g, t) = sum_j w_j(X_i) theta_ij`` averaged as above; the
+    influence value of unit i is its term minus its share of the estimate.
+    """
+
+    def __init__(self, core, x, weights, order, k_max, criterion, ratio_clip, covariates):
+        self.core, self.ratio_clip, self.covariates = core, ratio_clip, covariates
+        self.rows = [np.flatnonzero(core.member == h) for h in range(core.n_groups)]
+        if order is not None:
+            basis = sieve_basis(x, order)
+            problem = self._unfit(basis, weights)
+            if problem:
+                raise ValueError(self._too_large(order, basis.shape[1], problem))
+            self.order, self.basis = order, basis
+        else:
+            self.order, self.basis = self._select(x, weights, k_max, criterion)
+
+    # ------------------------------------------------------------ the basis and its order
+    def _label(self, h):
+        return "the comparison group" if h == 0 else \
+            f"cohort {number_label(self.core.cohorts[h - 1])}"
+
+    def _unfit(self, basis, weights):
+        """The first group in which the basis cannot be fitted (``None``: all fit)."""
+        p = basis.shape[1]
+        for h, rows in enumerate(self.rows):
+            w = weights[rows]
+            pos = w > 0
+            n_pos = int(pos.sum())
+            if n_pos <= p:
+                return f"{self._label(h)} has {n_pos} unit(s) with positive weight"
+            s = np.linalg.svd(basis[rows][pos] * np.sqrt(w[pos] / w[pos].mean())[:, None],
+                              compute_uv=False)
+            if s[-1] <= s[0] * 1e-8:
+                return f"the basis is collinear within {self._label(h)}"
+        return None
+
+    def _too_large(self, order, p, problem):
+        return (f"EfficientDiD: the sieve basis of order {order} ({p} terms in the covariates "
+                f"{self.covariates}) cannot be fitted: {problem}; every group needs more units "
+                "than basis terms: use a smaller sieve_order (or fewer covariates)")
+
+    def _select(self, x, weights, k_max, criterion):
+        """The order minimizing the information criterion of the outcome-change regressions
+        (``Y_s - Y_1`` for every period and group), among the orders that fit every group."""
+        y, n_t = self.core.panel.y, self.core.panel.y.shape[1]
+        counts = [int((weights[rows] > 0).sum()) for rows in self.rows]
+        if k_max is None:
+            k_max = max(1, int(np.floor(min(counts) ** 0.2)))
+        best, first_problem = None, None
+        for order in range(1, k_max + 1):
+            basis = sieve_basis(x, order)
+            problem = self._unfit(basis, weights)
+            if problem:
+                first_problem = first_problem or (order, basis.shape[1], problem)
+                break  # a higher order has at least these terms
+            p, ic = basis.shape[1], 0.0
+            for rows, n_h in zip(self.rows, counts):
+                w = weights[rows]
+                change = y[rows, 1:] - y[rows, :1]
+                ps, sw = basis[rows], np.sqrt(w)[:, None]
+                coef = np.linalg.lstsq(ps * sw, change * sw, rcond=None)[0]
+                rss = (w[:, None] * (change - ps @ coef) ** 2).sum(axis=0)
+                tss = (w[:, None] * change ** 2).sum(axis=0)
+                rss = np.maximum(rss, 1e-14 * np.maximum(tss, 1e-300))
+                penalty = np.log(n_h) if criterion == "bic" else 2.0
+                ic += float(n_h * np.log(rss / w.sum()).sum() + penalty * p * (n_t - 1))
+            if best is None or ic < best[0]:
+                best = (ic, order, basis)
+        if best is None:
+            raise ValueError(self._too_large(*first_problem))
+        return best[1], best[2]
+
+    # ------------------------------------------------------------ estimation
+    def theta(self, weights) -> np.ndarray:
+        """ATT(g, t) and cohort shares under other unit weights (replicate refits)."""
+        fit = self.fit(weights)
+        return np.concatenate([fit.att, fit.pg])
+
+    def fit(self, weights):
+        core, basis = self.core, self.basis
+        y, n_groups = core.panel.y, core.n_groups
+        n, n_t = y.shape
+        p = basis.shape[1]
+        w = np.where(weights > 0, weights, 0.0)
+        mass = np.bincount(core.member, weights=w, minlength=n_groups)
+        count = np.bincount(core.member, weights=(w > 0).astype(float), minlength=n_groups)
+        empty = ~(mass > 0)
+        coef = np.zeros((n_groups, p, n_t))
+        inv_gram = np.zeros((n_groups, p, p))
+        resid = np.zeros_like(y)
+        for h, rows in enumerate(self.rows):
+            if empty[h]:
+                continue
+            bw = basis[rows] * w[rows, None]
+            inv_gram[h] = np.linalg.pinv(basis[rows].T @ bw, hermitian=True)
+            coef[h] = inv_gram[h] @ (bw.T @ y[rows])
+            resid[rows] = y[rows] - basis[rows] @ coef[h]
+        second = None
+        if core.pt == "all":  # S_h(X) coefficients, (G + 1, p, T, T)
+            factor = np.where(count > p, count / np.maximum(count - p, 1), 1.0)
+            second = np.stack([
+                factor[h] * np.einsum("ib,is,ir->bsr", basis[rows], resid[rows] * w[rows, None],
+                                      resid[rows] * w[rows, None], optimize=True)
+                for h, rows in enumerate(self.rows)])
+        k = core.cells.group.size
+        att, psi = np.full(k, np.nan), np.zeros((n, k))
+        weights_out, condition = [], np.full(k, np.nan)
+        cell_h = np.searchsorted(core.cohorts, core.cells.group) + 1
+        clipped = 0
+        for c, (labels, a) in enumerate(core.moments):
+            lam_mean = np.zeros(len(labels))
+            weights_out.append(lam_mean)
+            if not a.any():
+                att[c] = 0.0
+                lam_mean[:] = 1.0
+                continue
+            g = cell_h[c]
+            if empty[0] or empty[g]:
+                continue
+            usable = ~np.any(a[:, empty, :] != 0, axis=(1, 2))
+            a_use = a[usable]
+            others = [h for h in range(n_groups) if h != g and a_use[:, h, :].any()]
+            target = basis[self.rows[g]].T @ w[self.rows[g]]
+            ratio = {h: inv_gram[h] @ target for h in others}  # r_gh(X) = basis(X) @ ratio[h]
+            lam, cond = self._weights(a_use, g, others, ratio, second, mass)
+            condition[c] = cond
+            rows_g = self.rows[g]
+            lam_g = lam[rows_g]
+            value = np.einsum("is,is->i", lam_g @ a_use[:, g, :], y[rows_g])
+            corrections = {}
+            for h in others:
+                value += np.einsum("is,is->i", lam_g @ a_use[:, h, :], basis[rows_g] @ coef[h])
+                rows_h = self.rows[h]
+                r = basis[rows_h] @ ratio[h]
+                cap = self.ratio_clip * mass[g] / mass[h]
+                over = r > cap
+                clipped += int(over.sum())
+                r = np.where(over, cap, r)
+                corr = w[rows_h] * r * np.einsum("is,is->i", lam[rows_h] @ a_use[:, h, :],
+                                                 resid[rows_h])
+                corrections[h] = corr
+            total = float(w[rows_g] @ value) + sum(float(v.sum()) for v in corrections.values())
+            att[c] = total / mass[g]
+            psi[rows_g, c] = w[rows_g] * (value - att[c]) / mass[g]
+            for h, corr in corrections.items():
+                psi[self.rows[h], c] = corr / mass[g]
+            lam_mean[usable] = w[rows_g] @ lam_g / mass[g]
+        pg = mass[1:] / w.sum()
+        return SimpleNamespace(att=att, psi=psi, pg=pg, n_clipped=clipped,
+                               n_treated=count[cell_h].astype(np.int64),
+                               n_control=np.full(k, int(count[0]), dtype=np.int64),
+                               moment_weights=weights_out, condition=condition)
+
+    def _weights(self, a_use, g, others, ratio, second, mass):
+        """Conditional efficient weights ``(n, H)`` of the moments, and the largest
+        condition number of ``Omega*(X)`` over the covariate patterns."""
+        n, h_count = self.basis.shape[0], a_use.shape[0]
+        if h_count == 1:
+            return np.ones((n, 1)), 1.0
+        patterns, inverse = np.unique(self.basis, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        blocks = {h: np.einsum("js,bsr,kr->bjk", a_use[:, h, :], second[h], a_use[:, h, :],
+                               optimize=True) for h in [g] + others}
+        lam_u = np.empty((patterns.shape[0], h_count))
+        worst = 1.0
+        for start in range(0, patterns.shape[0], _CHUNK):
+            part = patterns[start:start + _CHUNK]
+            omega = np.einsum("ub,bjk->ujk", part, blocks[g])
+            for h in others:
+                r = np.minimum(part @ ratio[h], self.ratio_clip * mass[g] / mass[h])
+                omega += (r ** 2)[:, None, None] * np.einsum("ub,bjk->ujk", part, blocks[h])
+            lam_u[start:start + _CHUNK], cond = _gls_batch(omega, self.core.ridge)
+            worst = max(worst, float(cond.max()))
+        return lam_u[inverse], worst

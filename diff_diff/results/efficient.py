@@ -23,10 +23,20 @@ class EfficientDiDResults(CallawaySantAnnaResults):
     pt_assumption : str
     efficient_weights : DataFrame
         One row per cell and moment: the comparison cohort (``comparison``;
-        0 = the comparison group), its period ``baseline`` and the GLS weight.
+        0 = the comparison group), its period ``baseline`` and the GLS weight
+        (with covariates the weights depend on X: the column holds their
+        average over the target cohort, weighted by the unit weights).
     omega_condition_numbers : DataFrame
         Condition number of each cell's moment covariance (scaled to unit
-        diagonal) and the number of moments.
+        diagonal; with covariates the largest over the covariate values) and
+        the number of moments.
+    estimation_path : {"nocov", "dr"}
+        ``"dr"`` when fitted with covariates (doubly robust sieve path).
+    covariates : list of str
+        The baseline covariates (empty without).
+    sieve_order : int or None
+        Polynomial order of the series basis used (chosen or given); None
+        without covariates.
     """
 
     _settings = ("pt_assumption", "control_group", "anticipation", "omega_ridge")
@@ -34,7 +44,9 @@ class EfficientDiDResults(CallawaySantAnnaResults):
 
     def _setup(self, est, f) -> None:
         super()._setup(est, f)
-        self.estimation_path = "nocov"
+        self.covariates = list(f.covariates or [])
+        self.estimation_path = "dr" if self.covariates else "nocov"
+        self.sieve_order = f.sieve_order
         cells = self._cells
         rows = []
         for c, ((labels, _), lam) in enumerate(zip(f.moments, f.moment_weights)):
@@ -66,6 +78,8 @@ class EfficientDiDResults(CallawaySantAnnaResults):
              else "post-treatment only (PT-Post)"),
             ("Comparison group", self.control_group),
             ("Anticipation", self.anticipation),
+            ("Covariates", (f"{', '.join(self.covariates)} (series order {self.sieve_order})"
+                            if self.covariates else "none")),
             ("Moments per cell", f"{moments.min()} to {moments.max()}"),
             ("Units (treated / comparison)",
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
