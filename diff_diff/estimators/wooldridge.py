@@ -103,7 +103,7 @@ class WooldridgeDiD(_Regression):
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
             covariates: list[str] | None = None, survey_design: SurveyDesign | None = None,
-            exovar=None, xtvar=None, xgvar=None) -> WooldridgeDiDResults:
+            exovar=None, xtvar=None, xgvar=None, xvar=None) -> WooldridgeDiDResults:
         """Fit the saturated regression.
 
         Parameters
@@ -131,9 +131,30 @@ class WooldridgeDiD(_Regression):
             treated-cohort dummies. A column named in several roles (or also in
             ``covariates``) gets the union of their terms; ``covariates`` is ``xtvar`` and
             ``xgvar`` together plus the period interactions.
+        xvar : str, optional
+            ``etwfe``'s heterogeneity variable (not a control): every cell interacted with
+            ``xvar`` centred at its cohort's (weighted) mean (cohorts without a cell, the
+            never treated among them, keep the raw value, as ``etwfe``) and ``xvar`` so
+            centred times the period dummies (all but the first); no level or cohort
+            terms (the unit effects absorb them for a unit-constant ``xvar``; add it to
+            ``exovar`` or ``xgvar`` otherwise, not to a role with cell interactions).
+            ATT(g, t) is then the weighted mean over the cell's rows of the row effects;
+            ``results.aggregate(kind, by_xvar=True)`` gives the effects at each value of
+            ``xvar`` (a discrete variable: at most 50 distinct values among the treated
+            rows). OLS only.
         """
         self._validate()
         spec = _covariate_terms(covariates, exovar, xtvar, xgvar)
+        if xvar is not None:
+            if not isinstance(xvar, str):
+                raise TypeError(f"xvar must be one column name (str), got {xvar!r}")
+            if "cells" in spec.get(xvar, ()):
+                raise ValueError(f"xvar {xvar!r} is also given a role with cell interactions "
+                                 "(covariates= or xtvar=): the two interactions would be the "
+                                 "same columns; give it to exovar or xgvar instead")
+            if self.method != "ols":
+                raise ValueError(f"WooldridgeDiD(method={self.method!r}): xvar is available "
+                                 "for method='ols' only")
         if self.cohort_trends and self.control_group == "never_treated":
             raise ValueError("WooldridgeDiD(cohort_trends=True): with "
                              "control_group='never_treated' every pre-treatment period of a "
@@ -147,7 +168,7 @@ class WooldridgeDiD(_Regression):
                       "the standard errors are analytic")
         names_x = list(spec)
         require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
-                        covariates=names_x, cluster=self.cluster)
+                        covariates=names_x + ([xvar] if xvar else []), cluster=self.cluster)
         rows, g, t, unit_codes, periods = self._sample(data, unit, time, first_treat)
         data = data.iloc[rows]
         y = numeric(data, outcome, "outcome")
@@ -155,10 +176,11 @@ class WooldridgeDiD(_Regression):
         names = [f"{first_treat}[{_num(a)}]:{time}[{_num(b)}]" for a, b in labels]
         k = len(labels)
         trend_cohorts = self._trend_cohorts(g, periods) if self.cohort_trends else []
-        if spec or trend_cohorts:
-            fit, x, absorb, weights, frequency, design, meta = self._covariate_fit(
+        aux = None
+        if spec or trend_cohorts or xvar:
+            fit, x, absorb, weights, frequency, design, meta, aux = self._covariate_fit(
                 data, y, cells, names, spec, trend_cohorts, g, t, periods, unit_codes, time,
-                survey_design)
+                survey_design, xvar)
         else:
             fit, x, absorb, weights, frequency, design, meta = self._cell_fit(
                 data, y, cells, names, [], time, unit_codes, survey_design)
@@ -173,23 +195,36 @@ class WooldridgeDiD(_Regression):
         one_way = self.vcov_type in ("classical", "hc2", "hc3") and self.cluster is None
         cluster = None if one_way else label_codes(data, self.cluster or unit,
                                                    "cluster" if self.cluster else "unit")[0]
+        transform = sub = None
+        if xvar:  # cells (and cells by xvar value) as linear maps of the coefficients
+            transform, sub = _xvar_maps(fit, names, cells, w, aux, xvar)
         overall = np.zeros(fit.rank)
         treated_cells = np.array([b >= a for a, b in labels])  # ATTs: from treatment on
         overall[np.flatnonzero(treated_cells)] = mass[treated_cells] / mass[treated_cells].sum()
+        if transform is not None:
+            overall = overall[:k] @ transform
         groups = np.array([str(_num(a)) for a, _ in labels] + ["other"] * (fit.kept.size - k))
         contrasts = None
         if self.vcov_type == "hc2_bm":  # Bell-McCaffrey df for every reported contrast
             blocks = np.vstack([rows for _, rows in contrast_layout(labels, mass, unit_mass)])
             contrasts = np.zeros((blocks.shape[0], fit.rank))
             contrasts[:, :k] = blocks
+            if transform is not None:
+                contrasts = blocks @ transform
         var, wild = self._infer(fit, y, x, frequency, absorb, design, cluster, overall,
                                 contrasts=contrasts, vcov_type=self.vcov_type,
                                 default_cluster=self.cluster is None, groups=groups[fit.kept])
         res = WooldridgeDiDResults.from_parts(
             self, fit, var, labels, mass, unit_mass, meta, wild,
             n_units=int(unit_codes.max()) + 1,
-            n_treated=int(np.unique(unit_codes[g > 0]).size), covariates=names_x)
+            n_treated=int(np.unique(unit_codes[g > 0]).size), covariates=names_x,
+            transform=transform)
         res.covariate_terms = {c: sorted(terms) for c, terms in spec.items()}
+        res.xvar = xvar
+        if sub is not None:
+            rows, sub_labels, sub_mass = sub
+            res._set_xvar_cells(sub_labels, sub_mass, rows @ fit.coef[fit.kept],
+                                rows @ var.vcov @ rows.T)
         if trend_cohorts:
             where = {n: j for j, n in enumerate(fit.names)}
             res.cohort_trend_coefs = {_num(c): float(fit.coef[where[f"trend[{_num(c)}]"]])
@@ -211,7 +246,7 @@ class WooldridgeDiD(_Regression):
         return list(cohorts)
 
     def _covariate_fit(self, data, y, cells, names, spec, trend_cohorts, g, t, periods,
-                       unit_codes, time, survey_design):
+                       unit_codes, time, survey_design, xvar=None):
         """The regression with covariate terms and cohort trends (a full design, unit and
         period effects absorbed). Columns: the cells, then each cell's covariate
         interactions (centred at the cell's weighted mean, so the cell coefficient stays
@@ -230,16 +265,35 @@ class WooldridgeDiD(_Regression):
         columns, col_names, controls = [np.zeros((n, k))], list(names), []
         columns[0][inside, code] = 1.0
         values = {c: numeric(data, c, "covariate") for c in spec}
+        aux = {"centres": {}, "values": values}
         for c, terms in spec.items():
             if "cells" not in terms:
                 continue
             x = values[c]
             centre = np.divide(np.bincount(code, weights=(w * x)[inside], minlength=k), cell_w,
                                out=np.zeros(k), where=cell_w > 0)
+            aux["centres"][c] = centre
             block = np.zeros((n, k))
             block[inside, code] = x[inside] - centre[code]
             columns.append(block)
             col_names += [f"{name}:{c}" for name in names]
+        if xvar:  # etwfe's heterogeneity variable, centred within the cohorts with cells
+            xv = numeric(data, xvar, "xvar")
+            cohort_values, g_code = np.unique(g, return_inverse=True)
+            g_code = g_code.reshape(-1)
+            sums = np.bincount(g_code, weights=w * xv)
+            with_cells = np.zeros(cohort_values.size, bool)
+            with_cells[np.unique(g_code[inside])] = True
+            dm = xv - np.where(with_cells, sums / np.bincount(g_code, weights=w), 0.0)[g_code]
+            block = np.zeros((n, k))
+            block[inside, code] = dm[inside]
+            columns.append(block)
+            col_names += [f"{name}:{xvar}" for name in names]
+            columns.append(np.column_stack([(t == s) * dm for s in periods[1:]]))
+            extra = [f"{xvar}_dm:{time}[{_num(s)}]" for s in periods[1:]]
+            col_names += extra
+            controls += extra
+            aux["xvar"], aux["dm"] = xv, dm
         for c in trend_cohorts:
             columns.append(((g == c) * t)[:, None])
             col_names.append(f"trend[{_num(c)}]")
@@ -279,7 +333,7 @@ class WooldridgeDiD(_Regression):
             absorb = [unit_codes]
         fit = self._wls(y, x, col_names, weights, frequency, absorb,
                         expected_collinear=tuple(controls))
-        return fit, x, absorb, weights, frequency, design, meta
+        return fit, x, absorb, weights, frequency, design, meta, aux
 
     def _fit_nonlinear(self, data, outcome, unit, time, first_treat, spec, survey_design):
         from .wooldridge_nonlinear import NonlinearETWFE
@@ -375,6 +429,53 @@ def _covariate_terms(covariates, exovar, xtvar, xgvar):
                 raise TypeError(f"{role} must hold column names, got {c!r}")
             spec.setdefault(c, set()).update(ROLE_TERMS[role])
     return spec
+
+
+MAX_XVAR_LEVELS = 50
+
+
+def _xvar_maps(fit, names, cells, w, aux, xvar):
+    """With ``xvar``: the cells' ATTs (the weighted means over their rows of the row
+    effects) as a ``(k, rank)`` map of the kept coefficients, and - for a discrete
+    ``xvar`` - the same for every (cell, value of ``xvar``): ``(rows, labels, mass)``
+    (``None`` when ``xvar`` has more than ``MAX_XVAR_LEVELS`` values in the cells)."""
+    kept_names = list(np.asarray(fit.names, dtype=object)[fit.kept])
+    where = {name: j for j, name in enumerate(kept_names)}
+    k = len(names)
+    inside = np.flatnonzero(cells >= 0)
+    code = cells[inside]
+    wi = w[inside]
+
+    def means(group, n_groups, values):
+        total = np.bincount(group, weights=wi, minlength=n_groups)
+        return np.bincount(group, weights=wi * values, minlength=n_groups) / np.where(
+            total > 0, total, 1.0), total
+
+    def rows_for(group, n_groups, cell_of):
+        out = np.zeros((n_groups, len(kept_names)))
+        out[np.arange(n_groups), [where[names[j]] for j in cell_of]] = 1.0
+        mean_dm, total = means(group, n_groups, aux["dm"][inside])
+        pieces = [(xvar, mean_dm)]
+        for c, centre in aux["centres"].items():
+            x = aux["values"][c][inside]
+            pieces.append((c, means(group, n_groups, x - centre[code])[0]))
+        for c, mean in pieces:
+            for r, j in enumerate(cell_of):
+                column = where.get(f"{names[j]}:{c}")
+                if column is not None:  # a dropped interaction contributes nothing
+                    out[r, column] += mean[r]
+        return out, total
+
+    transform, _ = rows_for(code, k, np.arange(k))
+    levels, level_code = np.unique(aux["xvar"][inside], return_inverse=True)
+    if levels.size > MAX_XVAR_LEVELS:
+        return transform, None
+    pair, sub_code = np.unique(code * levels.size + level_code.reshape(-1),
+                               return_inverse=True)
+    sub_cell = pair // levels.size
+    rows, mass = rows_for(sub_code.reshape(-1), pair.size, sub_cell)
+    labels = [(int(j), float(levels[p % levels.size])) for j, p in zip(sub_cell, pair)]
+    return transform, (rows, labels, mass)
 
 
 def _before(periods, g, steps):

@@ -79,7 +79,7 @@ class WooldridgeDiDResults(EventStudyResultsBase):
 
     @classmethod
     def from_parts(cls, estimator, fit, var, labels, mass, unit_mass, metadata, wild, n_units,
-                   n_treated, covariates):
+                   n_treated, covariates, transform=None):
         """From the linear fit: the cell coefficients and their covariance.
 
         Used by ``WooldridgeDiD.fit``.
@@ -90,6 +90,9 @@ class WooldridgeDiDResults(EventStudyResultsBase):
             The estimator, the linear fit, its variance, the cells' labels and weights.
         metadata, wild, n_units, n_treated, covariates
             Design summary, wild-bootstrap results, counts and covariates used.
+        transform : ndarray (k, rank), optional
+            The cells' ATTs as a linear map of the kept coefficients (with ``xvar``);
+            default: the first ``k`` coefficients.
 
         Returns
         -------
@@ -103,7 +106,10 @@ class WooldridgeDiDResults(EventStudyResultsBase):
             for key, rows in contrast_layout(labels, mass, unit_mass):
                 contrast_df[key] = flat[at:at + rows.shape[0]]
                 at += rows.shape[0]
-        return cls.build(estimator, fit.coef[fit.kept][:k], var.vcov[:k, :k], var.df,
+        coef, vcov = fit.coef[fit.kept][:k], var.vcov[:k, :k]
+        if transform is not None:
+            coef, vcov = transform @ fit.coef[fit.kept], transform @ var.vcov @ transform.T
+        return cls.build(estimator, coef, vcov, var.df,
                          var.n_clusters, var.vcov_type, labels, mass, unit_mass, metadata, wild,
                          int(round(fit.n_obs)), n_units, n_treated, covariates, contrast_df)
 
@@ -141,6 +147,8 @@ class WooldridgeDiDResults(EventStudyResultsBase):
         self.n_units, self.n_treated_units = n_units, n_treated
         self.covariates = list(covariates)
         self.covariate_terms = {}
+        self.xvar = None
+        self._xvar_cells = None
         self.cohort_trends = bool(getattr(estimator, "cohort_trends", False))
         self.cohort_trend_coefs = {}
         self._coef = np.asarray(coef, float)
@@ -197,7 +205,43 @@ class WooldridgeDiDResults(EventStudyResultsBase):
         return {"table": table, "vcov": pd.DataFrame(
             vcov, index=table[column].tolist(), columns=table[column].tolist())}
 
-    def aggregate(self, kind: str = "simple", weights: str = "cell"):
+    def _set_xvar_cells(self, labels, mass, coef, vcov):
+        """The effects of every (cell, value of ``xvar``): ``labels`` ``(cell index,
+        value)``, their weighted numbers of rows, estimates and covariance."""
+        self._xvar_cells = (labels, np.asarray(mass, float), np.asarray(coef, float),
+                            np.asarray(vcov, float))
+
+    def _aggregate_by_xvar(self, kind, weights):
+        if self.xvar is None:
+            raise ValueError("by_xvar=True needs a fit with xvar=")
+        if self._xvar_cells is None:
+            raise ValueError(f"by_xvar=True: xvar {self.xvar!r} has too many distinct values "
+                             "among the treated rows (more than 50): the effects by its values "
+                             "are for a discrete xvar")
+        if weights != "cell":
+            raise ValueError("by_xvar=True aggregates with weights='cell' only")
+        labels, mass, coef, vcov = self._xvar_cells
+        values = np.array([v for _, v in labels])
+        parts = []
+        for value in np.unique(values):
+            members = np.flatnonzero(values == value)
+            cell_labels = [self._labels[labels[i][0]] for i in members]
+            if kind != "event_study" and not any(b >= a for a, b in cell_labels):
+                continue
+            keys, rows, column, groups = aggregation_rows(cell_labels, mass[members], kind)
+            full = np.zeros((rows.shape[0], coef.size))
+            full[:, members] = rows
+            est, cov = full @ coef, full @ vcov @ full.T
+            label = {} if column is None else {column: integer_labels(np.asarray(keys, float))}
+            table = tidy({**label, self.xvar: np.full(len(keys), value)}, est, sqrt_diag(cov),
+                         self.df, self.alpha)
+            table["n_cells"] = [int(m.sum()) for m in groups]
+            parts.append(table)
+        out = pd.concat(parts, ignore_index=True)
+        first = [c for c in ("group", "time", "event_time") if c in out.columns]
+        return out.sort_values(first + [self.xvar], kind="stable").reset_index(drop=True)
+
+    def aggregate(self, kind: str = "simple", weights: str = "cell", by_xvar: bool = False):
         """An aggregation of the cells: ``"simple"`` (a dict: the overall ATT over the
         treated cells), or a table by ``"group"``, ``"calendar"`` or ``"event_study"``;
         ``weights``: ``"cell"`` (the cells' weighted numbers of observations) or
@@ -209,11 +253,20 @@ class WooldridgeDiDResults(EventStudyResultsBase):
             The aggregation.
         weights : {"cell", "cohort_share"}, default "cell"
             How cells are weighted.
+        by_xvar : bool, default False
+            With a fit with ``xvar=``: a table of the aggregation at each value of
+            ``xvar`` (the mean effect of the treated rows with that value; ``etwfe``'s
+            ``emfx(by_xvar=True)``), ``"simple"`` included; cell weights only; the
+            degrees of freedom are the overall ATT's.
 
         Returns
         -------
         dict or DataFrame
         """
+        if by_xvar:
+            if kind not in KINDS:
+                raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+            return self._aggregate_by_xvar(kind, weights)
         out = self._aggregate(kind, weights)
         return dict(out["overall"]) if kind == "simple" else out["table"].copy()
 

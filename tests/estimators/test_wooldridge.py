@@ -380,26 +380,29 @@ def sim_panel():
 ETWFE_KINDS = {"simple": None, "group": "group", "calendar": "calendar", "event": "event_study"}
 
 
-def _against_etwfe(res, reference, se_ratio, atol=1e-10, rtol=1e-7, by_xvar=None):
-    """Every emfx aggregation (leads of the never-treated event study left out: etwfe lists
-    them, ours too, compared on e >= 0) and its SE divided by ``se_ratio``."""
+def _against_etwfe(res, reference, se_ratio, atol=1e-10, rtol=1e-7, by_xvar=False):
+    """Every emfx aggregation (``by_xvar``: its tables by the xvar's values) and its SE
+    divided by ``se_ratio``; etwfe's never-treated event study lists the leads, compared
+    on e >= 0."""
     theirs = reference["vcov_variants"]["cluster_unit"]["aggregations"]
     for kind, name in ETWFE_KINDS.items():
-        ref = theirs[kind if by_xvar is None else f"{kind}_by_xvar"]
-        if name is None and by_xvar is None:
-            est, se = np.array([res.att]), np.array([res.se])
+        ref = theirs[kind + ("_by_xvar" if by_xvar else "")]
+        if by_xvar:
+            table = res.aggregate(name or "simple", by_xvar=True)
+        elif name is None:
+            table = pd.DataFrame({"estimate": [res.att], "se": [res.se]})
         else:
-            table = res.aggregate(name or "simple", by_xvar=by_xvar is not None) \
-                if by_xvar is not None else res.aggregate(name)
-            if by_xvar is not None:
-                order = [c for c in (name and table.columns[0], by_xvar) if c]
-                table = table.sort_values(order)
-            est, se = table["estimate"].to_numpy(), table["se"].to_numpy()
-            if kind == "event":
-                keep = table["event_time"].to_numpy() >= 0
-                est, se = est[keep], se[keep]
-                ref_keep = np.asarray(ref["label"]) >= 0
-                ref = {k: np.asarray(v)[ref_keep] for k, v in ref.items()}
+            table = res.aggregate(name)
+        est, se = table["estimate"].to_numpy(), table["se"].to_numpy()
+        if kind == "event":
+            keep = table["event_time"].to_numpy() >= 0
+            est, se = est[keep], se[keep]
+            ref_keep = np.asarray(ref["label"]) >= 0
+            ref = {k: np.asarray(v)[ref_keep] for k, v in ref.items()}
+        if by_xvar:
+            np.testing.assert_array_equal(table[res.xvar].to_numpy()[keep if kind == "event"
+                                                                     else slice(None)],
+                                          ref[res.xvar])
         np.testing.assert_allclose(est, ref["estimate"], rtol=0, atol=atol)
         np.testing.assert_allclose(se / np.asarray(ref["std.error"], float), se_ratio,
                                    rtol=rtol)
@@ -502,3 +505,66 @@ def test_nonlinear_covariates_under_survey_designs(sim_panel):
     replicate = dd.WooldridgeDiD(method="logit").fit(data, survey_design=rep, **kw)
     assert replicate.att == pytest.approx(res.att, abs=1e-10)
     assert 0.7 < replicate.se / res.se < 1.4
+
+
+# ------------------------------------------------------------------ xvar
+def _mpdta_xd(mpdta):
+    county, year = mpdta["countyreal"].astype(int), mpdta["year"].astype(int)
+    return mpdta.assign(xtv=mpdta["lpop"] + 0.05 * ((county * 7 + year * 3) % 11 - 5),
+                        xd=(county % 3).astype(float))
+
+
+@pytest.mark.parametrize("case,control,covariates", [
+    ("mpdta_notyet_xvar_xd_unitfe", "not_yet_treated", None),
+    ("mpdta_never_xvar_xd_unitfe", "never_treated", None),
+    ("mpdta_notyet_xtv_xvar_xd_unitfe", "not_yet_treated", ["xtv"])])
+def test_xvar_matches_etwfe(etwfe, mpdta, case, control, covariates):
+    """etwfe's xvar (ivar= unit effects): the aggregations and the ones by the values of
+    xd to 1e-12; SEs: CR1 with our K (the unit effects counted) against fixest's."""
+    reference = etwfe["cases"][case]
+    res = dd.WooldridgeDiD(control_group=control).fit(_mpdta_xd(mpdta), covariates=covariates,
+                                                      xvar="xd", **MPDTA)
+    theirs = reference["vcov_variants"]["cluster_unit"]
+    n, k_fixest = reference["n_obs"], theirs["vcov"]["df_k"]
+    n_coef = len(theirs["coefficients"]["estimate"])
+    assert k_fixest == n_coef + 5  # the nested unit effects count once, plus 4 periods
+    ratio = np.sqrt((n - k_fixest) / (n - (n_coef + 500 + 4)))
+    _against_etwfe(res, reference, ratio, atol=1e-12, rtol=1e-9)
+    _against_etwfe(res, reference, ratio, atol=1e-12, rtol=1e-9, by_xvar=True)
+    assert res.xvar == "xd"
+
+
+def test_xvar_invariants_and_errors(mpdta):
+    data = _mpdta_xd(mpdta).assign(w=lambda d: 1.0 + (d["countyreal"] % 4) / 3.0)
+    before = data.copy()
+    design = dd.SurveyDesign(weights="w")
+    base = dd.WooldridgeDiD().fit(data, xvar="xd", survey_design=design, **MPDTA)
+    pd.testing.assert_frame_equal(data, before)
+    scaled = dd.WooldridgeDiD().fit(data.assign(w=data["w"] * 5.0), xvar="xd",
+                                    survey_design=design, **MPDTA)
+    shuffled = dd.WooldridgeDiD().fit(data.sample(frac=1.0, random_state=4), xvar="xd",
+                                      survey_design=design, **MPDTA)
+    for other in (scaled, shuffled):
+        for by in (False, True):
+            a, b = other.aggregate("group", by_xvar=by), base.aggregate("group", by_xvar=by)
+            np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(a["se"], b["se"], rtol=1e-9)
+    # each cell is the weighted mean of its values' effects
+    by = base.aggregate("simple", by_xvar=True)
+    assert np.average(by["estimate"], weights=data[data["first.treat"].between(
+        1, data["year"].max()) & (data["year"] >= data["first.treat"])].groupby("xd")["w"].sum()
+    ) == pytest.approx(base.att, abs=1e-12)
+    with pytest.raises(ValueError, match="also given a role with cell interactions"):
+        dd.WooldridgeDiD().fit(data, covariates=["xd"], xvar="xd", **MPDTA)
+    with pytest.raises(TypeError, match="xvar must be one column name"):
+        dd.WooldridgeDiD().fit(data, xvar=["xd"], **MPDTA)
+    with pytest.raises(ValueError, match="xvar is available for method='ols' only"):
+        dd.WooldridgeDiD(method="poisson").fit(data.assign(e=np.exp(data["lemp"])), "e",
+                                               "countyreal", "year", "first.treat", xvar="xd")
+    with pytest.raises(ValueError, match="needs a fit with xvar"):
+        dd.WooldridgeDiD().fit(data, **MPDTA).aggregate("group", by_xvar=True)
+    lpop = dd.WooldridgeDiD().fit(data, xvar="lpop", **MPDTA)
+    with pytest.raises(ValueError, match="too many distinct values"):
+        lpop.aggregate("simple", by_xvar=True)
+    with pytest.raises(ValueError, match="weights='cell' only"):
+        base.aggregate("group", weights="cohort_share", by_xvar=True)
