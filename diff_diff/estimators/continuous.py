@@ -17,6 +17,7 @@ from .registry import register
 
 CONTROL_GROUPS = ("never_treated", "not_yet_treated", "lowest_dose")
 GRID_POINTS = 50
+CCK_DEGREE = 3  # the cubic sieve of the data-driven (CCK) dose-response estimator
 # 3.13 keywords of the covariate path: accepted, validated, and without effect here
 _COVARIATE_DEFAULTS = {"pscore_trim": 0.01, "epv_threshold": 10.0, "pscore_fallback": "error"}
 
@@ -107,6 +108,35 @@ class ContinuousDiD(Estimator):
         over the sorted dose values with ``d_0 = 0``, ``ATT(0) = 0``
         (``ACRT(d_1) = ATT(d_1) / d_1``); every cohort needs every dose value (else
         its cells leave the curves, see ``rank_deficient_action``).
+    dose_est_method : {"parametric", "cck"}
+        ``"parametric"``: the B-spline that ``degree`` and ``num_knots`` set.
+        ``"cck"``: the data-driven sieve of Chen, Christensen & Kankanala (2024), as
+        R ``contdid`` and moderndid ``cont_did(dose_est_method="cck")``: a cubic
+        B-spline whose number of segments ``s`` (``s - 1`` interior knots at
+        quantiles of the treated doses) is chosen among ``1, 2, 4, ...`` by their
+        bootstrap Lepski test - the smallest ``s`` whose curve on the dose grid no
+        larger candidate rejects (sup-t statistic of the difference at most 1.1 times
+        the ``1 - alpha_hat`` quantile of its Gaussian multiplier bootstrap), capped at
+        the second-largest candidate; the candidates end at the largest dimension
+        ``J = s + 3`` with ``J sqrt(log J) max(1, (0.1 log n)^4) <= 10 sqrt(n)``, ``n``
+        the treated units. The curves, ``ACRT^glob`` and their influence values are
+        then those of that spline (the selection is not re-run by the bootstrap or
+        refits). With ``cband=True`` the dose-response tables carry CCK's uniform
+        band: critical value the bootstrap sup-t quantile over the candidates up to
+        ``max(s, third-largest)`` plus ``log(log J) theta*`` (the margin for the
+        selection), at least the pointwise normal quantile. Defined as in the
+        reference: two periods, one treated cohort, at least four distinct treated
+        doses; ``treatment_type="continuous"``. Sampling weights (pweights) enter the
+        fits and the bootstrap as weighted least squares and weighted influence
+        values; strata, PSUs, FPC, replicate weights and ``cluster`` are refused: the
+        selection's multiplier bootstrap and its thresholds are derived for
+        independent units (CCK 2024, moderndid), with no design-based version.
+        ``degree`` and ``num_knots`` are not used (a warning if set).
+    cck_draws : int
+        Gaussian multiplier draws of the CCK selection and band (moderndid's
+        ``biters``, default 1000), from ``numpy.random.default_rng(seed)`` (draws x
+        treated units, units in sorted order - with the same ``seed`` the draws of
+        moderndid's ``random_state``).
 
     Examples
     --------
@@ -124,13 +154,15 @@ class ContinuousDiD(Estimator):
                 "rank_deficient_action": ("warn", "error", "silent"),
                 "estimation_method": ("dr", "reg"),
                 "pscore_fallback": ("error", "unconditional"),
-                "treatment_type": ("continuous", "discrete")}
+                "treatment_type": ("continuous", "discrete"),
+                "dose_est_method": ("parametric", "cck")}
     _checks = {**INFERENCE_CHECKS,
                "degree": (lambda v: is_int(v, 1), "an integer >= 1"),
                "num_knots": (lambda v: is_int(v, 0), "an integer >= 0"),
                "anticipation": (lambda v: is_int(v, 0), "a non-negative integer"),
                "pscore_trim": (lambda v: is_prob(v) and v < 0.5, "in (0, 0.5)"),
-               "epv_threshold": (_positive_number, "a positive number")}
+               "epv_threshold": (_positive_number, "a positive number"),
+               "cck_draws": (lambda v: is_int(v, 1), "an integer >= 1")}
     _results_class = ContinuousDiDResults
 
     def __init__(self, degree=3, num_knots=0, dvals=None, control_group="never_treated",
@@ -138,12 +170,13 @@ class ContinuousDiD(Estimator):
                  bootstrap_weights="rademacher", seed=None, rank_deficient_action="warn",
                  covariates=None, estimation_method="dr", pscore_trim=0.01,
                  epv_threshold=10.0, pscore_fallback="error", treatment_type="continuous",
-                 cluster=None, cband=True):
+                 cluster=None, cband=True, dose_est_method="parametric", cck_draws=1000):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
-            dose: str, aggregate=None, survey_design=None,
-            covariates=None) -> ContinuousDiDResults:
+            dose: str, aggregate=None, survey_design=None, covariates=None, *,
+            min_e: float = -np.inf, max_e: float = np.inf,
+            balance_e: float | None = None) -> ContinuousDiDResults:
         """Estimate the dose-response curves, their averages and the event studies.
 
         Parameters
@@ -161,6 +194,17 @@ class ContinuousDiD(Estimator):
         covariates : None
             3.13 keyword; anything but None or an empty list raises
             ``NotImplementedError`` (see the constructor's ``covariates``).
+        min_e, max_e : float
+            The event studies (of ``ATT(g, t)`` and ``ACRT(g, t)``) keep the event times
+            in ``[min_e, max_e]`` (time column units), as moderndid/R ``contdid``'s
+            event-study ``min_e``/``max_e``.
+        balance_e : float, optional
+            Balance the event studies: only cohorts observed at least ``balance_e``
+            (time units) after treatment enter, and only event times from
+            ``balance_e - (last period - first period)`` to ``balance_e`` are kept
+            (R ``did``/``contdid``'s ``balance_e``; then ``min_e``/``max_e``).
+            ``event_study_overall`` averages the kept event times ``>= 0``. The dose
+            aggregation (``ATT^glob``, ``ACRT^glob``, the curves) is not windowed.
         """
         if aggregate not in (None, "dose", "event_study", "eventstudy"):
             raise ValueError("aggregate must be None, 'dose' or 'event_study', got "
@@ -175,11 +219,37 @@ class ContinuousDiD(Estimator):
         if changed:
             warn_user(f"ContinuousDiD: {', '.join(changed)} tune(s) 3.13's covariate path "
                       "and has no effect here (no covariates)")
+        window = _event_window(min_e, max_e, balance_e)
+        if self.dose_est_method == "cck":
+            self._check_cck(survey_design)
         return self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
-                                                   first_treat=first_treat, dose=dose))
+                                                   first_treat=first_treat, dose=dose),
+                         window=window)
+
+    def _check_cck(self, survey_design) -> None:
+        """The CCK selection is defined for independent units (weights allowed)."""
+        if self.treatment_type == "discrete":
+            raise ValueError("ContinuousDiD: dose_est_method='cck' selects a sieve for a "
+                             "continuous dose; with treatment_type='discrete' the saturated "
+                             "model needs none (use dose_est_method='parametric')")
+        design = [] if survey_design is None else [
+            name for name in ("strata", "psu", "fpc", "replicate_weights")
+            if getattr(survey_design, name, None) is not None]
+        if self.cluster is not None:
+            design.append("cluster")
+        if design:
+            raise NotImplementedError(
+                f"ContinuousDiD: dose_est_method='cck' with {', '.join(design)}: the CCK "
+                "sieve selection and its uniform band rest on a multiplier bootstrap of "
+                "independent units (Chen, Christensen & Kankanala 2024; moderndid), with no "
+                "design-based version; use sampling weights only, or "
+                "dose_est_method='parametric' (every design)")
+        if (self.degree, self.num_knots) != (CCK_DEGREE, 0):
+            warn_user("ContinuousDiD: degree and num_knots are not used with "
+                      "dose_est_method='cck' (a cubic sieve with data-driven knots)")
 
     # ------------------------------------------------------------------ template steps
-    def _sample(self, data, columns) -> Sample:
+    def _sample(self, data, columns, window=None) -> Sample:
         c = columns
         y = numeric(data, c["outcome"], "outcome")
         d = numeric(data, c["dose"], "dose")
@@ -214,7 +284,8 @@ class ContinuousDiD(Estimator):
         if self.control_group == "never_treated" and not ((G == 0) & keep).any():
             raise ValueError("ContinuousDiD: there are no never-treated units; use "
                              "control_group='not_yet_treated' or 'lowest_dose'")
-        problem = ContinuousProblem(Y[keep], gpos[keep], dose_at_start[keep], periods, self)
+        problem = ContinuousProblem(Y[keep], gpos[keep], dose_at_start[keep], periods, self,
+                                    window)
         return Sample(problem, first[keep], c["unit"], columns)
 
     def _estimate(self, sample, design):
@@ -229,10 +300,16 @@ class ContinuousProblem:
     """One fit's data: outcomes ``Y`` (units x periods), cohorts as period positions
     (0: never treated), each unit's dose, and the estimator's settings."""
 
-    def __init__(self, Y, gpos, dose, periods, settings):
+    def __init__(self, Y, gpos, dose, periods, settings, window=None):
         self.Y, self.gpos, self.dose, self.periods = Y, gpos, dose, periods
         s = settings
         self.degree, self.num_knots, self.control_group = s.degree, s.num_knots, s.control_group
+        self.window = window if window is not None else _event_window(-np.inf, np.inf, None)
+        self.cck = s.dose_est_method == "cck"
+        self.selection = None  # the CCK sieve choice, made by the first (full-sample) fit
+        if self.cck:
+            self.degree, self.num_knots = CCK_DEGREE, 0
+            self.cck_draws, self.seed, self.alpha = s.cck_draws, s.seed, s.alpha
         self.anticipation, self.base_period = s.anticipation, s.base_period
         self.discrete = s.treatment_type == "discrete"
         self.rank_action = s.rank_deficient_action
@@ -263,13 +340,11 @@ class ContinuousProblem:
             self.grid = self.levels[self.grid_idx]
             self.knots = np.zeros(0)
         else:
-            if self.num_knots:
-                probs = np.linspace(0, 1, self.num_knots + 2)[1:-1]
-                self.knots = np.quantile(doses, probs)
-            else:
-                self.knots = np.zeros(0)
+            self.knots = self._quantile_knots(doses, self.num_knots)
             self.grid = (np.linspace(doses.min(), doses.max(), GRID_POINTS) if s.dvals is None
                          else dvals)
+        if self.cck:
+            self._check_cck_sample(doses)
         # ACRT at the lowest dose value is not identified with discrete doses compared
         # with the lowest dose (its lower neighbour would be the comparison itself)
         self.acrt_undefined = (self.grid == self.levels[0] if self.discrete and self.lowest
@@ -288,6 +363,103 @@ class ContinuousProblem:
                 cells.append((g, t, base))
         self.cells = cells
         self.event_times = None  # set by the first (full-sample) estimate
+
+    def _check_cck_sample(self, doses):
+        cohorts = np.unique(self.gpos[self.gpos > 0])
+        if self.Y.shape[1] != 2 or cohorts.size != 1:
+            raise ValueError(
+                "ContinuousDiD: dose_est_method='cck' needs two periods and one treated "
+                f"cohort (as R contdid and moderndid); the data have {self.Y.shape[1]} "
+                f"period(s) and {cohorts.size} treated cohort(s): use "
+                "dose_est_method='parametric'")
+        distinct = np.unique(doses).size
+        if distinct < CCK_DEGREE + 1:
+            raise ValueError(
+                f"ContinuousDiD: dose_est_method='cck' needs at least {CCK_DEGREE + 1} "
+                f"distinct treated doses (its smallest sieve is a cubic), got {distinct}; "
+                "use dose_est_method='parametric' with a lower degree or "
+                "treatment_type='discrete'")
+
+    def _select(self, w):
+        """The CCK choice of the number of segments (bootstrap Lepski test over the dose
+        grid) and the critical values of its uniform bands; sets the knots."""
+        from .._lazy import stats
+
+        treated = self.gpos > 0
+        x, wt = self.dose[treated], w[treated]
+        y = self.Y[treated, 1] - self.Y[treated, 0]
+        n = int((wt > 0).sum())
+        grid = self.grid
+        lo, hi = x.min(), x.max()
+        # candidates: 1, 2, 4, ... segments up to the largest dimension J = s + 3 with
+        # J sqrt(log J) max(1, (0.1 log n)^4) <= 10 sqrt(n) (the regression version)
+        top = max(int(np.floor(np.log(n) / np.log(2))), 3)
+        segments = 2 ** np.arange(top + 1)
+        dims = segments + CCK_DEGREE
+        bound = dims * np.sqrt(np.log(dims)) * max(1.0, (0.1 * np.log(n)) ** 4)
+        limit = 10 * np.sqrt(n)
+        crossing = np.flatnonzero((bound[:-1] <= limit) & (limit < bound[1:]))
+        segments = segments[:crossing[0] + 1 if crossing.size else top]
+        j_max = segments[-1] + CCK_DEGREE
+        alpha_hat = min(0.5, float(np.sqrt(np.log(j_max) / j_max)))
+        draws = np.random.default_rng(self.seed).normal(0.0, 1.0, (self.cck_draws, x.size))
+        fits = []
+        for seg in segments:
+            knots = self._quantile_knots(x, seg - 1)
+            X = self._basis(x, lo, hi, knots=knots)
+            Bg = self._basis(grid, lo, hi, knots=knots)
+            Dg = np.column_stack([np.zeros(grid.size),
+                                  self._basis(grid, lo, hi, True, knots=knots)])
+            xw = X * wt[:, None]
+            bread = _inverse(X.T @ xw)
+            beta = bread @ (xw.T @ y)
+            lin = (xw * (y - X @ beta)[:, None]) @ bread  # unit x coefficient influence
+            drawn = draws @ lin  # the bootstrap's coefficient draws (draws x coefficients)
+            fits.append(dict(h=Bg @ beta, level=lin @ Bg.T, slope=lin @ Dg.T,
+                             draws_level=drawn @ Bg.T, draws_slope=drawn @ Dg.T))
+        eps = np.finfo(float).eps
+        k = len(segments)
+        z = np.full((k, k), np.nan)
+        boot = np.zeros(self.cck_draws)
+        for i in range(k):
+            for j in range(i + 1, k):
+                se = np.maximum(np.sqrt(((fits[i]["level"] - fits[j]["level"]) ** 2).sum(0)),
+                                eps)
+                z[i, j] = np.max(np.abs(fits[i]["h"] - fits[j]["h"]) / se)
+                boot = np.maximum(boot, np.max(np.abs(fits[i]["draws_level"]
+                                                      - fits[j]["draws_level"]) / se, axis=1))
+        theta = float(np.quantile(boot, 1 - alpha_hat, method="hazen")) if k > 1 else 0.0
+        passes = [i for i in range(k - 1) if np.all(z[i, i + 1:] <= 1.1 * theta)]
+        lepski = segments[passes[0]] if passes else segments[-1]
+        chosen = int(min(lepski, segments[-2] if k > 1 else lepski))
+        j_tilde = chosen + CCK_DEGREE
+        # uniform bands: sup-t over the candidates up to max(chosen, third largest), plus
+        # the selection margin log(log J) theta
+        in_band = segments <= max(chosen, segments[-3]) if k > 2 else np.ones(k, bool)
+        margin = np.log(np.log(j_tilde)) * theta if j_tilde > np.e else 0.0
+        crit = {}
+        for key in ("level", "slope"):
+            sup = np.zeros(self.cck_draws)
+            for fit in (f for f, keep in zip(fits, in_band) if keep):
+                sd = np.maximum(np.sqrt((fit[key] ** 2).sum(0)), eps)
+                sup = np.maximum(sup, np.max(np.abs(fit["draws_" + key]) / sd, axis=1))
+            crit[key] = float(np.quantile(sup, 1 - self.alpha, method="hazen")) + margin
+        pointwise = float(stats.norm.ppf(1 - self.alpha / 2))
+        self.num_knots = chosen - 1
+        self.knots = self._quantile_knots(x, chosen - 1)
+        self.selection = {
+            "segments": chosen, "dimension": j_tilde, "lepski_segments": int(lepski),
+            "candidates": [int(v) for v in segments], "theta_star": theta,
+            "alpha_hat": alpha_hat, "sup_t": z, "n_draws": self.cck_draws,
+            "crit_att": max(crit["level"], pointwise),
+            "crit_acrt": max(crit["slope"], pointwise),
+            "crit_att_unbounded": crit["level"], "crit_acrt_unbounded": crit["slope"]}
+
+    @staticmethod
+    def _quantile_knots(doses, count):
+        if not count:
+            return np.zeros(0)
+        return np.quantile(doses, np.linspace(0, 1, count + 2)[1:-1])
 
     def _event(self, row):
         """Event time in the time column's units (as CallawaySantAnna labels it)."""
@@ -321,11 +493,12 @@ class ContinuousProblem:
                       "within every cohort's dose range avoids it, see dvals=)")
 
     # ------------------------------------------------------------------ pieces
-    def _basis(self, x, lo, hi, derivative=False):
+    def _basis(self, x, lo, hi, derivative=False, knots=None):
         from .._lazy import interpolate
 
         p = self.degree
-        inner = self.knots[(self.knots > lo) & (self.knots < hi)]
+        knots = self.knots if knots is None else knots
+        inner = knots[(knots > lo) & (knots < hi)]
         t = np.r_[[lo] * (p + 1), inner, [hi] * (p + 1)]
         m = t.size - p - 1
         if not derivative:
@@ -440,14 +613,16 @@ class ContinuousProblem:
 
     def estimate(self, weights):
         """``theta`` = [ATT^glob, ACRT^glob, ATT(d) on the grid, ACRT(d) on the grid, the
-        event study of ATT(g, t), that of ACRT(g, t)], psi (units x theta, sum scale),
-        info."""
+        event study of ATT(g, t), that of ACRT(g, t), the averages of the two event
+        studies over event times >= 0], psi (units x theta, sum scale), info."""
         gpos = self.gpos
         first_call = self.event_times is None
         n = self.Y.shape[0]
         w = np.asarray(weights, float)
         W = w.sum()
         k_grid = self.grid.size
+        if self.cck and self.selection is None:
+            self._select(w)
         cell_rows = [r for r in (self._cell(g, t, base, w) for g, t, base in self.cells)
                      if r is not None]
         dropped = [(r["g"], r["t"]) for r in cell_rows if not r["ok"] and r["t"] >= r["g"]]
@@ -493,11 +668,26 @@ class ContinuousProblem:
         # event studies of ATT(g, t) and of ACRT(g, t) (cells with a value): cohort-share
         # weights among the cells at each event time
         events = {}
+        overall_theta, overall_psi = [], []
+        min_e, max_e, balance_e = self.window
+        last = self.periods[-1]
         for key in ("att", "acrt"):
             rows = [r for r in cell_rows if key in r]
-            events[key] = sorted({self._event(r) for r in rows})
+            if balance_e is not None:  # cohorts observed balance_e after treatment
+                rows = [r for r in rows if last - self.periods[r["g"]] >= balance_e]
+                if not rows and first_call:
+                    longest = max(last - self.periods[g] for g in cohorts)
+                    raise ValueError(f"ContinuousDiD: balance_e={_plain(balance_e)}: no "
+                                     "cohort is observed that many periods after treatment "
+                                     f"(the longest is {_plain(longest)})")
+            times = np.array(sorted({self._event(r) for r in rows}), float)
+            if balance_e is not None:
+                span = last - self.periods[0]
+                times = times[(times <= balance_e) & (times >= balance_e - span)]
+            events[key] = times[(times >= min_e) & (times <= max_e)].tolist()
             if self.event_times is not None:  # refits keep the full sample's layout
                 events[key] = self.event_times[key]
+            start = len(thetas)
             for e in events[key]:
                 members = [r for r in rows if self._event(r) == e]
                 if not members:
@@ -510,8 +700,18 @@ class ContinuousProblem:
                 psis.append(sum(p[r["g"]] / mass * r["psi_" + key]
                                 + (psi_p[r["g"]] / mass - p[r["g"]] / mass ** 2 * d_mass)
                                 * r[key] for r in members)[:, None])
+            # the event study's average over the kept event times >= 0
+            after = [start + i for i, e in enumerate(events[key]) if e >= 0]
+            if after:
+                overall_theta.append(np.mean([thetas[i][0] for i in after]))
+                overall_psi.append(np.mean([psis[i][:, 0] for i in after], axis=0))
+            else:
+                overall_theta.append(np.nan)
+                overall_psi.append(np.zeros(n))
         if self.event_times is None:
             self.event_times = events
+        thetas.append(np.array(overall_theta))
+        psis.append(np.column_stack(overall_psi))
         theta = np.concatenate(thetas)
         psi = np.column_stack(psis)
         S = sum(p[g] for g in {r["g"] for r in post_att})
@@ -521,6 +721,36 @@ class ContinuousProblem:
         if first_call:  # the full-sample fit (refits stay quiet)
             self._warn(cell_rows, dropped)
         return theta, psi, info
+
+
+def _inverse(gram):
+    """Inverse of a symmetric Gram matrix; the pseudo-inverse when it is singular (a
+    candidate sieve with tied quantile knots)."""
+    try:
+        factor = np.linalg.cholesky(gram)
+        eye = np.eye(gram.shape[0])
+        inv_factor = np.linalg.solve(factor, eye)
+        return inv_factor.T @ inv_factor
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(gram)
+
+
+def _event_window(min_e, max_e, balance_e):
+    """Checked event-study window (min_e, max_e, balance_e)."""
+    import numbers
+
+    def real(value):
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+            and not np.isnan(value)
+
+    if not real(min_e) or not real(max_e) or min_e > max_e:
+        raise ValueError(f"ContinuousDiD: min_e and max_e must be numbers with min_e <= max_e, "
+                         f"got min_e={min_e!r}, max_e={max_e!r}")
+    if balance_e is not None and not (real(balance_e) and np.isfinite(balance_e)
+                                      and balance_e >= 0):
+        raise ValueError(f"ContinuousDiD: balance_e must be None or a non-negative number, "
+                         f"got {balance_e!r}")
+    return float(min_e), float(max_e), None if balance_e is None else float(balance_e)
 
 
 def _plain(value):

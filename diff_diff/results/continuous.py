@@ -41,6 +41,19 @@ class ContinuousDiDResults(EventStudyResultsBase):
     reference_dose : float or None
         ``d_L`` with ``control_group="lowest_dose"`` (the curves are
         ``ATT(d) - ATT(d_L)``), else None.
+    dose_est_method : str
+        ``"parametric"`` or ``"cck"``.
+    sieve_selection : dict or None
+        With ``dose_est_method="cck"``: ``segments`` (chosen), ``dimension``
+        (``J = segments + 3``), ``lepski_segments`` (before the cap at the
+        second-largest candidate), ``candidates``, ``theta_star`` (the Lepski test's
+        bootstrap critical value), ``alpha_hat``, ``sup_t`` (candidates x candidates
+        sup-t statistics of the differences, upper triangle), ``n_draws``,
+        ``crit_att``/``crit_acrt`` (the uniform bands' critical values, at least the
+        pointwise normal quantile) and their values before that floor
+        (``crit_att_unbounded``, ``crit_acrt_unbounded``).
+    event_window : dict
+        ``min_e``, ``max_e``, ``balance_e`` of the event studies.
     survey_metadata : SurveyMetadata or None
     """
 
@@ -59,7 +72,7 @@ class ContinuousDiDResults(EventStudyResultsBase):
         k = problem.grid.size
         periods = problem.periods
         self.dose_grid = problem.grid.copy()
-        self.degree, self.num_knots = estimator.degree, estimator.num_knots
+        self.degree, self.num_knots = problem.degree, problem.num_knots
         self.control_group = estimator.control_group
         self.treatment_type = estimator.treatment_type
         self.anticipation, self.base_period = estimator.anticipation, estimator.base_period
@@ -70,7 +83,15 @@ class ContinuousDiDResults(EventStudyResultsBase):
         self._headline = overall.iloc[0].to_dict()
         self._acrt = overall.iloc[1].to_dict()
 
+        selection = problem.selection
+        self.sieve_selection = None if selection is None else dict(selection)
+        self.dose_est_method = estimator.dose_est_method
+
         def band(cols):
+            if selection is not None:  # CCK: its own band, with the selection margin
+                if not estimator.cband:
+                    return None
+                return selection["crit_att" if cols[0] == 2 else "crit_acrt"]
             if var.draws is None or not estimator.cband:
                 return None
             mapping = np.zeros((theta.size, len(cols)))
@@ -92,6 +113,9 @@ class ContinuousDiDResults(EventStudyResultsBase):
             start += len(events)
             self._events[name] = tidy({"event_time": integer_labels(np.array(events, float))},
                                       theta[cols], se[cols], self.df, self.alpha)
+        self._event_overall = tidy({"term": ["ATT_es", "ACRT_es"]}, theta[start:start + 2],
+                                   se[start:start + 2], self.df, self.alpha)
+        self.event_window = dict(zip(("min_e", "max_e", "balance_e"), problem.window))
         weights = info["weights"]
         self._cells = pd.DataFrame({
             "group": integer_labels(np.array([periods[r["g"]] for r in info["cells"]])),
@@ -158,6 +182,13 @@ class ContinuousDiDResults(EventStudyResultsBase):
         return effects_table(self._events["acrt"].copy(), "event_time")
 
     @property
+    def event_study_overall(self) -> pd.DataFrame:
+        """Averages of the event studies over their event times ``>= 0`` (after the
+        ``min_e``/``max_e``/``balance_e`` window): ``ATT_es`` of ``ATT(g, t)``,
+        ``ACRT_es`` of ``ACRT(g, t)`` (moderndid's event-study ``overall_att``)."""
+        return self._event_overall.copy()
+
+    @property
     def group_time_effects(self) -> pd.DataFrame:
         """Every cell's ``att``, ``acrt`` and weight in ``ATT_glob``."""
         return self._cells.copy()
@@ -184,6 +215,10 @@ class ContinuousDiDResults(EventStudyResultsBase):
         model = (("Dose model", f"saturated, {len(self.dose_grid)} dose value(s) reported")
                  if self.treatment_type == "discrete" else
                  ("B-spline", f"degree {self.degree}{knots}"))
+        if self.sieve_selection is not None:
+            chosen = self.sieve_selection
+            model = ("B-spline (CCK)", f"degree {self.degree}, {chosen['segments']} segment(s) "
+                     f"chosen of {chosen['candidates']}")
         comparison = self.control_group.replace("_", " ")
         if self.reference_dose is not None:
             comparison += f" (d_L = {self.reference_dose:.4g})"

@@ -327,3 +327,140 @@ def test_rank_deficient_action(panel):
     with pytest.warns(UserWarning, match="lack some of the treated dose values"):
         res = dd.ContinuousDiD(treatment_type="discrete").fit(gap, **KW)
     assert (res.group_time_effects.query("group == 5 and time >= 5")["acrt"].isna()).all()
+
+
+# ------------------------------------------------------------------ CCK sieve (dose_est_method)
+def test_cck_is_the_parametric_spline_at_the_chosen_sieve_weighted_and_invariant(two_period):
+    """With pweights the chosen cubic is the weighted parametric fit with segments - 1
+    quantile knots (curves, ACRT and SEs identical); candidates 1..16 segments for 60
+    treated units (L = floor(log2 60) = 5, no crossing of 10 sqrt(n), so the last is cut);
+    weights' scale and the row order change nothing, the input frame neither."""
+    data = two_period[0]
+    before = data.copy()
+    design = dd.SurveyDesign(weights="weight")
+    res = dd.ContinuousDiD(dose_est_method="cck", seed=3, cck_draws=200).fit(
+        data, survey_design=design, **KW)
+    pd.testing.assert_frame_equal(data, before)
+    sel = res.sieve_selection
+    assert sel["candidates"] == [1, 2, 4, 8, 16]
+    assert sel["alpha_hat"] == pytest.approx(min(0.5, np.sqrt(np.log(19) / 19)), rel=1e-14)
+    assert sel["dimension"] == sel["segments"] + 3 and res.num_knots == sel["segments"] - 1
+    assert sel["crit_att"] >= 1.959963984540054 and sel["crit_acrt"] >= 1.959963984540054
+    fixed = dd.ContinuousDiD(degree=3, num_knots=sel["segments"] - 1).fit(
+        data, survey_design=design, **KW)
+    assert (res.att, res.acrt) == pytest.approx((fixed.att, fixed.acrt), abs=1e-12)
+    assert res.acrt_se == pytest.approx(fixed.acrt_se, rel=1e-10)
+    for target in ("att", "acrt"):
+        ours, theirs = getattr(res, f"dose_response_{target}"), \
+            getattr(fixed, f"dose_response_{target}")
+        np.testing.assert_allclose(ours["estimate"], theirs["estimate"], atol=1e-10)
+        np.testing.assert_allclose(ours["se"], theirs["se"], rtol=1e-9)
+        crit = sel[f"crit_{target}"]
+        np.testing.assert_allclose(ours["cband_high"], ours["estimate"] + crit * ours["se"],
+                                   rtol=1e-12)
+    other = dd.ContinuousDiD(dose_est_method="cck", seed=3, cck_draws=200).fit(
+        data.assign(weight=data["weight"] * 4.1).sample(frac=1.0, random_state=1),
+        survey_design=design, **KW)
+    assert other.sieve_selection["segments"] == sel["segments"]
+    assert other.sieve_selection["theta_star"] == pytest.approx(sel["theta_star"], rel=1e-9)
+    assert other.acrt == pytest.approx(res.acrt, abs=1e-12)
+    assert "B-spline (CCK)" in res.summary()
+
+
+def test_cck_selects_few_segments_for_a_cubic_and_more_for_a_wiggle():
+    """Noise sd 0.1, 600 treated units: a cubic dose response is fitted by one segment; a
+    sin(12 d) response is not (the Lepski test rejects the small sieves)."""
+    rng = np.random.default_rng(7)
+    n = 800
+    dose = np.where(np.arange(n) < 600, rng.uniform(0, 1, n), 0.0)
+    treated = dose > 0
+    frames = []
+    for shape, f in (("cubic", lambda d: d ** 3 - d), ("wiggle", lambda d: np.sin(12 * d))):
+        y0 = rng.normal(0, 1, n)
+        y1 = y0 + np.where(treated, f(dose), 0.0) + rng.normal(0, 0.1, n)
+        frames.append(pd.DataFrame({
+            "unit": np.tile(np.arange(n), 2), "time": np.repeat([1, 2], n),
+            "y": np.r_[y0, y1], "first_treat": np.tile(np.where(treated, 2, 0), 2),
+            "dose": np.tile(dose, 2), "shape": shape}))
+    chosen = {}
+    for frame in frames:
+        res = dd.ContinuousDiD(dose_est_method="cck", seed=1, cck_draws=300).fit(
+            frame, **KW)
+        chosen[frame["shape"].iloc[0]] = res.sieve_selection["segments"]
+    assert chosen["cubic"] == 1 and chosen["wiggle"] >= 4
+
+
+def test_cck_refusals_and_requirements(panel, two_period):
+    data = two_period[0]
+    for design, what in ((dd.SurveyDesign(weights="weight", strata="stratum"), "strata"),
+                         (dd.SurveyDesign(weights="weight", psu="psu"), "psu")):
+        with pytest.raises(NotImplementedError, match=f"with {what}: the CCK"):
+            dd.ContinuousDiD(dose_est_method="cck").fit(data, survey_design=design, **KW)
+    with pytest.raises(NotImplementedError, match="with cluster"):
+        dd.ContinuousDiD(dose_est_method="cck", cluster="psu").fit(data, **KW)
+    with pytest.raises(ValueError, match="two periods and one treated cohort"):
+        dd.ContinuousDiD(dose_est_method="cck").fit(panel, **KW)
+    with pytest.raises(ValueError, match="at least 4 distinct treated doses"):
+        dd.ContinuousDiD(dose_est_method="cck").fit(
+            data.assign(dose=np.ceil(data["dose"] * 3) / 3), **KW)
+    with pytest.raises(ValueError, match="treatment_type='discrete'"):
+        dd.ContinuousDiD(dose_est_method="cck", treatment_type="discrete").fit(data, **KW)
+    with pytest.raises(ValueError, match="dose_est_method must be one of"):
+        dd.ContinuousDiD(dose_est_method="spline").fit(data, **KW)
+    with pytest.raises(ValueError, match="cck_draws must be"):
+        dd.ContinuousDiD(dose_est_method="cck", cck_draws=0).fit(data, **KW)
+    with pytest.warns(UserWarning, match="degree and num_knots are not used"):
+        res = dd.ContinuousDiD(dose_est_method="cck", degree=2, cck_draws=50, seed=1,
+                               cband=False).fit(data, **KW)
+    assert res.degree == 3 and "cband_low" not in res.dose_response_att
+
+
+# ------------------------------------------------------------------ event-study windows
+def test_event_study_windows_restrict_and_balance(panel):
+    """min_e/max_e keep rows of the full event study unchanged (estimates and SEs);
+    balance_e keeps the cohorts observed balance_e after treatment; the event study's
+    average is the mean of its rows at e >= 0, under a design and with replicate refits."""
+    design = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
+    est = dd.ContinuousDiD(degree=1)
+    full = est.fit(panel, survey_design=design, **KW)
+    cut = est.fit(panel, survey_design=design, min_e=-1, max_e=2, **KW)
+    for name in ("event_study_effects", "event_study_slopes"):
+        a, b = getattr(full, name), getattr(cut, name)
+        assert b["event_time"].tolist() == [-1, 0, 1, 2]
+        kept = a[a["event_time"].between(-1, 2)].reset_index(drop=True)
+        np.testing.assert_allclose(b[["estimate", "se"]], kept[["estimate", "se"]], rtol=1e-12)
+    overall = cut.event_study_overall.set_index("term")
+    es = cut.event_study_effects
+    assert overall.loc["ATT_es", "estimate"] == pytest.approx(
+        es.loc[es["event_time"] >= 0, "estimate"].mean(), abs=1e-13)
+    # balance_e=2: cohorts 3 and 4 (the last period is 6; cohort 5 is observed 1 after), so
+    # no -3 (only cohort 5 has it)
+    bal = est.fit(panel, survey_design=design, balance_e=2, **KW)
+    assert bal.event_study_effects["event_time"].tolist() == [-2, -1, 0, 1, 2]
+    cells = bal.group_time_effects
+    post = cells[(cells["time"] - cells["group"] == 2) & cells["group"].isin([3, 4])]
+    wide = panel.groupby("unit")[["first_treat", "weight"]].first()
+    share = wide.groupby("first_treat")["weight"].sum().loc[[3, 4]]
+    assert bal.event_study_effects.set_index("event_time").loc[2, "estimate"] == \
+        pytest.approx((post.set_index("group")["att"] * share / share.sum()).sum(), abs=1e-12)
+    assert bal.event_window == {"min_e": -np.inf, "max_e": np.inf, "balance_e": 2.0}
+    reps = {f"r{k}": np.where(panel["psu"] % 6 == k, 0.0, panel["weight"] * 6 / 5)
+            for k in range(6)}  # six delete-a-group replicates
+    rep = est.fit(panel.assign(**reps), survey_design=dd.SurveyDesign(
+        weights="weight", replicate_weights=list(reps), replicate_method="JK1"),
+        min_e=0, balance_e=1, **KW)
+    assert rep.event_study_effects["event_time"].tolist() == [0, 1]
+    assert np.isfinite(rep.event_study_overall["se"]).all()
+
+
+def test_event_study_window_errors(panel):
+    est = dd.ContinuousDiD(degree=1)
+    with pytest.raises(ValueError, match="min_e <= max_e"):
+        est.fit(panel, min_e=2, max_e=1, **KW)
+    with pytest.raises(ValueError, match="balance_e must be None or a non-negative"):
+        est.fit(panel, balance_e=-1, **KW)
+    with pytest.raises(ValueError, match="no cohort is observed that many"):
+        est.fit(panel, balance_e=9, **KW)
+    empty = est.fit(panel, min_e=10, **KW)
+    assert empty.event_study_effects.empty
+    assert np.isnan(empty.event_study_overall["estimate"]).all()

@@ -142,3 +142,92 @@ def test_extensions_match_moderndid(data, name):
         _close(table["estimate"], case[f"{target}_d"], atol=1e-11)
         expected_se = [None if v is None else scale * v for v in case[f"{target}_d_se_analytic"]]
         _close(table["se"], expected_se, rtol=1e-9, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------------------------
+# The CCK dose-response estimator (fixture block ``cck``): moderndid's cont_did with
+# dose_est_method="cck" on the two-period sample (outcome ``Y``, or ``Yw`` with a sin(10 d)
+# wiggle), same seed (so the same Gaussian draws): the selected number of segments, the Lepski
+# statistics and critical value, the curves, ACRT_glob, the uniform bands' critical values
+# and the analytic SEs. Tolerance 1e-8: npiv moves its quantile knots apart by up to 1e-10 of
+# the dose range (ours are the plain quantiles).
+# ---------------------------------------------------------------------------------------------
+CCK = FIXTURE["cck"]
+
+
+@pytest.mark.parametrize("name", sorted(CCK))
+def test_cck_matches_moderndid(data, name):
+    case = CCK[name]
+    args = case["args"]
+    sample = data[data["sample"] == "two_period"].assign(Y=lambda f: f[case["outcome"]])
+    res = dd.ContinuousDiD(dose_est_method="cck", control_group="not_yet_treated",
+                           seed=FIXTURE["meta"]["seed"], cck_draws=args.get("biters", 1000),
+                           alpha=args.get("alpha", 0.05), dvals=args.get("dvals")).fit(
+        sample, **KW)
+    sel, theirs = res.sieve_selection, case["selection"]
+    assert sel["candidates"] == theirs["candidates"]
+    assert sel["segments"] == theirs["segments"] and sel["dimension"] == theirs["j_tilde"]
+    assert sel["alpha_hat"] == pytest.approx(theirs["alpha_hat"], rel=1e-14)
+    assert sel["theta_star"] == pytest.approx(theirs["theta_star"], rel=1e-8)
+    sup_t = sel["sup_t"][np.triu_indices(len(sel["candidates"]), 1)]
+    np.testing.assert_allclose(sup_t, theirs["sup_t"], rtol=1e-8)
+    assert sel["crit_att"] == pytest.approx(case["att_d_crit_val"], rel=1e-8)
+    assert sel["crit_acrt"] == pytest.approx(case["acrt_d_crit_val"], rel=1e-8)
+    n = case["n_units"]
+    scale = np.sqrt(n / (n - 1))
+    np.testing.assert_allclose(res.dose_grid, case["dose"], atol=1e-14)
+    assert res.att == pytest.approx(case["overall_att"], abs=1e-12)
+    assert res.se == pytest.approx(scale * case["overall_att_se_analytic"], rel=1e-10)
+    assert res.acrt == pytest.approx(case["overall_acrt"], abs=1e-8)
+    assert res.acrt_se == pytest.approx(scale * case["overall_acrt_se_analytic"], rel=1e-8)
+    # moderndid's overall ACRT SE is already analytic here (std of the IF over the treated)
+    assert case["overall_acrt_se"] == pytest.approx(case["overall_acrt_se_analytic"],
+                                                    rel=1e-12)
+    for target, crit in (("att", sel["crit_att"]), ("acrt", sel["crit_acrt"])):
+        table = getattr(res, f"dose_response_{target}")
+        np.testing.assert_allclose(table["estimate"], case[f"{target}_d"], atol=1e-8)
+        np.testing.assert_allclose(table["se"], scale * np.array(case[f"{target}_d_se"]),
+                                   rtol=1e-8)
+        np.testing.assert_allclose(table["cband_high"] - table["estimate"], crit * table["se"],
+                                   rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Event-study windows (fixture block ``windows``): min_e / max_e / balance_e and the event
+# study's average over event times >= 0, against cont_did(aggregation="eventstudy", ...).
+# ---------------------------------------------------------------------------------------------
+WINDOWS = FIXTURE["windows"]
+
+
+@pytest.mark.parametrize("name", sorted(WINDOWS))
+def test_event_study_windows_match_moderndid(data, name):
+    case = WINDOWS[name]
+    args = case["args"]
+    res = dd.ContinuousDiD(control_group="not_yet_treated",
+                           base_period=args.get("base_period", "varying")).fit(
+        data[data["sample"] == "staggered"], min_e=args.get("min_e", -np.inf),
+        max_e=args.get("max_e", np.inf), balance_e=args.get("balance_e"), **KW)
+    n = case["n_units"]
+    scale = np.sqrt(n / (n - 1))
+    slope = args["target_parameter"] == "slope"
+    table = res.event_study_slopes if slope else res.event_study_effects
+    assert table["event_time"].tolist() == case["event_times"]
+    _close(table["estimate"], case["att_by_event"], atol=1e-11)
+    _close(table["se"], scale * np.array(case["se_by_event_analytic"]), rtol=1e-10, atol=1e-15)
+    overall = res.event_study_overall.set_index("term").loc["ACRT_es" if slope else "ATT_es"]
+    assert overall["estimate"] == pytest.approx(case["overall_att"], abs=1e-11)
+    assert overall["se"] == pytest.approx(scale * case["overall_se_analytic"], rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["eventstudy_level", "eventstudy_slope"])
+def test_event_study_overall_matches_moderndid(data, name):
+    """The unwindowed event studies' averages over e >= 0 (the earlier fixture cases)."""
+    case = FIXTURE["staggered"]["cases"][name]
+    res = dd.ContinuousDiD(control_group="not_yet_treated").fit(
+        data[data["sample"] == "staggered"], **KW)
+    n = FIXTURE["staggered"]["n_units"]
+    term = "ACRT_es" if case["args"]["target_parameter"] == "slope" else "ATT_es"
+    overall = res.event_study_overall.set_index("term").loc[term]
+    assert overall["estimate"] == pytest.approx(case["overall_att"], abs=1e-11)
+    assert overall["se"] == pytest.approx(np.sqrt(n / (n - 1)) * case["overall_se_analytic"],
+                                          rel=1e-10)
