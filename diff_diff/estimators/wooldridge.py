@@ -79,6 +79,17 @@ class WooldridgeDiD(_Regression):
         pre-period but one in its own cell) leaves the trends unidentified (``ValueError``).
         The slopes are ``results.cohort_trend_coefs``. Logit/Poisson: the trend enters
         the index.
+    demean_covariates : bool, default True
+        How the cells' covariate interactions are parametrised (3.x's option, Stata
+        ``jwdid``'s ``xasis`` when False): centred at each cell's (weighted) mean, so the
+        linear model's cell coefficient is ATT(g, t); or the raw covariate, so the cell
+        coefficient is the cell's effect at covariate value 0. The model is the same
+        either way and so are the reported ATTs and their standard errors (ATT(g, t) is
+        always the mean effect over the cell's rows, computed from the coefficients
+        when they are not centred, as ``jwdid``'s ``estat`` after ``xasis``); the cell
+        coefficients are ``results.cell_coefficients``. (3.x with True also centred the
+        *level* of an ``xtvar`` within cohort x period, which changes the control model;
+        that is not done here.)
 
     Examples
     --------
@@ -93,12 +104,13 @@ class WooldridgeDiD(_Regression):
                 "unsupported_period_action": UNSUPPORTED}
     _checks = {**_Regression._checks,
                "anticipation": (_count, "a non-negative integer"),
-               "cohort_trends": (lambda v: isinstance(v, bool), "True or False")}
+               "cohort_trends": (lambda v: isinstance(v, bool), "True or False"),
+               "demean_covariates": (lambda v: isinstance(v, bool), "True or False")}
 
     def __init__(self, method="ols", control_group="not_yet_treated", anticipation=0,
                  vcov_type="hc1", cluster=None, alpha=0.05, rank_deficient_action="warn",
                  inference="analytic", n_bootstrap=0, bootstrap_weights="rademacher", seed=None,
-                 unsupported_period_action="drop", cohort_trends=False):
+                 unsupported_period_action="drop", cohort_trends=False, demean_covariates=True):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str, time: str, first_treat: str,
@@ -196,8 +208,9 @@ class WooldridgeDiD(_Regression):
         cluster = None if one_way else label_codes(data, self.cluster or unit,
                                                    "cluster" if self.cluster else "unit")[0]
         transform = sub = None
-        if xvar:  # cells (and cells by xvar value) as linear maps of the coefficients
-            transform, sub = _xvar_maps(fit, names, cells, w, aux, xvar)
+        if xvar or (spec and not self.demean_covariates):
+            # cells (and cells by xvar value) as linear maps of the coefficients
+            transform, sub = _cell_maps(fit, names, cells, w, aux, xvar)
         overall = np.zeros(fit.rank)
         treated_cells = np.array([b >= a for a, b in labels])  # ATTs: from treatment on
         overall[np.flatnonzero(treated_cells)] = mass[treated_cells] / mass[treated_cells].sum()
@@ -221,6 +234,8 @@ class WooldridgeDiD(_Regression):
             transform=transform)
         res.covariate_terms = {c: sorted(terms) for c, terms in spec.items()}
         res.xvar = xvar
+        res.cell_coefficients = res._cells[["group", "time"]].assign(
+            coefficient=fit.coef[fit.kept][:k])
         if sub is not None:
             rows, sub_labels, sub_mass = sub
             res._set_xvar_cells(sub_labels, sub_mass, rows @ fit.coef[fit.kept],
@@ -272,6 +287,8 @@ class WooldridgeDiD(_Regression):
             x = values[c]
             centre = np.divide(np.bincount(code, weights=(w * x)[inside], minlength=k), cell_w,
                                out=np.zeros(k), where=cell_w > 0)
+            if not self.demean_covariates:  # jwdid's xasis: the raw covariate
+                centre = np.zeros(k)
             aux["centres"][c] = centre
             block = np.zeros((n, k))
             block[inside, code] = x[inside] - centre[code]
@@ -434,11 +451,12 @@ def _covariate_terms(covariates, exovar, xtvar, xgvar):
 MAX_XVAR_LEVELS = 50
 
 
-def _xvar_maps(fit, names, cells, w, aux, xvar):
-    """With ``xvar``: the cells' ATTs (the weighted means over their rows of the row
-    effects) as a ``(k, rank)`` map of the kept coefficients, and - for a discrete
-    ``xvar`` - the same for every (cell, value of ``xvar``): ``(rows, labels, mass)``
-    (``None`` when ``xvar`` has more than ``MAX_XVAR_LEVELS`` values in the cells)."""
+def _cell_maps(fit, names, cells, w, aux, xvar=None):
+    """The cells' ATTs (the weighted means over their rows of the row effects) as a
+    ``(k, rank)`` map of the kept coefficients (with ``xvar`` or uncentred covariate
+    interactions), and - for a discrete ``xvar`` - the same for every (cell, value of
+    ``xvar``): ``(rows, labels, mass)`` (``None`` without ``xvar`` or when it has more
+    than ``MAX_XVAR_LEVELS`` values in the cells)."""
     kept_names = list(np.asarray(fit.names, dtype=object)[fit.kept])
     where = {name: j for j, name in enumerate(kept_names)}
     k = len(names)
@@ -454,8 +472,8 @@ def _xvar_maps(fit, names, cells, w, aux, xvar):
     def rows_for(group, n_groups, cell_of):
         out = np.zeros((n_groups, len(kept_names)))
         out[np.arange(n_groups), [where[names[j]] for j in cell_of]] = 1.0
-        mean_dm, total = means(group, n_groups, aux["dm"][inside])
-        pieces = [(xvar, mean_dm)]
+        total = np.bincount(group, weights=wi, minlength=n_groups)
+        pieces = [(xvar, means(group, n_groups, aux["dm"][inside])[0])] if xvar else []
         for c, centre in aux["centres"].items():
             x = aux["values"][c][inside]
             pieces.append((c, means(group, n_groups, x - centre[code])[0]))
@@ -467,6 +485,8 @@ def _xvar_maps(fit, names, cells, w, aux, xvar):
         return out, total
 
     transform, _ = rows_for(code, k, np.arange(k))
+    if not xvar:
+        return transform, None
     levels, level_code = np.unique(aux["xvar"][inside], return_inverse=True)
     if levels.size > MAX_XVAR_LEVELS:
         return transform, None

@@ -352,6 +352,8 @@ class NonlinearETWFE(Estimator):
                 continue
             sums = np.bincount(pattern, weights=x, minlength=n_pat)
             centre = sums / np.bincount(pattern, minlength=n_pat)
+            if not self._owner.demean_covariates:  # only the parametrisation changes
+                centre = np.zeros(n_pat)
             for j in range(k_cells):
                 on = (pattern_cell == j).astype(float)
                 col = [-centre * on] + [np.zeros(n_pat)] * m

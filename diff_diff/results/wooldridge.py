@@ -67,7 +67,13 @@ class WooldridgeDiDResults(EventStudyResultsBase):
     event_study_effects, group_effects, calendar_effects : DataFrame
         The aggregations with cell weights (:meth:`aggregate` for others).
     vcov : DataFrame
-        Covariance of the cell coefficients.
+        Covariance of the cells' ATTs.
+    cell_coefficients : DataFrame or None
+        The linear model's cell coefficients (``group``, ``time``, ``coefficient``): the
+        ATTs with centred covariate interactions, the effects at covariate value 0 with
+        ``demean_covariates=False``; None for logit/Poisson.
+    xvar : str or None
+        The heterogeneity variable (``aggregate(..., by_xvar=True)``).
     n_obs, n_units, n_treated_units, n_clusters : int
     survey_metadata : SurveyMetadata or None
     """
@@ -149,6 +155,7 @@ class WooldridgeDiDResults(EventStudyResultsBase):
         self.covariate_terms = {}
         self.xvar = None
         self._xvar_cells = None
+        self.cell_coefficients = None
         self.cohort_trends = bool(getattr(estimator, "cohort_trends", False))
         self.cohort_trend_coefs = {}
         self._coef = np.asarray(coef, float)

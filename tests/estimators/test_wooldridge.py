@@ -568,3 +568,44 @@ def test_xvar_invariants_and_errors(mpdta):
         lpop.aggregate("simple", by_xvar=True)
     with pytest.raises(ValueError, match="weights='cell' only"):
         base.aggregate("group", weights="cohort_share", by_xvar=True)
+
+
+# ------------------------------------------------------------------ demean_covariates
+@pytest.mark.parametrize("method,outcome", [("ols", "y_count"), ("logit", "y_bin"),
+                                            ("poisson", "y_count")])
+def test_demean_covariates_false_against_v313(sim_panel, method, outcome):
+    """3.13.0 with demean_covariates=False and xtvar=["x"] fits our covariates=["x"] model
+    (tests/parity/ports/wooldridge_v313.py). Logit/Poisson: the same ATT(g, t); SEs differ
+    by 3.13's (n-1)/(n-k) factor. OLS: 3.13 reports the cell coefficients (effects at
+    x = 0), which are our cell_coefficients; our ATT is the cells' mean effect, the same
+    under either setting."""
+    v313 = json.loads((FIXTURE_PATH / "wooldridge_v313.json").read_text())
+    theirs = v313["cases"][method]["demean_false"]
+    kw = dict(outcome=outcome, unit="unit", time="time", first_treat="first_treat",
+              covariates=["x"])
+    raw = dd.WooldridgeDiD(method=method, demean_covariates=False).fit(sim_panel, **kw)
+    centred = dd.WooldridgeDiD(method=method).fit(sim_panel, **kw)
+    cells = raw.group_time_effects.set_index(["group", "time"])
+    keys = list(zip(theirs["g"], theirs["t"]))
+    np.testing.assert_allclose(raw.group_time_effects["estimate"],
+                               centred.group_time_effects["estimate"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(raw.group_time_effects["se"],
+                               centred.group_time_effects["se"], rtol=1e-9)
+    if method == "ols":
+        coef = raw.cell_coefficients.set_index(["group", "time"])["coefficient"]
+        np.testing.assert_allclose([coef[k] for k in keys], theirs["att"], rtol=0, atol=1e-12)
+        # the centred coefficients are the ATTs; the raw ones are not
+        np.testing.assert_allclose(centred.cell_coefficients["coefficient"],
+                                   centred.group_time_effects["estimate"], atol=1e-12)
+        assert np.max(np.abs(raw.cell_coefficients["coefficient"]
+                             - raw.group_time_effects["estimate"])) > 1e-3
+        return
+    np.testing.assert_allclose([cells.loc[k, "estimate"] for k in keys], theirs["att"],
+                               rtol=0, atol=1e-10)
+    assert raw.att == pytest.approx(theirs["overall_att"], abs=1e-10)
+    n, k = theirs["n_obs"], 36  # 1 + 3 cohorts + 5 periods + 9 cells, 9 + 1 + 3 + 5 x terms
+    np.testing.assert_allclose(np.array([cells.loc[c, "se"] for c in keys])
+                               * np.sqrt((n - 1) / (n - k)), theirs["se"], rtol=1e-7)
+    assert raw.cell_coefficients is None
+    with pytest.raises(ValueError, match="demean_covariates must be True or False"):
+        dd.WooldridgeDiD(method=method, demean_covariates=0).fit(sim_panel, **kw)
