@@ -188,13 +188,17 @@ def attach(frame, table: pd.DataFrame, on: list[str]):
         import pyarrow as pa
 
         small = pa.Table.from_pandas(table, preserve_index=False)
+        fields = nw.to_native(frame).schema
+        small = small.cast(pa.schema([fields.field(c) if c in on else small.schema.field(c)
+                                      for c in small.column_names]))
     elif impl == "pyspark":
         small = nw.to_native(frame).sparkSession.createDataFrame(table)
     else:
         small = nw.from_native(table, eager_only=True).lazy(backend=frame.implementation)
         small = nw.to_native(small)
     small = nw.from_native(small)
-    small = small.with_columns(*[nw.col(c).cast(schema[c]) for c in on])
+    if impl != "pyarrow":  # (pyarrow: cast natively above; narwhals' String is large_string)
+        small = small.with_columns(*[nw.col(c).cast(schema[c]) for c in on])
     if not on:
         return frame.join(small, how="cross")
     return frame.join(small, on=on, how="left")
