@@ -1,6 +1,7 @@
 """A real PySpark session (local mode) runs the pushed-down survey statistics and gets the
 in-memory results to 1e-10: aggregate_survey under a stratified cluster design,
-survey_mean and survey_total with replicate weights, and raking by cells.
+survey_mean and survey_total with replicate weights, and rake(by=) with the
+calibration-aware variance of the raked design.
 
 Spark needs Java (17 or later) and the ``pyspark`` package (``pip install
 'diff-diff[spark]'``). Without them these tests skip, unless ``DIFF_DIFF_REQUIRE_SPARK=1``
@@ -19,6 +20,9 @@ import pytest
 from diff_diff import aggregate_survey, survey_mean, survey_total
 
 from .test_pushdown import MICRO, TAYLOR, assert_same, quiet, replicate_designs
+
+# pyspark's own deprecation notices about pandas 3 are not ours to act on
+pytestmark = pytest.mark.filterwarnings("ignore:::pyspark")
 
 REQUIRED = os.environ.get("DIFF_DIFF_REQUIRE_SPARK") == "1"
 
@@ -71,3 +75,20 @@ def test_survey_mean_and_total_with_replicate_weights(spark):
         ref = quiet(fn, df, ["smoke", "inc"], design, by="state", deff=True)
         got = quiet(fn, sdf, ["smoke", "inc"], design, by="state", deff=True)
         assert_same(got, ref)
+
+
+def test_rake_by_cells_and_the_calibrated_design(spark):
+    from diff_diff import rake
+
+    from .test_calibration_pushdown import BY, DF, RAKE, TAYLOR, same
+
+    ref, rdes = quiet(rake, DF, TAYLOR, RAKE, by=BY)
+    out, des = quiet(rake, to_spark(spark, DF), TAYLOR, RAKE, by=BY)
+    got = DF.merge(out.toPandas(), on=list(DF.columns), how="left")
+    np.testing.assert_allclose(got["w_cal"], ref["w_cal"], rtol=1e-10)
+    assert des.weights == "w_cal" and des.calibration.by == tuple(BY)
+    # the calibrated Spark design end to end: calibration-aware Taylor variance
+    a, _ = quiet(aggregate_survey, ref, BY, "y", rdes)
+    b, _ = quiet(aggregate_survey, out, BY, "y", des)
+    same(b, a, BY)
+    same(quiet(survey_mean, out, "y", des, by="sex"), quiet(survey_mean, ref, "y", rdes, by="sex"))
