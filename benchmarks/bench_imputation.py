@@ -123,6 +123,7 @@ Usage::
     python benchmarks/bench_imputation.py --impls new old  # skip pyfixest
     python benchmarks/bench_imputation.py --cases plain boot --repeats 9
     python benchmarks/bench_imputation.py --mmap-threshold 1048576 --threads 1
+    python benchmarks/bench_imputation.py --estimator two_stage --units 2000  # did2s with SEs
 """
 
 from __future__ import annotations
@@ -390,7 +391,7 @@ def squash_pandas_warnings(messages: list) -> list:
 def run_child(args) -> int:
     impl, case = args.child, args.case
     spec = CASES[case]
-    n_units = N_UNITS // args.scale
+    n_units = args.units or N_UNITS // args.scale
     tag = f"[{case}/{impl}]"
     data, gen_s = harness.timed(make_data, n_units)
     fp = harness.fingerprint(data)
@@ -439,6 +440,7 @@ def run_children(cases, impls, pythons, args, env) -> tuple:
     jobs, skipped = harness.case_jobs(
         cases, impls, {m: IMPLS[m][0] for m in IMPLS}, pythons, args,
         extra=lambda case, impl: (["--estimator", args.estimator]
+                                  + ([] if args.units is None else ["--units", str(args.units)])
                                   + ([] if args.pyfixest_max_gb is None
                                      else ["--pyfixest-max-gb", str(args.pyfixest_max_gb)])),
         skip=lambda case, impl: (None if runs(impl, case)
@@ -560,7 +562,7 @@ def print_agreement(rows: dict, missing: dict) -> list[str]:
 def run_parent(args) -> int:
     cases = args.cases or list(CASES)
     impls = args.impls or list(IMPLS)
-    n_units = N_UNITS // args.scale
+    n_units = args.units or N_UNITS // args.scale
     harness.print_header(
         "ImputationDiD", args.quick, "units",
         data=f"{n_units:,} units x {N_PERIODS} periods = {n_units * N_PERIODS:,} rows "
@@ -595,7 +597,7 @@ def run_parent(args) -> int:
                                  call_extra=lambda r: skipped if r["traced_mb"] is None else "")
     notes += [f"{c}/{m}: {rows[(c, m)]['error']}" for c in CASES for m in IMPLS
               if rows.get((c, m), {}).get("error")]
-    if args.quick:  # (harness.quick_note speaks of verdicts; this script has none)
+    if args.quick and args.units is None:  # (harness.quick_note speaks of verdicts)
         notes.append("QUICK run: 1/10 of the units")
     closing = ["no acceptance criteria for ImputationDiD: timings and memory are information "
                "only"]
@@ -619,7 +621,13 @@ def main(argv=None) -> int:
                         help="skip pyfixest did2s when its estimated peak (3x its dense "
                              "first-stage matrix) is above this (default: 70%% of the memory "
                              "available when the child starts)")
-    return harness.dispatch(parser.parse_args(argv), "child", run_child, run_parent)
+    parser.add_argument("--units", type=int, default=None,
+                        help="units of the panel (default 50,000; --quick: 5,000); e.g. 2000 "
+                             "for a size where pyfixest did2s's dense variance fits in memory")
+    args = parser.parse_args(argv)
+    if args.units is not None and args.units < 100:
+        parser.error("--units must be at least 100")
+    return harness.dispatch(args, "child", run_child, run_parent)
 
 
 if __name__ == "__main__":

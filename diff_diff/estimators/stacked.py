@@ -154,28 +154,36 @@ class StackedDiD(_Regression):
         require_columns(data, outcome=outcome, unit=unit, time=time, first_treat=first_treat,
                         population=population, cluster=column_cluster)
         stack = self._stack(data, unit, time, first_treat, population)
-        rows = stack.rows
-        y = _gathered_numeric(data, outcome, "outcome", rows)
         events = [e for e in range(-self.kappa_pre, self.kappa_post + 1)
                   if e != -1 - self.anticipation]
         names = [f"treat:e[{e}]" for e in events]
+        event_values, n_e = stack.event_values, stack.event_values.size
+        # the design and the absorbed effects are functions of (treated, event time): one
+        # row per cell; the rows' design is formed only where a refit or CR2 needs it
+        cell_design = np.zeros((2 * n_e, len(events)))
+        for j, e in enumerate(events):
+            cell_design[n_e + np.flatnonzero(event_values == e), j] = 1.0
+        cell_absorb = [np.repeat([0, 1], n_e), np.tile(np.arange(n_e), 2)]
+        if (survey_design is None and self.vcov_type == "hc1" and self.cluster == "unit"
+                and self.inference != "wild_bootstrap"):
+            stack.q_table = stack.q_from_counts(self.weighting)
+            fit = _class_fit(stack, data, outcome, cell_design, cell_absorb, names,
+                             self.rank_deficient_action)
+            if fit is not None:  # every row's outcome finite: no stacked row formed
+                return self._finish(fit, stack, events, names, fit.clusters, None, None,
+                                    (_frozen(data), False), None, None)
+        rows = stack.rows
+        y = _gathered_numeric(data, outcome, "outcome", rows)
         # the stacked frame is formed only where the design's columns are read from it
         stacked = None if survey_design is None else data.iloc[rows]
         weights, frequency, design, meta = self._weights(stacked, survey_design)
         if weights is None:  # Q from the counts of the (cohort, period) classes
-            q = stack.q_from_counts(self.weighting)
-            w = q
+            stack.q_table = stack.q_from_counts(self.weighting)
+            w = stack.q
         else:
-            q = stack.q_from_rows(self.weighting, weights)
-            w = q * weights
-        stack.q = q
-        event_values, n_e = stack.event_values, stack.event_values.size
-        # the design and the absorbed effects are functions of (treated, event time): one
-        # row per cell; the rows' design is formed only where a refit or CR2 needs it
+            stack.q_rows = stack.q_from_rows(self.weighting, weights)
+            w = stack.q_rows * weights
         cell = stack.cell
-        cell_design = np.zeros((2 * n_e, len(events)))
-        for j, e in enumerate(events):
-            cell_design[n_e + np.flatnonzero(event_values == e), j] = 1.0
 
         def design_rows():
             return np.asfortranarray(cell_design[cell])
@@ -195,13 +203,9 @@ class StackedDiD(_Regression):
         else:
             x = None
             absorb = None  # formed only for a replicate refit or the wild bootstrap
-            fit = small_cell_fit(y, cell, cell_design, [np.repeat([0, 1], n_e),
-                                                        np.tile(np.arange(n_e), 2)],
-                                 w, names, self.rank_deficient_action)
-        if not fit.kept[:len(events)].all():
-            lost = [n for n, k in zip(names, fit.kept) if not k]
-            raise ValueError(f"StackedDiD: {lost} not identified (no treated or control "
-                             "observations at those event times)")
+            fit = small_cell_fit(y, cell, cell_design, cell_absorb, w, names,
+                                 self.rank_deficient_action)
+        _identified(fit, names, len(events))
         if self.cluster == "unit":
             cluster = stack.unit_codes
         elif self.cluster == "unit_subexp":
@@ -210,26 +214,34 @@ class StackedDiD(_Regression):
         else:
             cluster = label_codes(data[[column_cluster]].iloc[rows], column_cluster,
                                   "cluster")[0]
-        post = np.array([e >= 0 for e in events])
-        overall = np.zeros(fit.rank)
-        overall[np.flatnonzero(post)] = 1.0 / post.sum()
-        contrasts = np.vstack([np.eye(fit.rank)[:len(events)], overall])
 
         def refit(rep):  # replicate weights: the corrective weights follow them
             rows = design_rows() if x is None else x
             return wls(y, rows, fit.names, stack.q_from_rows(self.weighting, rep) * rep,
                        absorbed() if absorb is None else absorb, "silent",
                        frequency).coef[fit.kept]
-        nested = False
-        var = self._variance(fit, design, cluster, contrasts, refit, nested,
-                             default_cluster=self.cluster == "unit")
-        wild = None
-        if self.inference == "wild_bootstrap":
-            wild = self._wild(fit, y, absorbed() if absorb is None else absorb, var, cluster,
+
+        def wild(var, overall):
+            return self._wild(fit, y, absorbed() if absorb is None else absorb, var, cluster,
                               overall, design)
-        source = (stacked, None) if stacked is not None else (_frozen(data), rows)
+        source = (stacked, True) if stacked is not None else (_frozen(data), False)
+        return self._finish(fit, stack, events, names, cluster, design, refit, source, meta,
+                            wild)
+
+    def _finish(self, fit, stack, events, names, cluster, design, refit, source, meta, wild):
+        """Identification check, variance (and wild bootstrap), results."""
+        _identified(fit, names, len(events))
+        post = np.array([e >= 0 for e in events])
+        overall = np.zeros(fit.rank)
+        overall[np.flatnonzero(post)] = 1.0 / post.sum()
+        contrasts = np.vstack([np.eye(fit.rank)[:len(events)], overall])
+        var = self._variance(fit, design, cluster, contrasts, refit, False,
+                             default_cluster=self.cluster == "unit")
+        boot = None
+        if self.inference == "wild_bootstrap":
+            boot = wild(var, overall)
         return StackedDiDResults.from_parts(self, fit, var, events, overall, stack, source,
-                                            meta, wild)
+                                            meta, boot)
 
     def _variance(self, fit, design, cluster, contrasts, refit, nested, default_cluster):
         from ..inference.regression import regression_variance
@@ -242,7 +254,10 @@ class StackedDiD(_Regression):
 
     # ------------------------------------------------------------------ the stack
     def _stack(self, data, unit, time, first_treat, population):
-        t = numeric(data, time, "time")
+        if data[time].dtype.kind in "iu":  # integer periods: no missing values to refuse
+            time_codes, times = codes_of(data[time])
+        else:
+            time_codes, times = codes_of(pd.Series(numeric(data, time, "time"), copy=False))
         g = _first_treat(data, first_treat)
         unit_codes, units = label_codes(data, unit, "unit")
         first = check_constant_within_unit(g, unit_codes, units, first_treat)
@@ -255,11 +270,11 @@ class StackedDiD(_Regression):
                                  "positive")
         # every row is in a class (its unit's first_treat, its period): the stack, its
         # treated/control split and its event times are functions of the classes
-        time_codes, times = codes_of(pd.Series(t, copy=False))
         times = times.astype(float)
         levels, unit_level = np.unique(g[first], return_inverse=True)
+        unit_level = unit_level.reshape(-1)
         n_t = times.size
-        row_class = unit_level.reshape(-1)[unit_codes] * n_t + time_codes
+        row_class = unit_level[unit_codes] * n_t + time_codes
         counts = np.bincount(row_class, minlength=levels.size * n_t).reshape(levels.size, n_t)
         t_min, t_max = times[0], times[-1]
         cohorts = levels[(levels > 0) & np.isfinite(levels)]
@@ -308,8 +323,10 @@ class StackedDiD(_Regression):
                              "periods (the window is counted in the time column's units); "
                              "recode the periods as consecutive integers")
         event = np.broadcast_to(np.round(offset).astype(np.int64), member.shape)
-        return _Stack(member, treat, event, counts, row_class, unit_codes, units, pop,
-                      kept, trimmed + no_controls)
+        stack = _Stack(member, treat, event, counts, row_class, unit_codes, time_codes, units,
+                       pop, kept, trimmed + no_controls)
+        stack.unit_level = unit_level  # each unit's first_treat level
+        return stack
 
 
 class _Stack:
@@ -318,28 +335,67 @@ class _Stack:
     class is (the unit's ``first_treat`` level, the period). Per-row arrays (treated,
     event time, the fit's cell) are gathered from the small tables."""
 
-    def __init__(self, member, treat, event, counts, row_class, unit_codes, units, pop,
-                 groups, trimmed):
+    def __init__(self, member, treat, event, counts, row_class, unit_codes, time_codes, units,
+                 pop, groups, trimmed):
         n_sub, n_level, n_t = member.shape
         n_class = n_level * n_t
         self.n_sub, self.groups, self.trimmed, self.units = n_sub, groups, trimmed, units
+        self.n_t = n_t
         self._member = member.reshape(n_sub, n_class)
         self._treat = treat.reshape(n_sub, n_class)
         self._event = event.reshape(n_sub, n_class)
         self._counts = counts.reshape(-1)
         self._pop, self._row_class = pop, row_class
-        parts = [np.flatnonzero(m[row_class]) for m in self._member]
-        self.rows = np.concatenate(parts)
-        sizes = [p.size for p in parts]
-        self.sub = np.repeat(np.arange(n_sub), sizes)
-        # each stacked row's (sub-experiment, class) code
-        self.key = self.sub * np.int64(n_class) + row_class[self.rows]
-        self.unit_codes = unit_codes[self.rows]
-        present = (self._member & (self._counts > 0)[None, :])
-        self.event_values = np.unique(self._event[present])  # the occurring event times
+        self._all_unit_codes, self._time_codes = unit_codes, time_codes
+        self.present = self._member & (self._counts > 0)[None, :]
+        self.n_rows = int(self._counts @ self._member.sum(axis=0))
+        self.event_values = np.unique(self._event[self.present])  # the occurring event times
         self._event_code = np.searchsorted(self.event_values, self._event)
-        self._event_code[~present] = 0
-        self.q = None
+        self._event_code[~self.present] = 0
+        self.q_table = None  # corrective weight of each (sub-experiment, class)
+        self.q_rows = None  # or of each stacked row (under a survey design)
+        self.unit_counts = None  # (treated units, control units) when already counted
+
+    @cached_property
+    def _parts(self):
+        parts = [np.flatnonzero(m[self._row_class]) for m in self._member]
+        return parts, np.concatenate(parts)
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """The data's row of each stacked row."""
+        return self._parts[1]
+
+    @cached_property
+    def sub(self) -> np.ndarray:
+        """Each stacked row's sub-experiment (0 .. n_sub - 1)."""
+        return np.repeat(np.arange(self.n_sub), [p.size for p in self._parts[0]])
+
+    @cached_property
+    def key(self) -> np.ndarray:
+        """Each stacked row's (sub-experiment, class) code."""
+        return self.sub * np.int64(self._member.shape[1]) + self._row_class[self.rows]
+
+    @cached_property
+    def unit_codes(self) -> np.ndarray:
+        """Each stacked row's unit code."""
+        return self._all_unit_codes[self.rows]
+
+    @property
+    def q(self) -> np.ndarray:
+        """Each stacked row's corrective weight."""
+        if self.q_rows is not None:
+            return self.q_rows
+        return self.q_table.reshape(-1)[self.key]
+
+    def n_units(self):
+        """Units with a treated row, units with a control row in the stack."""
+        if self.unit_counts is not None:
+            return self.unit_counts
+        treated, n_units = self.treat == 1, len(self.units)
+        return tuple(int(np.count_nonzero(np.bincount(self.unit_codes[rows],
+                                                      minlength=n_units)))
+                     for rows in (treated, ~treated))
 
     @cached_property
     def treat(self) -> np.ndarray:
@@ -363,8 +419,9 @@ class _Stack:
         return table.reshape(-1)[self.key]
 
     def q_from_counts(self, weighting) -> np.ndarray:
-        """Corrective weights from the counts of the classes (no sampling weights)."""
-        present = self._member & (self._counts > 0)[None, :]
+        """Corrective weights (sub-experiment x class) from the counts of the classes (no
+        sampling weights)."""
+        present = self.present
         n_e = self.event_values.size
         sub, cls = np.nonzero(present)
         cell = self._event_code[sub, cls] * self.n_sub + sub
@@ -378,7 +435,7 @@ class _Stack:
                              size, mass)
         table = np.zeros(self._member.shape)
         table[sub, cls] = np.where(is_t, q_t[cell], q_c[cell])
-        return table.reshape(-1)[self.key]
+        return table
 
     def q_from_rows(self, weighting, base) -> np.ndarray:
         """Corrective weights from sums of the stacked rows' sampling weights ``base``."""
@@ -388,6 +445,97 @@ class _Stack:
         q_t, q_c = _q_tables(weighting, self.event_values, self.event_values.size,
                              self.n_sub, cell, is_t, base, pop)
         return np.where(is_t, q_t[cell], q_c[cell])
+
+
+def _identified(fit, names, k):
+    if not fit.kept[:k].all():
+        lost = [n for n, kept in zip(names, fit.kept) if not kept]
+        raise ValueError(f"StackedDiD: {lost} not identified (no treated or control "
+                         "observations at those event times)")
+
+
+UNIT_TIME_SLACK = 1 << 20  # unit x period tables up to 4n + this are summed
+
+
+def _class_fit(stack, data, outcome, cell_design, cell_absorb, names, rank_deficient_action):
+    """The stacked regression (clusters: units, no sampling weights) from sums over the
+    data's rows, without forming a stacked row; None when some outcome is not finite (the
+    row path then says which) or the unit x period table would be too large.
+
+    Every stacked row of (sub-experiment ``s``, class ``c``) has the same design row and
+    weight ``Q_sc``, so the fit is :func:`~diff_diff.linalg.cells.small_cell_fit` on one
+    pseudo-row per (s, c) with the class's mean outcome and weight ``Q_sc n_c``. A unit's
+    score sums ``Q_sc (y_i - fitted_sc) x_sc`` over its rows and their copies: per
+    period, its outcome total times ``A_ct = sum_s Q_sc x_sc`` less its row count times
+    ``B_ct = sum_s Q_sc fitted_sc x_sc`` (``c`` its class in that period).
+    """
+    series = data[outcome]
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return None
+    y = series.to_numpy(dtype=float, na_value=np.nan)
+    n_units, n_t = len(stack.units), stack.n_t
+    if not np.isfinite(y).all() or n_units * n_t > 4 * y.size + UNIT_TIME_SLACK:
+        return None
+    n_class = stack._counts.size
+    sub, cls = np.nonzero(stack.present)
+    size = stack._counts[cls].astype(float)
+    totals = np.bincount(stack._row_class, weights=y, minlength=n_class)[cls]
+    q = stack.q_table[sub, cls]
+    cell = (stack._treat * stack.event_values.size + stack._event_code)[sub, cls]
+    fit = small_cell_fit(totals / size, cell, cell_design, cell_absorb, q * size, names,
+                         rank_deficient_action)
+    if not fit.kept[:len(names)].all():
+        return fit  # (refused by the caller)
+    # the units' influence totals: per period, outcome totals x A - row counts x B
+    k = fit.rank
+    xb = fit._cell_x[cell] @ fit.bread_inv  # (pseudo-rows, k)
+    fitted = fit.fitted
+    is_t = stack._treat[sub, cls]
+    a = np.zeros((n_class, k))
+    np.add.at(a, cls, q[:, None] * xb)
+    b = np.zeros((n_class, k + 2))  # B, then indicators of a treated / a control row
+    np.add.at(b, cls, np.column_stack([(q * fitted)[:, None] * xb, is_t, ~is_t]))
+    key = stack._all_unit_codes * np.int64(n_t) + stack._time_codes
+    y_ut = np.bincount(key, weights=y, minlength=n_units * n_t).reshape(n_units, n_t)
+    n_ut = np.bincount(key, minlength=n_units * n_t).reshape(n_units, n_t).astype(float)
+    unit_level = stack.unit_level
+    order = np.argsort(unit_level, kind="stable")
+    bounds = np.searchsorted(unit_level[order], np.arange(n_class // n_t + 1))
+    scores = np.zeros((n_units, k))
+    flags = np.zeros((n_units, 2))
+    for level in range(n_class // n_t):
+        units = order[bounds[level]:bounds[level + 1]]
+        block = slice(level * n_t, (level + 1) * n_t)
+        if units.size == 0 or not b[block, k:].any():
+            continue
+        scores[units] = y_ut[units] @ a[block] - n_ut[units] @ b[block, :k]
+        flags[units] = n_ut[units] @ b[block, k:]
+    in_stack = (flags > 0).any(axis=1)
+    stack.unit_counts = tuple(int(np.count_nonzero(f > 0)) for f in flags.T)
+    n_obs = float(size[q > 0].sum())
+    return _ClassFit(fit, scores[in_stack], n_obs)
+
+
+class _ClassFit:
+    """What the variance reads from a fit (``rank``, ``df_absorbed``, ``n_obs``, the
+    kept coefficients) with the units' influence totals already summed: clustered by
+    ``clusters`` (codes 0..G-1 of the units in the stack) only."""
+
+    def __init__(self, fit, unit_influence, n_obs):
+        self.coef, self.kept, self.names = fit.coef, fit.kept, fit.names
+        self.bread_inv, self.df_absorbed, self.n_obs = fit.bread_inv, fit.df_absorbed, n_obs
+        self.frequency = False
+        self._influence = unit_influence
+        self.clusters = np.arange(unit_influence.shape[0])
+
+    @property
+    def rank(self) -> int:
+        return int(self.kept.sum())
+
+    def cluster_influence(self, cluster, n_clusters):
+        if cluster is not self.clusters:
+            raise ValueError("StackedDiD: the class-level fit is clustered by its units only")
+        return self._influence
 
 
 def _q_tables(weighting, events, n_e, n_sub, cell, is_t, base, pop):

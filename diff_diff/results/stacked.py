@@ -48,8 +48,9 @@ class StackedDiDResults(EventStudyResultsBase):
             The stack's bookkeeping (rows, sub-experiments, treated rows, event times,
             corrective weights ``stack.q``).
         source : tuple
-            ``(frame, rows)``: the stacked rows are ``frame.iloc[rows]`` (``rows`` None:
-            ``frame`` is the stack); read when ``stacked_data`` is first asked for.
+            ``(frame, is_stack)``: the stacked rows are ``frame.iloc[stack.rows]``, or
+            ``frame`` itself when ``is_stack``; read when ``stacked_data`` is first asked
+            for.
         metadata, wild
             Design summary and wild-bootstrap results (or None).
 
@@ -67,16 +68,11 @@ class StackedDiDResults(EventStudyResultsBase):
         self.cluster_name = estimator.cluster
         self.vcov_type = var.vcov_type
         self.n_clusters = var.n_clusters
-        self.n_obs = self.n_stacked_obs = int(stack.rows.size)
+        self.n_obs = self.n_stacked_obs = stack.n_rows
         self.n_sub_experiments = stack.n_sub
         self.groups = [_plain(a) for a in stack.groups]
         self.trimmed_groups = [_plain(a) for a in stack.trimmed]
-        treated = stack.treat == 1
-        n_units = len(stack.units)
-        self.n_treated_units = int(np.count_nonzero(
-            np.bincount(stack.unit_codes[treated], minlength=n_units)))
-        self.n_control_units = int(np.count_nonzero(
-            np.bincount(stack.unit_codes[~treated], minlength=n_units)))
+        self.n_treated_units, self.n_control_units = stack.n_units()
         self.reference_period = -1 - estimator.anticipation
         k = len(events)
         coef = fit.coef[fit.kept]
@@ -107,8 +103,8 @@ class StackedDiDResults(EventStudyResultsBase):
     def stacked_data(self) -> pd.DataFrame:
         """The stacked rows with ``_sub_exp``, ``_treat``, ``_event_time``, ``_q_weight``."""
         if self._stacked is None:
-            (frame, rows), stack = self._stack_parts
-            stacked = frame if rows is None else frame.iloc[rows]
+            (frame, is_stack), stack = self._stack_parts
+            stacked = frame if is_stack else frame.iloc[stack.rows]
             extra = pd.DataFrame({"_sub_exp": np.array(stack.groups, dtype=float)[stack.sub],
                                   "_treat": stack.treat.astype(int),
                                   "_event_time": stack.event, "_q_weight": stack.q})

@@ -177,12 +177,18 @@ def test_stack_built_from_classes_reads_only_its_rows(panel):
     """The stack is gathered from (cohort, period) classes: outcome values outside every
     window are never read (a missing value there is no error, one inside is counted once
     per copy), the stacked frame is the data's rows as they were at the fit, and
-    shuffling the input rows changes nothing but the stack's row order."""
+    shuffling the input rows changes nothing but the stack's row order. The default fit
+    (from sums over the data's rows) equals the fit on the stacked rows (taken when an
+    outcome is missing outside the windows)."""
     base = fit(panel, kappa_pre=1, kappa_post=1)
     outside = panel["time"] == 1  # no window [a - 1, a + 1] of cohorts 3..5 reaches it
     holes = panel.assign(y=np.where(outside, np.nan, panel["y"]))
     res = fit(holes, kappa_pre=1, kappa_post=1)
-    assert res.att == base.att and res.se == base.se
+    assert res.att == pytest.approx(base.att, abs=1e-13)
+    assert res.se == pytest.approx(base.se, rel=1e-12)
+    assert np.allclose(res.event_study_vcov, base.event_study_vcov, rtol=1e-11, atol=0)
+    assert (res.n_obs, res.n_treated_units, res.n_control_units, res.n_clusters) == (
+        base.n_obs, base.n_treated_units, base.n_control_units, base.n_clusters)
     inside = (panel["time"] == 4) & (panel["unit"] == panel["unit"].iloc[0])
     copies = int((base.stacked_data["unit"] == panel["unit"].iloc[0])
                  .where(base.stacked_data["time"] == 4, False).sum())
