@@ -564,7 +564,7 @@ def run_parent(args) -> int:
     impls = args.impls or list(IMPLS)
     n_units = args.units or N_UNITS // args.scale
     harness.print_header(
-        "ImputationDiD", args.quick, "units",
+        ESTIMATOR_CLASSES[args.estimator], args.quick, "units",
         data=f"{n_units:,} units x {N_PERIODS} periods = {n_units * N_PERIODS:,} rows "
              f"(bench_cs.make_panel), cohorts {', '.join(map(str, COHORTS))} + never treated "
              f"(~40%), covariate x2 = x t/{N_PERIODS}, seed {SEED}",

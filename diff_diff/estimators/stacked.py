@@ -526,14 +526,14 @@ class _ClassFit:
         self.bread_inv, self.df_absorbed, self.n_obs = fit.bread_inv, fit.df_absorbed, n_obs
         self.frequency = False
         self._influence = unit_influence
-        self.clusters = np.arange(unit_influence.shape[0])
+        self.clusters = np.arange(unit_influence.shape[0], dtype=np.int64)
 
     @property
     def rank(self) -> int:
         return int(self.kept.sum())
 
     def cluster_influence(self, cluster, n_clusters):
-        if cluster is not self.clusters:
+        if n_clusters != self.clusters.size or not np.array_equal(cluster, self.clusters):
             raise ValueError("StackedDiD: the class-level fit is clustered by its units only")
         return self._influence
 

@@ -205,3 +205,18 @@ def test_stack_built_from_classes_reads_only_its_rows(panel):
     assert shuffled.se == pytest.approx(base.se, rel=1e-10)
     assert (shuffled.n_obs, shuffled.n_treated_units, shuffled.n_control_units) == (
         base.n_obs, base.n_treated_units, base.n_control_units)
+
+
+def test_class_fit_with_repeated_rows_and_string_units(panel):
+    """Repeated (unit, period) rows and string unit labels: the fit from class sums equals
+    the fit on the stacked rows (forced by a missing outcome outside every window)."""
+    data = panel.iloc[np.r_[np.arange(len(panel)), np.arange(0, len(panel), 7)]]
+    data = data.assign(unit="u" + data["unit"].astype(str)).sample(frac=1.0, random_state=1)
+    rows = fit(data.assign(y=np.where(data["time"] == 8, np.nan, data["y"])),
+               kappa_pre=2, kappa_post=1)
+    sums = fit(data, kappa_pre=2, kappa_post=1)
+    assert sums.att == pytest.approx(rows.att, abs=1e-13)
+    assert np.allclose(sums.event_study_vcov, rows.event_study_vcov, rtol=1e-11, atol=0)
+    assert (sums.n_obs, sums.n_treated_units, sums.n_control_units, sums.n_clusters) == (
+        rows.n_obs, rows.n_treated_units, rows.n_control_units, rows.n_clusters)
+    assert sums.n_obs > len(sums.stacked_data.drop_duplicates()) > 0
