@@ -277,3 +277,146 @@ def test_summary_reads_clearly_and_results_pickle(weighted):
     back = pickle.loads(pickle.dumps(weighted))
     assert back.summary() == text
     assert "Staggered triple-difference aggregation" in weighted.aggregate("group").summary()
+
+
+# ---------------------------------------------------------------------------
+# repeated cross-sections (panel=False) and unbalanced panels (allow_unbalanced_panel)
+# ---------------------------------------------------------------------------
+RC = dict(outcome="y", partition="eligible", time="time", first_treat="first_treat")
+ROW_TAYLOR = dd.SurveyDesign(weights="w_row", strata="stratum", psu="psu", fpc="fpc")
+
+
+@pytest.fixture(scope="module")
+def rows(panel):
+    """70% of the panel's rows (an unbalanced panel; as cross-sections, independent
+    observations) with a weight that varies by row."""
+    out = panel.sample(frac=0.7, random_state=5).sort_values(["unit", "time"])
+    out = out.reset_index(drop=True)
+    return out.assign(w_row=np.random.default_rng(5).uniform(0.5, 2.0, len(out)))
+
+
+def _rc_ddd_by_hand(rows, g, t, base, weight):
+    """The cell-mean DDD of cohort g against the never treated from repeated
+    cross-sections and its influence values (sum scale, one per row): sixteen weighted
+    means, each observation ``+- w (y - mean) / sum w`` of its (cohort, partition,
+    period) cell."""
+    att, psi = 0.0, np.zeros(len(rows))
+    ft, q, tt = (rows[c].to_numpy() for c in ("first_treat", "eligible", "time"))
+    y, w = rows["y"].to_numpy(), rows[weight].to_numpy()
+    for cohort, elig, sign in ((g, 1, 1.0), (g, 0, -1.0), (0, 1, -1.0), (0, 0, 1.0)):
+        for period, s in ((t, sign), (base, -sign)):
+            m = (ft == cohort) & (q == elig) & (tt == period)
+            mean = np.average(y[m], weights=w[m])
+            att += s * mean
+            psi[m] = s * w[m] * (y[m] - mean) / w[m].sum()
+    return att, psi
+
+
+def test_repeated_cross_sections_are_the_weighted_cell_mean_ddd(rows):
+    res = dd.DDD(control_group="never_treated", panel=False).fit(
+        rows, survey_design=dd.SurveyDesign(weights="w_row"), **RC)
+    n = len(rows)
+    assert res.n_units == n and res.n_obs == n
+    for g, t, base in ((4, 5, 3), (3, 6, 2), (5, 3, 2)):
+        att, psi = _rc_ddd_by_hand(rows, g, t, base, "w_row")
+        row = _cell(res, g, t)
+        assert row["estimate"] == pytest.approx(att, abs=1e-12)
+        assert row["se"] == pytest.approx(np.sqrt(n / (n - 1) * (psi ** 2).sum()), rel=1e-10)
+    # unit= is not needed and not used with panel=False
+    with_unit = dd.DDD(control_group="never_treated", panel=False).fit(
+        rows, unit="unit", survey_design=dd.SurveyDesign(weights="w_row"), **RC)
+    pd.testing.assert_frame_equal(with_unit.group_time_effects, res.group_time_effects)
+
+
+def test_an_unbalanced_panel_sums_the_influence_values_by_unit(panel, rows):
+    """Cells as the cross-section estimator on the same rows; standard errors those of the
+    cross-sections clustered by unit (a unit's observations are not independent)."""
+    est = dd.DDD(control_group="never_treated", allow_unbalanced_panel=True)
+    unbalanced = est.fit(rows, survey_design=dd.SurveyDesign(weights="weight"), unit="unit",
+                         **RC)
+    rc = dd.DDD(control_group="never_treated", panel=False).fit(
+        rows, survey_design=dd.SurveyDesign(weights="weight", psu="unit"), **RC)
+    a, b = unbalanced.group_time_effects, rc.group_time_effects
+    np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)
+    assert unbalanced.n_units == rows["unit"].nunique() and unbalanced.n_obs == len(rows)
+    # a balanced panel takes the panel estimators, as R did and moderndid do
+    balanced = est.fit(panel, **KW)
+    pd.testing.assert_frame_equal(balanced.group_time_effects,
+                                  dd.DDD(control_group="never_treated").fit(
+                                      panel, **KW).group_time_effects)
+
+
+def test_rows_errors_name_the_option(panel, rows):
+    with pytest.raises(ValueError, match="the panel is unbalanced: .* pass "
+                                         "allow_unbalanced_panel=True"):
+        dd.DDD().fit(rows, unit="unit", **RC)
+    with pytest.raises(ValueError, match=r"needs unit=, time=, first_treat= and partition=; "
+                                         r"missing unit= \(repeated cross-sections need no "
+                                         r"unit=: pass panel=False\)"):
+        dd.DDD().fit(rows, **RC)
+    with pytest.raises(ValueError, match="allow_unbalanced_panel=True applies to the "
+                                         "staggered design"):
+        dd.DDD(allow_unbalanced_panel=True).fit(panel, outcome="y", group="treated",
+                                                partition="eligible", post="post")
+    with pytest.raises(ValueError, match="panel must be one of"):
+        dd.DDD(panel="no").fit(rows, unit="unit", **RC)
+    flipped = rows.assign(eligible=np.where(rows.index == 3, 1 - rows["eligible"],
+                                            rows["eligible"]))
+    with pytest.raises(ValueError, match="partition column 'eligible' varies within unit"):
+        dd.DDD(allow_unbalanced_panel=True).fit(flipped, unit="unit", **RC)
+    one_cohort = rows[~((rows["first_treat"] == 4) & (rows["eligible"] == 0))]
+    with pytest.raises(ValueError, match="cohort first_treat=4 has no ineligible unit"):
+        dd.DDD(panel=False).fit(one_cohort, **RC)
+
+
+def test_rows_invariances(rows):
+    design = dd.SurveyDesign(weights="w_row")
+    est = dd.DDD(panel=False)  # not yet treated: GMM over comparison cohorts
+    before = rows.copy(deep=True)
+    base = est.fit(rows, survey_design=design, covariates=["x1"], **RC)
+    pd.testing.assert_frame_equal(rows, before)
+    scaled = est.fit(rows.assign(w_row=rows["w_row"] * 37.0), survey_design=design,
+                     covariates=["x1"], **RC)
+    shuffled = est.fit(rows.sample(frac=1.0, random_state=2), survey_design=design,
+                       covariates=["x1"], **RC)
+    for other in (scaled, shuffled):
+        pd.testing.assert_frame_equal(other.group_time_effects, base.group_time_effects,
+                                      rtol=1e-9, atol=1e-12)
+        assert (other.att, other.se) == pytest.approx((base.att, base.se), rel=1e-9)
+
+
+def test_rows_under_survey_designs(panel, rows):
+    """Taylor linearization over the rows' strata and PSUs is the survey total of the
+    influence values; replicate designs refit every cell (GMM weights included); the PSU
+    multiplier bootstrap."""
+    res = dd.DDD(panel=False).fit(rows, survey_design=ROW_TAYLOR, **RC)
+    psi = res.aggregate("simple").influence_functions[:, -1]
+    total = dd.survey_total(rows.assign(z=psi / rows["w_row"]), "z", ROW_TAYLOR)
+    assert res.se == pytest.approx(float(total["se"].iloc[0]), rel=1e-10)
+    assert res.df == 60 - 6
+    dense = panel.assign(w_row=np.random.default_rng(6).uniform(0.5, 2.0, len(panel)))
+    res = dd.DDD(panel=False).fit(dense, survey_design=dd.SurveyDesign(weights="w_row"), **RC)
+    data, design = dd.as_replicate_design(dense, dd.SurveyDesign(weights="w_row",
+                                                                 psu="stratum"), "JK1")
+    rep = dd.DDD(panel=False).fit(data, survey_design=design, **RC)
+    assert rep.att == pytest.approx(res.att, abs=1e-12) and np.isfinite(rep.se)
+    k = res.group_time_effects.shape[0]
+    refit = dd.DDD(panel=False).fit(data, survey_design=dd.SurveyDesign(
+        weights=design.replicate_weights[4]), **RC)
+    np.testing.assert_allclose(rep._inference.replicates[4, :k],
+                               refit.group_time_effects["estimate"], atol=1e-12)
+    np.testing.assert_allclose(rep._inference.replicates[4, k:], refit._pg, rtol=1e-12)
+    assert rep.df == 5  # JK1 on 6 PSUs
+    taylor = dd.DDD(panel=False).fit(rows, survey_design=ROW_TAYLOR, **RC)
+    boot = dd.DDD(panel=False, n_bootstrap=199, seed=4).fit(rows, survey_design=ROW_TAYLOR,
+                                                           **RC)
+    assert boot.att == taylor.att and boot.se == pytest.approx(taylor.se, rel=0.3)
+
+
+def test_two_period_panel_false_is_the_cross_section_fit(panel):
+    two = panel[panel["time"].isin([2, 5])].assign(post=lambda d: (d["time"] == 5) * 1)
+    kw = dict(outcome="y", group="treated", partition="eligible", post="post")
+    a = dd.DDD(panel=False).fit(two, unit="unit", **kw)
+    b = dd.DDD().fit(two, **kw)
+    assert (a.att, a.se) == (b.att, b.se)
