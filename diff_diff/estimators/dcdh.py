@@ -54,6 +54,13 @@ class ChaisemartinDHaultfoeuille(Estimator):
         ``same_switchers`` (so the effects' path is not a change of composition). Ignored
         with ``fit(trends_lin=True)``, whose effect ``l`` already uses the switchers
         reaching ``l`` (as the reference does).
+    same_switchers_pl : bool
+        With ``same_switchers=True`` (required; a ``ValueError`` otherwise, as with
+        ``placebo=False``): the placebos and normalised placebos use only those of the same
+        switchers observed for every placebo lag, i.e. at ``F_g - 1 - P`` (``P`` the number
+        of placebos estimated), as ``did_multiplegt_dyn``'s ``same_switchers_pl``; the
+        effects are unchanged. Ignored with ``fit(trends_lin=True)``, whose placebo ``l``
+        already uses the switchers reaching lag ``l`` (as the reference does).
     only_never_switchers : bool
         Compare switchers only with groups that never switch (of the same first-period
         treatment and ``trends_nonparam`` cell), not with the not yet switched
@@ -81,13 +88,15 @@ class ChaisemartinDHaultfoeuille(Estimator):
                "placebo": (lambda v: isinstance(v, bool), "True or False"),
                "drop_larger_lower": (lambda v: isinstance(v, bool), "True or False"),
                "same_switchers": (lambda v: isinstance(v, bool), "True or False"),
+               "same_switchers_pl": (lambda v: isinstance(v, bool), "True or False"),
                "only_never_switchers": (lambda v: isinstance(v, bool), "True or False"),
                "effects_equal": (lambda v: isinstance(v, bool), "True or False")}
     _results_class = ChaisemartinDHaultfoeuilleResults
 
     def __init__(self, alpha=0.05, cluster=None, n_bootstrap=0, bootstrap_weights="rademacher",
                  seed=None, cband=True, placebo=True, drop_larger_lower=True,
-                 same_switchers=False, only_never_switchers=False, effects_equal=False):
+                 same_switchers=False, only_never_switchers=False, effects_equal=False,
+                 same_switchers_pl=False):
         self._store(locals())
 
     def fit(self, data: pd.DataFrame, outcome: str, unit: str | None = None,
@@ -163,6 +172,12 @@ class ChaisemartinDHaultfoeuille(Estimator):
     def _sample(self, data, columns, L_max, controls=(), trends_lin=False,
                 trends_nonparam=()) -> Sample:
         c = columns
+        if self.same_switchers_pl and not (self.same_switchers and self.placebo):
+            missing = "same_switchers=True" if not self.same_switchers else "placebo=True"
+            raise ValueError(
+                "ChaisemartinDHaultfoeuille: same_switchers_pl=True restricts the placebos to "
+                f"the same switchers, so it needs {missing} (as did_multiplegt_dyn's "
+                "same_switchers_pl needs same_switchers)")
         require_columns(data, controls=list(controls), trends_nonparam=list(trends_nonparam))
         y = numeric(data, c["outcome"], "outcome")
         d = numeric(data, c["treatment"], "treatment")
@@ -219,7 +234,8 @@ class ChaisemartinDHaultfoeuille(Estimator):
                               cell=cell[keep], X=None if X is None else X[keep],
                               controls=tuple(controls), trends_lin=trends_lin,
                               same_switchers=self.same_switchers,
-                              only_never_switchers=self.only_never_switchers)
+                              only_never_switchers=self.only_never_switchers,
+                              same_switchers_pl=self.same_switchers_pl)
         if not problem.effects:
             if self.only_never_switchers:
                 raise ValueError("ChaisemartinDHaultfoeuille: only_never_switchers=True, but no "
@@ -260,15 +276,17 @@ class DCDHProblem:
     ``cell`` codes the comparison cells (first-period treatment x ``trends_nonparam``
     values); ``X`` (groups x periods x controls) the covariates; with ``trends_lin`` the
     arrays are already first-differenced. ``same_switchers``: every estimate over the
-    switchers reaching the last effect (not with ``trends_lin``); ``only_never_switchers``:
-    controls are the groups that never switch."""
+    switchers reaching the last effect (not with ``trends_lin``); ``same_switchers_pl``: the
+    placebos over those of them with every placebo lag; ``only_never_switchers``: controls
+    are the groups that never switch."""
 
     def __init__(self, Y, D, periods, L_max, placebo, clusters=None, cell=None, X=None,
                  controls=(), trends_lin=False, same_switchers=False,
-                 only_never_switchers=False):
+                 only_never_switchers=False, same_switchers_pl=False):
         self.Y, self.D, self.periods, self.clusters = Y, D, periods, clusters
         self.X, self.controls, self.trends_lin = X, tuple(controls), trends_lin
         self.same_switchers = same_switchers and not trends_lin
+        self.same_switchers_pl = same_switchers_pl and self.same_switchers
         self.only_never = only_never_switchers
         n, T = Y.shape
         base = D[:, 0]
@@ -569,9 +587,12 @@ class DCDHProblem:
             info["dose"].append(cumulated)
             totals.append(total)
             doses.append(dose)
+        same_pl = same
+        if self.same_switchers_pl:  # the same switchers observed at every placebo lag
+            same_pl = same & (self.F - 1 - len(self.placebos) >= 0)
         for l in self.placebos:
             est, psi, count, _, _, cumulated = self._effect(l, w, placebo=True,
-                                                            adjust=adjust, same=same)
+                                                            adjust=adjust, same=same_pl)
             thetas.append(est)
             psis.append(psi)
             info["n_placebo"].append(count)

@@ -4,6 +4,9 @@ non-binary treatment against a by-hand loop over switchers (the paper's definiti
 normalised effects and the average total effect; invariants; errors. Parity with the
 authors' port of did_multiplegt_dyn: tests/parity/test_dcdh_multiplegt.py."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,9 +39,10 @@ def switching_panel(seed=0, n=120, T=7, levels=(0, 1)):
     return pd.DataFrame(rows, columns=["unit", "time", "d", "y"])
 
 
-def by_hand(data, l, placebo=False, doses=False, same=None, never=False):
+def by_hand(data, l, placebo=False, doses=False, same=None, never=False, lags=0):
     """DID_l (or placebo l) from the definitions, one switcher at a time; ``same``: only
-    the switchers reaching effect ``same``; ``never``: only never-switchers as controls."""
+    the switchers reaching effect ``same``; ``never``: only never-switchers as controls;
+    ``lags``: only the switchers observed ``lags`` periods before ``F_g - 1``."""
     Y = data.pivot(index="unit", columns="time", values="y").to_numpy()
     D = data.pivot(index="unit", columns="time", values="d").to_numpy()
     n, T = Y.shape
@@ -52,6 +56,8 @@ def by_hand(data, l, placebo=False, doses=False, same=None, never=False):
         cell = [h for h in range(n) if D[h, 0] == D[g, 0]]
         reach = F[g] - 1 + (same or l)
         if reach > max(F[h] for h in cell) - 1 or reach > T - 1 or (placebo and start < 0):
+            continue
+        if F[g] - 1 - lags < 0:
             continue
         controls = [h for h in cell if F[h] > end and (F[h] == T or not never)]
         if not controls:
@@ -348,7 +354,8 @@ def test_joint_tests_use_the_covariance_between_horizons(panel):
 @pytest.mark.parametrize("design", ["tsl", "replicate", "bootstrap"])
 def test_options_under_survey_designs(design):
     data = covariate_panel()
-    est_kw = dict(same_switchers=True, only_never_switchers=True, effects_equal=True)
+    est_kw = dict(same_switchers=True, only_never_switchers=True, effects_equal=True,
+                  same_switchers_pl=True)
     if design == "tsl":
         sd = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
     elif design == "replicate":
@@ -361,7 +368,8 @@ def test_options_under_survey_designs(design):
         sd = dd.SurveyDesign(weights="weight", strata="stratum", psu="psu")
         est_kw.update(n_bootstrap=99, seed=1)
     res = dd.DCDH(**est_kw).fit(data, survey_design=sd, L_max=2, controls="x", **KW)
-    plain = dd.DCDH(same_switchers=True, only_never_switchers=True).fit(
+    plain = dd.DCDH(same_switchers=True, only_never_switchers=True,
+                    same_switchers_pl=True).fit(
         data, survey_design=dd.SurveyDesign(weights="weight"), L_max=2, controls="x", **KW)
     np.testing.assert_allclose(res.event_study_effects["estimate"],
                                plain.event_study_effects["estimate"], atol=1e-12)
@@ -382,3 +390,93 @@ def test_option_errors(panel):
     movers = wide.index[(wide.ne(wide[1], axis=0)).any(axis=1)]
     with pytest.raises(ValueError, match="only_never_switchers"):
         dd.DCDH(only_never_switchers=True).fit(data[data["unit"].isin(movers)], **KW)
+
+
+@pytest.mark.parametrize("levels", [(0, 1), (0, 1, 2)])
+def test_same_switchers_pl_matches_the_definition(levels):
+    """The placebos over the same switchers that have all P = 3 placebo lags; the effects
+    as with same_switchers alone."""
+    data = switching_panel(levels=levels, seed=6)
+    res = dd.DCDH(same_switchers=True, same_switchers_pl=True).fit(data, L_max=3, **KW)
+    same = dd.DCDH(same_switchers=True).fit(data, L_max=3, **KW)
+    table = res.event_study_effects.set_index("event_time")
+    for l in (1, 2, 3, -1, -2, -3):
+        value, count = by_hand(data, abs(l), placebo=l < 0, same=3, lags=3 if l < 0 else 0)
+        assert table.loc[l, "estimate"] == pytest.approx(value, abs=1e-12)
+        assert table.loc[l, "n_switchers"] == count
+    theirs = same.event_study_effects.set_index("event_time")
+    assert (table.loc[[1, 2, 3]] == theirs.loc[[1, 2, 3]]).all().all()
+    assert res.att == same.att
+    assert table.loc[-1, "n_switchers"] == table.loc[-3, "n_switchers"] \
+        < theirs.loc[-1, "n_switchers"]
+    # normalised placebos: over the same switchers, divided by their cumulated dose
+    norm = res.normalized_effects.set_index("event_time")
+    for l in (1, 2, 3):
+        value, _, _, cumulated = by_hand(data, l, placebo=True, doses=True, same=3, lags=3)
+        assert norm.loc[-l, "estimate"] == pytest.approx(value / cumulated, abs=1e-12)
+    # trends_lin: ignored, as same_switchers (each placebo already uses its own switchers)
+    lin = dict(L_max=2, trends_lin=True, **KW)
+    a = dd.DCDH(same_switchers=True, same_switchers_pl=True).fit(data, **lin)
+    b = dd.DCDH().fit(data, **lin)
+    pd.testing.assert_frame_equal(a.event_study_effects, b.event_study_effects)
+
+
+def test_same_switchers_pl_errors(panel):
+    with pytest.raises(ValueError, match="same_switchers_pl"):
+        dd.DCDH(same_switchers_pl="yes").fit(panel, **KW)
+    with pytest.raises(ValueError, match="needs same_switchers=True"):
+        dd.DCDH(same_switchers_pl=True).fit(panel, L_max=2, **KW)
+    with pytest.raises(ValueError, match="needs placebo=True"):
+        dd.DCDH(same_switchers=True, same_switchers_pl=True, placebo=False).fit(
+            panel, L_max=2, **KW)
+
+
+PARITY = Path(__file__).parents[1] / "parity" / "fixtures"
+PL_CASES = [(sample, name) for sample in ("binary_staggered", "switching", "nonbinary")
+            for name in json.loads((PARITY / "dcdh_multiplegt.json").read_text())[sample]
+            .get("same_switchers_pl_cases", {})]
+
+
+@pytest.fixture(scope="module")
+def parity():
+    return (json.loads((PARITY / "dcdh_multiplegt.json").read_text()),
+            pd.read_csv(PARITY / "dcdh_panels.csv"))
+
+
+@pytest.mark.parametrize("sample,name", PL_CASES, ids=[f"{a}-{b}" for a, b in PL_CASES])
+def test_same_switchers_pl_matches_did_multiplegt_dyn(parity, sample, name):
+    """py-did-multiplegt-dyn 0.1.9 (tests/parity/ports/dcdh_multiplegt.py): estimates and
+    switcher counts to 1e-12, standard errors equal after sqrt(n / (n - 1)) (n groups, or
+    clusters) where the recentred values sum to zero (binary samples, no covariates or
+    cells)."""
+    fixture, data = parity
+    case = fixture[sample]["same_switchers_pl_cases"][name]
+    args = case["args"]
+    frame = data[(data["sample"] == sample) & (data["time"] >= args.get("start", 1))]
+    design = dd.SurveyDesign(weights="wg") if args.get("weight") == "wg" else None
+    res = dd.DCDH(cluster=args.get("cluster"), same_switchers=True, same_switchers_pl=True,
+                  effects_equal=True).fit(
+        frame, outcome=args.get("outcome", "y"), L_max=args["effects"],
+        controls=args.get("controls"), trends_lin=args.get("trends_lin", False),
+        trends_nonparam=args.get("trends_nonparam"), survey_design=design,
+        unit="group", time="time", treatment="treatment")
+    assert res.n_groups == case["n_groups_used"]
+    n = frame[args["cluster"]].nunique() if "cluster" in args else res.n_groups
+    scale = np.sqrt(n / (n - 1))
+    exact_se = sample != "nonbinary" and not ({"controls", "trends_nonparam"} & set(args))
+    table = res.event_study_effects.set_index("event_time")
+    rows = [(int(k.split("_")[1]), v) for k, v in case["effects"].items()]
+    rows += [(-int(k.split("_")[1]), v) for k, v in (case["placebos"] or {}).items()]
+    # trends_lin: the reference estimates one placebo fewer where L_g binds (docs)
+    assert len(rows) == len(table) - bool(args.get("trends_lin"))
+    for l, theirs in rows:
+        assert table.loc[l, "estimate"] == pytest.approx(theirs["Estimate"], abs=1e-12)
+        if exact_se:
+            assert table.loc[l, "se"] == pytest.approx(scale * theirs["SE"], rel=1e-12)
+        key = "Switchers.w" if args.get("trends_lin") and l < 0 else "Switchers"
+        if key == "Switchers" or "weight" not in args:
+            assert table.loc[l, "n_switchers"] == theirs[key]
+    if not args.get("trends_lin"):
+        ate = res.average_total_effect.iloc[0]
+        theirs = case["ate"]["Average_Total_Effect"]
+        assert ate["estimate"] == pytest.approx(theirs["Estimate"], abs=1e-12)

@@ -55,6 +55,13 @@ ignores same_switchers with trends_lin); for nonbinary ``same_switchers_cells``
 statistics b' pinv(V) b behind ``p_jointeffects``, ``p_jointplacebo`` and
 ``p_equality_effects``, recomputed from the package's estimates and ``vcov`` and asserted to
 give its p-values (1e-10; the p-values alone lose everything below 1e-16).
+``same_switchers_pl`` cases (added with the estimator's ``same_switchers_pl``; stored per
+sample under ``same_switchers_pl_cases``, not ``cases``, and compared in
+tests/estimators/test_dcdh.py): effects=3, placebo=3, effects_equal=True,
+same_switchers=True, same_switchers_pl=True, on every sample unweighted and weighted
+(weight=wg); for binary_staggered also with cluster="cluster"; for switching also with
+controls (x1, x2 on yc) and with trends_lin (on yt); for nonbinary with
+trends_nonparam=region.
 Reference facts found on the way (see docs/estimators.md, dCDH section):
 * the coefficient theta_d is the regression of first differences of Y on those of X, centred
   within (period, baseline, trends_nonparam) cells, over the not-yet-switched (g, t) cells of
@@ -68,6 +75,12 @@ Reference facts found on the way (see docs/estimators.md, dCDH section):
   effects' switchers) are those with F_g - 1 + L <= T_g and controls of positive weight at
   each t = F_g - 1 + j, j = 1..L (L the number of effects estimated); with trends_lin the
   package runs each effect with same_switchers on for that effect alone, whatever is asked.
+* same_switchers_pl (only inside its same_switchers branch): a placebo's switchers are
+  the same switchers that also have, for every j = 1..P (P the placebos estimated), an
+  outcome at F_g - 1 - j and a group of their cell with F > F_g - 1 - j (they themselves
+  count, so in a balanced panel this is F_g - 1 - P >= 1 on the 1-based labels; with
+  only_never_switchers a never-switcher of the cell); the effects are unchanged. With
+  trends_lin the package runs every placebo with it on, whatever is asked.
 * only_never_switchers: controls (also the control cohorts of the variance) are the groups
   with F_g = T + 1 only; T_g, the sample and the covariate regression are unchanged.
 * trends_lin caps the placebos at max_g min(L_g, F_g - 2) - 1 (F_g on the original time
@@ -243,7 +256,20 @@ CASES["switching"].update({
 CASES["nonbinary"].update({
     "same_switchers_cells": dict(OPT, same_switchers=True, trends_nonparam=["region"])})
 NEW_OPTIONS = ("controls", "trends_lin", "trends_nonparam", "same_switchers",
-               "only_never_switchers", "effects_equal")
+               "only_never_switchers", "effects_equal", "same_switchers_pl")
+# same_switchers_pl (placebos over the same switchers observed at every placebo lag), kept
+# apart from ``cases`` (in ``same_switchers_pl_cases``): tests/estimators/test_dcdh.py reads them
+SSPL = dict(OPT, same_switchers=True, same_switchers_pl=True)
+PL_CASES = {sample: {"same_switchers_pl": dict(SSPL),
+                     "same_switchers_pl_weighted": dict(SSPL, weight="wg")}
+            for sample in CASES}
+PL_CASES["binary_staggered"].update({
+    "same_switchers_pl_cluster": dict(SSPL, cluster="cluster")})
+PL_CASES["switching"].update({
+    "same_switchers_pl_controls": dict(SSPL, controls=["x1", "x2"], outcome="yc"),
+    "same_switchers_pl_trends_lin": dict(SSPL, trends_lin=True, outcome="yt")})
+PL_CASES["nonbinary"].update({
+    "same_switchers_pl_cells": dict(SSPL, trends_nonparam=["region"])})
 
 
 def fl(a):
@@ -692,6 +718,8 @@ def main():
         blk = {"n_groups": int(df["group"].nunique()), "n_rows": int(len(df)), "cases": {}}
         for name, args in cases.items():
             blk["cases"][name] = one_case(df, name, args)
+        blk["same_switchers_pl_cases"] = {name: one_case(df, name, args)
+                                          for name, args in PL_CASES[sample].items()}
         out[sample] = blk
 
     with open(OUT, "w") as f:
