@@ -61,30 +61,30 @@ def scan_spec(design, info, outcomes, layout):
         cols[f"{P}vp{j}"] = nw.col(f"{P}v{j}") * (w > 0).cast(f64)
     dc = nw.col(f"{P}cd")
     x = [nw.col(f"{P}cx{k}") for k in range(len(numeric))]
-    sums = {"cd": dc}
+    sums = {"cal_cd": dc}
     for k in range(len(numeric)):
-        sums[f"cdx{k}"] = dc * x[k]
-        sums[f"cwx{k}"] = w * x[k]
+        sums[f"cal_cdx{k}"] = dc * x[k]
+        sums[f"cal_cwx{k}"] = w * x[k]
         for m in range(k, len(numeric)):
-            sums[f"cdxx{k}_{m}"] = dc * x[k] * x[m]
+            sums[f"cal_cdxx{k}_{m}"] = dc * x[k] * x[m]
     for j in range(len(outcomes)):
         vp, y = nw.col(f"{P}vp{j}"), nw.col(f"{P}y{j}")
-        sums[f"cdv{j}"] = dc * vp
-        sums[f"cdy{j}"] = dc * vp * y
+        sums[f"cal_cdv{j}"] = dc * vp
+        sums[f"cal_cdy{j}"] = dc * vp * y
         for k in range(len(numeric)):
-            sums[f"cdvx{j}_{k}"] = dc * vp * x[k]
-            sums[f"cdyx{j}_{k}"] = dc * vp * y * x[k]
+            sums[f"cal_cdvx{j}_{k}"] = dc * vp * x[k]
+            sums[f"cal_cdyx{j}_{k}"] = dc * vp * y * x[k]
     if layout == "moments":
         w2 = w * w
         for k in range(len(numeric)):
-            sums[f"cw2x{k}"] = w2 * x[k]
+            sums[f"cal_cw2x{k}"] = w2 * x[k]
             for m in range(k, len(numeric)):
-                sums[f"cw2xx{k}_{m}"] = w2 * x[k] * x[m]
+                sums[f"cal_cw2xx{k}_{m}"] = w2 * x[k] * x[m]
         for j in range(len(outcomes)):
             v, y = nw.col(f"{P}v{j}"), nw.col(f"{P}y{j}")
             for k in range(len(numeric)):
-                sums[f"cw2vx{j}_{k}"] = w2 * v * x[k]
-                sums[f"cw2yx{j}_{k}"] = w2 * y * x[k]
+                sums[f"cal_cw2vx{j}_{k}"] = w2 * v * x[k]
+                sums[f"cal_cw2yx{j}_{k}"] = w2 * y * x[k]
     keys = list(info.by) + cats
     return keys, cols, sums, tuple(numeric)
 
@@ -104,7 +104,7 @@ def aggregate_standard(fine: pd.DataFrame, keys: list[str]):
 
 def _own(c: str) -> bool:
     name = c.split(":", 1)[1]
-    return name.startswith(("cd", "cw"))
+    return name.startswith("cal_")
 
 
 class _Model:
@@ -199,10 +199,10 @@ def calibrated_variance(fin, kind: str, j: int) -> np.ndarray:
     s1 = {}
     s2 = {}
     for k in range(q):
-        s1[k] = col(f"sum:cdx{k}")
+        s1[k] = col(f"sum:cal_cdx{k}")
         for k2 in range(k, q):
-            s2[k, k2] = col(f"sum:cdxx{k}_{k2}")
-    gram = model.gram(col("sum:cd"), s1, s2)
+            s2[k, k2] = col(f"sum:cal_cdxx{k}_{k2}")
+    gram = model.gram(col("sum:cal_cd"), s1, s2)
     eye = np.broadcast_to(np.eye(model.p), gram.shape)
     ginv = solve_grouped(gram, eye.copy())
     pair, pair_keys = np.unique(c * np.int64(model.n_groups) + model.group, return_inverse=True)
@@ -210,8 +210,8 @@ def calibrated_variance(fin, kind: str, j: int) -> np.ndarray:
     n_pairs = len(pair_keys)
     pair_cell = pair_keys // model.n_groups
     pair_group = pair_keys % model.n_groups
-    u0 = (col(f"sum:cdy{j}") - m[c] * col(f"sum:cdv{j}")) * inv[c]
-    u1 = [(col(f"sum:cdyx{j}_{k}") - m[c] * col(f"sum:cdvx{j}_{k}")) * inv[c]
+    u0 = (col(f"sum:cal_cdy{j}") - m[c] * col(f"sum:cal_cdv{j}")) * inv[c]
+    u1 = [(col(f"sum:cal_cdyx{j}_{k}") - m[c] * col(f"sum:cal_cdvx{j}_{k}")) * inv[c]
           for k in range(q)]
     tvec = model.xtv(pair, n_pairs, u0, u1)
     b = np.einsum("gpq,gq->gp", ginv[pair_group], tvec)
@@ -226,7 +226,7 @@ def calibrated_variance(fin, kind: str, j: int) -> np.ndarray:
     num_b = [bk[:, off] for off in model.num_off]
     corr = col("sum:w")[k_idx] * eb
     for k in range(q):
-        corr = corr + col(f"sum:cwx{k}")[k_idx] * num_b[k]
+        corr = corr + col(f"sum:cal_cwx{k}")[k_idx] * num_b[k]
     corr = -corr
     z = (col(f"sum:swy{j}") - m[c] * col(f"sum:sw{j}")) * inv[c]
     if fin.stats.layout == "psu":
@@ -253,16 +253,16 @@ def calibrated_variance(fin, kind: str, j: int) -> np.ndarray:
     cross_y = col(f"sum:s2wy{j}")[ko] * eb[own]
     cross_v = col(f"sum:s2w{j}")[ko] * eb[own]
     for k in range(q):
-        cross_y = cross_y + col(f"sum:cw2yx{j}_{k}")[ko] * num_b[k][own]
-        cross_v = cross_v + col(f"sum:cw2vx{j}_{k}")[ko] * num_b[k][own]
+        cross_y = cross_y + col(f"sum:cal_cw2yx{j}_{k}")[ko] * num_b[k][own]
+        cross_v = cross_v + col(f"sum:cal_cw2vx{j}_{k}")[ko] * num_b[k][own]
     cross = (cross_y - m[c[ko]] * cross_v) * inv[c[ko]]
     B -= 2 * np.bincount(c[ko] * H + h[ko], weights=cross, minlength=D * H)
     sq = col("sum:w2")[k_idx] * eb ** 2
     for k in range(q):
-        sq = sq + 2 * eb * col(f"sum:cw2x{k}")[k_idx] * num_b[k]
+        sq = sq + 2 * eb * col(f"sum:cal_cw2x{k}")[k_idx] * num_b[k]
         for k2 in range(q):
             lo, hi = min(k, k2), max(k, k2)
-            sq = sq + col(f"sum:cw2xx{lo}_{hi}")[k_idx] * num_b[k] * num_b[k2]
+            sq = sq + col(f"sum:cal_cw2xx{lo}_{hi}")[k_idx] * num_b[k] * num_b[k2]
     B += np.bincount(pair_cell[p_idx] * H + h[k_idx], weights=sq, minlength=D * H)
     A, B = A.reshape(D, H), B.reshape(D, H)
     scale, centred, lonely = stratum_weights(sk.stratum_n_psu, sk.stratum_fpc, sk.lonely_psu)

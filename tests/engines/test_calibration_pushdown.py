@@ -127,8 +127,8 @@ def test_weights_report_and_statistics_equal_memory(case, engine):
     np.testing.assert_allclose(r2.ratio_range, r1.ratio_range, rtol=TOL)
     assert des.weights == "w_cal" and des.calibration.by == tuple(BY)
     # the calibrated engine design end to end (calibration-aware Taylor variance)
-    a, _ = quiet(aggregate_survey, ref, BY, "y", rdes)
-    b, _ = quiet(aggregate_survey, out, BY, "y", des)
+    a, _ = quiet(aggregate_survey, ref, BY, "y", rdes, covariates="inc")
+    b, _ = quiet(aggregate_survey, out, BY, "y", des, covariates="inc")
     same(b, a, BY)
     same(survey_mean(out, "y", des, by="sex", deff=True),
          survey_mean(ref, "y", rdes, by="sex", deff=True))
