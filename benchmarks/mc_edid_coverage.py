@@ -108,6 +108,20 @@ expected TSL SE; and the SD of the estimates over the SD of their linear term
 estimated GLS weights). Efficiency: PT-All / PT-Post ratios of the mean SE,
 the per-replication SE ratio, the MC SD and the reference SD.
 
+Covariate mode (``--covariates``)
+---------------------------------
+The same design with parallel trends holding only conditional on ``x``:
+the share of x = 1 units in a PSU depends on its cohort (its count of 40 is
+the draw above plus 8, 4, 0, -4 for g = 3, 4, 5 and never treated), the
+untreated outcome gains ``0.5 x_i t`` (x = 1 units trend faster), and the
+parallel-trends adjustment is made within each x class (cohort-and-x minus
+never-and-x gaps constant over t), so unconditional parallel trends fail in
+the population while conditional ones hold exactly. The judged fits are
+``EfficientDiD(pt_assumption=...).fit(..., covariates=["x"])`` (binary x:
+the saturated series basis, i.e. the nonparametric estimator); the census fit
+with the covariate reproduces every truth; the naive row is the design-based
+fit without the covariate (biased here by construction).
+
 ``--scale K`` multiplies the population PSUs per stratum and the sampled PSUs
 per stratum by K (same sampling fractions, K times the PSUs): a check of
 whether a coverage shortfall shrinks with the number of PSUs (information,
@@ -119,6 +133,7 @@ Usage::
     python benchmarks/mc_edid_coverage.py --quick         # 50 reps
     python benchmarks/mc_edid_coverage.py --reps 1000 --seed 7 --workers 2
     python benchmarks/mc_edid_coverage.py --scale 2       # 198 PSUs (8-12 per stratum), info
+    python benchmarks/mc_edid_coverage.py --covariates --reps 500   # conditional PT
 """
 
 from __future__ import annotations
@@ -158,6 +173,8 @@ COHORTS = (3, 4, 5)  # first treated periods; 0 = never treated
 COHORT_SCALE = {3: 1.0, 4: 0.6, 5: 1.4}  # b_g
 RATE_X1, RATE_X0 = 2, 4  # second stage: 1 in 2 of the x = 1 units, 1 in 4 of the x = 0 units
 LOW, HIGH = cs.LOW, cs.HIGH  # the acceptance band, 0.93-0.97
+COVARIATE = False  # --covariates: parallel trends conditional on x, fits with covariates=["x"]
+X1_SHIFT = {3: 8, 4: 4, 5: 0, 0: -4}  # covariate mode: cohort-dependent x = 1 counts
 PTS = ("all", "post")
 PT_LABEL = {"all": "PT-All", "post": "PT-Post"}
 
@@ -191,6 +208,8 @@ def build_population(seed: int) -> Population:
     first_treat = np.array(COHORTS + (0,))[pick]
     treated = first_treat > 0
     n1 = rng.choice(X1_COUNTS, n_psu)
+    if COVARIATE:
+        n1 = np.clip(n1 + np.array([X1_SHIFT[g] for g in first_treat]), 4, 32)
     x = (np.arange(m)[None, :] < n1[:, None]).astype(float)
 
     alpha = rng.normal(0.5 * s[:, None] + 0.3 * treated[:, None], 1.0, (n_psu, m))
@@ -204,16 +223,21 @@ def build_population(seed: int) -> Population:
     eps = rng.normal(0.0, 1.0, (n_psu, m, n_t))
     y0 = (alpha[:, :, None] + lam + u[:, None, None] + v[:, None, :]
           + 0.5 * x[:, :, None] + eps)
+    if COVARIATE:
+        y0 += 0.5 * x[:, :, None] * t
 
-    # exact parallel trends in every period: cohort-minus-never gap constant over t
-    never = y0[~treated].mean(axis=(0, 1))  # (T,)
+    # exact parallel trends in every period: cohort-minus-never gap constant over t (in
+    # covariate mode within each x class: conditional parallel trends)
     max_shift = 0.0
-    for g in COHORTS:
-        mine = first_treat == g
-        mean = y0[mine].mean(axis=(0, 1))
-        shift = (never - never.mean()) - (mean - mean.mean())
-        max_shift = max(max_shift, float(np.abs(shift).max()))
-        y0[mine] += shift
+    classes = (x == 0.0, x == 1.0) if COVARIATE else (np.ones_like(x, dtype=bool),)
+    for cls in classes:
+        never = y0[~treated[:, None] & cls].mean(axis=0)  # (T,)
+        for g in COHORTS:
+            mine = (first_treat == g)[:, None] & cls
+            mean = y0[mine].mean(axis=0)
+            shift = (never - never.mean()) - (mean - mean.mean())
+            max_shift = max(max_shift, float(np.abs(shift).max()))
+            y0[mine] += shift
 
     exposure = t[None, :] - first_treat[:, None]  # (J, T)
     on = treated[:, None] & (exposure >= 0)
@@ -255,6 +279,7 @@ def long_frame(pop: Population, psu: np.ndarray, pos: np.ndarray, w: np.ndarray 
         "stratum": np.repeat(pop.stratum[psu], n_t),
         "psu": np.repeat(psu, n_t),
         "n_psu_pop": np.full(n * n_t, N_PSU_POP),
+        "x": np.repeat(pop.x[psu, pos], n_t),
     }
     if w is not None:
         data["w"] = np.repeat(w, n_t)
@@ -286,6 +311,7 @@ def draw_sample(pop: Population, rng: np.random.Generator) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ estimation
 FIT = dict(outcome="y", unit="unit", time="t", first_treat="g")
+NAIVE = dict(FIT)  # without covariates
 DESIGN = SurveyDesign(weights="w", strata="stratum", psu="psu", fpc="n_psu_pop")
 
 
@@ -321,7 +347,10 @@ def replicate(args):
             rows = estimand_rows(res)
             out[pt] = np.array([rows[k] for k in _KEYS[pt]], dtype=float)
             out["df"] = np.nan if res.df is None else float(res.df)
-        res = EfficientDiD().fit(data, **FIT)
+        if COVARIATE:  # the design-based fit without the covariate
+            res = EfficientDiD().fit(data, survey_design=DESIGN, **NAIVE)
+        else:
+            res = EfficientDiD().fit(data, **NAIVE)
         out["naive"] = np.array([[res.overall_att, res.overall_se, *res.overall_conf_int]])
     # the linear term sum_s w_i z_i of every estimand (census influence values z)
     first = data[data["t"] == 1]
@@ -526,14 +555,19 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="50 replications")
     parser.add_argument("--seed", type=int, default=20240611, help="master seed")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--covariates", action="store_true",
+                        help="parallel trends conditional on x; fits with covariates=['x']")
     parser.add_argument("--scale", type=int, default=1,
                         help="multiply the population and sampled PSUs per stratum by this "
                              "(same sampling fractions; > 1: information only, not judged)")
     args = parser.parse_args(argv)
     reps = 50 if args.quick else args.reps
 
-    global _POP, _KEYS, _Z, SCALE, N_PSU_POP
+    global _POP, _KEYS, _Z, SCALE, N_PSU_POP, COVARIATE
     SCALE = args.scale
+    COVARIATE = args.covariates
+    if COVARIATE:
+        FIT["covariates"] = ["x"]
     N_PSU_POP = 40 * SCALE
     t_start = time.perf_counter()
     pop = build_population(args.seed)
@@ -582,13 +616,15 @@ def main(argv=None) -> int:
     for pt in PTS:
         tru = np.array([truth[k] for k in _KEYS[pt]])
         tables[pt] = summarize(arrs[pt], _KEYS[pt], tru, refs[pt], df)
-        print(f"{PT_LABEL[pt]}: EfficientDiD(pt_assumption={pt!r}), TSL, strata+PSU+fpc, "
+        with_x = ", covariates=['x']" if COVARIATE else ""
+        print(f"{PT_LABEL[pt]}: EfficientDiD(pt_assumption={pt!r}){with_x}, TSL, strata+PSU+fpc, "
               f"mean design df {df:.1f}")
         print(format_table(tables[pt]))
         print()
     naive = stack(results, "naive")
     hit = covers(naive, np.array([truth[("overall",)]]))[:, 0]
-    print(f"info: naive PT-All (no design) overall ATT: coverage {hit.mean():.3f}, mean bias "
+    naive_label = "design, no covariate" if COVARIATE else "no design"
+    print(f"info: naive PT-All ({naive_label}) overall ATT: coverage {hit.mean():.3f}, mean bias "
           f"{naive[:, 0, 0].mean() - truth[('overall',)]:+.4f}, SE/SD "
           f"{naive[:, 0, 1].mean() / naive[:, 0, 0].std(ddof=1):.3f}")
     print(textwrap.fill(

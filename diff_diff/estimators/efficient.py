@@ -282,7 +282,8 @@ class EfficientDiD(Estimator):
                                n_control=fit.n_control, dropped=dropped, balance_e=balance_e,
                                moments=core.moments, moment_weights=fit.moment_weights,
                                condition=fit.condition, covariates=covariates,
-                               sieve_order=order)
+                               sieve_order=order,
+                               not_definite=getattr(fit, "replaced", None))
 
     # ------------------------------------------------------------------ pretest
     @classmethod
@@ -575,24 +576,63 @@ def sieve_basis(x: np.ndarray, order: int) -> np.ndarray:
     return q[:, :rank]
 
 
-def _gls_batch(omega: np.ndarray, ridge: float):
-    """:func:`~diff_diff.linalg.gls.gls_weights` for a stack ``(m, H, H)`` of matrices."""
+def _not_definite(omega: np.ndarray) -> np.ndarray:
+    """Which matrices of the stack fail a Cholesky factorization (halving the stack until
+    the failing ones are found; small stacks by their eigenvalues)."""
+    try:
+        np.linalg.cholesky(omega)
+        return np.zeros(omega.shape[0], dtype=bool)
+    except np.linalg.LinAlgError:
+        pass
+    if omega.shape[0] <= 32:
+        h = omega.shape[1]
+        d = np.sqrt(np.einsum("mjj->mj", omega))
+        vals = np.linalg.eigvalsh(omega / (d[:, :, None] * d[:, None, :]))
+        return vals[:, 0] <= vals[:, -1] * h * np.finfo(float).eps * 100
+    half = omega.shape[0] // 2
+    return np.concatenate([_not_definite(omega[:half]), _not_definite(omega[half:])])
+
+
+def _definite(omega: np.ndarray, fallback: np.ndarray) -> int:
+    """Replace (in place) the matrices of the stack ``omega`` that are not positive definite
+    by ``fallback``; returns how many were replaced."""
+    bad = ~(np.einsum("mjj->mj", omega) > 0).all(axis=1)
+    omega[bad] = fallback
+    bad |= _not_definite(omega)
+    omega[bad] = fallback
+    return int(bad.sum())
+
+
+def _gls_batch(omega: np.ndarray, ridge: float) -> np.ndarray:
+    """:func:`~diff_diff.linalg.gls.gls_weights` for a stack ``(m, H, H)`` of matrices.
+
+    Solved by Cholesky when every pivot of every (unit-diagonal) matrix is at
+    least 1e-10; otherwise by the eigen-decomposition of ``gls_weights`` (a
+    pseudo-inverse past numerical rank deficiency), for the whole stack.
+    """
     h = omega.shape[1]
     d = np.sqrt(np.clip(np.einsum("mjj->mj", omega), 0, None))
     scale = np.where(d > 0, d, 1.0)
     corr = omega / (scale[:, :, None] * scale[:, None, :])
     if ridge:
         corr = corr + ridge * np.eye(h)
-    vals, vecs = np.linalg.eigh(corr)
-    top = vals.max(axis=1)
-    keep = vals > top[:, None] * h * np.finfo(float).eps * 100
-    proj = np.einsum("mjk,mj->mk", vecs, 1.0 / scale)
-    inv_ones = np.einsum("mjk,mk->mj", vecs, np.where(keep, proj / np.where(keep, vals, 1.0),
-                                                      0.0))
+    rhs = 1.0 / scale
+    try:
+        chol = np.linalg.cholesky(corr)
+        ok = np.einsum("mjj->mj", chol).min() ** 2 >= 1e-10
+    except np.linalg.LinAlgError:
+        ok = False
+    if ok:
+        inv_ones = np.linalg.solve(corr, rhs[:, :, None])[:, :, 0]
+    else:
+        vals, vecs = np.linalg.eigh(corr)
+        top = vals.max(axis=1)
+        keep = vals > top[:, None] * h * np.finfo(float).eps * 100
+        proj = np.einsum("mjk,mj->mk", vecs, rhs)
+        inv_ones = np.einsum("mjk,mk->mj", vecs,
+                             np.where(keep, proj / np.where(keep, vals, 1.0), 0.0))
     lam = inv_ones / scale
-    low = vals.min(axis=1)
-    cond = np.where(low > 0, top / np.where(low > 0, low, 1.0), np.inf)
-    return lam / lam.sum(axis=1, keepdims=True), cond
+    return lam / lam.sum(axis=1, keepdims=True)
 
 
 class CovariateCore:
@@ -634,6 +674,9 @@ class CovariateCore:
             self.order, self.basis = order, basis
         else:
             self.order, self.basis = self._select(x, weights, k_max, criterion)
+        # distinct covariate values: Omega*(X) and its weights are formed once for each
+        _, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
+        self.patterns = (self.basis[first], inverse.reshape(-1))
 
     # ------------------------------------------------------------ the basis and its order
     def _label(self, h):
@@ -667,9 +710,12 @@ class CovariateCore:
         counts = [int((weights[rows] > 0).sum()) for rows in self.rows]
         if k_max is None:
             k_max = max(1, int(np.floor(min(counts) ** 0.2)))
-        best, first_problem = None, None
+        best, first_problem, terms = None, None, 0
         for order in range(1, k_max + 1):
             basis = sieve_basis(x, order)
+            if basis.shape[1] == terms:
+                continue  # no new terms (e.g. indicators): the same span as the lower order
+            terms = basis.shape[1]
             problem = self._unfit(basis, weights)
             if problem:
                 first_problem = first_problem or (order, basis.shape[1], problem)
@@ -726,6 +772,7 @@ class CovariateCore:
         k = core.cells.group.size
         att, psi = np.full(k, np.nan), np.zeros((n, k))
         weights_out, condition = [], np.full(k, np.nan)
+        replaced = np.zeros(k, dtype=np.int64)
         cell_h = np.searchsorted(core.cohorts, core.cells.group) + 1
         clipped = 0
         for c, (labels, a) in enumerate(core.moments):
@@ -743,9 +790,10 @@ class CovariateCore:
             others = [h for h in range(n_groups) if h != g and a_use[:, h, :].any()]
             target = basis[self.rows[g]].T @ w[self.rows[g]]
             ratio = {h: inv_gram[h] @ target for h in others}  # r_gh(X) = basis(X) @ ratio[h]
-            lam, cond = self._weights(a_use, g, others, ratio, second, mass)
-            condition[c] = cond
             rows_g = self.rows[g]
+            lam, cond, replaced[c] = self._weights(a_use, g, others, ratio, second, mass,
+                                                   rows_g, w)
+            condition[c] = cond
             lam_g = lam[rows_g]
             value = np.einsum("is,is->i", lam_g @ a_use[:, g, :], y[rows_g])
             corrections = {}
@@ -767,29 +815,40 @@ class CovariateCore:
                 psi[self.rows[h], c] = corr / mass[g]
             lam_mean[usable] = w[rows_g] @ lam_g / mass[g]
         pg = mass[1:] / w.sum()
-        return SimpleNamespace(att=att, psi=psi, pg=pg, n_clipped=clipped,
+        return SimpleNamespace(att=att, psi=psi, pg=pg, n_clipped=clipped, replaced=replaced,
                                n_treated=count[cell_h].astype(np.int64),
                                n_control=np.full(k, int(count[0]), dtype=np.int64),
                                moment_weights=weights_out, condition=condition)
 
-    def _weights(self, a_use, g, others, ratio, second, mass):
-        """Conditional efficient weights ``(n, H)`` of the moments, and the largest
-        condition number of ``Omega*(X)`` over the covariate patterns."""
+    def _weights(self, a_use, g, others, ratio, second, mass, rows_g, w):
+        """Conditional efficient weights ``(n, H)`` of the moments, the condition number of
+        the target cohort's average ``Omega*(X)`` and the number of covariate values at
+        which the series ``Omega*(X)`` was not positive definite (the average stands in)."""
         n, h_count = self.basis.shape[0], a_use.shape[0]
         if h_count == 1:
-            return np.ones((n, 1)), 1.0
-        patterns, inverse = np.unique(self.basis, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
+            return np.ones((n, 1)), 1.0, 0
+        patterns, inverse = self.patterns
+        p = patterns.shape[1]
         blocks = {h: np.einsum("js,bsr,kr->bjk", a_use[:, h, :], second[h], a_use[:, h, :],
-                               optimize=True) for h in [g] + others}
+                               optimize=True).reshape(p, -1) for h in [g] + others}
+        ratios = {h: np.minimum(patterns @ ratio[h], self.ratio_clip * mass[g] / mass[h])
+                  for h in others}
+        cohort = np.bincount(inverse[rows_g], weights=w[rows_g], minlength=patterns.shape[0])
+        cohort = cohort / cohort.sum()
+        avg = (cohort @ patterns) @ blocks[g]
+        for h in others:
+            avg = avg + ((cohort * ratios[h] ** 2) @ patterns) @ blocks[h]
+        avg = avg.reshape(h_count, h_count)
+        _, cond = gls_weights(avg, self.core.ridge)
         lam_u = np.empty((patterns.shape[0], h_count))
-        worst = 1.0
+        replaced = 0
         for start in range(0, patterns.shape[0], _CHUNK):
-            part = patterns[start:start + _CHUNK]
-            omega = np.einsum("ub,bjk->ujk", part, blocks[g])
+            stop = start + _CHUNK
+            part = patterns[start:stop]
+            omega = part @ blocks[g]
             for h in others:
-                r = np.minimum(part @ ratio[h], self.ratio_clip * mass[g] / mass[h])
-                omega += (r ** 2)[:, None, None] * np.einsum("ub,bjk->ujk", part, blocks[h])
-            lam_u[start:start + _CHUNK], cond = _gls_batch(omega, self.core.ridge)
-            worst = max(worst, float(cond.max()))
-        return lam_u[inverse], worst
+                omega += (ratios[h][start:stop] ** 2)[:, None] * (part @ blocks[h])
+            omega = omega.reshape(-1, h_count, h_count)
+            replaced += _definite(omega, avg)
+            lam_u[start:stop] = _gls_batch(omega, self.core.ridge)
+        return lam_u[inverse], cond, replaced

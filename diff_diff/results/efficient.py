@@ -28,8 +28,11 @@ class EfficientDiDResults(CallawaySantAnnaResults):
         average over the target cohort, weighted by the unit weights).
     omega_condition_numbers : DataFrame
         Condition number of each cell's moment covariance (scaled to unit
-        diagonal; with covariates the largest over the covariate values) and
-        the number of moments.
+        diagonal; with covariates that of ``Omega*(X)`` averaged over the target
+        cohort) and the number of moments; with covariates also
+        ``n_not_definite``, the number of distinct covariate values at which
+        the series estimate of ``Omega*(X)`` was not positive definite and the
+        cohort average stood in for it.
     estimation_path : {"nocov", "dr"}
         ``"dr"`` when fitted with covariates (doubly robust sieve path).
     covariates : list of str
@@ -60,6 +63,8 @@ class EfficientDiDResults(CallawaySantAnnaResults):
             "group": integer_labels(cells.group), "time": integer_labels(cells.time),
             "n_moments": [len(labels) for labels, _ in f.moments],
             "condition_number": f.condition})
+        if f.not_definite is not None:
+            self._condition["n_not_definite"] = f.not_definite
 
     @property
     def efficient_weights(self) -> pd.DataFrame:
