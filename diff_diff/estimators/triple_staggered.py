@@ -199,7 +199,9 @@ def staggered_estimate(est, sample, design):
         estimate=estimate, panel=replace(panel, first_treat=treated), enabling=arrays.enabling,
         eligible=eligible, cells=cells, att=fit.att, psi=fit.psi, pg=pg,
         n_treated=fit.n_treated, n_control=fit.n_control, comparisons=fit.comparisons,
-        dropped=arrays.dropped, balance_e=arrays.balance_e, last_cohort=arrays.last_cohort)
+        dropped=arrays.dropped, balance_e=arrays.balance_e, last_cohort=arrays.last_cohort,
+        layout=("panel" if arrays.rows is None else "unbalanced panel" if est.panel else
+                "repeated cross-sections"))
 
 
 def _check_partitions(first_treat, eligible, weights, name, column, last) -> None:

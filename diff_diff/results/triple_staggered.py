@@ -38,6 +38,12 @@ class StaggeredTripleDiffResults(CallawaySantAnnaResults):
         Units; treated units are the eligible units of the treated cohorts.
     comparison_cohort : float or None
         With no never-treated unit: the last cohort, which served as the comparison.
+    panel, allow_unbalanced_panel : bool
+        The estimator's settings.
+    used_rc_on_unbalanced_panel : bool
+        An unbalanced panel was estimated with the repeated cross-section estimators
+        (``allow_unbalanced_panel=True``); with ``panel=False`` (cross-sections) the units
+        are the observations.
 
     Examples
     --------
@@ -52,7 +58,8 @@ class StaggeredTripleDiffResults(CallawaySantAnnaResults):
     [0.0, 0.227]
     """
 
-    _settings = CallawaySantAnnaResults._settings + ("pscore_trim",)
+    _settings = CallawaySantAnnaResults._settings + ("pscore_trim", "panel",
+                                                     "allow_unbalanced_panel")
     _aggregation_source = "Staggered triple-difference"
     _title = "Staggered triple differences (Ortiz-Villavicencio & Sant'Anna 2025)"
 
@@ -64,6 +71,8 @@ class StaggeredTripleDiffResults(CallawaySantAnnaResults):
         self.n_eligible = int((q == 1).sum())
         self.n_ineligible = int((q == 0).sum())
         self.comparison_cohort = f.last_cohort
+        self._layout = f.layout
+        self.used_rc_on_unbalanced_panel = f.layout == "unbalanced panel"
         self._comparisons = f.comparisons
         self._n_comparisons = np.array([len(labels) for labels, _, _ in f.comparisons])
 
@@ -115,7 +124,11 @@ class StaggeredTripleDiffResults(CallawaySantAnnaResults):
         else:
             control = f"not yet treated, one DDD each; pooled by GMM in {pooled} of {k} cells"
         cohorts = ", ".join(str(_label(g)) for g in self._groups)
+        layout = {"unbalanced panel": "unbalanced panel (repeated cross-section estimators, "
+                                      "influence values summed by unit)",
+                  "repeated cross-sections": "repeated cross-sections (units = observations)"}
         info = [
+            ("Data", layout.get(self._layout, "panel")),
             ("Estimation method", self.estimation_method),
             ("Comparison cohorts", control),
             ("Base period", self.base_period),

@@ -340,6 +340,10 @@ def test_an_unbalanced_panel_sums_the_influence_values_by_unit(panel, rows):
     np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)
     assert unbalanced.n_units == rows["unit"].nunique() and unbalanced.n_obs == len(rows)
+    assert unbalanced.used_rc_on_unbalanced_panel and not rc.used_rc_on_unbalanced_panel
+    assert "Data:                           unbalanced panel (repeated cross-section" in \
+        unbalanced.summary()
+    assert "repeated cross-sections (units = observations)" in rc.summary() and not rc.panel
     # a balanced panel takes the panel estimators, as R did and moderndid do
     balanced = est.fit(panel, **KW)
     pd.testing.assert_frame_equal(balanced.group_time_effects,
