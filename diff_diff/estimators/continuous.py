@@ -307,6 +307,7 @@ class ContinuousProblem:
         self.window = window if window is not None else _event_window(-np.inf, np.inf, None)
         self.cck = s.dose_est_method == "cck"
         self.selection = None  # the CCK sieve choice, made by the first (full-sample) fit
+        self._map_cache, self._ok = {}, {}
         if self.cck:
             self.degree, self.num_knots = CCK_DEGREE, 0
             self.cck_draws, self.seed, self.alpha = s.cck_draws, s.seed, s.alpha
@@ -578,24 +579,29 @@ class ContinuousProblem:
         x = dose[treated]
         lo, hi = x.min(), x.max()
         row.update(lo=lo, hi=hi)
-        X, A, c, has_slope, Bg, Ag, cg, L = self._maps(x, lo, hi)
+        if g not in self._map_cache:  # a cohort's doses, hence its maps, are fixed
+            self._map_cache[g] = self._maps(x, lo, hi)
+        X, A, c, has_slope, Bg, Ag, cg, L = self._map_cache[g]
         wx = wt[treated]
-        positive = wx > 0  # replicate refits may leave units out
-        if self.discrete:
-            ok = bool(np.all(wx @ X > 0))
-        else:
-            ok = (np.unique(x[positive]).size >= X.shape[1]
-                  and np.linalg.matrix_rank(X[positive]) == X.shape[1])
-        if not ok:
+        if g not in self._ok:  # the same weights in every cell of the cohort
+            positive = wx > 0  # replicate refits may leave units out
+            if self.discrete:
+                self._ok[g] = bool(np.all(wx @ X > 0))
+            else:
+                self._ok[g] = (np.unique(x[positive]).size >= X.shape[1]
+                               and np.linalg.matrix_rank(X[positive]) == X.shape[1])
+        if not self._ok[g]:
             return row
         xw = X * wx[:, None]
         bread = np.linalg.inv(X.T @ xw)
         beta = bread @ (xw.T @ dy[treated])
         resid = dy[treated] - X @ beta
-        psi_beta = np.zeros((n, X.shape[1]))
-        psi_beta[treated] = (X * (wx * resid)[:, None]) @ bread
+        rows = np.flatnonzero(treated)
+        psi_beta = (X * (wx * resid)[:, None]) @ bread  # the cohort's rows only
         if self.lowest:
-            ref, psi_ref = L @ beta, psi_beta @ L
+            ref = L @ beta
+            psi_ref = np.zeros(n)
+            psi_ref[rows] = psi_beta @ L
             row.update(att=m_t - ref, psi_att=psi_mt - psi_ref)
         else:
             ref, psi_ref = m_c, psi_mc
@@ -603,12 +609,12 @@ class ContinuousProblem:
         ws = wx * has_slope
         Ws = ws.sum()
         acrt = ws @ slopes / Ws
-        psi_acrt = psi_beta @ (ws @ A / Ws) + (ws @ c / Ws) * psi_ref
-        psi_acrt[treated] += ws * (slopes - acrt) / Ws
+        psi_acrt = (ws @ c / Ws) * psi_ref
+        psi_acrt[rows] += psi_beta @ (ws @ A / Ws) + ws * (slopes - acrt) / Ws
+        # the curves' influence stays factored (rows, coefficients, maps): combined over
+        # the cells in coefficient space, never as units x grid matrices per cell
         row.update(ok=True, acrt=acrt, psi_acrt=psi_acrt, att_d=Bg @ beta - ref,
-                   psi_att_d=psi_beta @ Bg.T - psi_ref[:, None],
-                   acrt_d=Ag @ beta + cg * ref,
-                   psi_acrt_d=psi_beta @ Ag.T + np.multiply.outer(psi_ref, cg))
+                   acrt_d=Ag @ beta + cg * ref, curve=(rows, psi_beta, Bg, Ag, cg, psi_ref))
         return row
 
     def estimate(self, weights):
@@ -623,6 +629,7 @@ class ContinuousProblem:
         k_grid = self.grid.size
         if self.cck and self.selection is None:
             self._select(w)
+        self._ok = {}  # per cohort: can its units fit the curve (under these weights)
         cell_rows = [r for r in (self._cell(g, t, base, w) for g, t, base in self.cells)
                      if r is not None]
         dropped = [(r["g"], r["t"]) for r in cell_rows if not r["ok"] and r["t"] >= r["g"]]
@@ -632,43 +639,55 @@ class ContinuousProblem:
         psi_p = {g: w * ((gpos == g) - p[g]) / W for g in cohorts}
         post = [r for r in cell_rows if r["t"] >= r["g"]]
 
-        def combine(rows, key, value_shape):
+        def shares(rows):
             """Cohort shares among the cohorts of ``rows``, split equally over each
-            cohort's cells in ``rows`` (weights summing to one)."""
+            cohort's cells in ``rows`` (weights summing to one), and their influence."""
             members = sorted({r["g"] for r in rows})
             S = sum(p[g] for g in members)
             psi_S = sum(psi_p[g] for g in members)
             K = {g: sum(1 for r in rows if r["g"] == g) for g in members}
-            theta = np.zeros(value_shape)
-            psi = np.zeros((n,) + value_shape)
             for r in rows:
                 g = r["g"]
-                share = p[g] / S / K[g]
-                d_share = psi_p[g] / S / K[g] - p[g] / S ** 2 / K[g] * psi_S
+                yield r, p[g] / S / K[g], psi_p[g] / S / K[g] - p[g] / S ** 2 / K[g] * psi_S
+
+        def combine(rows, key, value_shape):
+            theta, psi = 0.0, np.zeros(n)
+            for r, share, d_share in shares(rows):
                 theta = theta + share * r[key]
-                psi = psi + share * r["psi_" + key] + np.multiply.outer(d_share, r[key])
+                psi = psi + share * r["psi_" + key] + d_share * r[key]
             return theta, psi
 
-        post_att = [r for r in post if "att" in r]
-        if post_att:
-            t_att, p_att = combine(post_att, "att", ())
-        else:
-            t_att, p_att = np.nan, np.zeros(n)
-        fitted_post = [r for r in post if r["ok"]]
-        if fitted_post:
-            t_acrt, p_acrt = combine(fitted_post, "acrt", ())
-            t_attd, p_attd = combine(fitted_post, "att_d", (k_grid,))
-            t_acrtd, p_acrtd = combine(fitted_post, "acrt_d", (k_grid,))
-        else:
-            t_acrt, p_acrt = np.nan, np.zeros(n)
-            t_attd = t_acrtd = np.full(k_grid, np.nan)
-            p_attd = p_acrtd = np.zeros((n, k_grid))
-        thetas = [np.atleast_1d(t_att), np.atleast_1d(t_acrt), t_attd, t_acrtd]
-        psis = [p_att[:, None], p_acrt[:, None], p_attd, p_acrtd]
-        # event studies of ATT(g, t) and of ACRT(g, t) (cells with a value): cohort-share
-        # weights among the cells at each event time
-        events = {}
-        overall_theta, overall_psi = [], []
+        def combine_curves(rows, psi_att, psi_acrt):
+            """ATT(d) and ACRT(d) on the grid: the cells' curves with the shares; their
+            influence (written into ``psi_att``, ``psi_acrt``, zeros on entry) from the
+            cells' coefficient influence times their grid maps."""
+            theta_att, theta_acrt = np.zeros(k_grid), np.zeros(k_grid)
+            ref_sum = np.zeros(n)
+            d_shares, levels, slopes, refs, ref_maps = [], [], [], [], []
+            for r, share, d_share in shares(rows):
+                theta_att += share * r["att_d"]
+                theta_acrt += share * r["acrt_d"]
+                idx, psi_beta, Bg, Ag, cg, psi_ref = r["curve"]
+                coef = share * psi_beta
+                psi_att[idx] += coef @ Bg.T
+                psi_acrt[idx] += coef @ Ag.T
+                ref_sum += share * psi_ref
+                if np.any(cg):
+                    refs.append(share * psi_ref)
+                    ref_maps.append(cg)
+                d_shares.append(d_share)
+                levels.append(r["att_d"])
+                slopes.append(r["acrt_d"])
+            D = np.column_stack(d_shares)
+            _add_product(psi_att, D, np.vstack(levels))
+            psi_att -= ref_sum[:, None]
+            _add_product(psi_acrt, D, np.vstack(slopes))
+            if refs:
+                _add_product(psi_acrt, np.column_stack(refs), np.vstack(ref_maps))
+            return theta_att, theta_acrt
+
+        # the event studies' layout (cells with a value, within the window)
+        events, members_of = {}, {}
         min_e, max_e, balance_e = self.window
         last = self.periods[-1]
         for key in ("att", "acrt"):
@@ -687,40 +706,67 @@ class ContinuousProblem:
             events[key] = times[(times >= min_e) & (times <= max_e)].tolist()
             if self.event_times is not None:  # refits keep the full sample's layout
                 events[key] = self.event_times[key]
-            start = len(thetas)
-            for e in events[key]:
-                members = [r for r in rows if self._event(r) == e]
-                if not members:
-                    thetas.append(np.array([np.nan]))
-                    psis.append(np.zeros((n, 1)))
-                    continue
-                mass = sum(p[r["g"]] for r in members)
-                d_mass = sum(psi_p[r["g"]] for r in members)
-                thetas.append(np.atleast_1d(sum(p[r["g"]] / mass * r[key] for r in members)))
-                psis.append(sum(p[r["g"]] / mass * r["psi_" + key]
-                                + (psi_p[r["g"]] / mass - p[r["g"]] / mass ** 2 * d_mass)
-                                * r[key] for r in members)[:, None])
-            # the event study's average over the kept event times >= 0
-            after = [start + i for i, e in enumerate(events[key]) if e >= 0]
-            if after:
-                overall_theta.append(np.mean([thetas[i][0] for i in after]))
-                overall_psi.append(np.mean([psis[i][:, 0] for i in after], axis=0))
-            else:
-                overall_theta.append(np.nan)
-                overall_psi.append(np.zeros(n))
+            members_of[key] = [[r for r in rows if self._event(r) == e] for e in events[key]]
         if self.event_times is None:
             self.event_times = events
-        thetas.append(np.array(overall_theta))
-        psis.append(np.column_stack(overall_psi))
-        theta = np.concatenate(thetas)
-        psi = np.column_stack(psis)
+        # one units x theta matrix (columns contiguous), written in place
+        size = 2 + 2 * k_grid + len(events["att"]) + len(events["acrt"]) + 2
+        theta = np.full(size, np.nan)
+        psi = np.zeros((n, size), order="F")
+        post_att = [r for r in post if "att" in r]
+        if post_att:
+            theta[0], psi[:, 0] = combine(post_att, "att", ())
+        fitted_post = [r for r in post if r["ok"]]
+        if fitted_post:
+            theta[1], psi[:, 1] = combine(fitted_post, "acrt", ())
+            theta[2:2 + k_grid], theta[2 + k_grid:2 + 2 * k_grid] = combine_curves(
+                fitted_post, psi[:, 2:2 + k_grid], psi[:, 2 + k_grid:2 + 2 * k_grid])
+        else:
+            theta[2:2 + 2 * k_grid] = np.nan
+        # event studies of ATT(g, t) and of ACRT(g, t): cohort-share weights among the
+        # cells at each event time; then their averages over the kept event times >= 0
+        col = 2 + 2 * k_grid
+        for j, key in enumerate(("att", "acrt")):
+            start = col
+            for members in members_of[key]:
+                if members:
+                    mass = sum(p[r["g"]] for r in members)
+                    d_mass = sum(psi_p[r["g"]] for r in members)
+                    theta[col] = sum(p[r["g"]] / mass * r[key] for r in members)
+                    for r in members:
+                        g = r["g"]
+                        psi[:, col] += (p[g] / mass * r["psi_" + key]
+                                        + (psi_p[g] / mass - p[g] / mass ** 2 * d_mass)
+                                        * r[key])
+                col += 1
+            after = [start + i for i, e in enumerate(events[key]) if e >= 0]
+            if after:
+                theta[size - 2 + j] = theta[after].mean()
+                psi[:, size - 2 + j] = psi[:, after].mean(axis=1)
         S = sum(p[g] for g in {r["g"] for r in post_att})
         K = {g: sum(1 for r in post_att if r["g"] == g) for g in cohorts}
-        info = {"cells": cell_rows, "dropped": dropped, "events": events,
-                "weights": {(r["g"], r["t"]): p[r["g"]] / S / K[r["g"]] for r in post_att}}
         if first_call:  # the full-sample fit (refits stay quiet)
             self._warn(cell_rows, dropped)
+        # the cells' influence values are in psi now: keep only their numbers
+        cell_rows = [{k: v for k, v in r.items() if not k.startswith("psi_") and k != "curve"}
+                     for r in cell_rows]
+        info = {"cells": cell_rows, "dropped": dropped, "events": events,
+                "weights": {(r["g"], r["t"]): p[r["g"]] / S / K[r["g"]] for r in post_att}}
         return theta, psi, info
+
+
+def _add_product(out, a, b):
+    """``out += a @ b`` without a units x grid temporary (BLAS ``dgemm`` into ``out`` when
+    it is a Fortran-ordered float64 block, as the columns of the estimate's matrix are)."""
+    from .._lazy import linalg
+
+    if out.flags.f_contiguous and out.dtype == np.float64 and out.size:
+        result = linalg.blas.dgemm(1.0, a, b, beta=1.0, c=out, overwrite_c=True)
+        if np.shares_memory(result, out):
+            return
+        out[...] = result
+        return
+    out += a @ b
 
 
 def _inverse(gram):
