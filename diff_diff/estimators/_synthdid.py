@@ -33,101 +33,6 @@ MAX_ITER = 10_000
 MAX_ITER_PRE_SPARSIFY = 100
 
 
-def fw_batch(A, b, zeta, start, min_decrease, max_iter, rows_on=None, cols_on=None):
-    """Frank-Wolfe for ``|A x - b|^2 + eta |x|^2`` on the simplex, ``eta = n zeta^2``, with
-    an intercept (columns centred) and exact line search, for a batch of problems at once
-    (``A``: (B, n, k), ``b``: (B, n), ``start``: (B, k)); each stops after an iteration that
-    lowers ``zeta^2 |x|^2 + |A x - b|^2 / n`` by less than ``min_decrease^2``, or at
-    ``max_iter`` iterations (R ``synthdid``'s ``sc.weight.fw``, with the products kept up
-    to date through the Gram matrix instead of recomputed: O(k) per iteration)."""
-    # the weights sum to one, so removing each row's mean from A and b leaves A x - b as
-    # it is; it keeps the Gram matrix free of large row levels (no cancellation later)
-    level = A.mean(axis=2, keepdims=True)
-    A, b = A - level, b - level[..., 0]
-    if rows_on is None:
-        A = A - A.mean(axis=1, keepdims=True)
-        b = b - b.mean(axis=1, keepdims=True)
-        n = np.full(A.shape[0], float(A.shape[1]))
-    else:  # rows left out (zero weight) count for nothing: centre on and sum over the rest
-        r = rows_on.astype(float)
-        n = r.sum(axis=1)
-        A = (A - np.einsum("bn,bnk->bk", r, A)[:, None, :] / n[:, None, None]) * r[:, :, None]
-        b = (b - (r * b).sum(axis=1, keepdims=True) / n[:, None]) * r
-    zeta = np.broadcast_to(np.asarray(zeta, float), (A.shape[0],)).copy()
-    min_decrease = np.broadcast_to(np.asarray(min_decrease, float), (A.shape[0],))
-    eta = n * zeta ** 2
-    gram = np.matmul(A.transpose(0, 2, 1), A)
-    c = np.einsum("bni,bn->bi", A, b)
-    bb = np.einsum("bn,bn->b", b, b)
-    x = np.array(start, dtype=float, copy=True)
-    out = x.copy()
-    # the working set: the problems still iterating (compacted when some stop, so an
-    # iteration touches no finished problem and copies nothing; the Gram matrices stay)
-    ids = np.arange(A.shape[0])
-    gx = np.einsum("bij,bj->bi", gram, x)
-    # iterations read column i of a Gram matrix: keep the transpose, whose rows are those
-    # columns bit for bit, so each read is contiguous (a strided column read misses the
-    # cache once per element, which dominated the large placebo batches)
-    gram = np.ascontiguousarray(gram.transpose(0, 2, 1))
-    xx, xgx, xc = (x * x).sum(1), (x * gx).sum(1), (x * c).sum(1)
-    # half the gradient, kept up to date: after x <- (1 - s) x + s e_i it is
-    # (1 - s) h + s (G[:, i] - c) + eta s e_i (one pass per iteration)
-    hg = gx - c + eta[:, None] * x
-    cw, bw, nw, ew, zw = c, bb, n, eta, zeta
-    md2 = min_decrease ** 2
-    on_cols = cols_on
-    previous = np.full(ids.size, np.inf)
-    current = np.full(ids.size, np.inf)
-    iterations = 0
-    while ids.size:
-        if iterations >= max_iter:
-            break
-        if iterations >= 2:
-            going = previous - current > md2
-            if not going.all():
-                out[ids[~going]] = x[~going]
-                ids = ids[going]
-                x, hg, xx, xgx, xc = x[going], hg[going], xx[going], xgx[going], xc[going]
-                cw, bw, nw, ew, zw = cw[going], bw[going], nw[going], ew[going], zw[going]
-                md2, current = md2[going], current[going]
-                if on_cols is not None:
-                    on_cols = on_cols[going]
-                if not ids.size:
-                    break
-        m = np.arange(ids.size)
-        if on_cols is not None:  # columns left out are never chosen (their weight stays 0)
-            i = np.argmin(np.where(on_cols, hg, np.inf), axis=1)
-        else:
-            i = np.argmin(hg, axis=1)
-        g_ii = gram[ids, i, i]
-        x_i, c_i = x[m, i], cw[m, i]
-        gx_i = hg[m, i] + c_i - ew * x_i
-        # h . x = x'Gx - x'c + eta x'x
-        num = hg[m, i] - (xgx - xc + ew * xx)
-        den = (g_ii - 2 * gx_i + xgx) + ew * (1 - 2 * x_i + xx)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(den > 0, -num / den, 0.0)
-        step = np.clip(step, 0.0, 1.0)
-        keep = 1.0 - step
-        x *= keep[:, None]
-        x[m, i] += step
-        column = gram[ids, i, :]
-        column -= cw
-        column *= step[:, None]
-        hg *= keep[:, None]
-        hg += column
-        hg[m, i] += ew * step
-        xx = keep ** 2 * xx + 2 * step * keep * x_i + step ** 2
-        xgx = keep ** 2 * xgx + 2 * step * keep * gx_i + step ** 2 * g_ii
-        xc = keep * xc + step * c_i
-        previous = current
-        current = zw ** 2 * xx + (xgx - 2 * xc + bw) / nw
-        iterations += 1
-    out[ids] = x
-    x = out
-    return x
-
-
 def _sparsify(v):
     v = np.where(v <= v.max(axis=-1, keepdims=True) / 4, 0.0, v)
     return v / v.sum(axis=-1, keepdims=True)
@@ -139,22 +44,6 @@ def sum_normalize(v):
     total = v.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, v / total, 1.0 / v.shape[-1])
-
-
-def weights_batch(Y, zeta, min_decrease, rows_on=None, cols_on=None, start=None):
-    """R's two rounds: at most 100 iterations, sparsify, then up to 10^4 (``Y``: (B, n, k+1),
-    the last column the target; ``rows_on``/``cols_on``: observations / weights left in;
-    ``start``: initial weights, default uniform over the weights left in)."""
-    A, b = Y[..., :-1], Y[..., -1]
-    k = A.shape[-1]
-    if start is not None:
-        start = np.array(start, dtype=float)
-    elif cols_on is None:
-        start = np.full((Y.shape[0], k), 1.0 / k)
-    else:
-        start = cols_on / cols_on.sum(axis=1, keepdims=True)
-    first = fw_batch(A, b, zeta, start, min_decrease, MAX_ITER_PRE_SPARSIFY, rows_on, cols_on)
-    return fw_batch(A, b, zeta, _sparsify(first), min_decrease, MAX_ITER, rows_on, cols_on)
 
 
 def _fw_single(A, b, zeta, x, min_decrease, max_iter):
@@ -249,34 +138,268 @@ def estimate(Y, n0, t0, treated_weights=None, zeta_omega=None, zeta_lambda=None,
     return SDIDFit(tau, omega, lam, noise, zeta_omega, zeta_lambda, min_decrease)
 
 
-def estimate_batch(Ys, n0, t0, zeta_omega, zeta_lambda, min_decrease, treated_weights=None,
-                   chunk=None, controls_on=None, omega_start=None, lambda_start=None):
-    """``tau`` of many problems of one shape at once (``Ys``: (B, n, T), the first ``n0``
-    rows controls; weights re-estimated with the given regularisation), in chunks that
-    keep the Gram matrices to about 200 MB. ``controls_on`` (B, n0): controls left in (the
-    others get no weight and do not enter the time weights); treated units are left out
-    by a zero ``treated_weights``. ``omega_start``/``lambda_start``: where the Frank-Wolfe
-    rounds start (R's variance refits start from the fitted weights)."""
-    B, n, T = Ys.shape
-    n1, t1 = n - n0, T - t0
-    w1 = (np.full((B, n1), 1.0 / n1) if treated_weights is None
-          else treated_weights / treated_weights.sum(axis=1, keepdims=True))
-    size = max(n0, t0)
-    chunk = chunk or max(1, int(2.5e7 // (size * size)))
-    out = np.empty(B)
-    for s in range(0, B, chunk):
-        Y, w = Ys[s:s + chunk], w1[s:s + chunk]
-        treated_row = np.einsum("bi,bit->bt", w, Y[:, n0:])
-        rows = np.concatenate([Y[:, :n0], treated_row[:, None, :]], axis=1)
-        yc = np.concatenate([rows[:, :, :t0], rows[:, :, t0:].mean(axis=2, keepdims=True)],
-                            axis=2)
-        on = None if controls_on is None else controls_on[s:s + chunk]
-        lam0 = None if lambda_start is None else lambda_start[s:s + chunk]
-        om0 = None if omega_start is None else omega_start[s:s + chunk]
-        lam = weights_batch(yc[:, :n0], zeta_lambda, min_decrease, rows_on=on, start=lam0)
-        omega = weights_batch(np.transpose(yc[:, :, :t0], (0, 2, 1)), zeta_omega,
-                              min_decrease, cols_on=on, start=om0)
-        time_w = np.concatenate([-lam, np.full((lam.shape[0], t1), 1.0 / t1)], axis=1)
-        unit_w = np.concatenate([-omega, w], axis=1)
-        out[s:s + chunk] = np.einsum("bi,bit,bt->b", unit_w, Y, time_w)
+# ---------------------------------------------------------------------------------------
+# many refits at once (placebo, bootstrap and replicate draws)
+#
+# Every draw solves the two Frank-Wolfe problems of :func:`estimate`, with its stopping
+# rule, iteration caps and sparsify step, on its own subset (with repeats: bootstrap) of
+# the controls, and all draws take their iterations together (a handful of numpy calls
+# per iteration for the whole batch):
+#
+# * time weights: each draw has its own t0 x t0 Gram matrix (the draw's controls centred
+#   over those controls);
+# * unit weights: a draw's Gram matrix is a submatrix of the one Gram matrix of all the
+#   controls (centred over time, which does not involve the other controls), built once;
+#   a draw's coordinates are all the controls with the ones it leaves out never chosen
+#   (or, with repeated controls, its list of controls).
+#
+# The state of a problem is kept in scaled form, x = s y and half the gradient
+# h = G x - c + eta x = s u (the weights sum to one, so c = c 1'x): a step
+# x <- (1 - a) x + a e_i changes s, one entry of y and u by a multiple of column i of
+# G - c 1' plus eta e_i, so an iteration reads and writes u once instead of rescaling
+# x and h. The line search uses x'c and x'(G + eta I)x, kept up to date as numbers.
+# ---------------------------------------------------------------------------------------
+_ROW_KEYS = ("y", "u", "c", "gd", "pad", "g", "rowbase", "s", "xc", "xHx", "eta", "md2n",
+             "cap", "its", "dec", "ids")
+
+
+def _select(P, rows):
+    return {k: P[k][rows] for k in _ROW_KEYS if P.get(k) is not None}
+
+
+def _column(Grows, P, i, rows=None):
+    """Column ``i`` of each problem's Gram matrix restricted to its coordinates."""
+    g, rowbase = P.get("g"), P["rowbase"]
+    if rows is not None:
+        g = None if g is None else g[rows]
+        rowbase = rowbase[rows]
+    if g is None:
+        return Grows.take(rowbase + i, axis=0)
+    return np.take_along_axis(Grows.take(g[np.arange(g.shape[0]), i], axis=0), g, axis=1)
+
+
+def _restart(Grows, P, s, i, xc, xHx):
+    """Rows whose scale ``s`` ran down (to zero after a full step): put them in
+    unscaled form again (after a full step x is e_i exactly and is rebuilt as such)."""
+    y, u, c, gd, pad = P["y"], P["u"], P["c"], P["gd"], P["pad"]
+    low = np.flatnonzero(s < 1e-150)
+    vertex = low[s[low] == 0]
+    scaled = low[s[low] > 0]
+    y[scaled] *= s[scaled, None]
+    u[scaled] *= s[scaled, None]
+    if vertex.size:
+        iv = i[vertex]
+        col = _column(Grows, P, iv, vertex) - c[vertex]
+        col[np.arange(vertex.size), iv] += P["eta"][vertex]
+        u[vertex] = np.where(pad[vertex], np.inf, col)
+        y[vertex] = 0.0
+        y[vertex, iv] = 1.0
+        xc[vertex] = c[vertex, iv]
+        xHx[vertex] = gd[vertex, iv]
+    s[low] = 1.0
+
+
+def _iterate(Grows, P, count):
+    """``count`` Frank-Wolfe iterations of every problem in ``P`` (updated in place)."""
+    y, u, c, gd = P["y"], P["u"], P["c"], P["gd"]
+    if not all(a.flags.c_contiguous for a in (y, u, c, gd)):
+        raise RuntimeError("_iterate: the state arrays must be C-contiguous")
+    s, xc, xHx = P["s"], P["xc"], P["xHx"]
+    eta, negmd, cap, its, dec = P["eta"], -P["md2n"], P["cap"], P["its"], P["dec"]
+    g, rowbase = P.get("g"), P["rowbase"]
+    B, w = y.shape
+    base = np.arange(B) * w
+    yf, uf, cf, gdf = (a.reshape(-1) for a in (y, u, c, gd))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for k in range(count):
+            if k < 2:  # the first two iterations of a round always run (R's rule)
+                dec[its < 2] = -np.inf
+            going = (dec < negmd) & (its < cap)
+            i = u.argmin(axis=1)
+            fi = base + i
+            u_i, c_i, gd_i = uf.take(fi), cf.take(fi), gdf.take(fi)
+            h_i = s * u_i  # half the gradient at i
+            Hx_i = h_i + c_i  # ((G + eta I) x)_i
+            # half the directional derivative towards e_i, and the curvature along it
+            num = h_i - (xHx - xc)
+            den = gd_i - 2.0 * Hx_i + xHx
+            step = np.where(going & (den > 0), -num / den, 0.0)
+            np.minimum(step, 1.0, out=step)
+            np.maximum(step, 0.0, out=step)
+            keep = 1.0 - step
+            s = s * keep
+            coef = step / s
+            yf[fi] += coef
+            col = Grows.take(rowbase + i, axis=0) if g is None else _column(Grows, P, i)
+            col -= c
+            col *= coef[:, None]
+            u += col
+            uf[fi] += eta * coef
+            xc = keep * xc + step * c_i
+            xHx = keep * (keep * xHx + 2.0 * step * Hx_i) + step * step * gd_i
+            # n times the change of the objective (a decrease is negative)
+            dec = step * (num + num + step * den)
+            its += going
+            if np.minimum.reduce(s) < 1e-150:
+                _restart(Grows, P, s, i, xc, xHx)
+    P["s"], P["xc"], P["xHx"], P["dec"] = s, xc, xHx, dec
+
+
+def _state(x, c, gd, pad, gram_x, rowbase, g, eta, md2, n):
+    """Problems at weights ``x`` (``pad``: coordinates never chosen); ``gram_x(v)``: each
+    problem's Gram matrix times its row of ``v``."""
+    x = np.where(pad, 0.0, x)
+    hg = gram_x(x) - c + eta[:, None] * x
+    B = x.shape[0]
+    return {"y": np.array(x, order="C"), "u": np.where(pad, np.inf, hg),
+            "c": np.array(c, order="C"), "gd": np.array(gd, order="C"), "pad": pad, "g": g,
+            "rowbase": rowbase, "s": np.ones(B), "xc": np.einsum("bw,bw->b", x, c),
+            "xHx": np.einsum("bw,bw->b", x, np.where(pad, 0.0, hg + c)), "eta": eta,
+            "md2n": md2 * n, "cap": np.zeros(B, np.int64), "its": np.zeros(B, np.int64),
+            "dec": np.full(B, -np.inf), "ids": np.arange(B)}
+
+
+def _solve(Grows, P, max_iter, block=16):
+    """Iterate until every problem stops; returns the weights."""
+    B = P["y"].shape[0]
+    P["cap"] = np.full(B, max_iter)
+    out = np.empty(P["y"].shape)
+    ids = np.arange(B)
+    while ids.size:
+        _iterate(Grows, P, block)
+        block = min(2 * block, 512)
+        going = (P["dec"] < -P["md2n"]) & (P["its"] < P["cap"])
+        if not going.all():
+            done = ~going
+            out[ids[done]] = P["s"][done, None] * P["y"][done]
+            ids = ids[going]
+            P = _select(P, going)
     return out
+
+
+def _rounds(make, x):
+    """R's two rounds: at most 100 iterations, sparsify, then up to 10^4."""
+    x = _solve(*make(x), MAX_ITER_PRE_SPARSIFY)
+    return _solve(*make(_sparsify(x)), MAX_ITER)
+
+
+def _lambda_batch(Y, n0, t0, counts, zeta, min_decrease, start):
+    """Time weights of every draw (``counts`` (B, n0): copies of each control)."""
+    A = Y[:n0, :t0]
+    level = A.mean(axis=1)
+    A = A - level[:, None]
+    b = Y[:n0, t0:].mean(axis=1) - level
+    B = counts.shape[0]
+    m = counts.astype(float)
+    n = m.sum(axis=1)
+    gram = np.empty((B, t0, t0))
+    c = np.empty((B, t0))
+    step = max(1, int(4e6 // max(1, n0 * t0)))
+    for s in range(0, B, step):
+        mm, nn = m[s:s + step], n[s:s + step]
+        D = A[None] - (mm @ A / nn[:, None])[:, None, :]
+        e = b[None] - (mm @ b / nn)[:, None]
+        Dm = D * mm[:, :, None]
+        gram[s:s + step] = np.matmul(Dm.transpose(0, 2, 1), D)
+        c[s:s + step] = np.einsum("bnt,bn->bt", Dm, e)
+    eta = n * zeta * zeta
+    gd = np.diagonal(gram, axis1=1, axis2=2) + eta[:, None]
+    md2 = np.full(B, float(min_decrease) ** 2)
+    pad = np.zeros((B, t0), bool)
+    Grows = gram.reshape(B * t0, t0)
+
+    def make(x):
+        return Grows, _state(x, c, gd, pad, lambda v: np.einsum("bij,bj->bi", gram, v),
+                             np.arange(B) * t0, None, eta, md2, n)
+
+    x = (np.full((B, t0), 1.0 / t0) if start is None
+         else np.array(np.broadcast_to(start, (B, t0)), dtype=float))
+    return _rounds(make, x)
+
+
+def _omega_batch(Y, n0, t0, counts, target, zeta, min_decrease, start):
+    """Unit weights of every draw, summed over the copies of each control: (B, n0)."""
+    B = counts.shape[0]
+    level = Y[:n0, :t0].mean(axis=0)  # any level would do (the weights sum to one)
+    A = Y[:n0, :t0] - level
+    A -= A.mean(axis=1, keepdims=True)  # control j's pre-period path, centred: row a_j
+    y = target @ Y[:, :t0] - level
+    y -= y.mean(axis=1, keepdims=True)
+    G = A @ A.T
+    Cg = y @ A.T  # (B, n0): a_j . y
+    eta = np.full(B, t0 * zeta * zeta)
+    md2 = np.full(B, float(min_decrease) ** 2)
+    n = np.full(B, float(t0))
+    if counts.max() <= 1:  # coordinates: all controls, the draw's left-out ones padding
+        g, pad = None, counts == 0
+        gd = np.broadcast_to(np.diagonal(G) + eta[:, None], (B, n0))
+        c = np.where(pad, 0.0, Cg)
+        start_g = None if start is None else start
+
+        def gram_x(v):
+            return v @ G
+    else:  # coordinates: the draw's controls with repeats, in control order, then padding
+        K = counts.sum(axis=1)
+        width = int(K.max())
+        g = np.zeros((B, width), np.int64)
+        row_of = np.repeat(np.arange(B), K)
+        g[row_of, np.arange(row_of.size) - np.repeat(np.cumsum(K) - K, K)] = np.repeat(
+            np.tile(np.arange(n0), B), counts.reshape(-1))
+        pad = np.arange(width)[None, :] >= K[:, None]
+        gd = np.diagonal(G)[g] + eta[:, None]
+        c = np.where(pad, 0.0, np.take_along_axis(Cg, g, axis=1))
+        start_g = None if start is None else np.take_along_axis(start, g, axis=1)
+
+        def gram_x(v):
+            return np.einsum("bwt,bt->bw", A[g], np.einsum("bw,bwt->bt", v, A[g]))
+    real = ~pad
+    if start_g is None:
+        x = real / real.sum(axis=1, keepdims=True)
+    else:
+        s = np.where(real, start_g, 0.0)
+        total = s.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = np.where(total > 0, s / total, real / real.sum(axis=1, keepdims=True))
+
+    def make(x):
+        return G, _state(x, c, gd, pad, gram_x, np.zeros(B, np.int64), g, eta, md2, n)
+
+    x = _rounds(make, x)
+    if g is None:
+        return x
+    omega = np.zeros((B, n0))
+    np.add.at(omega, (np.arange(B)[:, None].repeat(g.shape[1], 1), g), x)
+    return omega
+
+
+def refit_batch(Y, n0, t0, counts, target, zeta_omega, zeta_lambda, min_decrease,
+                omega_start=None, lambda_start=None, weights=False):
+    """``tau`` of many refits on the panel ``Y`` (n x T, the ``n0`` controls first, the
+    ``t0`` pre-periods first), each as :func:`estimate` with the given regularisation on
+    a panel built from ``Y``: draw ``b`` has ``counts[b, j]`` copies of control ``j``
+    (0: left out) as its controls, in control order, and as its treated average the
+    units weighted by ``target[b]`` (any units; normalised). ``omega_start`` (B, n0): the
+    start value of each control's copies (normalised over the draw's copies, uniform if
+    all zero); ``lambda_start`` (B, t0). ``weights``: also return the unit weights
+    (summed over copies; (B, n0)) and the time weights."""
+    counts = np.asarray(counts, dtype=np.int64)
+    target = np.asarray(target, dtype=float)
+    target = target / target.sum(axis=1, keepdims=True)
+    B, T = counts.shape[0], Y.shape[1]
+    t1 = T - t0
+    chunk = max(1, int(4e6 // max(1, n0 * t0)))  # arrays of about chunk x n0 x t0
+    taus, omegas, lams = [], [], []
+    for s in range(0, B, chunk):
+        cnt, tgt = counts[s:s + chunk], target[s:s + chunk]
+        lam = _lambda_batch(Y, n0, t0, cnt, zeta_lambda, min_decrease,
+                            None if lambda_start is None else lambda_start[s:s + chunk])
+        omega = _omega_batch(Y, n0, t0, cnt, tgt, zeta_omega, min_decrease,
+                             None if omega_start is None else omega_start[s:s + chunk])
+        time_w = np.concatenate([-lam, np.full((lam.shape[0], t1), 1.0 / t1)], axis=1)
+        series = time_w @ Y.T
+        taus.append(np.einsum("bn,bn->b", tgt, series)
+                    - np.einsum("bj,bj->b", omega, series[:, :n0]))
+        omegas.append(omega)
+        lams.append(lam)
+    tau = np.concatenate(taus)
+    return (tau, np.concatenate(omegas), np.concatenate(lams)) if weights else tau

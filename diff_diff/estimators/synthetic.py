@@ -204,7 +204,6 @@ class SyntheticDiD(Estimator):
 
     def _placebo(self, Y, n0, t0, w, strata, rng, opts, fit):
         n1 = Y.shape[0] - n0
-        controls = Y[:n0]
         if strata is None:
             if n0 <= n1:
                 raise ValueError(f"SyntheticDiD: the placebo standard error needs more controls "
@@ -225,8 +224,12 @@ class SyntheticDiD(Estimator):
                                      "or 'jackknife'")
                 groups.append((pool, need, h))
             others = np.flatnonzero(~np.isin(s_control, np.unique(s_treated)))
-        stacks, weights, starts = [], [], []
-        for _ in range(self.n_bootstrap):
+        n = Y.shape[0]
+        B = self.n_bootstrap
+        counts = np.zeros((B, n0), dtype=np.int64)
+        target = np.zeros((B, n))
+        fake_w = np.ones(n0) if w is None else w[:n0]
+        for b in range(B):
             if strata is None:
                 perm = rng.permutation(n0)
                 fake, rest = perm[n0 - n1:], perm[:n0 - n1]
@@ -237,17 +240,13 @@ class SyntheticDiD(Estimator):
                     fake.append(perm[pool.size - need:])
                     rest.append(perm[:pool.size - need])
                 fake, rest = np.concatenate(fake), np.concatenate(rest)
-            stacks.append(np.vstack([controls[rest], controls[fake]]))
-            starts.append(sd.sum_normalize(fit.omega[rest]))
-            if w is not None:
-                weights.append(w[:n0][fake])
-        # every placebo problem has the same shape: solve them together, each starting
-        # from the fitted weights (R: omega of the remaining controls renormalised, lambda)
-        B = len(stacks)
-        return sd.estimate_batch(np.stack(stacks), n0 - n1, t0,
-                                 treated_weights=np.stack(weights) if weights else None,
-                                 omega_start=np.stack(starts),
-                                 lambda_start=np.broadcast_to(fit.lam, (B, t0)), **opts)
+            counts[b, rest] = 1
+            target[b, fake] = fake_w[fake]
+        # every draw refits both weights, starting (as R) from the fitted ones: omega of the
+        # remaining controls renormalised, lambda; all draws are solved together
+        return sd.refit_batch(Y, n0, t0, counts, target,
+                              omega_start=np.broadcast_to(fit.omega, (B, n0)),
+                              lambda_start=np.broadcast_to(fit.lam, (B, t0)), **opts)
 
     def _bootstrap(self, Y, n0, t0, w, design, rng, opts, fit):
         n = Y.shape[0]
@@ -261,24 +260,18 @@ class SyntheticDiD(Estimator):
             if not (mult[is_treated] > 0).any() or not (mult[~is_treated] > 0).any():
                 continue  # every draw needs treated and control units (R redraws)
             mults.append(mult)
-        if design is not None:  # Rao-Wu: rescaled weights, left-out PSUs masked, batched
+        M = np.array(mults)
+        B = M.shape[0]
+        if design is not None:  # Rao-Wu: rescaled weights; PSUs left out get no weight
             w = np.ones(n) if w is None else w  # cluster= without a survey design
-            M = np.array(mults)
-            on = M[:, :n0] > 0
-            return sd.estimate_batch(np.broadcast_to(Y, (M.shape[0],) + Y.shape), n0, t0,
-                                     treated_weights=(w * M)[:, n0:], controls_on=on,
-                                     omega_start=sd.sum_normalize(np.where(on, fit.omega, 0)),
-                                     lambda_start=np.broadcast_to(fit.lam, (M.shape[0], t0)),
-                                     **opts)
-        draws = np.empty(len(mults))  # resampled units repeat rows: one problem at a time
-        for b, mult in enumerate(mults):
-            rows = np.repeat(np.arange(n), mult.astype(int))
-            controls, treated = rows[rows < n0], rows[rows >= n0]
-            Yb = np.vstack([Y[controls], Y[treated]])
-            draws[b] = sd.estimate(Yb, controls.size, t0,
-                                   omega_start=sd.sum_normalize(fit.omega[controls]),
-                                   lambda_start=fit.lam, **opts).tau
-        return draws
+            counts = (M[:, :n0] > 0).astype(np.int64)
+            target = np.where(is_treated, w * M, 0.0)
+        else:  # resampled units: control j appears counts[b, j] times (R's Y[sort(ind), ])
+            counts = M[:, :n0].astype(np.int64)
+            target = np.where(is_treated, M, 0.0)
+        return sd.refit_batch(Y, n0, t0, counts, target,
+                              omega_start=np.broadcast_to(fit.omega, (B, n0)),
+                              lambda_start=np.broadcast_to(fit.lam, (B, t0)), **opts)
 
     def _jackknife(self, Y, n0, t0, fit, w, design):
         n = Y.shape[0]
@@ -335,9 +328,9 @@ class SyntheticDiD(Estimator):
             ok = on.any(axis=1) & (w1 > 0).any(axis=1)
             out = np.full((W.shape[0], 1), np.nan)
             if ok.any():
-                out[ok, 0] = sd.estimate_batch(np.broadcast_to(Y, (int(ok.sum()),) + Y.shape),
-                                               n0, t0, treated_weights=w1[ok],
-                                               controls_on=on[ok], **opts)
+                target = np.concatenate([np.zeros((int(ok.sum()), n0)), w1[ok]], axis=1)
+                out[ok, 0] = sd.refit_batch(Y, n0, t0, on[ok].astype(np.int64), target,
+                                            **opts)
             return out
 
         estimate = Estimate(np.array([fit.tau]), None,

@@ -247,3 +247,120 @@ def test_stratified_placebo_without_enough_controls_points_to_the_other_methods(
         dd.SyntheticDiD(n_bootstrap=20, seed=0).fit(
             block, outcome="y", treatment="treated", unit="unit", time="time",
             post_periods=[4, 5, 6], survey_design=design)
+
+
+# ---------------------------------------------------------------------------------------
+# the batched refits (placebo / bootstrap / replicate draws) against a plain Frank-Wolfe
+# written here as R synthdid writes it (gradient recomputed from scratch each iteration)
+# ---------------------------------------------------------------------------------------
+def _plain_fw(Y, zeta, x, min_decrease, max_iter):
+    """R's sc.weight.fw with an intercept: (weights, iterations)."""
+    Y = Y - Y.mean(axis=0)
+    A, b = Y[:, :-1], Y[:, -1]
+    eta = Y.shape[0] * zeta ** 2
+    vals, t = [], 0
+    while t < max_iter and (t < 2 or vals[-2] - vals[-1] > min_decrease ** 2):
+        t += 1
+        Ax = A @ x
+        half_grad = (Ax - b) @ A + eta * x
+        i = int(np.argmin(half_grad))
+        d = -x.copy()
+        d[i] += 1.0
+        if np.any(d != 0):
+            d_err = A[:, i] - Ax
+            step = -(half_grad @ d) / (d_err @ d_err + eta * (d @ d))
+            x = x + min(1.0, max(0.0, step)) * d
+        err = A @ x - b
+        vals.append(zeta ** 2 * (x @ x) + (err @ err) / Y.shape[0])
+    return x, t
+
+
+def _plain_weights(Y, zeta, min_decrease, start):
+    first, t1 = _plain_fw(Y, zeta, start, min_decrease, 100)
+    sparse = np.where(first <= first.max() / 4, 0.0, first)
+    sparse /= sparse.sum()
+    final, t2 = _plain_fw(Y, zeta, sparse, min_decrease, 10_000)
+    return final, (t1, t2, int((first > 0).sum() - (sparse > 0).sum()))
+
+
+def _plain_refit(Y, n0, t0, counts, target, zo, zl, md, omega_start, lambda_start):
+    rows = np.repeat(np.arange(n0), counts)
+    units = np.flatnonzero(target)
+    w1 = target[units] / target[units].sum()
+    Yb = np.vstack([Y[rows], Y[units]])
+    k = rows.size
+    yc = sd.collapsed(Yb, k, t0, w1)
+    lam, info_l = _plain_weights(yc[:k], zl, md, lambda_start)
+    start = omega_start[rows]
+    start = start / start.sum() if start.sum() > 0 else np.full(k, 1.0 / k)
+    omega, info_o = _plain_weights(yc[:, :t0].T, zo, md, start)
+    t1 = Y.shape[1] - t0
+    tau = np.r_[-omega, w1] @ Yb @ np.r_[-lam, np.full(t1, 1.0 / t1)]
+    return tau, np.bincount(rows, omega, n0), lam, info_l + info_o
+
+
+def test_batched_refits_equal_plain_frank_wolfe_draw_by_draw(monkeypatch):
+    """Left-out controls, repeated controls (bootstrap), weighted and placebo 'treated'
+    averages, a draw whose first unit-weight step goes all the way to a vertex, draws
+    stopping at different iterations and sparsify steps that drop weights: every draw's
+    tau and weights as the one-at-a-time algorithm gives them, to 1e-10."""
+    rng = np.random.default_rng(11)
+    n0, n1, t0, T = 14, 3, 7, 10
+    factor = np.cumsum(rng.normal(size=T))
+    Y = (rng.normal(size=(n0 + n1, 1)) + rng.normal(size=(n0 + n1, 1)) * factor
+         + 0.3 * rng.normal(size=(n0 + n1, T)))
+    Y[n0] = 3 * Y[0] - 2 * Y[1]  # beyond control 0, seen from control 1
+    restarts = []
+    restart = sd._restart
+    monkeypatch.setattr(sd, "_restart", lambda *a: restarts.append(1) or restart(*a))
+    B = 9
+    counts = np.ones((B, n0), dtype=np.int64)
+    target = np.zeros((B, n0 + n1))
+    target[:, n0:] = 1.0
+    counts[1, [2, 5, 6]] = 0  # replicate / Rao-Wu: controls left out, weighted treated
+    target[1, n0:] = [0.5, 2.0, 1.0]
+    counts[2] = rng.multinomial(n0, np.full(n0, 1.0 / n0))  # bootstrap: repeats
+    target[2, n0:] = [2.0, 0.0, 1.0]
+    counts[3] = rng.multinomial(n0, np.full(n0, 1.0 / n0))
+    counts[4, 0] = 0  # placebo: control 0 plays the treated unit
+    target[4] = 0.0
+    target[4, 0] = 1.0
+    counts[5, 3] = 0  # the treated average is control 4's path: the unit weights'
+    target[5] = 0.0  # first step goes all the way to control 4
+    target[5, 4] = 1.0
+    counts[6, 7:] = 0
+    counts[7] = 2
+    zo, zl = np.full(B, 0.4), np.full(B, 1e-4)
+    md = 1e-3
+    starts = np.tile(np.abs(rng.normal(size=n0)) * (rng.random(n0) < 0.6), (B, 1))
+    # draw 8: controls 0 and 1, no ridge, start at control 1, treated unit beyond
+    # control 0: the first step is a full one (the scaled state is rebuilt at the vertex)
+    counts[8] = 0
+    counts[8, :2] = 1
+    zo[8] = 0.0
+    starts[8] = np.eye(n0)[1]
+    lambda_start = np.full(t0, 1.0 / t0)
+    infos = []
+    for b in range(B):
+        tau, omega, lam = sd.refit_batch(Y, n0, t0, counts[b:b + 1], target[b:b + 1],
+                                         zo[b], zl[b], md, starts[b:b + 1],
+                                         lambda_start[None], weights=True)
+        ref = _plain_refit(Y, n0, t0, counts[b], target[b], zo[b], zl[b], md, starts[b],
+                           lambda_start)
+        assert tau[0] == pytest.approx(ref[0], abs=1e-10)
+        np.testing.assert_allclose(omega[0], ref[1], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(lam[0], ref[2], rtol=0, atol=1e-10)
+        infos.append(ref[3])
+    # the batch covers what it claims: different stopping iterations, rounds stopped by
+    # the tolerance, sparsify steps that removed weights
+    infos = np.array(infos)
+    assert len(set(infos[:, 4])) >= 4 and (infos[:, 4] < 10_000).any()
+    assert (infos[:, 2] > 0).any() and (infos[:, 5] > 0).any() and restarts
+    # all draws at once (same zeta): the same numbers as one at a time
+    same = zo == 0.4
+    together = sd.refit_batch(Y, n0, t0, counts[same], target[same], 0.4, 1e-4, md,
+                              starts[same], np.broadcast_to(lambda_start, (int(same.sum()), t0)))
+    alone = [sd.refit_batch(Y, n0, t0, counts[b:b + 1], target[b:b + 1], 0.4, 1e-4, md,
+                            starts[b:b + 1], lambda_start[None])[0]
+             for b in np.flatnonzero(same)]
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
