@@ -230,8 +230,9 @@ class CalibrationProjection:
         eye = np.broadcast_to(np.eye(model.n_cols), gram.shape)
         return cls(model, design_weights, weights, solve_grouped(gram, eye.copy()))
 
-    def _per_unit(self, psi: np.ndarray) -> np.ndarray:
-        w = self.weights[:, None]
+    def _per_unit(self, psi: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``psi / w`` row by row (0 where w = 0); ``rows``: the design rows ``psi`` holds."""
+        w = (self.weights if rows is None else self.weights[rows])[:, None]
         return np.divide(psi, w, out=np.zeros_like(psi), where=w > 0)
 
     def residualize(self, psi: np.ndarray) -> np.ndarray:
@@ -263,7 +264,7 @@ class CalibrationProjection:
         n_pairs = keys.shape[0]
         pair_group = keys // n_domains
         pair_domain = keys % n_domains
-        u = self._per_unit(psi[inside])
+        u = self._per_unit(psi[inside], inside)
         du = self.design_weights[inside, None] * u
         by_pair = ModelMatrix(
             group=pair_of_row,

@@ -254,3 +254,20 @@ def test_grouped_solve_equals_the_pseudo_inverse_on_singular_and_empty_groups():
                          / np.sqrt(np.diag(g) + (np.diag(g) == 0)) for g, r in zip(gram, rhs)])
     np.testing.assert_allclose(solve_grouped(gram, rhs), expected, rtol=1e-9, atol=1e-12)
     assert solve_grouped(gram, rhs)[2, 2] == 0.0
+
+
+def test_calibrated_variance_with_missing_outcomes_is_the_observed_rows_domain(sample):
+    """A missing outcome puts its row outside every domain (na_rm): the calibrated SE is that
+    of the domain 'y observed' with the calibration over all rows (it used to crash when a
+    row was in no domain: per-row weights were taken over all rows, not the domain's)."""
+    design = SurveyDesign(weights="w", strata="st", psu="psu")
+    out, cal = calibrate(sample, design, _cell_totals(sample), by="cell")
+    out = out.assign(y=out["y"].where(np.arange(len(out)) % 7 != 0))
+    seen = out.assign(seen=out["y"].notna(), y0=out["y"].fillna(0.0))
+    ref = survey_mean(seen, "y0", cal, by=["cell", "seen"]).query("seen")
+    got = survey_mean(out, "y", cal, by="cell", na_rm=True)
+    np.testing.assert_allclose(got["estimate"], ref["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(got["se"], ref["se"], rtol=1e-10)
+    panel, _ = aggregate_survey(out, ["cell"], "y", cal)
+    np.testing.assert_allclose(panel["y_se"], ref["se"], rtol=1e-10)
+    assert (got["se"] > 0).all()
