@@ -599,8 +599,8 @@ def run_parent(args) -> int:
               if rows.get((c, m), {}).get("error")]
     if args.quick and args.units is None:  # (harness.quick_note speaks of verdicts)
         notes.append("QUICK run: 1/10 of the units")
-    closing = ["no acceptance criteria for ImputationDiD: timings and memory are information "
-               "only"]
+    closing = [f"no acceptance criteria for {ESTIMATOR_CLASSES[args.estimator]}: timings and "
+               "memory are information only"]
     if "old" in impls and "boot" in cases:
         closing.append("old boot: 3.13.0 refuses aggregate('event_study') on a bootstrapped "
                        "fit, so the deprecated fit(aggregate='all') is timed")
