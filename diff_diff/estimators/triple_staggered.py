@@ -80,42 +80,40 @@ def _rows_sample(est, data, c, role, q_rows, balance_e, panel) -> Sample:
     q = q_rows[rows.rows]
     if panel:
         check_constant_within_unit(q, rows.unit_code, rows.units, c[role], role)
-    rows, q, dropped = _drop_always_treated_rows(rows, q, est.anticipation, name)
-    view = _unit_view(rows)
-    eligible = q[any_occurrence(rows.unit_code, rows.units.size)]
-    enabling = view.first_treat
-    view, last = _window(view, est._comparison_group(), est.anticipation, name)
-    if last is not None:  # the comparison cohort's periods from its treatment on are gone
-        keep = rows.time_code < view.times.size
-        q = q[keep]
-        rows = replace(rows, y=rows.y[keep], time_code=rows.time_code[keep],
-                       times=view.times, first_treat=np.where(rows.first_treat[keep] == last,
-                                                              0.0, rows.first_treat[keep]),
-                       x=None if rows.x is None else rows.x[keep],
-                       unit_code=rows.unit_code[keep], rows=rows.rows[keep])
-        view = replace(view, n_rows=int(keep.sum()))
-    arrays = StaggeredArrays(view, eligible, enabling, dropped, balance_e, last, rows, q)
-    return Sample(arrays, view.unit_rows, c["unit"] if panel else None, c)
-
-
-def _drop_always_treated_rows(rows, q, anticipation, name):
-    """Rows of units treated by the first period (plus anticipation) have no pre-period:
-    drop them (with a warning); cohorts after the last period become never treated."""
     g = rows.first_treat
-    bad = (g > 0) & (g <= rows.times[0] + anticipation)
-    g = np.where(g > rows.times[-1], 0.0, g)
+    bad = (g > 0) & (g <= rows.times[0] + est.anticipation)
     if bad.any():
         warn_user(f"{name}: dropped {int(bad.sum())} observation(s) of units already treated "
                   "in the first period (no pre-treatment period)")
-    keep = ~bad
+    # first treated after the last period: never treated within the window
+    rows = replace(rows, first_treat=np.where(g > rows.times[-1], 0.0, g))
+    rows, q = _subset_rows(rows, q, ~bad)
+    _, last = _window(_unit_view(rows), est._comparison_group(), est.anticipation, name)
+    enabling = rows.first_treat  # before the last cohort's recode
+    if last is not None:  # its periods from its treatment on leave, with their observations
+        keep = rows.times[rows.time_code] + est.anticipation < last
+        rows, q = _subset_rows(rows, q, keep)
+        enabling = enabling[keep]
+        rows = replace(rows, times=rows.times[rows.times + est.anticipation < last],
+                       first_treat=np.where(rows.first_treat == last, 0.0, rows.first_treat))
+    view = _unit_view(rows)
+    first = any_occurrence(rows.unit_code, rows.units.size)
+    arrays = StaggeredArrays(view, q[first], enabling[first], int(bad.sum()), balance_e, last,
+                             rows, q)
+    return Sample(arrays, view.unit_rows, c["unit"] if panel else None, c)
+
+
+def _subset_rows(rows, q, keep):
+    """The observations ``keep`` (a mask) of ``rows`` and their partition ``q``; units left
+    without an observation leave too (``unit_rows``: a row of the input per unit)."""
     unit_code, units = pd.factorize(rows.unit_code[keep], sort=True)
     unit_code = unit_code.astype(np.int64)
     kept = rows.rows[keep]
-    rows = replace(rows, y=rows.y[keep], time_code=rows.time_code[keep], first_treat=g[keep],
+    return replace(rows, y=rows.y[keep], time_code=rows.time_code[keep],
+                   first_treat=rows.first_treat[keep],
                    x=None if rows.x is None else rows.x[keep], unit_code=unit_code,
                    units=rows.units[units], rows=kept,
-                   unit_rows=kept[any_occurrence(unit_code, units.size)])
-    return rows, q[keep], int(bad.sum())
+                   unit_rows=kept[any_occurrence(unit_code, units.size)]), q[keep]
 
 
 def _require_balanced(data, outcome, unit_code, units, time, covariates, name) -> None:

@@ -424,3 +424,27 @@ def test_two_period_panel_false_is_the_cross_section_fit(panel):
     a = dd.DDD(panel=False).fit(two, unit="unit", **kw)
     b = dd.DDD().fit(two, **kw)
     assert (a.att, a.se) == (b.att, b.se)
+
+
+def test_rows_without_never_treated_units_compare_with_the_last_cohort(rows):
+    with pytest.warns(UserWarning, match="cohort 5 .* serves as the comparison group .* "
+                                         "periods from 5 on"):
+        res = dd.DDD(panel=False).fit(rows[rows["first_treat"] > 0], **RC)
+    gt = res.group_time_effects
+    assert set(gt["group"]) == {3, 4} and gt["time"].max() == 4
+    assert res.comparison_cohort == 5 and res.n_never_enabled == 0
+    kept = rows[(rows["first_treat"] > 0) & (rows["time"] < 5)]
+    assert res.n_obs == res.n_units == len(kept)  # the left-out periods' rows are gone
+    assert res.gmm_weights[(3, 3)].keys() == {5, 4}
+
+
+def test_rows_with_missing_values_are_dropped_and_weights_stay_with_their_rows(rows):
+    gap = rows.assign(y=np.where(rows.index.isin([0, 7, 8]), np.nan, rows["y"]))
+    for est, unit, design in ((dd.DDD(panel=False), None, "w_row"),
+                              (dd.DDD(allow_unbalanced_panel=True), "unit", "weight")):
+        with pytest.warns(UserWarning, match="dropped 3 row"):
+            res = est.fit(gap, unit=unit, survey_design=dd.SurveyDesign(weights=design), **RC)
+        clean = est.fit(gap.dropna(subset=["y"]), unit=unit,
+                        survey_design=dd.SurveyDesign(weights=design), **RC)
+        pd.testing.assert_frame_equal(res.group_time_effects, clean.group_time_effects)
+        assert (res.att, res.se) == (clean.att, clean.se)
