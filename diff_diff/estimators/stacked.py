@@ -323,10 +323,8 @@ class StackedDiD(_Regression):
                              "periods (the window is counted in the time column's units); "
                              "recode the periods as consecutive integers")
         event = np.broadcast_to(np.round(offset).astype(np.int64), member.shape)
-        stack = _Stack(member, treat, event, counts, row_class, unit_codes, time_codes, units,
-                       pop, kept, trimmed + no_controls)
-        stack.unit_level = unit_level  # each unit's first_treat level
-        return stack
+        return _Stack(member, treat, event, counts, row_class, unit_codes, time_codes,
+                      unit_level, units, pop, kept, trimmed + no_controls)
 
 
 class _Stack:
@@ -335,8 +333,8 @@ class _Stack:
     class is (the unit's ``first_treat`` level, the period). Per-row arrays (treated,
     event time, the fit's cell) are gathered from the small tables."""
 
-    def __init__(self, member, treat, event, counts, row_class, unit_codes, time_codes, units,
-                 pop, groups, trimmed):
+    def __init__(self, member, treat, event, counts, row_class, unit_codes, time_codes,
+                 unit_level, units, pop, groups, trimmed):
         n_sub, n_level, n_t = member.shape
         n_class = n_level * n_t
         self.n_sub, self.groups, self.trimmed, self.units = n_sub, groups, trimmed, units
@@ -347,6 +345,7 @@ class _Stack:
         self._counts = counts.reshape(-1)
         self._pop, self._row_class = pop, row_class
         self._all_unit_codes, self._time_codes = unit_codes, time_codes
+        self.unit_level = unit_level  # each unit's first_treat level (code)
         self.present = self._member & (self._counts > 0)[None, :]
         self.n_rows = int(self._counts @ self._member.sum(axis=0))
         self.event_values = np.unique(self._event[self.present])  # the occurring event times
