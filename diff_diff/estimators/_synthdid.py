@@ -160,7 +160,7 @@ def estimate(Y, n0, t0, treated_weights=None, zeta_omega=None, zeta_lambda=None,
 # x and h. The line search uses x'c and x'(G + eta I)x, kept up to date as numbers.
 # ---------------------------------------------------------------------------------------
 _ROW_KEYS = ("y", "u", "c", "gd", "pad", "g", "rowbase", "s", "xc", "xHx", "eta", "md2n",
-             "cap", "its", "dec", "ids")
+             "dec")
 
 
 def _select(P, rows):
@@ -202,48 +202,53 @@ def _restart(Grows, P, s, i, xc, xHx):
     s[low] = 1.0
 
 
-def _iterate(Grows, P, count):
-    """``count`` Frank-Wolfe iterations of every problem in ``P`` (updated in place)."""
+def _iterate(Grows, P, count, done):
+    """``count`` more Frank-Wolfe iterations of every problem in ``P`` (updated in place),
+    ``done`` iterations into the round; a problem that has stopped stays where it is."""
     y, u, c, gd = P["y"], P["u"], P["c"], P["gd"]
     if not all(a.flags.c_contiguous for a in (y, u, c, gd)):
         raise RuntimeError("_iterate: the state arrays must be C-contiguous")
     s, xc, xHx = P["s"], P["xc"], P["xHx"]
-    eta, negmd, cap, its, dec = P["eta"], -P["md2n"], P["cap"], P["its"], P["dec"]
+    eta, negmd, dec = P["eta"], -P["md2n"], P["dec"]
     g, rowbase = P.get("g"), P["rowbase"]
     B, w = y.shape
     base = np.arange(B) * w
     yf, uf, cf, gdf = (a.reshape(-1) for a in (y, u, c, gd))
+    col = np.empty((B, w))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for k in range(count):
-            if k < 2:  # the first two iterations of a round always run (R's rule)
-                dec[its < 2] = -np.inf
-            going = (dec < negmd) & (its < cap)
+        for t in range(done, done + count):
+            # R's rule: the first two iterations always run, then while the objective
+            # fell by more than min_decrease^2
+            going = dec < negmd if t >= 2 else np.ones(B, bool)
             i = u.argmin(axis=1)
             fi = base + i
-            u_i, c_i, gd_i = (a.take(fi, mode="clip") for a in (uf, cf, gdf))
+            u_i = uf.take(fi, mode="clip")
+            c_i = cf.take(fi, mode="clip")
+            gd_i = gdf.take(fi, mode="clip")
             h_i = s * u_i  # half the gradient at i
-            Hx_i = h_i + c_i  # ((G + eta I) x)_i
             # half the directional derivative towards e_i, and the curvature along it
             num = h_i - (xHx - xc)
-            den = gd_i - 2.0 * Hx_i + xHx
+            den = gd_i - 2.0 * (h_i + c_i) + xHx
             step = np.where(going & (den > 0), -num / den, 0.0)
             np.minimum(step, 1.0, out=step)
             np.maximum(step, 0.0, out=step)
-            keep = 1.0 - step
-            s = s * keep
+            s = s * (1.0 - step)
             coef = step / s
             yf[fi] += coef
-            col = (Grows.take(rowbase + i, axis=0, mode="clip") if g is None
-                   else _column(Grows, P, i))
+            if g is None:  # into one buffer: a fresh (B, w) array each time costs page faults
+                Grows.take(rowbase + i, axis=0, mode="clip", out=col)
+            else:
+                col = _column(Grows, P, i)
             col -= c
             col *= coef[:, None]
             u += col
             uf[fi] += eta * coef
-            xc = keep * xc + step * c_i
-            xHx = keep * (keep * xHx + 2.0 * step * Hx_i) + step * step * gd_i
-            # n times the change of the objective (a decrease is negative)
+            # n times the change of the objective (a decrease is negative), and x'c and
+            # x'(G + eta I)x at the new point
             dec = step * (num + num + step * den)
-            its += going
+            sc = step * (c_i - xc)
+            xc = xc + sc
+            xHx = xHx + (dec + (sc + sc))
             if np.minimum.reduce(s) < 1e-150:
                 _restart(Grows, P, s, i, xc, xHx)
     P["s"], P["xc"], P["xHx"], P["dec"] = s, xc, xHx, dec
@@ -259,23 +264,23 @@ def _state(x, c, gd, pad, gram_x, rowbase, g, eta, md2, n):
             "c": np.array(c, order="C"), "gd": np.array(gd, order="C"), "pad": pad, "g": g,
             "rowbase": rowbase, "s": np.ones(B), "xc": np.einsum("bw,bw->b", x, c),
             "xHx": np.einsum("bw,bw->b", x, np.where(pad, 0.0, hg + c)), "eta": eta,
-            "md2n": md2 * n, "cap": np.zeros(B, np.int64), "its": np.zeros(B, np.int64),
-            "dec": np.full(B, -np.inf), "ids": np.arange(B)}
+            "md2n": md2 * n, "dec": np.full(B, -np.inf)}
 
 
 def _solve(Grows, P, max_iter, block=16):
     """Iterate until every problem stops; returns the weights."""
-    B = P["y"].shape[0]
-    P["cap"] = np.full(B, max_iter)
     out = np.empty(P["y"].shape)
-    ids = np.arange(B)
+    ids = np.arange(P["y"].shape[0])
+    done = 0
     while ids.size:
-        _iterate(Grows, P, block)
+        count = min(block, max_iter - done)
+        _iterate(Grows, P, count, done)
+        done += count
         block = min(2 * block, 512)
-        going = (P["dec"] < -P["md2n"]) & (P["its"] < P["cap"])
+        going = P["dec"] < -P["md2n"] if done < max_iter else np.zeros(ids.size, bool)
         if not going.all():
-            done = ~going
-            out[ids[done]] = P["s"][done, None] * P["y"][done]
+            stop = ~going
+            out[ids[stop]] = P["s"][stop, None] * P["y"][stop]
             ids = ids[going]
             P = _select(P, going)
     return out
