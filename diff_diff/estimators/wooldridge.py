@@ -153,7 +153,8 @@ class WooldridgeDiD(_Regression):
             ATT(g, t) is then the weighted mean over the cell's rows of the row effects;
             ``results.aggregate(kind, by_xvar=True)`` gives the effects at each value of
             ``xvar`` (a discrete variable: at most 50 distinct values among the treated
-            rows). OLS only.
+            rows). Logit/Poisson: the same terms in the index (centred at unweighted
+            cohort means, as ``etwfe``), the effects by value are ASF means.
         """
         self._validate()
         spec = _covariate_terms(covariates, exovar, xtvar, xgvar)
@@ -164,9 +165,6 @@ class WooldridgeDiD(_Regression):
                 raise ValueError(f"xvar {xvar!r} is also given a role with cell interactions "
                                  "(covariates= or xtvar=): the two interactions would be the "
                                  "same columns; give it to exovar or xgvar instead")
-            if self.method != "ols":
-                raise ValueError(f"WooldridgeDiD(method={self.method!r}): xvar is available "
-                                 "for method='ols' only")
         if self.cohort_trends and self.control_group == "never_treated":
             raise ValueError("WooldridgeDiD(cohort_trends=True): with "
                              "control_group='never_treated' every pre-treatment period of a "
@@ -174,7 +172,7 @@ class WooldridgeDiD(_Regression):
                              "is not identified; use control_group='not_yet_treated'")
         if self.method != "ols":
             return self._fit_nonlinear(data, outcome, unit, time, first_treat, spec,
-                                       survey_design)
+                                       survey_design, xvar)
         if self.n_bootstrap and self.inference != "wild_bootstrap":
             warn_user("WooldridgeDiD: n_bootstrap is used by inference='wild_bootstrap' only; "
                       "the standard errors are analytic")
@@ -352,7 +350,8 @@ class WooldridgeDiD(_Regression):
                         expected_collinear=tuple(controls))
         return fit, x, absorb, weights, frequency, design, meta, aux
 
-    def _fit_nonlinear(self, data, outcome, unit, time, first_treat, spec, survey_design):
+    def _fit_nonlinear(self, data, outcome, unit, time, first_treat, spec, survey_design,
+                       xvar=None):
         from .wooldridge_nonlinear import NonlinearETWFE
 
         if self.inference == "wild_bootstrap":
@@ -365,8 +364,8 @@ class WooldridgeDiD(_Regression):
         if self.n_bootstrap:
             warn_user("WooldridgeDiD: n_bootstrap is not used by the nonlinear models; the "
                       "standard errors are the delta method")
-        return NonlinearETWFE(self, spec).fit(data, outcome, unit, time, first_treat,
-                                              survey_design)
+        return NonlinearETWFE(self, spec, xvar).fit(data, outcome, unit, time, first_treat,
+                                                    survey_design)
 
     # ------------------------------------------------------------------ sample and cells
     def _sample(self, data, unit, time, first_treat):

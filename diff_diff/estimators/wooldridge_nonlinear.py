@@ -142,6 +142,7 @@ class CovariateProblem(NonlinearProblem):
         self.unit_of_row, self.n_units = unit_of_row, n_units
         self.method, self.name = method, name
         self.n_pat, self.k = blocks.shape[1], blocks.shape[2]
+        self.sub = None  # with xvar: (row -> (cell, value) group or -1, group -> pattern)
 
     def _index(self, blocks, beta):
         """The rows' index ``sum_j z_ij (blocks[j] @ beta)[pattern_i]``."""
@@ -220,17 +221,30 @@ class CovariateProblem(NonlinearProblem):
         eta0 = self._index(self.blocks0, beta)
         s = _mean(eta, self.method) - _mean(eta0, self.method)
         d1, d0 = _derivative(eta, self.method), _derivative(eta0, self.method)
-        p = self.pattern
-        mass = np.bincount(p, weights=w_row, minlength=self.n_pat)
-        cells = self.cell_pattern
-        att = np.bincount(p, weights=w_row * s, minlength=self.n_pat)[cells] / mass[cells]
-        grad = np.zeros((self.n_cells, self.k))
-        for j in range(self.z.shape[1]):
-            a = np.bincount(p, weights=w_row * d1 * self.z[:, j], minlength=self.n_pat)
-            b = np.bincount(p, weights=w_row * d0 * self.z[:, j], minlength=self.n_pat)
-            grad += (a[cells, None] * self.blocks[j][cells]
-                     - b[cells, None] * self.blocks0[j][cells])
-        return att, grad / mass[cells, None]
+        att, grad = self._average(self.pattern, self.n_pat, self.cell_pattern,
+                                  np.arange(self.n_pat), w_row, s, d1, d0)
+        if self.sub is None:
+            return att, grad
+        code, sub_pattern = self.sub  # rows' (cell, xvar value) groups, -1 outside cells
+        on = code >= 0
+        att_sub, grad_sub = self._average(code[on], sub_pattern.size,
+                                          np.arange(sub_pattern.size), sub_pattern,
+                                          w_row[on], s[on], d1[on], d0[on], on)
+        return np.concatenate([att, att_sub]), np.vstack([grad, grad_sub])
+
+    def _average(self, group, n_groups, chosen, pattern_of, w, s, d1, d0, rows=None):
+        """Weighted means over each chosen group's rows of ``s`` and of the gradient
+        ``d1 x - d0 x0`` (``pattern_of``: each group's pattern, whose blocks give x)."""
+        z = self.z if rows is None else self.z[rows]
+        mass = np.bincount(group, weights=w, minlength=n_groups)[chosen]
+        att = np.bincount(group, weights=w * s, minlength=n_groups)[chosen] / mass
+        pats = pattern_of[chosen]
+        grad = np.zeros((chosen.size, self.k))
+        for j in range(z.shape[1]):
+            a = np.bincount(group, weights=w * d1 * z[:, j], minlength=n_groups)[chosen]
+            b = np.bincount(group, weights=w * d0 * z[:, j], minlength=n_groups)[chosen]
+            grad += a[:, None] * self.blocks[j][pats] - b[:, None] * self.blocks0[j][pats]
+        return att, grad / mass[:, None]
 
     def estimate(self, unit_weights):
         """Cell ATTs and their unit influence values (sum scale) under unit weights."""
@@ -249,13 +263,30 @@ class CovariateProblem(NonlinearProblem):
         return att, psi_beta @ grad.T, beta
 
 
+def _xvar_groups(xv, row_cell):
+    """Rows' (cell, xvar value) groups: ``(code, cell of each group, value of each)``,
+    ``code`` -1 outside the cells; None when xvar has more than 50 values in the cells."""
+    from .wooldridge import MAX_XVAR_LEVELS
+
+    inside = row_cell >= 0
+    levels, level_code = np.unique(xv[inside], return_inverse=True)
+    if levels.size > MAX_XVAR_LEVELS:
+        return None
+    pair, sub = np.unique(row_cell[inside] * levels.size + level_code.reshape(-1),
+                          return_inverse=True)
+    code = np.full(xv.size, -1, dtype=np.int64)
+    code[inside] = sub.reshape(-1)
+    return code, pair // levels.size, levels[pair % levels.size]
+
+
 class NonlinearETWFE(Estimator):
     """The logit / Poisson path of :class:`~diff_diff.WooldridgeDiD` on the fit template
     (unit-level sampling units: survey columns constant within unit)."""
 
-    def __init__(self, owner, spec=None):
+    def __init__(self, owner, spec=None, xvar=None):
         self._owner = owner
         self._spec = dict(spec or {})  # covariate -> its terms (wooldridge._covariate_terms)
+        self._xvar = xvar  # etwfe's heterogeneity variable
         self.cluster, self.n_bootstrap = owner.cluster, 0
         self.bootstrap_weights, self.seed = owner.bootstrap_weights, owner.seed
         self.alpha, self.cband = owner.alpha, False
@@ -274,7 +305,8 @@ class NonlinearETWFE(Estimator):
     def fit(self, data, outcome, unit, time, first_treat, survey_design):
         return self._fit(data, survey_design, dict(outcome=outcome, unit=unit, time=time,
                                                    first_treat=first_treat,
-                                                   covariates=list(self._spec)))
+                                                   covariates=list(self._spec)
+                                                   + ([self._xvar] if self._xvar else [])))
 
     def _sample(self, data, columns):
         owner, c = self._owner, columns
@@ -315,7 +347,7 @@ class NonlinearETWFE(Estimator):
             raise ValueError("WooldridgeDiD: the cohort x period cells are not identified "
                              "(a cohort observed in too few periods?)")
         n_base = xp.shape[1] - len(labels)
-        if self._spec:
+        if self._spec or self._xvar:
             problem = self._covariate_problem(frame, xp, n_base, pattern, pattern_cell,
                                               cell_pattern, pc, pt, cohorts, periods, y,
                                               unit_codes, n_units, c["time"])
@@ -337,9 +369,9 @@ class NonlinearETWFE(Estimator):
         here) and times the period dummies (all but the first period)."""
         from .panel import numeric
 
-        spec = self._spec
+        spec, xvar = self._spec, self._xvar
         names_cov = list(spec)
-        m = len(names_cov)
+        m = len(names_cov) + bool(xvar)
         n_pat, k_cells = xp.shape[0], xp.shape[1] - n_base
         z = np.ones((y.size, m + 1))
         columns = [[xp[:, j]] + [np.zeros(n_pat)] * m for j in range(xp.shape[1])]
@@ -374,6 +406,25 @@ class NonlinearETWFE(Estimator):
                 col = [np.zeros(n_pat)] * (m + 1)
                 col[i] = piece
                 columns.append(col)
+        sub = None
+        if xvar:  # cells x centred xvar (treatment terms), centred xvar x periods (controls)
+            xv = numeric(frame, xvar, "xvar")
+            g_code = pc[pattern]
+            with_cells = np.zeros(cohorts.size, bool)
+            with_cells[np.unique(pc[pattern_cell >= 0])] = True
+            means = np.bincount(g_code, weights=xv, minlength=cohorts.size) / np.maximum(
+                np.bincount(g_code, minlength=cohorts.size), 1)
+            z[:, m] = xv - np.where(with_cells, means, 0.0)[g_code]  # etwfe's centring
+            for j in range(k_cells):
+                col = [np.zeros(n_pat)] * (m + 1)
+                col[m] = (pattern_cell == j).astype(float)
+                treat.append(len(columns))
+                columns.append(col)
+            for period in range(1, periods.size):
+                col = [np.zeros(n_pat)] * (m + 1)
+                col[m] = (pt == period).astype(float)
+                columns.append(col)
+            sub = _xvar_groups(xv, pattern_cell[pattern])
         blocks = np.array([[col[j] for col in columns] for j in range(m + 1)])  # (m+1, k, P)
         blocks = np.ascontiguousarray(blocks.transpose(0, 2, 1))
         problem = CovariateProblem(blocks, z, np.array(treat, dtype=np.int64), pattern, y,
@@ -381,6 +432,10 @@ class NonlinearETWFE(Estimator):
                                    "WooldridgeDiD")
         problem.check_rank()
         problem.names = names_cov
+        if sub is not None:
+            code, sub_cell, values = sub
+            problem.sub = (code, cell_pattern[sub_cell])
+            problem.sub_labels = [(int(c), float(v)) for c, v in zip(sub_cell, values)]
         return problem
 
     def _estimate(self, sample, design):
@@ -403,8 +458,9 @@ class NonlinearETWFE(Estimator):
 
         unit_mass = _cohort_mass(problem.g, problem.unit_codes, w_row)
         n_clusters = None if inference.method == "replicate" else inference.design.n_psu
+        theta, vcov, k = np.asarray(fitted.estimate.theta), np.asarray(var.vcov), problem.n_cells
         res = WooldridgeDiDResults.build(
-            self._owner, np.asarray(fitted.estimate.theta), np.asarray(var.vcov), var.df,
+            self._owner, theta[:k], vcov[:k, :k], var.df,
             n_clusters, f"{self._owner.method} QMLE, " + (
                 "delta method" if inference.method == "tsl" else inference.label),
             problem.labels, mass, unit_mass, metadata, None,
@@ -412,6 +468,12 @@ class NonlinearETWFE(Estimator):
             n_treated=int(np.unique(problem.unit_codes[problem.g > 0]).size),
             covariates=problem.names)
         res.covariate_terms = {c: sorted(terms) for c, terms in self._spec.items()}
+        res.xvar = self._xvar
+        if getattr(problem, "sub", None) is not None:
+            code = problem.sub[0]
+            on = code >= 0
+            sub_mass = np.bincount(code[on], weights=w_row[on], minlength=theta.size - k)
+            res._set_xvar_cells(problem.sub_labels, sub_mass, theta[k:], vcov[k:, k:])
         if problem.trends:
             first = problem.first_cell - len(problem.trends)
             res.cohort_trend_coefs = {_plain(c): float(fitted.beta[first + j])

@@ -558,9 +558,6 @@ def test_xvar_invariants_and_errors(mpdta):
         dd.WooldridgeDiD().fit(data, covariates=["xd"], xvar="xd", **MPDTA)
     with pytest.raises(TypeError, match="xvar must be one column name"):
         dd.WooldridgeDiD().fit(data, xvar=["xd"], **MPDTA)
-    with pytest.raises(ValueError, match="xvar is available for method='ols' only"):
-        dd.WooldridgeDiD(method="poisson").fit(data.assign(e=np.exp(data["lemp"])), "e",
-                                               "countyreal", "year", "first.treat", xvar="xd")
     with pytest.raises(ValueError, match="needs a fit with xvar"):
         dd.WooldridgeDiD().fit(data, **MPDTA).aggregate("group", by_xvar=True)
     lpop = dd.WooldridgeDiD().fit(data, xvar="lpop", **MPDTA)
@@ -609,3 +606,25 @@ def test_demean_covariates_false_against_v313(sim_panel, method, outcome):
     assert raw.cell_coefficients is None
     with pytest.raises(ValueError, match="demean_covariates must be True or False"):
         dd.WooldridgeDiD(method=method, demean_covariates=0).fit(sim_panel, **kw)
+
+
+def test_nonlinear_xvar_matches_etwfe(etwfe, sim_panel):
+    """etwfe's xvar with family='poisson' (cohort effects): every aggregation and every
+    aggregation by the values of xd to 1e-10, SEs theirs x sqrt((n-k)/(n-1))."""
+    reference = etwfe["cases"]["sim_poisson_xvar_xd"]
+    kw = dict(outcome="y_count", unit="unit", time="time", first_treat="first_treat",
+              xvar="xd")
+    res = dd.WooldridgeDiD(method="poisson").fit(sim_panel, **kw)
+    ratio = _glm_ratio(reference)
+    _against_etwfe(res, reference, ratio)
+    _against_etwfe(res, reference, ratio, by_xvar=True)
+    # weights scale and row order leave the effects by value unchanged
+    panel = sim_panel.assign(w=1.0 + (sim_panel["unit"] % 4) / 3.0)
+    design = dd.SurveyDesign(weights="w")
+    base = dd.WooldridgeDiD(method="poisson").fit(panel, survey_design=design, **kw)
+    for other in (panel.assign(w=panel["w"] * 3.0), panel.sample(frac=1.0, random_state=5)):
+        again = dd.WooldridgeDiD(method="poisson").fit(other, survey_design=design, **kw)
+        a, b = again.aggregate("event_study", by_xvar=True), base.aggregate(
+            "event_study", by_xvar=True)
+        np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(a["se"], b["se"], rtol=1e-8)
