@@ -664,13 +664,15 @@ class ContinuousProblem:
             theta_att, theta_acrt = np.zeros(k_grid), np.zeros(k_grid)
             ref_sum = np.zeros(n)
             d_shares, levels, slopes, refs, ref_maps = [], [], [], [], []
+            coefs = {}  # per cohort (its rows and grid maps): sum of share x coefficients
             for r, share, d_share in shares(rows):
                 theta_att += share * r["att_d"]
                 theta_acrt += share * r["acrt_d"]
                 idx, psi_beta, Bg, Ag, cg, psi_ref = r["curve"]
-                coef = share * psi_beta
-                psi_att[idx] += coef @ Bg.T
-                psi_acrt[idx] += coef @ Ag.T
+                if r["g"] in coefs:
+                    coefs[r["g"]][1] += share * psi_beta
+                else:
+                    coefs[r["g"]] = [(idx, Bg, Ag), share * psi_beta]
                 ref_sum += share * psi_ref
                 if np.any(cg):
                     refs.append(share * psi_ref)
@@ -678,6 +680,11 @@ class ContinuousProblem:
                 d_shares.append(d_share)
                 levels.append(r["att_d"])
                 slopes.append(r["acrt_d"])
+            for (idx, Bg, Ag), coef in coefs.values():
+                # transposed views: each grid point's column is contiguous, so the
+                # cohort's rows are gathered within it
+                psi_att.T[:, idx] += Bg @ coef.T
+                psi_acrt.T[:, idx] += Ag @ coef.T
             D = np.column_stack(d_shares)
             _add_product(psi_att, D, np.vstack(levels))
             psi_att -= ref_sum[:, None]

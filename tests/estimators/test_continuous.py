@@ -413,6 +413,14 @@ def test_cck_refusals_and_requirements(panel, two_period):
         res = dd.ContinuousDiD(dose_est_method="cck", degree=2, cck_draws=50, seed=1,
                                cband=False).fit(data, **KW)
     assert res.degree == 3 and "cband_low" not in res.dose_response_att
+    # with the PSU bootstrap the SEs are bootstrap SEs, the band stays CCK's (with the
+    # selection margin), not the bootstrap's sup-t band at the chosen sieve
+    boot = dd.ContinuousDiD(dose_est_method="cck", cck_draws=50, seed=1, n_bootstrap=49).fit(
+        data, survey_design=dd.SurveyDesign(weights="weight"), **KW)
+    table = boot.dose_response_att
+    np.testing.assert_allclose(table["cband_high"] - table["estimate"],
+                               boot.sieve_selection["crit_att"] * table["se"], rtol=1e-12)
+    assert np.isfinite(boot.acrt_se) and boot.acrt_se > 0
 
 
 # ------------------------------------------------------------------ event-study windows
