@@ -13,7 +13,16 @@ case   call                                          criterion
 all    ``pt_assumption="all"``, analytic SEs         3.13.0 / new >= 3x, memory <= 3.13.0
 post   ``pt_assumption="post"``, analytic SEs        3.13.0 / new >= 3x, memory <= 3.13.0
 boot   ``pt_assumption="all"``, 999-draw bootstrap   3.13.0 / new >= 3x, memory <= 3.13.0
+cov    ``pt_assumption="all"``, covariates (below)   information (not an issue criterion)
 =====  ============================================  ====================================
+
+``cov``: ``fit(..., covariates=["r1", "r2", "r3"])``, indicators of a region
+drawn uniformly from 4 per unit (fixed seed; no effect on y), on 10,000 units
+(200,000 rows; ``--quick``: 1,000): 3.13.0's covariate path smooths
+``Omega*(X)`` with an n x n kernel, so the full size is out of its reach. Its
+estimates and SEs differ from ours by design (docs/estimators.md, EfficientDiD
+with covariates: its influence values centre every unit at the ATT, its
+``Omega*(X)`` is a kernel smoother without the never-treated cross term).
 
 Implementations, each case in its own fresh subprocess:
 
@@ -136,6 +145,8 @@ CASES = {
     "all": dict(pt="all", n_boot=0, label="PT-All, analytic SEs"),
     "post": dict(pt="post", n_boot=0, label="PT-Post, analytic SEs"),
     "boot": dict(pt="all", n_boot=N_BOOT, label=f"PT-All, bootstrap {N_BOOT}"),
+    "cov": dict(pt="all", n_boot=0, units=10_000, covariates=["r1", "r2", "r3"],
+                label="PT-All, 3 region indicators, 10,000 units"),
 }
 # implementation -> interpreter key, table label
 IMPLS = {
@@ -164,6 +175,15 @@ def make_panel(n_units: int, n_periods: int = N_PERIODS, seed: int = SEED) -> pd
         "y": y.ravel(),
         "first_treat": np.repeat(g, n_periods),
     })
+
+
+def add_regions(df: pd.DataFrame, seed: int = SEED) -> pd.DataFrame:
+    """Indicators r1-r3 of a region (0-3) drawn per unit, constant over periods."""
+    n_units = df["unit"].nunique()
+    region = np.random.default_rng([seed, 1]).integers(0, 4, n_units)
+    for k in (1, 2, 3):
+        df[f"r{k}"] = np.repeat((region == k) * 1.0, N_PERIODS)
+    return df
 
 
 def true_overall_att(df: pd.DataFrame) -> float:
@@ -198,6 +218,7 @@ def make_calls(impl: str, spec: dict):
     versions)."""
     pt, n_boot = spec["pt"], spec["n_boot"]
     cols = ("y", "unit", "time", "first_treat")
+    kw = {"covariates": spec["covariates"]} if spec.get("covariates") else {}
     versions = harness.interpreter_versions()
     if impl not in IMPLS:
         raise ValueError(impl)
@@ -206,7 +227,8 @@ def make_calls(impl: str, spec: dict):
 
     if impl == "new":
         def run(frame):
-            res = EfficientDiD(pt_assumption=pt, n_bootstrap=n_boot, seed=1).fit(frame, *cols)
+            res = EfficientDiD(pt_assumption=pt, n_bootstrap=n_boot, seed=1).fit(frame, *cols,
+                                                                                 **kw)
             att, se = res.overall_att, res.overall_se  # overall aggregation (lazy)
             es = res.event_study_effects  # event-study aggregation (lazy)
             return res, _summary(att, se, es["event_time"], es["estimate"], es["se"])
@@ -217,7 +239,7 @@ def make_calls(impl: str, spec: dict):
         return run, extra, versions
 
     def run(frame):
-        res = EfficientDiD(pt_assumption=pt, n_bootstrap=n_boot, seed=1).fit(frame, *cols)
+        res = EfficientDiD(pt_assumption=pt, n_bootstrap=n_boot, seed=1).fit(frame, *cols, **kw)
         att, se = res.overall_att, res.overall_se  # computed in fit
         es = res.aggregate("event_study")  # replays the bootstrap when B > 0
         return res, _summary(att, se, es.event_time, es.att, es.se)
@@ -231,9 +253,11 @@ def make_calls(impl: str, spec: dict):
 def run_child(args) -> int:
     impl, case = args.child, args.case
     spec = CASES[case]
-    n_units = N_UNITS // args.scale
+    n_units = spec.get("units", N_UNITS) // args.scale
     tag = f"[{case}/{impl}]"
     df, gen_s = harness.timed(make_panel, n_units)
+    if spec.get("covariates"):
+        df = add_regions(df)
     fp = harness.fingerprint(df)
     truth = true_overall_att(df)
     run, extra, versions = make_calls(impl, spec)
@@ -427,7 +451,8 @@ def run_parent(args) -> int:
         "EfficientDiD", args.quick, "units",
         data=f"{n_units:,} units x {N_PERIODS} periods = {n_units * N_PERIODS:,} rows, cohorts "
              f"{', '.join(map(str, COHORTS))} (~15% each) + never treated (~40%), "
-             f"seed {SEED}",
+             f"seed {SEED}" + ("; case cov: 10,000 units (--quick 1,000), 3 region indicators"
+                               if "cov" in cases else ""),
         criteria=f"criteria per case: {OLD_VERSION} median / new median >= {SPEED_TARGET:g}x "
                  f"and new memory <= {OLD_VERSION}'s")
     env = harness.child_environment(args.mmap_threshold, args.threads)
