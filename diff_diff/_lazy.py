@@ -26,4 +26,5 @@ csgraph = LazyModule("scipy.sparse.csgraph")
 linalg = LazyModule("scipy.linalg")
 optimize = LazyModule("scipy.optimize")
 stats = LazyModule("scipy.stats")
+special = LazyModule("scipy.special")  # distribution functions without scipy.stats
 interpolate = LazyModule("scipy.interpolate")
