@@ -365,6 +365,19 @@ def test_cck_is_the_parametric_spline_at_the_chosen_sieve_weighted_and_invariant
     assert other.sieve_selection["theta_star"] == pytest.approx(sel["theta_star"], rel=1e-9)
     assert other.acrt == pytest.approx(res.acrt, abs=1e-12)
     assert "B-spline (CCK)" in res.summary()
+    # against the lowest dose (treated units only): the same choice (the comparison mean
+    # shifts every candidate alike), the lowest-dose spline at it
+    treated = data[data["first_treat"] > 0]
+    low = dd.ContinuousDiD(dose_est_method="cck", seed=3, cck_draws=200,
+                           control_group="lowest_dose").fit(treated, survey_design=design, **KW)
+    assert low.sieve_selection["segments"] == sel["segments"]
+    assert low.sieve_selection["theta_star"] == pytest.approx(sel["theta_star"], rel=1e-9)
+    pinned = dd.ContinuousDiD(degree=3, num_knots=sel["segments"] - 1,
+                              control_group="lowest_dose").fit(treated, survey_design=design,
+                                                               **KW)
+    np.testing.assert_allclose(low.dose_response_att[["estimate", "se"]],
+                               pinned.dose_response_att[["estimate", "se"]], rtol=1e-9,
+                               atol=1e-12)
 
 
 def test_cck_selects_few_segments_for_a_cubic_and_more_for_a_wiggle():
