@@ -384,7 +384,7 @@ class ContinuousProblem:
     def _select(self, w):
         """The CCK choice of the number of segments (bootstrap Lepski test over the dose
         grid) and the critical values of its uniform bands; sets the knots."""
-        from .._lazy import stats
+        from .._lazy import special  # scipy.special.ndtri = scipy.stats.norm.ppf
 
         treated = self.gpos > 0
         x, wt = self.dose[treated], w[treated]
@@ -445,7 +445,7 @@ class ContinuousProblem:
                 sd = np.maximum(np.sqrt((fit[key] ** 2).sum(0)), eps)
                 sup = np.maximum(sup, np.max(np.abs(fit["draws_" + key]) / sd, axis=1))
             crit[key] = float(np.quantile(sup, 1 - self.alpha, method="hazen")) + margin
-        pointwise = float(stats.norm.ppf(1 - self.alpha / 2))
+        pointwise = float(special.ndtri(1 - self.alpha / 2))
         self.num_knots = chosen - 1
         self.knots = self._quantile_knots(x, chosen - 1)
         self.selection = {
