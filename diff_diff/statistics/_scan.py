@@ -17,7 +17,7 @@ from ..survey._engine import (
 # the input side lives in survey._engine (calibration on engines needs it too)
 __all__ = ["ENGINES", "P", "_collect", "_installed", "_need", "_to_pandas", "_valid", "_wrap",
            "check_columns", "check_numeric", "file_engine", "open_input", "schema_of",
-           "to_pandas_small", "scan", "gram"]
+           "to_pandas_small", "scan", "gram", "check_weights"]
 
 
 def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_cols,
@@ -34,7 +34,10 @@ def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_col
     import narwhals as nw
 
     f64 = nw.Float64
-    w = nw.col(design.weights).cast(f64) if design.weights else nw.lit(1.0, dtype=f64)
+    # a missing weight becomes NaN, so that sum:w shows it (no separate count of nulls);
+    # bad weights are then described by check_weights' own small query
+    w = (nw.col(design.weights).cast(f64).fill_null(float("nan")) if design.weights
+         else nw.lit(1.0, dtype=f64))
     step1 = {f"{P}w": w}
     valids = [_valid(c, schema) for c in outcomes]
     if joint:
@@ -59,9 +62,14 @@ def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_col
         frame = frame.with_columns(**extra_columns)
 
     wc, w2 = nw.col(f"{P}w"), nw.col(f"{P}w") * nw.col(f"{P}w")
-    sums = {"w": wc, "w2": w2, "wpos": (wc > 0).cast(f64), "wnull": wc.is_null().cast(f64)}
+    # only the sums the finishing reads (every aggregate costs about as much as the scan's
+    # share of one column): swy2 for deff and fweight moments, wpos for survey_mean/total
+    sums = {"w": wc, "w2": w2}
+    if joint:
+        sums["wpos"] = (wc > 0).cast(f64)
+    with_swy2 = joint or (design.psu is None and design.weight_type == "fweight")
     mins = {"wmin": f"{P}w"}
-    maxs = {"wmax": f"{P}w"}
+    maxs = {}
     if design.weight_type == "fweight":
         sums["wfrac"] = ((wc - wc.round(0)).abs() > 1e-10).cast(f64)
     if design.fpc:
@@ -71,9 +79,10 @@ def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_col
         v, y = nw.col(f"{P}v{j}"), nw.col(f"{P}y{j}")
         sums.update({
             f"nv{j}": v, f"npos{j}": v * (wc > 0).cast(f64), f"sw{j}": wc * v,
-            f"swy{j}": wc * y, f"swy2{j}": wc * y * y, f"s2w{j}": w2 * v,
-            f"s2wy{j}": w2 * y, f"s2wy2{j}": w2 * y * y,
+            f"swy{j}": wc * y, f"s2w{j}": w2 * v, f"s2wy{j}": w2 * y, f"s2wy2{j}": w2 * y * y,
         })
+        if with_swy2:
+            sums[f"swy2{j}"] = wc * y * y
         for r in range(len(replicate_cols)):
             rw = nw.col(f"{P}r{r}")
             sums[f"rsw{j}_{r}"] = rw * v
@@ -106,6 +115,32 @@ def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_col
         if c.startswith(("sum:", "min:", "max:")):
             table[c] = table[c].astype(float)
     return table
+
+
+def check_weights(frame, table, design) -> None:
+    """Raise on missing, infinite or negative weights, as the in-memory path does.
+
+    The scan's table shows bad weights cheaply (``sum:w`` not finite, a negative minimum);
+    only then one more (ungrouped) query over ``frame`` counts what is wrong.
+    """
+    import narwhals as nw
+    import numpy as np
+
+    if design.weights is None:
+        return
+    total = table["sum:w"].to_numpy(dtype=float)
+    if np.isfinite(total).all() and not (table["min:wmin"].to_numpy(dtype=float) < 0).any():
+        return
+    what = f"SurveyDesign.weights: column {design.weights!r}"
+    w = nw.col(design.weights).cast(nw.Float64)
+    bad = to_pandas_small(frame.select(
+        w.is_null().cast(nw.Float64).sum().alias("null"), w.sum().alias("sum"),
+        w.min().alias("min"), w.max().alias("max"))).astype(float).iloc[0]
+    if bad["null"] > 0 or np.isnan(bad["sum"]):
+        raise ValueError(f"{what} contains {max(int(bad['null']), 1)} missing (NaN) values")
+    if np.isinf(bad["max"]) or np.isinf(bad["min"]):
+        raise ValueError(f"{what} contains infinite values")
+    raise ValueError(f"{what} contains negative values (min {bad['min']:g})")
 
 
 def gram(frame, design, replicate_cols) -> "object":

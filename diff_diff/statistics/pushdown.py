@@ -290,6 +290,7 @@ def compute_statistics(frame, kind, engine_name, by_cols, outcomes, covariates, 
         calibrated = CalibratedTable(table=fine, row=row, info=info, numeric=numeric)
     else:
         table = _scan.scan(frame, schema, keys, outcomes, covariates, joint, design, reps)
+    _scan.check_weights(frame, table, design)
     gram = _scan.gram(frame, design, reps) if reps and joint else None
     return SurveyStatistics(table=table, keys=tuple(keys), by=tuple(by_cols),
                             outcomes=tuple(outcomes), covariates=tuple(covariates),
@@ -340,11 +341,12 @@ class _Finished:
         d, t = self.design, self.t
         what = f"SurveyDesign.weights: column {d.weights!r}"
         if d.weights is not None:
-            n_nan = int(t["sum:wnull"].sum())
+            # (the scan described bad weights already; statistics carry missing weights as
+            # NaN sums)
             total = float(t["sum:w"].sum())
-            if n_nan or np.isnan(total):
-                raise ValueError(f"{what} contains {max(n_nan, 1)} missing (NaN) values")
-            if np.isinf(t["max:wmax"]).any():
+            if np.isnan(total):
+                raise ValueError(f"{what} contains missing (NaN) values")
+            if np.isinf(total):
                 raise ValueError(f"{what} contains infinite values")
             if (t["min:wmin"] < 0).any():
                 raise ValueError(f"{what} contains negative values (min "
@@ -355,7 +357,7 @@ class _Finished:
                 raise ValueError(f"{what}: frequency weights (fweight) must be whole numbers; "
                                  "use weight_type='pweight' for sampling weights")
         for j, name in enumerate(self.stats.outcomes):
-            if not np.isfinite(self.col(f"sum:swy2{j}")).all():
+            if not np.isfinite(self.col(f"sum:swy{j}")).all():
                 raise ValueError(f"variable {name!r} contains infinite values")
         for r, name in enumerate(d.replicate_weights or []):
             rwhat = f"SurveyDesign.replicate_weights: column {name!r}"

@@ -152,26 +152,26 @@ def _valid(col: str, schema: dict):
 
 
 
-def attach(frame, table: pd.DataFrame, on: list[str]):
+def attach(frame, table: pd.DataFrame, on: list[str], schema: dict | None = None):
     """``frame`` (narwhals) left-joined with the small pandas ``table`` on ``on``.
 
     The table is created in the frame's own engine (DuckDB: on the relation's own
     connection, through a replacement scan, so relations of any connection work; key
     columns cast to the frame's types), and nothing of the frame is materialised.
+    ``schema``: the frame's narwhals schema when the caller has it (saves a bind).
     """
     import narwhals as nw
 
     impl = str(frame.implementation).rsplit(".", 1)[-1].lower()
-    schema = schema_of(frame)
     if impl == "duckdb":
         native = nw.to_native(frame)
         small = table.copy()
         tname = f"{P}factors"
         cols = ", ".join(f'"{c}"' for c in small.columns if c not in on)
         keys = " AND ".join(f'{tname}."{c}" IS NOT DISTINCT FROM {P}t."{c}"' for c in on)
-        casts = ", ".join(
-            f'CAST("{c}" AS {native.select(chr(34) + c + chr(34)).types[0]}) AS "{c}"'
-            for c in on)
+        # the key types from the relation's one bound signature (one bind per relation)
+        sql_types = dict(zip(native.columns, native.types))
+        casts = ", ".join(f'CAST("{c}" AS {sql_types[c]}) AS "{c}"' for c in on)
         rest = ", ".join(f'"{c}"' for c in small.columns if c not in on)
         sql = (f"SELECT {P}t.*, {cols} FROM {P}t LEFT JOIN "
                f"(SELECT {casts}{', ' if rest else ''}{rest} FROM small) AS {tname} "
@@ -197,6 +197,7 @@ def attach(frame, table: pd.DataFrame, on: list[str]):
         small = nw.from_native(table, eager_only=True).lazy(backend=frame.implementation)
         small = nw.to_native(small)
     small = nw.from_native(small)
+    schema = schema if schema is not None else schema_of(frame)
     if impl != "pyarrow":  # (pyarrow: cast natively above; narwhals' String is large_string)
         small = small.with_columns(*[nw.col(c).cast(schema[c]) for c in on])
     if not on:

@@ -126,7 +126,7 @@ def calibrate_engine(data, survey_design, totals, *, method, by, bounds, trim, m
                      account_for_calibration)
     factors, weight_expr, rep_exprs, report = solver.run()
     keys = by_cols + categorical
-    joined = attach(frame, factors, keys)
+    joined = attach(frame, factors, keys, schema)
     import narwhals as nw
 
     new_cols = {name: weight_expr}
@@ -309,7 +309,7 @@ class _Solver:
         n_trimmed = 0
         if self.trim is not None:
             low, high = self.trim
-            frame = attach(self.frame, factors, self.by_cols + self.categorical)
+            frame = attach(self.frame, factors, self.by_cols + self.categorical, self.schema)
             frame = frame.with_columns(**{f"{P}d": self._d(), f"{P}g": g_row})
             ratio, d = nw.col(f"{P}g"), nw.col(f"{P}d")
             out = (ratio < low) | (ratio > high)
@@ -333,7 +333,10 @@ class _Solver:
             factors[f"{P}shift"] = shift[model.group]
             g_row = nw.when((g_row < low) | (g_row > high)).then(g_row.clip(low, high)) \
                 .otherwise(g_row + nw.col(f"{P}shift"))
-        report = self._report_scan(factors, g_row, iters, err, n_trimmed)
+        if self.trim is None:  # the last evaluation saw the final ratio: no more scans
+            report = self._report_from(self._last, iters, err, n_trimmed)
+        else:
+            report = self._report_scan(factors, g_row, iters, err, n_trimmed)
         return factors, self._d() * g_row, [], report
 
     # ------------------------------------------------------------------ patterns route
@@ -417,7 +420,7 @@ class _Solver:
         table[f"{P}eta0"] = self._eta0(coef)
         for m in self.numeric_blocks:
             table[f"{P}b{self.num_offset[m]}"] = coef[self.model.group, self.num_offset[m]]
-        joined = attach(self.frame, table, self.by_cols + self.categorical)
+        joined = attach(self.frame, table, self.by_cols + self.categorical, self.schema)
         g, dg = link_exprs(self._eta_expr(), self.method, self.bounds)
         return joined.with_columns(**{f"{P}d": self._d(), f"{P}g": g, f"{P}dg": dg})
 
@@ -440,8 +443,33 @@ class _Solver:
         for i, a in enumerate(cont):
             for b in cont[i:]:
                 sums[f"dgdxx:{a}:{b}"] = dgd * xs[a] * xs[b]
-        stats = self._align(self._grouped(frame, sums))
+        # the ratio's extremes over rows with d > 0 (for the report, from the last call)
+        frame = frame.with_columns(**{
+            f"{P}glo": nw.when(d > 0).then(g).otherwise(float("inf")),
+            f"{P}ghi": nw.when(d > 0).then(g).otherwise(-float("inf"))})
+        stats = self._align(self._grouped(frame, sums, {"glo": f"{P}glo"},
+                                          {"ghi": f"{P}ghi"}))
+        self._last = stats
         return self._assemble(stats)
+
+    def _start(self, stats):
+        """The first evaluation (all coefficients 0) from the feasibility scan's sums.
+
+        Every link has ``g(0) = 1`` and ``g'(0) = 1`` (bounds always hold 1 strictly
+        inside), so ``sum d g x = sum d g' x = sum d x``: no join and no scan needed.
+        """
+        start = pd.DataFrame({"sum:gd": stats["sum:d"], "sum:dgd": stats["sum:d"],
+                              "sum:bad": 0.0})
+        for m in self.continuous:
+            start[f"sum:gdx:{m}"] = start[f"sum:dgdx:{m}"] = stats[f"sum:dx:{m}"]
+        for i, a in enumerate(self.continuous):
+            for b in self.continuous[i:]:
+                start[f"sum:dgdxx:{a}:{b}"] = stats[f"sum:dxx:{a}:{b}"]
+        pos = stats["sum:dpos"].to_numpy(dtype=float) > 0
+        start["min:glo"] = np.where(pos, 1.0, np.inf)
+        start["max:ghi"] = np.where(pos, 1.0, -np.inf)
+        self._last = start
+        return self._assemble(start)
 
     def _sum(self, stats, key, m=None, m2=None):
         """Per-pattern sums of ``v`` times the numeric margins ``m`` (and ``m2``)."""
@@ -503,7 +531,11 @@ class _Solver:
         for m in self.continuous:
             sums[f"dx:{m}"] = d * self._x(m)
             sums[f"dposx:{m}"] = (d > 0).cast(nw.Float64) * self._x(m)
+        for i, a in enumerate(self.continuous):  # the Jacobian at the start (see _start)
+            for b in self.continuous[i:]:
+                sums[f"dxx:{a}:{b}"] = d * self._x(a) * self._x(b)
         stats = self._align(self._grouped(frame, sums))
+        self._feasible_stats = stats
 
         class _Products:  # grouped_xtv of the sums above, for the in-memory check
             def __init__(self, solver, key):
@@ -542,7 +574,7 @@ class _Solver:
         n_groups = model.n_groups
         coef = np.zeros((n_groups, model.n_cols))
         scale = 1.0 + np.abs(targets)
-        xtv, jac, _ = self._evaluate(coef)
+        xtv, jac, _ = self._start(self._feasible_stats)
         misfit = targets - xtv
         err = np.max(np.abs(misfit) / scale, axis=1)
         size = np.sqrt(np.sum((misfit / scale) ** 2, axis=1))
@@ -576,19 +608,23 @@ class _Solver:
         """The report from one more scan with the final ratio (achieved margins, ranges)."""
         import narwhals as nw
 
-        from . import calibration as cal
-
-        joined = attach(self.frame, factors, self.by_cols + self.categorical)
+        joined = attach(self.frame, factors, self.by_cols + self.categorical, self.schema)
         frame = joined.with_columns(**{f"{P}d": self._d(), f"{P}g": g_row})
         d, g = nw.col(f"{P}d"), nw.col(f"{P}g")
         frame = frame.with_columns(**{
             f"{P}glo": nw.when(d > 0).then(g).otherwise(float("inf")),
             f"{P}ghi": nw.when(d > 0).then(g).otherwise(-float("inf"))})
-        sums = {"gd": g * d, "dpos": (d > 0).cast(nw.Float64)}
+        sums = {"gd": g * d}
         for m in self.continuous:
             sums[f"gdx:{m}"] = g * d * self._x(m)
         stats = self._align(self._grouped(frame, sums, {"glo": f"{P}glo"},
                                           {"ghi": f"{P}ghi"}))
+        return self._report_from(stats, iters, err, n_trimmed)
+
+    def _report_from(self, stats, iters, err, n_trimmed):
+        """The report from per-pattern sums ``gd`` (and ``gdx``) and the ratio's extremes."""
+        from . import calibration as cal
+
         model = self.model
         achieved = model.grouped_xtv(stats["sum:gd"].to_numpy(dtype=float))
         for b in model.blocks:
@@ -598,7 +634,7 @@ class _Solver:
         # ratio extremes: the pattern minima and maxima stand in for rows (d > 0 only)
         lo = stats["min:glo"].fillna(np.inf).to_numpy(dtype=float)
         hi = stats["max:ghi"].fillna(-np.inf).to_numpy(dtype=float)
-        pos = stats["sum:dpos"].to_numpy(dtype=float) > 0
+        pos = self._feasible_stats["sum:dpos"].to_numpy(dtype=float) > 0
         wrapped = _AchievedModel(model, achieved, doubled=True)
         report = cal._report(wrapped, None, np.concatenate([pos, pos]).astype(float),
                              np.concatenate([lo, hi]), self.targets, self.keys, self.by_cols,
