@@ -422,3 +422,14 @@ def test_313_covariate_se_centres_every_unit_at_the_att():
     wrong = np.sqrt(((gen - cell["estimate"]) ** 2).sum()) / n  # 3.13: every unit at ATT
     assert wrong == pytest.approx(0.31271579463035315, rel=1e-9)
     assert cell["se"] == pytest.approx(SE_33, rel=1e-9)
+
+
+def test_hausman_pretest_with_covariates_passes_them_to_both_fits():
+    data = _cpt_panel(n=300, seed=2)
+    res = dd.EfficientDiD.hausman_pretest(data, covariates=["x"], sieve_order=1, **KW)
+    fits = {pt: dd.EfficientDiD(pt_assumption=pt, sieve_order=1).fit(data, covariates=["x"],
+                                                                       **KW)
+            for pt in ("all", "post")}
+    assert res.att_all == pytest.approx(fits["all"].overall_att, abs=1e-12)
+    assert res.att_post == pytest.approx(fits["post"].overall_att, abs=1e-12)
+    assert np.isfinite(res.statistic) and res.df >= 1
