@@ -628,7 +628,10 @@ def run_parent(args) -> int:
     harness.print_children_setup(
         "case x implementation", env, f"new {args.repeats} (budget {args.new_budget:g} s), "
         f"others {args.slow_repeats} (budget {args.slow_budget:g} s), sim_500x40 1; "
-        f"{OLD_VERSION} killed after {args.old_timeout:g} s (sim {args.old_sim_timeout:g} s); "
+        f"{OLD_VERSION} killed after "
+        + (f"{args.old_timeout_ratio:g} x new's time (median + skipped draws)"
+           if args.old_timeout_ratio else f"{args.old_timeout:g} s")
+        + f" (sim {args.old_sim_timeout:g} s); "
         f"trop n_jobs={args.trop_jobs}")
     needed = {IMPLS[m][0] for m in impls}
     pythons, notes = harness.locate_interpreters(INTERPRETERS, args, needed)
