@@ -17,7 +17,7 @@ from ..survey._engine import (
 # the input side lives in survey._engine (calibration on engines needs it too)
 __all__ = ["ENGINES", "P", "_collect", "_installed", "_need", "_to_pandas", "_valid", "_wrap",
            "check_columns", "check_numeric", "file_engine", "open_input", "schema_of",
-           "to_pandas_small", "scan", "gram", "check_weights"]
+           "to_pandas_small", "scan", "gram", "check_weights", "centred_moments"]
 
 
 def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_cols,
@@ -165,3 +165,57 @@ def gram(frame, design, replicate_cols) -> "object":
         for b in range(a, n):
             g[a, b] = g[b, a] = float(out[f"{P}g{a}_{b}"].iloc[0])
     return g
+
+
+def centred_moments(stats, design, shifts) -> list:
+    """The centring pass of a moments table: per table row and outcome ``(C1, Q)``.
+
+    ``shifts[j]``: per row of ``stats.table`` the outcome's centre ``e``, scale ``a`` and
+    shift ``c``; a row's value is ``z = a w (y - e)`` (fweight: ``w`` units of
+    ``a (y - e)``), and the pass sums ``z - c`` and ``(z - c)^2`` over the valid rows of
+    every (cell, stratum) group, the three constants joined in as a small table.
+    """
+    import narwhals as nw
+    import numpy as np
+    import pandas as pd
+
+    from ..survey._engine import attach
+
+    frame, keys = stats.source, list(stats.keys)
+    schema = schema_of(frame)
+    f64 = nw.Float64
+    table = stats.table[keys].copy() if keys else pd.DataFrame(index=[0])
+    for j, (e, a, c) in enumerate(shifts):
+        table[f"{P}e{j}"], table[f"{P}a{j}"], table[f"{P}c{j}"] = e, a, c
+    joined = attach(frame, table, keys, schema)
+    w = (nw.col(design.weights).cast(f64) if design.weights else nw.lit(1.0, dtype=f64))
+    valids = [_valid(col, schema) for col in stats.outcomes]
+    if stats.joint:
+        every = valids[0]
+        for v in valids[1:]:
+            every = every & v
+        valids = [every] * len(valids)
+    fweight = design.weight_type == "fweight"
+    cols = {}
+    for j, (col, valid) in enumerate(zip(stats.outcomes, valids)):
+        y = nw.col(col).cast(f64)
+        z = nw.col(f"{P}a{j}") * (y - nw.col(f"{P}e{j}"))
+        if not fweight:
+            z = z * w
+        d = z - nw.col(f"{P}c{j}")
+        mu = w if fweight else nw.lit(1.0, dtype=f64)
+        cols[f"{P}q1_{j}"] = nw.when(valid).then(mu * d).otherwise(0.0)
+        cols[f"{P}q2_{j}"] = nw.when(valid).then(mu * d * d).otherwise(0.0)
+    joined = joined.with_columns(**cols)
+    aggs = [nw.col(c).sum().alias(c) for c in cols]
+    out = joined.group_by(keys, drop_null_keys=False).agg(*aggs) if keys else \
+        joined.select(*aggs)
+    got = to_pandas_small(out)
+    if keys:
+        got = stats.table[keys].merge(got, on=keys, how="left")
+    result = []
+    for j in range(len(stats.outcomes)):
+        c1 = np.nan_to_num(got[f"{P}q1_{j}"].to_numpy(dtype=float))
+        q = np.nan_to_num(got[f"{P}q2_{j}"].to_numpy(dtype=float))
+        result.append((c1, q))
+    return result

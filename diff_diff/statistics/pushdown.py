@@ -33,6 +33,9 @@ from ..survey.resolved import _fpc_factor, _replicate_scaling, REPLICATE_RANK_TO
 from .._warnings import warn_user
 from .descriptive import _estimate_table
 
+# the centring pass runs where a one-pass sum of squares would lose more than 4 digits
+CANCELLATION = 1e4
+
 CALIBRATED_STATS = (
     "return_stats=True is not available for a calibrated design (Taylor variance): its "
     "statistics are tied to the calibration of the whole sample, so statistics of "
@@ -77,6 +80,10 @@ class SurveyStatistics:
     calibration : CalibratedTable, optional
         A calibrated design's finer table (cell, calibration group, margin levels,
         stratum, PSU) for the calibration-aware variance (internal; never combined).
+    source : object, optional
+        The scanned frame (internal): the moments layout rereads it once, centred, when
+        the one-pass sums of squares would lose digits; None for combined statistics
+        (their one-pass sums are used as they are).
     """
 
     table: pd.DataFrame
@@ -90,6 +97,7 @@ class SurveyStatistics:
     gram: np.ndarray | None = None
     engine: str = ""
     calibration: object = None
+    source: object = None
 
     def combine(self, *others: "SurveyStatistics") -> "SurveyStatistics":
         """The statistics of the union of disjoint row sets.
@@ -119,7 +127,8 @@ class SurveyStatistics:
         else:
             table = table.agg(rule).to_frame().T
         gram = None if self.gram is None else sum(p.gram for p in parts)
-        return replace(self, table=table, gram=gram, engine="+".join(p.engine for p in parts))
+        return replace(self, table=table, gram=gram, engine="+".join(p.engine for p in parts),
+                       source=None)
 
     def __add__(self, other: "SurveyStatistics") -> "SurveyStatistics":
         return self.combine(other)
@@ -154,8 +163,8 @@ def aggregate_pushdown(data, by, outcomes, survey_design, covariates, min_n, lon
         _refuse_row_level(survey_design, return_stats)
         stats = compute_statistics(frame, kind, engine_name, by_cols, outcome_cols,
                                    covariate_cols, survey_design, joint=False)
-        if return_stats:
-            return stats
+        if return_stats:  # small and additive: no reference to the data
+            return replace(stats, source=None)
     else:
         stats = data
         _check_stats(stats, by_cols, outcome_cols, covariate_cols, survey_design, False)
@@ -182,8 +191,8 @@ def describe_pushdown(kind, data, variable, survey_design, by, deff, na_rm, alph
         _refuse_row_level(survey_design, return_stats)
         stats = compute_statistics(frame, mode, engine_name, by_cols, variables, [],
                                    survey_design, joint=True)
-        if return_stats:
-            return stats
+        if return_stats:  # small and additive: no reference to the data
+            return replace(stats, source=None)
     else:
         stats = data
         _check_stats(stats, by_cols, variables, [], survey_design, True)
@@ -295,7 +304,8 @@ def compute_statistics(frame, kind, engine_name, by_cols, outcomes, covariates, 
     return SurveyStatistics(table=table, keys=tuple(keys), by=tuple(by_cols),
                             outcomes=tuple(outcomes), covariates=tuple(covariates),
                             joint=joint, design=design, layout=layout, gram=gram,
-                            engine=engine_name, calibration=calibrated)
+                            engine=engine_name, calibration=calibrated,
+                            source=frame if layout == "moments" else None)
 
 
 # ---------------------------------------------------------------------------
@@ -318,6 +328,7 @@ class _Finished:
         else:
             self.cell, self.keys = np.zeros(len(t), dtype=np.int64), None
         self.n_cells = 1 if self.keys is None else len(self.keys)
+        self._centred = None
         if stats.layout != "replicate":
             self._structure()
 
@@ -501,10 +512,67 @@ class _Finished:
         n_h = sk.stratum_n_psu[h].astype(float)
         m = np.where(centred[h], A / n_h, 0.0)
         ss = B - 2 * m * A + n_h * m**2
+        # one-pass sums of squares lose log10(largest term / result) digits: past 4 (of
+        # ~16), reread the data once with every (cell, stratum)'s values centred
+        if kind == "mean":
+            big = np.where(has[c], np.maximum(qy2, ec**2 * q) / sc**2, 0.0)
+        else:
+            big = np.maximum(B, n_h * m**2)
+        if self.stats.source is not None and (big > CANCELLATION * np.abs(ss)).any():
+            ss, A = self._centred_ss(kind, j, e, has, Sd, A, m, n_h, fweight)
         out = np.bincount(c[entry], weights=(scale[h] * ss)[entry], minlength=D)
         present = np.zeros((sk.n_strata, D), dtype=bool)
         present[h[entry], c[entry]] = True
         return out * lonely_inflation(present, lonely, sk.lonely_psu)
+
+    def _centred_ss(self, kind, j, e, has, Sd, A, m, n_h, fweight):
+        """``sum (z - m)^2`` per (cell, stratum) from a second, centred pass.
+
+        Each row's value ``z`` (``w (y - e) / S`` for a mean, ``w y`` for a total; an
+        fweight row is ``w`` units of ``(y - e) / S`` or ``y``) is shifted by ``c``, the
+        first pass's mean of ``z`` in its (cell, stratum); the pass returns ``C1 = sum
+        (z - c)`` and ``Q = sum (z - c)^2``, and ``sum (z - m)^2 = Q + 2 (c - m) C1 +
+        n (c - m)^2`` over the ``n`` domain units, plus ``m^2`` for each other unit of the
+        stratum: no term cancels.
+        """
+        if self._centred is None or self._centred[0] != kind:
+            self._centred = (kind, self._centred_pass(kind))
+        C1, Q = self._centred[1][j]
+        n_dom = self.col(f"sum:sw{j}") if fweight else self.col(f"sum:nv{j}")
+        c = self._shift(kind, j, e, has, Sd, fweight)[2]
+        A = C1 + n_dom * c
+        ss = Q + 2 * (c - m) * C1 + n_dom * (c - m) ** 2 + (n_h - n_dom) * m**2
+        return ss, A
+
+    def _shift(self, kind, j, e, has, Sd, fweight):
+        """Per table row: the outcome's centre ``e``, scale ``a`` and the shift ``c``."""
+        cell = self.cell
+        if kind == "mean":
+            centre = np.where(has, e, 0.0)[cell]
+            scale = np.where(has, 1.0 / Sd, 0.0)[cell]
+        else:
+            centre, scale = np.zeros(len(cell)), np.ones(len(cell))
+        n_dom = self.col(f"sum:sw{j}") if fweight else self.col(f"sum:nv{j}")
+        sw, swy = self.col(f"sum:sw{j}"), self.col(f"sum:swy{j}")
+        A = (swy - centre * sw) * scale  # sum of z (first pass)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.where(n_dom > 0, A / np.where(n_dom > 0, n_dom, 1.0), 0.0)
+        return centre, scale, c
+
+    def _centred_pass(self, kind):
+        from ._scan import centred_moments
+
+        fweight = self.design.weight_type == "fweight"
+        shifts = []
+        for j in range(len(self.stats.outcomes)):
+            sw = self.col(f"sum:sw{j}")
+            S = np.bincount(self.cell, weights=sw, minlength=self.n_cells)
+            T = np.bincount(self.cell, weights=self.col(f"sum:swy{j}"), minlength=self.n_cells)
+            has = S > 0
+            Sd = np.where(has, S, 1.0)
+            e = np.where(has, T / Sd, 0.0)
+            shifts.append(self._shift(kind, j, e, has, Sd, fweight))
+        return centred_moments(self.stats, self.design, shifts)
 
     def _taylor_df(self, j):
         c, D = self.cell, self.n_cells

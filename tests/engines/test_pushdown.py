@@ -288,3 +288,29 @@ def test_import_does_not_load_the_engines():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_moments_table_centred_when_one_pass_sums_cancel():
+    # each row its own PSU, a large common offset: the one-pass sums of squares lose about
+    # log10((1e7)^2 / 1) = 14 digits; the centring pass gets the in-memory result back
+    rng = np.random.default_rng(11)
+    n = 600
+    df = pd.DataFrame({"state": rng.choice(["A", "B", "C"], n), "year": rng.choice([1, 2], n),
+                       "stratum": rng.integers(0, 4, n), "w": rng.uniform(1, 5, n),
+                       "fw": rng.integers(1, 4, n).astype(float), "y": rng.normal(0, 1, n)})
+    df["y"] += 1e7
+    pweight = SurveyDesign(weights="w", strata="stratum")
+    fweight = SurveyDesign(weights="fw", strata="stratum", weight_type="fweight")
+    for design, data in ((pweight, duckdb.from_df(df)), (fweight, pl.from_pandas(df).lazy())):
+        ref = survey_mean(df, "y", design, by="state")
+        assert_same(survey_mean(data, "y", design, by="state"), ref)
+        # statistics returned for combining keep their one-pass sums: digits lost
+        stats = survey_mean(data, "y", design, by="state", return_stats=True)
+        assert stats.source is None
+        one_pass = survey_mean(stats, "y", design, by="state")
+        assert np.max(np.abs(one_pass["se"] / ref["se"] - 1)) > 1e-4
+    small = df.assign(y=df["y"] - 9e6)  # offset 1e6: the cells' means are well conditioned
+    ref, _ = aggregate_survey(small, ["state", "year"], "y", pweight)
+    got, _ = aggregate_survey(pa.Table.from_pandas(small, preserve_index=False),
+                              ["state", "year"], "y", pweight)
+    assert_same(got, ref)
