@@ -207,7 +207,7 @@ class ImputationDiD(Estimator):
         c = columns
         rows = build_rows(data, c["outcome"], c["unit"], c["time"], c["first_treat"],
                           c["covariates"] or None, type(self).__name__)
-        return Sample(rows, rows.rows[rows.unit_rows], c["unit"], columns)
+        return Sample(rows, rows.unit_rows, c["unit"], columns)
 
     def _estimate(self, sample, design):
         problem = ImputationProblem(sample.arrays, self.anticipation, self.horizon_max,

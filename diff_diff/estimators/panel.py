@@ -187,7 +187,7 @@ class RowData:
     x: np.ndarray | None  # (N, p)
     unit_code: np.ndarray  # (N,) sampling unit of each row (the row itself for cross-sections)
     units: np.ndarray  # unit labels
-    unit_rows: np.ndarray  # a row of the kept data for each unit
+    unit_rows: np.ndarray  # a row of ``data`` (its position there) for each unit
     rows: np.ndarray  # positions of the kept rows in ``data``
 
 
@@ -228,5 +228,5 @@ def build_rows(
     return RowData(
         y=y[keep], time_code=time_code, times=np.asarray(times, dtype=float),
         first_treat=g[keep], x=None if x is None else x[keep], unit_code=unit_code,
-        units=np.asarray(units), unit_rows=any_occurrence(unit_code, len(units)), rows=keep,
+        units=np.asarray(units), unit_rows=keep[any_occurrence(unit_code, len(units))], rows=keep,
     )
