@@ -78,6 +78,13 @@ class EfficientDiDResults(CallawaySantAnnaResults):
 
     def _info(self) -> list:
         moments = self._condition["n_moments"]
+        replaced = []
+        if "n_not_definite" in self._condition and self._condition["n_not_definite"].sum() > 0:
+            per_cell = self._condition["n_not_definite"]
+            # the series Omega*(X) was not positive definite there: the cohort average stood in
+            replaced = [("Omega*(X) -> cohort average",
+                         f"{int(per_cell.sum())} covariate values, "
+                         f"{int((per_cell > 0).sum())} of {len(per_cell)} cells")]
         return [
             ("Parallel trends", "all periods and cohorts (PT-All)" if self.pt_assumption == "all"
              else "post-treatment only (PT-Post)"),
@@ -89,7 +96,7 @@ class EfficientDiDResults(CallawaySantAnnaResults):
             ("Units (treated / comparison)",
              f"{self.n_units} ({self.n_treated_units} / {self.n_control_units})"),
             ("Observations", self.n_obs),
-        ]
+        ] + replaced
 
 
 @dataclass

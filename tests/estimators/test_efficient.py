@@ -337,6 +337,18 @@ def test_conditional_parallel_trends_recovered_only_with_the_covariate():
     assert cov.overall_se > 0
 
 
+def test_summary_says_where_the_cohort_average_omega_stood_in():
+    df = dd.load_mpdta()
+    kw = dict(outcome="lemp", unit="countyreal", time="year", first_treat="first.treat")
+    res = dd.EfficientDiD().fit(df, covariates=["lpop"], **kw)
+    per_cell = res.omega_condition_numbers["n_not_definite"]
+    assert per_cell.sum() > 0  # lpop's linear series Omega*(X) is indefinite at its extremes
+    line = next(s for s in res.summary().splitlines() if s.startswith("Omega*(X)"))
+    assert f"{int(per_cell.sum())} covariate values, {int((per_cell > 0).sum())} of 12 cells" \
+        in line
+    assert "Omega*(X)" not in dd.EfficientDiD().fit(df, **kw).summary()
+
+
 def test_sieve_order_selection_follows_the_outcome_regressions():
     data = _cpt_panel(n=400, seed=4)
     bent = data.assign(y=data["y"] + 0.8 * data["x"] ** 2 * data["time"])
