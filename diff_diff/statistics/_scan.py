@@ -17,19 +17,21 @@ from ..survey._engine import (
 # the input side lives in survey._engine (calibration on engines needs it too)
 __all__ = ["ENGINES", "P", "_collect", "_installed", "_need", "_to_pandas", "_valid", "_wrap",
            "check_columns", "check_numeric", "file_engine", "open_input", "schema_of",
-           "to_pandas_small", "scan", "gram", "check_weights", "centred_moments"]
+           "to_pandas_small", "scan", "gram", "check_weights", "centred_moments",
+           "cell_square_sums"]
 
 
 def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_cols,
-         extra_columns=None, extra_sums=None):
+         extra_columns=None, extra_sums=None, srs_sums=True):
     """One grouped pass: the additive sufficient statistics of every key group.
 
     ``keys``: group columns (cells, then stratum and PSU where the layout needs them).
     ``joint``: one validity for all outcomes (rows complete in every outcome) instead of
     one per outcome. ``extra_columns`` (name: expression) are formed with the scan's own
     columns (``{P}w``, ``{P}v{j}``, ``{P}y{j}``); ``extra_sums`` (key: expression over
-    those) are summed beside the standard sums. Returns a pandas DataFrame, one row per
-    group.
+    those) are summed beside the standard sums. ``srs_sums=False`` leaves out the sums of
+    ``w^2``, ``w^2 y`` and ``w^2 y^2`` (see :func:`cell_square_sums`). Returns a pandas
+    DataFrame, one row per group.
     """
     import narwhals as nw
 
@@ -77,10 +79,10 @@ def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_col
         mins["fpcmin"] = maxs["fpcmax"] = f"{P}fpc"
     for j in range(len(outcomes)):
         v, y = nw.col(f"{P}v{j}"), nw.col(f"{P}y{j}")
-        sums.update({
-            f"nv{j}": v, f"npos{j}": v * (wc > 0).cast(f64), f"sw{j}": wc * v,
-            f"swy{j}": wc * y, f"s2w{j}": w2 * v, f"s2wy{j}": w2 * y, f"s2wy2{j}": w2 * y * y,
-        })
+        sums.update({f"nv{j}": v, f"npos{j}": v * (wc > 0).cast(f64), f"sw{j}": wc * v,
+                     f"swy{j}": wc * y})
+        if srs_sums:
+            sums.update({f"s2w{j}": w2 * v, f"s2wy{j}": w2 * y, f"s2wy2{j}": w2 * y * y})
         if with_swy2:
             sums[f"swy2{j}"] = wc * y * y
         for r in range(len(replicate_cols)):
@@ -219,3 +221,33 @@ def centred_moments(stats, design, shifts) -> list:
         q = np.nan_to_num(got[f"{P}q2_{j}"].to_numpy(dtype=float))
         result.append((c1, q))
     return result
+
+
+def cell_square_sums(stats, design, cells) -> list:
+    """Per cell (in the order of ``cells``, the by-values of the cell codes) and outcome:
+    ``[sum w^2 v, sum w^2 y, sum w^2 y^2]`` over ``stats.source`` (one pass by cell)."""
+    import narwhals as nw
+    import numpy as np
+
+    frame, by = stats.source, list(stats.by)
+    schema = schema_of(frame)
+    f64 = nw.Float64
+    w = (nw.col(design.weights).cast(f64) if design.weights else nw.lit(1.0, dtype=f64))
+    cols = {f"{P}w": w}
+    for j, col in enumerate(stats.outcomes):
+        valid = _valid(col, schema)
+        cols[f"{P}v{j}"] = valid.cast(f64)
+        cols[f"{P}y{j}"] = nw.when(valid).then(nw.col(col).cast(f64)).otherwise(0.0)
+    frame = frame.with_columns(**cols)
+    w2 = nw.col(f"{P}w") * nw.col(f"{P}w")
+    sums = {}
+    for j in range(len(stats.outcomes)):
+        y = nw.col(f"{P}y{j}")
+        sums.update({f"{P}a{j}": w2 * nw.col(f"{P}v{j}"), f"{P}b{j}": w2 * y,
+                     f"{P}c{j}": w2 * y * y})
+    frame = frame.with_columns(**sums)
+    got = to_pandas_small(frame.group_by(by, drop_null_keys=False).agg(
+        *[nw.col(c).sum() for c in sums]))
+    got = cells[by].merge(got, on=by, how="left")
+    return [[np.nan_to_num(got[f"{P}{k}{j}"].to_numpy(dtype=float)) for k in "abc"]
+            for j in range(len(stats.outcomes))]

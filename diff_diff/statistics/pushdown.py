@@ -162,7 +162,8 @@ def aggregate_pushdown(data, by, outcomes, survey_design, covariates, min_n, lon
                          lonely_psu, second_stage_weights)
         _refuse_row_level(survey_design, return_stats)
         stats = compute_statistics(frame, kind, engine_name, by_cols, outcome_cols,
-                                   covariate_cols, survey_design, joint=False)
+                                   covariate_cols, survey_design, joint=False,
+                                   lean=not return_stats)
         if return_stats:  # small and additive: no reference to the data
             return replace(stats, source=None)
     else:
@@ -251,8 +252,13 @@ def _check_stats(stats, by_cols, outcomes, covariates, design, joint) -> None:
 # the scan
 # ---------------------------------------------------------------------------
 def compute_statistics(frame, kind, engine_name, by_cols, outcomes, covariates, design,
-                       joint) -> SurveyStatistics:
-    """Run the one grouped scan on ``frame`` (narwhals, or pandas through narwhals)."""
+                       joint, lean=False) -> SurveyStatistics:
+    """Run the one grouped scan on ``frame`` (narwhals, or pandas through narwhals).
+
+    ``lean``: ``aggregate_survey`` under a PSU design leaves out the sums of ``w^2``
+    terms, which only the ``min_n`` fallback reads; they come from a second, per-cell
+    pass when some cell falls back (:meth:`_Finished.srs_sums`).
+    """
     from . import _scan
 
     design.validate()
@@ -288,6 +294,7 @@ def compute_statistics(frame, kind, engine_name, by_cols, outcomes, covariates, 
         layout = "psu" if design.psu is not None else "moments"
     keys = list(dict.fromkeys([*by_cols, *extra]))
     calibrated = None
+    lean = lean and info is None
     if info is not None:
         from ._calibrated import CalibratedTable, aggregate_standard, scan_spec
 
@@ -298,14 +305,16 @@ def compute_statistics(frame, kind, engine_name, by_cols, outcomes, covariates, 
         table, row = aggregate_standard(fine, keys)
         calibrated = CalibratedTable(table=fine, row=row, info=info, numeric=numeric)
     else:
-        table = _scan.scan(frame, schema, keys, outcomes, covariates, joint, design, reps)
+        lean = lean and layout == "psu" and not joint
+        table = _scan.scan(frame, schema, keys, outcomes, covariates, joint, design, reps,
+                           srs_sums=not lean)
     _scan.check_weights(frame, table, design)
     gram = _scan.gram(frame, design, reps) if reps and joint else None
     return SurveyStatistics(table=table, keys=tuple(keys), by=tuple(by_cols),
                             outcomes=tuple(outcomes), covariates=tuple(covariates),
                             joint=joint, design=design, layout=layout, gram=gram,
                             engine=engine_name, calibration=calibrated,
-                            source=frame if layout == "moments" else None)
+                            source=frame if layout == "moments" or lean else None)
 
 
 # ---------------------------------------------------------------------------
@@ -450,7 +459,6 @@ class _Finished:
         """(estimate, variance, df, n, sum_w, sum of squared influence) per cell."""
         c, D = self.cell, self.n_cells
         sw, swy = self.col(f"sum:sw{j}"), self.col(f"sum:swy{j}")
-        s2w, s2wy, s2wy2 = (self.col(f"sum:{k}{j}") for k in ("s2w", "s2wy", "s2wy2"))
         nv, npos = self.col(f"sum:nv{j}"), self.col(f"sum:npos{j}")
         S = np.bincount(c, weights=sw, minlength=D)
         T = np.bincount(c, weights=swy, minlength=D)
@@ -461,10 +469,12 @@ class _Finished:
             with np.errstate(invalid="ignore", divide="ignore"):
                 est = T / S
             e = np.where(has, est, 0.0)
-            ss_psi = np.where(has, (np.bincount(c, weights=s2wy2, minlength=D)
-                                    - 2 * e * np.bincount(c, weights=s2wy, minlength=D)
-                                    + e**2 * np.bincount(c, weights=s2w, minlength=D)) / Sd**2,
-                              0.0)
+            if f"sum:s2w{j}" in self.t:
+                sums = [np.bincount(c, weights=self.col(f"sum:{k}{j}"), minlength=D)
+                        for k in ("s2w", "s2wy", "s2wy2")]
+                ss_psi = self.srs_ss(sums, e, has, Sd)
+            else:  # a lean table: see srs_sums
+                ss_psi = None
         else:
             est, e, ss_psi = T, None, None
         entry = nv > 0
@@ -574,6 +584,22 @@ class _Finished:
             shifts.append(self._shift(kind, j, e, has, Sd, fweight))
         return centred_moments(self.stats, self.design, shifts)
 
+    @staticmethod
+    def srs_ss(sums, e, has, Sd):
+        """Per cell ``sum w^2 (y - e)^2 / S^2`` from the sums of ``w^2``, ``w^2 y``,
+        ``w^2 y^2``."""
+        s2w, s2wy, s2wy2 = sums
+        return np.where(has, (s2wy2 - 2 * e * s2wy + e**2 * s2w) / Sd**2, 0.0)
+
+    def srs_sums(self, j):
+        """The per-cell sums of ``w^2``, ``w^2 y``, ``w^2 y^2`` of outcome ``j`` from one
+        more pass grouped by the cells (a lean table leaves them out of the first)."""
+        from ._scan import cell_square_sums
+
+        if getattr(self, "_srs", None) is None:
+            self._srs = cell_square_sums(self.stats, self.design, self.keys)
+        return self._srs[j]
+
     def _taylor_df(self, j):
         c, D = self.cell, self.n_cells
         pos = self.col(f"sum:npos{j}") > 0
@@ -651,6 +677,10 @@ def finish_aggregate(stats, survey_design, min_n, lonely_psu, second_stage_weigh
     for j, name in enumerate(stats.outcomes):
         est, var, _, n, S, ss_psi = fin.domain("mean", j, with_df=False)
         use_srs = (S > 0) & ((n < min_n) | ~np.isfinite(var))
+        if use_srs.any() and ss_psi is None:
+            has = S > 0
+            ss_psi = fin.srs_ss(fin.srs_sums(j), np.where(has, est, 0.0), has,
+                                np.where(has, S, 1.0))
         if use_srs.any():
             with np.errstate(invalid="ignore", divide="ignore"):
                 srs = np.where(n > 1, ss_psi * n / (n - 1.0), np.nan)
