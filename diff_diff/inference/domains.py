@@ -17,7 +17,7 @@ from .._grouping import dense_rank
 from .._lazy import sparse as sp
 from .replicate import replicate_vcov_from_estimates
 from ..survey.resolved import ResolvedDesign
-from .tsl import domain_tsl_variance
+from .tsl import distinct_psus, domain_tsl_variance
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,8 +89,11 @@ def _domain_df(design: ResolvedDesign, domain: np.ndarray, n_domains: int) -> np
     """R's ``degf`` of each domain subset: PSUs minus strata with positive weight."""
     inset = (domain >= 0) & (design.weights > 0)
     d = domain[inset].astype(np.int64)
-    _, psu_pairs = dense_rank(d * np.int64(design.n_psu) + design.psu[inset],
-                              n_domains * design.n_psu)
+    key = d * np.int64(design.n_psu) + design.psu[inset]
+    if distinct_psus(design) and n_domains * design.n_psu > 4 * key.size + 1024:
+        psu_pairs = key  # each row its own PSU: the pairs are the rows, in order (as hashed)
+    else:
+        _, psu_pairs = dense_rank(key, n_domains * design.n_psu)
     psu_dom = psu_pairs // design.n_psu
     stratum = design.psu_stratum[psu_pairs % design.n_psu]
     _, strata_pairs = dense_rank(psu_dom * np.int64(design.n_strata) + stratum,

@@ -193,6 +193,15 @@ def tsl_vcov(psi: np.ndarray, design) -> np.ndarray:
     )
 
 
+def distinct_psus(design, psu=None) -> bool:
+    """Whether the design's own PSU codes (``psu`` None) are all different: each row its
+    own PSU (codes are dense, so ``n_psu`` codes over ``n_psu`` rows are a permutation)."""
+    if psu is not None:
+        return False
+    codes = getattr(design, "psu", None)
+    return codes is not None and int(design.n_psu) == codes.shape[0]
+
+
 def domain_tsl_variance(
     psi: np.ndarray,
     domain: np.ndarray,
@@ -217,11 +226,18 @@ def domain_tsl_variance(
     if psi.ndim == 1:
         psi = psi[:, None]
     k = psi.shape[1]
+    own_rows = distinct_psus(design, psu)
     psu = design.psu if psu is None else psu
     keep = domain >= 0
     n_psu, n_strata = design.n_psu, design.n_strata
     key = domain[keep].astype(np.int64) * np.int64(n_psu) + psu[keep]
-    pair, pair_key = dense_rank(key, n_domains * n_psu)
+    if own_rows and n_domains * n_psu > 4 * key.size + 1024:
+        # each row its own PSU and a key space too large to count: every (domain, PSU)
+        # pair is one entry, in order - what hashing returns (dense_rank), without a hash
+        # table as large as the data (it made many domains super-linear in the rows)
+        pair, pair_key = np.arange(key.size, dtype=np.int64), key
+    else:
+        pair, pair_key = dense_rank(key, n_domains * n_psu)
     n_pairs = pair_key.shape[0]
     values = np.asfortranarray(psi if keep.all() else psi[keep])
     z = np.column_stack(
