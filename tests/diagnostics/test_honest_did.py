@@ -210,6 +210,7 @@ def test_dual_vertices_give_the_linear_program_value():
         assert (vertices @ y).max() == pytest.approx(lp.fun, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_conditional_test_matches_the_bisection_version(cs):
     """Accept/reject on a theta grid across both ends of the set equals the R-style
     computation (LP + bisection for the truncation points)."""

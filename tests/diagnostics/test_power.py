@@ -82,6 +82,7 @@ def test_clear_errors():
         dd.SurveyPowerConfig(weight_variation="huge")
 
 
+@pytest.mark.slow
 def test_simulated_power_agrees_with_the_analytic_power():
     """Two periods, unit effects of variance 1 and noise of variance 1 (rho = 0.5 of a
     total variance 2): the analytic power is exact for the DiD of means."""
@@ -141,6 +142,7 @@ def test_failures_are_counted_and_extractor_used():
     assert res.power == 1.0 and res.mean_estimate == 1.0
 
 
+@pytest.mark.slow
 def test_simulated_mde_and_sample_size_bracket_the_analytic_answers():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

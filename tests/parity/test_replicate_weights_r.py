@@ -41,6 +41,7 @@ def test_factors_scale_and_mean_match_r(case):
     np.testing.assert_allclose(got["se"].iloc[0], case["mean_y"]["se"], rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_hadamard_orders_match_r_for_1_to_300_strata():
     for entry in FIXTURE["hadamard_selection"]:
         matrix = hadamard(entry["n_strata"]).astype(int) * 2 - 1

@@ -51,8 +51,14 @@ def _fit(name, method, case, **settings):
         return est.fit(_data(name), **CALLS[name])
 
 
+# local fits with a small lambda_nn converge slowly (seconds each): run with `pytest -m slow`
+SLOW = {("local_reference", "prop99", "lu0.5_lt0.1_nn0.1"),
+        ("local_reference", "sim_small", "lu0.5_lt0.1_nn0.1")}
+
+
 def _cases(source):
-    return [(name, key) for name, cases in FIXTURE[source].items() if name != "note"
+    return [pytest.param(name, key, marks=[pytest.mark.slow] * ((source, name, key) in SLOW))
+            for name, cases in FIXTURE[source].items() if name != "note"
             for key, case in cases.items() if case["lambda_nn"] != 0]
 
 
