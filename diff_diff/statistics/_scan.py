@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..survey._engine import (
     ENGINES, P, _collect, _installed, _need, _to_pandas, _valid, _wrap, check_columns,
-    check_numeric, file_engine, open_input, schema_of, to_pandas_small,
+    check_numeric, file_engine, grouped_sums, open_input, schema_of, to_pandas_small,
 )
 
 # the input side lives in survey._engine (calibration on engines needs it too)
@@ -101,22 +101,7 @@ def scan(frame, schema, keys, outcomes, covariates, joint, design, replicate_col
             sums[f"rbad{r}"] = ((rw > 0) & (wc == 0)).cast(f64)
     if extra_sums:
         sums.update(extra_sums)
-    frame = frame.with_columns(
-        **{f"{P}s_{k}": e for k, e in sums.items()},
-    )
-    aggs = [nw.col(f"{P}s_{k}").sum().alias(f"sum:{k}") for k in sums]
-    aggs += [nw.col(c).min().alias(f"min:{k}") for k, c in mins.items()]
-    aggs += [nw.col(c).max().alias(f"max:{k}") for k, c in maxs.items()]
-    aggs.append(nw.len().alias("sum:n"))
-    if keys:
-        out = frame.group_by(keys, drop_null_keys=False).agg(*aggs)
-    else:
-        out = frame.select(*aggs)
-    table = to_pandas_small(out)
-    for c in table.columns:
-        if c.startswith(("sum:", "min:", "max:")):
-            table[c] = table[c].astype(float)
-    return table
+    return grouped_sums(frame, keys, sums, mins, maxs)
 
 
 def check_weights(frame, table, design) -> None:

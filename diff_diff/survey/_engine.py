@@ -152,6 +152,31 @@ def _valid(col: str, schema: dict):
 
 
 
+def grouped_sums(frame, keys: list[str], sums: dict, mins: dict | None = None,
+                 maxs: dict | None = None) -> pd.DataFrame:
+    """One grouped scan of plain aggregates, as a small pandas table.
+
+    ``sums`` maps names to narwhals expressions, formed as columns first and summed (a
+    group-by of complex expressions would run per group in Python on pandas);
+    ``mins``/``maxs`` map names to columns. Columns ``sum:<name>``, ``min:<name>``,
+    ``max:<name>`` (as floats) and ``sum:n`` (rows), one row per group of ``keys`` (one
+    row overall without keys; missing key values are a group).
+    """
+    import narwhals as nw
+
+    frame = frame.with_columns(**{f"{P}s{i}": e for i, e in enumerate(sums.values())})
+    aggs = [nw.col(f"{P}s{i}").sum().alias(f"sum:{k}") for i, k in enumerate(sums)]
+    aggs += [nw.col(c).min().alias(f"min:{k}") for k, c in (mins or {}).items()]
+    aggs += [nw.col(c).max().alias(f"max:{k}") for k, c in (maxs or {}).items()]
+    aggs.append(nw.len().alias("sum:n"))
+    out = frame.group_by(keys, drop_null_keys=False).agg(*aggs) if keys else frame.select(*aggs)
+    table = to_pandas_small(out)
+    for c in table.columns:
+        if c.startswith(("sum:", "min:", "max:")):
+            table[c] = table[c].astype(float)
+    return table
+
+
 def attach(frame, table: pd.DataFrame, on: list[str], schema: dict | None = None):
     """``frame`` (narwhals) left-joined with the small pandas ``table`` on ``on``.
 

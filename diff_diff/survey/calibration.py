@@ -188,22 +188,8 @@ def calibrate(
                                 bounds=bounds, trim=trim, max_iter=max_iter, tol=tol,
                                 weight_column=weight_column,
                                 account_for_calibration=account_for_calibration, engine=engine)
-    if not isinstance(survey_design, SurveyDesign):
-        raise TypeError(f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    by_cols = [] if by is None else as_column_list(by, "by")
-    bounds = _check_bounds(bounds, method)
-    trim = _check_trim(trim)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
-    if survey_design.weight_type != "pweight":
-        raise ValueError(
-            f"calibration needs sampling weights (weight_type='pweight'), got "
-            f"{survey_design.weight_type!r}"
-        )
+    by_cols, bounds, trim = _check_arguments(survey_design, method, by, bounds, trim,
+                                             max_iter, tol)
     survey_design.resolve(data)  # validates columns and weights
     long = _long_totals(totals, by_cols)
     group, keys = _groups(data, by_cols)
@@ -341,6 +327,27 @@ def rake(
 # ---------------------------------------------------------------------------
 # inputs
 # ---------------------------------------------------------------------------
+def _check_arguments(survey_design, method, by, bounds, trim, max_iter, tol):
+    """The settings every calibration path checks alike: ``(by_cols, bounds, trim)``."""
+    if not isinstance(survey_design, SurveyDesign):
+        raise TypeError(f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    by_cols = [] if by is None else as_column_list(by, "by")
+    bounds = _check_bounds(bounds, method)
+    trim = _check_trim(trim)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+    if survey_design.weight_type != "pweight":
+        raise ValueError(
+            f"calibration needs sampling weights (weight_type='pweight'), got "
+            f"{survey_design.weight_type!r}"
+        )
+    return by_cols, bounds, trim
+
+
 def _check_bounds(bounds, method):
     if bounds is None:
         if method == "logit":

@@ -34,10 +34,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ._engine import P, attach, check_columns, check_numeric, open_input, schema_of
-from ._engine import to_native, to_pandas_small
-from .columns import as_column_list
-from .design import SurveyDesign
+from ._engine import P, attach, check_columns, check_numeric, grouped_sums, open_input
+from ._engine import schema_of, to_native
 
 KEY_PREFIX = f"{P}k"
 
@@ -74,21 +72,8 @@ def calibrate_engine(data, survey_design, totals, *, method, by, bounds, trim, m
                 weight_column=weight_column, account_for_calibration=account_for_calibration)
     if kind == "pandas":
         return cal.calibrate(frame, survey_design, totals, **args)
-    if not isinstance(survey_design, SurveyDesign):
-        raise TypeError(f"survey_design must be a SurveyDesign, got {type(survey_design).__name__}")
-    if method not in cal.METHODS:
-        raise ValueError(f"method must be one of {list(cal.METHODS)}, got {method!r}")
-    by_cols = [] if by is None else as_column_list(by, "by")
-    bounds = cal._check_bounds(bounds, method)
-    trim = cal._check_trim(trim)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
-    if survey_design.weight_type != "pweight":
-        raise ValueError(
-            f"calibration needs sampling weights (weight_type='pweight'), got "
-            f"{survey_design.weight_type!r}")
+    by_cols, bounds, trim = cal._check_arguments(survey_design, method, by, bounds, trim,
+                                                 max_iter, tol)
     survey_design.validate()
     long = cal._long_totals(totals, by_cols)
     schema = schema_of(frame)
@@ -200,23 +185,7 @@ class _Solver:
 
     def _grouped(self, frame, sums, mins=None, maxs=None) -> pd.DataFrame:
         """One grouped scan over the categorical patterns: plain sums of formed columns."""
-        import narwhals as nw
-
-        keys = self.by_cols + self.categorical
-        frame = frame.with_columns(**{f"{P}s{i}": e for i, e in enumerate(sums.values())})
-        aggs = [nw.col(f"{P}s{i}").sum().alias(f"sum:{k}") for i, k in enumerate(sums)]
-        aggs += [nw.col(c).min().alias(f"min:{k}") for k, c in (mins or {}).items()]
-        aggs += [nw.col(c).max().alias(f"max:{k}") for k, c in (maxs or {}).items()]
-        aggs.append(nw.len().alias("sum:n"))
-        if keys:
-            out = frame.group_by(keys, drop_null_keys=False).agg(*aggs)
-        else:
-            out = frame.select(*aggs)
-        table = to_pandas_small(out)
-        for c in table.columns:
-            if c.startswith(("sum:", "min:", "max:")):
-                table[c] = table[c].astype(float)
-        return table
+        return grouped_sums(frame, self.by_cols + self.categorical, sums, mins, maxs)
 
     # ------------------------------------------------------------------ the first scan
     def _pattern_scan(self) -> pd.DataFrame:
