@@ -323,6 +323,8 @@ class WooldridgeDiDResults(EventStudyResultsBase):
                 ("Variance", self.vcov_type)]
         if self.covariates:
             info.insert(3, ("Covariates", ", ".join(self.covariates)))
+        if self.xvar is not None:  # effects by its values: aggregate(kind, by_xvar=True)
+            info.insert(3, ("Heterogeneity (xvar)", f"{self.xvar} (aggregate(by_xvar=True))"))
         if self.n_clusters:
             info.append(("Clusters", self.n_clusters))
         return info

@@ -549,6 +549,7 @@ def test_xvar_invariants_and_errors(mpdta):
             a, b = other.aggregate("group", by_xvar=by), base.aggregate("group", by_xvar=by)
             np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=0, atol=1e-12)
             np.testing.assert_allclose(a["se"], b["se"], rtol=1e-9)
+    assert "Heterogeneity (xvar):" in base.summary() and "xd (aggregate" in base.summary()
     # each cell is the weighted mean of its values' effects
     by = base.aggregate("simple", by_xvar=True)
     assert np.average(by["estimate"], weights=data[data["first.treat"].between(
