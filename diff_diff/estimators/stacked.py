@@ -483,8 +483,7 @@ def _class_fit(stack, data, outcome, cell_design, cell_absorb, names, rank_defic
     cell = (stack._treat * stack.event_values.size + stack._event_code)[sub, cls]
     fit = small_cell_fit(totals / size, cell, cell_design, cell_absorb, q * size, names,
                          rank_deficient_action)
-    if not fit.kept[:len(names)].all():
-        return fit  # (refused by the caller)
+    _identified(fit, names, len(names))  # an event time without data: the clear error
     # the units' influence totals: per period, outcome totals x A - row counts x B
     k = fit.rank
     xb = fit._cell_x[cell] @ fit.bread_inv  # (pseudo-rows, k)

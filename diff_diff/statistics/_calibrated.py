@@ -55,12 +55,12 @@ def scan_spec(design, info, outcomes, layout):
     cats = [m for m, kind, _ in info.margins if kind == "categorical"]
     cols = {f"{P}cd": d}
     for k, m in enumerate(numeric):
-        cols[f"{P}cx{k}"] = nw.lit(1.0, dtype=f64) if m == INTERCEPT else nw.col(m).cast(f64)
+        cols[f"{P}calx{k}"] = nw.lit(1.0, dtype=f64) if m == INTERCEPT else nw.col(m).cast(f64)
     w = nw.col(f"{P}w")
     for j in range(len(outcomes)):
         cols[f"{P}vp{j}"] = nw.col(f"{P}v{j}") * (w > 0).cast(f64)
     dc = nw.col(f"{P}cd")
-    x = [nw.col(f"{P}cx{k}") for k in range(len(numeric))]
+    x = [nw.col(f"{P}calx{k}") for k in range(len(numeric))]
     sums = {"cal_cd": dc}
     for k in range(len(numeric)):
         sums[f"cal_cdx{k}"] = dc * x[k]

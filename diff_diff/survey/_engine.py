@@ -190,18 +190,20 @@ def attach(frame, table: pd.DataFrame, on: list[str], schema: dict | None = None
     impl = str(frame.implementation).rsplit(".", 1)[-1].lower()
     if impl == "duckdb":
         native = nw.to_native(frame)
-        small = table.copy()
+        # DuckDB finds this frame by its variable name (a replacement scan); tables and
+        # views of the connection come first, so the name must not be one a user would take
+        __dd_factor_table = table.copy()
         tname = f"{P}factors"
-        cols = ", ".join(f'"{c}"' for c in small.columns if c not in on)
+        cols = ", ".join(f'"{c}"' for c in __dd_factor_table.columns if c not in on)
         keys = " AND ".join(f'{tname}."{c}" IS NOT DISTINCT FROM {P}t."{c}"' for c in on)
         # the key types from the relation's one bound signature (one bind per relation)
         sql_types = dict(zip(native.columns, native.types))
         casts = ", ".join(f'CAST("{c}" AS {sql_types[c]}) AS "{c}"' for c in on)
-        rest = ", ".join(f'"{c}"' for c in small.columns if c not in on)
+        rest = ", ".join(f'"{c}"' for c in __dd_factor_table.columns if c not in on)
         sql = (f"SELECT {P}t.*, {cols} FROM {P}t LEFT JOIN "
-               f"(SELECT {casts}{', ' if rest else ''}{rest} FROM small) AS {tname} "
+               f"(SELECT {casts}{', ' if rest else ''}{rest} FROM __dd_factor_table) AS {tname} "
                f"ON {keys}" if on else
-               f"SELECT {P}t.*, {cols} FROM {P}t CROSS JOIN small")
+               f"SELECT {P}t.*, {cols} FROM {P}t CROSS JOIN __dd_factor_table")
         return nw.from_native(native.query(f"{P}t", sql))
     if impl == "polars":
         import polars as pl

@@ -238,6 +238,11 @@ class _Solver:
     def _model(self, table):
         from . import calibration as cal
 
+        for col in self.by_cols:  # counted in rows of the data, as in memory (not patterns)
+            missing = table[col].isna().to_numpy()
+            if missing.any():
+                raise ValueError(f"by column {col!r} contains "
+                                 f"{int(table['sum:n'].to_numpy()[missing].sum())} missing values")
         data = table[self.by_cols + self.categorical].copy()
         for m in self.continuous:
             data[m] = 1.0  # placeholder: the numeric products come from the scans
@@ -306,7 +311,17 @@ class _Solver:
             report = self._report_from(self._last, iters, err, n_trimmed)
         else:
             report = self._report_scan(factors, g_row, iters, err, n_trimmed)
-        return factors, self._d() * g_row, [], report
+        # replicates (only without accounting for calibration here, see calibrate_engine):
+        # each replicate weight times the full-sample ratio g, as in memory
+        return factors, self._d() * g_row, [self._replicate(col) * g_row for col in self.reps], \
+            report
+
+    def _replicate(self, col):
+        """Replicate column ``col`` as a combined weight (times d when given as factors)."""
+        import narwhals as nw
+
+        rep = nw.col(col).cast(nw.Float64)
+        return rep if self.design.combined_weights else rep * self._d()
 
     # ------------------------------------------------------------------ patterns route
     def _run_patterns(self, table, factors, n_rows, d_p):
@@ -346,10 +361,7 @@ class _Solver:
                 ratio = nw.col(f"{P}g{r}")
             else:
                 ratio = nw.col(f"{P}g")
-            rep = nw.col(col).cast(nw.Float64)
-            if not self.design.combined_weights:
-                rep = rep * self._d()
-            rep_exprs.append(rep * ratio)
+            rep_exprs.append(self._replicate(col) * ratio)
         report = cal._report(model, d_p * g, d_p, g, targets, keys, self.by_cols, margins,
                              iters, err, tol, n_trimmed, n_rep)
         groups = report.groups.copy()

@@ -198,3 +198,44 @@ def test_errors_name_what_engines_refuse():
     out, des = rake(duckdb.from_df(DF), TAYLOR, RAKE, by=BY)
     with pytest.raises(ValueError, match="return_stats=True is not available"):
         survey_mean(out, "y", des, return_stats=True)
+
+
+def test_covariates_after_a_numeric_margin_and_fixed_ratio_replicates():
+    # the calibrated scan's numeric-margin columns once overwrote aggregate_survey's
+    # covariate columns (cov_mean was x's total / N), and the continuous-margin route dropped
+    # the replicate columns of account_for_calibration=False
+    ref, rdes = quiet(calibrate, DF, TAYLOR, LINEAR, by=BY, method="linear")
+    out, des = quiet(calibrate, pl.from_pandas(DF).lazy(), TAYLOR, LINEAR, by=BY,
+                     method="linear")
+    a, _ = quiet(aggregate_survey, ref, BY, "y", rdes, covariates="inc")
+    b, _ = quiet(aggregate_survey, out, BY, "y", des, covariates="inc")
+    same(b, a, BY)
+    assert not np.allclose(a["inc_mean"], a["inc_mean"].iloc[0])  # a real covariate mean
+    design = SurveyDesign(weights="w", replicate_weights=[f"rep{r}" for r in range(4)],
+                          replicate_method="JK1", combined_weights=False)
+    kw = dict(by=BY, method="linear", account_for_calibration=False)
+    ref, rdes = quiet(calibrate, DF, design, LINEAR, **kw)
+    out, des = quiet(calibrate, duckdb.from_df(DF), design, LINEAR, **kw)
+    got = back(out)
+    assert des.replicate_weights == rdes.replicate_weights == [f"rep{r}_cal" for r in range(4)]
+    for r in range(4):
+        np.testing.assert_allclose(got[f"rep{r}_cal"], ref[f"rep{r}_cal"], rtol=TOL)
+    same(survey_mean(out, "y", des, by="sex"), survey_mean(ref, "y", rdes, by="sex"))
+
+
+def test_a_user_table_named_like_a_python_variable_does_not_capture_the_factor_join():
+    # DuckDB resolves the connection's tables before Python variables (replacement scans)
+    con = duckdb.connect()
+    for name in ("small", "table"):
+        con.execute(f'CREATE TABLE "{name}" AS SELECT 1 AS state, 2.0 AS sex')
+    ref, rdes = rake(DF, TAYLOR, RAKE, by=BY)
+    out, des = rake(con.from_df(DF), TAYLOR, RAKE, by=BY)
+    np.testing.assert_allclose(back(out)["w_cal"], ref["w_cal"], rtol=TOL)
+
+
+def test_missing_by_values_are_counted_in_rows_as_in_memory():
+    df = DF.assign(state=DF["state"].where(DF["psu"] % 7 != 0, None))
+    n_missing = int(df["state"].isna().sum())
+    for data in (df, duckdb.from_df(df), pl.from_pandas(df).lazy()):
+        with pytest.raises(ValueError, match=f"by column 'state' contains {n_missing} missing"):
+            rake(data, TAYLOR, RAKE, by=BY)

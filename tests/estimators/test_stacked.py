@@ -6,6 +6,7 @@ tests/parity/test_stacked_published.py."""
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import diff_diff as dd
@@ -220,3 +221,17 @@ def test_class_fit_with_repeated_rows_and_string_units(panel):
     assert (sums.n_obs, sums.n_treated_units, sums.n_control_units, sums.n_clusters) == (
         rows.n_obs, rows.n_treated_units, rows.n_control_units, rows.n_clusters)
     assert sums.n_obs > len(sums.stacked_data.drop_duplicates()) > 0
+
+
+def test_unidentified_event_times_raise_the_same_error_on_every_path():
+    # periods two apart: event times 1 and 2 have no rows; the default (class-sum) fit used
+    # to fail with an AttributeError instead of the error the row fit gives
+    rng = np.random.default_rng(0)
+    rows = [(i, t, [0, 6, 10][i % 3], rng.normal()) for i in range(40) for t in range(2, 21, 2)]
+    df = pd.DataFrame(rows, columns=["u", "t", "g", "y"]).assign(w=1.0)
+    for design in (None, dd.SurveyDesign(weights="w")):
+        with pytest.raises(ValueError, match=r"\['treat:e\[1\]', 'treat:e\[2\]'\] not "
+                                             "identified"), \
+                pytest.warns(UserWarning, match="collinear"):
+            dd.StackedDiD(kappa_pre=2, kappa_post=2).fit(df, "y", "u", "t", "g",
+                                                         survey_design=design)
