@@ -3,6 +3,7 @@ and the fit template every influence-function estimator runs."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._frames import as_pandas
 from ..inference import MULTIPLIERS
 from ..survey.units import resolve_unit_design
 from .panel import require_columns
@@ -44,6 +46,25 @@ class Estimator:
 
     _allowed: dict[str, tuple] = {}
     _checks: dict[str, tuple] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        """Every estimator's ``fit`` takes a Polars/PyArrow/... frame as ``data``: converted
+        to pandas once, before anything reads it (:func:`diff_diff._frames.as_pandas`)."""
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is None or getattr(fit, "_converts_frames", False):
+            return
+
+        @functools.wraps(fit)
+        def converting_fit(self, *args, **kwargs):
+            if args:
+                args = (as_pandas(args[0]), *args[1:])
+            elif "data" in kwargs:
+                kwargs["data"] = as_pandas(kwargs["data"])
+            return fit(self, *args, **kwargs)
+
+        converting_fit._converts_frames = True
+        cls.fit = converting_fit
 
     @classmethod
     def _param_names(cls) -> list[str]:

@@ -220,3 +220,35 @@ def test_results_pickle_and_keep_their_inference(entry, panel, replicate):
         back = pickle.loads(pickle.dumps(res))
         assert _headline(back).tolist() == _headline(res).tolist()
         assert back.summary() == res.summary()
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_polars_and_other_frames_are_converted_once_with_the_same_results(entry, panel):
+    pl = pytest.importorskip("polars")
+    pytest.importorskip("pyarrow")
+    base = _headline(_fit(entry, panel, TAYLOR))
+    frame = pl.from_pandas(panel)
+    lazy = entry.name in ("CallawaySantAnna", "SyntheticDiD")  # LazyFrames are collected
+    got = _headline(_fit(entry, frame.lazy() if lazy else frame, TAYLOR))
+    np.testing.assert_allclose(got, base, rtol=1e-12, atol=1e-14)
+    assert isinstance(frame, pl.DataFrame) and frame.shape == panel.shape  # input untouched
+
+
+def test_converted_frames_keep_their_column_types():
+    pl = pytest.importorskip("polars")
+    pa = pytest.importorskip("pyarrow")
+    from diff_diff._frames import as_pandas
+
+    df = pd.DataFrame({"i": np.arange(4, dtype=np.int64), "f": [0.5, np.nan, 1.0, 2.0],
+                       "s": list("abca"), "b": [True, False, True, True],
+                       "c": pd.Categorical(list("xyxy"))})
+    for frame in (pl.from_pandas(df), pl.from_pandas(df).lazy(),
+                  pa.Table.from_pandas(df, preserve_index=False)):
+        out = as_pandas(frame)
+        assert isinstance(out, pd.DataFrame) and list(out.columns) == list(df.columns)
+        assert out["i"].dtype == np.int64 and out["f"].dtype == np.float64
+        assert out["b"].dtype == bool and isinstance(out["c"].dtype, pd.CategoricalDtype)
+        assert out["s"].tolist() == df["s"].tolist() and np.isnan(out["f"][1])
+    assert as_pandas(df) is df and as_pandas([1]) == [1]  # pandas as is; others refused later
+    with pytest.raises(TypeError, match="must be a pandas DataFrame .*got builtins.list"):
+        dd.CallawaySantAnna().fit([1], "y", "unit", "time", "first_treat")
