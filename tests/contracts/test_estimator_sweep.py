@@ -225,7 +225,7 @@ def test_results_pickle_and_keep_their_inference(entry, panel, replicate):
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_polars_and_other_frames_are_converted_once_with_the_same_results(entry, panel):
     pl = pytest.importorskip("polars")
-    pytest.importorskip("pyarrow")
+    pytest.importorskip("pyarrow", exc_type=ImportError)  # (or unloadable)
     base = _headline(_fit(entry, panel, TAYLOR))
     frame = pl.from_pandas(panel)
     lazy = entry.name in ("CallawaySantAnna", "SyntheticDiD")  # LazyFrames are collected
@@ -236,7 +236,7 @@ def test_polars_and_other_frames_are_converted_once_with_the_same_results(entry,
 
 def test_converted_frames_keep_their_column_types():
     pl = pytest.importorskip("polars")
-    pa = pytest.importorskip("pyarrow")
+    pa = pytest.importorskip("pyarrow", exc_type=ImportError)  # (or unloadable)
     from diff_diff._frames import as_pandas
 
     df = pd.DataFrame({"i": np.arange(4, dtype=np.int64), "f": [0.5, np.nan, 1.0, 2.0],
